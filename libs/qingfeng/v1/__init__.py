@@ -1,0 +1,1 @@
+"""Generated protobuf code for qingfeng.v1 (build output of `make protos`, git-ignored)."""

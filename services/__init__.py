@@ -1,0 +1,1 @@
+"""Qingfeng services: one package each, talking only over gRPC and Kafka."""
