@@ -1,0 +1,111 @@
+"""Settings groups shared by every process.
+
+Each process owns one ``BaseSettings`` subclass with its own prefix (``QF_GRADER_``, ``QF_GATEWAY_`` …) that nests
+these groups, so a variable reads e.g. ``QF_GRADER_KAFKA__BOOTSTRAP_SERVERS``. Settings are built once in
+``__main__`` before the event loop starts, kept frozen and passed down; nothing reads the environment elsewhere.
+Secrets (tokens, database passwords) are ``SecretStr`` and may come from a secrets directory (``QF_SECRETS_DIR``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "DatabaseSettings",
+    "ElasticsearchSettings",
+    "GrpcSettings",
+    "KafkaSettings",
+    "LogSettings",
+    "ServiceSettings",
+    "TelemetrySettings",
+    "service_settings_config",
+]
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Group):
+    """Where the brokers are and how topics are made."""
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    client_id: str = "qingfeng"
+    # Partitions and replication used when a service creates its topics at start.
+    partitions: int = Field(default=3, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    # Largest record a producer sends; larger payloads are dead-lettered with a reason instead.
+    max_request_size_bytes: int = Field(default=1_048_576, ge=1024)
+    request_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class ElasticsearchSettings(_Group):
+    """The search cluster and the index naming scheme."""
+
+    url: str = "http://127.0.0.1:19200"
+    username: str | None = None
+    password: SecretStr | None = None
+    # Every index and alias this suite owns starts with this prefix, so tests and tenants can be separated.
+    index_prefix: str = "qingfeng"
+    request_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class DatabaseSettings(_Group):
+    """SQL store: SQLite is the embedded default, PostgreSQL is supported."""
+
+    url: SecretStr = SecretStr("sqlite+aiosqlite:///./.qingfeng/qingfeng.db")
+    echo: bool = False
+
+
+class TelemetrySettings(_Group):
+    """OpenTelemetry: spans are always recorded; export only when an endpoint is configured."""
+
+    service_name: str = "qingfeng"
+    otlp_endpoint: str | None = None
+    # Write finished spans to the log as JSON lines (debugging without a collector).
+    console_export: bool = False
+
+
+class LogSettings(_Group):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class GrpcSettings(_Group):
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    # Seconds that running calls get to finish after SIGTERM.
+    shutdown_grace_s: float = Field(default=5.0, ge=0)
+    max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+
+
+def service_settings_config(prefix: str) -> SettingsConfigDict:
+    """The shared pydantic-settings config for a process whose variables start with ``prefix``."""
+    secrets_dir = os.environ.get("QF_SECRETS_DIR")
+    return SettingsConfigDict(
+        env_prefix=prefix,
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+        secrets_dir=secrets_dir if secrets_dir and Path(secrets_dir).is_dir() else None,
+    )
+
+
+class ServiceSettings(BaseSettings):
+    """Base for each process's settings: the groups every service has. Subclasses set ``model_config``."""
+
+    model_config: ClassVar[SettingsConfigDict] = service_settings_config("QF_")
+
+    kafka: KafkaSettings = KafkaSettings()
+    elasticsearch: ElasticsearchSettings = ElasticsearchSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+    log: LogSettings = LogSettings()
+    grpc: GrpcSettings = GrpcSettings()
+
+    def describe(self) -> dict[str, Any]:
+        """The effective settings with secrets masked, for the start-up log line."""
+        return self.model_dump(mode="json")
