@@ -1,0 +1,110 @@
+"""Forward partner calls to the service that owns the method, without decoding them.
+
+The gateway does not re-implement the services' APIs: for every method of every upstream service descriptor it
+registers a pass-through handler (bytes in, bytes out) of the right arity, copies the caller's deadline and trace
+context, and adds the authenticated identity as ``x-qingfeng-*`` metadata, which the services trust only because
+they are reachable from the gateway alone (network policy in ``deploy/``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+
+from gateway.interceptors import current_identity
+
+__all__ = ["identity_metadata", "proxy_handler"]
+
+_FORWARDED_HEADERS = ("traceparent", "tracestate", "x-request-id")
+
+
+def identity_metadata(context: grpc.aio.ServicerContext) -> list[tuple[str, str]]:
+    """Metadata for the upstream call: the caller's identity plus trace headers it sent."""
+    identity = current_identity.get()
+    metadata: list[tuple[str, str]] = []
+    if identity is not None:
+        metadata += [
+            ("x-qingfeng-principal", identity.name),
+            ("x-qingfeng-agency", identity.agency),
+            ("x-qingfeng-roles", ",".join(identity.roles)),
+        ]
+    for key, value in context.invocation_metadata() or ():
+        if key in _FORWARDED_HEADERS:
+            metadata.append((key, value))
+    return metadata
+
+
+def _timeout(context: grpc.aio.ServicerContext) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else max(remaining, 0.0)
+
+
+async def _relay_error(context: grpc.aio.ServicerContext, exc: grpc.aio.AioRpcError) -> None:
+    trailing = exc.trailing_metadata()
+    if trailing:
+        context.set_trailing_metadata(tuple(trailing))
+    await context.abort(exc.code(), exc.details() or "")
+
+
+def _method_handler(channel: grpc.aio.Channel, path: str, method: MethodDescriptor) -> grpc.RpcMethodHandler:
+    client_stream, server_stream = method.client_streaming, method.server_streaming
+
+    if not client_stream and not server_stream:
+        call = channel.unary_unary(path)
+
+        async def unary_unary(request: bytes, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return await call(request, timeout=_timeout(context), metadata=identity_metadata(context))
+            except grpc.aio.AioRpcError as exc:
+                await _relay_error(context, exc)
+
+        return grpc.unary_unary_rpc_method_handler(unary_unary)
+    if client_stream and not server_stream:
+        call_su = channel.stream_unary(path)
+
+        async def stream_unary(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return await call_su(requests, timeout=_timeout(context), metadata=identity_metadata(context))
+            except grpc.aio.AioRpcError as exc:
+                await _relay_error(context, exc)
+
+        return grpc.stream_unary_rpc_method_handler(stream_unary)
+    if server_stream and not client_stream:
+        call_us = channel.unary_stream(path)
+
+        async def unary_stream(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            try:
+                async for item in call_us(request, timeout=_timeout(context), metadata=identity_metadata(context)):
+                    yield item
+            except grpc.aio.AioRpcError as exc:
+                await _relay_error(context, exc)
+
+        return grpc.unary_stream_rpc_method_handler(unary_stream)
+    call_ss = channel.stream_stream(path)
+
+    async def stream_stream(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        try:
+            async for item in call_ss(requests, timeout=_timeout(context), metadata=identity_metadata(context)):
+                yield item
+        except grpc.aio.AioRpcError as exc:
+            await _relay_error(context, exc)
+
+    return grpc.stream_stream_rpc_method_handler(stream_stream)
+
+
+def proxy_handler(upstreams: Mapping[ServiceDescriptor, grpc.aio.Channel]) -> grpc.GenericRpcHandler:
+    """One generic handler serving every method of every upstream service over its channel."""
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    for service, channel in upstreams.items():
+        for method in service.methods:
+            path = f"/{service.full_name}/{method.name}"
+            handlers[path] = _method_handler(channel, path, method)
+
+    class _Proxy(grpc.GenericRpcHandler):  # type: ignore[misc]
+        def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+            return handlers.get(details.method)
+
+    return _Proxy()
