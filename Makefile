@@ -21,7 +21,9 @@ node_modules/.installed: package.json
 
 # Generated code lands in libs/qingfeng/v1 (git-ignored): python, grpc and .pyi stubs.
 protos: $(VENV)/.installed
-	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=libs --pyi_out=libs --grpc_python_out=libs $(PROTOS)
+	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=libs --grpc_python_out=libs \
+	  --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --mypy_out=libs \
+	  --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=libs $(PROTOS)
 
 install: $(VENV)/.installed node_modules/.installed protos
 
