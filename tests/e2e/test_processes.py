@@ -65,11 +65,11 @@ def test_process_serves_and_stops(
         f"{prefix}KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
         f"{prefix}ELASTICSEARCH__URL": es_url,
         f"{prefix}ELASTICSEARCH__INDEX_PREFIX": f"qf-proc-{name}",
-        f"{prefix}DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path}/{name}.db",
-        f"{prefix}STATE_DIR": str(tmp_path),
         "QF_GATEWAY_HTTP__PORT": str(_free_port()),
         "QF_GATEWAY_ACCESS_POLICY": str(access_policy_file),
     }
+    if name in ("coordinator", "publisher"):
+        env[f"{prefix}DATABASE__URL"] = f"sqlite+aiosqlite:///{tmp_path}/{name}.db"
     log_path = tmp_path / f"{name}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)

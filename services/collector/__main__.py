@@ -1,0 +1,20 @@
+"""`python -m services.collector`: settings, then logging and tracing, then the app until SIGTERM."""
+
+import asyncio
+
+from qingfeng.logs import setup_logging
+from qingfeng.telemetry import setup_tracing
+
+from services.collector.app import run
+from services.collector.settings import CollectorSettings
+
+
+def main() -> None:
+    settings = CollectorSettings()
+    setup_logging("collector", settings.log.level)
+    setup_tracing(settings.telemetry)
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""`python -m services.grader`: settings, then logging and tracing, then the app until SIGTERM."""
+
+import asyncio
+
+from qingfeng.logs import setup_logging
+from qingfeng.telemetry import setup_tracing
+
+from services.grader.app import run
+from services.grader.settings import GraderSettings
+
+
+def main() -> None:
+    settings = GraderSettings()
+    setup_logging("grader", settings.log.level)
+    setup_tracing(settings.telemetry)
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()
