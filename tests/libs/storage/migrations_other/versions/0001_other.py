@@ -1,0 +1,21 @@
+"""The other service's only table.
+
+Revision ID: 0001
+Revises:
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("other_thing", sa.Column("id", sa.Integer(), primary_key=True), sa.Column("name", sa.Text()))
+
+
+def downgrade() -> None:
+    op.drop_table("other_thing")
