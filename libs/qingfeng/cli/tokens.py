@@ -1,0 +1,161 @@
+"""Gateway tokens for a local suite: one random bearer token per default identity, and the access policy.
+
+``provision(state_dir)`` runs from `qingfeng up` before the gateway starts. On the first run it writes
+``<state>/tokens/<name>`` (the token, mode 0600) for every identity below and ``<state>/access.yaml`` (only SHA-256
+hashes of the tokens, mode 0600), the file the gateway reads through ``QF_GATEWAY_ACCESS_POLICY``. Later runs keep
+both untouched, so tokens handed out stay valid; delete ``access.yaml`` to rotate every token.
+
+The grants follow DESIGN §1: the opinion office's analyst may call everything (and use reflection); each partner
+agency gets only the methods its part of the disposition needs (不泄露案情). Method names are checked against the
+generated descriptors, so a renamed RPC breaks provisioning instead of silently granting nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from qingfeng.cli.paths import state_dir
+from qingfeng.v1 import case_pb2, publication_pb2
+
+__all__ = ["DEFAULT_IDENTITIES", "GatewayIdentity", "add_arguments", "provision", "run"]
+
+POLICY_FILE = "access.yaml"
+TOKENS_DIR = "tokens"
+POLICY_VERSION = "local-1"
+
+
+@dataclass(frozen=True)
+class GatewayIdentity:
+    """One caller of the gateway: token file name, agency (see gateway/access.py AGENCIES), roles and grants."""
+
+    name: str
+    agency: str
+    roles: tuple[str, ...]
+    grants: tuple[str, ...]
+
+
+def _methods(module: Any, service: str, *names: str) -> tuple[str, ...]:
+    descriptor = module.DESCRIPTOR.services_by_name[service]
+    return tuple(f"/{descriptor.full_name}/{descriptor.methods_by_name[name].name}" for name in names)
+
+
+def _identities() -> tuple[GatewayIdentity, ...]:
+    coordinator, publisher = "CoordinatorService", "PublisherService"
+    return (
+        GatewayIdentity("analyst", "opinion_office", ("analyst",), ("/qingfeng.v1.*", "/grpc.reflection.*")),
+        GatewayIdentity(
+            "police_cyber",
+            "police_cyber",
+            (),
+            _methods(case_pb2, coordinator, "ListTasks", "UpdateTask", "CompleteTask"),
+        ),
+        GatewayIdentity(
+            "propaganda",
+            "propaganda",
+            (),
+            _methods(
+                publication_pb2,
+                publisher,
+                "CreateDraft",
+                "GetDraft",
+                "ListDrafts",
+                "UpdateDraft",
+                "SubmitForReview",
+                "SignOff",
+                "ListPublications",
+                "GetPublication",
+                "ListChannels",
+                "ListTemplates",
+            ),
+        ),
+        GatewayIdentity("petitions", "petitions", (), _methods(case_pb2, coordinator, "ListTasks", "CompleteTask")),
+        GatewayIdentity(
+            "daily_newspaper",
+            "daily_newspaper",
+            (),
+            _methods(publication_pb2, publisher, "ListPublications", "GetPublication"),
+        ),
+        GatewayIdentity(
+            "telecom_regulator", "telecom_regulator", (), _methods(case_pb2, coordinator, "ListTasks", "CompleteTask")
+        ),
+        GatewayIdentity(
+            "case_management",
+            "case_management",
+            (),
+            _methods(case_pb2, coordinator, "GetCase", "ListCases", "ListTasks", "CompleteTask"),
+        ),
+    )
+
+
+DEFAULT_IDENTITIES: tuple[GatewayIdentity, ...] = _identities()
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600 from the first byte, replacing it atomically."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def provision(state_dir: Path, identities: tuple[GatewayIdentity, ...] = DEFAULT_IDENTITIES) -> Path:
+    """Create tokens and the access policy under ``state_dir`` unless the policy exists; return the policy path."""
+    policy_path = state_dir / POLICY_FILE
+    if policy_path.exists():
+        return policy_path
+    tokens_dir = state_dir / TOKENS_DIR
+    tokens_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(tokens_dir, 0o700)
+    entries = []
+    for identity in identities:
+        token = secrets.token_urlsafe(32)
+        _write_private(tokens_dir / identity.name, token + "\n")
+        entries.append(
+            {
+                "name": identity.name,
+                "agency": identity.agency,
+                "roles": list(identity.roles),
+                "token_sha256": hashlib.sha256(token.encode("utf-8")).hexdigest(),
+                "grants": list(identity.grants),
+            }
+        )
+    header = (
+        "# Gateway access policy written by `qingfeng up` (qingfeng.cli.tokens). Only token hashes are stored;\n"
+        f"# the tokens are in {tokens_dir}/<name>. Delete this file to rotate every token.\n"
+    )
+    body = yaml.safe_dump({"version": POLICY_VERSION, "identities": entries}, allow_unicode=True, sort_keys=False)
+    # The policy is written last: its presence means every token file it hashes exists.
+    _write_private(policy_path, header + body)
+    return policy_path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `qingfeng tokens`."""
+    parser.add_argument("--state-dir", type=Path, default=None, help="state directory (default: QF_STATE_DIR)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """`qingfeng tokens`: provision if needed, then list each identity with its token file (never the token)."""
+    state = args.state_dir or state_dir()
+    policy = provision(state)
+    print(f"access policy: {policy}")
+    for identity in DEFAULT_IDENTITIES:
+        token_file = state / TOKENS_DIR / identity.name
+        shown = token_file if token_file.exists() else "(missing: delete the policy to re-provision)"
+        print(f"{identity.name:<18} {identity.agency:<18} {shown}")
+    return 0
