@@ -1,0 +1,143 @@
+"""Pydantic schemas of the lexicon files (one per ``kind``), used only to validate them at load.
+
+The rest of the package works on the frozen dataclasses built from them in ``lexicon.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+__all__ = [
+    "FILE_SCHEMAS",
+    "RegionEntry",
+    "RegionFile",
+    "RelevanceFile",
+    "RelevanceWeights",
+    "StopwordFile",
+    "TermCategory",
+    "TermFile",
+]
+
+_STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+Term = Annotated[str, StringConstraints(min_length=1, max_length=32, strip_whitespace=True)]
+Version = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+Weight = Annotated[float, Field(ge=0.0, le=1.0)]
+CategoryId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+
+_CODE = re.compile(r"^[1-9][0-9]{5}$")
+
+
+def _reject_inner_space(terms: list[str]) -> list[str]:
+    # A term with a space inside can never match: the text is matched as written, and a typo like
+    # "公款 吃喝" would silently never fire.
+    for term in terms:
+        if any(ch.isspace() for ch in term):
+            raise ValueError(f"term {term!r} contains whitespace")
+    return terms
+
+
+class TermCategory(BaseModel):
+    """One category of a term lexicon. ``label`` and ``weight`` are required unless it extends a known one."""
+
+    model_config = _STRICT
+
+    label: str | None = Field(default=None, min_length=1)
+    weight: Weight | None = None
+    terms: list[Term] = Field(min_length=1)
+
+    _check_terms = field_validator("terms")(_reject_inner_space)
+
+
+class TermFile(BaseModel):
+    """A term lexicon: corruption vocabulary, officials' titles or offline-action signals."""
+
+    model_config = _STRICT
+
+    kind: Literal["corruption", "official", "offline"]
+    version: Version
+    categories: dict[CategoryId, TermCategory] = Field(min_length=1)
+    exclude: list[Term] = Field(default_factory=list)
+    """Longer phrases that contain a term but do not mean it (被查出 "diagnosed" is not 被查 "investigated")."""
+
+    _check_exclude = field_validator("exclude")(_reject_inner_space)
+
+
+class RegionEntry(BaseModel):
+    """One administrative division with its GB/T 2260 code."""
+
+    model_config = _STRICT
+
+    code: str
+    name: Term
+    aliases: list[Term] = Field(default_factory=list)
+
+    @field_validator("code")
+    @classmethod
+    def _six_digits(cls, code: str) -> str:
+        if not _CODE.match(code):
+            raise ValueError(f"GB/T 2260 code must be six digits not starting with 0, got {code!r}")
+        return code
+
+    _check_aliases = field_validator("aliases")(_reject_inner_space)
+
+
+class RegionFile(BaseModel):
+    """A region lexicon: divisions with their codes and short names."""
+
+    model_config = _STRICT
+
+    kind: Literal["region"]
+    version: Version
+    regions: list[RegionEntry] = Field(default_factory=list)
+    exclude: list[Term] = Field(default_factory=list)
+    """Phrases that contain a place name but do not name the place (北京时间 is a time zone)."""
+
+    _check_exclude = field_validator("exclude")(_reject_inner_space)
+
+
+class StopwordFile(BaseModel):
+    """Words never reported as keywords."""
+
+    model_config = _STRICT
+
+    kind: Literal["stopwords"]
+    version: Version
+    words: list[Term] = Field(min_length=1)
+
+
+class RelevanceWeights(BaseModel):
+    """Weights of the relevance criteria; their meaning is documented in ``relevance.yaml``."""
+
+    model_config = _STRICT
+
+    corruption_scale: Weight
+    official: Weight
+    official_corruption: Weight
+    offline: Weight
+    offline_corruption: Weight
+    region: Weight
+    region_corruption: Weight
+
+
+class RelevanceFile(BaseModel):
+    """The relevance policy."""
+
+    model_config = _STRICT
+
+    kind: Literal["relevance"]
+    version: Version
+    weights: RelevanceWeights
+
+
+FILE_SCHEMAS: dict[str, type[BaseModel]] = {
+    "corruption": TermFile,
+    "official": TermFile,
+    "offline": TermFile,
+    "region": RegionFile,
+    "stopwords": StopwordFile,
+    "relevance": RelevanceFile,
+}

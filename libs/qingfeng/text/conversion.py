@@ -1,0 +1,117 @@
+"""Script and width normalisation of Chinese text, and the canonical form used for content hashing.
+
+Three layers, each cheap and idempotent:
+
+- ``normalize_width``: full-width ASCII letters/digits/symbols to half-width, the ideographic space to a space,
+  CJK compatibility ideographs and Kangxi radicals to the unified ideographs (the NFKC mappings that are safe
+  for Chinese prose). Chinese prose punctuation (，。！？：；（）) is kept as written: NFKC would turn it into
+  ASCII and change the text shown to analysts.
+- ``to_simplified``: traditional to simplified with OpenCC ``t2s`` (phrase-aware, e.g. 貪污受賄 → 贪污受贿).
+- ``normalize_for_hash``: the canonical content of a post for exact-duplicate detection: lower case, no URLs,
+  no @mentions or ``//@user:`` repost chains, no 转发微博 boilerplate, no [表情] emoticons, no whitespace and
+  no punctuation at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from functools import lru_cache
+
+import opencc
+
+__all__ = [
+    "content_hash",
+    "normalize_for_hash",
+    "normalize_width",
+    "prepare",
+    "strip_noise",
+    "to_simplified",
+]
+
+# Full-width forms that stay as written: they are ordinary Chinese punctuation, not "wide ASCII".
+_KEEP_FULL_WIDTH = frozenset("！（），：；？～")
+
+
+def _width_table() -> dict[int, str]:
+    table: dict[int, str] = {}
+    ranges = (
+        range(0xFF01, 0xFF5F),  # full-width ASCII variants
+        range(0xF900, 0xFB00),  # CJK compatibility ideographs
+        range(0x2F00, 0x2FD6),  # Kangxi radicals, used to dodge keyword filters (⾦ for 金)
+    )
+    for block in ranges:
+        for cp in block:
+            ch = chr(cp)
+            if ch in _KEEP_FULL_WIDTH:
+                continue
+            mapped = unicodedata.normalize("NFKC", ch)
+            if mapped != ch:
+                table[cp] = mapped
+    table[0x3000] = " "  # ideographic space
+    return table
+
+
+_WIDTH_TABLE = _width_table()
+# Finding "nothing to do" with one regex search is much cheaper than str.translate over every post.
+_NEEDS_WIDTH = re.compile("[" + "".join(re.escape(chr(cp)) for cp in sorted(_WIDTH_TABLE)) + "]")
+
+
+def normalize_width(text: str) -> str:
+    """Map full-width ASCII, the ideographic space and compatibility ideographs to their normal forms."""
+    if text.isascii() or _NEEDS_WIDTH.search(text) is None:
+        return text
+    return text.translate(_WIDTH_TABLE)
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> opencc.OpenCC:
+    # Loading the OpenCC dictionaries takes milliseconds: do it once per process, on first use.
+    return opencc.OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    """Convert traditional Chinese to simplified (OpenCC ``t2s``); ASCII text is returned unchanged."""
+    if not text or text.isascii():
+        return text
+    converted: str = _t2s().convert(text)
+    return converted
+
+
+def prepare(text: str) -> str:
+    """The text every tagger sees: width-normalised, then simplified."""
+    return to_simplified(normalize_width(text))
+
+
+# One alternation, one pass. Order matters: URLs and repost chains before the generic punctuation class, so
+# "//@user:" is removed with its name rather than leaving the name behind.
+_NOISE = re.compile(
+    r"(?:https?://|www\.)[A-Za-z0-9._~:/?#\[\]@!$&'()*+,;=%-]*"  # URLs (ASCII only: Chinese right after stays)
+    r"|//@[\w\-]{1,30}[:：]?"  # repost chain //@user:
+    r"|@[\w\-]{1,30}"  # @mention
+    r"|\A回复"  # reply prefix 回复@user:
+    r"|转发微博"  # weibo's default repost text
+    r"|\[[^\[\]\s]{1,8}\]"  # [表情] emoticons
+)
+_NON_WORD = re.compile(r"[\W_]+")
+
+
+def strip_noise(text: str) -> str:
+    """Remove URLs, @mentions, repost chains, 转发微博 and emoticons, keeping spacing and punctuation."""
+    return _NOISE.sub("", text)
+
+
+def normalize_for_hash(text: str, *, simplified: bool = False) -> str:
+    """The canonical content of ``text``: what two copies of one post have in common.
+
+    Pass ``simplified=True`` when ``text`` is already the output of :func:`prepare`, to skip the conversion.
+    """
+    if not simplified:
+        text = prepare(text)
+    return _NON_WORD.sub("", _NOISE.sub("", text.lower()))
+
+
+def content_hash(normalized: str) -> str:
+    """A stable 128-bit hex digest of a normalised text (stable across processes, unlike ``hash``)."""
+    return hashlib.blake2b(normalized.encode("utf-8"), digest_size=16).hexdigest()

@@ -1,0 +1,186 @@
+"""Exact and near-duplicate detection of posts over a bounded window. Pure: no I/O, time comes from the posts.
+
+- **Exact**: two posts whose canonical content (:func:`qingfeng.text.normalize_for_hash`: no URLs, @mentions,
+  repost chains, 转发微博, emoticons, whitespace or punctuation; simplified script) is identical.
+- **Near**: 64-bit SimHash over character shingles within Hamming distance ``max_distance`` (default 3), found
+  through a 4-band LSH index.
+- **Too short**: a text whose canonical content has fewer than ``min_chars`` characters or fewer than
+  ``min_distinct_chars`` distinct characters (empty reposts, 转发微博, 顶, 哈哈哈哈哈哈哈哈…) is never matched:
+  such posts are not copies of each other, and reposts are linked to their original through their parent id.
+
+Only originals (posts answered NEW) are indexed, so ``duplicate_of`` always names an original, never a copy of a
+copy. The window is bounded twice: at most ``max_entries`` originals, least recently matched evicted first, and
+none whose last match is older than ``max_age`` before the newest post seen (swept every 1024 posts). Answers are
+remembered per post id (bounded by ``max_remembered``), so a post delivered twice (at-least-once input) gets the
+same answer rather than being reported as a duplicate of itself.
+
+One :class:`Deduper` per consumer; it is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from qingfeng.text import SimhashIndex, content_hash, normalize_for_hash, simhash64
+
+__all__ = ["DedupeConfig", "DedupeKind", "DedupeResult", "Deduper"]
+
+
+class DedupeKind(enum.Enum):
+    """How a post relates to the posts seen before it."""
+
+    NEW = "new"
+    EXACT = "exact"
+    NEAR = "near"
+    TOO_SHORT = "too_short"
+
+
+@dataclass(frozen=True, slots=True)
+class DedupeResult:
+    """The answer for one post.
+
+    ``simhash`` is an unsigned 64-bit int (``None`` when the text is too short to fingerprint);
+    ``duplicate_of`` and ``distance`` (Hamming, 0 for exact) are set for EXACT and NEAR.
+    """
+
+    kind: DedupeKind
+    duplicate_of: str | None
+    content_hash: str
+    simhash: int | None
+    distance: int | None = None
+
+    @property
+    def is_duplicate(self) -> bool:
+        return self.kind is DedupeKind.EXACT or self.kind is DedupeKind.NEAR
+
+
+@dataclass(frozen=True, slots=True)
+class DedupeConfig:
+    """Window and thresholds. Defaults suit microblog streams (a story's copies arrive within days)."""
+
+    max_entries: int = 200_000
+    max_age: timedelta = timedelta(days=7)
+    max_remembered: int = 500_000
+    max_distance: int = 3
+    bands: int = 4
+    shingle_size: int = 3
+    min_chars: int = 8
+    min_distinct_chars: int = 4
+
+    def __post_init__(self) -> None:
+        if self.max_distance >= self.bands:
+            raise ValueError(f"max_distance {self.max_distance} needs at least {self.max_distance + 1} bands")
+        for name in ("max_entries", "max_remembered", "shingle_size", "min_chars", "min_distinct_chars"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.max_age <= timedelta(0):
+            raise ValueError("max_age must be positive")
+
+
+@dataclass(slots=True)
+class _Original:
+    content_hash: str
+    simhash: int
+    created_at: float  # POSIX seconds: float comparisons are several times cheaper than aware datetimes
+    last_seen: float
+
+
+# The age sweep walks from the least recently matched entry; doing it on every post would cost more than the
+# memory it frees between two sweeps. The size bound is enforced on every post.
+_SWEEP_EVERY = 1024
+
+
+class Deduper:
+    """Classifies each post as NEW, EXACT, NEAR or TOO_SHORT relative to the originals in its window."""
+
+    def __init__(self, config: DedupeConfig | None = None) -> None:
+        self.config = config or DedupeConfig()
+        self._originals: OrderedDict[str, _Original] = OrderedDict()  # least recently matched first
+        self._by_hash: dict[str, str] = {}
+        self._index = SimhashIndex(self.config.bands)
+        self._answers: OrderedDict[str, DedupeResult] = OrderedDict()
+        self._max_age = self.config.max_age.total_seconds()
+        self._newest = float("-inf")
+        self._until_sweep = _SWEEP_EVERY
+
+    def __len__(self) -> int:
+        """Number of originals in the window."""
+        return len(self._originals)
+
+    def check(self, post_id: str, text: str, created_at: datetime, *, simplified: bool = False) -> DedupeResult:
+        """Classify post ``post_id`` and, when it is NEW, add it to the window.
+
+        ``created_at`` must be timezone-aware. Pass ``simplified=True`` when ``text`` is already the output of
+        :func:`qingfeng.text.prepare` (the collector's enrichment has done it), to skip a second conversion.
+        """
+        if created_at.tzinfo is None:
+            raise ValueError(f"created_at of post {post_id} must be timezone-aware")
+        known = self._answers.get(post_id)
+        if known is not None:
+            return known
+        ts = created_at.timestamp()
+        result = self._classify(post_id, text, ts, simplified)
+        self._remember(post_id, result)
+        if ts > self._newest:
+            self._newest = ts
+        self._until_sweep -= 1
+        if self._until_sweep <= 0 or len(self._originals) > self.config.max_entries:
+            self._until_sweep = _SWEEP_EVERY
+            self._evict()
+        return result
+
+    def _classify(self, post_id: str, text: str, ts: float, simplified: bool) -> DedupeResult:
+        cfg = self.config
+        canonical = normalize_for_hash(text, simplified=simplified)
+        digest = content_hash(canonical)
+        if len(canonical) < cfg.min_chars or len(set(canonical)) < cfg.min_distinct_chars:
+            return DedupeResult(DedupeKind.TOO_SHORT, None, digest, None)
+
+        original_id = self._by_hash.get(digest)
+        if original_id is not None:
+            original = self._touch(original_id, ts)
+            return DedupeResult(DedupeKind.EXACT, original_id, digest, original.simhash, 0)
+
+        fingerprint = simhash64(canonical, cfg.shingle_size)
+        candidates = self._index.query(fingerprint, cfg.max_distance)
+        if candidates:
+            # nearest, then the earliest posted: the original of the story
+            best_id, distance = min(candidates, key=lambda kd: (kd[1], self._originals[str(kd[0])].created_at))
+            original_id = str(best_id)
+            self._touch(original_id, ts)
+            return DedupeResult(DedupeKind.NEAR, original_id, digest, fingerprint, distance)
+
+        self._originals[post_id] = _Original(digest, fingerprint, ts, ts)
+        self._by_hash[digest] = post_id
+        self._index.add(post_id, fingerprint)
+        return DedupeResult(DedupeKind.NEW, None, digest, fingerprint)
+
+    def _touch(self, original_id: str, seen_at: float) -> _Original:
+        original = self._originals[original_id]
+        self._originals.move_to_end(original_id)
+        if seen_at > original.last_seen:
+            original.last_seen = seen_at
+        return original
+
+    def _remember(self, post_id: str, result: DedupeResult) -> None:
+        answers = self._answers
+        answers[post_id] = result
+        while len(answers) > self.config.max_remembered:
+            answers.popitem(last=False)
+
+    def _evict(self) -> None:
+        horizon = self._newest - self._max_age
+        originals = self._originals
+        # Recency order approximates time order for a roughly ordered stream; an out-of-order straggler
+        # behind a fresh entry waits for the size bound.
+        while originals:
+            oldest_id, oldest = next(iter(originals.items()))
+            if len(originals) <= self.config.max_entries and oldest.last_seen >= horizon:
+                break
+            del originals[oldest_id]
+            if self._by_hash.get(oldest.content_hash) == oldest_id:
+                del self._by_hash[oldest.content_hash]
+            self._index.remove(oldest_id, oldest.simhash)

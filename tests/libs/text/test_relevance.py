@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+from qingfeng.text import Enricher
+
+CORRUPT = "临沂市委书记贪污受贿被双规，数百名群众聚集上访"
+NEUTRAL = "今天天气不错，和朋友去公园散步"
+
+
+def test_corruption_post_ranks_above_neutral(enricher: Enricher) -> None:
+    corrupt, neutral = enricher.enrich(CORRUPT).relevance, enricher.enrich(NEUTRAL).relevance
+    assert neutral.score == 0.0 and neutral.reasons == ()
+    assert corrupt.score > 0.9
+
+
+@pytest.mark.parametrize(
+    "ordered",
+    [
+        # each line adds evidence, so each must score at least as high as the one before
+        ["今天天气不错", "市长视察工作", "市长受贿", "广州市长受贿", "广州市长受贿，群众聚集上访"],
+        ["有人拉横幅", "有人拉横幅抗议贪污"],
+    ],
+)
+def test_more_evidence_never_lowers_the_score(enricher: Enricher, ordered: list[str]) -> None:
+    scores = [enricher.enrich(t).relevance.score for t in ordered]
+    assert scores == sorted(scores)
+    assert scores[0] < scores[-1]
+
+
+def test_reasons_explain_the_score(enricher: Enricher) -> None:
+    relevance = enricher.enrich("广州市公安局长受贿，群众聚集").relevance
+    reasons = {r.criterion: r for r in relevance.reasons}
+    assert set(reasons) == {
+        "corruption:bribery_taking",
+        "official",
+        "official_corruption",
+        "offline",
+        "offline_corruption",
+        "region",
+        "region_corruption",
+    }
+    assert reasons["corruption:bribery_taking"].evidence == ("受贿",)
+    assert reasons["official_corruption"].evidence == ("公安局长",)
+    assert reasons["region"].evidence == ("广州市",)
+    weights = [r.weight for r in relevance.reasons]
+    assert weights == sorted(weights, reverse=True)
+    remaining = 1.0
+    for weight in weights:
+        remaining *= 1 - weight
+    assert relevance.score == pytest.approx(1 - remaining, abs=1e-3)
+    assert 0 < relevance.score < 1
+
+
+def test_officials_alone_score_low(enricher: Enricher) -> None:
+    assert 0 < enricher.enrich("县长今天视察了学校").relevance.score < 0.2
