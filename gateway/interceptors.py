@@ -8,6 +8,7 @@ and forwarded upstream as ``x-qingfeng-*`` metadata by the proxy.
 from __future__ import annotations
 
 import contextvars
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -51,7 +52,8 @@ def _wrap(
         token = current_identity.set(identity)
         code = grpc.StatusCode.OK
         try:
-            return await behaviour(request, context)
+            result = behaviour(request, context)
+            return await result if inspect.isawaitable(result) else result
         except BaseException:
             code = context.code() or grpc.StatusCode.UNKNOWN
             raise
@@ -66,8 +68,13 @@ def _wrap(
         token = current_identity.set(identity)
         code = grpc.StatusCode.OK
         try:
-            async for item in behaviour(request, context):
-                yield item
+            items = behaviour(request, context)
+            if hasattr(items, "__aiter__"):
+                async for item in items:
+                    yield item
+            else:
+                for item in items:
+                    yield item
         except BaseException:
             code = context.code() or grpc.StatusCode.UNKNOWN
             raise
@@ -79,17 +86,24 @@ def _wrap(
         "request_deserializer": handler.request_deserializer,
         "response_serializer": handler.response_serializer,
     }
-    if handler.unary_unary:
-        inner = handler.unary_unary
-        return grpc.unary_unary_rpc_method_handler(lambda r, c: _run_unary(inner, r, c), **kwargs)
-    if handler.stream_unary:
-        inner = handler.stream_unary
-        return grpc.stream_unary_rpc_method_handler(lambda r, c: _run_unary(inner, r, c), **kwargs)
-    if handler.unary_stream:
-        inner = handler.unary_stream
-        return grpc.unary_stream_rpc_method_handler(lambda r, c: _run_stream(inner, r, c), **kwargs)
-    inner = handler.stream_stream
-    return grpc.stream_stream_rpc_method_handler(lambda r, c: _run_stream(inner, r, c), **kwargs)
+    # grpc.aio awaits a handler only if it is a coroutine function (or iterates it if it is an async generator
+    # function); a lambda returning a coroutine would be run as a sync handler, so each arity gets a real one.
+    if handler.unary_unary or handler.stream_unary:
+        inner_unary = handler.unary_unary or handler.stream_unary
+
+        async def unary_response(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            return await _run_unary(inner_unary, request, context)
+
+        make = grpc.unary_unary_rpc_method_handler if handler.unary_unary else grpc.stream_unary_rpc_method_handler
+        return make(unary_response, **kwargs)
+    inner_stream = handler.unary_stream or handler.stream_stream
+
+    async def stream_response(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async for item in _run_stream(inner_stream, request, context):
+            yield item
+
+    make = grpc.unary_stream_rpc_method_handler if handler.unary_stream else grpc.stream_stream_rpc_method_handler
+    return make(stream_response, **kwargs)
 
 
 class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]

@@ -49,6 +49,13 @@ async def _relay_error(context: grpc.aio.ServicerContext, exc: grpc.aio.AioRpcEr
     await context.abort(exc.code(), exc.details() or "")
 
 
+async def _relay_trailing(context: grpc.aio.ServicerContext, call: Any) -> None:
+    """Pass the upstream's trailing metadata of a successful call back to the caller (errors: ``_relay_error``)."""
+    trailing = await call.trailing_metadata()
+    if trailing:
+        context.set_trailing_metadata(tuple(trailing))
+
+
 def _method_handler(channel: grpc.aio.Channel, path: str, method: MethodDescriptor) -> grpc.RpcMethodHandler:
     client_stream, server_stream = method.client_streaming, method.server_streaming
 
@@ -57,7 +64,10 @@ def _method_handler(channel: grpc.aio.Channel, path: str, method: MethodDescript
 
         async def unary_unary(request: bytes, context: grpc.aio.ServicerContext) -> Any:
             try:
-                return await call(request, timeout=_timeout(context), metadata=identity_metadata(context))
+                upstream = call(request, timeout=_timeout(context), metadata=identity_metadata(context))
+                response = await upstream
+                await _relay_trailing(context, upstream)
+                return response
             except grpc.aio.AioRpcError as exc:
                 await _relay_error(context, exc)
 
@@ -67,7 +77,10 @@ def _method_handler(channel: grpc.aio.Channel, path: str, method: MethodDescript
 
         async def stream_unary(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> Any:
             try:
-                return await call_su(requests, timeout=_timeout(context), metadata=identity_metadata(context))
+                upstream = call_su(requests, timeout=_timeout(context), metadata=identity_metadata(context))
+                response = await upstream
+                await _relay_trailing(context, upstream)
+                return response
             except grpc.aio.AioRpcError as exc:
                 await _relay_error(context, exc)
 
@@ -77,8 +90,10 @@ def _method_handler(channel: grpc.aio.Channel, path: str, method: MethodDescript
 
         async def unary_stream(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             try:
-                async for item in call_us(request, timeout=_timeout(context), metadata=identity_metadata(context)):
+                upstream = call_us(request, timeout=_timeout(context), metadata=identity_metadata(context))
+                async for item in upstream:
                     yield item
+                await _relay_trailing(context, upstream)
             except grpc.aio.AioRpcError as exc:
                 await _relay_error(context, exc)
 
@@ -87,8 +102,10 @@ def _method_handler(channel: grpc.aio.Channel, path: str, method: MethodDescript
 
     async def stream_stream(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         try:
-            async for item in call_ss(requests, timeout=_timeout(context), metadata=identity_metadata(context)):
+            upstream = call_ss(requests, timeout=_timeout(context), metadata=identity_metadata(context))
+            async for item in upstream:
                 yield item
+            await _relay_trailing(context, upstream)
         except grpc.aio.AioRpcError as exc:
             await _relay_error(context, exc)
 

@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from qingfeng.cli import demo, import_posts, policy, stack, suite
+from qingfeng.cli import demo, import_posts, policy, stack, suite, tokens
 from qingfeng.cli._console import CliError
 
 __all__ = ["build_parser", "main"]
@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo_parser = commands.add_parser("demo", help="replay a little of ../shared/data through the running suite")
     demo.add_arguments(demo_parser)
     demo_parser.set_defaults(func=demo.run)
+
+    tokens_parser = commands.add_parser("tokens", help="provision gateway tokens and list their files")
+    tokens.add_arguments(tokens_parser)
+    tokens_parser.set_defaults(func=tokens.run)
 
     import_parser = commands.add_parser("import", help="import posts from a JSONL file")
     import_posts.add_arguments(import_parser)

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from qingfeng.cli import tokens
 from qingfeng.cli._console import say, tail
 from qingfeng.cli._process import child_returncode, group_members, read_pid, spawn_detached, stop_group
 from qingfeng.cli.paths import repo_root, state_dir
@@ -54,10 +55,10 @@ def _running_pid(state: Path, process: SuiteProcess) -> int | None:
 
 def _environment(state: Path) -> dict[str, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    # The gateway has no default access policy; use the state dir's one when it exists and none is configured.
-    access_policy = state / "access.yaml"
-    if "QF_GATEWAY_ACCESS_POLICY" not in env and access_policy.is_file():
-        env["QF_GATEWAY_ACCESS_POLICY"] = str(access_policy)
+    # The gateway has no default identity: provision random per-agency tokens into the state dir (once) and point
+    # the gateway at their hashes, unless an operator configured a policy of their own.
+    if "QF_GATEWAY_ACCESS_POLICY" not in env:
+        env["QF_GATEWAY_ACCESS_POLICY"] = str(tokens.provision(state))
     return env
 
 

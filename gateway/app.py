@@ -1,0 +1,186 @@
+"""The gateway's composition root: the access policy, upstream channels, the gRPC server and the HTTP console.
+
+One gRPC server serves, behind the ``GuardInterceptor`` (authn, authz, rate limit, audit): the pass-through proxy
+for the four services' APIs, the gateway's own ``SearchService``, health and reflection. The console's HTTP app runs
+under uvicorn as a background loop of the same event loop and stops with it. The gateway reports SERVING once
+Kafka and Elasticsearch answer; the upstream services are not required for that (a call to a service that is down
+fails with UNAVAILABLE, relayed by the proxy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import uvicorn
+from google.protobuf.descriptor import ServiceDescriptor
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
+from qingfeng.elastic import create_client
+from qingfeng.readiness import elasticsearch_ready, kafka_ready
+from qingfeng.rpc import GrpcServer, ReadinessCheck, build_server, run_until_stopped
+from qingfeng.v1 import case_pb2, event_pb2, publication_pb2, search_pb2, search_pb2_grpc, source_pb2
+from starlette.applications import Starlette
+from starlette.types import ASGIApp
+
+from gateway.access import AccessPolicy, AccessPolicyError, load_access_policy
+from gateway.http import create_app
+from gateway.interceptors import GuardInterceptor
+from gateway.proxy import proxy_handler
+from gateway.ratelimit import RateLimiter
+from gateway.search import Searcher, SearchServicer
+from gateway.settings import GatewayConfigError, GatewaySettings, HttpSettings
+
+__all__ = ["Gateway", "bind_http", "build_gateway", "http_loop", "load_policy", "run", "upstream_services"]
+
+log = logging.getLogger("gateway")
+
+
+def _client_interceptors() -> list[grpc.aio.ClientInterceptor]:
+    # The client span is a child of the gateway's server span and its traceparent replaces the caller's.
+    interceptors: list[grpc.aio.ClientInterceptor] = aio_client_interceptors()  # type: ignore[no-untyped-call]
+    return interceptors
+
+
+def upstream_services(settings: GatewaySettings) -> dict[ServiceDescriptor, str]:
+    """Each proxied service's descriptor and the address of the process that serves it."""
+    return {
+        source_pb2.DESCRIPTOR.services_by_name["CollectorService"]: settings.collector_addr,
+        event_pb2.DESCRIPTOR.services_by_name["GraderService"]: settings.grader_addr,
+        case_pb2.DESCRIPTOR.services_by_name["CoordinatorService"]: settings.coordinator_addr,
+        publication_pb2.DESCRIPTOR.services_by_name["PublisherService"]: settings.publisher_addr,
+    }
+
+
+def load_policy(settings: GatewaySettings) -> AccessPolicy:
+    """The access policy, or a ``GatewayConfigError`` naming the variable that points at it."""
+    try:
+        return load_access_policy(settings.access_policy)
+    except AccessPolicyError as exc:
+        raise GatewayConfigError(f"QF_GATEWAY_ACCESS_POLICY: {exc}") from exc
+
+
+def bind_http(settings: HttpSettings) -> socket.socket:
+    """Bind the console's socket before anything starts, so a taken port fails the start with its variable."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        sock.close()
+        raise GatewayConfigError(
+            f"QF_GATEWAY_HTTP__HOST/QF_GATEWAY_HTTP__PORT: cannot bind {settings.host}:{settings.port}: {exc.strerror}"
+        ) from exc
+    return sock
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the gateway's lifecycle owns SIGTERM and sets ``should_exit``."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def http_loop(
+    app: ASGIApp, sock: socket.socket, *, grace_s: float
+) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    """A background loop for ``run_until_stopped``: uvicorn serves ``app`` on ``sock`` until the stop event."""
+
+    async def serve(stop: asyncio.Event) -> None:
+        # Logging stays ours (JSON lines); the audit middleware replaces uvicorn's access log.
+        config = uvicorn.Config(
+            app,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=max(1, round(grace_s)),
+        )
+        server = _EmbeddedServer(config)
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        stopping = asyncio.create_task(stop.wait())
+        log.info("http listening", extra={"port": sock.getsockname()[1]})
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        stopping.cancel()
+        try:
+            await serving
+        except SystemExit as exc:  # uvicorn exits the process on a failed start; the lifecycle should decide
+            raise RuntimeError(f"HTTP console failed (uvicorn exit {exc.code})") from None
+        finally:
+            sock.close()
+        if not stop.is_set():
+            raise RuntimeError("HTTP console stopped on its own")
+
+    return serve
+
+
+@dataclass
+class Gateway:
+    """The wired gateway, not yet started: the gRPC server, the console app and what to probe and close."""
+
+    grpc_server: GrpcServer
+    http_app: Starlette
+    readiness: list[ReadinessCheck]
+    cleanups: list[Callable[[], Awaitable[None]]]
+
+
+def build_gateway(settings: GatewaySettings, policy: AccessPolicy) -> Gateway:
+    """Wire every part from settings (must run inside the event loop: gRPC channels bind to it)."""
+    limiter = RateLimiter(rate_per_s=settings.rate_limit.rate_per_s, burst=settings.rate_limit.burst)
+    es = create_client(settings.elasticsearch)
+    searcher = Searcher(es, settings.elasticsearch.index_prefix, max_page_size=settings.search_max_page_size)
+    options = [
+        ("grpc.max_receive_message_length", settings.grpc.max_message_bytes),
+        ("grpc.max_send_message_length", settings.grpc.max_message_bytes),
+    ]
+    channels = {
+        service: grpc.aio.insecure_channel(address, options=options, interceptors=_client_interceptors())
+        for service, address in upstream_services(settings).items()
+    }
+    proxy = proxy_handler(channels)
+    search_servicer = SearchServicer(searcher)
+    proxied = list(channels)
+    # Reflection lists every service by its descriptor; the one generic handler serves all proxied methods.
+    services: list[tuple[ServiceDescriptor, Callable[[grpc.aio.Server], None]]] = [
+        (proxied[0], lambda server: server.add_generic_rpc_handlers((proxy,))),
+        *((service, lambda server: None) for service in proxied[1:]),
+        (
+            search_pb2.DESCRIPTOR.services_by_name["SearchService"],
+            lambda server: search_pb2_grpc.add_SearchServiceServicer_to_server(search_servicer, server),
+        ),
+    ]
+    grpc_server = build_server(settings.grpc, services=services, interceptors=[GuardInterceptor(policy, limiter)])
+
+    async def close_channels() -> None:
+        await asyncio.gather(*(channel.close() for channel in channels.values()))
+
+    return Gateway(
+        grpc_server=grpc_server,
+        http_app=create_app(policy=policy, limiter=limiter, searcher=searcher),
+        readiness=[kafka_ready(settings.kafka), elasticsearch_ready(es)],
+        cleanups=[es.close, close_channels],
+    )
+
+
+async def run(settings: GatewaySettings, *, stop: asyncio.Event | None = None) -> None:
+    """Serve gRPC and HTTP until SIGTERM (or ``stop``); raises ``GatewayConfigError`` before serving on bad config."""
+    policy = load_policy(settings)
+    log.info("access policy loaded", extra={"policy_version": policy.version, "identities": len(policy.identities)})
+    http_socket = bind_http(settings.http)
+    gateway = build_gateway(settings, policy)
+    await run_until_stopped(
+        gateway.grpc_server,
+        readiness=gateway.readiness,
+        background=[http_loop(gateway.http_app, http_socket, grace_s=settings.grpc.shutdown_grace_s)],
+        cleanups=gateway.cleanups,
+        grace_s=settings.grpc.shutdown_grace_s,
+        stop=stop,
+    )

@@ -1,0 +1,308 @@
+"""The console's HTTP face (Starlette, served by uvicorn in the gateway's event loop).
+
+Routes:
+
+- ``GET /`` and ``/static/*``: the console page (``console/``), plain HTML and JavaScript, no build step;
+- ``GET /healthz``: liveness, no token;
+- ``GET /api/search/posts`` and ``GET /api/search/events``: ``SearchService`` as JSON. A bearer token
+  (``Authorization: Bearer <token>``) is checked against the same access policy and grants as gRPC, with the method
+  names of ``SearchService`` (``/qingfeng.v1.SearchService/SearchPosts`` …), and shares the caller's rate limit.
+
+Errors are JSON ``{"error": {"code", "message", ...}}``: 400 malformed, 401 no or unknown token, 403 not granted,
+429 rate limited, 503 search cluster unavailable. Every call is written to the ``qingfeng.audit`` logger.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from google.protobuf import json_format
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, StatusCode
+from qingfeng.v1 import common_pb2, search_pb2
+from starlette.applications import Starlette
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.access import AccessDenied, AccessPolicy, Identity, NotAuthenticated, authenticate, authorize
+from gateway.ratelimit import RateLimiter
+from gateway.search import Searcher, SearchRequestError, SearchUnavailable
+
+__all__ = ["CONSOLE_DIR", "create_app"]
+
+audit_log = logging.getLogger("qingfeng.audit")
+_tracer = trace.get_tracer("gateway.http")
+
+CONSOLE_DIR: Final = Path(__file__).resolve().parent / "console"
+
+_SEARCH = search_pb2.DESCRIPTOR.services_by_name["SearchService"]
+SEARCH_POSTS: Final = f"/{_SEARCH.full_name}/{_SEARCH.methods_by_name['SearchPosts'].name}"
+SEARCH_EVENTS: Final = f"/{_SEARCH.full_name}/{_SEARCH.methods_by_name['SearchEvents'].name}"
+
+_ORDERS: Final = {
+    "relevance": search_pb2.SEARCH_ORDER_RELEVANCE,
+    "newest": search_pb2.SEARCH_ORDER_NEWEST,
+    "reach": search_pb2.SEARCH_ORDER_REACH,
+}
+_LEVELS: Final = {
+    "blue": common_pb2.WARNING_LEVEL_BLUE,
+    "yellow": common_pb2.WARNING_LEVEL_YELLOW,
+    "orange": common_pb2.WARNING_LEVEL_ORANGE,
+    "red": common_pb2.WARNING_LEVEL_RED,
+}
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"", "0", "false", "no", "off"})
+# The page and its script come from this origin only; highlights are inserted as text nodes, never as markup.
+_SECURITY_HEADERS: Final = (
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; "
+        b"frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+)
+
+
+class _HttpError(Exception):
+    def __init__(self, status: int, code: str, message: str, **extra: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.extra = extra
+
+
+def _error_response(err: _HttpError) -> JSONResponse:
+    headers = {"WWW-Authenticate": 'Bearer realm="qingfeng"'} if err.status == 401 else None
+    body = {"error": {"code": err.code, "message": str(err), **err.extra}}
+    return JSONResponse(body, status_code=err.status, headers=headers)
+
+
+def _bearer(request: Request) -> str | None:
+    value = request.headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+# --- query parameters -> request messages -------------------------------------------------------------------------
+
+
+def _int(params: QueryParams, name: str) -> int:
+    raw = params.get(name, "")
+    if not raw:
+        return 0
+    try:
+        return int(raw)
+    except ValueError:
+        raise SearchRequestError(name, f"must be an integer, got {raw!r}") from None
+
+
+def _float(params: QueryParams, name: str) -> float:
+    raw = params.get(name, "")
+    if not raw:
+        return 0.0
+    try:
+        return float(raw)
+    except ValueError:
+        raise SearchRequestError(name, f"must be a number, got {raw!r}") from None
+
+
+def _bool(params: QueryParams, name: str) -> bool:
+    raw = params.get(name, "").lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise SearchRequestError(name, f"must be true or false, got {raw!r}")
+
+
+def _choice(params: QueryParams, name: str, choices: Mapping[str, int]) -> int:
+    raw = params.get(name, "").lower()
+    if not raw:
+        return 0
+    if raw not in choices:
+        raise SearchRequestError(name, f"must be one of {', '.join(choices)}, got {raw!r}")
+    return choices[raw]
+
+
+def _time_range(params: QueryParams, after: str, before: str) -> common_pb2.TimeRange | None:
+    span = common_pb2.TimeRange()
+    for name, target in ((after, span.start_time), (before, span.end_time)):
+        raw = params.get(name, "")
+        if raw:
+            try:
+                target.FromJsonString(raw)
+            except ValueError:
+                raise SearchRequestError(
+                    name, f"must be an RFC 3339 time like 2025-06-01T08:00:00Z, got {raw!r}"
+                ) from None
+    return span if span.HasField("start_time") or span.HasField("end_time") else None
+
+
+def posts_request(params: QueryParams) -> search_pb2.SearchPostsRequest:
+    """``SearchPostsRequest`` from ``?q=&page_size=&page_token=&order=&region_code=&...``."""
+    request = search_pb2.SearchPostsRequest(
+        query=params.get("q", ""),
+        order=_choice(params, "order", _ORDERS),  # type: ignore[arg-type]
+        page_size=_int(params, "page_size"),
+        page_token=params.get("page_token", ""),
+    )
+    f = request.filter
+    f.region_code = params.get("region_code", "")
+    f.source_id = params.get("source_id", "")
+    f.event_id = params.get("event_id", "")
+    f.min_relevance = _float(params, "min_relevance")
+    f.media_only = _bool(params, "media_only")
+    f.include_duplicates = _bool(params, "include_duplicates")
+    created = _time_range(params, "created_after", "created_before")
+    if created is not None:
+        f.created.CopyFrom(created)
+    return request
+
+
+def events_request(params: QueryParams) -> search_pb2.SearchEventsRequest:
+    """``SearchEventsRequest`` from ``?q=&page_size=&page_token=&order=&min_level=&region_code=&rising_only=``."""
+    request = search_pb2.SearchEventsRequest(
+        query=params.get("q", ""),
+        order=_choice(params, "order", _ORDERS),  # type: ignore[arg-type]
+        page_size=_int(params, "page_size"),
+        page_token=params.get("page_token", ""),
+    )
+    f = request.filter
+    f.min_level = _choice(params, "min_level", _LEVELS)  # type: ignore[assignment]
+    f.region_code = params.get("region_code", "")
+    f.rising_only = _bool(params, "rising_only")
+    active = _time_range(params, "active_after", "active_before")
+    if active is not None:
+        f.active.CopyFrom(active)
+    return request
+
+
+# --- the application ----------------------------------------------------------------------------------------------
+
+
+class _AuditMiddleware:
+    """A server span and one ``qingfeng.audit`` line per HTTP call (method, path, status, caller), plus the security
+    headers. The span continues a ``traceparent`` the browser or a client sent, and the search below joins it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.monotonic()
+        status = 500
+        state: dict[str, Any] = scope.setdefault("state", {})
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message["headers"] = [*message.get("headers", []), *_SECURITY_HEADERS]
+            await send(message)
+
+        method, path = str(scope.get("method", "")), str(scope.get("path", ""))
+        carrier = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        with _tracer.start_as_current_span(
+            f"{method} {path}",
+            context=propagate.extract(carrier),
+            kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.path": path},
+        ) as span:
+            try:
+                await self._app(scope, receive, send_with_headers)
+            finally:
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(StatusCode.ERROR)
+                self._audit(state, method, path, status, started)
+
+    @staticmethod
+    def _audit(state: dict[str, Any], method: str, path: str, status: int, started: float) -> None:
+        identity: Identity | None = state.get("identity")
+        audit_log.log(
+            logging.INFO if status >= 400 else logging.DEBUG,
+            "http %s %s %d",
+            method,
+            path,
+            status,
+            extra={
+                "audit": True,
+                "http_method": method,
+                "path": path,
+                "method": state.get("rpc_method"),
+                "status": status,
+                "principal": identity.name if identity else None,
+                "agency": identity.agency if identity else None,
+                "state_change": False,
+                "duration_ms": round((time.monotonic() - started) * 1000, 2),
+            },
+        )
+
+
+def create_app(*, policy: AccessPolicy, limiter: RateLimiter, searcher: Searcher) -> Starlette:
+    """The console application; ``searcher`` is shared with the gRPC ``SearchService``."""
+
+    def guard(request: Request, method: str) -> None:
+        request.state.rpc_method = method
+        try:
+            identity = authenticate(policy, _bearer(request))
+            request.state.identity = identity
+            authorize(identity, method)
+        except NotAuthenticated as exc:
+            raise _HttpError(401, "UNAUTHENTICATED", str(exc)) from None
+        except AccessDenied as exc:
+            raise _HttpError(403, "PERMISSION_DENIED", str(exc)) from None
+        if not limiter.allow(identity.name):
+            raise _HttpError(429, "RESOURCE_EXHAUSTED", f"rate limit exceeded for {identity.name}")
+
+    def api(method: str, run: Callable[[QueryParams], Any]) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                guard(request, method)
+                reply = await run(request.query_params)
+            except _HttpError as err:
+                return _error_response(err)
+            except SearchRequestError as err:
+                extra = {"reason": err.reason, "field": err.field}
+                return _error_response(_HttpError(400, "INVALID_ARGUMENT", str(err), **extra))
+            except SearchUnavailable as err:
+                return _error_response(_HttpError(503, "UNAVAILABLE", str(err)))
+            body = json_format.MessageToDict(reply, preserving_proto_field_name=True)
+            return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+        return endpoint
+
+    async def search_posts(params: QueryParams) -> search_pb2.SearchPostsResponse:
+        return await searcher.search_posts(posts_request(params))
+
+    async def search_events(params: QueryParams) -> search_pb2.SearchEventsResponse:
+        return await searcher.search_events(events_request(params))
+
+    async def index(request: Request) -> Response:
+        return FileResponse(CONSOLE_DIR / "index.html", media_type="text/html; charset=utf-8")
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    app = Starlette(
+        routes=[
+            Route("/", index, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/api/search/posts", api(SEARCH_POSTS, search_posts), methods=["GET"]),
+            Route("/api/search/events", api(SEARCH_EVENTS, search_events), methods=["GET"]),
+            Mount("/static", StaticFiles(directory=CONSOLE_DIR), name="static"),
+        ],
+    )
+    app.add_middleware(_AuditMiddleware)
+    return app

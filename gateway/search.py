@@ -1,0 +1,189 @@
+"""The console's search: ``SearchService`` over the posts and events read aliases of Elasticsearch.
+
+``Searcher`` runs a request against Elasticsearch and returns the protobuf response; the gRPC servicer and the HTTP
+routes (``http.py``) both call it, so the two entries cannot drift. Errors:
+
+- ``SearchRequestError`` (``search_query.py``): a malformed request -> ``INVALID_ARGUMENT`` with
+  ``google.rpc.ErrorInfo`` and ``google.rpc.BadRequest`` naming the field (HTTP 400);
+- ``SearchUnavailable``: Elasticsearch does not answer -> ``UNAVAILABLE`` (HTTP 503), safe to retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Final
+
+import grpc
+from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, TransportError
+from google.protobuf.duration_pb2 import Duration
+from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
+from grpc_status import rpc_status
+from qingfeng.elastic import IndexNames
+from qingfeng.v1 import search_pb2, search_pb2_grpc
+
+from gateway.documents import event_from_source, post_from_source
+from gateway.search_query import (
+    SearchRequestError,
+    event_search_body,
+    next_page_token,
+    post_search_body,
+    resolve_page,
+)
+
+__all__ = ["SearchRequestError", "SearchServicer", "SearchUnavailable", "Searcher", "abort_invalid_argument"]
+
+_log = logging.getLogger(__name__)
+
+_ERROR_DOMAIN: Final = "qingfeng.v1"
+
+
+class SearchUnavailable(Exception):
+    """Elasticsearch did not answer (connection refused, timeout, 5xx): retry with backoff."""
+
+
+def _highlights(hit: Mapping[str, Any]) -> list[search_pb2.Highlight]:
+    found = hit.get("highlight") or {}
+    return [search_pb2.Highlight(field=str(field), fragments=[str(f) for f in frags]) for field, frags in found.items()]
+
+
+def _took(body: Mapping[str, Any]) -> Duration:
+    took = Duration()
+    took.FromMilliseconds(int(body.get("took", 0)))
+    return took
+
+
+def _total(body: Mapping[str, Any]) -> tuple[int, bool]:
+    total = body.get("hits", {}).get("total") or {}
+    return int(total.get("value", 0)), total.get("relation") == "gte"
+
+
+def _root_cause(body: Any) -> str | None:
+    try:
+        cause = body["error"]["root_cause"][0]
+        return f"{cause['type']}: {cause['reason']}"
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+class Searcher:
+    """Searches the read aliases of one index prefix; pages are at most ``max_page_size`` hits."""
+
+    def __init__(self, es: AsyncElasticsearch, index_prefix: str, *, max_page_size: int = 100) -> None:
+        self._es = es
+        self._posts = IndexNames(index_prefix, "posts").read_alias
+        self._events = IndexNames(index_prefix, "events").read_alias
+        self._max_page_size = max_page_size
+
+    async def _search(self, index: str, body: dict[str, Any]) -> Mapping[str, Any]:
+        try:
+            # A family nobody has written yet has no read alias: that is an empty result, not an error.
+            response = await self._es.search(index=index, ignore_unavailable=True, allow_no_indices=True, **body)
+        except BadRequestError as err:
+            reason = _root_cause(err.body) or str(err.message)
+            _log.warning("search on %s rejected: %s", index, reason)
+            raise SearchRequestError("query", f"rejected by the search cluster: {reason}") from err
+        except (ApiError, TransportError) as err:
+            _log.warning("search on %s failed: %s", index, err)
+            raise SearchUnavailable(f"search cluster unavailable: {type(err).__name__}") from err
+        found: Mapping[str, Any] = response.body
+        return found
+
+    async def _page(self, index: str, request: Any, build: Any) -> tuple[list[Mapping[str, Any]], dict[str, Any]]:
+        """The hits of one page and the response fields every search shares (total, next token, took)."""
+        page = resolve_page(request, max_size=self._max_page_size)
+        body = await self._search(index, build(request, page))
+        hits: list[Mapping[str, Any]] = body.get("hits", {}).get("hits", [])
+        total, lower_bound = _total(body)
+        common = {
+            "total": total,
+            "total_is_lower_bound": lower_bound,
+            "next_page_token": next_page_token(page, returned=len(hits), total=total),
+            "took": _took(body),
+        }
+        return hits, common
+
+    async def search_posts(self, request: search_pb2.SearchPostsRequest) -> search_pb2.SearchPostsResponse:
+        hits, common = await self._page(self._posts, request, post_search_body)
+        return search_pb2.SearchPostsResponse(
+            hits=[
+                search_pb2.PostHit(
+                    post=post_from_source(hit.get("_source") or {}),
+                    score=float(hit.get("_score") or 0.0),
+                    highlights=_highlights(hit),
+                )
+                for hit in hits
+            ],
+            **common,
+        )
+
+    async def search_events(self, request: search_pb2.SearchEventsRequest) -> search_pb2.SearchEventsResponse:
+        hits, common = await self._page(self._events, request, event_search_body)
+        return search_pb2.SearchEventsResponse(
+            hits=[
+                search_pb2.EventHit(
+                    event=event_from_source(hit.get("_source") or {}),
+                    score=float(hit.get("_score") or 0.0),
+                    highlights=_highlights(hit),
+                )
+                for hit in hits
+            ],
+            **common,
+        )
+
+
+def invalid_argument_status(err: SearchRequestError) -> status_pb2.Status:
+    """``google.rpc.Status`` for a malformed request: ErrorInfo (reason, field) and BadRequest (the violation)."""
+    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=str(err))
+    status.details.add().Pack(
+        error_details_pb2.ErrorInfo(reason=err.reason, domain=_ERROR_DOMAIN, metadata={"field": err.field})
+    )
+    status.details.add().Pack(
+        error_details_pb2.BadRequest(
+            field_violations=[error_details_pb2.BadRequest.FieldViolation(field=err.field, description=err.description)]
+        )
+    )
+    return status
+
+
+async def abort_invalid_argument(context: grpc.aio.ServicerContext, err: SearchRequestError) -> None:
+    status = rpc_status.to_status(invalid_argument_status(err))
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+async def _abort_unavailable(context: grpc.aio.ServicerContext, err: SearchUnavailable) -> None:
+    status = status_pb2.Status(code=code_pb2.UNAVAILABLE, message=str(err))
+    status.details.add().Pack(
+        error_details_pb2.ErrorInfo(reason="ERROR_REASON_DEPENDENCY_UNAVAILABLE", domain=_ERROR_DOMAIN)
+    )
+    grpc_status = rpc_status.to_status(status)
+    await context.abort(grpc_status.code, grpc_status.details, grpc_status.trailing_metadata)
+
+
+class SearchServicer(search_pb2_grpc.SearchServiceServicer):
+    """Thin gRPC face of ``Searcher``: request in, response or status out."""
+
+    def __init__(self, searcher: Searcher) -> None:
+        self._searcher = searcher
+
+    async def SearchPosts(
+        self, request: search_pb2.SearchPostsRequest, context: grpc.aio.ServicerContext
+    ) -> search_pb2.SearchPostsResponse:
+        try:
+            return await self._searcher.search_posts(request)
+        except SearchRequestError as err:
+            await abort_invalid_argument(context, err)
+        except SearchUnavailable as err:
+            await _abort_unavailable(context, err)
+        raise AssertionError("unreachable: abort raises")
+
+    async def SearchEvents(
+        self, request: search_pb2.SearchEventsRequest, context: grpc.aio.ServicerContext
+    ) -> search_pb2.SearchEventsResponse:
+        try:
+            return await self._searcher.search_events(request)
+        except SearchRequestError as err:
+            await abort_invalid_argument(context, err)
+        except SearchUnavailable as err:
+            await _abort_unavailable(context, err)
+        raise AssertionError("unreachable: abort raises")

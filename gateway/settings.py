@@ -1,0 +1,80 @@
+"""GatewaySettings: environment variables with the prefix ``QF_GATEWAY_`` (nested groups use ``__``).
+
+The access policy has no default: a gateway without one would either refuse everybody or, worse, trust everybody,
+so start-up fails with a message naming ``QF_GATEWAY_ACCESS_POLICY`` instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import SettingsConfigDict
+from qingfeng.settings import GrpcSettings, ServiceSettings, TelemetrySettings, service_settings_config
+
+__all__ = ["GatewayConfigError", "GatewaySettings", "HttpSettings", "RateLimitSettings", "load_settings"]
+
+ENV_PREFIX = "QF_GATEWAY_"
+
+
+class GatewayConfigError(ValueError):
+    """The gateway cannot start with this configuration; the message names the environment variable."""
+
+
+class HttpSettings(BaseModel):
+    """The console's HTTP listener (uvicorn, same event loop as gRPC)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class RateLimitSettings(BaseModel):
+    """Per-identity token bucket shared by gRPC and HTTP calls."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rate_per_s: float = Field(default=20.0, gt=0)
+    burst: int = Field(default=40, ge=1)
+
+
+class GatewaySettings(ServiceSettings):
+    model_config: ClassVar[SettingsConfigDict] = service_settings_config(ENV_PREFIX)
+
+    grpc: GrpcSettings = GrpcSettings(port=50051)
+    http: HttpSettings = HttpSettings()
+    telemetry: TelemetrySettings = TelemetrySettings(service_name="qingfeng-gateway")
+    # YAML with hashed tokens and grants (gateway/access.py); `qingfeng up` writes .qingfeng/access.yaml.
+    access_policy: Path
+    # Upstream services the gateway proxies to (host:port, plaintext inside the deployment's network).
+    collector_addr: str = "127.0.0.1:50061"
+    grader_addr: str = "127.0.0.1:50062"
+    coordinator_addr: str = "127.0.0.1:50063"
+    publisher_addr: str = "127.0.0.1:50064"
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    # Largest page a search may ask for; larger page_size values are clamped to it.
+    search_max_page_size: int = Field(default=100, ge=1, le=1000)
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    return ENV_PREFIX + "__".join(str(part) for part in loc).upper()
+
+
+def load_settings() -> GatewaySettings:
+    """Read the settings from the environment, turning validation errors into one line per variable."""
+    try:
+        return GatewaySettings()  # type: ignore[call-arg]  # access_policy comes from the environment
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = _variable(tuple(error["loc"]))
+            if error["type"] == "missing" and name == _variable(("access_policy",)):
+                problems.append(
+                    f"{name} is not set: point it at the access policy YAML "
+                    "(`qingfeng up` writes .qingfeng/access.yaml and passes it)"
+                )
+            else:
+                problems.append(f"{name}: {error['msg']}")
+        raise GatewayConfigError("; ".join(problems)) from exc

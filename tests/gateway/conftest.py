@@ -1,0 +1,113 @@
+"""Fixtures for the gateway tests: an access policy with fresh tokens, and a tiny CoordinatorService upstream."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+import yaml
+from qingfeng.v1 import case_pb2, case_pb2_grpc, common_pb2
+
+from gateway.access import AccessPolicy, hash_token, parse_access_policy
+
+LIST_TASKS = "/qingfeng.v1.CoordinatorService/ListTasks"
+GET_CASE = "/qingfeng.v1.CoordinatorService/GetCase"
+
+
+@pytest.fixture(scope="session")
+def tokens() -> dict[str, str]:
+    return {name: secrets.token_urlsafe(24) for name in ("office", "police", "newspaper")}
+
+
+@pytest.fixture(scope="session")
+def policy_text(tokens: dict[str, str]) -> str:
+    policy = {
+        "version": "gateway-test",
+        "identities": [
+            {
+                "name": "office-1",
+                "agency": "opinion_office",
+                "roles": ["analyst"],
+                "token_sha256": hash_token(tokens["office"]),
+                "grants": ["/qingfeng.v1.*", "/grpc.reflection.*"],
+            },
+            {
+                "name": "police-1",
+                "agency": "police_cyber",
+                "roles": ["duty_officer", "cyber"],
+                "token_sha256": hash_token(tokens["police"]),
+                "grants": [LIST_TASKS, "/qingfeng.v1.CoordinatorService/CompleteTask"],
+            },
+            {
+                "name": "newspaper-1",
+                "agency": "daily_newspaper",
+                "token_sha256": hash_token(tokens["newspaper"]),
+                "grants": ["/qingfeng.v1.PublisherService/ListPublications"],
+            },
+        ],
+    }
+    return yaml.safe_dump(policy)
+
+
+@pytest.fixture(scope="session")
+def policy(policy_text: str) -> AccessPolicy:
+    return parse_access_policy(policy_text)
+
+
+@pytest.fixture(scope="session")
+def policy_file(tmp_path_factory: pytest.TempPathFactory, policy_text: str) -> Path:
+    path = tmp_path_factory.mktemp("gateway-policy") / "access.yaml"
+    path.write_text(policy_text, encoding="utf-8")
+    return path
+
+
+@dataclass
+class FakeCoordinator(case_pb2_grpc.CoordinatorServiceServicer):
+    """Answers ListTasks with one task describing who called, and GetCase with NOT_FOUND; records the metadata."""
+
+    seen: list[dict[str, list[str]]] = field(default_factory=list)
+
+    def _record(self, context: grpc.aio.ServicerContext) -> dict[str, list[str]]:
+        metadata: dict[str, list[str]] = {}
+        for key, value in context.invocation_metadata() or ():
+            metadata.setdefault(key, []).append(value)
+        self.seen.append(metadata)
+        return metadata
+
+    async def ListTasks(self, request: case_pb2.ListTasksRequest, context: grpc.aio.ServicerContext) -> object:
+        metadata = self._record(context)
+        agency = ",".join(metadata.get("x-qingfeng-agency", []))
+        principal = ",".join(metadata.get("x-qingfeng-principal", []))
+        context.set_trailing_metadata((("x-upstream-saw-agency", agency),))
+        return case_pb2.ListTasksResponse(
+            tasks=[
+                case_pb2.Task(
+                    id="task-1",
+                    case_id=request.case_id or "case-1",
+                    agency=common_pb2.AGENCY_POLICE_CYBER,
+                    description=f"核查谣言来源 for {principal}@{agency}",
+                )
+            ]
+        )
+
+    async def GetCase(self, request: case_pb2.GetCaseRequest, context: grpc.aio.ServicerContext) -> object:
+        self._record(context)
+        await context.abort(grpc.StatusCode.NOT_FOUND, f"case {request.id!r} not found")
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[tuple[str, FakeCoordinator]]:
+    """A CoordinatorService on 127.0.0.1:<free port>: its address and the servicer (to inspect what it saw)."""
+    servicer = FakeCoordinator()
+    server = grpc.aio.server()
+    case_pb2_grpc.add_CoordinatorServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}", servicer
+    finally:
+        await server.stop(None)
