@@ -45,8 +45,9 @@ def test_up_reports_a_process_that_exits_and_down_stops_the_rest(
 
 def test_the_gateway_gets_the_state_dirs_access_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("QF_GATEWAY_ACCESS_POLICY", raising=False)
-    assert "QF_GATEWAY_ACCESS_POLICY" not in suite._environment(tmp_path)
-    (tmp_path / "access.yaml").write_text("identities: []\n")
+    # No policy yet: tokens are provisioned into the state dir and the gateway gets their hashes.
     assert suite._environment(tmp_path)["QF_GATEWAY_ACCESS_POLICY"] == str(tmp_path / "access.yaml")
+    assert (tmp_path / "access.yaml").is_file()
+    assert any((tmp_path / "tokens").iterdir())
     monkeypatch.setenv("QF_GATEWAY_ACCESS_POLICY", "/etc/qingfeng/access.yaml")
     assert suite._environment(tmp_path)["QF_GATEWAY_ACCESS_POLICY"] == "/etc/qingfeng/access.yaml"
