@@ -1,0 +1,179 @@
+"""The bulk writer: documents keyed by entity id, written through an alias with the bulk API.
+
+Each document's ``_id`` is its entity id and the operation is ``index`` (create or replace), so writing the same
+batch twice (a Kafka redelivery) leaves one document per entity: re-indexing is idempotent. Items rejected with 429
+(bulk queue full) or 503 (shard unavailable) are retried with exponential backoff, as is a whole request that failed
+that way or on the connection; anything else is reported per item and never raised, so the caller decides (most
+dead-letter the item and commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from elasticsearch import ApiError, AsyncElasticsearch, ConnectionError, ConnectionTimeout
+
+__all__ = ["BulkFailure", "BulkResult", "Refresh", "bulk_index"]
+
+_log = logging.getLogger(__name__)
+
+Refresh = Literal[False, True, "wait_for"]
+
+_RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class BulkFailure:
+    """One document Elasticsearch did not take, with the reason it gave."""
+
+    id: str
+    status: int
+    error_type: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """Counts of one ``bulk_index`` call: ``indexed`` = ``created`` + ``updated``; ``failed`` lists the rest."""
+
+    indexed: int
+    created: int
+    updated: int
+    failed: tuple[BulkFailure, ...]
+    retries: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+async def bulk_index(
+    es: AsyncElasticsearch,
+    alias: str,
+    docs: Iterable[tuple[str, Mapping[str, Any]]],
+    *,
+    refresh: Refresh = False,
+    chunk_docs: int = 500,
+    chunk_bytes: int = 8 * 1024 * 1024,
+    max_retries: int = 4,
+    backoff_s: float = 0.5,
+    max_backoff_s: float = 8.0,
+) -> BulkResult:
+    """Index ``(id, document)`` pairs into ``alias`` and report what happened to each.
+
+    ``refresh``: False (default, searchable within the refresh interval), ``"wait_for"`` (return once searchable),
+    or True (force a refresh at the end; tests only, it is expensive). Requests are split at ``chunk_docs``
+    documents or about ``chunk_bytes`` of JSON.
+    """
+    created = updated = retries = 0
+    failed: list[BulkFailure] = []
+    for chunk in _chunks(docs, chunk_docs, chunk_bytes):
+        pending = chunk
+        attempt = 0
+        while pending:
+            outcome = await _send(es, alias, pending, refresh="wait_for" if refresh == "wait_for" else False)
+            created += outcome.created
+            updated += outcome.updated
+            if outcome.retry and attempt < max_retries:
+                attempt += 1
+                retries += 1
+                delay = min(max_backoff_s, backoff_s * 2 ** (attempt - 1))
+                _log.warning("bulk: %d documents to retry in %.1fs", len(outcome.retry), delay, extra={"alias": alias})
+                await asyncio.sleep(delay)
+                pending = [(doc_id, doc) for doc_id, doc, _ in outcome.retry]
+                failed.extend(outcome.failed)
+                continue
+            failed.extend(outcome.failed)
+            failed.extend(
+                BulkFailure(doc_id, status, "retries_exhausted", f"still failing after {attempt} retries: {why}")
+                for doc_id, _, (status, why) in outcome.retry
+            )
+            pending = []
+    if refresh is True:
+        await es.indices.refresh(index=alias)
+    return BulkResult(
+        indexed=created + updated, created=created, updated=updated, failed=tuple(failed), retries=retries
+    )
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    created: int
+    updated: int
+    failed: list[BulkFailure]
+    # (id, doc, (status, reason)) of the items worth retrying.
+    retry: list[tuple[str, Mapping[str, Any], tuple[int, str]]]
+
+
+async def _send(
+    es: AsyncElasticsearch, alias: str, docs: list[tuple[str, Mapping[str, Any]]], *, refresh: Refresh
+) -> _Outcome:
+    operations: list[Mapping[str, Any]] = []
+    for doc_id, doc in docs:
+        operations.append({"index": {"_id": doc_id}})
+        operations.append(doc)
+    try:
+        response = await es.bulk(index=alias, operations=operations, refresh=refresh)
+    except ApiError as err:
+        if err.status_code in _RETRY_STATUSES:
+            return _Outcome(0, 0, [], [(i, d, (err.status_code, str(err.error))) for i, d in docs])
+        reason = f"{err.error}: {_reason_of(err.body)}"
+        return _Outcome(0, 0, [BulkFailure(i, err.status_code, str(err.error), reason) for i, _ in docs], [])
+    except (ConnectionError, ConnectionTimeout) as err:
+        return _Outcome(0, 0, [], [(i, d, (0, type(err).__name__)) for i, d in docs])
+    created = updated = 0
+    failed: list[BulkFailure] = []
+    retry: list[tuple[str, Mapping[str, Any], tuple[int, str]]] = []
+    for (doc_id, doc), item in zip(docs, response.body.get("items", []), strict=True):
+        result = item.get("index", {})
+        status = int(result.get("status", 0))
+        if 200 <= status < 300:
+            if result.get("result") == "created":
+                created += 1
+            else:
+                updated += 1
+            continue
+        error = result.get("error") or {}
+        error_type = str(error.get("type", "unknown")) if isinstance(error, dict) else "unknown"
+        reason = _reason_of({"error": error})
+        if status in _RETRY_STATUSES:
+            retry.append((doc_id, doc, (status, f"{error_type}: {reason}")))
+        else:
+            failed.append(BulkFailure(doc_id, status, error_type, reason))
+    return _Outcome(created, updated, failed, retry)
+
+
+def _reason_of(body: Any) -> str:
+    if isinstance(body, Mapping):
+        error = body.get("error")
+        if isinstance(error, Mapping):
+            reason = str(error.get("reason", ""))
+            cause = error.get("caused_by")
+            if isinstance(cause, Mapping) and cause.get("reason"):
+                reason = f"{reason} (caused by {cause.get('type')}: {cause.get('reason')})"
+            return reason
+        if error is not None:
+            return str(error)
+    return str(body)
+
+
+def _chunks(
+    docs: Iterable[tuple[str, Mapping[str, Any]]], max_docs: int, max_bytes: int
+) -> Iterator[list[tuple[str, Mapping[str, Any]]]]:
+    chunk: list[tuple[str, Mapping[str, Any]]] = []
+    size = 0
+    for doc_id, doc in docs:
+        # An estimate is enough: it only keeps requests well under http.max_content_length (100 MB by default).
+        doc_size = len(json.dumps(doc, ensure_ascii=False, default=str).encode("utf-8")) + len(doc_id) + 32
+        if chunk and (len(chunk) >= max_docs or size + doc_size > max_bytes):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append((doc_id, doc))
+        size += doc_size
+    if chunk:
+        yield chunk

@@ -1,0 +1,188 @@
+"""The batch consumer runner: fetch a batch, let the handler make its effect durable, then commit.
+
+    async def handle(records: list[Record]) -> None:
+        batch = parse_batch(records, post_pb2.Post)
+        await index_posts(batch.good)                 # durable effect (ES bulk acknowledged …)
+        await dead_letters.send_bad(batch.bad)        # never drop a record silently
+
+    await run_batches(settings.kafka, [POSTS], "grader", handle, stop)
+
+Offsets are committed per partition as ``last offset + 1`` only after the handler returned, so a crash between the
+effect and the commit redelivers the batch: at-least-once in, and handlers are idempotent for an exactly-once
+effect. If the handler raises, nothing of the batch is committed and the runner stops the consumer and re-raises:
+the in-memory position is already past the batch, so carrying on would skip it. The process (or its supervisor)
+restarts the runner, which resumes from the last commit.
+
+Rebalances: a ``ConsumerRebalanceListener`` waits, in ``on_partitions_revoked``, for the batch in flight to finish
+and commit before the partitions go to another member. The lock it waits for is held around handler + commit only,
+never around ``getmany()``: ``getmany()`` can wait on the rebalance, which waits on the listener, so holding the lock
+there would deadlock.
+
+Tracing (choice: per record, plus one span per batch): each record gets a CONSUMER span ``process <topic>`` whose
+parent is the producer span restored from its ``traceparent`` header, so the producer's trace continues on this
+side; it is exposed as ``Record.trace_context`` (``with record.traced():``) for per-record work. The handler itself
+runs under one CONSUMER span ``process batch`` that links to every record span, because a batch mixes many traces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+
+from qingfeng.kafka.records import Record
+from qingfeng.settings import KafkaSettings
+from qingfeng.telemetry import extract_context
+
+__all__ = ["BatchHandler", "run_batches"]
+
+_log = logging.getLogger(__name__)
+_TRACER_NAME = "qingfeng.kafka"
+
+BatchHandler = Callable[[list[Record]], Awaitable[None]]
+
+
+class _FinishBatchBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type hints
+    """Makes a rebalance wait until the batch in flight has run its handler and committed."""
+
+    def __init__(self, in_flight: asyncio.Lock, group_id: str) -> None:
+        self._in_flight = in_flight
+        self._group_id = group_id
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        async with self._in_flight:
+            _log.info("partitions revoked", extra={"group_id": self._group_id, "partitions": sorted(map(str, revoked))})
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        _log.info("partitions assigned", extra={"group_id": self._group_id, "partitions": sorted(map(str, assigned))})
+
+
+async def run_batches(
+    settings: KafkaSettings,
+    topics: Sequence[str],
+    group_id: str,
+    handler: BatchHandler,
+    stop: asyncio.Event,
+    *,
+    max_records: int = 500,
+    poll_timeout_ms: int = 500,
+    auto_offset_reset: str = "earliest",
+    tracer_provider: trace.TracerProvider | None = None,
+) -> None:
+    """Consume ``topics`` as group ``group_id`` in batches until ``stop`` is set.
+
+    ``handler`` receives the records of one ``getmany()`` (at most ``max_records``, in offset order per partition)
+    and must return only once its effect is durable. The batch in flight when ``stop`` is set is finished and
+    committed before the consumer closes. An exception from ``handler`` stops the runner without committing that
+    batch and propagates.
+    """
+    tracer = trace.get_tracer(_TRACER_NAME, tracer_provider=tracer_provider)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=settings.client_id,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset=auto_offset_reset,
+        # Records of aborted producer transactions (the outbox relay may use them) are never handed to a handler.
+        isolation_level="read_committed",
+        request_timeout_ms=int(settings.request_timeout_s * 1000),
+        max_poll_records=max_records,
+    )
+    in_flight = asyncio.Lock()
+    consumer.subscribe(topics=list(topics), listener=_FinishBatchBeforeRevoke(in_flight, group_id))
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            fetched = await consumer.getmany(timeout_ms=poll_timeout_ms, max_records=max_records)
+            if not fetched:
+                continue
+            async with in_flight:
+                # Partitions revoked between getmany() and here belong to another member now: it re-reads them.
+                assigned = consumer.assignment()
+                batch = {tp: msgs for tp, msgs in fetched.items() if msgs and tp in assigned}
+                if batch:
+                    await _process(consumer, tracer, group_id, batch, handler)
+    finally:
+        await consumer.stop()
+
+
+async def _process(
+    consumer: Any, tracer: trace.Tracer, group_id: str, batch: dict[Any, list[Any]], handler: BatchHandler
+) -> None:
+    records: list[Record] = []
+    spans: list[Span] = []
+    for msgs in batch.values():
+        for msg in msgs:
+            record, span = _to_record(tracer, group_id, msg)
+            records.append(record)
+            spans.append(span)
+    batch_span = tracer.start_span(
+        "process batch",
+        context=otel_context.Context(),  # a root: the batch mixes records of many traces, linked below
+        kind=SpanKind.CONSUMER,
+        links=[Link(s.get_span_context()) for s in spans],
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.consumer.group.name": group_id,
+            "messaging.batch.message_count": len(records),
+        },
+    )
+    error: BaseException | None = None
+    try:
+        with trace.use_span(batch_span, end_on_exit=False, record_exception=True, set_status_on_exception=True):
+            await handler(records)
+            offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batch.items()}
+            try:
+                await consumer.commit(offsets)
+            except (CommitFailedError, IllegalStateError) as err:
+                # The group rebalanced under us; the effect is done and the new owner re-delivers these records to an
+                # idempotent handler. Not an error of this process.
+                _log.warning("commit skipped after rebalance: %s", err, extra={"group_id": group_id})
+    except BaseException as err:
+        error = err
+        raise
+    finally:
+        batch_span.end()
+        for span in spans:
+            if error is not None:
+                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            span.end()
+
+
+def _to_record(tracer: trace.Tracer, group_id: str, msg: Any) -> tuple[Record, Span]:
+    headers = tuple((str(k), bytes(v) if v is not None else b"") for k, v in (msg.headers or ()))
+    parent = extract_context(headers)
+    span = tracer.start_span(
+        f"process {msg.topic}",
+        context=parent,
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": msg.topic,
+            "messaging.consumer.group.name": group_id,
+            "messaging.destination.partition.id": str(msg.partition),
+            "messaging.kafka.offset": msg.offset,
+        },
+    )
+    record = Record(
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        key=msg.key,
+        value=msg.value,
+        headers=headers,
+        timestamp_ms=msg.timestamp,
+        trace_context=trace.set_span_in_context(span, parent),
+    )
+    if record.event_id is not None:
+        span.set_attribute("messaging.message.id", record.event_id)
+    return record, span

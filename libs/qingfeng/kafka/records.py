@@ -1,0 +1,128 @@
+"""Consumed records and their decoding into protobuf messages.
+
+A record that cannot be decoded as the expected message becomes a ``BadRecord`` carrying a reason code and a
+message: the caller dead-letters it and carries on. Decoding never raises and never drops a record silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+from google.protobuf.message import Message
+from opentelemetry import context as otel_context
+
+from qingfeng.kafka import headers as hdr
+from qingfeng.v1 import post_pb2
+
+__all__ = ["BadRecord", "ParsedBatch", "Record", "parse", "parse_batch"]
+
+M = TypeVar("M", bound=Message)
+
+_UNDECODABLE = post_pb2.DEAD_LETTER_REASON_UNDECODABLE
+
+
+@dataclass(frozen=True)
+class Record:
+    """One consumed Kafka record.
+
+    ``trace_context`` holds the record's CONSUMER span, itself a child of the producer's span (restored from the
+    ``traceparent`` header). Wrap per-record work in ``with record.traced():`` so spans and records it produces join
+    the producer's trace.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int
+    trace_context: otel_context.Context = field(default_factory=otel_context.Context, compare=False, repr=False)
+
+    @property
+    def timestamp(self) -> datetime:
+        """The record's timestamp (set by the producer or the broker) as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
+
+    @property
+    def event_type(self) -> str | None:
+        return hdr.header_value(self.headers, hdr.EVENT_TYPE)
+
+    @property
+    def event_id(self) -> str | None:
+        return hdr.header_value(self.headers, hdr.EVENT_ID)
+
+    @property
+    def content_type(self) -> str | None:
+        return hdr.header_value(self.headers, hdr.CONTENT_TYPE)
+
+    @property
+    def key_text(self) -> str | None:
+        """The key as text (keys are entity ids), with undecodable bytes replaced."""
+        return None if self.key is None else self.key.decode("utf-8", "replace")
+
+    @contextmanager
+    def traced(self) -> Iterator[None]:
+        """Make this record's consumer span the current span for the duration of the block."""
+        token = otel_context.attach(self.trace_context)
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """A record that could not be used: ``reason`` classifies it (the ``DeadLetter`` contract), ``message`` explains."""
+
+    record: Record
+    reason: post_pb2.DeadLetterReason.ValueType
+    message: str
+
+
+@dataclass(frozen=True)
+class ParsedBatch(Generic[M]):
+    """A batch split into decoded messages (in record order) and bad records."""
+
+    good: list[tuple[Record, M]]
+    bad: list[BadRecord]
+
+
+def parse(record: Record, message_type: type[M]) -> M | BadRecord:
+    """Decode ``record`` as ``message_type``; any problem becomes a ``BadRecord`` instead of an exception.
+
+    The ``content-type`` header, when present, must name ``message_type``: a record of another type would often
+    decode without error into garbage, because protobuf keeps unknown fields.
+    """
+    expected = message_type.DESCRIPTOR.full_name
+    if record.value is None:
+        return BadRecord(record, _UNDECODABLE, f"record has no value (tombstone); expected {expected}")
+    content_type = record.content_type
+    if content_type is not None:
+        name = hdr.proto_name_of(content_type)
+        if name is None:
+            reason = f"content-type {content_type!r} is not protobuf; expected {expected}"
+            return BadRecord(record, _UNDECODABLE, reason)
+        if name != expected:
+            return BadRecord(record, _UNDECODABLE, f"payload is {name}, expected {expected}")
+    try:
+        return message_type.FromString(record.value)
+    except Exception as err:  # DecodeError mostly; any failure on foreign bytes must be dead-lettered, not raised
+        return BadRecord(record, _UNDECODABLE, f"cannot decode {expected}: {err or type(err).__name__}")
+
+
+def parse_batch(records: Iterable[Record], message_type: type[M]) -> ParsedBatch[M]:
+    """``parse`` every record of a batch."""
+    good: list[tuple[Record, M]] = []
+    bad: list[BadRecord] = []
+    for record in records:
+        result = parse(record, message_type)
+        if isinstance(result, BadRecord):
+            bad.append(result)
+        else:
+            good.append((record, result))
+    return ParsedBatch(good, bad)
