@@ -1,0 +1,200 @@
+"""What every source adapter shares: its contract with the scheduler and the helpers that build ``Post``s.
+
+An adapter fetches one source and hands what it found to ``emit`` in batches (so a 50 000-line import or a 10-page
+forum streams into the pipeline instead of piling up in memory), then returns an ``Outcome``. It never raises for
+bad input or a failing site: broken items become ``Rejected``, a failed fetch becomes ``Outcome.error``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from qingfeng.v1 import common_pb2, post_pb2, source_pb2
+
+from services.collector.fetch import Fetcher, FetchError, TooLarge, Undecodable
+from services.collector.ports import FetchState, Rejected
+
+__all__ = [
+    "MAX_DEAD_LETTER_PAYLOAD",
+    "Emit",
+    "Item",
+    "Outcome",
+    "SourceAdapter",
+    "SourceContext",
+    "emit_all",
+    "is_news_site",
+    "new_post",
+    "platform_of",
+    "post_id",
+    "rejected",
+    "rejected_for_fetch_error",
+    "secrets_from_dir",
+    "set_time",
+]
+
+Item = post_pb2.Post | Rejected
+Emit = Callable[[Sequence[Item]], Awaitable[None]]
+
+# The dead-letter topic carries the original bytes; past this they are cut so one record stays well under Kafka's
+# 1 MiB message limit (the message text says so).
+MAX_DEAD_LETTER_PAYLOAD = 256 * 1024
+# Kafka keys and Elasticsearch ids stay short: a native id longer than this is hashed into the Post id.
+_MAX_NATIVE_ID_IN_POST_ID = 96
+
+_KIND_PREFIX = {
+    common_pb2.SOURCE_KIND_RSS: "rss",
+    common_pb2.SOURCE_KIND_HTML: "html",
+    common_pb2.SOURCE_KIND_WEIBO_API: "weibo",
+    common_pb2.SOURCE_KIND_MASTODON: "mastodon",
+    common_pb2.SOURCE_KIND_JSONL_IMPORT: "jsonl",
+    common_pb2.SOURCE_KIND_MANUAL_TIP: "tip",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one fetch of a source went.
+
+    ``fetch_state`` is what to store for the next conditional GET: None keeps the stored one, an empty
+    ``FetchState()`` clears it (so the next fetch is unconditional, e.g. after some article pages failed).
+    ``error`` is set when the fetch failed as a whole or in part; items emitted before the error still count.
+    """
+
+    fetch_state: FetchState | None = None
+    error: str | None = None
+    not_modified: bool = False
+    emitted: int = 0
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What adapters need from the process: the shared fetcher, the wall clock and the secrets directory."""
+
+    fetcher: Fetcher
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # Returns the content of a file in the secrets directory, None when absent. Tokens never live in Source.
+    secret: Callable[[str], str | None] = lambda name: None
+    batch_size: int = 500
+
+
+def secrets_from_dir(directory: Path) -> Callable[[str], str | None]:
+    """``SourceContext.secret`` over a secrets directory (one file per secret, as ``deploy/`` mounts them)."""
+
+    def read(name: str) -> str | None:
+        # A name is a file name, never a path: "../x" or "a/b" would read outside the directory.
+        if not name or name in {".", ".."} or "/" in name or "\\" in name:
+            return None
+        try:
+            return (directory / name).read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
+
+    return read
+
+
+class SourceAdapter(Protocol):
+    """Fetches one kind of source."""
+
+    async def collect(self, source: source_pb2.Source, state: FetchState | None, emit: Emit) -> Outcome:
+        """Fetch ``source`` (conditionally when ``state`` has validators), emit posts and rejects, say how it went."""
+        ...
+
+
+def post_id(kind: common_pb2.SourceKind.ValueType, source_id: str, native_id: str = "", url: str = "") -> str:
+    """The stable Post id: ``<kind>:<source id>:<native id>``, or a SHA-1 of the URL when there is no native id."""
+    prefix = _KIND_PREFIX.get(kind, "src")
+    if native_id and len(native_id) <= _MAX_NATIVE_ID_IN_POST_ID and not any(c.isspace() for c in native_id):
+        return f"{prefix}:{source_id}:{native_id}"
+    key = native_id or url
+    if not key:
+        raise ValueError("a post needs a native id or a URL to have a stable id")
+    return f"{prefix}:{source_id}:h{hashlib.sha1(key.encode('utf-8')).hexdigest()}"
+
+
+# Hosts and paths of discussion sites: their authors are netizens, not a news organisation.
+_FORUM_MARKERS = ("bbs.", "tieba.", "forum", "club.", "luntan", "/bbs", "talk.")
+
+
+def is_news_site(url: str) -> bool:
+    """Whether a feed or page URL looks like a news outlet rather than a forum.
+
+    A heuristic until Source says so itself: RSS and HTML sources are portals and local news unless the URL names a
+    forum (bbs., tieba., /forum …).
+    """
+    lowered = url.lower()
+    return not any(marker in lowered for marker in _FORUM_MARKERS)
+
+
+def platform_of(url: str) -> str:
+    """The site a URL belongs to, e.g. ``news.example.cn`` (without ``www.``)."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host.removeprefix("www.")
+
+
+def set_time(field: Timestamp, value: datetime) -> None:
+    """Set a ``google.protobuf.Timestamp`` field from an aware datetime."""
+    field.FromDatetime(value.astimezone(UTC))
+
+
+def new_post(
+    source: source_pb2.Source,
+    *,
+    native_id: str,
+    url: str,
+    collected_at: datetime,
+    platform: str = "",
+) -> post_pb2.Post:
+    """A Post with its identity filled in: id, source, native id, url, platform, collection time, default regions."""
+    post = post_pb2.Post(
+        id=post_id(source.kind, source.id, native_id, url),
+        source_id=source.id,
+        source_kind=source.kind,
+        native_id=native_id,
+        url=url,
+        platform=platform or platform_of(url or source.url),
+    )
+    set_time(post.collected_at, collected_at)
+    # The source's own regions (属地) travel with each post; enrichment adds what it finds in the text.
+    if source.default_regions:
+        post.enrichment.regions.extend(source.default_regions)
+    return post
+
+
+def rejected(
+    source: source_pb2.Source,
+    reason: post_pb2.DeadLetterReason.ValueType,
+    message: str,
+    payload: bytes | str,
+    origin: str,
+) -> Rejected:
+    """A dead-letter item; the payload is the original input (cut at ``MAX_DEAD_LETTER_PAYLOAD`` bytes)."""
+    data = payload.encode("utf-8", errors="replace") if isinstance(payload, str) else payload
+    if len(data) > MAX_DEAD_LETTER_PAYLOAD:
+        message = f"{message} (payload cut to {MAX_DEAD_LETTER_PAYLOAD} of {len(data)} bytes)"
+        data = data[:MAX_DEAD_LETTER_PAYLOAD]
+    return Rejected(reason=reason, message=message, payload=data, source_id=source.id, origin=origin)
+
+
+def rejected_for_fetch_error(source: source_pb2.Source, err: FetchError, body: bytes = b"") -> Rejected | None:
+    """The dead letter for a fetch error that is about the content (too large, not text), None for the others
+    (unreachable, HTTP errors, robots.txt), which are the source's status rather than an item."""
+    if isinstance(err, TooLarge):
+        return rejected(source, post_pb2.DEAD_LETTER_REASON_TOO_LARGE, err.message, err.head, err.url)
+    if isinstance(err, Undecodable):
+        return rejected(source, post_pb2.DEAD_LETTER_REASON_ENCODING, err.message, body, err.url)
+    return None
+
+
+async def emit_all(emit: Emit, items: Sequence[Item], batch_size: int) -> int:
+    """Hand ``items`` to ``emit`` in batches of at most ``batch_size``; returns how many were emitted."""
+    size = max(1, batch_size)
+    for start in range(0, len(items), size):
+        await emit(items[start : start + size])
+    return len(items)
