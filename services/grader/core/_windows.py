@@ -1,0 +1,258 @@
+"""Counters over sets of posts: one-minute buckets, and sliding windows made of buckets.
+
+A `_Window` exposes the metric names of `WindowMetrics` as attributes and properties, so the policy is
+evaluated on it directly, without building a record per post.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from bisect import insort
+from collections import deque
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+__all__ = ["OFFLINE_RISK_HALF", "Bucket", "Contribution", "Window", "insert_sorted", "regional_scope"]
+
+# offline_risk = w / (w + OFFLINE_RISK_HALF), w = posts with offline signals + those with planned ones:
+# five signalling posts make an even chance, and it saturates rather than growing with volume.
+OFFLINE_RISK_HALF = 5.0
+
+
+class Contribution(NamedTuple):
+    """What one post adds to the counters (built once per post by the engine)."""
+
+    author: str
+    followers: int
+    reposts: int
+    comments: int
+    likes: int
+    offline: int
+    planned: int
+    relevance: int  # thousandths, so sums stay exact integers whatever order posts come and go
+    media: bool
+    source: str
+    platform: str
+    regions: tuple[str, ...]
+
+
+def regional_scope(codes: Iterable[str]) -> int:
+    """0 unknown, 1 local (one prefecture), 2 provincial (several prefectures of one province, or
+    the province itself), 3 national (several provinces), from GB/T 2260 codes."""
+    codes = list(codes)
+    if not codes:
+        return 0
+    if len({c[:2] for c in codes}) > 1:
+        return 3
+    if any(c.endswith("0000") for c in codes) or len({c[:4] for c in codes}) > 1:
+        return 2
+    return 1
+
+
+class _Counts:
+    """Sums and distinct-value counts over a set of posts."""
+
+    __slots__ = (
+        "by_author", "by_media", "by_platform", "by_region", "by_source", "comments", "likes",
+        "offline_posts", "planned_posts", "posts", "relevance_sum", "reposts",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.posts = self.reposts = self.comments = self.likes = 0
+        self.offline_posts = self.planned_posts = self.relevance_sum = 0
+        self.by_author: dict[str, int] = {}
+        self.by_media: dict[str, int] = {}
+        self.by_source: dict[str, int] = {}
+        self.by_platform: dict[str, int] = {}
+        self.by_region: dict[str, int] = {}
+
+    def add(self, c: Contribution) -> bool:
+        """Add one post; True when its author is new here."""
+        self.posts += 1
+        self.reposts += c.reposts
+        self.comments += c.comments
+        self.likes += c.likes
+        self.offline_posts += c.offline
+        self.planned_posts += c.planned
+        self.relevance_sum += c.relevance
+        authors = self.by_author
+        n = authors.get(c.author, 0)
+        authors[c.author] = n + 1
+        if c.media:
+            self.by_media[c.author] = self.by_media.get(c.author, 0) + 1
+        if c.source:
+            self.by_source[c.source] = self.by_source.get(c.source, 0) + 1
+        if c.platform:
+            self.by_platform[c.platform] = self.by_platform.get(c.platform, 0) + 1
+        for code in c.regions:
+            self.by_region[code] = self.by_region.get(code, 0) + 1
+        return n == 0
+
+    def absorb(self, other: _Counts) -> None:
+        """Add another set's counts (bucket merge, window rebuild)."""
+        self.posts += other.posts
+        self.reposts += other.reposts
+        self.comments += other.comments
+        self.likes += other.likes
+        self.offline_posts += other.offline_posts
+        self.planned_posts += other.planned_posts
+        self.relevance_sum += other.relevance_sum
+        for mine, theirs in self._maps(other):
+            for key, n in theirs.items():
+                mine[key] = mine.get(key, 0) + n
+
+    def remove(self, other: _Counts) -> list[str]:
+        """Subtract a bucket's counts; returns the authors that left."""
+        self.posts -= other.posts
+        self.reposts -= other.reposts
+        self.comments -= other.comments
+        self.likes -= other.likes
+        self.offline_posts -= other.offline_posts
+        self.planned_posts -= other.planned_posts
+        self.relevance_sum -= other.relevance_sum
+        gone: list[str] = []
+        for i, (mine, theirs) in enumerate(self._maps(other)):
+            for key, n in theirs.items():
+                left = mine[key] - n
+                if left:
+                    mine[key] = left
+                else:
+                    del mine[key]
+                    if i == 0:
+                        gone.append(key)
+        return gone
+
+    def _maps(self, other: _Counts) -> list[tuple[dict[str, int], dict[str, int]]]:
+        return [
+            (self.by_author, other.by_author),
+            (self.by_media, other.by_media),
+            (self.by_source, other.by_source),
+            (self.by_platform, other.by_platform),
+            (self.by_region, other.by_region),
+        ]
+
+    def to_list(self) -> list[Any]:
+        return [
+            self.posts, self.reposts, self.comments, self.likes, self.offline_posts, self.planned_posts,
+            self.relevance_sum, self.by_author, self.by_media, self.by_source, self.by_platform, self.by_region,
+        ]  # fmt: skip
+
+    def load(self, data: Sequence[Any]) -> None:
+        (self.posts, self.reposts, self.comments, self.likes) = data[:4]
+        (self.offline_posts, self.planned_posts, self.relevance_sum) = data[4:7]
+        self.by_author, self.by_media, self.by_source, self.by_platform, self.by_region = (dict(m) for m in data[7:12])
+
+
+class Bucket(_Counts):
+    """The posts of one fixed slice of event time [start, end)."""
+
+    __slots__ = ("end", "start")
+
+    def __init__(self, start: float, seconds: float) -> None:
+        super().__init__()
+        self.start = start
+        self.end = start + seconds
+
+
+class Window(_Counts):
+    """Running counts over the buckets ending after now - seconds; `prev_posts` covers the window
+    before it (for acceleration). `seconds` is inf for the event's lifetime ("total")."""
+
+    __slots__ = ("dq", "followers", "hours", "name", "prev", "prev_posts", "seconds", "top", "top_k", "top_total",
+                 "top_valid")  # fmt: skip
+
+    def __init__(self, name: str, seconds: float, top_k: int, followers: dict[str, int]) -> None:
+        super().__init__()
+        self.name = name
+        self.seconds = seconds
+        self.hours = seconds / 3600.0  # for "total": the event's age, set as the clock moves
+        self.top_k = top_k
+        self.followers = followers  # the event's author -> follower count (largest seen)
+        self.dq: deque[Bucket] = deque()
+        self.prev: deque[Bucket] = deque()
+        self.prev_posts = 0
+        # Ascending (followers, author) of the top-k authors; recomputed only when an author in it leaves.
+        self.top: list[tuple[int, str]] = []
+        self.top_total = 0
+        self.top_valid = True
+
+    def note_author(self, author: str, followers: int) -> None:
+        """Keep the top-k list exact when `author` joins the window."""
+        if not self.top_valid:
+            return
+        top = self.top
+        if len(top) < self.top_k:
+            insort(top, (followers, author))
+            self.top_total += followers
+        elif followers > top[0][0]:
+            insort(top, (followers, author))
+            self.top_total += followers - top[0][0]
+            del top[0]
+
+    def drop(self, bucket: Bucket) -> None:
+        for author in self.remove(bucket):
+            if self.top_valid and any(a == author for _, a in self.top):
+                self.top_valid = False
+
+    # The metric names of WindowMetrics, read by the policy.
+    @property
+    def distinct_authors(self) -> int:
+        return len(self.by_author)
+
+    @property
+    def velocity(self) -> float:
+        return self.posts / self.hours
+
+    @property
+    def acceleration(self) -> float:
+        if math.isinf(self.seconds):
+            return 0.0
+        hours = self.hours
+        return (self.posts - self.prev_posts) / hours / hours
+
+    @property
+    def top_author_reach(self) -> int:
+        if not self.top_valid:
+            followers = self.followers
+            self.top = sorted(heapq.nlargest(self.top_k, ((followers[a], a) for a in self.by_author)))
+            self.top_total = sum(f for f, _ in self.top)
+            self.top_valid = True
+        return self.top_total
+
+    @property
+    def sources(self) -> int:
+        return len(self.by_source)
+
+    @property
+    def platforms(self) -> int:
+        return len(self.by_platform)
+
+    @property
+    def media_involved(self) -> int:
+        return len(self.by_media)
+
+    @property
+    def regional_scope(self) -> int:
+        return regional_scope(self.by_region) if self.by_region else 0
+
+    @property
+    def offline_risk(self) -> float:
+        weighted = self.offline_posts + self.planned_posts
+        return weighted / (weighted + OFFLINE_RISK_HALF)
+
+    @property
+    def relevance(self) -> float:
+        return self.relevance_sum / self.posts / 1000.0 if self.posts else 0.0
+
+
+def insert_sorted(dq: deque[Bucket], bucket: Bucket) -> None:
+    """Insert keeping `dq` ordered by start (late buckets are rare, so a scan is fine)."""
+    if not dq or dq[-1].start < bucket.start:
+        dq.append(bucket)
+        return
+    for i, other in enumerate(dq):
+        if other.start > bucket.start:
+            dq.insert(i, bucket)
+            return
+    dq.append(bucket)

@@ -1,0 +1,421 @@
+"""Online event detection: which event a post belongs to, decided once, as the post arrives.
+
+The signals, strongest first:
+1. the repost/reply parent (or the chain's root) already belongs to an event;
+2. a near-duplicate text: SimHash within `near_dup_max_hamming` bits, found through a 4 x 16-bit band
+   index (see _lsh.py);
+3. shared informative keywords with an event active within `keyword_window_seconds`: the idf-weighted
+   share of the post's keywords found in the event's keyword postings;
+4. optionally, weak signals for posts that carry no usable text: the author's own recent event, or the
+   event that was most active in the last minutes (off by default; see ClusteringConfig).
+Otherwise the post opens a new event "ev-<post id>". When one post links two events (its parent is in
+one and its text is a near duplicate of the other), the younger event is merged into the older one and
+its id redirects to the survivor. Events idle beyond `horizon_seconds` leave the index; their ids stay
+resolvable for `redirect_ttl_seconds`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ._cluster import Cluster
+from ._lsh import BandIndex
+from .model import PostView
+
+__all__ = ["Assignment", "Clusterer", "ClusteringConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusteringConfig:
+    """Tuning of event detection; every limit bounds memory or work per post."""
+
+    near_dup_max_hamming: int = 3
+    # Posts with fewer distinct keywords carry too little text for SimHash or keyword matching
+    # (Weibo's "转发微博", emoji-only replies …).
+    min_text_keywords: int = 4
+    # A near duplicate only merges two events when the text is at least this rich.
+    merge_min_keywords: int = 8
+    # A fingerprint matching this many different events is boilerplate, not evidence.
+    near_dup_max_events: int = 3
+    keyword_window_seconds: float = 6 * 3600.0
+    keyword_min_score: float = 0.5
+    keyword_min_shared: int = 2
+    keyword_top_n: int = 12
+    # Only the first keywords of a post are read (the collector lists the most salient first).
+    max_keywords: int = 32
+    # Keywords in more than this share of posts are too common to link anything (once df is meaningful).
+    keyword_max_df: float = 0.01
+    df_min_docs: int = 500
+    df_halve_every: int = 200_000
+    postings_cap: int = 32
+    band_cap: int = 64
+    fingerprints_cap: int = 64
+    profile_cap: int = 200
+    horizon_seconds: float = 7 * 86400.0
+    redirect_ttl_seconds: float = 30 * 86400.0
+    # Weak signals for posts that nothing else placed (no known parent, no text match): the author's own
+    # recent event, or the event that clearly dominates the recent stream (a decayed post rate with
+    # `activity_half_life_seconds`, at least `activity_min` and `activity_share` of all recent activity).
+    # They suit a stream of reposts whose parent links were lost; a window of 0 disables each.
+    author_window_seconds: float = 0.0
+    activity_window_seconds: float = 0.0
+    activity_half_life_seconds: float = 600.0
+    activity_min: float = 2.0
+    activity_share: float = 0.5
+    # Posts with fewer keywords than this take the weak signals even when they have some text, and only
+    # events opened by a post with at least this many can attract by activity (0: any post, any event).
+    seed_min_keywords: int = 0
+    title_chars: int = 60
+
+    @classmethod
+    def for_lost_parents(cls) -> ClusteringConfig:
+        """Weak signals on, tuned on the Weibo development set with `parent_id` removed: for a stream of
+        reposts whose parent links are lost (off by default: it would pull unrelated posts into the
+        event of the hour)."""
+        return cls(
+            activity_window_seconds=1800.0,
+            activity_half_life_seconds=300.0,
+            activity_min=0.3,
+            activity_share=0.0,
+            seed_min_keywords=20,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """The event a post joined, how, and the events it caused to be merged into that one."""
+
+    event_id: str
+    created: bool
+    via: str
+    absorbed: tuple[str, ...] = ()
+
+
+class Clusterer:
+    """Assigns posts to events online. Pure and deterministic: same posts in, same events out."""
+
+    def __init__(self, config: ClusteringConfig | None = None) -> None:
+        self.config = config or ClusteringConfig()
+        # Ordered by last activity (least recent first), so expiry pops from the front.
+        self.clusters: dict[str, Cluster] = {}
+        self.posts: dict[str, str] = {}
+        # Parents and roots referenced before (or without) being seen themselves.
+        self.placeholders: dict[str, str] = {}
+        cfg = self.config
+        self.near = BandIndex(cfg.near_dup_max_hamming, cfg.near_dup_max_events, cfg.band_cap)
+        self.postings: dict[str, dict[str, float]] = {}
+        self.df: dict[str, int] = {}
+        self.docs = 0
+        self.authors: dict[str, tuple[str, float]] = {}
+        self.redirects: dict[str, tuple[str, float]] = {}
+        self.closed: dict[str, float] = {}
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    def seen(self, post_id: str) -> bool:
+        """The post was already assigned (a redelivery): it must not be counted twice."""
+        return post_id in self.posts
+
+    def resolve(self, event_id: str) -> str | None:
+        """The live event an id now stands for (following merges), or None when unknown or expired."""
+        cid: str | None = event_id
+        for _ in range(64):  # merge chains are short; the bound guards against a cycle bug
+            if cid in self.clusters:
+                return cid
+            step = self.redirects.get(cid or "")
+            if step is None:
+                return None
+            cid = step[0]
+        return None
+
+    def redirect_of(self, event_id: str) -> str | None:
+        """Where a merged event went, while its redirect is kept."""
+        step = self.redirects.get(event_id)
+        return step[0] if step else None
+
+    def title(self, event_id: str) -> str:
+        return self.clusters[event_id].title
+
+    def keywords(self, event_id: str, n: int = 10) -> tuple[str, ...]:
+        """Most salient keywords (count x idf), refreshed as the event doubles or every 16 posts."""
+        c = self.clusters[event_id]
+        if c.size != c.keywords_size and (c.size >= 2 * c.keywords_size or c.size - c.keywords_size >= 16):
+            ranked = sorted(c.profile.items(), key=lambda kv: (-kv[1] * self._idf(kv[0]), kv[0]))
+            c.keywords = tuple(k for k, _ in ranked[:n])
+            c.keywords_size = c.size
+        return c.keywords
+
+    # -- assignment ------------------------------------------------------------------------------
+
+    def assign(self, post: PostView, ts: float) -> Assignment:
+        """Put one new post into an event (creating or merging events as needed) and index it."""
+        cfg = self.config
+        keywords = list(dict.fromkeys(post.keywords))[: cfg.max_keywords]
+        textual = len(keywords) >= cfg.min_text_keywords
+        cid: str | None = None
+        via = ""
+        links: list[str] = []
+        # A post some earlier repost named as its parent joins that repost's event ("child").
+        refs = ((post.parent_id, "parent"), (post.root_id, "root"), (post.id, "child"))
+        for ref, how in refs:
+            if ref:
+                found = self.posts.get(ref) or self.placeholders.get(ref)
+                found = self.resolve(found) if found else None
+                if found and cid is None:
+                    cid, via = found, how
+                elif found and found != cid:
+                    links.append(found)
+        if post.simhash is not None and textual:
+            dup = self.near.lookup(post.simhash, lambda k: self.clusters[k].last_ts)
+            if dup and cid is None:
+                cid, via = dup, "near_duplicate"
+            elif dup and dup != cid and len(keywords) >= cfg.merge_min_keywords:
+                links.append(dup)
+        # Posts too short to match on are not indexed by keyword either.
+        top = self._top_keywords(keywords) if textual else []
+        if cid is None and len(top) >= cfg.keyword_min_shared:
+            cid = self._keyword_match(top, ts)
+            via = "keywords" if cid else via
+        if cid is None and (not textual or len(keywords) < cfg.seed_min_keywords):
+            cid = self._weak_match(post.author_id, ts)
+            via = "weak" if cid else via
+        created = cid is None
+        if cid is None:
+            cid, via = f"ev-{post.id}", "new"
+            self.clusters[cid] = Cluster(cid, ts)
+            self.clusters[cid].seed = len(keywords) >= cfg.seed_min_keywords
+        absorbed: list[str] = []
+        for other in dict.fromkeys(links):
+            survivor = self.resolve(other)
+            if survivor is None or survivor == cid:
+                continue
+            keep, gone = sorted((cid, survivor), key=lambda k: (self.clusters[k].first_ts, k))
+            self._merge(gone, keep, ts)
+            absorbed.append(gone)
+            cid = keep
+        self._index(self.clusters[cid], post, ts, keywords, top, textual)
+        return Assignment(cid, created, via, tuple(absorbed))
+
+    def _idf(self, kw: str) -> float:
+        return math.log((self.docs + 1) / (self.df.get(kw, 0) + 1)) + 1.0
+
+    def _top_keywords(self, keywords: list[str]) -> list[tuple[str, float]]:
+        """The post's most informative keywords with their idf, rarest first."""
+        cfg = self.config
+        df = self.df
+        docs = self.docs
+        limit = cfg.keyword_max_df * docs if docs >= cfg.df_min_docs else math.inf
+        ranked = sorted((df.get(k, 0), k) for k in keywords if df.get(k, 0) <= limit)
+        log_docs = math.log(docs + 1)
+        return [(k, log_docs - math.log(n + 1) + 1.0) for n, k in ranked[: cfg.keyword_top_n]]
+
+    def _keyword_match(self, top: list[tuple[str, float]], ts: float) -> str | None:
+        cfg = self.config
+        since = ts - cfg.keyword_window_seconds
+        weight: dict[str, float] = {}
+        shared: dict[str, int] = {}
+        total = 0.0
+        for kw, w in top:
+            total += w
+            for cid, last in self.postings.get(kw, {}).items():
+                if last >= since:
+                    weight[cid] = weight.get(cid, 0.0) + w
+                    shared[cid] = shared.get(cid, 0) + 1
+        best = None
+        best_key: tuple[float, float, str] | None = None
+        for cid, w in weight.items():
+            if shared[cid] < cfg.keyword_min_shared or w < cfg.keyword_min_score * total:
+                continue
+            live = self.resolve(cid)
+            if live is None:
+                continue
+            key = (-w, -self.clusters[live].last_ts, live)
+            if best_key is None or key < best_key:
+                best, best_key = live, key
+        return best
+
+    def _weak_match(self, author: str, ts: float) -> str | None:
+        cfg = self.config
+        if cfg.author_window_seconds > 0:
+            seen = self.authors.get(author)
+            if seen and ts - seen[1] <= cfg.author_window_seconds:
+                live = self.resolve(seen[0])
+                if live:
+                    return live
+        if cfg.activity_window_seconds > 0:
+            since = ts - cfg.activity_window_seconds
+            best, best_score, total = None, 0.0, 0.0
+            for c in reversed(self.clusters.values()):
+                if c.last_ts < since:
+                    break
+                if not c.seed:
+                    continue
+                score = c.activity * 0.5 ** ((ts - c.last_ts) / cfg.activity_half_life_seconds)
+                total += score
+                if score > best_score:
+                    best, best_score = c.id, score
+            if best is not None and best_score >= cfg.activity_min and best_score >= cfg.activity_share * total:
+                return best
+        return None
+
+    # -- indexing --------------------------------------------------------------------------------
+
+    def _index(
+        self, c: Cluster, post: PostView, ts: float, keywords: list[str], top: list[tuple[str, float]], textual: bool
+    ) -> None:
+        cfg = self.config
+        cid = c.id
+        c.size += 1
+        if ts > c.last_ts:
+            c.activity *= 0.5 ** ((ts - c.last_ts) / cfg.activity_half_life_seconds)
+            c.last_ts = ts
+        c.activity += 1.0
+        if ts < c.first_ts:
+            c.first_ts = ts
+        # Move to the end: the dict stays ordered by activity for expiry.
+        del self.clusters[cid]
+        self.clusters[cid] = c
+        self.posts[post.id] = cid
+        c.members.append(post.id)
+        holder = self.placeholders.pop(post.id, None)
+        if holder is not None:
+            self.clusters[holder].placeholders.remove(post.id)
+        for ref in (post.parent_id, post.root_id):
+            if ref and ref not in self.posts and ref not in self.placeholders:
+                self.placeholders[ref] = cid
+                c.placeholders.append(ref)
+        df = self.df
+        for kw in keywords:
+            df[kw] = df.get(kw, 0) + 1
+        self.docs += 1
+        if self.docs % cfg.df_halve_every == 0:
+            self.df = {k: n // 2 for k, n in df.items() if n > 1}
+        profile = c.profile
+        for kw, _ in top:
+            profile[kw] = profile.get(kw, 0) + 1
+            postings = self.postings.get(kw)
+            if postings is None:
+                postings = self.postings[kw] = {}
+            else:
+                postings.pop(cid, None)
+            postings[cid] = ts
+            if len(postings) > cfg.postings_cap:
+                del postings[next(iter(postings))]
+        if len(profile) > 2 * cfg.profile_cap:
+            kept = sorted(profile.items(), key=lambda kv: (-kv[1], kv[0]))[: cfg.profile_cap]
+            c.profile = dict(kept)
+        if textual and post.simhash is not None:
+            fp = post.simhash
+            if fp not in c.fingerprints and len(c.fingerprints) < cfg.fingerprints_cap:
+                c.fingerprints[fp] = None
+                self.near.add(fp, cid)
+        # Title: the most reposted post with real text (a source post usually), else the first one.
+        score = post.reposts if textual else -1
+        if score > c.title_score and post.text.strip():
+            text = " ".join(post.text.split())
+            c.title = text if len(text) <= cfg.title_chars else text[: cfg.title_chars - 1] + "…"
+            c.title_score = score
+        if cfg.author_window_seconds > 0 and post.author_id:
+            self.authors.pop(post.author_id, None)
+            self.authors[post.author_id] = (cid, ts)
+
+    def _merge(self, gone_id: str, keep_id: str, ts: float) -> None:
+        """Fold event `gone_id` into `keep_id`; `gone_id` redirects to `keep_id` from now on."""
+        gone, keep = self.clusters.pop(gone_id), self.clusters[keep_id]
+        for pid in gone.members:
+            self.posts[pid] = keep_id
+        for pid in gone.placeholders:
+            self.placeholders[pid] = keep_id
+        keep.members.extend(gone.members)
+        keep.placeholders.extend(gone.placeholders)
+        keep.size += gone.size
+        keep.first_ts = min(keep.first_ts, gone.first_ts)
+        half = self.config.activity_half_life_seconds
+        last = max(keep.last_ts, gone.last_ts)
+        keep.activity = sum(c.activity * 0.5 ** ((last - c.last_ts) / half) for c in (keep, gone))
+        keep.last_ts = last
+        for kw, n in gone.profile.items():
+            keep.profile[kw] = keep.profile.get(kw, 0) + n
+            postings = self.postings.get(kw)
+            if postings is not None and gone_id in postings:
+                last = postings.pop(gone_id)
+                postings[keep_id] = max(postings.pop(keep_id, last), last)
+        self.near.rewrite(gone.fingerprints, gone_id, keep_id)
+        for fp in gone.fingerprints:
+            keep.fingerprints.setdefault(fp, None)
+        if gone.title_score > keep.title_score:
+            keep.title, keep.title_score = gone.title, gone.title_score
+        keep.keywords_size = 0
+        self.redirects[gone_id] = (keep_id, ts)
+
+    # -- memory bounds ---------------------------------------------------------------------------
+
+    def expire(self, now: float) -> list[str]:
+        """Drop events idle for longer than the horizon; returns their ids."""
+        cfg = self.config
+        gone: list[str] = []
+        cut = now - cfg.horizon_seconds
+        while self.clusters:
+            c = next(iter(self.clusters.values()))
+            if c.last_ts >= cut:
+                break
+            del self.clusters[c.id]
+            for pid in c.members:
+                self.posts.pop(pid, None)
+            for pid in c.placeholders:
+                self.placeholders.pop(pid, None)
+            for kw in c.profile:
+                postings = self.postings.get(kw)
+                if postings is not None and postings.pop(c.id, None) is not None and not postings:
+                    del self.postings[kw]
+            self.near.rewrite(c.fingerprints, c.id, None)
+            self.closed[c.id] = now
+            gone.append(c.id)
+        ttl_cut = now - cfg.redirect_ttl_seconds
+        while self.redirects and next(iter(self.redirects.values()))[1] < ttl_cut:
+            del self.redirects[next(iter(self.redirects))]
+        while self.closed and next(iter(self.closed.values())) < ttl_cut:
+            del self.closed[next(iter(self.closed))]
+        author_cut = now - max(cfg.author_window_seconds, 0.0)
+        while self.authors:
+            author, (_, at) = next(iter(self.authors.items()))
+            if at >= author_cut:
+                break
+            del self.authors[author]
+        return gone
+
+    # -- persistence -----------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-able state; from_dict(to_dict()) continues identically."""
+        return {
+            "clusters": [c.to_list() for c in self.clusters.values()],
+            "bands": self.near.to_list(),
+            "postings": [[kw, list(map(list, p.items()))] for kw, p in self.postings.items()],
+            "df": self.df,
+            "docs": self.docs,
+            "authors": [[a, cid, at] for a, (cid, at) in self.authors.items()],
+            "redirects": [[k, v, at] for k, (v, at) in self.redirects.items()],
+            "closed": list(map(list, self.closed.items())),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], config: ClusteringConfig | None = None) -> Clusterer:
+        self = cls(config)
+        for row in data["clusters"]:
+            c = Cluster.from_list(row)
+            self.clusters[c.id] = c
+            for pid in c.members:
+                self.posts[pid] = c.id
+            for pid in c.placeholders:
+                self.placeholders[pid] = c.id
+        self.near.load(data["bands"])
+        self.postings = {kw: {cid: at for cid, at in items} for kw, items in data["postings"]}
+        self.df = dict(data["df"])
+        self.docs = data["docs"]
+        self.authors = {a: (cid, at) for a, cid, at in data["authors"]}
+        self.redirects = {k: (v, at) for k, v, at in data["redirects"]}
+        self.closed = {k: at for k, at in data["closed"]}
+        return self

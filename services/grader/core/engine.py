@@ -1,0 +1,455 @@
+"""The grader as one pure object: posts in, event snapshots and alerts out, in event time.
+
+The clock is the largest post time seen (or a later `tick(now)`), never the wall clock, so a replay
+grades exactly as the live stream did. Each event whose grade time alone can change is scheduled for a
+timed re-grade at the event time it could change (a bucket leaving a window, a cool-down or an
+override ending); moving the clock runs those re-grades in time order at their own times, so a quiet
+event de-escalates at the same moment whether the next post comes a second or a day later.
+
+Every call returns its alerts as they happen, then one snapshot per event that changed (the latest),
+so a batch of posts yields one snapshot per event, as a compacted topic wants. Alerts are numbered
+1, 2, … per event: (event_id, sequence) identifies one. `snapshot()` returns the whole state as
+JSON-able data; `Grader.restore()` continues from it exactly.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from ._horizon import hold_until
+from ._record import STATE_FORMAT, EventRecord, event_in, event_out
+from .clustering import Clusterer, ClusteringConfig
+from .grading import (
+    CompiledPolicy,
+    LevelState,
+    compile_policy,
+    explain,
+    projected_rank,
+    rank_of,
+    reasons_for,
+    step,
+)
+from .metrics import Contribution, EventMetrics
+from .model import LEVEL_RANK, LEVELS, Alert, DryRunRow, EventSnapshot, Explanation, Grade, Output, Override, PostView
+from .model import Reason as _Reason
+from .policy import Policy
+
+__all__ = ["STATE_FORMAT", "Grader", "GraderConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class GraderConfig:
+    """Settings of the engine that are not grading policy."""
+
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
+    # Source kinds (qingfeng.v1.SourceKind names, lower case) that count as traditional media.
+    media_source_kinds: frozenset[str] = frozenset({"rss"})
+    bucket_seconds: float = 60.0
+    retention_seconds: float = 2 * 86400.0
+    # Re-grading period of events that time alone may change but no bucket move announces
+    # (non-monotone policies), and of rising events (whose flag may drop as the growth fades).
+    tick_seconds: float = 60.0
+    rising_recheck_seconds: float = 300.0
+    representative_posts: int = 3
+
+
+class Grader:
+    """Online event detection and grading. Not thread-safe: one owner feeds it in order."""
+
+    def __init__(self, policy: Policy, config: GraderConfig | None = None) -> None:
+        self.config = config or GraderConfig()
+        self.clusterer = Clusterer(self.config.clustering)
+        self.events: dict[str, EventRecord] = {}
+        # Events whose grade can change with time alone, with when (see _due), in scheduling order; the
+        # heap holds (due, order, id) and may hold stale entries, skipped when they disagree with `live`.
+        self.live: dict[str, float] = {}
+        self._heap: list[tuple[float, int, str]] = []
+        self._order = 0
+        self.clock = -math.inf
+        self.clock_at: datetime | None = None
+        self.next_expiry = -math.inf
+        self._use(policy)
+        self.state_policy_version = policy.version  # the policy the current grades came from
+
+    def _use(self, policy: Policy) -> None:
+        self.cp: CompiledPolicy = compile_policy(policy)
+        self.labels = [policy.label_for(level) for level in LEVELS]
+
+    @property
+    def policy(self) -> Policy:
+        return self.cp.policy
+
+    # -- the stream --------------------------------------------------------------------------------
+
+    def process(self, post: PostView) -> list[Output]:
+        """Take one post: assign it to an event, update its metrics and grade; return what changed."""
+        return self.process_batch((post,))
+
+    def process_batch(self, posts: Iterable[PostView]) -> list[Output]:
+        """Take posts in order; alerts as they happen, then the latest snapshot of each changed event."""
+        out: list[Output] = []
+        dirty: dict[str, None] = {}
+        for post in posts:
+            self._take(post, out, dirty)
+        self._flush(out, dirty)
+        return out
+
+    def _take(self, post: PostView, out: list[Output], dirty: dict[str, None]) -> None:
+        if self.clusterer.seen(post.id):
+            return  # redelivered: counting it twice would inflate the metrics
+        if post.created_at.tzinfo is None:
+            raise ValueError(f"post {post.id}: created_at must be timezone-aware (it is the event time)")
+        ts = post.created_at.timestamp()
+        if ts > self.clock:
+            self._advance(ts, post.created_at, out, dirty)
+        assignment = self.clusterer.assign(post, ts)
+        ev = self.events.get(assignment.event_id)
+        if ev is None:
+            ev = self._new_event(assignment.event_id, post.created_at)
+        for gone in assignment.absorbed:
+            self._absorb(ev, gone, out, dirty)
+        ev.metrics.add(self._contribution(post), ts, self.clock, self.clock - self.policy.lateness_seconds)
+        ev.posts += 1
+        if ts > ev.last_ts:
+            ev.last_ts, ev.last_at = ts, post.created_at
+        if post.created_at < ev.first_at:
+            ev.first_at = post.created_at
+        self._note_representative(ev, post)
+        self._regrade(ev, out, dirty, emit=True)
+
+    def tick(self, now: datetime) -> list[Output]:
+        """Advance event time to `now` (if later), grading every event that time alone changes.
+
+        Pass the stream's event time (e.g. the consumer's watermark), not the wall clock, to keep
+        replays identical to live runs.
+        """
+        if self.clock_at is None:
+            return []
+        out: list[Output] = []
+        dirty: dict[str, None] = {}
+        self._advance(now.timestamp(), now, out, dirty)
+        self._flush(out, dirty)
+        return out
+
+    def _advance(self, ts: float, at: datetime, out: list[Output], dirty: dict[str, None]) -> None:
+        """Move the clock to `ts`, first re-grading, at its own due time and in time order, every event
+        whose grade time alone can change before then: how a quiet event cools down and de-escalates at
+        the same event time whether the next post comes a second or a day later."""
+        heap, live = self._heap, self.live
+        while heap and heap[0][0] <= ts:
+            due, _, eid = heapq.heappop(heap)
+            if live.get(eid) != due:
+                continue  # rescheduled or dropped since
+            del live[eid]
+            if due > self.clock:
+                self.clock, self.clock_at = due, datetime.fromtimestamp(due, tz=at.tzinfo)
+            self._regrade(self.events[eid], out, dirty, emit=False)
+        if ts > self.clock:
+            self.clock, self.clock_at = ts, at
+        if self.clock >= self.next_expiry:  # idle events leave memory; an hour's precision is plenty
+            self.next_expiry = self.clock + 3600.0
+            for eid in self.clusterer.expire(self.clock):
+                self.events.pop(eid, None)
+                live.pop(eid, None)
+                dirty.pop(eid, None)
+
+    def _schedule(self, eid: str, due: float) -> None:
+        if due <= self.clock:  # cannot happen (every due time is ahead); never let _advance spin on it
+            due = self.clock + self.config.tick_seconds
+        if self.live.get(eid) == due:
+            return
+        self.live.pop(eid, None)
+        if due < math.inf:
+            self.live[eid] = due
+            self._order += 1
+            heapq.heappush(self._heap, (due, self._order, eid))
+
+    # -- analysts and policy -----------------------------------------------------------------------
+
+    def override(
+        self, event_id: str, level: str | None, reason: str, by: str, at: datetime, expires_at: datetime | None = None
+    ) -> list[Output]:
+        """Fix an event's level by hand (level None clears it). Raises KeyError/ValueError on bad input."""
+        ev = self._event(event_id)
+        if level is None:
+            ev.override = None
+        else:
+            if level not in LEVEL_RANK:
+                raise ValueError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
+            if not reason.strip():
+                raise ValueError("an override needs a reason")
+            ev.override = Override(level, reason.strip(), by, at, expires_at)
+        out: list[Output] = []
+        dirty: dict[str, None] = {}
+        self._regrade(ev, out, dirty, emit=True)
+        self._flush(out, dirty)
+        return out
+
+    def set_policy(self, policy: Policy) -> list[Output]:
+        """Activate a new policy and regrade every event under it at once (no cool-down applies)."""
+        old = self.policy
+        self._use(policy)
+        self.state_policy_version = policy.version
+        out: list[Output] = []
+        dirty: dict[str, None] = {}
+        for ev in self.events.values():
+            if policy.windows != old.windows or policy.top_authors != old.top_authors:
+                ev.metrics.reconfigure(policy.windows, policy.top_authors, self.clock)
+            if self.clock_at is not None:
+                ev.state = LevelState(rank_of(self.cp, ev.metrics.live(self.clock))[0])
+                self._regrade(ev, out, dirty, emit=True)
+        self._flush(out, dirty)
+        return out
+
+    def dry_run(self, policy: Policy) -> list[DryRunRow]:
+        """How `policy` would grade every current event now, without changing anything."""
+        cp = compile_policy(policy)
+        rows = []
+        for ev in self.events.values():
+            metrics = ev.metrics
+            if policy.windows != self.policy.windows or policy.top_authors != self.policy.top_authors:
+                metrics = EventMetrics.from_dict(
+                    metrics.to_dict(), policy.windows, policy.top_authors, self.clock,
+                    self.config.bucket_seconds, self.config.retention_seconds,
+                )  # fmt: skip
+            raw = rank_of(cp, metrics.live(self.clock))[0]
+            new = LEVEL_RANK[ev.override.level] if ev.override else raw
+            rows.append(DryRunRow(ev.id, self.clusterer.title(ev.id), LEVELS[ev.level], LEVELS[new]))
+        return rows
+
+    # -- queries -----------------------------------------------------------------------------------
+
+    def resolve(self, event_id: str) -> str | None:
+        """The live event an id stands for now (after merges), or None."""
+        return self.clusterer.resolve(event_id)
+
+    def event(self, event_id: str) -> EventSnapshot | None:
+        """The current snapshot of an event (following merges), at the clock."""
+        eid = self.clusterer.resolve(event_id)
+        if eid is None or self.clock_at is None:
+            return None
+        ev = self.events[eid]
+        return self._snapshot(ev, ev.metrics.view(self.clock_at, self.clock))
+
+    def snapshots(self) -> list[EventSnapshot]:
+        """Every event in memory, most recently active first."""
+        return [s for eid in reversed(self.clusterer.clusters) if (s := self.event(eid)) is not None]
+
+    def explain(self, event_id: str) -> Explanation:
+        """Every criterion of the active policy on an event, fired or not, at the clock."""
+        ev = self._event(event_id)
+        assert self.clock_at is not None
+        metrics = ev.metrics.view(self.clock_at, self.clock)
+        raw = rank_of(self.cp, metrics)[0]
+        return Explanation(self._grade(ev), explain(self.cp, metrics), tuple(metrics.values()), LEVELS[raw])
+
+    def _event(self, event_id: str) -> EventRecord:
+        eid = self.clusterer.resolve(event_id)
+        if eid is None:
+            raise KeyError(f"no live event {event_id!r}")
+        return self.events[eid]
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _new_event(self, eid: str, at: datetime) -> EventRecord:
+        p, cfg = self.policy, self.config
+        metrics = EventMetrics(p.windows, p.top_authors, cfg.bucket_seconds, cfg.retention_seconds)
+        ev = self.events[eid] = EventRecord(eid, metrics, at)
+        return ev
+
+    def _contribution(self, post: PostView) -> Contribution:
+        offline = 1 if post.offline_signals else 0
+        return Contribution(
+            author=post.author_id or f"?{post.id}",
+            followers=post.author_followers,
+            reposts=post.reposts,
+            comments=post.comments,
+            likes=post.likes,
+            offline=offline,
+            planned=offline if post.offline_planned else 0,
+            relevance=round(post.relevance * 1000),
+            media=post.author_is_media or post.source_kind in self.config.media_source_kinds,
+            source=post.source_kind,
+            platform=post.platform,
+            regions=tuple(c for c in post.region_codes if len(c) == 6 and c.isdigit()),
+        )
+
+    def _note_representative(self, ev: EventRecord, post: PostView) -> None:
+        reps, n = ev.reps, self.config.representative_posts
+        if len(reps) < n or post.author_followers > reps[-1][0]:
+            reps.append((post.author_followers, post.id))
+            reps.sort(key=lambda r: -r[0])  # stable: earlier posts win ties
+            del reps[n:]
+
+    def _absorb(self, keep: EventRecord, gone_id: str, out: list[Output], dirty: dict[str, None]) -> None:
+        gone = self.events.pop(gone_id)
+        self._schedule(gone_id, math.inf)
+        dirty.pop(gone_id, None)
+        keep.metrics.merge(gone.metrics, self.clock)
+        keep.posts += gone.posts
+        keep.first_at = min(keep.first_at, gone.first_at)
+        if gone.last_ts > keep.last_ts:
+            keep.last_ts, keep.last_at = gone.last_ts, gone.last_at
+        keep.reps = sorted(keep.reps + gone.reps, key=lambda r: -r[0])[: self.config.representative_posts]
+        keep.override = keep.override or gone.override
+        gone.version += 1
+        out.append(replace(self._snapshot(gone, {}), merged_into=keep.id))
+
+    def _regrade(self, ev: EventRecord, out: list[Output], dirty: dict[str, None], emit: bool) -> None:
+        """Evaluate the policy on the event at the clock; queue its snapshot, append an alert on a change."""
+        p, cp = self.policy, self.cp
+        windows = ev.metrics.live(self.clock)
+        raw, fired = rank_of(cp, windows)
+        before = ev.state
+        ev.state = state = step(before, raw, self.clock, p.cooldown_seconds)
+        if ev.override and ev.override.expires_at and ev.override.expires_at.timestamp() <= self.clock:
+            ev.override = None
+            emit = True
+        effective = LEVEL_RANK[ev.override.level] if ev.override else state.rank
+        rising = False
+        if effective < cp.top_rank:
+            projected = projected_rank(cp, windows, effective)
+            rising = projected is not None and projected > effective
+        assert self.clock_at is not None
+        ev.evaluation = (raw, fired, self.clock_at, rising, effective)
+        ev.grade = None
+        changed = effective != ev.level
+        if emit or changed or rising != ev.rising or (before.below_since is None) != (state.below_since is None):
+            dirty[ev.id] = None
+        ev.rising = rising
+        if changed:
+            ev.previous, ev.level = ev.level, effective
+            ev.sequence += 1
+            grade = self._grade(ev)
+            title = self.clusterer.title(ev.id)
+            regions = ev.metrics.region_codes()
+            out.append(Alert(ev.id, LEVELS[ev.previous], LEVELS[effective], grade.reasons, grade.graded_at,
+                             ev.sequence, title, grade, regions))  # fmt: skip
+        self._schedule(ev.id, self._due(ev, rising, thorough=not emit))
+
+    def _grade(self, ev: EventRecord) -> Grade:
+        """The event's grade at its last evaluation (built on demand: most are never looked at)."""
+        if ev.grade is not None:
+            return ev.grade
+        assert ev.evaluation is not None
+        raw, fired, at, rising, effective = ev.evaluation
+        p, state = self.policy, ev.state
+        reasons = reasons_for(self.cp, raw, fired)
+        hold_until = None
+        if state.below_since is not None:
+            hold_until = datetime.fromtimestamp(state.below_since + p.cooldown_seconds, tz=at.tzinfo)
+            until = hold_until.isoformat()
+            note = f"降级冷却中: 政策级别为{self.labels[raw] or '无'}, 保持{self.labels[state.rank]}至{until}"
+            reasons = (_Reason("cooldown", float(raw), float(state.rank), "<", LEVELS[state.rank], note=note), *reasons)
+        o = ev.override
+        if o is not None:
+            note = f"人工调整为{self.labels[effective] or '无'}({o.by}): {o.reason}"
+            reasons = (_Reason("override", float(effective), float(raw), "", o.level, note=note), *reasons)
+        ev.grade = Grade(LEVELS[effective], self.labels[effective], p.scheme, p.version, reasons, at, LEVELS[raw],
+                         rising, o, hold_until)  # fmt: skip
+        return ev.grade
+
+    def _due(self, ev: EventRecord, rising: bool, thorough: bool) -> float:
+        """When time alone (no new post) could next change this event's grade; inf for never.
+
+        Under a monotone policy a grade can only drop: the policy level only when buckets leave the
+        windows its rule reads, and the grade when a cool-down (which no such drop can shorten) or an
+        override ends. After a post the next bucket move is taken; on a timed re-grade (the event has
+        gone quiet) the buckets are walked to find when the rule could first fail (see _horizon).
+        Rising events are re-checked every `rising_recheck_seconds`, and under a non-monotone policy
+        every event is re-graded every `tick_seconds` while its windows hold posts.
+        """
+        o = ev.override
+        due = o.expires_at.timestamp() if o is not None and o.expires_at is not None else math.inf
+        state = ev.state
+        if state.below_since is not None:
+            due = min(due, state.below_since + self.policy.cooldown_seconds)
+        if rising or not self.cp.monotone:
+            if ev.metrics.next_change() == math.inf:
+                return due
+            # The rising flag is an early warning: re-checking it every few minutes is plenty.
+            tick = self.config.tick_seconds if not self.cp.monotone else self.config.rising_recheck_seconds
+            return min(due, (self.clock // tick + 1) * tick)
+        windows = self.cp.decaying.get(state.rank)
+        if windows and state.below_since is None:
+            rule = self.cp.rule(state.rank)
+            if thorough and rule is not None:  # walk the buckets: worth it once the event has gone quiet
+                due = min(due, hold_until(rule, ev.metrics.live(self.clock)))
+            else:
+                due = min(due, ev.metrics.next_change(windows))
+        return due
+
+    def _flush(self, out: list[Output], dirty: dict[str, None]) -> None:
+        for eid in dirty:
+            ev = self.events.get(eid)
+            if ev is not None:
+                ev.version += 1
+                out.append(self._snapshot(ev, ev.metrics.view(self._grade(ev).graded_at)))
+
+    def _snapshot(self, ev: EventRecord, metrics: dict[str, Any]) -> EventSnapshot:
+        if ev.id in self.clusterer.clusters:
+            ev.title = self.clusterer.title(ev.id)
+            ev.keywords = self.clusterer.keywords(ev.id)
+        return EventSnapshot(
+            event_id=ev.id,
+            title=ev.title,
+            keywords=ev.keywords,
+            first_seen=ev.first_at,
+            last_seen=ev.last_at,
+            post_count=ev.posts,
+            late_posts=ev.metrics.late,
+            level=LEVELS[ev.level],
+            previous_level=LEVELS[ev.previous],
+            rising=ev.rising,
+            grade=self._grade(ev),
+            metrics=tuple(metrics.values()),
+            region_codes=ev.metrics.region_codes(),
+            representative_post_ids=tuple(pid for _, pid in ev.reps),
+            version=ev.version,
+        )
+
+    # -- persistence -------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as JSON-able data (store it with the consumed offsets)."""
+        return {
+            "format": STATE_FORMAT,
+            "policy_version": self.state_policy_version,
+            "clock": None if self.clock_at is None else self.clock,
+            "clock_at": None if self.clock_at is None else self.clock_at.isoformat(),
+            "next_expiry": None if self.clock_at is None else self.next_expiry,
+            "clusterer": self.clusterer.to_dict(),
+            "events": [event_out(ev, self._grade(ev)) for ev in self.events.values() if ev.evaluation or ev.grade],
+            "live": [[eid, due] for eid, due in self.live.items()],
+        }
+
+    @classmethod
+    def restore(cls, data: dict[str, Any], policy: Policy, config: GraderConfig | None = None) -> Grader:
+        """Rebuild a grader from snapshot() output; it continues exactly where the snapshot was taken.
+
+        Windows are rebuilt under `policy`. When `policy` is not the one the state was graded under
+        (`state_policy_version` tells), the grades are kept as they were: call `set_policy(policy)`
+        next and publish what it returns, so no level change goes unannounced.
+        """
+        if data.get("format") != STATE_FORMAT:
+            raise ValueError(f"not a grader state: format {data.get('format')!r}, expected {STATE_FORMAT!r}")
+        g = cls(policy, config)
+        if data["clock_at"] is not None:
+            g.clock_at = datetime.fromisoformat(data["clock_at"])
+            g.clock, g.next_expiry = data["clock"], data["next_expiry"]
+        g.clusterer = Clusterer.from_dict(data["clusterer"], g.config.clustering)
+        cfg = g.config
+        for row in data["events"]:
+            metrics = EventMetrics.from_dict(row["metrics"], policy.windows, policy.top_authors, None,
+                                             cfg.bucket_seconds, cfg.retention_seconds)  # fmt: skip
+            ev = event_in(row, metrics)
+            g.events[ev.id] = ev
+        for eid, due in data["live"]:
+            g._schedule(eid, due)
+        g.state_policy_version = data["policy_version"]
+        return g

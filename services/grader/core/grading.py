@@ -1,0 +1,256 @@
+"""Metrics + policy + now -> level with reasons; the cool-down state machine; the rising projection.
+
+Levels here are canonical ranks (model.LEVEL_RANK): 0 is "none", below the policy's lowest level.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from .model import LEVELS, Reason
+from .policy import Criterion, Level, Policy
+
+__all__ = [
+    "SCALED_METRICS",
+    "CompiledPolicy",
+    "LevelState",
+    "Measures",
+    "compile_policy",
+    "evaluate",
+    "explain",
+    "projected_rank",
+    "rank_of",
+    "reasons_for",
+    "step",
+]
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+# Metrics that grow with volume: the rising projection scales these and leaves the others alone.
+SCALED_METRICS: frozenset[str] = frozenset(
+    {"posts", "reposts", "comments", "likes", "distinct_authors", "velocity", "offline_posts"}
+)
+
+# (metric, window, operator, threshold, scaled by projection, criterion, level) flat for the hot loop.
+_Check = tuple[str, str, Callable[[float, float], bool], float, bool, Criterion, str]
+# The criteria that fired for the winning level, with their values; None when no level held.
+Fired = list[tuple[_Check, float]] | None
+
+
+class Measures(Protocol):
+    """What the policy reads from a window: a WindowMetrics record, or the live counters themselves."""
+
+    @property
+    def seconds(self) -> float: ...
+    @property
+    def posts(self) -> int: ...
+    @property
+    def velocity(self) -> float: ...
+    @property
+    def acceleration(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    rank: int
+    level: Level
+    require: tuple[_Check, ...]
+    criteria: tuple[_Check, ...]
+    needed: int  # how many of `criteria` must hold
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    """A policy prepared for fast evaluation: rules most severe first, operators resolved.
+
+    `decaying` maps the ranks whose rule can stop holding as time passes with no new post to the
+    sliding windows that rule reads. `monotone` says every criterion is a lower bound (>= or >) on a
+    metric that only shrinks as windows slide, so time alone can only lower a grade, never raise it.
+    """
+
+    policy: Policy
+    rules: tuple[_Rule, ...]
+    top_rank: int
+    decaying: Mapping[int, frozenset[str]]
+    monotone: bool
+
+    def rule(self, rank: int) -> _Rule | None:
+        """The rule of the level with this canonical rank."""
+        return next((r for r in self.rules if r.rank == rank), None)
+
+
+def compile_policy(policy: Policy) -> CompiledPolicy:
+    """Resolve operators and order the levels for evaluate()."""
+
+    def checks(criteria: tuple[Criterion, ...], level: str) -> tuple[_Check, ...]:
+        return tuple(
+            (c.metric, c.window, _OPS[c.op], c.threshold, c.metric in SCALED_METRICS, c, level) for c in criteria
+        )
+
+    rules = []
+    for lv in policy.levels:
+        needed = {"all": len(lv.criteria), "any": min(1, len(lv.criteria)), "at_least": lv.at_least}[lv.match]
+        rules.append(
+            _Rule(lv.rank, lv, checks(lv.require, lv.warning_level), checks(lv.criteria, lv.warning_level), needed)
+        )
+    rules.sort(key=lambda r: -r.rank)
+    decaying: dict[int, frozenset[str]] = {}
+    for lv in policy.levels:
+        windows = frozenset(c.window for c in (*lv.require, *lv.criteria) if c.window != "total")
+        # The lifetime velocity decays with the event's age, which no bucket move announces.
+        if windows or any(c.metric == "velocity" for c in (*lv.require, *lv.criteria)):
+            decaying[lv.rank] = windows
+    # Acceleration rises again as the previous window empties, a window's mean relevance can rise as
+    # weak posts leave it, and the lifetime velocity moves without any bucket leaving: bucket moves do
+    # not bound these, so they make a policy non-monotone.
+    monotone = all(
+        c.op in (">=", ">")
+        and c.metric != "acceleration"
+        and not (c.metric == "velocity" and c.window == "total")
+        and not (c.metric == "relevance" and c.window != "total")
+        for lv in policy.levels
+        for c in (*lv.require, *lv.criteria)
+    )
+    return CompiledPolicy(policy, tuple(rules), max((r.rank for r in rules), default=0), decaying, monotone)
+
+
+def rank_of(
+    cp: CompiledPolicy,
+    metrics: Mapping[str, Measures],
+    scale: Mapping[str, float] | None = None,
+    floor: int = -1,
+) -> tuple[int, Fired]:
+    """The highest level whose rule holds (0 for none), with what fired: the hot path of grading.
+
+    With `scale`, volume metrics of each window are multiplied by its factor first (projection).
+    Only levels above `floor` are tried; (floor, None) comes back when none of them holds.
+    """
+    for rule in cp.rules:
+        if rule.rank <= floor:
+            return floor, None
+        fired: list[tuple[_Check, float]] = []
+        for check in rule.require:
+            value = getattr(metrics[check[1]], check[0])
+            if scale is not None and check[4]:
+                value *= scale.get(check[1], 1.0)
+            if not check[2](value, check[3]):
+                break
+            fired.append((check, value))
+        else:
+            needed = rule.needed
+            # Give up on a rule as soon as it can no longer reach `needed` (its reasons are not wanted).
+            spare = len(rule.criteria) - needed
+            for check in rule.criteria:
+                value = getattr(metrics[check[1]], check[0])
+                if scale is not None and check[4]:
+                    value *= scale.get(check[1], 1.0)
+                if check[2](value, check[3]):
+                    fired.append((check, value))
+                else:
+                    spare -= 1
+                    if spare < 0:
+                        break
+            else:
+                return rule.rank, fired
+    return max(floor, 0), None
+
+
+def reasons_for(cp: CompiledPolicy, rank: int, fired: Fired) -> tuple[Reason, ...]:
+    """The reasons of a rank_of() result: the criteria that fired, or why no level applies."""
+    if fired:
+        return tuple(_reason(check, value) for check, value in fired)
+    lv = next((r.level for r in cp.rules if r.rank == rank), None)
+    if lv is not None:
+        return (Reason("baseline", 0.0, 0.0, "", lv.warning_level, note=f"{lv.label}: 无条件"),)
+    lowest = cp.rules[-1].level if cp.rules else None
+    note = f"未达到最低级别「{lowest.label}」的条件" if lowest else "政策未定义级别"
+    return (Reason("below_lowest_level", 0.0, 0.0, "", "none", note=note),)
+
+
+def evaluate(cp: CompiledPolicy, metrics: Mapping[str, Measures]) -> tuple[int, tuple[Reason, ...]]:
+    """The highest level whose rule holds (0 for none), with the reasons for it."""
+    rank, fired = rank_of(cp, metrics)
+    return rank, reasons_for(cp, rank, fired)
+
+
+def _reason(check: _Check, value: float) -> Reason:
+    c = check[5]
+    return Reason(c.metric, float(value), c.threshold, c.op, check[6], c.window)
+
+
+def explain(cp: CompiledPolicy, metrics: Mapping[str, Measures]) -> tuple[tuple[Reason, bool], ...]:
+    """Every criterion of every level (least severe first), with whether it holds now."""
+    out: list[tuple[Reason, bool]] = []
+    for rule in reversed(cp.rules):
+        for check in (*rule.require, *rule.criteria):
+            value = getattr(metrics[check[1]], check[0])
+            out.append((_reason(check, value), check[2](value, check[3])))
+    return tuple(out)
+
+
+def projected_rank(cp: CompiledPolicy, metrics: Mapping[str, Measures], floor: int = -1) -> int | None:
+    """The level the event would reach if its current growth held over the rising horizon.
+
+    From the rising window's velocity v (posts/h) and acceleration a (posts/h²), over H hours: windows
+    no longer than H are expected to hold max(0, v + aH) x length posts; longer ones (and "total") gain
+    vH + aH²/2 posts. Volume metrics scale by the same factor as posts; others stay as they are. Only
+    a growing event (a > 0, at least `min_posts` in the window) is projected; otherwise None. Levels
+    at or below `floor` are not tried.
+    """
+    rule = cp.policy.rising
+    base = metrics[rule.window]
+    a = base.acceleration
+    if a <= 0 or base.posts < rule.min_posts:
+        return None
+    hours = rule.horizon_seconds / 3600.0
+    v = base.velocity
+    rate = max(0.0, v + a * hours)
+    gained = max(0.0, v * hours + 0.5 * a * hours * hours)
+    scale: dict[str, float] = {}
+    for name, m in metrics.items():
+        posts = m.posts
+        if posts:
+            expected = rate * m.seconds / 3600.0 if m.seconds <= rule.horizon_seconds else posts + gained
+            scale[name] = max(1.0, expected / posts)
+    return rank_of(cp, metrics, scale, floor)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class LevelState:
+    """The policy-driven level of an event and its pending de-escalation.
+
+    `below_since` is when the policy first said "lower" without interruption; `pending` is the highest
+    lower level seen since, which the event drops to once the cool-down has passed.
+    """
+
+    rank: int = 0
+    below_since: float | None = None
+    pending: int = 0
+
+    @property
+    def level(self) -> str:
+        return LEVELS[self.rank]
+
+
+def step(state: LevelState, raw: int, now: float, cooldown: float) -> LevelState:
+    """Escalate at once; de-escalate only after `cooldown` seconds of the policy saying lower."""
+    if raw >= state.rank:
+        if raw == state.rank and state.below_since is None:
+            return state
+        return LevelState(raw)
+    if state.below_since is None:
+        return LevelState(raw) if cooldown <= 0 else LevelState(state.rank, now, raw)
+    pending = max(state.pending, raw)
+    if now < state.below_since + cooldown:  # the same sum the engine schedules the end of the cool-down at
+        return state if pending == state.pending else LevelState(state.rank, state.below_since, pending)
+    # Cool-down over: settle at the highest level that held meanwhile; keep cooling if lower still.
+    return LevelState(pending) if raw == pending else LevelState(pending, now, raw)

@@ -1,0 +1,251 @@
+"""Windowed counters per event, in event time.
+
+Posts are added to fixed buckets (one minute by default) that every window shares; each window keeps
+running counts and drops whole buckets as its end moves, so adding a post costs O(windows) and never
+walks a per-post list. Windows move only with the grader's clock (the largest post time seen), so a
+replay of last month gives exactly the metrics the live stream gave. A post older than the
+watermark (clock minus the policy's lateness) only counts in the "total" window and in `late`.
+
+Window state is derived: it can be rebuilt from the retained buckets at any clock value, which is
+how a restored or merged event and a policy with other windows get their windows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from ._windows import OFFLINE_RISK_HALF, Bucket, Contribution, Window, insert_sorted, regional_scope
+from .model import WindowMetrics
+
+__all__ = ["OFFLINE_RISK_HALF", "Contribution", "EventMetrics", "Window", "regional_scope"]
+
+_INF = math.inf
+
+
+class EventMetrics:
+    """All the windowed counters of one event. Times are epoch seconds of event time."""
+
+    __slots__ = (
+        "bucket_seconds", "buckets", "by_name", "first_ts", "followers", "late", "now", "order", "retention",
+        "total", "windows",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        windows: Sequence[tuple[str, float]],
+        top_k: int,
+        bucket_seconds: float = 60.0,
+        retention_seconds: float = 2 * 86400.0,
+    ) -> None:
+        self.bucket_seconds = bucket_seconds
+        # Buckets are kept for two lengths of the longest window, so acceleration can see the window before.
+        self.retention = max(retention_seconds, 2 * max((s for _, s in windows), default=0.0))
+        self.followers: dict[str, int] = {}
+        self.windows = [Window(name, seconds, top_k, self.followers) for name, seconds in windows]
+        self.total = Window("total", _INF, top_k, self.followers)
+        self.by_name: dict[str, Window] = {}
+        self._name_windows()
+        self.buckets: dict[float, Bucket] = {}
+        self.order: deque[Bucket] = deque()
+        self.late = 0
+        self.first_ts = _INF
+        self.now = -_INF
+
+    def _name_windows(self) -> None:
+        self.by_name = {w.name: w for w in self.windows}
+        self.by_name["total"] = self.total
+
+    def add(self, c: Contribution, ts: float, now: float, watermark: float) -> bool:
+        """Count one post at event time `ts` with the clock at `now`; False when it was late."""
+        self.advance(now)
+        if ts < self.first_ts:
+            self.first_ts = ts
+            self._age(now)
+        followers = self.followers
+        known = followers.get(c.author)
+        if known is None or c.followers > known:
+            followers[c.author] = c.followers
+            if known is not None:  # a bigger follower count changes the order of the top-k lists
+                for w in (*self.windows, self.total):
+                    w.top_valid = False
+        if self.total.add(c):
+            self.total.note_author(c.author, followers[c.author])
+        if ts < watermark:
+            self.late += 1
+            return False
+        bs = self.bucket_seconds
+        start = ts - ts % bs
+        bucket = self.buckets.get(start)
+        if bucket is None:
+            bucket = self.buckets[start] = Bucket(start, bs)
+            insert_sorted(self.order, bucket)
+            for w in self.windows:
+                if bucket.end > now - w.seconds:
+                    insert_sorted(w.dq, bucket)
+                elif bucket.end > now - 2 * w.seconds:
+                    insert_sorted(w.prev, bucket)
+        bucket.add(c)
+        end = bucket.end
+        for w in self.windows:
+            if end > now - w.seconds:
+                if w.add(c):
+                    w.note_author(c.author, followers[c.author])
+            elif end > now - 2 * w.seconds:
+                w.prev_posts += 1
+        return True
+
+    def advance(self, now: float) -> None:
+        """Move every window's end to `now`, dropping the buckets that fell out."""
+        if now == self.now:
+            return
+        self.now = now
+        for w in self.windows:
+            cut = now - w.seconds
+            dq = w.dq
+            while dq and dq[0].end <= cut:
+                bucket = dq.popleft()
+                w.drop(bucket)
+                w.prev.append(bucket)
+                w.prev_posts += bucket.posts
+            cut -= w.seconds
+            prev = w.prev
+            while prev and prev[0].end <= cut:
+                w.prev_posts -= prev.popleft().posts
+        cut = now - self.retention
+        order = self.order
+        while order and order[0].end <= cut:
+            del self.buckets[order.popleft().start]
+        self._age(now)
+
+    def _age(self, now: float) -> None:
+        # The lifetime window's velocity is posts per hour of the event's age (at least one bucket).
+        age = now - self.first_ts if self.first_ts != _INF else 0.0
+        self.total.hours = max(age, self.bucket_seconds) / 3600.0
+
+    def live(self, now: float) -> Mapping[str, Window]:
+        """The windows by name (with "total"), advanced to `now`, readable like WindowMetrics."""
+        self.advance(now)
+        return self.by_name
+
+    def next_change(self, names: Collection[str] | None = None) -> float:
+        """The next event time at which a bucket leaves one of the named sliding windows (all by default);
+        inf when they are empty."""
+        return min(
+            (w.dq[0].end + w.seconds for w in self.windows if w.dq and (names is None or w.name in names)),
+            default=_INF,
+        )
+
+    def view(self, at: datetime, now: float | None = None) -> dict[str, WindowMetrics]:
+        """Records of every window (shortest first, then "total"), at `now` or where the windows stand."""
+        if now is not None:
+            self.advance(now)
+        return {name: _record(w, at) for name, w in self.by_name.items()}
+
+    def region_codes(self) -> tuple[str, ...]:
+        """Every region code seen, most specific first, then most mentioned."""
+        codes = self.total.by_region
+        return tuple(sorted(codes, key=lambda c: (c.endswith("0000"), c.endswith("00"), -codes[c], c)))
+
+    def reconfigure(self, windows: Sequence[tuple[str, float]], top_k: int, now: float) -> None:
+        """Switch to other windows (a new policy): rebuild them from the retained buckets."""
+        self.retention = max(self.retention, 2 * max((s for _, s in windows), default=0.0))
+        self.windows = [Window(name, seconds, top_k, self.followers) for name, seconds in windows]
+        self.total.top_k, self.total.top_valid = top_k, False
+        self._rebuild(now)
+
+    def merge(self, other: EventMetrics, now: float) -> None:
+        """Absorb another event's counters (event merge)."""
+        for bucket in other.order:
+            mine = self.buckets.get(bucket.start)
+            if mine is None:
+                mine = self.buckets[bucket.start] = Bucket(bucket.start, self.bucket_seconds)
+                insert_sorted(self.order, mine)
+            mine.absorb(bucket)
+        self.total.absorb(other.total)
+        self.total.top_valid = False
+        for author, f in other.followers.items():
+            if f > self.followers.get(author, -1):
+                self.followers[author] = f
+        self.late += other.late
+        self.first_ts = min(self.first_ts, other.first_ts)
+        self._rebuild(now)
+
+    def _rebuild(self, now: float) -> None:
+        for i, w in enumerate(self.windows):
+            fresh = self.windows[i] = Window(w.name, w.seconds, w.top_k, self.followers)
+            fresh.top_valid = False
+            for bucket in self.order:
+                if bucket.end > now - w.seconds:
+                    fresh.dq.append(bucket)
+                    fresh.absorb(bucket)
+                elif bucket.end > now - 2 * w.seconds:
+                    fresh.prev.append(bucket)
+                    fresh.prev_posts += bucket.posts
+        self._name_windows()
+        self.now = -_INF
+        self.advance(now)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data; windows are not stored since from_dict rebuilds them."""
+        return {
+            "buckets": [[b.start, *b.to_list()] for b in self.order],
+            "total": self.total.to_list(),
+            "followers": self.followers,
+            "late": self.late,
+            "first_ts": None if self.first_ts == _INF else self.first_ts,
+            "now": None if self.now == -_INF else self.now,
+        }
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        windows: Sequence[tuple[str, float]],
+        top_k: int,
+        now: float | None = None,
+        bucket_seconds: float = 60.0,
+        retention_seconds: float = 2 * 86400.0,
+    ) -> EventMetrics:
+        """Inverse of to_dict, with the windows rebuilt where they stood (or at clock `now`)."""
+        m = cls(windows, top_k, bucket_seconds, retention_seconds)
+        for row in data["buckets"]:
+            bucket = Bucket(row[0], bucket_seconds)
+            bucket.load(row[1:])
+            m.buckets[bucket.start] = bucket
+            m.order.append(bucket)
+        m.total.load(data["total"])
+        m.total.top_valid = False
+        m.followers.update(data["followers"])
+        m.late = data["late"]
+        m.first_ts = _INF if data["first_ts"] is None else data["first_ts"]
+        if now is None:
+            now = -_INF if data["now"] is None else data["now"]
+        m._rebuild(now)
+        return m
+
+
+def _record(w: Window, at: datetime) -> WindowMetrics:
+    return WindowMetrics(
+        w.name,
+        w.seconds,
+        at,
+        w.posts,
+        w.reposts,
+        w.comments,
+        w.likes,
+        len(w.by_author),
+        w.velocity,
+        w.acceleration,
+        w.top_author_reach,
+        len(w.by_source),
+        len(w.by_platform),
+        len(w.by_media),
+        w.regional_scope,
+        w.offline_posts,
+        w.offline_risk,
+        w.relevance,
+    )

@@ -1,0 +1,125 @@
+"""Windowed metrics in event time: sliding, late posts, derived values, rebuild equivalence."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from services.grader.core import Contribution, EventMetrics, regional_scope
+
+T0 = datetime(2025, 6, 1, 8, 0, tzinfo=UTC).timestamp()
+WINDOWS = (("10m", 600.0), ("1h", 3600.0), ("24h", 86400.0))
+
+
+def contrib(author: str = "a", followers: int = 10, **kw) -> Contribution:
+    values = dict(author=author, followers=followers, reposts=0, comments=0, likes=0, offline=0, planned=0,
+                  relevance=0, media=False, source="weibo_api", platform="weibo.com", regions=())  # fmt: skip
+    values.update(kw)
+    return Contribution(**values)
+
+
+def at(m: EventMetrics, minutes: float):
+    return m.view(datetime.fromtimestamp(T0 + minutes * 60, UTC), T0 + minutes * 60)
+
+
+def test_windows_slide_with_event_time():
+    m = EventMetrics(WINDOWS, top_k=2)
+    for i in range(30):  # one post a minute for half an hour
+        ts = T0 + i * 60
+        m.add(contrib(f"u{i % 7}", followers=i, reposts=2, comments=1), ts, ts, ts - 600)
+    v = at(m, 30)  # windows hold the whole minute buckets that end inside them
+    assert (v["10m"].posts, v["1h"].posts, v["total"].posts) == (10, 30, 30)
+    assert v["1h"].reposts == 60 and v["1h"].comments == 30
+    assert v["1h"].distinct_authors == 7 and v["10m"].distinct_authors == 7
+    assert v["10m"].velocity == 60.0 and v["1h"].velocity == 30.0
+    assert v["10m"].acceleration == 0.0  # the 10 minutes before held 10 posts too
+    assert v["1h"].top_author_reach == 29 + 28
+    v = at(m, 45)
+    assert (v["10m"].posts, v["1h"].posts) == (0, 30)
+    assert v["10m"].acceleration == pytest.approx((0 - 6 * 5) / (1 / 6))  # 5 posts in the 10 min before
+    v = at(m, 100)
+    assert (v["1h"].posts, v["24h"].posts, v["total"].posts) == (0, 30, 30)
+    assert v["1h"].distinct_authors == 0 and v["1h"].top_author_reach == 0
+    assert m.next_change() == pytest.approx(T0 + 86400 + 60)
+
+
+def test_late_posts_within_lateness_count_older_ones_only_in_total():
+    m = EventMetrics(WINDOWS, top_k=3)
+    now = T0 + 3600
+    m.add(contrib("a"), now, now, now - 600)
+    assert m.add(contrib("b"), now - 300, now, now - 600)  # 5 min late: accepted
+    assert not m.add(contrib("c"), now - 1200, now, now - 600)  # 20 min late: beyond the watermark
+    v = at(m, 60)
+    assert (v["10m"].posts, v["1h"].posts, v["total"].posts) == (2, 2, 3)
+    assert m.late == 1
+
+
+def test_late_post_into_a_new_past_bucket_lands_in_the_right_windows():
+    m = EventMetrics((("2m", 120.0), ("1h", 3600.0)), top_k=3)
+    now = T0 + 600
+    m.add(contrib("a"), now, now, now - 900)
+    m.add(contrib("b"), now - 150, now, now - 900)  # outside 2m but inside the 2m before it
+    m.add(contrib("c"), now - 400, now, now - 900)  # outside both 2m windows
+    v = at(m, 10)
+    assert (v["2m"].posts, v["1h"].posts) == (1, 3)
+    assert v["2m"].acceleration == pytest.approx((30 - 30) / (2 / 60))
+
+
+def test_derived_metrics():
+    m = EventMetrics(WINDOWS, top_k=2)
+    rows = [
+        contrib("paper", 1_000_000, media=True, source="rss", platform="news.cn", regions=("330100",)),
+        contrib("x", 50, offline=1, planned=1, relevance=800, regions=("330200",)),
+        contrib("y", 70, offline=1, relevance=400),
+    ]
+    for i, c in enumerate(rows):
+        m.add(c, T0 + i, T0 + i, T0)
+    v = at(m, 1)["1h"]
+    assert (v.media_involved, v.sources, v.platforms) == (1, 2, 2)
+    assert v.regional_scope == 2  # two prefectures of Zhejiang
+    assert v.offline_posts == 2 and v.offline_risk == pytest.approx(3 / 8)
+    assert v.relevance == pytest.approx(0.4)
+    assert v.top_author_reach == 1_000_070
+    assert m.region_codes() == ("330100", "330200")
+
+
+@pytest.mark.parametrize(
+    ("codes", "scope"),
+    [
+        ((), 0),
+        (("330106",), 1),
+        (("330106", "330102"), 1),  # two districts of one prefecture
+        (("330106", "330283"), 2),
+        (("330000",), 2),
+        (("330106", "110105"), 3),
+    ],
+)
+def test_regional_scope(codes, scope):
+    assert regional_scope(codes) == scope
+
+
+def test_follower_growth_of_a_known_author_updates_top_reach():
+    m = EventMetrics(WINDOWS, top_k=1)
+    m.add(contrib("a", 10), T0, T0, T0)
+    m.add(contrib("b", 20), T0 + 1, T0 + 1, T0)
+    m.add(contrib("a", 500), T0 + 2, T0 + 2, T0)
+    assert at(m, 1)["1h"].top_author_reach == 500
+
+
+def test_incremental_windows_equal_a_rebuild_from_buckets():
+    rng = random.Random(7)
+    m = EventMetrics(WINDOWS, top_k=3)
+    now = T0
+    for _ in range(2000):
+        now += rng.choice([1, 5, 30, 60, 300, 1800])
+        ts = now - rng.choice([0, 0, 0, 30, 200, 900])  # some late, some beyond the 10-minute lateness
+        c = contrib(f"u{rng.randrange(40)}", rng.randrange(10_000), reposts=rng.randrange(3),
+                    offline=rng.random() < 0.05, regions=rng.choice([(), ("330100",), ("110000",)]))  # fmt: skip
+        m.add(c, ts, now, now - 600)
+        if rng.random() < 0.02:
+            copy = EventMetrics.from_dict(json.loads(json.dumps(m.to_dict())), WINDOWS, 3, now)
+            when = datetime.fromtimestamp(now, UTC)
+            assert copy.view(when, now) == m.view(when, now)
