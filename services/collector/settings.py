@@ -1,17 +1,116 @@
-"""CollectorSettings: environment variables with the prefix ``QF_COLLECTOR_`` (nested groups use ``__``)."""
+"""CollectorSettings: environment variables with the prefix ``QF_COLLECTOR_`` (nested groups use ``__``).
+
+The variables are listed with their defaults in ``services/collector/README.md``. Everything the collector reads from
+the environment is here; nothing else in the service looks at ``os.environ``.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from pathlib import Path
+from typing import ClassVar, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
-from qingfeng.settings import GrpcSettings, ServiceSettings, TelemetrySettings, service_settings_config
+from qingfeng.kafka import DEADLETTER, POSTS, POSTS_DEADLETTER
+from qingfeng.settings import (
+    DatabaseSettings,
+    GrpcSettings,
+    ServiceSettings,
+    TelemetrySettings,
+    service_settings_config,
+)
 
-__all__ = ["CollectorSettings"]
+__all__ = ["CollectorSettings", "CollectorTopics", "DedupeSettings", "IndexerSettings", "PipelineSettings", "Role"]
+
+# all: collect (gRPC API, scheduler, pipeline) and index in one process; fetch: collect only; index: index only.
+Role = Literal["all", "fetch", "index"]
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CollectorTopics(_Group):
+    """Topic names. Only tests and side-by-side deployments change them (each test uses its own topics)."""
+
+    posts: str = POSTS
+    posts_deadletter: str = POSTS_DEADLETTER
+    deadletter: str = DEADLETTER
+
+
+class PipelineSettings(_Group):
+    """Limits of the ingest pipeline: what is too large to be a post, and how work is sliced."""
+
+    # Longer bodies are rejected (TOO_LARGE) rather than truncated: a truncated post would be wrong content.
+    max_text_chars: int = Field(default=50_000, ge=100)
+    max_title_chars: int = Field(default=1_000, ge=10)
+    # Posts enriched and handed to Kafka per slice; the next slice is enriched while this one is acknowledged.
+    slice_size: int = Field(default=500, ge=1, le=10_000)
+    # Post ids remembered as produced: a re-delivery of one of them is skipped (counted as a duplicate).
+    remember_ids: int = Field(default=200_000, ge=1)
+    # Optional directory of extra lexicon files (*.yaml, applied in name order after the built-in ones).
+    lexicon_dir: Path | None = None
+
+
+class DedupeSettings(_Group):
+    """The near-duplicate window (see services/collector/core/dedupe.py)."""
+
+    max_entries: int = Field(default=200_000, ge=1)
+    max_age_days: float = Field(default=7.0, gt=0)
+    max_distance: int = Field(default=3, ge=0, le=3)
+
+
+class IndexerSettings(_Group):
+    """The consumer that bulk-indexes qingfeng.posts.v1 into the posts write alias."""
+
+    group_id: str = "collector-indexer"
+    # Records per batch (one bulk request per batch, committed after Elasticsearch acknowledged it).
+    batch_size: int = Field(default=2_000, ge=1, le=20_000)
+    # Waits before restarting the consumer after Elasticsearch or Kafka failed (doubles up to the maximum).
+    retry_backoff_s: float = Field(default=1.0, gt=0)
+    retry_backoff_max_s: float = Field(default=30.0, gt=0)
 
 
 class CollectorSettings(ServiceSettings):
+    """The collector process: its role, stores, topics, pipeline limits and the tip key."""
+
     model_config: ClassVar[SettingsConfigDict] = service_settings_config("QF_COLLECTOR_")
 
     grpc: GrpcSettings = GrpcSettings(port=50061)
     telemetry: TelemetrySettings = TelemetrySettings(service_name="qingfeng-collector")
+    # Source registry, tip registry and audit log. SQLite by default; postgresql+asyncpg://… is supported.
+    database: DatabaseSettings = DatabaseSettings(url=SecretStr("sqlite+aiosqlite:///./.qingfeng/collector.db"))
+    role: Role = "all"
+    topics: CollectorTopics = CollectorTopics()
+    pipeline: PipelineSettings = PipelineSettings()
+    dedupe: DedupeSettings = DedupeSettings()
+    indexer: IndexerSettings = IndexerSettings()
+    # Fernet key (32 url-safe base64 bytes) encrypting tip submitters at rest. Without a key (here or in
+    # tip_key_file) the collector refuses tips: it never stores a submitter in plain text.
+    tip_key: SecretStr | None = None
+    tip_key_file: Path | None = None
+    # How often the scheduler looks for due sources.
+    scheduler_tick_s: float = Field(default=5.0, gt=0)
+    # Directory of the access tokens sources name (WeiboApiConfig/MastodonConfig.token_secret_name), one per file.
+    source_secrets_dir: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_tip_key(self) -> CollectorSettings:
+        if self.tip_key is not None and self.tip_key_file is not None:
+            raise ValueError("set QF_COLLECTOR_TIP_KEY or QF_COLLECTOR_TIP_KEY_FILE, not both")
+        return self
+
+    def resolved_tip_key(self) -> SecretStr | None:
+        """The tip key from ``tip_key`` or the contents of ``tip_key_file`` (None when neither is set).
+
+        A configured file that cannot be read is an error, not a missing key: the operator asked for tips.
+        """
+        if self.tip_key is not None:
+            return self.tip_key
+        if self.tip_key_file is None:
+            return None
+        try:
+            text = self.tip_key_file.read_text(encoding="ascii").strip()
+        except OSError as err:
+            raise ValueError(f"QF_COLLECTOR_TIP_KEY_FILE={self.tip_key_file}: {err.strerror}") from err
+        return SecretStr(text) if text else None

@@ -1,18 +1,91 @@
-"""`qingfeng demo`: a short replay of ../shared/data through the running suite. To be written."""
+"""`qingfeng demo`: bring the stack and the suite up, replay a slice of ../shared/data, and say where to look.
+
+The replay goes through the public door like a partner would: the gateway's ImportPosts with the analyst's token,
+then the collector (enrichment, dedupe, Kafka, Elasticsearch) and the grader (events, levels, alerts). At the end
+the demo asks the gateway for the hottest events and prints the console URL and the token to paste into it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import time
+from pathlib import Path
 
-from qingfeng.cli._console import CliError
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from qingfeng.cli import import_posts, stack, suite, tokens
+from qingfeng.cli._console import CliError, say
+from qingfeng.cli.paths import repo_root, state_dir
 
 __all__ = ["add_arguments", "run"]
 
+GATEWAY = "127.0.0.1:50051"
+CONSOLE = "http://127.0.0.1:8080/"
+DEMO_IDENTITY = "analyst"
+
+
+def _default_data() -> Path:
+    return Path(os.environ.get("QF_SHARED_DATA", repo_root().parent / "shared" / "data"))
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `qingfeng demo` (none yet)."""
+    parser.add_argument("--data", type=Path, default=None, help="folder of weibo_posts.jsonl (default ../shared/data)")
+    parser.add_argument("--limit", type=int, default=5000, help="posts to replay (default 5000; 0 = all)")
+    parser.add_argument("--wait", type=float, default=90.0, help="seconds to wait for the suite to serve")
+
+
+def _wait_gateway(timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(GATEWAY) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(1.0)
+    raise CliError(f"the gateway at {GATEWAY} did not report SERVING within {timeout_s:.0f} s; see `qingfeng status`")
+
+
+def _replay(data: Path, limit: int, token_file: Path) -> None:
+    posts = data / "weibo_posts.jsonl"
+    if not posts.is_file():
+        say("demo", f"no replay: {posts} not found (set --data or QF_SHARED_DATA); the suite is up and empty")
+        return
+    parser = argparse.ArgumentParser()
+    import_posts.add_arguments(parser)
+    argv = [str(posts), "--gateway", GATEWAY, "--token-file", str(token_file), "--source-id", "demo-replay"]
+    if limit > 0:
+        argv += ["--limit", str(limit)]
+    say("demo", f"replaying {'all' if limit <= 0 else limit} posts of {posts} through the gateway")
+    code = import_posts.run(parser.parse_args(argv))
+    if code != 0:
+        raise CliError("the replay failed; see the message above and .qingfeng/logs/", exit_code=code)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the demo; returns the exit code."""
-    raise CliError("`qingfeng demo` is not implemented yet", exit_code=2)
+    say("demo", "starting Kafka and Elasticsearch (reused when already running)")
+    if stack.stack_up() != 0:
+        return 1
+    say("demo", "starting the suite (collector, grader, coordinator, publisher, gateway)")
+    if suite.suite_up() != 0:
+        return 1
+    state = state_dir()
+    tokens.provision(state)
+    token_file = state / "tokens" / DEMO_IDENTITY
+    _wait_gateway(args.wait)
+    _replay(args.data or _default_data(), args.limit, token_file)
+    print(
+        "\nWhere to look:\n"
+        f"  console         {CONSOLE}  (paste the token from {token_file})\n"
+        f"  gRPC gateway    {GATEWAY}  (metadata 'authorization: Bearer <token>'; reflection is on)\n"
+        f"  partner tokens  {state / 'tokens'}/\n"
+        f"  logs            {state / 'logs'}/  (JSON lines with trace ids)\n"
+        "  status          .venv/bin/qingfeng status ; .venv/bin/qingfeng stack status\n"
+        "  stop            .venv/bin/qingfeng down ; .venv/bin/qingfeng stack down\n"
+    )
+    return 0

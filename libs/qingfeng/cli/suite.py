@@ -59,6 +59,9 @@ def _environment(state: Path) -> dict[str, str]:
     # the gateway at their hashes, unless an operator configured a policy of their own.
     if "QF_GATEWAY_ACCESS_POLICY" not in env:
         env["QF_GATEWAY_ACCESS_POLICY"] = str(tokens.provision(state))
+    # Tips are refused without an encryption key; a local suite gets its own, kept in the state dir.
+    if "QF_COLLECTOR_TIP_KEY" not in env and "QF_COLLECTOR_TIP_KEY_FILE" not in env:
+        env["QF_COLLECTOR_TIP_KEY_FILE"] = str(tokens.provision_tip_key(state))
     return env
 
 

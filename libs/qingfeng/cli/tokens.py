@@ -13,6 +13,7 @@ generated descriptors, so a renamed RPC breaks provisioning instead of silently 
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import os
 import secrets
@@ -25,7 +26,7 @@ import yaml
 from qingfeng.cli.paths import state_dir
 from qingfeng.v1 import case_pb2, publication_pb2
 
-__all__ = ["DEFAULT_IDENTITIES", "GatewayIdentity", "add_arguments", "provision", "run"]
+__all__ = ["DEFAULT_IDENTITIES", "GatewayIdentity", "add_arguments", "provision", "provision_tip_key", "run"]
 
 POLICY_FILE = "access.yaml"
 TOKENS_DIR = "tokens"
@@ -51,6 +52,8 @@ def _identities() -> tuple[GatewayIdentity, ...]:
     coordinator, publisher = "CoordinatorService", "PublisherService"
     return (
         GatewayIdentity("analyst", "opinion_office", ("analyst",), ("/qingfeng.v1.*", "/grpc.reflection.*")),
+        # The office's lead handler is the one identity that may read who submitted a tip (SubmitTip's submitter).
+        GatewayIdentity("lead_handler", "opinion_office", ("analyst", "see_submitter"), ("/qingfeng.v1.*",)),
         GatewayIdentity(
             "police_cyber",
             "police_cyber",
@@ -159,3 +162,17 @@ def run(args: argparse.Namespace) -> int:
         shown = token_file if token_file.exists() else "(missing: delete the policy to re-provision)"
         print(f"{identity.name:<18} {identity.agency:<18} {shown}")
     return 0
+
+
+def provision_tip_key(state_dir: Path) -> Path:
+    """Create the collector's tip-encryption key (a Fernet key: 32 random bytes, url-safe base64) once; its path.
+
+    Losing this file makes stored tip submitters unreadable, which is the point of encrypting them: back it up with
+    the database, never beside it.
+    """
+    key_path = state_dir / "secrets" / "collector_tip_key"
+    if key_path.exists():
+        return key_path
+    key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _write_private(key_path, base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii") + "\n")
+    return key_path

@@ -1,4 +1,4 @@
-"""The `qingfeng` argument parser and its placeholders for commands still to be written."""
+"""The `qingfeng` argument parser and its dispatch."""
 
 from __future__ import annotations
 
@@ -6,19 +6,15 @@ import pytest
 from qingfeng.cli.main import build_parser, main
 
 
-@pytest.mark.parametrize(
-    ("argv", "command"),
-    [
-        (["demo"], "demo"),
-        (["import", "posts.jsonl"], "import"),
-        (["policy", "validate", "grading.yaml"], "policy validate"),
-    ],
-)
-def test_unwritten_commands_fail_clearly_with_exit_2(
-    argv: list[str], command: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(argv) == 2
-    assert f"`qingfeng {command}` is not implemented yet" in capsys.readouterr().err
+def test_import_of_a_missing_file_fails_clearly_with_exit_2(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "posts.jsonl"
+    assert main(["import", str(missing)]) == 2
+    assert str(missing) in capsys.readouterr().err
+
+
+def test_demo_options_parse() -> None:
+    args = build_parser().parse_args(["demo", "--limit", "100", "--data", "/tmp/data"])
+    assert (args.command, args.limit, str(args.data)) == ("demo", 100, "/tmp/data")
 
 
 def test_stack_needs_an_action() -> None:

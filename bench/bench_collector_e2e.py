@@ -1,0 +1,314 @@
+"""Benchmark: collector -> Kafka -> Elasticsearch end to end on the shared data, against the local stack.
+
+    .venv/bin/python bench/bench_collector_e2e.py [--data DIR] [--limit N] [--via pipeline|grpc]
+                                                  [--indexer inprocess|process] [--skip-pipeline] [--keep]
+
+Needs `qingfeng stack up` (Kafka 127.0.0.1:19092, Elasticsearch http://127.0.0.1:19200; override with QF_TEST_KAFKA,
+QF_TEST_ES). Every run uses its own topics and index prefix, deleted afterwards unless --keep.
+
+Two measurements, each with a fresh pipeline (empty dedupe window):
+
+1. pipeline only: parsed posts through enrichment + dedupe + produce, until Kafka acknowledged every record;
+2. end to end: the collector's path, from the first produce to the moment the last post is searchable in
+   Elasticsearch: parse + enrich + dedupe + produce (``--via pipeline``, default: in process; ``--via grpc``:
+   streamed through the collector's ImportPosts by a client in a child process, as `qingfeng import` does) while the
+   indexer consumes the topic and bulk-indexes it in the same process, as ``QF_COLLECTOR_ROLE=all`` runs it
+   (``--indexer process``: in a `python -m services.collector` child with ``QF_COLLECTOR_ROLE=index``).
+
+Target (issue 3): end to end >= 2,315 posts/s sustained (200 million items a day) on this 2-core machine with Kafka
+and Elasticsearch co-located.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # so that `services` imports when run as a script from anywhere
+
+from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
+from elasticsearch import AsyncElasticsearch  # noqa: E402
+from qingfeng.elastic import IndexNames, create_client, delete_family, ensure_index  # noqa: E402
+from qingfeng.kafka import Producer, ensure_topics  # noqa: E402
+from qingfeng.settings import ElasticsearchSettings, GrpcSettings, KafkaSettings  # noqa: E402
+from qingfeng.v1 import common_pb2, post_pb2, source_pb2  # noqa: E402
+
+from services.collector.app import build_enricher, build_pipeline, topic_specs_for  # noqa: E402
+from services.collector.indexer import PostIndexer  # noqa: E402
+from services.collector.ports import Rejected  # noqa: E402
+from services.collector.settings import CollectorSettings, CollectorTopics, IndexerSettings  # noqa: E402
+from services.collector.sources import parse_jsonl_line  # noqa: E402
+
+TARGET = 2_315
+CHUNK = 5_000
+IMPORT_SOURCE = source_pb2.Source(id="import", kind=common_pb2.SOURCE_KIND_JSONL_IMPORT)
+
+
+def _default_data() -> Path:
+    env = os.environ.get("QF_SHARED_DATA")
+    return Path(env) if env else (REPO / ".." / "shared" / "data").resolve()
+
+
+def _settings(run_id: str) -> CollectorSettings:
+    return CollectorSettings(
+        kafka=KafkaSettings(
+            bootstrap_servers=os.environ.get("QF_TEST_KAFKA", "127.0.0.1:19092"), client_id=f"bench-{run_id}"
+        ),
+        elasticsearch=ElasticsearchSettings(
+            url=os.environ.get("QF_TEST_ES", "http://127.0.0.1:19200"), index_prefix=f"qfbench-{run_id}"
+        ),
+        topics=CollectorTopics(
+            posts=f"qfbench.{run_id}.posts.v1",
+            posts_deadletter=f"qfbench.{run_id}.posts.deadletter.v1",
+            deadletter=f"qfbench.{run_id}.deadletter.v1",
+        ),
+        indexer=IndexerSettings(group_id=f"qfbench-{run_id}-indexer"),
+        grpc=GrpcSettings(port=0),
+    )
+
+
+def _lines(data: Path, limit: int | None) -> list[str]:
+    with (data / "weibo_posts.jsonl").open(encoding="utf-8") as handle:
+        lines = [line.rstrip("\n") for line in handle if line.strip()]
+    return lines[:limit] if limit else lines
+
+
+def _parse(lines: list[str], start: int = 0) -> list[post_pb2.Post | Rejected]:
+    now = datetime.now(UTC)
+    return [
+        parse_jsonl_line(line, IMPORT_SOURCE, collected_at=now, origin=f"line {start + i + 1}")
+        for i, line in enumerate(lines)
+    ]
+
+
+async def _delete_topics(settings: CollectorSettings) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        topics = settings.topics
+        await admin.delete_topics([topics.posts, topics.posts_deadletter, topics.deadletter])
+    finally:
+        await admin.close()
+
+
+async def _count(es: AsyncElasticsearch, index: str) -> int:
+    return int((await es.count(index=index)).body["count"])
+
+
+async def bench_pipeline(data: Path, limit: int | None, keep: bool) -> tuple[int, float]:
+    settings = _settings(uuid.uuid4().hex[:10])
+    await ensure_topics(settings.kafka, topic_specs_for(settings))
+    items = _parse(_lines(data, limit))
+    try:
+        async with Producer(settings.kafka) as producer:
+            pipeline = build_pipeline(settings, producer)
+            started = time.perf_counter()
+            for i in range(0, len(items), CHUNK):
+                await pipeline(items[i : i + CHUNK])
+            elapsed = time.perf_counter() - started
+    finally:
+        if not keep:
+            await _delete_topics(settings)
+    return len(items), elapsed
+
+
+async def _produce_in_process(settings: CollectorSettings, producer: Producer, lines: list[str]) -> None:
+    pipeline = build_pipeline(settings, producer)
+    for i in range(0, len(lines), CHUNK):
+        await pipeline(_parse(lines[i : i + CHUNK], i))
+
+
+async def _produce_via_grpc(settings: CollectorSettings, producer: Producer, data: Path, limit: int | None) -> None:
+    """The collector's ImportPosts served here; the client streams the file from a child process."""
+    from qingfeng.rpc import build_server
+    from qingfeng.v1 import source_pb2_grpc
+
+    from services.collector.server import CollectorServicer
+
+    store = _BenchStore()
+    pipeline = build_pipeline(settings, producer)
+    servicer = CollectorServicer(store, pipeline, tips=None)  # type: ignore[arg-type]
+    server = build_server(
+        settings.grpc,
+        services=[
+            (
+                source_pb2.DESCRIPTOR.services_by_name["CollectorService"],
+                lambda s: source_pb2_grpc.add_CollectorServiceServicer_to_server(servicer, s),
+            )
+        ],
+    )
+    await server.server.start()
+    try:
+        file = data / "weibo_posts.jsonl"
+        args = [
+            sys.executable,
+            "-m",
+            "qingfeng.cli.main",
+            "import",
+            str(file),
+            "--collector",
+            f"127.0.0.1:{server.port}",
+        ]
+        if limit:
+            args += ["--limit", str(limit)]
+        process = await asyncio.create_subprocess_exec(*args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        out, _ = await process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"qingfeng import failed ({process.returncode}): {out.decode()}")
+    finally:
+        await server.server.stop(1)
+
+
+async def _watch(child: asyncio.subprocess.Process) -> None:
+    code = await child.wait()
+    if code not in (0, -15):
+        raise RuntimeError(f"indexer process exited with {code}")
+
+
+class _BenchStore:
+    """Just enough of the source registry for ImportPosts into the built-in import source."""
+
+    async def find_source(self, source_id: str) -> source_pb2.Source | None:
+        return IMPORT_SOURCE if source_id == IMPORT_SOURCE.id else None
+
+    async def record_import(self, source_id: str, summary: object) -> None:
+        return None
+
+    async def audit(self, *args: object) -> None:
+        return None
+
+
+def _indexer_env(settings: CollectorSettings) -> dict[str, str]:
+    """Environment of a `python -m services.collector` child in role ``index`` for this run's topics and index."""
+    topics = settings.topics
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "QF_COLLECTOR_ROLE": "index",
+        "QF_COLLECTOR_GRPC__PORT": "0",
+        "QF_COLLECTOR_LOG__LEVEL": "WARNING",
+        "QF_COLLECTOR_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+        "QF_COLLECTOR_ELASTICSEARCH__URL": settings.elasticsearch.url,
+        "QF_COLLECTOR_ELASTICSEARCH__INDEX_PREFIX": settings.elasticsearch.index_prefix,
+        "QF_COLLECTOR_TOPICS__POSTS": topics.posts,
+        "QF_COLLECTOR_TOPICS__POSTS_DEADLETTER": topics.posts_deadletter,
+        "QF_COLLECTOR_TOPICS__DEADLETTER": topics.deadletter,
+        "QF_COLLECTOR_INDEXER__GROUP_ID": settings.indexer.group_id,
+    }
+
+
+async def bench_end_to_end(data: Path, limit: int | None, via: str, indexer_mode: str, keep: bool) -> dict[str, float]:
+    settings = _settings(uuid.uuid4().hex[:10])
+    await ensure_topics(settings.kafka, topic_specs_for(settings))
+    es = create_client(settings.elasticsearch)
+    names = await ensure_index(es, settings.elasticsearch.index_prefix, "posts")
+    lines = _lines(data, limit)
+    expected = len(lines)
+    stop = asyncio.Event()
+    build_enricher(settings)  # warm the lexicon/segmenter caches outside the measurement
+    child: asyncio.subprocess.Process | None = None
+    try:
+        async with Producer(settings.kafka) as producer:
+            if indexer_mode == "process":
+                # QF_COLLECTOR_ROLE=index in its own process, as a split deployment runs it; started (and its
+                # consumer group joined) before the clock starts, like a long-running indexer.
+                child = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "services.collector", env=_indexer_env(settings), cwd=str(REPO)
+                )
+                consuming = asyncio.create_task(_watch(child))
+                await asyncio.sleep(8)
+            else:
+                indexer = PostIndexer(
+                    es,
+                    names.write_alias,
+                    producer,
+                    kafka=settings.kafka,
+                    topics=settings.topics,
+                    settings=settings.indexer,
+                )
+                consuming = asyncio.create_task(indexer.run(stop))
+            started = time.perf_counter()
+            if via == "grpc":
+                await _produce_via_grpc(settings, producer, data, limit)
+            else:
+                await _produce_in_process(settings, producer, lines)
+            produced = time.perf_counter() - started
+            searchable = 0
+            while searchable < expected:
+                if consuming.done():
+                    consuming.result()  # raises what stopped the indexer
+                    raise RuntimeError("indexer stopped early")
+                await asyncio.sleep(0.25)
+                searchable = await _count(es, names.read_alias)
+            finished = time.perf_counter() - started
+            stop.set()
+            if child is not None:
+                child.terminate()
+            await consuming
+        hits = await es.search(
+            index=names.read_alias, query={"match_phrase": {"text_simplified": "谣言"}}, size=0, track_total_hits=True
+        )
+        return {
+            "posts": expected,
+            "produced_s": produced,
+            "searchable_s": finished,
+            "phrase_hits": float(hits.body["hits"]["total"]["value"]),
+        }
+    finally:
+        stop.set()
+        if child is not None and child.returncode is None:
+            child.kill()
+            await child.wait()
+        if not keep:
+            with contextlib.suppress(Exception):
+                await delete_family(es, IndexNames(settings.elasticsearch.index_prefix, "posts"))
+            with contextlib.suppress(Exception):
+                await _delete_topics(settings)
+        await es.close()
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=_default_data())
+    parser.add_argument("--limit", type=int, default=None, help="only the first N posts")
+    parser.add_argument("--via", choices=("pipeline", "grpc"), default="pipeline")
+    parser.add_argument(
+        "--indexer",
+        choices=("inprocess", "process"),
+        default="inprocess",
+        help="indexer in the collector's process (QF_COLLECTOR_ROLE=all) or in its own (role=index)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the topics and the index afterwards")
+    parser.add_argument("--skip-pipeline", action="store_true", help="only the end-to-end measurement")
+    args = parser.parse_args()
+    if not (args.data / "weibo_posts.jsonl").is_file():
+        print(f"no weibo_posts.jsonl in {args.data} (set QF_SHARED_DATA)", file=sys.stderr)
+        return 2
+    print(f"collector end-to-end benchmark, {os.cpu_count()} CPUs, data {args.data}")
+    if not args.skip_pipeline:
+        n, elapsed = await bench_pipeline(args.data, args.limit, args.keep)
+        rate = n / elapsed
+        print(f"pipeline only  (enrich + dedupe + produce, acked): {n} posts in {elapsed:6.2f} s = {rate:8.0f} posts/s")
+    e2e = await bench_end_to_end(args.data, args.limit, args.via, args.indexer, args.keep)
+    n = int(e2e["posts"])
+    rate = n / e2e["searchable_s"]
+    print(f"end to end via {args.via}, indexer {args.indexer} (collector -> Kafka -> ES): {n} posts")
+    print(f"  all produced and acked after {e2e['produced_s']:6.2f} s = {n / e2e['produced_s']:8.0f} posts/s")
+    print(f"  all searchable in ES after  {e2e['searchable_s']:6.2f} s = {rate:8.0f} posts/s sustained")
+    print(f"  search check: {int(e2e['phrase_hits'])} posts match the phrase 谣言")
+    verdict = "meets" if rate >= TARGET else "MISSES"
+    print(f"target >= {TARGET} posts/s end to end: {verdict} ({rate / TARGET:.1f}x)")
+    return 0 if rate >= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

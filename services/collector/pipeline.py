@@ -1,0 +1,339 @@
+"""The ingest pipeline (the ``Ingest`` port): validate, enrich, de-duplicate, produce; dead-letter the rejects.
+
+For each item handed in by a source adapter, ImportPosts or SubmitTip:
+
+- a ``Rejected`` (the adapter could not parse it) goes to ``qingfeng.posts.deadletter.v1`` with its reason;
+- a ``Post`` is validated (required fields, sizes: an oversized text is ``TOO_LARGE``, a bad one ``INVALID``), then
+  enriched and de-duplicated by the pure core, and produced to ``qingfeng.posts.v1`` keyed by its id with event type
+  ``post.collected`` and event id = post id;
+- an exact or near duplicate of an earlier post is still produced, with ``dedupe.duplicate_of`` naming the original
+  (the grader counts it as a repost or copy of that story), and counted as a duplicate;
+- a post whose id was already produced (the same item delivered again: a re-fetched feed, a re-run import) is the
+  idempotent case: it is not produced again, and is counted as a duplicate.
+
+A call returns only once Kafka acknowledged every record it produced, so a caller that commits (a source's fetch
+state, an import's progress) commits after the effect. When Kafka fails the call raises and nothing of it is
+remembered as produced: the caller's retry produces it again, and consumers are idempotent on the post id.
+
+Calls may run concurrently (the scheduler's fetches, imports, tips). A post that another call is producing right
+now is waited for, then counted as a re-delivery if that send was acknowledged, or produced here if it failed.
+
+CPU work (conversion, segmentation, tagging, fingerprints) runs on the event loop in slices of
+``PipelineSettings.slice_size`` posts; the next slice is enriched while Kafka acknowledges the previous one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Final, Protocol
+
+from qingfeng.kafka import (
+    DEADLETTER_EVENT_TYPE,
+    ORIGINAL_TOPIC,
+    DeadLetterSpec,
+    Delivery,
+    OutgoingRecord,
+    build_dead_letter,
+)
+from qingfeng.text import Enricher
+from qingfeng.v1 import post_pb2
+
+from services.collector.convert import fill_post
+from services.collector.core import Deduper, enrich_post
+from services.collector.ports import IngestSummary, Rejected
+from services.collector.settings import CollectorTopics, PipelineSettings
+
+__all__ = ["POST_EVENT_TYPE", "IngestReport", "ItemResult", "Outcome", "Pipeline", "RecordSink"]
+
+_log = logging.getLogger(__name__)
+
+POST_EVENT_TYPE: Final = "post.collected"
+# Room left under the producer's max_request_size for the key and headers of a post record.
+_HEADER_RESERVE_BYTES: Final = 4096
+# Room left for the other DeadLetter fields when its payload is truncated.
+_DEADLETTER_RESERVE_BYTES: Final = 64 * 1024
+# Elasticsearch refuses _id values longer than 512 bytes.
+_MAX_ID_BYTES: Final = 512
+# Clocks of sources drift; a post "from the future" beyond this is a parsing error (a wrong time zone or format).
+_FUTURE_TOLERANCE: Final = timedelta(days=1)
+_SOURCE: Final = "collector"
+
+_INVALID = post_pb2.DEAD_LETTER_REASON_INVALID
+_TOO_LARGE = post_pb2.DEAD_LETTER_REASON_TOO_LARGE
+
+
+class RecordSink(Protocol):
+    """Where the pipeline's records go: the shared Kafka ``Producer`` (its ``send_many`` waits for every ack)."""
+
+    @property
+    def max_request_size(self) -> int: ...
+
+    async def send_many(self, records: Iterable[OutgoingRecord]) -> list[Delivery]: ...
+
+
+class Outcome(enum.Enum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What became of one item. ``post`` is the post as produced (enriched); for a re-delivery, the input post."""
+
+    outcome: Outcome
+    post: post_pb2.Post | None = None
+    rejected: Rejected | None = None
+    redelivered: bool = False
+
+    @property
+    def duplicate_of(self) -> str:
+        return self.post.dedupe.duplicate_of if self.post is not None else ""
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """The result of every item, in input order."""
+
+    results: list[ItemResult] = field(default_factory=list)
+
+    @property
+    def summary(self) -> IngestSummary:
+        counts = dict.fromkeys(Outcome, 0)
+        for result in self.results:
+            counts[result.outcome] += 1
+        return IngestSummary(
+            accepted=counts[Outcome.ACCEPTED], duplicate=counts[Outcome.DUPLICATE], rejected=counts[Outcome.REJECTED]
+        )
+
+
+@dataclass
+class _Slice:
+    results: list[ItemResult]
+    records: list[OutgoingRecord]
+    produced: dict[str, str]  # post id -> duplicate_of, remembered once acknowledged
+
+
+class Pipeline:
+    """The collector's ``Ingest``: one per process, shared by the scheduler, ImportPosts and SubmitTip."""
+
+    def __init__(
+        self,
+        sink: RecordSink,
+        *,
+        enricher: Enricher,
+        deduper: Deduper,
+        settings: PipelineSettings,
+        topics: CollectorTopics,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._sink = sink
+        self._enricher = enricher
+        self._regions = enricher.lexicons.regions
+        self._deduper = deduper
+        self._settings = settings
+        self._topics = topics
+        self._clock = clock
+        # Post ids acknowledged by Kafka (least recently seen first), with the original each one duplicates.
+        self._produced: OrderedDict[str, str] = OrderedDict()
+        # Post ids sent by some call and not acknowledged yet, with the future resolved when their send settles.
+        self._in_flight: dict[str, asyncio.Future[None]] = {}
+
+    async def __call__(self, items: Sequence[post_pb2.Post | Rejected]) -> IngestSummary:
+        return (await self.ingest(items)).summary
+
+    async def ingest(self, items: Sequence[post_pb2.Post | Rejected]) -> IngestReport:
+        """Process ``items`` and return each one's result once Kafka acknowledged all records (or raise)."""
+        results: list[ItemResult] = []
+        pending: list[asyncio.Task[None]] = []
+        in_call: dict[str, str] = {}  # ids produced by earlier slices of this call, not acknowledged yet
+        size = self._settings.slice_size
+        try:
+            for start in range(0, len(items), size):
+                chunk = items[start : start + size]
+                await self._wait_for_other_calls(chunk, in_call)
+                # No await between the wait above and registering this slice's ids below: no other call can
+                # claim one of them in between.
+                work = self._prepare(chunk, self._clock(), in_call)
+                in_call.update(work.produced)
+                results.extend(work.results)
+                if work.records:
+                    acked = asyncio.get_running_loop().create_future()
+                    for post_id in work.produced:
+                        self._in_flight[post_id] = acked
+                    pending.append(asyncio.create_task(self._send(work, acked)))
+                # Let the producer's I/O and other callers run between two CPU-bound slices.
+                await asyncio.sleep(0)
+            for task in pending:
+                await task
+        except BaseException:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            raise
+        return IngestReport(results)
+
+    async def _wait_for_other_calls(self, chunk: Sequence[post_pb2.Post | Rejected], in_call: dict[str, str]) -> None:
+        """Wait until no post of ``chunk`` is being produced by another call (a concurrent fetch or import).
+
+        Afterwards each such post is either remembered as produced (so it is a re-delivery here) or, when the other
+        call failed, not (so this call produces it): never produced twice, never skipped for a send that failed.
+        """
+        while True:
+            waits = {
+                self._in_flight[item.id]
+                for item in chunk
+                if not isinstance(item, Rejected) and item.id in self._in_flight and item.id not in in_call
+            }
+            if not waits:
+                return
+            await asyncio.wait(waits)
+
+    async def _send(self, work: _Slice, acked: asyncio.Future[None]) -> None:
+        try:
+            await self._sink.send_many(work.records)
+            self._remember(work.produced)
+        finally:
+            for post_id in work.produced:
+                if self._in_flight.get(post_id) is acked:
+                    del self._in_flight[post_id]
+            if not acked.done():
+                acked.set_result(None)
+
+    def _remember(self, produced: dict[str, str]) -> None:
+        remembered = self._produced
+        remembered.update(produced)
+        excess = len(remembered) - self._settings.remember_ids
+        for _ in range(max(0, excess)):
+            remembered.popitem(last=False)
+
+    def _prepare(self, items: Sequence[post_pb2.Post | Rejected], now: datetime, in_call: dict[str, str]) -> _Slice:
+        work = _Slice([], [], {})
+        for item in items:
+            if isinstance(item, Rejected):
+                self._reject(work, item, key=item.origin)
+                continue
+            problem = self._validate(item, now)
+            if problem is not None:
+                self._reject(work, problem, key=item.id if len(item.id.encode("utf-8")) <= _MAX_ID_BYTES else "")
+                continue
+            if self._seen(item.id, in_call, work.produced):
+                work.results.append(ItemResult(Outcome.DUPLICATE, post=item, redelivered=True))
+                continue
+            post = self._enrich(item, now)
+            too_large = self._check_size(post)
+            if too_large is not None:
+                self._reject(work, too_large, key=post.id)
+                continue
+            work.records.append(
+                OutgoingRecord(
+                    topic=self._topics.posts,
+                    key=post.id,
+                    message=post,
+                    event_type=POST_EVENT_TYPE,
+                    event_id=post.id,
+                )
+            )
+            work.produced[post.id] = post.dedupe.duplicate_of
+            outcome = Outcome.DUPLICATE if post.dedupe.duplicate_of else Outcome.ACCEPTED
+            work.results.append(ItemResult(outcome, post=post))
+        return work
+
+    def _seen(self, post_id: str, in_call: dict[str, str], in_slice: dict[str, str]) -> bool:
+        if post_id in self._produced:
+            self._produced.move_to_end(post_id)  # recently re-delivered ids stay remembered longest
+            return True
+        return post_id in in_call or post_id in in_slice
+
+    def _validate(self, post: post_pb2.Post, now: datetime) -> Rejected | None:
+        """The first problem that keeps ``post`` from being produced, as a ``Rejected``."""
+        limits = self._settings
+        problem: tuple[post_pb2.DeadLetterReason.ValueType, str] | None = None
+        if not post.id:
+            problem = (_INVALID, "post has no id")
+        elif len(post.id.encode("utf-8")) > _MAX_ID_BYTES:
+            problem = (_INVALID, f"post id is longer than {_MAX_ID_BYTES} bytes")
+        elif not post.source_id:
+            problem = (_INVALID, "post has no source_id")
+        elif not post.text.strip() and not post.title.strip() and not post.parent_id:
+            # A repost or reply without words of its own is a valid post (it spreads its parent); anything else
+            # without text is not.
+            problem = (_INVALID, "post has neither text nor title (and is not a repost)")
+        elif len(post.text) > limits.max_text_chars:
+            problem = (_TOO_LARGE, f"text has {len(post.text)} characters, the limit is {limits.max_text_chars}")
+        elif len(post.title) > limits.max_title_chars:
+            problem = (_TOO_LARGE, f"title has {len(post.title)} characters, the limit is {limits.max_title_chars}")
+        elif min(post.reposts, post.comments, post.likes, post.views, post.author.followers) < 0:
+            problem = (_INVALID, "engagement counts must not be negative")
+        elif post.created_at.seconds > now.timestamp() + _FUTURE_TOLERANCE.total_seconds():
+            problem = (_INVALID, f"created_at {post.created_at.ToJsonString()} is in the future")
+        if problem is None:
+            return None
+        return Rejected(
+            reason=problem[0],
+            message=problem[1],
+            payload=post.SerializeToString(),
+            source_id=post.source_id,
+            origin=post.url or post.id,
+        )
+
+    def _enrich(self, item: post_pb2.Post, now: datetime) -> post_pb2.Post:
+        post = post_pb2.Post()
+        post.CopyFrom(item)
+        if not post.HasField("collected_at"):
+            post.collected_at.FromDatetime(now)
+        if not post.HasField("created_at"):
+            post.created_at.CopyFrom(post.collected_at)
+        enriched = enrich_post(
+            post.id,
+            post.text,
+            post.created_at.ToDatetime(UTC),
+            title=post.title,
+            enricher=self._enricher,
+            deduper=self._deduper,
+        )
+        fill_post(post, enriched, self._regions)
+        return post
+
+    def _check_size(self, post: post_pb2.Post) -> Rejected | None:
+        limit = self._sink.max_request_size - _HEADER_RESERVE_BYTES
+        size = post.ByteSize()
+        if size <= limit:
+            return None
+        return Rejected(
+            reason=_TOO_LARGE,
+            message=f"enriched post is {size} bytes, the Kafka record limit leaves {limit}",
+            payload=post.SerializeToString(),
+            source_id=post.source_id,
+            origin=post.url or post.id,
+        )
+
+    def _reject(self, work: _Slice, rejected: Rejected, *, key: str) -> None:
+        work.results.append(ItemResult(Outcome.REJECTED, rejected=rejected))
+        work.records.append(self._dead_letter(rejected, key[:_MAX_ID_BYTES]))
+
+    def _dead_letter(self, rejected: Rejected, key: str) -> OutgoingRecord:
+        spec = DeadLetterSpec(
+            topic=self._topics.posts,
+            key=key,
+            reason=rejected.reason,
+            message=f"{rejected.message} (at {rejected.origin})" if rejected.origin else rejected.message,
+            payload=rejected.payload,
+            source=rejected.source_id or _SOURCE,
+            headers=(("origin", rejected.origin.encode("utf-8")),) if rejected.origin else (),
+        )
+        limit = max(1024, self._sink.max_request_size - _DEADLETTER_RESERVE_BYTES)
+        return OutgoingRecord(
+            topic=self._topics.posts_deadletter,
+            key=key or None,
+            message=build_dead_letter(spec, now=self._clock(), max_payload_bytes=limit),
+            event_type=DEADLETTER_EVENT_TYPE,
+            event_id=spec.event_id,
+            extra_headers=((ORIGINAL_TOPIC, self._topics.posts.encode("utf-8")),),
+        )
