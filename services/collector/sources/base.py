@@ -8,7 +8,7 @@ bad input or a failing site: broken items become ``Rejected``, a failed fetch be
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +37,7 @@ __all__ = [
     "rejected_for_fetch_error",
     "secrets_from_dir",
     "set_time",
+    "unique_posts",
 ]
 
 Item = post_pb2.Post | Rejected
@@ -105,6 +106,20 @@ class SourceAdapter(Protocol):
     async def collect(self, source: source_pb2.Source, state: FetchState | None, emit: Emit) -> Outcome:
         """Fetch ``source`` (conditionally when ``state`` has validators), emit posts and rejects, say how it went."""
         ...
+
+
+def unique_posts(batches: Iterable[Iterable[Item]]) -> list[Item]:
+    """Flatten per-status items, keeping each post id once: an API answer repeats a popular original per repost."""
+    items: list[Item] = []
+    seen: set[str] = set()
+    for batch in batches:
+        for item in batch:
+            if isinstance(item, post_pb2.Post):
+                if item.id in seen:
+                    continue
+                seen.add(item.id)
+            items.append(item)
+    return items
 
 
 def post_id(kind: common_pb2.SourceKind.ValueType, source_id: str, native_id: str = "", url: str = "") -> str:

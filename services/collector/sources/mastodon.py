@@ -31,6 +31,7 @@ from services.collector.sources.base import (
     rejected,
     rejected_for_fetch_error,
     set_time,
+    unique_posts,
 )
 from services.collector.sources.text import html_to_text
 from services.collector.sources.timeparse import parse_time
@@ -112,16 +113,9 @@ def parse_statuses(payload: object, source: source_pb2.Source, *, collected_at: 
     if not isinstance(payload, list):
         detail = payload.get("error") if isinstance(payload, dict) else None
         raise ShapeError(f"API error: {detail}" if detail else "answer is not a list of statuses")
-    items: list[Item] = []
-    seen: set[str] = set()
-    for index, status in enumerate(payload):
-        for item in _status_items(status, source, collected_at, f"{origin} [{index}]"):
-            if isinstance(item, post_pb2.Post):
-                if item.id in seen:
-                    continue
-                seen.add(item.id)
-            items.append(item)
-    return items
+    return unique_posts(
+        _status_items(status, source, collected_at, f"{origin} [{index}]") for index, status in enumerate(payload)
+    )
 
 
 class MastodonSource:
