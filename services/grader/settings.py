@@ -1,17 +1,85 @@
-"""GraderSettings: environment variables with the prefix ``QF_GRADER_`` (nested groups use ``__``)."""
+"""GraderSettings: environment variables with the prefix ``QF_GRADER_`` (nested groups use ``__``).
+
+The variables are listed with their defaults in ``services/grader/README.md``. Everything the grader reads from the
+environment is here; nothing else in the service looks at ``os.environ``.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from pathlib import Path
+from typing import ClassVar, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
-from qingfeng.settings import GrpcSettings, ServiceSettings, TelemetrySettings, service_settings_config
+from qingfeng.kafka import ALERTS, DEADLETTER, EVENTS, POSTS
+from qingfeng.settings import (
+    DatabaseSettings,
+    GrpcSettings,
+    ServiceSettings,
+    TelemetrySettings,
+    service_settings_config,
+)
 
-__all__ = ["GraderSettings"]
+from services.grader.adapters.policy_yaml import DEFAULT_POLICY
+
+__all__ = ["CheckpointSettings", "ConsumerSettings", "GraderSettings", "GraderTopics"]
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class GraderTopics(_Group):
+    """Topic names. Only tests and side-by-side deployments change them (each test uses its own topics)."""
+
+    posts: str = POSTS
+    events: str = EVENTS
+    alerts: str = ALERTS
+    deadletter: str = DEADLETTER
+
+
+class ConsumerSettings(_Group):
+    """The loop over qingfeng.posts.v1."""
+
+    # Offsets are committed to this group after every batch, for lag monitoring; the position the grader resumes
+    # from is the one stored with its state (see README, "Recovery").
+    group_id: str = "grader"
+    # Records handed to the engine at most per batch (one publish + one bulk request per batch).
+    batch_size: int = Field(default=500, ge=1, le=20_000)
+    # Longest wait of one fetch when the stream is quiet.
+    poll_timeout_ms: int = Field(default=200, ge=1, le=10_000)
+    # With no state stored yet, start from the oldest retained post (rebuilds the events) or from new posts only.
+    start_without_state: Literal["earliest", "latest"] = "earliest"
+    # Waits before recovering after Kafka, Elasticsearch or the database failed (doubles up to the maximum).
+    retry_backoff_s: float = Field(default=1.0, gt=0)
+    retry_backoff_max_s: float = Field(default=30.0, gt=0)
+
+
+class CheckpointSettings(_Group):
+    """How often the engine state is stored together with the consumed offsets (also on shutdown and commands)."""
+
+    every_batches: int = Field(default=50, ge=1)
+    every_s: float = Field(default=30.0, gt=0)
 
 
 class GraderSettings(ServiceSettings):
+    """The grader process: its stores, topics, policy, consumer and checkpoint cadence."""
+
     model_config: ClassVar[SettingsConfigDict] = service_settings_config("QF_GRADER_")
 
     grpc: GrpcSettings = GrpcSettings(port=50062)
     telemetry: TelemetrySettings = TelemetrySettings(service_name="qingfeng-grader")
+    # Engine checkpoints, policy versions and the audit log. SQLite by default; postgresql+asyncpg://… is supported.
+    database: DatabaseSettings = DatabaseSettings(url=SecretStr("sqlite+aiosqlite:///./.qingfeng/grader.db"))
+    topics: GraderTopics = GraderTopics()
+    consumer: ConsumerSettings = ConsumerSettings()
+    checkpoint: CheckpointSettings = CheckpointSettings()
+    # The policy activated at start when its version is not recorded yet; a policy activated later over gRPC
+    # stays active across restarts until a file with a new version is deployed.
+    policy_file: Path = DEFAULT_POLICY
+    # Event detection for streams whose repost parents are lost (weak author/activity signals; off by default).
+    lost_parents: bool = False
+    # 0 (default): event time only advances with posts, so a quiet event de-escalates when newer posts arrive.
+    # > 0: after this many seconds without posts, advance event time to the wall clock (live streams only: a
+    # replay of old posts would see every event cool down at once).
+    idle_tick_s: float = Field(default=0.0, ge=0)

@@ -134,5 +134,6 @@ def _locate(path: str, marks: dict[str, tuple[int, int]]) -> tuple[int, int]:
     while path:
         if path in marks:
             return marks[path]
-        path = re.sub(r"(\.[^.\[\]]+|\[\d+\])$", "", path)
+        # Drop the last segment (".name", "[3]", or the first "name" itself) and try the enclosing node.
+        path = re.sub(r"(\.[^.\[\]]+|\[\d+\]|^[^.\[\]]+)$", "", path)
     return marks.get("", (0, 0))

@@ -137,3 +137,14 @@ def test_a_rejected_policy_leaves_the_active_one_in_place(four_level):
 )
 def test_durations(value, seconds):
     assert parse_duration(value) == seconds
+
+
+def test_a_missing_top_level_field_is_reported_without_hanging() -> None:
+    # Locating the line of a field absent from the document once looped forever; it must fall back to the document.
+    from services.grader.adapters.policy_yaml import PolicyLoadError, load_policy
+
+    with pytest.raises(PolicyLoadError) as err:
+        load_policy("scheme: four_color\nlevels: []\n", "p.yaml")
+    fields = {e.field for e in err.value.errors}
+    assert {"version", "levels"} <= fields
+    assert all(e.line >= 1 for e in err.value.errors)

@@ -1,0 +1,237 @@
+"""The loop over qingfeng.posts.v1: records in event-time order -> engine -> durable effects -> commit.
+
+Order. The engine is one fold over every post, so the order in which the partitions' records reach it decides
+which post opens an event (its id) and when levels change. The loop merges the partitions by event time
+(``EventTimeMerge``): a record is handed on only when every partition either has a later record buffered or has
+been read to its end. With the stream already in Kafka (a replay, a restart after downtime) the order is a pure
+function of the partitions' contents, independent of how fetches happened to split them, so a replay grades
+exactly like the first run and regenerates the same alert ids, which is what recovery relies on (state.py). On a
+live tail a partition read to its end does not hold the others back.
+
+A batch: decode (bad payload -> dead letter UNDECODABLE; no id/time or a time more than a day after the record
+was written -> dead letter INVALID), dead letters acknowledged, the engine fed in order and ticked to the newest
+post time (the watermark: cool-downs end in event time), alerts and snapshots acknowledged by Kafka and the
+events indexed (``EngineOwner.run_batch``), then the offsets recorded and committed to the group.
+
+Failures. When Kafka, Elasticsearch or the database fails, the engine is ahead of what is durable: the loop waits
+(backoff) and recovers from the last checkpoint, re-reading from its offsets. Nothing is lost or repeated.
+
+Quiet streams. Event time only moves with posts, so a quiet event de-escalates when newer posts arrive (any
+event's). ``idle_tick_s`` > 0 advances event time with the wall clock after that long without posts: for live
+streams only, a replay of old posts would see every event cool down at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind
+from qingfeng.kafka import BadRecord, DeadLetterSpec, Record, parse
+from qingfeng.v1 import post_pb2
+
+from services.grader.convert import InvalidPost, post_view
+from services.grader.core import PostView
+from services.grader.ports import DeadLetterSink, PostReader
+from services.grader.settings import ConsumerSettings
+from services.grader.state import EngineOwner
+
+__all__ = ["EventTimeMerge", "Item", "PostConsumer", "to_item"]
+
+_log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
+
+_SOURCE: Final = "grader"
+_FUTURE_TOLERANCE: Final = timedelta(days=1)
+_MAX_LINKS: Final = 64
+
+
+@dataclass(frozen=True)
+class Item:
+    """One consumed record: the post view to grade, or the dead letter to send instead."""
+
+    record: Record
+    key: float  # event time (epoch seconds); -inf for dead letters, which go first
+    view: PostView | None = None
+    post: post_pb2.Post | None = None
+    dead: DeadLetterSpec | None = None
+
+
+def to_item(record: Record) -> Item:
+    """Decode and convert one record; every problem becomes a dead letter, never an exception."""
+    parsed = parse(record, post_pb2.Post)
+    if isinstance(parsed, BadRecord):
+        return Item(record, -math.inf, dead=DeadLetterSpec.from_bad_record(parsed, source=_SOURCE))
+    try:
+        view = post_view(parsed)
+        if view.created_at > record.timestamp + _FUTURE_TOLERANCE:
+            # One post from the future would move event time past every window and cool every event down.
+            raise InvalidPost(f"created_at {view.created_at.isoformat()} is after the record time {record.timestamp}")
+    except InvalidPost as err:
+        bad = BadRecord(record, post_pb2.DEAD_LETTER_REASON_INVALID, str(err))
+        return Item(record, -math.inf, dead=DeadLetterSpec.from_bad_record(bad, source=_SOURCE))
+    return Item(record, view.created_at.timestamp(), view=view, post=parsed)
+
+
+class EventTimeMerge:
+    """Per-partition buffers released as a k-way merge on (event time, partition): see the module docstring."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[int, deque[Item]] = {}
+        self._fetched: dict[int, int] = {}  # next offset after what was fetched, per partition
+
+    def reset(self, positions: dict[int, int]) -> None:
+        """Start over from these positions (after a seek): buffered records are dropped and fetched again."""
+        self._buffers = {p: deque() for p in positions}
+        self._fetched = dict(positions)
+
+    def add(self, partition: int, items: Iterable[Item]) -> None:
+        buffer = self._buffers.setdefault(partition, deque())
+        for item in items:
+            buffer.append(item)
+            self._fetched[partition] = item.record.offset + 1
+
+    def buffered(self) -> int:
+        return sum(len(b) for b in self._buffers.values())
+
+    def needy(self, limit: int) -> list[int]:
+        """Partitions worth fetching: those with fewer than ``limit`` records buffered."""
+        return [p for p, b in self._buffers.items() if len(b) < limit]
+
+    def release(self, limit: int, caught_up: Callable[[int, int], bool]) -> list[Item]:
+        """Up to ``limit`` items in merge order; stops where a partition that is not at its end runs dry."""
+        out: list[Item] = []
+        buffers = self._buffers
+        while len(out) < limit:
+            best: tuple[float, int] | None = None
+            for p, buffer in buffers.items():
+                if buffer:
+                    head = (buffer[0].key, p)
+                    if best is None or head < best:
+                        best = head
+                elif not caught_up(p, self._fetched.get(p, 0)):
+                    return out  # its next record may come first: wait for it
+            if best is None:
+                return out
+            out.append(buffers[best[1]].popleft())
+        return out
+
+
+class PostConsumer:
+    """Runs the loop until ``stop``; on a graceful stop takes the final checkpoint and commits."""
+
+    def __init__(
+        self,
+        owner: EngineOwner,
+        reader: PostReader,
+        dead_letters: DeadLetterSink,
+        settings: ConsumerSettings,
+        *,
+        idle_tick_s: float = 0.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._owner = owner
+        self._reader = reader
+        self._dead_letters = dead_letters
+        self._settings = settings
+        self._idle_tick_s = idle_tick_s
+        self._clock = clock
+        self._merge = EventTimeMerge()
+        self._seeked = False
+        self._idle_since = 0.0
+        # Counters since start, for logs, tests and the benchmark.
+        self.posts = 0
+        self.alerts = 0
+        self.dead_lettered = 0
+        self.batches = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set; recover from the last checkpoint after any failure."""
+        delay = self._settings.retry_backoff_s
+        loop = asyncio.get_running_loop()
+        self._idle_since = loop.time()
+        while not stop.is_set():
+            try:
+                if self._owner.stale:
+                    await self._owner.recover()
+                    self._seeked = False
+                if not self._seeked:
+                    await self._seek()
+                progressed = await self._step()
+                if progressed:
+                    delay = self._settings.retry_backoff_s
+                    self._idle_since = loop.time()
+                elif self._idle_tick_s > 0 and loop.time() - self._idle_since >= self._idle_tick_s:
+                    self._idle_since = loop.time()
+                    self.alerts += await self._owner.tick(self._clock())
+                continue
+            except Exception as err:  # Kafka, Elasticsearch, SQL: recover from the checkpoint after a pause
+                self._owner.stale = True
+                _log.warning("grader loop failed: %s: %s; recovering in %.1fs", type(err).__name__, err, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, self._settings.retry_backoff_max_s)
+        await self._owner.close()
+        if not self._owner.stale:
+            await self._reader.commit(self._owner.positions)
+        _log.info("grader loop stopped", extra={"posts": self.posts, "alerts": self.alerts, "batches": self.batches})
+
+    async def _seek(self) -> None:
+        partitions = await self._reader.partitions()
+        stored = {p: o for p, o in self._owner.positions.items() if p in partitions}
+        default = "earliest" if self._owner.has_checkpoint else self._settings.start_without_state
+        positions = await self._reader.seek(stored, default=default)
+        # Where a partition without a stored position started (earliest/latest) is now part of the state's
+        # position: the next checkpoint records it, so a restart does not re-read from elsewhere.
+        self._owner.positions.update({p: o for p, o in positions.items() if p not in stored})
+        self._merge.reset(positions)
+        self._seeked = True
+
+    async def _step(self) -> bool:
+        """Release what the merge allows (fetching when it is blocked) and process it; False when idle."""
+        limit = self._settings.batch_size
+        caught_up = self._reader.caught_up
+        items = self._merge.release(limit, caught_up)
+        if not items:
+            needy = self._merge.needy(limit)
+            if needy:
+                fetched = await self._reader.fetch(needy, self._settings.poll_timeout_ms, limit)
+                for partition, records in fetched.items():
+                    self._merge.add(partition, (to_item(r) for r in records))
+            items = self._merge.release(limit, caught_up)
+        if not items:
+            return False
+        await self._process(items)
+        return True
+
+    async def _process(self, items: list[Item]) -> None:
+        links = [Link(trace.get_current_span(i.record.trace_context).get_span_context()) for i in items[:_MAX_LINKS]]
+        with _tracer.start_as_current_span("grade batch", kind=SpanKind.CONSUMER, links=links) as span:
+            span.set_attribute("messaging.batch.message_count", len(items))
+            dead = [i.dead for i in items if i.dead is not None]
+            views = [i.view for i in items if i.view is not None]
+            for item in items:
+                if item.post is not None and item.post.enrichment.regions:
+                    self._owner.names.note(item.post.enrichment.regions)
+            positions: dict[int, int] = {}
+            for item in items:
+                positions[item.record.partition] = item.record.offset + 1
+            if dead:
+                await self._dead_letters.send(dead)
+                self.dead_lettered += len(dead)
+                _log.warning("dead-lettered %d post records", len(dead))
+            watermark = max((v.created_at for v in views), default=None)
+            published = await self._owner.run_batch(views, positions, watermark)
+            span.set_attribute("qingfeng.alerts", published)
+        self.posts += len(views)
+        self.alerts += published
+        self.batches += 1
+        await self._reader.commit(self._owner.positions)

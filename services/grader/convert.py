@@ -1,0 +1,416 @@
+"""Between the wire and the core: ``Post`` -> ``PostView``; snapshots, alerts and grades -> protobuf; events -> ES.
+
+Levels are the core's lower-case canonical names ("none" … "red") and ``qingfeng.v1.WarningLevel`` on the wire.
+
+The events-index document (``event_document``) is what ``gateway/documents.py`` reads back for the console: the
+``Event``'s proto-JSON fields (proto field names, enums by value name, times in RFC 3339, durations as "3600s") plus
+the flattened fields the events template indexes: ``scheme``, ``policy_version``, ``reasons`` (the sentences),
+``region_codes``/``region_names``, ``velocity`` (of the shortest window: the speed now), ``offline_risk`` (the
+highest of the windows), ``reposts``/``comments`` (of the event's whole life). Built by hand, not with
+``json_format.MessageToDict``, which is several times slower on the hot path; ``test_convert`` checks that the
+gateway parses it back into the same ``Event``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, Final
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+from qingfeng.v1 import common_pb2, event_pb2, post_pb2
+
+from services.grader.core import Alert, EventSnapshot, Grade, PostView, Reason, WindowMetrics, parse_duration
+
+__all__ = [
+    "InvalidPost",
+    "RegionNames",
+    "alert_proto",
+    "event_document",
+    "event_proto",
+    "grade_proto",
+    "level_enum",
+    "level_name",
+    "metrics_proto",
+    "post_view",
+    "reason_proto",
+    "scheme_enum",
+    "timestamp",
+]
+
+_W = common_pb2.WarningLevel
+LEVEL_ENUMS: Final[dict[str, int]] = {
+    "none": _W.WARNING_LEVEL_NONE,
+    "blue": _W.WARNING_LEVEL_BLUE,
+    "yellow": _W.WARNING_LEVEL_YELLOW,
+    "orange": _W.WARNING_LEVEL_ORANGE,
+    "red": _W.WARNING_LEVEL_RED,
+}
+_LEVEL_NAMES: Final = {number: name for name, number in LEVEL_ENUMS.items()}
+_OPS: Final[dict[str, int]] = {
+    ">": common_pb2.COMPARISON_OPERATOR_GT,
+    ">=": common_pb2.COMPARISON_OPERATOR_GE,
+    "<": common_pb2.COMPARISON_OPERATOR_LT,
+    "<=": common_pb2.COMPARISON_OPERATOR_LE,
+    "==": common_pb2.COMPARISON_OPERATOR_EQ,
+    "!=": common_pb2.COMPARISON_OPERATOR_NE,
+}
+_SCHEMES: Final[dict[str, int]] = {
+    "four_color": common_pb2.LEVEL_SCHEME_FOUR_COLOR,
+    "three_tier": common_pb2.LEVEL_SCHEME_THREE_TIER,
+}
+_TIERS: Final[dict[str, int]] = {
+    "blue": common_pb2.THREE_TIER_LEVEL_GENERAL,
+    "yellow": common_pb2.THREE_TIER_LEVEL_MAJOR,
+    "orange": common_pb2.THREE_TIER_LEVEL_SERIOUS,
+    "red": common_pb2.THREE_TIER_LEVEL_SERIOUS,
+}
+
+
+def _enum_names(enum: Any) -> dict[int, str]:
+    return {value.number: value.name for value in enum.DESCRIPTOR.values}
+
+
+_WARNING_NAMES: Final = _enum_names(_W)
+_OP_NAMES: Final = _enum_names(common_pb2.ComparisonOperator)
+_SCHEME_NAMES: Final = _enum_names(common_pb2.LevelScheme)
+_TIER_NAMES: Final = _enum_names(common_pb2.ThreeTierLevel)
+_SCOPE_NAMES: Final = _enum_names(event_pb2.RegionalScope)
+# SOURCE_KIND_WEIBO_API -> "weibo_api": the core's spelling (GraderConfig.media_source_kinds).
+_SOURCE_KINDS: Final = {
+    number: name.removeprefix("SOURCE_KIND_").lower() for number, name in _enum_names(common_pb2.SourceKind).items()
+}
+_SOURCE_KINDS[common_pb2.SOURCE_KIND_UNSPECIFIED] = ""
+
+
+class InvalidPost(ValueError):
+    """A decoded post the grader cannot use (no id, no time): dead-lettered with reason INVALID."""
+
+
+def level_enum(level: str) -> int:
+    """Canonical level name -> ``WarningLevel`` (unknown names -> UNSPECIFIED)."""
+    return LEVEL_ENUMS.get(level, _W.WARNING_LEVEL_UNSPECIFIED)
+
+
+def level_name(value: int) -> str | None:
+    """``WarningLevel`` -> canonical level name; None for UNSPECIFIED or an unknown number."""
+    return _LEVEL_NAMES.get(value)
+
+
+def scheme_enum(scheme: str) -> int:
+    return _SCHEMES.get(scheme, common_pb2.LEVEL_SCHEME_UNSPECIFIED)
+
+
+def timestamp(at: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(at)
+    return ts
+
+
+@lru_cache(maxsize=256)
+def _window_seconds(window: str) -> float | None:
+    seconds = parse_duration(window) if window and window != "total" else None
+    return seconds if seconds is not None and seconds > 0 else None
+
+
+def _duration(seconds: float) -> Duration:
+    d = Duration()
+    d.FromNanoseconds(round(seconds * 1e9))
+    return d
+
+
+class RegionNames:
+    """Region names as the collector's enrichment gave them, by code (the core keeps codes only)."""
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self._names: dict[str, str] = {}
+        self._limit = limit
+
+    def note(self, regions: Iterable[common_pb2.Region]) -> None:
+        for region in regions:
+            if region.name and region.code not in self._names and len(self._names) < self._limit:
+                self._names[region.code] = region.name
+
+    def region(self, code: str) -> common_pb2.Region:
+        return common_pb2.Region(code=code, name=self._names.get(code, ""))
+
+
+# -- post -> core ------------------------------------------------------------------------------------------------
+
+
+def _author_id(post: post_pb2.Post) -> str:
+    # Account ids are unique per platform; the same account seen through two sources is one author.
+    if not post.author.id:
+        return ""
+    return f"{post.platform or post.source_id}:{post.author.id}"
+
+
+def post_view(post: post_pb2.Post) -> PostView:
+    """The fields of a collected post the engine uses. Raises ``InvalidPost`` when it has no id or no time.
+
+    Event time is ``created_at`` (``collected_at`` when the source gave none). A post the collector found to
+    duplicate an earlier one (``dedupe.duplicate_of``) is linked to it like a repost: as its parent when it names
+    none, else as its root when that is free.
+    """
+    if not post.id:
+        raise InvalidPost("post has no id")
+    if post.HasField("created_at"):
+        created = post.created_at.ToDatetime(tzinfo=UTC)
+    elif post.HasField("collected_at"):
+        created = post.collected_at.ToDatetime(tzinfo=UTC)
+    else:
+        raise InvalidPost(f"post {post.id} has neither created_at nor collected_at")
+    parent = post.parent_id or None
+    root = post.root_id or None
+    duplicate_of = post.dedupe.duplicate_of
+    if duplicate_of and duplicate_of != post.id:
+        if parent is None:
+            parent = duplicate_of
+        elif root is None and duplicate_of != parent:
+            root = duplicate_of
+    enrichment = post.enrichment
+    signals = enrichment.offline_signals
+    return PostView(
+        id=post.id,
+        created_at=created,
+        author_id=_author_id(post),
+        author_followers=post.author.followers,
+        author_is_media=post.author.is_media,
+        source_kind=_SOURCE_KINDS.get(post.source_kind, ""),
+        platform=post.platform,
+        # The headline candidate: an article's title, else the (simplified) text.
+        text=post.title.strip() or post.text_simplified or post.text,
+        keywords=tuple(post.keywords),
+        simhash=post.dedupe.simhash or None,
+        parent_id=parent,
+        root_id=root,
+        reposts=post.reposts,
+        comments=post.comments,
+        likes=post.likes,
+        region_codes=tuple(r.code for r in enrichment.regions),
+        offline_signals=tuple(s.term for s in signals),
+        offline_planned=any(s.planned for s in signals),
+        relevance=enrichment.relevance,
+    )
+
+
+# -- core -> protobuf --------------------------------------------------------------------------------------------
+
+
+def reason_proto(r: Reason) -> common_pb2.Reason:
+    out = common_pb2.Reason(
+        criterion=r.criterion,
+        value=r.value,
+        threshold=r.threshold,
+        op=_OPS.get(r.op, common_pb2.COMPARISON_OPERATOR_UNSPECIFIED),  # type: ignore[arg-type]
+        message=r.message,
+        level=level_enum(r.level),  # type: ignore[arg-type]
+    )
+    seconds = _window_seconds(r.window)
+    if seconds is not None:
+        out.window.CopyFrom(_duration(seconds))
+    return out
+
+
+def grade_proto(g: Grade) -> event_pb2.Grade:
+    out = event_pb2.Grade(
+        level=level_enum(g.level),  # type: ignore[arg-type]
+        scheme=scheme_enum(g.scheme),  # type: ignore[arg-type]
+        label=g.label,
+        policy_version=g.policy_version,
+        reasons=[reason_proto(r) for r in g.reasons],
+        graded_at=timestamp(g.graded_at),
+    )
+    if g.scheme == "three_tier":
+        out.tier = _TIERS.get(g.level, common_pb2.THREE_TIER_LEVEL_UNSPECIFIED)  # type: ignore[assignment]
+    if g.override is not None:
+        o = g.override
+        out.override.CopyFrom(
+            event_pb2.LevelOverride(
+                level=level_enum(o.level),  # type: ignore[arg-type]
+                reason=o.reason,
+                actor=common_pb2.Actor(id=o.by),
+                set_at=timestamp(o.at),
+            )
+        )
+        if o.expires_at is not None:
+            out.override.expires_at.CopyFrom(timestamp(o.expires_at))
+    if g.hold_until is not None:
+        out.hold_until.CopyFrom(timestamp(g.hold_until))
+    return out
+
+
+def metrics_proto(m: WindowMetrics) -> event_pb2.EventMetrics:
+    """One window's counters. The "total" window (the event's whole life) has no ``window`` length."""
+    out = event_pb2.EventMetrics(
+        window_end=timestamp(m.window_end),
+        posts=m.posts,
+        reposts=m.reposts,
+        comments=m.comments,
+        likes=m.likes,
+        distinct_authors=m.distinct_authors,
+        velocity=m.velocity,
+        acceleration=m.acceleration,
+        top_author_reach=m.top_author_reach,
+        sources=m.sources,
+        platforms=m.platforms,
+        media_involved=m.media_involved,
+        regional_scope=m.regional_scope,  # type: ignore[arg-type]
+        offline_risk=m.offline_risk,
+    )
+    if math.isfinite(m.seconds) and m.seconds > 0:
+        out.window.CopyFrom(_duration(m.seconds))
+    return out
+
+
+def event_proto(s: EventSnapshot, names: RegionNames, updated_at: datetime) -> event_pb2.Event:
+    """The wire form of an event snapshot (qingfeng.events.v1, GetEvent, the events index)."""
+    out = event_pb2.Event(
+        id=s.event_id,
+        title=s.title,
+        keywords=s.keywords,
+        first_seen_at=timestamp(s.first_seen),
+        last_seen_at=timestamp(s.last_seen),
+        post_count=s.post_count,
+        level=level_enum(s.level),  # type: ignore[arg-type]
+        previous_level=level_enum(s.previous_level),  # type: ignore[arg-type]
+        rising=s.rising,
+        grade=grade_proto(s.grade),
+        metrics=[metrics_proto(m) for m in s.metrics],
+        regions=[names.region(code) for code in s.region_codes],
+        merged_into=s.merged_into or "",
+        representative_post_ids=s.representative_post_ids,
+        version=s.version,
+        updated_at=timestamp(updated_at),
+    )
+    return out
+
+
+def alert_proto(a: Alert, names: RegionNames, emitted_at: datetime) -> event_pb2.Alert:
+    """The wire form of a level change; ``id`` = "<event_id>:<sequence>", the downstream idempotency key."""
+    return event_pb2.Alert(
+        id=a.id,
+        event_id=a.event_id,
+        from_level=level_enum(a.from_level),  # type: ignore[arg-type]
+        to_level=level_enum(a.to_level),  # type: ignore[arg-type]
+        reasons=[reason_proto(r) for r in a.reasons],
+        emitted_at=timestamp(emitted_at),
+        sequence=a.sequence,
+        event_title=a.event_title,
+        regions=[names.region(code) for code in a.region_codes],
+        grade=grade_proto(a.grade),
+    )
+
+
+# -- protobuf -> events index --------------------------------------------------------------------------------------
+
+
+def _finite(value: float) -> float | None:
+    # JSON (and Elasticsearch) has no inf/nan; proto-JSON would write them as strings the float mapping refuses.
+    return value if math.isfinite(value) else None
+
+
+def _ts(t: Timestamp) -> str:
+    return t.ToJsonString()
+
+
+def _reason_doc(r: common_pb2.Reason) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "criterion": r.criterion,
+        "value": _finite(r.value),
+        "threshold": _finite(r.threshold),
+        "op": _OP_NAMES.get(r.op, ""),
+        "message": r.message,
+        "level": _WARNING_NAMES.get(r.level, ""),
+    }
+    if r.HasField("window"):
+        doc["window"] = r.window.ToJsonString()
+    return doc
+
+
+def _grade_doc(g: event_pb2.Grade) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "level": _WARNING_NAMES.get(g.level, ""),
+        "scheme": _SCHEME_NAMES.get(g.scheme, ""),
+        "tier": _TIER_NAMES.get(g.tier, ""),
+        "label": g.label,
+        "policy_version": g.policy_version,
+        "reasons": [_reason_doc(r) for r in g.reasons],
+        "graded_at": _ts(g.graded_at),
+    }
+    if g.HasField("override"):
+        o = g.override
+        override: dict[str, Any] = {
+            "level": _WARNING_NAMES.get(o.level, ""),
+            "reason": o.reason,
+            "actor": {"id": o.actor.id, "display_name": o.actor.display_name, "role": o.actor.role},
+            "set_at": _ts(o.set_at),
+        }
+        if o.HasField("expires_at"):
+            override["expires_at"] = _ts(o.expires_at)
+        doc["override"] = override
+    if g.HasField("hold_until"):
+        doc["hold_until"] = _ts(g.hold_until)
+    return doc
+
+
+def _metrics_doc(m: event_pb2.EventMetrics) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "window_end": _ts(m.window_end),
+        "posts": m.posts,
+        "reposts": m.reposts,
+        "comments": m.comments,
+        "likes": m.likes,
+        "distinct_authors": m.distinct_authors,
+        "velocity": _finite(m.velocity),
+        "acceleration": _finite(m.acceleration),
+        "top_author_reach": m.top_author_reach,
+        "sources": m.sources,
+        "platforms": m.platforms,
+        "media_involved": m.media_involved,
+        "regional_scope": _SCOPE_NAMES.get(m.regional_scope, ""),
+        "offline_risk": _finite(m.offline_risk),
+    }
+    if m.HasField("window"):
+        doc["window"] = m.window.ToJsonString()
+    return doc
+
+
+def event_document(e: event_pb2.Event) -> dict[str, Any]:
+    """The events-index document of an event (see the module docstring)."""
+    metrics = list(e.metrics)
+    windowed = [m for m in metrics if m.HasField("window")]
+    total = next((m for m in metrics if not m.HasField("window")), None)
+    doc: dict[str, Any] = {
+        "id": e.id,
+        "title": e.title,
+        "keywords": list(e.keywords),
+        "first_seen_at": _ts(e.first_seen_at),
+        "last_seen_at": _ts(e.last_seen_at),
+        "post_count": e.post_count,
+        "level": _WARNING_NAMES.get(e.level, ""),
+        "previous_level": _WARNING_NAMES.get(e.previous_level, ""),
+        "rising": e.rising,
+        "grade": _grade_doc(e.grade),
+        "metrics": [_metrics_doc(m) for m in metrics],
+        "regions": [{"code": r.code, "name": r.name} for r in e.regions],
+        "representative_post_ids": list(e.representative_post_ids),
+        "version": e.version,
+        "updated_at": _ts(e.updated_at),
+        # Flattened for filters, sorting and full-text search (the events template's mapping).
+        "scheme": _SCHEME_NAMES.get(e.grade.scheme, ""),
+        "policy_version": e.grade.policy_version,
+        "reasons": [r.message for r in e.grade.reasons],
+        "region_codes": [r.code for r in e.regions],
+        "region_names": [r.name for r in e.regions],
+        "velocity": _finite(windowed[0].velocity) if windowed else 0.0,
+        "offline_risk": _finite(max((m.offline_risk for m in metrics), default=0.0)),
+        "reposts": total.reposts if total is not None else 0,
+        "comments": total.comments if total is not None else 0,
+    }
+    if e.merged_into:
+        doc["merged_into"] = e.merged_into
+    return doc

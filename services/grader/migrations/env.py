@@ -1,0 +1,5 @@
+"""Alembic environment: the revisions in ``versions/`` run through the shared kernel's runner."""
+
+from qingfeng.storage.migrations import run_env
+
+run_env()

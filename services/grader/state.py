@@ -1,0 +1,335 @@
+"""The engine's single owner: it feeds the core, makes every output durable, checkpoints and recovers.
+
+Exactly-once alerts across restarts (at-least-once in, exactly-once effect):
+
+- A **checkpoint** stores, in one SQL transaction, the engine state (``Grader.snapshot()`` as compressed JSON),
+  the next offset of every posts partition that state reflects, and a lower bound of the alerts topic's end. It is
+  taken every N batches or T seconds (whichever first), after every command (override, policy change) and on
+  shutdown, always when every output of the batches before it is acknowledged.
+- A **recovery** (start, or after Kafka/Elasticsearch/the database failed) restores the last checkpoint, reads the
+  alerts topic from the stored bound to its end (``AlertLog``) to learn which alert ids ("<event_id>:<sequence>")
+  are already out, and re-reads the posts from the stored offsets. The engine is deterministic, so the replay
+  regenerates the alerts it emitted before the crash with the same ids: those are suppressed, the rest published.
+  Event snapshots and index documents are idempotent (keyed by event id) and simply written again.
+- A **command** (override, policy) mutates the engine and stores its checkpoint with the outputs still to publish
+  (``Checkpoint.pending``) and its audit record before publishing, so a crash in between re-publishes them.
+
+Reads (GetEvent, ListEvents …) call the engine directly: its methods are synchronous, so on the event loop they
+never interleave with a mutation. Mutations take ``lock``, which a batch holds from feeding the engine to the
+durability of its effects, so a command never sees a half-published batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from qingfeng.v1 import event_pb2
+
+from services.grader.adapters.policy_yaml import load_policy
+from services.grader.convert import RegionNames, alert_proto, event_proto
+from services.grader.core import Alert, EventSnapshot, Grader, GraderConfig, Output, Policy, PostView
+from services.grader.errors import Unavailable
+from services.grader.ports import (
+    AlertLog,
+    AuditEntry,
+    Checkpoint,
+    EventIndex,
+    Outputs,
+    OutputSink,
+    PolicyRecord,
+    StateStore,
+)
+from services.grader.settings import CheckpointSettings
+
+__all__ = ["ActivePolicy", "EngineOwner", "decode_state", "encode_state", "policy_record", "with_activation"]
+
+_log = logging.getLogger(__name__)
+
+
+def encode_state(data: dict[str, Any]) -> bytes:
+    """The engine state as stored: compact JSON, zlib level 1 (fast; the state is mostly ids and numbers)."""
+    return zlib.compress(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8"), 1)
+
+
+def decode_state(blob: bytes) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(zlib.decompress(blob))
+    return data
+
+
+def policy_record(text: str, policy: Policy, **activation: Any) -> PolicyRecord:
+    """The record of a policy version and its YAML text (``activation``: activated_at, activated_by, agency)."""
+    sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return PolicyRecord(version=policy.version, yaml=text, sha256=sha, scheme=policy.scheme, **activation)
+
+
+class ActivePolicy:
+    """The active policy: the parsed form for the engine and the record (YAML, who, when) for GetPolicy."""
+
+    def __init__(self, record: PolicyRecord, policy: Policy) -> None:
+        self.record = record
+        self.policy = policy
+
+    @classmethod
+    def of(cls, record: PolicyRecord) -> ActivePolicy:
+        return cls(record, load_policy(record.yaml, f"policy {record.version}"))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class EngineOwner:
+    """Owns the grader engine; see the module docstring for the durability protocol."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        sink: OutputSink,
+        index: EventIndex,
+        alert_log: AlertLog,
+        *,
+        config: GraderConfig,
+        cadence: CheckpointSettings,
+        clock: Callable[[], datetime] = _now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._sink = sink
+        self._index = index
+        self._alert_log = alert_log
+        self._config = config
+        self._cadence = cadence
+        self._clock = clock
+        self._monotonic = monotonic
+        self.lock = asyncio.Lock()
+        self.names = RegionNames()
+        self.active: ActivePolicy | None = None
+        self.engine = Grader(_placeholder_policy(), config)
+        # Next offset per posts partition that the engine reflects (and whose effects are durable).
+        self.positions: dict[int, int] = {}
+        self.has_checkpoint = False
+        self._alert_offsets: dict[int, int] = {}
+        self._emitted: set[str] = set()
+        # True until a recovery succeeded, and again after an effect failed: the engine is then ahead of what is
+        # durable, so nothing may be published from it until it is rebuilt from the checkpoint.
+        self.stale = True
+        self._batches_since = 0
+        self._last_checkpoint = monotonic()
+        self.checkpoints = 0  # taken since start (tests, logs)
+        self.suppressed = 0  # replayed alerts not published again (tests, logs)
+
+    # -- start and recovery ------------------------------------------------------------------------------------
+
+    async def activate_configured(self, text: str, source: str) -> None:
+        """Settle the active policy at start: the configured file when its version is new, else the stored one.
+
+        Raises ``PolicyLoadError`` when the file is invalid (the process must not start on a broken policy).
+        """
+        configured = load_policy(text, source)
+        active = await self._store.active_policy()
+        if active is None or await self._store.policy(configured.version) is None:
+            record = policy_record(text, configured, activated_at=self._clock(), activated_by=f"config:{source}")
+            audit = AuditEntry(
+                actor=record.activated_by,
+                action="policy.activate",
+                target=record.version,
+                details={"sha256": record.sha256, "previous": active.version if active else None, "source": source},
+            )
+            await self._store.save(None, policy=record, audit=[audit])
+            self.active = ActivePolicy(record, configured)
+            _log.info("activated configured policy %s", record.version, extra={"source": source})
+            return
+        if active.version != configured.version:
+            _log.info("policy %s stays active (activated by %s); %s is older", active.version, active.activated_by,
+                      configured.version)  # fmt: skip
+        self.active = ActivePolicy.of(active)
+
+    async def recover(self) -> None:
+        """Rebuild the engine from the last checkpoint and publish what a crash may have left unpublished."""
+        async with self.lock:  # a command waits until the engine is rebuilt and its pending outputs are out
+            await self._recover()
+
+    async def _recover(self) -> None:
+        assert self.active is not None, "activate_configured() first"
+        checkpoint = await self._store.load()
+        policy = self.active.policy
+        if checkpoint is None:
+            engine = Grader(policy, self._config)
+            positions: dict[int, int] = {}
+            alert_offsets: dict[int, int] = {}
+            pending = Outputs()
+        else:
+            engine = Grader.restore(decode_state(checkpoint.state), policy, self._config)
+            positions, alert_offsets = dict(checkpoint.positions), dict(checkpoint.alert_offsets)
+            pending = checkpoint.pending
+        emitted = await self._alert_log.emitted(alert_offsets)
+        regraded = engine.state_policy_version != policy.version
+        if regraded:
+            # Graded under another policy (changed while the grader was down): regrade now and announce it.
+            changes = self._render(engine.set_policy(policy))
+            pending = Outputs(pending.alerts + changes.alerts, pending.events + changes.events)
+        self.engine = engine
+        self.positions = positions
+        self.has_checkpoint = checkpoint is not None
+        self._alert_offsets = alert_offsets
+        self._emitted = emitted
+        self.stale = False
+        if pending:
+            await self._effect(pending)
+        if regraded:
+            await self._checkpoint()  # the regrade is now durable: a later recovery does not redo it
+        _log.info(
+            "recovered",
+            extra={
+                "checkpoint_at": checkpoint.saved_at.isoformat() if checkpoint else None,
+                "events": len(engine.events),
+                "positions": positions,
+                "alerts_already_emitted": len(emitted),
+            },
+        )
+
+    # -- the stream ----------------------------------------------------------------------------------------------
+
+    async def run_batch(self, posts: Sequence[PostView], positions: dict[int, int], watermark: datetime | None) -> int:
+        """Feed posts in order, make the outputs durable, advance the positions; checkpoint when due.
+
+        Returns the number of alerts published. Raises ``Unavailable`` (and turns stale) when an effect failed.
+        """
+        async with self.lock:
+            self._require_fresh()
+            outs = self.engine.process_batch(posts) if posts else []
+            if watermark is not None:
+                # Event time passes with the stream: time-driven re-grades (cool-downs) up to the newest post.
+                outs += self.engine.tick(watermark)
+            outputs = self._render(outs)
+            published = await self._effect(outputs)
+            self.positions.update(positions)
+            self._batches_since += 1
+            if self._checkpoint_due():
+                await self._checkpoint()
+            return published
+
+    async def tick(self, now: datetime) -> int:
+        """Advance event time with the wall clock (``idle_tick_s``); checkpoint when it changed anything."""
+        async with self.lock:
+            self._require_fresh()
+            outputs = self._render(self.engine.tick(now))
+            published = await self._effect(outputs)
+            if outputs:
+                await self._checkpoint()
+            return published
+
+    async def close(self) -> None:
+        """Final checkpoint on a graceful stop (skipped when the engine is ahead of what is durable)."""
+        async with self.lock:
+            if not self.stale and self.active is not None:
+                await self._checkpoint()
+
+    # -- commands ------------------------------------------------------------------------------------------------
+
+    async def command(
+        self,
+        mutate: Callable[[Grader], list[Output]],
+        audit: AuditEntry,
+        *,
+        policy: ActivePolicy | None = None,
+    ) -> Outputs:
+        """Apply a command to the engine; durable (checkpoint + audit, and ``policy`` activated) before published.
+
+        Exceptions of ``mutate`` (KeyError, ValueError) leave the engine unchanged and propagate.
+        """
+        async with self.lock:
+            self._require_fresh()
+            outputs = self._render(mutate(self.engine))
+            try:
+                await self._checkpoint(pending=outputs, policy=policy.record if policy else None, audit=[audit])
+            except Exception as err:
+                self.stale = True  # the engine holds a command that was not stored: rebuild it without
+                raise Unavailable(f"the command could not be stored: {type(err).__name__}: {err}") from err
+            if policy is not None:
+                self.active = policy
+            try:
+                await self._effect(outputs)
+            except Unavailable as err:
+                # Stored with the checkpoint as pending: the consumer loop recovers and publishes it.
+                _log.warning("command stored, its outputs will be published on recovery: %s", err)
+            return outputs
+
+    # -- reads ----------------------------------------------------------------------------------------------------
+
+    def render_event(self, snapshot: EventSnapshot) -> event_pb2.Event:
+        return event_proto(snapshot, self.names, self._clock())
+
+    # -- internals ------------------------------------------------------------------------------------------------
+
+    def _require_fresh(self) -> None:
+        if self.stale:
+            raise Unavailable("the grader is recovering from its last checkpoint; retry shortly")
+
+    def _render(self, outs: list[Output]) -> Outputs:
+        now = self._clock()
+        alerts = [alert_proto(o, self.names, now) for o in outs if isinstance(o, Alert)]
+        events = [event_proto(o, self.names, now) for o in outs if isinstance(o, EventSnapshot)]
+        return Outputs(tuple(alerts), tuple(events))
+
+    async def _effect(self, outputs: Outputs) -> int:
+        """Publish (minus the alerts already on the topic) and index; returns the alerts published."""
+        if not outputs:
+            return 0
+        fresh = outputs.without(self._emitted)
+        if len(fresh.alerts) != len(outputs.alerts):
+            self.suppressed += len(outputs.alerts) - len(fresh.alerts)
+            self._emitted.difference_update(a.id for a in outputs.alerts)  # each id is replayed once
+        try:
+            written, _ = await asyncio.gather(self._sink.publish(fresh), self._index.index(fresh.events))
+        except Exception as err:
+            self.stale = True
+            raise Unavailable(f"outputs not acknowledged: {type(err).__name__}: {err}") from err
+        for partition, offset in written.items():
+            if offset > self._alert_offsets.get(partition, -1):
+                self._alert_offsets[partition] = offset
+        return len(fresh.alerts)
+
+    def _checkpoint_due(self) -> bool:
+        cadence = self._cadence
+        return (
+            self._batches_since >= cadence.every_batches or self._monotonic() - self._last_checkpoint >= cadence.every_s
+        )
+
+    async def _checkpoint(
+        self, *, pending: Outputs | None = None, policy: PolicyRecord | None = None, audit: Sequence[AuditEntry] = ()
+    ) -> None:
+        checkpoint = Checkpoint(
+            positions=dict(self.positions),
+            alert_offsets=dict(self._alert_offsets),
+            state=encode_state(self.engine.snapshot()),
+            policy_version=self.engine.state_policy_version,
+            saved_at=self._clock(),
+            pending=pending or Outputs(),
+        )
+        await self._store.save(checkpoint, policy=policy, audit=audit)
+        self.has_checkpoint = True
+        self.checkpoints += 1
+        self._batches_since = 0
+        self._last_checkpoint = self._monotonic()
+
+
+def _placeholder_policy() -> Policy:
+    """A minimal valid policy for the engine object before the real one is settled (never graded with)."""
+    text = "kind: grading-policy\nname: none\nversion: '0'\nscheme: four_color\nwindows: [1h]\n"
+    text += "levels:\n  - {name: blue, warning_level: blue}\n"
+    return load_policy(text)
+
+
+def with_activation(record: PolicyRecord, *, at: datetime, by: str, agency: str | None) -> PolicyRecord:
+    """The record as activated now by a caller."""
+    return replace(record, activated_at=at, activated_by=by, agency=agency)

@@ -1,0 +1,112 @@
+"""Fixtures of the grader's integration tests: settings with topics, index, group and database of their own.
+
+``make_settings(**overrides)`` builds ``GraderSettings`` exactly as a deployment would set them, with unique topic
+names (three partitions each, so the event-time merge of partitions is exercised), an Elasticsearch index prefix,
+a consumer group and a SQLite file per test; everything is deleted afterwards. ``Running`` drives one grader
+"process" in-process: start it, wait for it, stop it gracefully or crash it (cancel, no final checkpoint).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import SecretStr
+from qingfeng.elastic import IndexNames, create_client, delete_family
+from qingfeng.settings import DatabaseSettings, ElasticsearchSettings, GrpcSettings, KafkaSettings
+
+from services.grader.app import GraderApp, build
+from services.grader.settings import CheckpointSettings, ConsumerSettings, GraderSettings, GraderTopics
+
+MakeSettings = Callable[..., GraderSettings]
+
+
+@pytest.fixture
+async def make_settings(kafka_bootstrap: str, es_url: str, tmp_path: Path) -> AsyncIterator[MakeSettings]:
+    made: list[GraderSettings] = []
+
+    def make(**overrides: Any) -> GraderSettings:
+        run = uuid.uuid4().hex[:10]
+        values: dict[str, Any] = {
+            "kafka": KafkaSettings(
+                bootstrap_servers=kafka_bootstrap, client_id=f"qftest-{run}", partitions=3, request_timeout_s=20
+            ),
+            "elasticsearch": ElasticsearchSettings(url=es_url, index_prefix=f"qftest-{run}"),
+            "database": DatabaseSettings(url=SecretStr(f"sqlite+aiosqlite:///{tmp_path / run}.db")),
+            "topics": GraderTopics(
+                posts=f"qftest.{run}.posts.v1",
+                events=f"qftest.{run}.events.v1",
+                alerts=f"qftest.{run}.alerts.v1",
+                deadletter=f"qftest.{run}.deadletter.v1",
+            ),
+            "consumer": ConsumerSettings(group_id=f"qftest-{run}-grader", batch_size=25, retry_backoff_s=0.2),
+            "checkpoint": CheckpointSettings(every_batches=10_000, every_s=3600),
+            "grpc": GrpcSettings(port=0),
+        }
+        values.update(overrides)
+        settings = GraderSettings(**values)
+        made.append(settings)
+        return settings
+
+    yield make
+    es_urls = {s.elasticsearch.url for s in made}
+    for url in es_urls:
+        client = create_client(ElasticsearchSettings(url=url))
+        try:
+            for s in made:
+                await delete_family(client, IndexNames(s.elasticsearch.index_prefix, "events"))
+        finally:
+            await client.close()
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        topics = sorted({name for s in made for name in s.topics.model_dump().values()})
+        with contextlib.suppress(Exception):  # topics a test never created
+            await admin.delete_topics(topics)
+    finally:
+        await admin.close()
+
+
+@dataclass
+class Running:
+    """One grader instance with its consumer loop running as a task."""
+
+    app: GraderApp
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+    @classmethod
+    async def start(cls, settings: GraderSettings) -> Running:
+        app = await build(settings)
+        stop = asyncio.Event()
+        return cls(app, stop, asyncio.create_task(app.consumer.run(stop)))
+
+    async def wait_posts(self, count: int, timeout_s: float = 60.0) -> None:
+        """Until the loop has graded ``count`` posts (since this instance started)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.app.consumer.posts < count:
+            if self.task.done():
+                self.task.result()
+                raise AssertionError("the consumer loop ended early")
+            if loop.time() > deadline:
+                raise AssertionError(f"graded {self.app.consumer.posts} posts, expected {count}")
+            await asyncio.sleep(0.001)
+
+    async def graceful(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, 30)
+        await self.app.close()
+
+    async def crash(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        await self.app.close()
