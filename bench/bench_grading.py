@@ -31,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _pipeline import bcubed  # noqa: E402  (bench/ is sys.path[0] when run as a script)
+
 from services.grader.adapters.policy_yaml import DEFAULT_POLICY, load_policy_file  # noqa: E402
 from services.grader.core import (  # noqa: E402
     LEVEL_RANK,
@@ -110,17 +112,6 @@ def view(row: dict, with_parent: bool) -> PostView:
         comments=row["comments"],
         likes=row["likes"],
     )
-
-
-def bcubed(truth: dict[str, str], predicted: dict[str, str]) -> tuple[float, float, float]:
-    """B-cubed precision, recall and F1 of a clustering (post -> cluster) against truth (post -> class)."""
-    pairs = Counter((predicted[p], truth[p]) for p in truth)
-    cluster_size = Counter(predicted[p] for p in truth)
-    class_size = Counter(truth.values())
-    n = len(truth)
-    precision = sum(k * k / cluster_size[c] for (c, _), k in pairs.items()) / n
-    recall = sum(k * k / class_size[t] for (_, t), k in pairs.items()) / n
-    return precision, recall, 2 * precision * recall / (precision + recall)
 
 
 def replay(views: list[PostView], config: GraderConfig, batch: int, profile: bool) -> tuple[float, Grader, dict]:

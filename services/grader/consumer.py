@@ -229,7 +229,8 @@ class PostConsumer:
                 self.dead_lettered += len(dead)
                 _log.warning("dead-lettered %d post records", len(dead))
             watermark = max((v.created_at for v in views), default=None)
-            published = await self._owner.run_batch(views, positions, watermark)
+            contexts = {i.view.id: i.record.trace_context for i in items if i.view is not None}
+            published = await self._owner.run_batch(views, positions, watermark, contexts)
             span.set_attribute("qingfeng.alerts", published)
         self.posts += len(views)
         self.alerts += published

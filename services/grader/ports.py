@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from opentelemetry.context import Context
 from qingfeng.kafka import DeadLetterSpec, Delivery, Record
 from qingfeng.v1 import event_pb2
 
@@ -34,6 +35,9 @@ class Outputs:
 
     alerts: tuple[event_pb2.Alert, ...] = ()
     events: tuple[event_pb2.Event, ...] = ()
+    # Event id -> trace context of the post that last moved that event in this step. Alerts and snapshots are
+    # produced as children of it, so one trace runs from the post's first request to the alert it caused.
+    causes: Mapping[str, Context] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.alerts or self.events)
@@ -42,7 +46,7 @@ class Outputs:
         """The same outputs minus the alerts already on the alerts topic (a replay must not repeat them)."""
         if not alert_ids:
             return self
-        return Outputs(tuple(a for a in self.alerts if a.id not in alert_ids), self.events)
+        return Outputs(tuple(a for a in self.alerts if a.id not in alert_ids), self.events, self.causes)
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,12 @@ import json
 import logging
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry.context import Context
 from qingfeng.v1 import event_pb2
 
 from services.grader.adapters.policy_yaml import load_policy
@@ -199,9 +200,16 @@ class EngineOwner:
 
     # -- the stream ----------------------------------------------------------------------------------------------
 
-    async def run_batch(self, posts: Sequence[PostView], positions: dict[int, int], watermark: datetime | None) -> int:
+    async def run_batch(
+        self,
+        posts: Sequence[PostView],
+        positions: dict[int, int],
+        watermark: datetime | None,
+        contexts: Mapping[str, Context] | None = None,
+    ) -> int:
         """Feed posts in order, make the outputs durable, advance the positions; checkpoint when due.
 
+        ``contexts`` maps post ids to the trace context their records carried; outputs continue those traces.
         Returns the number of alerts published. Raises ``Unavailable`` (and turns stale) when an effect failed.
         """
         async with self.lock:
@@ -211,6 +219,8 @@ class EngineOwner:
                 # Event time passes with the stream: time-driven re-grades (cool-downs) up to the newest post.
                 outs += self.engine.tick(watermark)
             outputs = self._render(outs)
+            if contexts and outputs:
+                outputs = replace(outputs, causes=self._causes(posts, contexts))
             published = await self._effect(outputs)
             self.positions.update(positions)
             self._batches_since += 1
@@ -274,6 +284,17 @@ class EngineOwner:
     def _require_fresh(self) -> None:
         if self.stale:
             raise Unavailable("the grader is recovering from its last checkpoint; retry shortly")
+
+    def _causes(self, posts: Sequence[PostView], contexts: Mapping[str, Context]) -> dict[str, Context]:
+        """Event id -> context of the last post of this batch that went to it (merges followed)."""
+        clusterer = self.engine.clusterer
+        causes: dict[str, Context] = {}
+        for post in posts:
+            ctx = contexts.get(post.id)
+            event_id = clusterer.resolve(clusterer.posts.get(post.id, ""))
+            if ctx is not None and event_id is not None:
+                causes[event_id] = ctx
+        return causes
 
     def _render(self, outs: list[Output]) -> Outputs:
         now = self._clock()

@@ -179,8 +179,13 @@ class KafkaOutputSink:
         self._events = events_topic
 
     async def publish(self, outputs: Outputs) -> dict[int, int]:
-        records = [OutgoingRecord(self._alerts, a.event_id, a, ALERT_EVENT_TYPE, a.id) for a in outputs.alerts] + [
-            OutgoingRecord(self._events, e.id, e, EVENT_EVENT_TYPE, f"{e.id}:v{e.version}") for e in outputs.events
+        causes = outputs.causes
+        records = [
+            OutgoingRecord(self._alerts, a.event_id, a, ALERT_EVENT_TYPE, a.id, parent=causes.get(a.event_id))
+            for a in outputs.alerts
+        ] + [
+            OutgoingRecord(self._events, e.id, e, EVENT_EVENT_TYPE, f"{e.id}:v{e.version}", parent=causes.get(e.id))
+            for e in outputs.events
         ]
         if not records:
             return {}

@@ -1,0 +1,80 @@
+"""Start Qingfeng processes for end-to-end tests: free ports, JSON logs in a file, SERVING over gRPC health."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def health_status(port: int) -> int:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+        return int(reply.status)
+
+
+@dataclass
+class Running:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def wait_serving(self, timeout_s: float = 60.0) -> int:
+        """The last health status seen; SERVING as soon as it is reported."""
+        deadline = time.monotonic() + timeout_s
+        status = -1
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"{self.name} exited early with {self.proc.returncode}:\n{self.log_tail()}"
+            try:
+                status = health_status(self.port)
+            except grpc.RpcError:
+                status = -1
+            if status == health_pb2.HealthCheckResponse.SERVING:
+                return status
+            time.sleep(0.3)
+        return status
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM, then the exit code; kills and raises when the process ignores it."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired as err:
+            self.proc.kill()
+            message = f"{self.name} did not stop within {timeout_s} s of SIGTERM:\n{self.log_tail()}"
+            raise AssertionError(message) from err
+
+
+def start(name: str, module: str, env: Mapping[str, str], log_dir: Path, *, port: int | None = None) -> Running:
+    """Start ``python -m module`` from the repository root with ``env`` added to the environment."""
+    port = port or free_port()
+    prefix = f"QF_{name.upper()}_"
+    log_path = log_dir / f"{name}.log"
+    full_env = {**os.environ, f"{prefix}GRPC__PORT": str(port), **env}
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module], cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT
+        )
+    return Running(name, port, proc, log_path)
