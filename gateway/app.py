@@ -140,6 +140,9 @@ def build_gateway(settings: GatewaySettings, policy: AccessPolicy) -> Gateway:
     options = [
         ("grpc.max_receive_message_length", settings.grpc.max_message_bytes),
         ("grpc.max_send_message_length", settings.grpc.max_message_bytes),
+        # Upstreams restart; reconnect quickly instead of the default backoff of up to two minutes.
+        ("grpc.initial_reconnect_backoff_ms", 250),
+        ("grpc.max_reconnect_backoff_ms", 5000),
     ]
     channels = {
         service: grpc.aio.insecure_channel(address, options=options, interceptors=_client_interceptors())

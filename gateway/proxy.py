@@ -8,6 +8,7 @@ they are reachable from the gateway alone (network policy in ``deploy/``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -18,6 +19,8 @@ from gateway.interceptors import current_identity
 
 __all__ = ["identity_metadata", "proxy_handler"]
 
+# How long a call waits for an upstream channel to become ready before answering UNAVAILABLE.
+_READY_WAIT_S = 3.0
 _FORWARDED_HEADERS = ("traceparent", "tracestate", "x-request-id")
 
 
@@ -37,9 +40,28 @@ def identity_metadata(context: grpc.aio.ServicerContext) -> list[tuple[str, str]
     return metadata
 
 
-def _timeout(context: grpc.aio.ServicerContext) -> float | None:
+def _call_options(context: grpc.aio.ServicerContext) -> dict[str, Any]:
+    """The caller's deadline and identity for the upstream call."""
     remaining = context.time_remaining()
-    return None if remaining is None else max(remaining, 0.0)
+    return {"timeout": None if remaining is None else max(remaining, 0.0), "metadata": identity_metadata(context)}
+
+
+async def _ensure_ready(channel: grpc.aio.Channel, context: grpc.aio.ServicerContext, path: str) -> None:
+    """Give an upstream that is (re)connecting a moment before calling it; UNAVAILABLE when it does not come.
+
+    A fresh gateway, or one whose upstream just restarted, holds a channel in connect backoff: a call made then
+    fails at once (and a client stream can fail as INTERNAL). Waiting briefly for READY turns that race into a
+    short delay, while a dead upstream still answers UNAVAILABLE well within the caller's deadline.
+    """
+    if channel.get_state(try_to_connect=True) == grpc.ChannelConnectivity.READY:
+        return
+    remaining = context.time_remaining()
+    wait_s = _READY_WAIT_S if remaining is None else min(_READY_WAIT_S, remaining / 2)
+    try:
+        await asyncio.wait_for(channel.channel_ready(), wait_s)
+    except TimeoutError:
+        service = path.split("/")[1]
+        await context.abort(grpc.StatusCode.UNAVAILABLE, f"{service} is not reachable from the gateway; retry later")
 
 
 async def _relay_error(context: grpc.aio.ServicerContext, exc: grpc.aio.AioRpcError) -> None:
@@ -63,8 +85,9 @@ def _method_handler(channel: grpc.aio.Channel, path: str, method: MethodDescript
         call = channel.unary_unary(path)
 
         async def unary_unary(request: bytes, context: grpc.aio.ServicerContext) -> Any:
+            await _ensure_ready(channel, context, path)
             try:
-                upstream = call(request, timeout=_timeout(context), metadata=identity_metadata(context))
+                upstream = call(request, **_call_options(context))
                 response = await upstream
                 await _relay_trailing(context, upstream)
                 return response
@@ -76,8 +99,9 @@ def _method_handler(channel: grpc.aio.Channel, path: str, method: MethodDescript
         call_su = channel.stream_unary(path)
 
         async def stream_unary(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> Any:
+            await _ensure_ready(channel, context, path)
             try:
-                upstream = call_su(requests, timeout=_timeout(context), metadata=identity_metadata(context))
+                upstream = call_su(requests, **_call_options(context))
                 response = await upstream
                 await _relay_trailing(context, upstream)
                 return response
@@ -89,8 +113,9 @@ def _method_handler(channel: grpc.aio.Channel, path: str, method: MethodDescript
         call_us = channel.unary_stream(path)
 
         async def unary_stream(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            await _ensure_ready(channel, context, path)
             try:
-                upstream = call_us(request, timeout=_timeout(context), metadata=identity_metadata(context))
+                upstream = call_us(request, **_call_options(context))
                 async for item in upstream:
                     yield item
                 await _relay_trailing(context, upstream)
@@ -101,8 +126,9 @@ def _method_handler(channel: grpc.aio.Channel, path: str, method: MethodDescript
     call_ss = channel.stream_stream(path)
 
     async def stream_stream(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        await _ensure_ready(channel, context, path)
         try:
-            upstream = call_ss(requests, timeout=_timeout(context), metadata=identity_metadata(context))
+            upstream = call_ss(requests, **_call_options(context))
             async for item in upstream:
                 yield item
             await _relay_trailing(context, upstream)

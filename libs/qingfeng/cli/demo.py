@@ -22,6 +22,14 @@ from qingfeng.cli.paths import repo_root, state_dir
 __all__ = ["add_arguments", "run"]
 
 GATEWAY = "127.0.0.1:50051"
+# Every process of the suite at its default port: the replay starts once all of them serve.
+SUITE_ADDRESSES = {
+    "gateway": GATEWAY,
+    "collector": "127.0.0.1:50061",
+    "grader": "127.0.0.1:50062",
+    "coordinator": "127.0.0.1:50063",
+    "publisher": "127.0.0.1:50064",
+}
 CONSOLE = "http://127.0.0.1:8080/"
 DEMO_IDENTITY = "analyst"
 
@@ -36,19 +44,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait", type=float, default=90.0, help="seconds to wait for the suite to serve")
 
 
-def _wait_gateway(timeout_s: float) -> None:
+def _wait_serving(timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
-    with grpc.insecure_channel(GATEWAY) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(1.0)
-    raise CliError(f"the gateway at {GATEWAY} did not report SERVING within {timeout_s:.0f} s; see `qingfeng status`")
+    for name, address in SUITE_ADDRESSES.items():
+        with grpc.insecure_channel(address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while True:
+                try:
+                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        break
+                except grpc.RpcError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise CliError(f"{name} at {address} did not report SERVING within {timeout_s:.0f} s; see logs")
+                time.sleep(0.5)
+    say("demo", "all five processes report SERVING")
 
 
 def _replay(data: Path, limit: int, token_file: Path) -> None:
@@ -58,7 +69,7 @@ def _replay(data: Path, limit: int, token_file: Path) -> None:
         return
     parser = argparse.ArgumentParser()
     import_posts.add_arguments(parser)
-    argv = [str(posts), "--gateway", GATEWAY, "--token-file", str(token_file), "--source-id", "demo-replay"]
+    argv = [str(posts), "--gateway", GATEWAY, "--token-file", str(token_file)]
     if limit > 0:
         argv += ["--limit", str(limit)]
     say("demo", f"replaying {'all' if limit <= 0 else limit} posts of {posts} through the gateway")
@@ -77,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     state = state_dir()
     tokens.provision(state)
     token_file = state / "tokens" / DEMO_IDENTITY
-    _wait_gateway(args.wait)
+    _wait_serving(args.wait)
     _replay(args.data or _default_data(), args.limit, token_file)
     print(
         "\nWhere to look:\n"

@@ -83,6 +83,12 @@ class ImportTotals:
             self.rejections.append((line, reason, rejection.message))
 
 
+# A chunk is sent again after these (a service restarting, a dropped stream), at most _ATTEMPTS times in all.
+_RETRYABLE: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL})
+_ATTEMPTS: Final = 3
+_RETRY_BACKOFF_S: Final = 1.0
+
+
 class _Progress:
     """One self-overwriting status line on stderr: lines sent, percent of the file, rate."""
 
@@ -164,16 +170,26 @@ def import_file(
                 bar.advance()
                 yield source_pb2.ImportPostsRequest(source_id=source_id, jsonl_line=line)
 
-        try:
-            response = stub.ImportPosts(requests(), metadata=list(metadata), timeout=timeout_s)
-        except grpc.RpcError as err:
-            bar.done()
-            code = err.code().name if hasattr(err, "code") else "UNKNOWN"
-            details = err.details() if hasattr(err, "details") else str(err)
-            raise CliError(
-                f"ImportPosts failed with {code}: {details}\n"
-                f"  lines up to {resume_from} were imported; resume with --skip {resume_from}"
-            ) from err
+        attempt, sent_before = 0, bar.sent
+        while True:
+            attempt += 1
+            try:
+                response = stub.ImportPosts(requests(), metadata=list(metadata), timeout=timeout_s)
+                break
+            except grpc.RpcError as err:
+                code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+                details = err.details() if hasattr(err, "details") else str(err)
+                if code in _RETRYABLE and attempt < _ATTEMPTS:
+                    # Post ids are stable, so re-sending a chunk is safe: what the failed attempt already
+                    # accepted comes back as duplicates, nothing is produced twice.
+                    bar.sent = sent_before
+                    time.sleep(_RETRY_BACKOFF_S * attempt)
+                    continue
+                bar.done()
+                raise CliError(
+                    f"ImportPosts failed with {code.name}: {details}\n"
+                    f"  lines up to {resume_from} were imported; resume with --skip {resume_from}"
+                ) from err
         totals.add(response.summary, numbers)
         totals.lines_sent += len(chunk)
         resume_from = numbers[-1]
