@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from qingfeng.kafka import Delivery, OutgoingRecord
 from qingfeng.v1 import common_pb2, post_pb2, source_pb2
 
 from services.collector.fetch import Fetcher, FetcherConfig
@@ -174,3 +175,18 @@ def make_source(
     kind: common_pb2.SourceKind.ValueType, source_id: str = "src", url: str = "", **fields: Any
 ) -> source_pb2.Source:
     return source_pb2.Source(id=source_id, kind=kind, name=source_id, url=url, **fields)
+
+
+class FakeProducer:
+    """The pipeline's producer port in memory: every record is acknowledged at once and kept in ``sent``."""
+
+    max_request_size = 1_048_576
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingRecord] = []
+
+    async def send_many(self, records: Iterable[OutgoingRecord]) -> list[Delivery]:
+        batch = list(records)
+        self.sent.extend(batch)
+        return [Delivery(r.topic, 0, i) for i, r in enumerate(batch)]
+

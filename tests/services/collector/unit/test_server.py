@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,6 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
 from pydantic import SecretStr
-from qingfeng.kafka import Delivery, OutgoingRecord
 from qingfeng.rpc import build_server
 from qingfeng.settings import DatabaseSettings, GrpcSettings
 from qingfeng.storage import create_engine, read_audit, run_migrations, session_factory, verify_chain
@@ -35,6 +34,7 @@ from services.collector.registry import BUILTIN_SOURCES, IMPORT_SOURCE_ID
 from services.collector.server import CollectorServicer
 from services.collector.settings import CollectorTopics, PipelineSettings
 from services.collector.tips import TipCipher, TipDesk
+from tests.services.collector.fakes import FakeProducer as Sink
 
 TOPICS = CollectorTopics(posts="t.posts", posts_deadletter="t.posts.dl", deadletter="t.dl")
 NOW = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -43,18 +43,6 @@ ANALYST = (
     ("x-qingfeng-agency", "opinion_office"),
     ("x-qingfeng-roles", "analyst"),
 )
-
-
-class Sink:
-    max_request_size = 1_048_576
-
-    def __init__(self) -> None:
-        self.sent: list[OutgoingRecord] = []
-
-    async def send_many(self, records: Iterable[OutgoingRecord]) -> list[Delivery]:
-        batch = list(records)
-        self.sent.extend(batch)
-        return [Delivery(r.topic, 0, i) for i, r in enumerate(batch)]
 
 
 class Env:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +10,6 @@ import grpc
 import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
-from qingfeng.kafka import Delivery, OutgoingRecord
 from qingfeng.rpc import build_server
 from qingfeng.settings import DatabaseSettings, GrpcSettings
 from qingfeng.storage import create_engine, read_audit, run_migrations, session_factory
@@ -28,6 +27,7 @@ from services.collector.registry import BUILTIN_SOURCES, TIP_SOURCE_ID
 from services.collector.server import CollectorServicer
 from services.collector.settings import CollectorSettings, CollectorTopics, PipelineSettings
 from services.collector.tips import TipCipher, TipDesk, generate_tip_key
+from tests.services.collector.fakes import FakeProducer as Sink
 
 TOPICS = CollectorTopics(posts="t.posts", posts_deadletter="t.posts.dl", deadletter="t.dl")
 NOW = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -35,18 +35,6 @@ SECRET_NAME = "张三举报人"
 SECRET_PHONE = "13800138000"
 INFORMANT = Caller("collector-7", "opinion_office", frozenset({"informant"}))
 OFFICER = Caller("case-officer", "case_management", frozenset({"see_submitter"}))
-
-
-class Sink:
-    max_request_size = 1_048_576
-
-    def __init__(self) -> None:
-        self.sent: list[OutgoingRecord] = []
-
-    async def send_many(self, records: Iterable[OutgoingRecord]) -> list[Delivery]:
-        batch = list(records)
-        self.sent.extend(batch)
-        return [Delivery(r.topic, 0, i) for i, r in enumerate(batch)]
 
 
 def tip(**fields: object) -> source_pb2.SubmitTipRequest:
