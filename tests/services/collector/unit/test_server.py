@@ -20,24 +20,17 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
 from pydantic import SecretStr
-from qingfeng.rpc import build_server
-from qingfeng.settings import DatabaseSettings, GrpcSettings
-from qingfeng.storage import create_engine, read_audit, run_migrations, session_factory, verify_chain
-from qingfeng.text import default_enricher
+from qingfeng.settings import DatabaseSettings
+from qingfeng.storage import create_engine, read_audit, session_factory, verify_chain
 from qingfeng.v1 import common_pb2, post_pb2, source_pb2, source_pb2_grpc
 
 from services.collector.adapters.sql import SqlStore
-from services.collector.app import MIGRATIONS, VERSION_TABLE
-from services.collector.core import Deduper
-from services.collector.pipeline import Pipeline
 from services.collector.registry import BUILTIN_SOURCES, IMPORT_SOURCE_ID
 from services.collector.server import CollectorServicer
-from services.collector.settings import CollectorTopics, PipelineSettings
 from services.collector.tips import TipCipher, TipDesk
 from tests.services.collector.fakes import FakeProducer as Sink
+from tests.services.collector.harness import NOW, TOPICS, migrated_store, pipeline_over, serving
 
-TOPICS = CollectorTopics(posts="t.posts", posts_deadletter="t.posts.dl", deadletter="t.dl")
-NOW = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 ANALYST = (
     ("x-qingfeng-principal", "analyst"),
     ("x-qingfeng-agency", "opinion_office"),
@@ -55,34 +48,13 @@ class Env:
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'collector.db'}"
-    await run_migrations(url, MIGRATIONS, VERSION_TABLE)
-    engine = create_engine(DatabaseSettings(url=SecretStr(url)))
-    store = SqlStore(engine)
-    await store.ensure_builtin(BUILTIN_SOURCES, NOW)
-    sink = Sink()
-    pipeline = Pipeline(
-        sink, enricher=default_enricher(), deduper=Deduper(), settings=PipelineSettings(), topics=TOPICS
-    )
-    tips = TipDesk(store, pipeline, TipCipher(SecretStr(Fernet.generate_key().decode())))
-    servicer = CollectorServicer(store, pipeline, tips, import_chunk=3, clock=lambda: NOW)
-    server = build_server(
-        GrpcSettings(port=0),
-        services=[
-            (
-                source_pb2.DESCRIPTOR.services_by_name["CollectorService"],
-                lambda s: source_pb2_grpc.add_CollectorServiceServicer_to_server(servicer, s),
-            )
-        ],
-    )
-    await server.server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
-    try:
-        yield Env(source_pb2_grpc.CollectorServiceStub(channel), sink, store, url)
-    finally:
-        await channel.close()
-        await server.server.stop(0)
-        await engine.dispose()
+    async with migrated_store(tmp_path / "collector.db") as (url, store):
+        sink = Sink()
+        pipeline = pipeline_over(sink)
+        tips = TipDesk(store, pipeline, TipCipher(SecretStr(Fernet.generate_key().decode())))
+        servicer = CollectorServicer(store, pipeline, tips, import_chunk=3, clock=lambda: NOW)
+        async with serving(servicer) as stub:
+            yield Env(stub, sink, store, url)
 
 
 def rss(source_id: str = "hz-daily", **fields: Any) -> source_pb2.Source:

@@ -3,34 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
 import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
-from qingfeng.rpc import build_server
-from qingfeng.settings import DatabaseSettings, GrpcSettings
-from qingfeng.storage import create_engine, read_audit, run_migrations, session_factory
-from qingfeng.text import default_enricher
-from qingfeng.v1 import common_pb2, source_pb2, source_pb2_grpc
+from qingfeng.settings import DatabaseSettings
+from qingfeng.storage import create_engine, read_audit, session_factory
+from qingfeng.v1 import common_pb2, source_pb2
 from sqlalchemy import select
 
 from services.collector.adapters.sql import SqlStore, tips_table
-from services.collector.app import MIGRATIONS, VERSION_TABLE
 from services.collector.callers import Caller, caller_from_metadata
-from services.collector.core import Deduper
 from services.collector.errors import FailedPrecondition, InvalidArgument
-from services.collector.pipeline import Pipeline
-from services.collector.registry import BUILTIN_SOURCES, TIP_SOURCE_ID
+from services.collector.registry import TIP_SOURCE_ID
 from services.collector.server import CollectorServicer
-from services.collector.settings import CollectorSettings, CollectorTopics, PipelineSettings
+from services.collector.settings import CollectorSettings
 from services.collector.tips import TipCipher, TipDesk, generate_tip_key
 from tests.services.collector.fakes import FakeProducer as Sink
+from tests.services.collector.harness import NOW, TOPICS, migrated_store, pipeline_over, serving
 
-TOPICS = CollectorTopics(posts="t.posts", posts_deadletter="t.posts.dl", deadletter="t.dl")
-NOW = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 SECRET_NAME = "张三举报人"
 SECRET_PHONE = "13800138000"
 INFORMANT = Caller("collector-7", "opinion_office", frozenset({"informant"}))
@@ -57,20 +50,10 @@ class Desk:
 
 @pytest.fixture
 async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'tips.db'}"
-    await run_migrations(url, MIGRATIONS, VERSION_TABLE)
-    engine = create_engine(DatabaseSettings(url=SecretStr(url)))
-    store = SqlStore(engine)
-    await store.ensure_builtin(BUILTIN_SOURCES, NOW)
-    sink = Sink()
-    pipeline = Pipeline(
-        sink, enricher=default_enricher(), deduper=Deduper(), settings=PipelineSettings(), topics=TOPICS
-    )
-    cipher = TipCipher(SecretStr(generate_tip_key()))
-    try:
-        yield Desk(TipDesk(store, pipeline, cipher, clock=lambda: NOW), store, sink, url)
-    finally:
-        await engine.dispose()
+    async with migrated_store(tmp_path / "tips.db") as (url, store):
+        sink = Sink()
+        cipher = TipCipher(SecretStr(generate_tip_key()))
+        yield Desk(TipDesk(store, pipeline_over(sink), cipher, clock=lambda: NOW), store, sink, url)
 
 
 def test_cipher_round_trip_and_wrong_key() -> None:
@@ -147,10 +130,6 @@ async def test_a_tip_repeating_a_known_post_is_linked_to_it(desk: Desk) -> None:
     assert second.duplicate_of == first.post.id
 
 
-def pipeline_over(sink: Sink) -> Pipeline:
-    return Pipeline(sink, enricher=default_enricher(), deduper=Deduper(), settings=PipelineSettings(), topics=TOPICS)
-
-
 async def test_tips_are_refused_without_a_key(desk: Desk) -> None:
     sink = Sink()
     keyless = TipDesk(desk.store, pipeline_over(sink), None)
@@ -181,53 +160,25 @@ async def test_submit_tip_over_grpc_without_a_key_is_failed_precondition(desk: D
     sink = Sink()
     pipeline = pipeline_over(sink)
     servicer = CollectorServicer(desk.store, pipeline, TipDesk(desk.store, pipeline, None), lambda *a, **k: None)
-    server = build_server(
-        GrpcSettings(port=0),
-        services=[
-            (
-                source_pb2.DESCRIPTOR.services_by_name["CollectorService"],
-                lambda s: source_pb2_grpc.add_CollectorServiceServicer_to_server(servicer, s),
-            )
-        ],
-    )
-    await server.server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            stub = source_pb2_grpc.CollectorServiceStub(channel)
-            with pytest.raises(grpc.aio.AioRpcError) as err:
-                await stub.SubmitTip(tip())
-            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    finally:
-        await server.server.stop(0)
+    async with serving(servicer) as stub:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.SubmitTip(tip())
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert sink.sent == []
 
 
 async def test_get_tip_over_grpc_shows_the_submitter_only_to_see_submitter(desk: Desk) -> None:
     servicer = CollectorServicer(desk.store, pipeline_over(Sink()), desk.desk, lambda *a, **k: None)
-    server = build_server(
-        GrpcSettings(port=0),
-        services=[
-            (
-                source_pb2.DESCRIPTOR.services_by_name["CollectorService"],
-                lambda s: source_pb2_grpc.add_CollectorServiceServicer_to_server(servicer, s),
-            )
-        ],
-    )
-    await server.server.start()
     informant = [("x-qingfeng-principal", "collector-7"), ("x-qingfeng-agency", "opinion_office")]
     officer = [*informant, ("x-qingfeng-roles", "see_submitter")]
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            stub = source_pb2_grpc.CollectorServiceStub(channel)
-            submitted = await stub.SubmitTip(tip(), metadata=informant)
-            assert submitted.tip_id
-            hidden = (await stub.GetTip(source_pb2.GetTipRequest(id=submitted.tip_id), metadata=informant)).tip
-            assert hidden.has_submitter and not hidden.HasField("submitter")
-            assert hidden.post.id == submitted.post.id and hidden.submitted_by == "collector-7"
-            shown = (await stub.GetTip(source_pb2.GetTipRequest(id=submitted.tip_id), metadata=officer)).tip
-            assert (shown.submitter.name, shown.submitter.contact) == (SECRET_NAME, SECRET_PHONE)
-            with pytest.raises(grpc.aio.AioRpcError) as err:
-                await stub.GetTip(source_pb2.GetTipRequest(id="tip-unknown"), metadata=officer)
-            assert err.value.code() == grpc.StatusCode.NOT_FOUND
-    finally:
-        await server.server.stop(0)
+    async with serving(servicer) as stub:
+        submitted = await stub.SubmitTip(tip(), metadata=informant)
+        assert submitted.tip_id
+        hidden = (await stub.GetTip(source_pb2.GetTipRequest(id=submitted.tip_id), metadata=informant)).tip
+        assert hidden.has_submitter and not hidden.HasField("submitter")
+        assert hidden.post.id == submitted.post.id and hidden.submitted_by == "collector-7"
+        shown = (await stub.GetTip(source_pb2.GetTipRequest(id=submitted.tip_id), metadata=officer)).tip
+        assert (shown.submitter.name, shown.submitter.contact) == (SECRET_NAME, SECRET_PHONE)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.GetTip(source_pb2.GetTipRequest(id="tip-unknown"), metadata=officer)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
