@@ -16,11 +16,20 @@ backoff, dead letters and the exactly-once bookkeeping. An adapter only has to k
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol
 
-__all__ = ["ChannelAdapter", "ChannelError", "ChannelErrorKind", "Delivered", "Delivery"]
+__all__ = [
+    "ChannelAdapter",
+    "ChannelConfig",
+    "ChannelError",
+    "ChannelErrorKind",
+    "ChannelFactory",
+    "Delivered",
+    "Delivery",
+]
 
 
 @dataclass(frozen=True)
@@ -97,3 +106,22 @@ class ChannelAdapter(Protocol):
     async def correct(self, external_id: str, text: str) -> Delivered:
         """Publish a correction of the item (edit in place or a linked notice); returns where it is."""
         ...
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """One channel as configured in ``policies/channels.yaml`` (validated by the publisher before any adapter is built)."""
+
+    id: str
+    # Selects the adapter: "mastodon", "weibo", "webhook", "feed".
+    kind: str
+    # Adapter-specific settings from the YAML ``options:`` mapping (base URL, account, feed path …). Secrets are not
+    # written there: an option ending in ``_env`` names the environment variable that holds the secret.
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ChannelFactory(Protocol):
+    """Builds the adapter of one channel. ``services/publisher/channels/__init__.py`` exports one as
+    ``build_channel``; ``app.py`` calls it once per enabled channel at start (ValueError for a bad config)."""
+
+    def __call__(self, config: ChannelConfig) -> ChannelAdapter: ...
