@@ -110,7 +110,7 @@ class ChannelAdapter(Protocol):
 
 @dataclass(frozen=True)
 class ChannelConfig:
-    """One channel as configured in ``policies/channels.yaml`` (validated by the publisher before any adapter is built)."""
+    """One channel as configured in ``policies/channels.yaml`` (validated before any adapter is built)."""
 
     id: str
     # Selects the adapter: "mastodon", "weibo", "webhook", "feed".
