@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from qingfeng.elastic import health
+from qingfeng.kafka.security import client_kwargs
 from qingfeng.rpc import ReadinessCheck
 from qingfeng.settings import KafkaSettings
 
@@ -20,9 +21,7 @@ __all__ = ["elasticsearch_ready", "kafka_ready", "sql_ready"]
 
 def kafka_ready(settings: KafkaSettings) -> ReadinessCheck:
     async def probe() -> None:
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=settings.bootstrap_servers, client_id=f"{settings.client_id}-readiness"
-        )
+        admin = AIOKafkaAdminClient(**client_kwargs(settings), client_id=f"{settings.client_id}-readiness")
         await admin.start()
         try:
             await admin.list_topics()

@@ -42,6 +42,14 @@ class KafkaSettings(_Group):
     # Largest record a producer sends; larger payloads are dead-lettered with a reason instead.
     max_request_size_bytes: int = Field(default=1_048_576, ge=1024)
     request_timeout_s: float = Field(default=30.0, gt=0)
+    # Client authentication and encryption (qingfeng.kafka.security builds the client arguments from these).
+    # PLAINTEXT is for the local stack only; deployments use SASL_SSL with SCRAM (deploy/README.md).
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    # CA bundle that signed the brokers' certificates; None = the system's trust store.
+    ssl_cafile: Path | None = None
 
 
 class ElasticsearchSettings(_Group):

@@ -38,6 +38,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
 from qingfeng.kafka.records import Record
+from qingfeng.kafka.security import client_kwargs
 from qingfeng.settings import KafkaSettings
 from qingfeng.telemetry import extract_context
 
@@ -85,7 +86,7 @@ async def run_batches(
     """
     tracer = trace.get_tracer(_TRACER_NAME, tracer_provider=tracer_provider)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **client_kwargs(settings),
         client_id=settings.client_id,
         group_id=group_id,
         enable_auto_commit=False,

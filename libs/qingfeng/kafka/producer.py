@@ -26,6 +26,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from qingfeng.kafka import headers as hdr
 from qingfeng.kafka.errors import PayloadTooLargeError
+from qingfeng.kafka.security import client_kwargs
 from qingfeng.settings import KafkaSettings
 from qingfeng.telemetry import inject_headers
 
@@ -87,7 +88,7 @@ class Producer:
         if self._producer is not None:
             return
         producer = AIOKafkaProducer(
-            bootstrap_servers=self._settings.bootstrap_servers,
+            **client_kwargs(self._settings),
             client_id=self._settings.client_id,
             acks="all",
             enable_idempotence=True,

@@ -19,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from qingfeng.kafka.errors import TopicSetupError
+from qingfeng.kafka.security import client_kwargs
 from qingfeng.settings import KafkaSettings
 
 __all__ = [
@@ -114,7 +115,7 @@ async def ensure_topics(settings: KafkaSettings, specs: Sequence[TopicSpec], *, 
     if not specs:
         return
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers,
+        **client_kwargs(settings),
         client_id=f"{settings.client_id}-admin",
         request_timeout_ms=int(settings.request_timeout_s * 1000),
     )

@@ -24,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from qingfeng.kafka import EVENT_ID, OutgoingRecord, Producer, Record
 from qingfeng.kafka.headers import header_value
+from qingfeng.kafka.security import client_kwargs
 from qingfeng.settings import KafkaSettings
 from qingfeng.telemetry import extract_context
 from qingfeng.v1 import event_pb2
@@ -49,7 +50,7 @@ EVENT_EVENT_TYPE: Final = "event.graded"
 async def topic_partitions(settings: KafkaSettings, topic: str, *, timeout_s: float = 30.0) -> list[int]:
     """The partition ids of ``topic`` (waits for the metadata of a topic created a moment ago)."""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers,
+        **client_kwargs(settings),
         client_id=f"{settings.client_id}-grader-admin",
         request_timeout_ms=int(settings.request_timeout_s * 1000),
     )
@@ -99,7 +100,7 @@ class KafkaPostReader:
             return
         self._partitions = await topic_partitions(self._settings, self._topic)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers,
+            **client_kwargs(self._settings),
             client_id=f"{self._settings.client_id}-grader",
             group_id=self._group_id,
             enable_auto_commit=False,
@@ -207,7 +208,7 @@ class KafkaAlertLog:
     async def emitted(self, since: Mapping[int, int]) -> set[str]:
         partitions = await topic_partitions(self._settings, self._topic)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers,
+            **client_kwargs(self._settings),
             client_id=f"{self._settings.client_id}-grader-alertlog",
             group_id=None,
             enable_auto_commit=False,
