@@ -58,6 +58,8 @@ class ElasticsearchSettings(_Group):
     url: str = "http://127.0.0.1:19200"
     username: str | None = None
     password: SecretStr | None = None
+    # CA bundle that signed the cluster's HTTPS certificate (an https:// url); None = the system's trust store.
+    ca_file: Path | None = None
     # Every index and alias this suite owns starts with this prefix, so tests and tenants can be separated.
     index_prefix: str = "qingfeng"
     request_timeout_s: float = Field(default=30.0, gt=0)

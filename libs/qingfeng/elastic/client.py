@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from elastic_transport.client_utils import DEFAULT
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
 from qingfeng.settings import ElasticsearchSettings
@@ -31,6 +32,8 @@ def create_client(settings: ElasticsearchSettings) -> AsyncElasticsearch:
     return AsyncElasticsearch(
         settings.url,
         basic_auth=basic_auth,
+        # Unset means the client's own default (certifi's bundle).
+        ca_certs=str(settings.ca_file) if settings.ca_file is not None else DEFAULT,
         request_timeout=settings.request_timeout_s,
         # The transport retries connection errors and timeouts on its own; 429/503 of bulk items are retried in
         # bulk.py with backoff, so no status is retried here.

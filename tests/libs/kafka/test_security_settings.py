@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import ssl
 from pathlib import Path
@@ -11,33 +10,12 @@ from typing import ClassVar
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 from qingfeng.kafka.security import client_kwargs
 from qingfeng.settings import KafkaSettings, ServiceSettings, service_settings_config
 
-
-def _ca_pem(path: Path) -> Path:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "qingfeng test CA")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return path
+from tests.libs.ca_files import CA_COMMON_NAME, write_ca_pem
 
 
 def test_plaintext_is_the_local_default_and_carries_no_credentials() -> None:
@@ -51,7 +29,7 @@ def test_sasl_ssl_passes_scram_credentials_and_a_verifying_context(tmp_path: Pat
         security_protocol="SASL_SSL",
         sasl_username="qingfeng-grader",
         sasl_password=SecretStr("placeholder-password"),
-        ssl_cafile=_ca_pem(tmp_path / "ca.pem"),
+        ssl_cafile=write_ca_pem(tmp_path / "ca.pem"),
     )
     kwargs = client_kwargs(settings)
     assert kwargs["security_protocol"] == "SASL_SSL"
@@ -63,11 +41,11 @@ def test_sasl_ssl_passes_scram_credentials_and_a_verifying_context(tmp_path: Pat
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname is True
     # The CA file was loaded: exactly our one test CA is in the context's store.
-    assert [dict(x[0] for x in c["subject"])["commonName"] for c in context.get_ca_certs()] == ["qingfeng test CA"]
+    assert [dict(x[0] for x in c["subject"])["commonName"] for c in context.get_ca_certs()] == [CA_COMMON_NAME]
 
 
 def test_ssl_without_sasl_sends_no_password(tmp_path: Path) -> None:
-    kwargs = client_kwargs(KafkaSettings(security_protocol="SSL", ssl_cafile=_ca_pem(tmp_path / "ca.pem")))
+    kwargs = client_kwargs(KafkaSettings(security_protocol="SSL", ssl_cafile=write_ca_pem(tmp_path / "ca.pem")))
     assert isinstance(kwargs["ssl_context"], ssl.SSLContext)
     assert not {"sasl_mechanism", "sasl_plain_username", "sasl_plain_password"} & kwargs.keys()
 
@@ -86,7 +64,7 @@ async def test_aiokafka_clients_accept_the_arguments(tmp_path: Path) -> None:
             sasl_mechanism="SCRAM-SHA-256",
             sasl_username="u",
             sasl_password=SecretStr("p"),
-            ssl_cafile=_ca_pem(tmp_path / "ca.pem"),
+            ssl_cafile=write_ca_pem(tmp_path / "ca.pem"),
         )
     )
     producer = AIOKafkaProducer(**kwargs)
