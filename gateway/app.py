@@ -23,7 +23,15 @@ from google.protobuf.descriptor import ServiceDescriptor
 from opentelemetry.instrumentation.grpc import aio_client_interceptors
 from qingfeng.elastic import create_client
 from qingfeng.readiness import elasticsearch_ready, kafka_ready
-from qingfeng.rpc import GrpcServer, ReadinessCheck, build_server, run_until_stopped
+from qingfeng.rpc import (
+    CredentialSigner,
+    GrpcServer,
+    ReadinessCheck,
+    TrustConfigError,
+    build_server,
+    run_until_stopped,
+    signer_from_settings,
+)
 from qingfeng.v1 import case_pb2, event_pb2, publication_pb2, search_pb2, search_pb2_grpc, source_pb2
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
@@ -36,7 +44,16 @@ from gateway.ratelimit import RateLimiter
 from gateway.search import Searcher, SearchServicer
 from gateway.settings import GatewayConfigError, GatewaySettings, HttpSettings
 
-__all__ = ["Gateway", "bind_http", "build_gateway", "http_loop", "load_policy", "run", "upstream_services"]
+__all__ = [
+    "Gateway",
+    "bind_http",
+    "build_gateway",
+    "http_loop",
+    "load_policy",
+    "load_signer",
+    "run",
+    "upstream_services",
+]
 
 log = logging.getLogger("gateway")
 
@@ -132,7 +149,15 @@ class Gateway:
     cleanups: list[Callable[[], Awaitable[None]]]
 
 
-def build_gateway(settings: GatewaySettings, policy: AccessPolicy) -> Gateway:
+def load_signer(settings: GatewaySettings) -> CredentialSigner:
+    """The key the gateway signs upstream credentials with, or a ``GatewayConfigError`` naming the variable."""
+    try:
+        return signer_from_settings(settings.identity, env_prefix="QF_GATEWAY_")
+    except TrustConfigError as exc:
+        raise GatewayConfigError(str(exc)) from exc
+
+
+def build_gateway(settings: GatewaySettings, policy: AccessPolicy, signer: CredentialSigner) -> Gateway:
     """Wire every part from settings (must run inside the event loop: gRPC channels bind to it)."""
     limiter = RateLimiter(rate_per_s=settings.rate_limit.rate_per_s, burst=settings.rate_limit.burst)
     es = create_client(settings.elasticsearch)
@@ -148,7 +173,7 @@ def build_gateway(settings: GatewaySettings, policy: AccessPolicy) -> Gateway:
         service: grpc.aio.insecure_channel(address, options=options, interceptors=_client_interceptors())
         for service, address in upstream_services(settings).items()
     }
-    proxy = proxy_handler(channels)
+    proxy = proxy_handler(channels, signer)
     search_servicer = SearchServicer(searcher)
     proxied = list(channels)
     # Reflection lists every service by its descriptor; the one generic handler serves all proxied methods.
@@ -177,8 +202,9 @@ async def run(settings: GatewaySettings, *, stop: asyncio.Event | None = None) -
     """Serve gRPC and HTTP until SIGTERM (or ``stop``); raises ``GatewayConfigError`` before serving on bad config."""
     policy = load_policy(settings)
     log.info("access policy loaded", extra={"policy_version": policy.version, "identities": len(policy.identities)})
+    signer = load_signer(settings)
     http_socket = bind_http(settings.http)
-    gateway = build_gateway(settings, policy)
+    gateway = build_gateway(settings, policy, signer)
     await run_until_stopped(
         gateway.grpc_server,
         readiness=gateway.readiness,

@@ -2,19 +2,18 @@
 
 Health checking stays open (probes carry no token). Everything else, reflection included, needs a token that the
 access policy grants the method to. The caller's identity is handed to the handler through ``current_identity``
-and forwarded upstream as ``x-qingfeng-*`` metadata by the proxy.
+and turned by the proxy into a signed credential for the one upstream method called (``qingfeng.rpc.credentials``).
 """
 
 from __future__ import annotations
 
 import contextvars
-import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import grpc
+from qingfeng.rpc._wrap import wrap_handler
 
 from gateway.access import AccessDenied, AccessPolicy, Identity, NotAuthenticated, authenticate, authorize
 from gateway.ratelimit import RateLimiter
@@ -35,75 +34,6 @@ def _token(details: grpc.HandlerCallDetails) -> str | None:
         if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
             return value[len("Bearer ") :].strip()
     return None
-
-
-def _wrap(
-    handler: grpc.RpcMethodHandler,
-    abort: tuple[grpc.StatusCode, str] | None,
-    on_done: Callable[[grpc.StatusCode], None],
-    identity: Identity | None,
-) -> grpc.RpcMethodHandler:
-    """A handler of the same arity as ``handler`` that either aborts or runs it with the identity set."""
-
-    async def _run_unary(behaviour: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if abort is not None:
-            on_done(abort[0])
-            await context.abort(abort[0], abort[1])
-        token = current_identity.set(identity)
-        code = grpc.StatusCode.OK
-        try:
-            result = behaviour(request, context)
-            return await result if inspect.isawaitable(result) else result
-        except BaseException:
-            code = context.code() or grpc.StatusCode.UNKNOWN
-            raise
-        finally:
-            current_identity.reset(token)
-            on_done(code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN)
-
-    async def _run_stream(behaviour: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        if abort is not None:
-            on_done(abort[0])
-            await context.abort(abort[0], abort[1])
-        token = current_identity.set(identity)
-        code = grpc.StatusCode.OK
-        try:
-            items = behaviour(request, context)
-            if hasattr(items, "__aiter__"):
-                async for item in items:
-                    yield item
-            else:
-                for item in items:
-                    yield item
-        except BaseException:
-            code = context.code() or grpc.StatusCode.UNKNOWN
-            raise
-        finally:
-            current_identity.reset(token)
-            on_done(code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.UNKNOWN)
-
-    kwargs = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    # grpc.aio awaits a handler only if it is a coroutine function (or iterates it if it is an async generator
-    # function); a lambda returning a coroutine would be run as a sync handler, so each arity gets a real one.
-    if handler.unary_unary or handler.stream_unary:
-        inner_unary = handler.unary_unary or handler.stream_unary
-
-        async def unary_response(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            return await _run_unary(inner_unary, request, context)
-
-        make = grpc.unary_unary_rpc_method_handler if handler.unary_unary else grpc.stream_unary_rpc_method_handler
-        return make(unary_response, **kwargs)
-    inner_stream = handler.unary_stream or handler.stream_stream
-
-    async def stream_response(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        async for item in _run_stream(inner_stream, request, context):
-            yield item
-
-    make = grpc.unary_stream_rpc_method_handler if handler.unary_stream else grpc.stream_stream_rpc_method_handler
-    return make(stream_response, **kwargs)
 
 
 class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -155,4 +85,8 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 },
             )
 
-        return _wrap(handler, abort, on_done, identity)
+        def enter() -> Callable[[], None]:
+            token = current_identity.set(identity)
+            return lambda: current_identity.reset(token)
+
+        return wrap_handler(handler, abort=abort, enter=enter, on_done=on_done)

@@ -2,8 +2,8 @@
 
 The gateway does not re-implement the services' APIs: for every method of every upstream service descriptor it
 registers a pass-through handler (bytes in, bytes out) of the right arity, copies the caller's deadline and trace
-context, and adds the authenticated identity as ``x-qingfeng-*`` metadata, which the services trust only because
-they are reachable from the gateway alone (network policy in ``deploy/``).
+context, and adds the authenticated identity as a short-lived credential signed by the gateway and bound to the one
+upstream service and method called; services verify it (``qingfeng.rpc.auth``) and believe nothing else.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from qingfeng.rpc import CREDENTIAL_HEADER, CredentialSigner
 
 from gateway.interceptors import current_identity
 
@@ -24,26 +25,28 @@ _READY_WAIT_S = 3.0
 _FORWARDED_HEADERS = ("traceparent", "tracestate", "x-request-id")
 
 
-def identity_metadata(context: grpc.aio.ServicerContext) -> list[tuple[str, str]]:
-    """Metadata for the upstream call: the caller's identity plus trace headers it sent."""
+def identity_metadata(
+    context: grpc.aio.ServicerContext, signer: CredentialSigner, method: str
+) -> list[tuple[str, str]]:
+    """Metadata for the upstream call: a credential for the caller's identity plus trace headers it sent."""
     identity = current_identity.get()
     metadata: list[tuple[str, str]] = []
     if identity is not None:
-        metadata += [
-            ("x-qingfeng-principal", identity.name),
-            ("x-qingfeng-agency", identity.agency),
-            ("x-qingfeng-roles", ",".join(identity.roles)),
-        ]
+        token = signer.mint(method, principal=identity.name, agency=identity.agency, roles=identity.roles)
+        metadata.append((CREDENTIAL_HEADER, token))
     for key, value in context.invocation_metadata() or ():
         if key in _FORWARDED_HEADERS:
             metadata.append((key, value))
     return metadata
 
 
-def _call_options(context: grpc.aio.ServicerContext) -> dict[str, Any]:
+def _call_options(context: grpc.aio.ServicerContext, signer: CredentialSigner, method: str) -> dict[str, Any]:
     """The caller's deadline and identity for the upstream call."""
     remaining = context.time_remaining()
-    return {"timeout": None if remaining is None else max(remaining, 0.0), "metadata": identity_metadata(context)}
+    return {
+        "timeout": None if remaining is None else max(remaining, 0.0),
+        "metadata": identity_metadata(context, signer, method),
+    }
 
 
 async def _ensure_ready(channel: grpc.aio.Channel, context: grpc.aio.ServicerContext, path: str) -> None:
@@ -78,7 +81,9 @@ async def _relay_trailing(context: grpc.aio.ServicerContext, call: Any) -> None:
         context.set_trailing_metadata(tuple(trailing))
 
 
-def _method_handler(channel: grpc.aio.Channel, path: str, method: MethodDescriptor) -> grpc.RpcMethodHandler:
+def _method_handler(
+    channel: grpc.aio.Channel, path: str, method: MethodDescriptor, signer: CredentialSigner
+) -> grpc.RpcMethodHandler:
     client_stream, server_stream = method.client_streaming, method.server_streaming
 
     if not client_stream and not server_stream:
@@ -87,7 +92,7 @@ def _method_handler(channel: grpc.aio.Channel, path: str, method: MethodDescript
         async def unary_unary(request: bytes, context: grpc.aio.ServicerContext) -> Any:
             await _ensure_ready(channel, context, path)
             try:
-                upstream = call(request, **_call_options(context))
+                upstream = call(request, **_call_options(context, signer, path))
                 response = await upstream
                 await _relay_trailing(context, upstream)
                 return response
@@ -101,7 +106,7 @@ def _method_handler(channel: grpc.aio.Channel, path: str, method: MethodDescript
         async def stream_unary(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> Any:
             await _ensure_ready(channel, context, path)
             try:
-                upstream = call_su(requests, **_call_options(context))
+                upstream = call_su(requests, **_call_options(context, signer, path))
                 response = await upstream
                 await _relay_trailing(context, upstream)
                 return response
@@ -115,7 +120,7 @@ def _method_handler(channel: grpc.aio.Channel, path: str, method: MethodDescript
         async def unary_stream(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             await _ensure_ready(channel, context, path)
             try:
-                upstream = call_us(request, **_call_options(context))
+                upstream = call_us(request, **_call_options(context, signer, path))
                 async for item in upstream:
                     yield item
                 await _relay_trailing(context, upstream)
@@ -128,7 +133,7 @@ def _method_handler(channel: grpc.aio.Channel, path: str, method: MethodDescript
     async def stream_stream(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         await _ensure_ready(channel, context, path)
         try:
-            upstream = call_ss(requests, **_call_options(context))
+            upstream = call_ss(requests, **_call_options(context, signer, path))
             async for item in upstream:
                 yield item
             await _relay_trailing(context, upstream)
@@ -138,13 +143,15 @@ def _method_handler(channel: grpc.aio.Channel, path: str, method: MethodDescript
     return grpc.stream_stream_rpc_method_handler(stream_stream)
 
 
-def proxy_handler(upstreams: Mapping[ServiceDescriptor, grpc.aio.Channel]) -> grpc.GenericRpcHandler:
+def proxy_handler(
+    upstreams: Mapping[ServiceDescriptor, grpc.aio.Channel], signer: CredentialSigner
+) -> grpc.GenericRpcHandler:
     """One generic handler serving every method of every upstream service over its channel."""
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     for service, channel in upstreams.items():
         for method in service.methods:
             path = f"/{service.full_name}/{method.name}"
-            handlers[path] = _method_handler(channel, path, method)
+            handlers[path] = _method_handler(channel, path, method, signer)
 
     class _Proxy(grpc.GenericRpcHandler):  # type: ignore[misc]
         def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:

@@ -19,6 +19,7 @@ __all__ = [
     "DatabaseSettings",
     "ElasticsearchSettings",
     "GrpcSettings",
+    "IdentitySettings",
     "KafkaSettings",
     "LogSettings",
     "ServiceSettings",
@@ -93,6 +94,20 @@ class GrpcSettings(_Group):
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
 
 
+class IdentitySettings(_Group):
+    """How a process proves who it is and whom it believes (``qingfeng.rpc.credentials``).
+
+    A service needs ``trust_file`` (it refuses to start without one: it believes no caller it cannot verify). A
+    process that calls services itself (the gateway, the CLI's import) needs ``issuer`` and ``signing_key_file``.
+    """
+
+    trust_file: Path | None = None
+    issuer: str | None = None
+    signing_key_file: Path | None = None
+    # Seconds a minted credential lives; short, because it is bound to one call's service and method.
+    credential_ttl_s: float = Field(default=30.0, gt=0, le=300)
+
+
 def service_settings_config(prefix: str) -> SettingsConfigDict:
     """The shared pydantic-settings config for a process whose variables start with ``prefix``."""
     secrets_dir = os.environ.get("QF_SECRETS_DIR")
@@ -115,6 +130,7 @@ class ServiceSettings(BaseSettings):
     telemetry: TelemetrySettings = TelemetrySettings()
     log: LogSettings = LogSettings()
     grpc: GrpcSettings = GrpcSettings()
+    identity: IdentitySettings = IdentitySettings()
 
     def describe(self) -> dict[str, Any]:
         """The effective settings with secrets masked, for the start-up log line."""

@@ -25,7 +25,7 @@ from qingfeng.elastic import create_client, ensure_index
 from qingfeng.kafka import Producer, TopicSpec, ensure_topics
 from qingfeng.kafka.topics import DEADLETTER, POSTS, POSTS_DEADLETTER, TOPICS
 from qingfeng.readiness import elasticsearch_ready, kafka_ready, sql_ready
-from qingfeng.rpc import ReadinessCheck, build_server, run_until_stopped
+from qingfeng.rpc import ReadinessCheck, build_server, credential_interceptor, run_until_stopped
 from qingfeng.storage import create_engine, run_migrations
 from qingfeng.text import Enricher
 from qingfeng.v1 import source_pb2, source_pb2_grpc
@@ -127,6 +127,7 @@ async def run(settings: CollectorSettings) -> None:
     """Run the collector in its configured role until SIGTERM."""
     tip_key = settings.resolved_tip_key()
     cipher = TipCipher(tip_key) if tip_key is not None else None  # a malformed key fails here, at start
+    authenticate = credential_interceptor(settings.identity, env_prefix="QF_COLLECTOR_")  # no trust, no start
     await ensure_topics(settings.kafka, topic_specs_for(settings))
     producer = Producer(settings.kafka)
     await producer.start()
@@ -137,7 +138,7 @@ async def run(settings: CollectorSettings) -> None:
         for cleanup in reversed(cleanups):
             await cleanup()
         raise
-    server = build_server(settings.grpc, services=wiring.services)
+    server = build_server(settings.grpc, services=wiring.services, interceptors=[authenticate])
     _log.info("collector starting", extra={"role": settings.role, "settings": settings.describe()})
     await run_until_stopped(
         server,

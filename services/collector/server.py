@@ -5,7 +5,7 @@ Errors are gRPC statuses with ``google.rpc`` details (``errors.py`` draws the tr
 ALREADY_EXISTS and FAILED_PRECONDITION carry an ``ErrorInfo``; Kafka failing under an import or a tip is UNAVAILABLE
 (safe to retry: re-delivered posts are recognised by id).
 
-The caller comes from the gateway's ``x-qingfeng-*`` metadata (``callers.py``) and every state change is appended to
+The caller is the one the credential interceptor verified (``callers.py``) and every state change is appended to
 the audit log with it. Never log a ``SubmitTipRequest``: its submitter is sensitive (see ``tips.py``).
 """
 
@@ -27,7 +27,7 @@ from qingfeng.v1 import common_pb2, post_pb2, source_pb2, source_pb2_grpc
 
 from services.collector import registry
 from services.collector.adapters.sql import SqlStore
-from services.collector.callers import Caller, caller_from_metadata
+from services.collector.callers import Caller, current_caller
 from services.collector.errors import (
     AlreadyExists,
     CollectorError,
@@ -365,7 +365,8 @@ async def _settle(task: asyncio.Task[None] | None) -> None:
 
 
 def _caller(context: grpc.aio.ServicerContext) -> Caller:
-    return caller_from_metadata(context.invocation_metadata())
+    """The verified caller (the credential interceptor ran before this handler)."""
+    return current_caller()
 
 
 def _required_id(value: str, field_name: str = "id") -> str:

@@ -25,7 +25,7 @@ from qingfeng.elastic import create_client, ensure_index
 from qingfeng.kafka import DeadLetterSender, Producer, TopicSpec, ensure_topics
 from qingfeng.kafka.topics import ALERTS, DEADLETTER, EVENTS, POSTS, TOPICS
 from qingfeng.readiness import elasticsearch_ready, kafka_ready, sql_ready
-from qingfeng.rpc import ReadinessCheck, build_server, run_until_stopped
+from qingfeng.rpc import ReadinessCheck, build_server, credential_interceptor, run_until_stopped
 from qingfeng.storage import create_engine, run_migrations
 from qingfeng.v1 import event_pb2, event_pb2_grpc
 
@@ -165,8 +165,9 @@ async def _build(settings: GraderSettings, cleanups: list[Cleanup]) -> GraderApp
 
 async def run(settings: GraderSettings) -> None:
     """Run the grader until SIGTERM."""
+    authenticate = credential_interceptor(settings.identity, env_prefix="QF_GRADER_")  # no trust, no start
     app = await build(settings)
-    server = build_server(settings.grpc, services=app.services())
+    server = build_server(settings.grpc, services=app.services(), interceptors=[authenticate])
     _log.info("grader starting", extra={"settings": settings.describe()})
     await run_until_stopped(
         server,

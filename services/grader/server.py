@@ -3,7 +3,7 @@
 Reads (GetEvent, ListEvents, ExplainGrade) look at the events in memory, at the engine's clock (event time);
 events that went idle beyond the clustering horizon are only in the events index (search them through the
 gateway). Commands (UpdatePolicy, OverrideLevel) go through ``EngineOwner.command``: stored with their audit
-record (the caller from ``x-qingfeng-principal``/``x-qingfeng-agency``, set by the gateway) before their alerts
+record (the caller verified by the credential interceptor, ``qingfeng.rpc.current_caller``) before their alerts
 are published. An invalid policy is answered with its errors and changes nothing. Override TTLs count in event
 time, like every window and cool-down.
 """
@@ -17,7 +17,6 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NoReturn
 
@@ -25,6 +24,7 @@ import grpc
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
+from qingfeng.rpc import Caller, current_caller
 from qingfeng.text.conversion import normalize_width, to_simplified
 from qingfeng.v1 import common_pb2, event_pb2, event_pb2_grpc
 
@@ -43,7 +43,7 @@ from services.grader.errors import (
 from services.grader.ports import AuditEntry, PolicyRecord, StateStore
 from services.grader.state import ActivePolicy, EngineOwner, policy_record
 
-__all__ = ["Caller", "GraderServicer", "caller_from_metadata", "status_of"]
+__all__ = ["GraderServicer", "status_of"]
 
 _log = logging.getLogger(__name__)
 
@@ -52,19 +52,6 @@ _DEFAULT_PAGE: Final = 50
 _MAX_PAGE: Final = 500
 _REGION: Final = re.compile(r"^\d{6}$")
 _AGENCIES: Final = {name: number for name, number in common_pb2.Agency.items()}
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling, as the gateway forwards it; a call without it (an operator on the port) is "unknown"."""
-
-    principal: str = "unknown"
-    agency: str | None = None
-
-
-def caller_from_metadata(metadata: Iterable[tuple[str, Any]] | None) -> Caller:
-    values = {k: v.strip() for k, v in metadata or () if isinstance(v, str)}
-    return Caller(values.get("x-qingfeng-principal") or "unknown", values.get("x-qingfeng-agency") or None)
 
 
 def _actor(principal: str, agency: str | None) -> common_pb2.Actor:
@@ -231,7 +218,7 @@ class GraderServicer(event_pb2_grpc.GraderServiceServicer):
     async def UpdatePolicy(
         self, request: event_pb2.UpdatePolicyRequest, context: Any
     ) -> event_pb2.UpdatePolicyResponse:
-        caller = caller_from_metadata(context.invocation_metadata())
+        caller = current_caller()
 
         async def call() -> event_pb2.UpdatePolicyResponse:
             return await self._update_policy(request, caller)
@@ -294,7 +281,7 @@ class GraderServicer(event_pb2_grpc.GraderServiceServicer):
     async def OverrideLevel(
         self, request: event_pb2.OverrideLevelRequest, context: Any
     ) -> event_pb2.OverrideLevelResponse:
-        caller = caller_from_metadata(context.invocation_metadata())
+        caller = current_caller()
 
         async def call() -> event_pb2.OverrideLevelResponse:
             return await self._override(request, caller)

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from gateway.access import hash_token
+from tests.identity import signer_key_file, trust_file
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +45,16 @@ def access_policy_file(tmp_path_factory: pytest.TempPathFactory, gateway_tokens:
     path = tmp_path_factory.mktemp("gateway") / "access.yaml"
     path.write_text(yaml.safe_dump(policy), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def identity_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Variables giving every service the trust file and the gateway its signing key (tests/identity.py's key)."""
+    directory = tmp_path_factory.mktemp("identity")
+    trust, key = trust_file(directory), signer_key_file(directory)
+    env = {
+        f"QF_{name}_IDENTITY__TRUST_FILE": str(trust) for name in ("COLLECTOR", "GRADER", "COORDINATOR", "PUBLISHER")
+    }
+    env["QF_GATEWAY_IDENTITY__ISSUER"] = "gateway"
+    env["QF_GATEWAY_IDENTITY__SIGNING_KEY_FILE"] = str(key)
+    return env

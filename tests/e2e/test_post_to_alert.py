@@ -58,7 +58,7 @@ def _lines(run_id: str) -> list[str]:
 
 @pytest.fixture
 def suite(
-    kafka_bootstrap: str, es_url: str, tmp_path: Path, access_policy_file: Path
+    kafka_bootstrap: str, es_url: str, tmp_path: Path, access_policy_file: Path, identity_env: dict[str, str]
 ) -> Iterator[tuple[dict[str, Running], str]]:
     run_id = secrets.token_hex(4)
     posts, alerts = f"qf-e2e-{run_id}.posts", f"qf-e2e-{run_id}.alerts"
@@ -95,7 +95,7 @@ def suite(
     running: dict[str, Running] = {}
     try:
         for name in ("collector", "grader", "gateway"):
-            running[name] = start(name, modules[name], envs[name], tmp_path, port=ports[name])
+            running[name] = start(name, modules[name], {**envs[name], **identity_env}, tmp_path, port=ports[name])
         for process in running.values():
             assert process.wait_serving(timeout_s=90) == 1, process.log_tail()
         yield running, run_id

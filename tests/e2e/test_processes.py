@@ -22,7 +22,13 @@ PROCESSES = [
 
 @pytest.mark.parametrize(("name", "module"), PROCESSES)
 def test_process_serves_and_stops(
-    name: str, module: str, kafka_bootstrap: str, es_url: str, tmp_path: Path, access_policy_file: Path
+    name: str,
+    module: str,
+    kafka_bootstrap: str,
+    es_url: str,
+    tmp_path: Path,
+    access_policy_file: Path,
+    identity_env: dict[str, str],
 ) -> None:
     prefix = f"QF_{name.upper()}_"
     env = {
@@ -31,6 +37,7 @@ def test_process_serves_and_stops(
         f"{prefix}ELASTICSEARCH__INDEX_PREFIX": f"qf-proc-{name}",
         "QF_GATEWAY_HTTP__PORT": str(free_port()),
         "QF_GATEWAY_ACCESS_POLICY": str(access_policy_file),
+        **identity_env,
     }
     if name != "gateway":
         env[f"{prefix}DATABASE__URL"] = f"sqlite+aiosqlite:///{tmp_path}/{name}.db"

@@ -10,9 +10,11 @@ from pathlib import Path
 import grpc
 import pytest
 import yaml
+from qingfeng.rpc import Caller, CredentialInterceptor, current_caller
 from qingfeng.v1 import case_pb2, case_pb2_grpc, common_pb2
 
 from gateway.access import AccessPolicy, hash_token, parse_access_policy
+from tests.identity import TRUST
 
 LIST_TASKS = "/qingfeng.v1.CoordinatorService/ListTasks"
 GET_CASE = "/qingfeng.v1.CoordinatorService/GetCase"
@@ -67,9 +69,11 @@ def policy_file(tmp_path_factory: pytest.TempPathFactory, policy_text: str) -> P
 
 @dataclass
 class FakeCoordinator(case_pb2_grpc.CoordinatorServiceServicer):
-    """Answers ListTasks with one task describing who called, and GetCase with NOT_FOUND; records the metadata."""
+    """Answers ListTasks with one task describing the verified caller, and GetCase with NOT_FOUND; records the
+    metadata and the callers it verified."""
 
     seen: list[dict[str, list[str]]] = field(default_factory=list)
+    callers: list[Caller] = field(default_factory=list)
 
     def _record(self, context: grpc.aio.ServicerContext) -> dict[str, list[str]]:
         metadata: dict[str, list[str]] = {}
@@ -79,9 +83,10 @@ class FakeCoordinator(case_pb2_grpc.CoordinatorServiceServicer):
         return metadata
 
     async def ListTasks(self, request: case_pb2.ListTasksRequest, context: grpc.aio.ServicerContext) -> object:
-        metadata = self._record(context)
-        agency = ",".join(metadata.get("x-qingfeng-agency", []))
-        principal = ",".join(metadata.get("x-qingfeng-principal", []))
+        self._record(context)
+        caller = current_caller()
+        self.callers.append(caller)
+        agency, principal = caller.agency or "", caller.principal
         context.set_trailing_metadata((("x-upstream-saw-agency", agency),))
         return case_pb2.ListTasksResponse(
             tasks=[
@@ -103,7 +108,7 @@ class FakeCoordinator(case_pb2_grpc.CoordinatorServiceServicer):
 async def upstream() -> AsyncIterator[tuple[str, FakeCoordinator]]:
     """A CoordinatorService on 127.0.0.1:<free port>: its address and the servicer (to inspect what it saw)."""
     servicer = FakeCoordinator()
-    server = grpc.aio.server()
+    server = grpc.aio.server(interceptors=[CredentialInterceptor(TRUST)])
     case_pb2_grpc.add_CoordinatorServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

@@ -15,6 +15,7 @@ from gateway.access import AccessPolicy
 from gateway.interceptors import GuardInterceptor
 from gateway.proxy import proxy_handler
 from gateway.ratelimit import RateLimiter
+from tests.identity import GATEWAY
 
 COORDINATOR = case_pb2.DESCRIPTOR.services_by_name["CoordinatorService"]
 
@@ -34,7 +35,7 @@ async def through_gateway(policy: AccessPolicy) -> AsyncIterator[Gateway]:
     async def start(address: str) -> grpc.aio.Channel:
         upstream = grpc.aio.insecure_channel(address)
         server = grpc.aio.server(interceptors=[GuardInterceptor(policy, RateLimiter(rate_per_s=100.0, burst=100))])
-        server.add_generic_rpc_handlers((proxy_handler({COORDINATOR: upstream}),))
+        server.add_generic_rpc_handlers((proxy_handler({COORDINATOR: upstream}, GATEWAY),))
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
         client = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
@@ -54,7 +55,7 @@ async def test_call_reaches_upstream_with_the_identity(
 ) -> None:
     address, fake = upstream
     stub = case_pb2_grpc.CoordinatorServiceStub(await through_gateway(address))
-    # A caller cannot pose as another agency: x-qingfeng-* comes from the token only.
+    # A caller cannot pose as another agency: the upstream believes only the gateway's signed credential.
     metadata = (*bearer(tokens["police"]), ("x-qingfeng-agency", "case_management"))
     call = stub.ListTasks(case_pb2.ListTasksRequest(case_id="case-7"), metadata=metadata, timeout=5)
     reply = await call
@@ -62,9 +63,11 @@ async def test_call_reaches_upstream_with_the_identity(
     assert reply.tasks[0].description.endswith("for police-1@police_cyber")
     assert ("x-upstream-saw-agency", "police_cyber") in tuple(await call.trailing_metadata())
     [seen] = fake.seen
-    assert seen["x-qingfeng-agency"] == ["police_cyber"]
-    assert seen["x-qingfeng-principal"] == ["police-1"]
-    assert seen["x-qingfeng-roles"] == ["duty_officer,cyber"]
+    [caller] = fake.callers
+    assert (caller.principal, caller.agency, caller.issuer) == ("police-1", "police_cyber", "gateway")
+    assert caller.roles == frozenset({"duty_officer", "cyber"})
+    assert "x-qingfeng-agency" not in seen, "metadata the partner sent is not passed on"
+    assert len(seen["x-qingfeng-credential"]) == 1
     assert "authorization" not in seen, "the partner's token is not passed on"
 
 

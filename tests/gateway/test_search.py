@@ -17,6 +17,7 @@ from qingfeng.v1 import common_pb2, post_pb2, search_pb2, search_pb2_grpc
 
 from gateway.app import Gateway, build_gateway, load_policy
 from gateway.settings import GatewaySettings
+from tests.identity import GATEWAY
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +116,7 @@ async def gateway(es_url: str, policy_file: Path) -> AsyncIterator[tuple[Gateway
             grpc=GrpcSettings(port=0),
             elasticsearch=ElasticsearchSettings(url=es_url, index_prefix=prefix),
         )
-        built = build_gateway(settings, load_policy(settings))
+        built = build_gateway(settings, load_policy(settings), GATEWAY)
         try:
             await built.grpc_server.server.start()
             async with grpc.aio.insecure_channel(f"127.0.0.1:{built.grpc_server.port}") as channel:

@@ -2,7 +2,9 @@
 
 By default the lines go through the gateway (``127.0.0.1:50051``) with the bearer token of a local identity
 (``<state dir>/tokens/analyst``, written by `qingfeng up`); ``--collector HOST:PORT`` talks to the collector directly
-(operators, inside the deployment's network). The file is sent as several ImportPosts streams of ``--chunk-lines``
+(operators, inside the deployment's network), signing each chunk's call with the ``ops-import`` identity's key
+(``<state dir>/pki/keys/ops-import.pem``, or ``--key-file``): the collector believes no unsigned caller.
+The file is sent as several ImportPosts streams of ``--chunk-lines``
 lines, so progress is visible, a failure loses at most one chunk, and ``--skip N`` resumes after the last chunk that
 went through (re-sent posts are recognised by id and counted as duplicates, never indexed twice).
 
@@ -14,10 +16,9 @@ rejections with their line numbers) to stdout. The exit code is 0 when every chu
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
@@ -26,6 +27,8 @@ import grpc
 
 from qingfeng.cli._console import CliError
 from qingfeng.cli.paths import state_dir
+from qingfeng.cli.pki import IMPORT_ISSUER, key_file
+from qingfeng.rpc.credentials import TrustConfigError, load_signer
 from qingfeng.v1 import post_pb2, source_pb2, source_pb2_grpc
 
 __all__ = ["ImportTotals", "add_arguments", "import_file", "run"]
@@ -36,6 +39,7 @@ DEFAULT_CHUNK_LINES: Final = 5_000
 _SHOWN_REJECTIONS: Final = 10
 _PROGRESS_EVERY_S: Final = 0.2
 _MAX_MESSAGE_BYTES: Final = 8 * 1024 * 1024
+_IMPORT_METHOD: Final = "/qingfeng.v1.CollectorService/ImportPosts"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help=f"bearer token for the gateway (default <state dir>/tokens/{DEFAULT_IDENTITY})",
+    )
+    parser.add_argument(
+        "--key-file",
+        type=Path,
+        default=None,
+        help=f"with --collector: the {IMPORT_ISSUER} signing key (default <state dir>/pki/keys/{IMPORT_ISSUER}.pem)",
     )
     parser.add_argument("--source-id", default="", help="source the posts are attributed to (default: import)")
     parser.add_argument("--chunk-lines", type=int, default=DEFAULT_CHUNK_LINES, help="lines per ImportPosts stream")
@@ -146,7 +156,7 @@ def import_file(
     stub: source_pb2_grpc.CollectorServiceStub,
     path: Path,
     *,
-    metadata: Sequence[tuple[str, str]],
+    metadata: Sequence[tuple[str, str]] | Callable[[], Sequence[tuple[str, str]]],
     source_id: str = "",
     chunk_lines: int = DEFAULT_CHUNK_LINES,
     skip: int = 0,
@@ -174,7 +184,9 @@ def import_file(
         while True:
             attempt += 1
             try:
-                response = stub.ImportPosts(requests(), metadata=list(metadata), timeout=timeout_s)
+                # A signed credential lives seconds: each attempt gets a fresh one.
+                call_metadata = metadata() if callable(metadata) else metadata
+                response = stub.ImportPosts(requests(), metadata=list(call_metadata), timeout=timeout_s)
                 break
             except grpc.RpcError as err:
                 code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
@@ -197,10 +209,18 @@ def import_file(
     return totals
 
 
-def _metadata(args: argparse.Namespace) -> list[tuple[str, str]]:
+def _signed(key_file: Path) -> Callable[[], Sequence[tuple[str, str]]]:
+    """Fresh ``ops-import`` credentials for direct calls to the collector, which audits them under that name."""
+    try:
+        signer = load_signer(IMPORT_ISSUER, key_file)
+    except TrustConfigError as err:
+        raise CliError(f"{err} (run `qingfeng up` first to provision it, or pass --key-file)") from err
+    return lambda: signer.metadata(_IMPORT_METHOD)
+
+
+def _metadata(args: argparse.Namespace) -> Sequence[tuple[str, str]] | Callable[[], Sequence[tuple[str, str]]]:
     if args.collector:
-        # Direct calls skip the gateway; the collector audits them under this operator name.
-        return [("x-qingfeng-principal", f"ops:{getpass.getuser()}")]
+        return _signed(args.key_file or key_file(state_dir(), IMPORT_ISSUER))
     token_file: Path = args.token_file or state_dir() / "tokens" / DEFAULT_IDENTITY
     try:
         token = token_file.read_text(encoding="utf-8").strip()

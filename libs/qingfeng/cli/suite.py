@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from qingfeng.cli import tokens
+from qingfeng.cli import pki, tokens
 from qingfeng.cli._console import say, tail
 from qingfeng.cli._process import child_returncode, group_members, read_pid, spawn_detached, stop_group
 from qingfeng.cli.paths import repo_root, state_dir
@@ -60,6 +60,8 @@ def _environment(state: Path) -> dict[str, str]:
     if "QF_GATEWAY_ACCESS_POLICY" not in env:
         env["QF_GATEWAY_ACCESS_POLICY"] = str(tokens.provision(state))
     # Tips are refused without an encryption key; a local suite gets its own, kept in the state dir.
+    # Services believe only signed credentials: the gateway's key and every service's trust file.
+    env.update(pki.identity_environment(state, env))
     if "QF_COLLECTOR_TIP_KEY" not in env and "QF_COLLECTOR_TIP_KEY_FILE" not in env:
         env["QF_COLLECTOR_TIP_KEY_FILE"] = str(tokens.provision_tip_key(state))
     return env

@@ -32,6 +32,7 @@ __all__ = [
     "POSTS_DEADLETTER",
     "PUBLICATIONS",
     "PUBLICATIONS_DEADLETTER",
+    "PUBLICATION_REQUESTS",
     "TASKS",
     "TOPICS",
     "TopicSpec",
@@ -53,6 +54,8 @@ ALERTS: Final = "qingfeng.alerts.v1"
 CASES: Final = "qingfeng.cases.v1"
 # Tasks assigned to partner agencies and their supervision (督办), keyed by task id.
 TASKS: Final = "qingfeng.tasks.v1"
+# What the coordinator asks the publisher to release for a case (``PublicationRequest``), keyed by case id.
+PUBLICATION_REQUESTS: Final = "qingfeng.publication-requests.v1"
 # What the publisher released where (and retractions/corrections), keyed by publication id.
 PUBLICATIONS: Final = "qingfeng.publications.v1"
 # Deliveries to channels that failed for good, with the reason, keyed by publication id.
@@ -72,6 +75,7 @@ TOPICS: Final[Mapping[str, Mapping[str, str]]] = {
     ALERTS: {"retention.ms": str(30 * _DAY_MS)},
     CASES: {"retention.ms": str(30 * _DAY_MS)},
     TASKS: {"retention.ms": str(30 * _DAY_MS)},
+    PUBLICATION_REQUESTS: {"retention.ms": str(30 * _DAY_MS)},
     PUBLICATIONS: {"retention.ms": str(30 * _DAY_MS)},
     PUBLICATIONS_DEADLETTER: {"retention.ms": str(30 * _DAY_MS)},
     AUDIT: {"retention.ms": str(365 * _DAY_MS)},

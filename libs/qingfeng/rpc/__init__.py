@@ -1,6 +1,37 @@
-"""gRPC plumbing every process shares: the aio server with health, reflection and tracing, and its lifecycle."""
+"""gRPC plumbing every process shares: the aio server with health, reflection and tracing, its lifecycle, and the
+verified identity of callers (signed short-lived credentials, one server interceptor)."""
 
+from qingfeng.rpc.auth import CredentialInterceptor
+from qingfeng.rpc.caller import Caller, NoVerifiedCaller, current_caller
+from qingfeng.rpc.credentials import (
+    CREDENTIAL_HEADER,
+    CredentialError,
+    CredentialSigner,
+    TrustConfigError,
+    TrustFile,
+    TrustStore,
+    load_signer,
+)
+from qingfeng.rpc.identity_setup import credential_interceptor, signer_from_settings
 from qingfeng.rpc.lifecycle import ReadinessCheck, run_until_stopped
 from qingfeng.rpc.server import GrpcServer, build_server
 
-__all__ = ["GrpcServer", "ReadinessCheck", "build_server", "run_until_stopped"]
+__all__ = [
+    "CREDENTIAL_HEADER",
+    "Caller",
+    "CredentialError",
+    "CredentialInterceptor",
+    "CredentialSigner",
+    "GrpcServer",
+    "NoVerifiedCaller",
+    "ReadinessCheck",
+    "TrustConfigError",
+    "TrustFile",
+    "TrustStore",
+    "build_server",
+    "credential_interceptor",
+    "current_caller",
+    "load_signer",
+    "run_until_stopped",
+    "signer_from_settings",
+]

@@ -96,8 +96,10 @@ async def run_until_stopped(
         await grpc_server.server.stop(grace_s)
         results = await asyncio.gather(*tasks, return_exceptions=True)
         for result in results:
-            if isinstance(result, BaseException) and result is not failure and not isinstance(
-                result, asyncio.CancelledError
+            if (
+                isinstance(result, BaseException)
+                and result is not failure
+                and not isinstance(result, asyncio.CancelledError)
             ):
                 log.error("background loop failed during shutdown", exc_info=result)
         for cleanup in reversed(cleanups):

@@ -33,9 +33,7 @@ class GrpcServer:
 
     async def set_serving(self, serving: bool) -> None:
         """Report every business service and the overall server ("") as SERVING or NOT_SERVING."""
-        status = (
-            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ("", *self.service_names):
             await self.health.set(name, status)
 

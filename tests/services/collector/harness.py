@@ -8,9 +8,8 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import grpc
 from pydantic import SecretStr
-from qingfeng.rpc import build_server
+from qingfeng.rpc import CredentialInterceptor, build_server
 from qingfeng.settings import DatabaseSettings, GrpcSettings
 from qingfeng.storage import create_engine, run_migrations
 from qingfeng.text import default_enricher
@@ -23,6 +22,7 @@ from services.collector.pipeline import Pipeline
 from services.collector.registry import BUILTIN_SOURCES
 from services.collector.server import CollectorServicer
 from services.collector.settings import CollectorTopics, PipelineSettings
+from tests.identity import TRUST, signed_channel
 from tests.services.collector.fakes import FakeProducer
 
 TOPICS = CollectorTopics(posts="t.posts", posts_deadletter="t.posts.dl", deadletter="t.dl")
@@ -49,7 +49,8 @@ def pipeline_over(sink: FakeProducer) -> Pipeline:
 
 @asynccontextmanager
 async def serving(servicer: CollectorServicer) -> AsyncIterator[source_pb2_grpc.CollectorServiceStub]:
-    """``servicer`` on a loopback port; a stub connected to it."""
+    """``servicer`` on a loopback port behind the credential check; a stub whose calls carry the analyst's
+    credential unless a call brings its own (``tests.identity.as_caller``)."""
     server = build_server(
         GrpcSettings(port=0),
         services=[
@@ -58,9 +59,10 @@ async def serving(servicer: CollectorServicer) -> AsyncIterator[source_pb2_grpc.
                 lambda s: source_pb2_grpc.add_CollectorServiceServicer_to_server(servicer, s),
             )
         ],
+        interceptors=[CredentialInterceptor(TRUST)],
     )
     await server.server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    channel = signed_channel(f"127.0.0.1:{server.port}")
     try:
         yield source_pb2_grpc.CollectorServiceStub(channel)
     finally:

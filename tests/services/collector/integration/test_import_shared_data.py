@@ -21,6 +21,7 @@ import pytest
 from cryptography.fernet import Fernet
 from elasticsearch import AsyncElasticsearch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from qingfeng.cli.pki import IMPORT_ISSUER, key_file, provision_identities
 from qingfeng.elastic import IndexNames
 
 from services.collector.settings import CollectorSettings
@@ -41,8 +42,10 @@ def _free_port() -> int:
 
 def _environment(settings: CollectorSettings, tmp_path: Path, port: int) -> dict[str, str]:
     topics = settings.topics
+    trust = provision_identities(tmp_path / "state")  # the ops-import key the CLI signs with, and the trust file
     return {
         **os.environ,
+        "QF_COLLECTOR_IDENTITY__TRUST_FILE": str(trust),
         "PYTHONPATH": str(REPO),
         "QF_COLLECTOR_ROLE": "all",
         "QF_COLLECTOR_GRPC__PORT": str(port),
@@ -107,7 +110,7 @@ async def collector(settings: CollectorSettings, tmp_path: Path) -> AsyncIterato
 
 
 async def test_import_of_the_shared_data_indexes_every_post_once(
-    shared_data: Path, settings: CollectorSettings, es: AsyncElasticsearch, collector: str
+    shared_data: Path, settings: CollectorSettings, es: AsyncElasticsearch, collector: str, tmp_path: Path
 ) -> None:
     data = shared_data / POSTS_FILE
     if not data.is_file():
@@ -115,6 +118,7 @@ async def test_import_of_the_shared_data_indexes_every_post_once(
     cli = Path(sys.executable).with_name("qingfeng")
     importer = await asyncio.create_subprocess_exec(
         str(cli), "import", str(data), "--collector", collector, "--quiet",
+        "--key-file", str(key_file(tmp_path / "state", IMPORT_ISSUER)),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(importer.communicate(), 150)

@@ -31,12 +31,6 @@ from services.collector.tips import TipCipher, TipDesk
 from tests.services.collector.fakes import FakeProducer as Sink
 from tests.services.collector.harness import NOW, TOPICS, migrated_store, pipeline_over, serving
 
-ANALYST = (
-    ("x-qingfeng-principal", "analyst"),
-    ("x-qingfeng-agency", "opinion_office"),
-    ("x-qingfeng-roles", "analyst"),
-)
-
 
 class Env:
     def __init__(self, stub: source_pb2_grpc.CollectorServiceStub, sink: Sink, store: SqlStore, url: str) -> None:
@@ -87,7 +81,7 @@ def error_reason(err: grpc.aio.AioRpcError) -> str:
 
 
 async def test_create_get_and_defaults(env: Env) -> None:
-    created = (await env.stub.CreateSource(source_pb2.CreateSourceRequest(source=rss()), metadata=ANALYST)).source
+    created = (await env.stub.CreateSource(source_pb2.CreateSourceRequest(source=rss()))).source
     assert created.id == "hz-daily" and created.respect_robots_txt
     assert created.schedule_interval.ToSeconds() == 900 and created.max_attempts == 3
     assert created.status.HasField("next_fetch_at")  # due at the next tick
@@ -177,7 +171,7 @@ async def test_update_with_a_mask_changes_only_the_named_fields(env: Env) -> Non
     patch = source_pb2.Source(id="hz-daily", name="新名字", url="https://other.example.cn/feed")
     updated = (
         await env.stub.UpdateSource(
-            source_pb2.UpdateSourceRequest(source=patch, update_mask=FieldMask(paths=["name"])), metadata=ANALYST
+            source_pb2.UpdateSourceRequest(source=patch, update_mask=FieldMask(paths=["name"]))
         )
     ).source
     assert updated.name == "新名字" and updated.url == "https://news.example.cn/rss"
@@ -263,7 +257,7 @@ async def test_import_counts_accepted_duplicate_and_rejected(env: Env) -> None:
     post = post_pb2.Post(native_id="n9", text="道路施工通知：城东道路封闭施工一周，请绕行")
     requests = [source_pb2.ImportPostsRequest(jsonl_line=line) for line in lines]
     requests.append(source_pb2.ImportPostsRequest(post=post))
-    response = await env.stub.ImportPosts(_stream(*requests), metadata=ANALYST)
+    response = await env.stub.ImportPosts(_stream(*requests))
     summary = response.summary
     assert (summary.accepted, summary.duplicate, summary.rejected) == (3, 2, 1)
     assert [(r.index, r.reason) for r in summary.rejections] == [(3, post_pb2.DEAD_LETTER_REASON_MALFORMED)]
@@ -283,10 +277,10 @@ async def test_import_into_an_unknown_source_is_not_found(env: Env) -> None:
 
 
 async def test_changes_are_audited_with_the_caller(env: Env) -> None:
-    await env.stub.CreateSource(source_pb2.CreateSourceRequest(source=rss()), metadata=ANALYST)
-    await env.stub.PauseSource(source_pb2.PauseSourceRequest(id="hz-daily", reason="站方要求"), metadata=ANALYST)
+    await env.stub.CreateSource(source_pb2.CreateSourceRequest(source=rss()))
+    await env.stub.PauseSource(source_pb2.PauseSourceRequest(id="hz-daily", reason="站方要求"))
     await env.stub.ImportPosts(
-        _stream(source_pb2.ImportPostsRequest(jsonl_line=line("1", "某局长受贿"))), metadata=ANALYST
+        _stream(source_pb2.ImportPostsRequest(jsonl_line=line("1", "某局长受贿")))
     )
     engine = create_engine(DatabaseSettings(url=SecretStr(env.url)))
     try:

@@ -15,12 +15,13 @@ from qingfeng.v1 import common_pb2, source_pb2
 from sqlalchemy import select
 
 from services.collector.adapters.sql import SqlStore, tips_table
-from services.collector.callers import Caller, caller_from_metadata
+from services.collector.callers import Caller
 from services.collector.errors import FailedPrecondition, InvalidArgument
 from services.collector.registry import TIP_SOURCE_ID
 from services.collector.server import CollectorServicer
 from services.collector.settings import CollectorSettings
 from services.collector.tips import TipCipher, TipDesk, generate_tip_key
+from tests.identity import as_caller
 from tests.services.collector.fakes import FakeProducer as Sink
 from tests.services.collector.harness import NOW, TOPICS, migrated_store, pipeline_over, serving
 
@@ -144,16 +145,18 @@ async def test_invalid_tips_name_their_fields(desk: Desk) -> None:
     assert {v.field for v in err.value.violations} == {"text", "origin", "url"}
 
 
-def test_roles_come_from_gateway_metadata() -> None:
-    caller = caller_from_metadata(
-        [
-            ("x-qingfeng-principal", "p"),
-            ("x-qingfeng-agency", "case_management"),
-            ("x-qingfeng-roles", "a, see_submitter"),
-        ]
+async def test_forged_roles_in_metadata_are_not_believed(desk: Desk) -> None:
+    """The whistleblower stays hidden from a caller who merely claims ``see_submitter`` in metadata."""
+    servicer = CollectorServicer(desk.store, pipeline_over(Sink()), desk.desk, lambda *a, **k: None)
+    forged = (
+        ("x-qingfeng-principal", "p"),
+        ("x-qingfeng-agency", "case_management"),
+        ("x-qingfeng-roles", "see_submitter"),
     )
-    assert caller == Caller("p", "case_management", frozenset({"a", "see_submitter"}))
-    assert caller_from_metadata(None) == Caller()
+    async with serving(servicer) as stub:
+        submitted = await stub.SubmitTip(tip())
+        view = (await stub.GetTip(source_pb2.GetTipRequest(id=submitted.tip_id), metadata=forged)).tip
+        assert view.has_submitter and not view.HasField("submitter")
 
 
 async def test_submit_tip_over_grpc_without_a_key_is_failed_precondition(desk: Desk) -> None:
@@ -169,12 +172,14 @@ async def test_submit_tip_over_grpc_without_a_key_is_failed_precondition(desk: D
 
 async def test_get_tip_over_grpc_shows_the_submitter_only_to_see_submitter(desk: Desk) -> None:
     servicer = CollectorServicer(desk.store, pipeline_over(Sink()), desk.desk, lambda *a, **k: None)
-    informant = [("x-qingfeng-principal", "collector-7"), ("x-qingfeng-agency", "opinion_office")]
-    officer = [*informant, ("x-qingfeng-roles", "see_submitter")]
+    submit, get = "/qingfeng.v1.CollectorService/SubmitTip", "/qingfeng.v1.CollectorService/GetTip"
+    informant = as_caller(submit, principal="collector-7", agency="opinion_office")
+    informant_get = as_caller(get, principal="collector-7", agency="opinion_office")
+    officer = as_caller(get, principal="case-officer", agency="opinion_office", roles=("see_submitter",))
     async with serving(servicer) as stub:
         submitted = await stub.SubmitTip(tip(), metadata=informant)
         assert submitted.tip_id
-        hidden = (await stub.GetTip(source_pb2.GetTipRequest(id=submitted.tip_id), metadata=informant)).tip
+        hidden = (await stub.GetTip(source_pb2.GetTipRequest(id=submitted.tip_id), metadata=informant_get)).tip
         assert hidden.has_submitter and not hidden.HasField("submitter")
         assert hidden.post.id == submitted.post.id and hidden.submitted_by == "collector-7"
         shown = (await stub.GetTip(source_pb2.GetTipRequest(id=submitted.tip_id), metadata=officer)).tip

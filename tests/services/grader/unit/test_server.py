@@ -15,7 +15,7 @@ import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
-from qingfeng.rpc import build_server
+from qingfeng.rpc import CredentialInterceptor, build_server
 from qingfeng.settings import GrpcSettings
 from qingfeng.storage import build_engine, read_audit, run_migrations, session_factory
 from qingfeng.v1 import common_pb2, event_pb2, event_pb2_grpc
@@ -27,10 +27,10 @@ from services.grader.core import GraderConfig
 from services.grader.server import GraderServicer
 from services.grader.settings import CheckpointSettings
 from services.grader.state import EngineOwner
+from tests.identity import TRUST, signed_channel
 from tests.services.grader.unit.test_state import T0, FakeAlertLog, FakeIndex, FakeSink, feed, story
 
 W = common_pb2.WarningLevel
-ALICE = (("x-qingfeng-principal", "alice"), ("x-qingfeng-agency", "opinion_office"))
 
 BAD_POLICY = """\
 kind: grading-policy
@@ -82,9 +82,11 @@ async def service(tmp_path: Path) -> AsyncIterator[Service]:
                 lambda s: event_pb2_grpc.add_GraderServiceServicer_to_server(servicer, s),
             )
         ],
+        interceptors=[CredentialInterceptor(TRUST)],
     )
     await server.server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    # Every call carries a gateway credential for alice of the opinion office.
+    channel = signed_channel(f"127.0.0.1:{server.port}", principal="alice", agency="opinion_office", roles=())
     try:
         yield Service(event_pb2_grpc.GraderServiceStub(channel), owner, sink, url)
     finally:
@@ -126,7 +128,7 @@ async def test_a_policy_missing_its_version_is_answered_not_hung(service: Servic
 
 
 async def test_invalid_update_changes_nothing(service: Service) -> None:
-    response = await service.stub.UpdatePolicy(event_pb2.UpdatePolicyRequest(yaml=BAD_POLICY), metadata=ALICE)
+    response = await service.stub.UpdatePolicy(event_pb2.UpdatePolicyRequest(yaml=BAD_POLICY))
     assert not response.applied and response.errors
     assert response.errors[0].line == 10
     active = await service.stub.GetPolicy(event_pb2.GetPolicyRequest())
@@ -147,17 +149,17 @@ async def test_the_active_version_cannot_be_reused(service: Service) -> None:
 
 async def test_dry_run_then_apply_a_policy(service: Service) -> None:
     text = THREE_TIER_POLICY.read_text(encoding="utf-8")
-    dry = await service.stub.UpdatePolicy(event_pb2.UpdatePolicyRequest(yaml=text, dry_run=True), metadata=ALICE)
+    dry = await service.stub.UpdatePolicy(event_pb2.UpdatePolicyRequest(yaml=text, dry_run=True))
     assert not dry.applied and not dry.errors and dry.policy.version == "three-tier.v1"
     assert (await service.stub.GetPolicy(event_pb2.GetPolicyRequest())).policy.version == "four-level.v1"
 
     stale = event_pb2.UpdatePolicyRequest(yaml=text, expected_active_version="nope")
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await service.stub.UpdatePolicy(stale, metadata=ALICE)
+        await service.stub.UpdatePolicy(stale)
     assert err.value.code() == grpc.StatusCode.ABORTED
 
     applied = await service.stub.UpdatePolicy(
-        event_pb2.UpdatePolicyRequest(yaml=text, expected_active_version="four-level.v1"), metadata=ALICE
+        event_pb2.UpdatePolicyRequest(yaml=text, expected_active_version="four-level.v1")
     )
     assert applied.applied and applied.policy.activated_by.id == "alice"
     assert applied.policy.activated_by.agency == common_pb2.AGENCY_OPINION_OFFICE
@@ -181,7 +183,7 @@ async def test_override_is_visible_alerted_and_audited_then_cleared(service: Ser
     request = event_pb2.OverrideLevelRequest(
         event_id="ev-p0", level=W.WARNING_LEVEL_RED, reason="市委领导批示", ttl=Duration(seconds=3600)
     )
-    response = await service.stub.OverrideLevel(request, metadata=ALICE)
+    response = await service.stub.OverrideLevel(request)
     assert response.event.level == W.WARNING_LEVEL_RED
     got = (await service.stub.GetEvent(event_pb2.GetEventRequest(id="ev-p0"))).event
     assert got.grade.override.level == W.WARNING_LEVEL_RED and got.grade.override.reason == "市委领导批示"
@@ -191,7 +193,7 @@ async def test_override_is_visible_alerted_and_audited_then_cleared(service: Ser
     assert ("alice", "event.override", "ev-p0", "opinion_office") in await _audit(service.url)
 
     cleared = await service.stub.OverrideLevel(
-        event_pb2.OverrideLevelRequest(event_id="ev-p0", reason="批示已落实"), metadata=ALICE
+        event_pb2.OverrideLevelRequest(event_id="ev-p0", reason="批示已落实")
     )
     assert not cleared.event.grade.HasField("override") and cleared.event.level == W.WARNING_LEVEL_ORANGE
     assert ("alice", "event.override_cleared", "ev-p0", "opinion_office") in await _audit(service.url)
