@@ -58,7 +58,8 @@ def _cn_time(moment: datetime, tz: tzinfo) -> str:
 
 def _cn_duration(span: timedelta) -> str:
     minutes = max(0, round(span.total_seconds() / 60))
-    days, rest = divmod(minutes, 24 * 60)
+    # Clocks are hours in the source documents ("24小时内辟谣"), so days only start beyond three of them.
+    days, rest = divmod(minutes, 24 * 60) if minutes >= 72 * 60 else (0, minutes)
     hours, mins = divmod(rest, 60)
     parts = [f"{days}天" if days else "", f"{hours}小时" if hours else "", f"{mins}分钟" if mins else ""]
     return "".join(parts) or "0分钟"
