@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from qingfeng.rpc.caller import Caller
+from qingfeng.safe_yaml import SafeYamlError, load_yaml
 
 __all__ = [
     "CREDENTIAL_HEADER",
@@ -188,9 +189,9 @@ def parse_trust(text: str, *, source: str = "<string>") -> TrustStore:
     if len(text.encode("utf-8")) > _MAX_TRUST_BYTES:
         raise TrustConfigError(f"{source}: larger than {_MAX_TRUST_BYTES} bytes")
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise TrustConfigError(f"{source}: not valid YAML: {exc}") from exc
+        raw = load_yaml(text, source=source, max_bytes=_MAX_TRUST_BYTES)
+    except SafeYamlError as exc:
+        raise TrustConfigError(str(exc)) from exc
     try:
         model = _TrustModel.model_validate(raw)
     except ValidationError as exc:
