@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from services.coordinator.reports import RapidReport, StatisticsReport
+from tests.services.coordinator.reports.poppler import Poppler
 from tests.services.coordinator.reports.samples import sample_rapid_report, sample_statistics_report
 
 
@@ -31,16 +31,6 @@ def rapid_report() -> RapidReport:
 @pytest.fixture
 def statistics_report() -> StatisticsReport:
     return sample_statistics_report()
-
-
-@dataclass(frozen=True)
-class Poppler:
-    """Paths of the poppler-utils programs the PDF tests call."""
-
-    pdftoppm: str
-    pdffonts: str
-    pdftotext: str
-    pdfimages: str
 
 
 @pytest.fixture(scope="session")
