@@ -52,8 +52,9 @@ def _cn_date(day: date) -> str:
 
 
 def _cn_time(moment: datetime, tz: tzinfo) -> str:
+    """Month, day and minute in ``tz``, kept on one line in a table cell."""
     local = moment.astimezone(tz)
-    return f"{local.month}月{local.day}日 {local:%H:%M}"
+    return f'<span class="time">{local.month}月{local.day}日 {local:%H:%M}</span>'
 
 
 def _cn_duration(span: timedelta) -> str:
@@ -144,7 +145,7 @@ def render_rapid_report_html(report: RapidReport, *, tz: tzinfo = BEIJING) -> st
     timeline = _table(
         ("时间", "经过", "依据"),
         (
-            (f'<span class="time">{_cn_time(entry.at, tz)}</span>', _e(entry.claim.text), cites.cite(entry.claim))
+            (_cn_time(entry.at, tz), _e(entry.claim.text), cites.cite(entry.claim))
             for entry in sorted(report.timeline, key=lambda entry: entry.at)
         ),
     )
@@ -261,7 +262,7 @@ def render_statistics_html(report: StatisticsReport, *, tz: tzinfo = BEIJING) ->
         f'<div class="issue">{_e(report.title)}</div>\n',
         '<div class="meta">',
         f"<span>统计期间：{period}</span>",
-        f'<span class="docref">{_cn_date(generated.date())} {generated:%H:%M} 生成</span>',
+        f"<span>{_cn_date(generated.date())} {generated:%H:%M} 生成</span>",
         "</div>\n",
         f"<p>本期共新增舆情案件{report.cases_opened}件，逾期任务{len(report.overdue_tasks)}项，"
         f"报送上级{len(report.reported_items)}件，领导批示{len(report.instructions)}件。</p>\n",

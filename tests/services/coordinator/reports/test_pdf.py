@@ -1,5 +1,5 @@
-"""The PDFs really show the Chinese text: CJK fonts embedded, text extractable, and ink where a box-only rendering
-has little.
+"""The PDFs really show the Chinese text: CJK fonts embedded, text extractable, and on the page as many different
+glyph shapes as there are different characters (a missing glyph is drawn as the same .notdef box every time).
 
 The negative rendering runs in a child process whose fontconfig knows one Latin font only, so every Chinese
 character becomes a .notdef box there; the same child shows that our renderer refuses to produce such a PDF.
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops
 
 from services.coordinator.reports import (
     RapidReport,
@@ -81,17 +81,50 @@ def _text(poppler: Poppler, pdf: Path) -> str:
     return re.sub(r"\s+", "", _run(poppler.pdftotext, "-enc", "UTF-8", str(pdf), "-"))
 
 
+_SCALE = 2  # render at 144 dpi: 2 pixels per PDF point
+_WORD = re.compile(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>')
+
+
 def _first_page_png(poppler: Poppler, pdf: Path) -> Path:
     prefix = pdf.with_suffix("")
-    _run(poppler.pdftoppm, "-r", "72", "-gray", "-singlefile", "-f", "1", "-l", "1", "-png", str(pdf), str(prefix))
+    dpi = str(72 * _SCALE)
+    _run(poppler.pdftoppm, "-r", dpi, "-gray", "-singlefile", "-f", "1", "-l", "1", "-png", str(pdf), str(prefix))
     return prefix.with_suffix(".png")
 
 
-def _ink(png: Path) -> int:
-    """Total darkness of a page: 0 for white, 255 per fully black pixel."""
-    with Image.open(png) as image:
-        pixels = image.convert("L").tobytes()
-    return 255 * len(pixels) - sum(pixels)
+def _word_box(poppler: Poppler, pdf: Path, word: str) -> tuple[int, int, int, int]:
+    """Where pdftotext finds ``word`` on page 1, in pixels of ``_first_page_png``."""
+    for *corners, text in _WORD.findall(_run(poppler.pdftotext, "-f", "1", "-l", "1", "-bbox", str(pdf), "-")):
+        if text == word:
+            x0, y0, x1, y1 = (round(float(value) * _SCALE) for value in corners)
+            return x0, y0, x1, y1
+    raise AssertionError(f"{word!r} not found on page 1 of {pdf.name}")
+
+
+def _glyph_shapes(png: Path, box: tuple[int, int, int, int]) -> list[Image.Image]:
+    """The ink blobs of one line of text, split at blank columns and scaled to 32x32 for comparison."""
+    with Image.open(png) as page:
+        line = page.convert("L").crop(box)
+    width, height = line.size
+    pixels = line.tobytes()
+    inked = [any(pixels[y * width + x] < 128 for y in range(height)) for x in range(width)]
+    shapes, start = [], None
+    for x, ink in enumerate([*inked, False]):
+        if ink and start is None:
+            start = x
+        elif not ink and start is not None:
+            shapes.append(line.crop((start, 0, x, height)).resize((32, 32)))
+            start = None
+    return shapes
+
+
+def _distinct(shapes: list[Image.Image]) -> int:
+    """How many different shapes there are: two blobs are the same when they differ by < 8/255 per pixel."""
+    kinds: list[Image.Image] = []
+    for shape in shapes:
+        if all(sum(ImageChops.difference(shape, kind).tobytes()) / (32 * 32) >= 8 for kind in kinds):
+            kinds.append(shape)
+    return len(kinds)
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -133,9 +166,12 @@ def test_rapid_report_pdf_draws_the_chinese_text(
     assert isinstance(outcome["glyphs"], str) and "舆" in outcome["glyphs"] and "情" in outcome["glyphs"]
     assert not any("CJK" in name for name, _, _ in _fonts(poppler, boxes))
 
-    # Chinese glyphs are dense strokes; a .notdef box is a thin outline. Real text carries far more ink.
-    drawn, boxed = _ink(_first_page_png(poppler, pdf)), _ink(_first_page_png(poppler, boxes))
-    assert drawn > 1.4 * boxed, (drawn, boxed)
+    # Real characters are different shapes; .notdef boxes are one shape repeated. Count the shapes in the title line.
+    characters = len(set(TITLE))
+    drawn = _distinct(_glyph_shapes(_first_page_png(poppler, pdf), _word_box(poppler, pdf, TITLE)))
+    boxed = _distinct(_glyph_shapes(_first_page_png(poppler, boxes), _word_box(poppler, boxes, TITLE)))
+    assert boxed <= 2, f"the box rendering should repeat one shape, found {boxed}: the check would not catch boxes"
+    assert drawn >= 0.75 * characters, f"{drawn} distinct glyph shapes for {characters} distinct characters"
 
 
 @pytest.mark.usefixtures("pdf_renderer")
