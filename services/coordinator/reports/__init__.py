@@ -25,8 +25,9 @@ Render them (times shown in Beijing time unless ``tz=`` says otherwise):
 - ``render_rapid_report_pdf(report) -> bytes`` and ``render_statistics_pdf(report) -> bytes``: WeasyPrint, fonts
   "Noto Serif CJK SC" / "Noto Sans CJK SC" (Debian ``fonts-noto-cjk``). CPU-bound and synchronous: from async
   code call ``render_rapid_report_pdf_async`` / ``render_statistics_pdf_async`` (a worker thread). They raise
-  ``FontsMissing`` when the fonts are not installed and ``MissingGlyphs`` when some character has no glyph in any
-  installed font, rather than return a PDF with boxes; both are ``PdfRenderError`` (map to INTERNAL).
+  ``FontsMissing`` when the fonts are not installed and ``MissingGlyphs`` when a letter or digit has no glyph in
+  any installed font, rather than return a PDF with boxes (a missing emoji or other symbol is only logged); both are
+  ``PdfRenderError`` (map to INTERNAL). ``html_to_pdf`` / ``html_to_pdf_async`` render any self-contained HTML.
 - ``check_fonts()`` raises ``FontsMissing`` early, e.g. from a health check at start-up.
 """
 

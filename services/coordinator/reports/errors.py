@@ -5,7 +5,7 @@
     │                            citing no post, a naive datetime, a negative reach
     └── PdfRenderError           the PDF could not be made faithfully
         ├── FontsMissing         a required CJK font family is not installed (Debian ``fonts-noto-cjk``)
-        └── MissingGlyphs        the layout needed a glyph no installed font has; the PDF would show boxes
+        └── MissingGlyphs        a letter or digit has no glyph in any installed font; the PDF would show boxes
 
 The coordinator maps ``InvalidReport`` to INVALID_ARGUMENT / FAILED_PRECONDITION and ``PdfRenderError`` to
 INTERNAL (a deployment fault, not the caller's).
@@ -38,7 +38,7 @@ class FontsMissing(PdfRenderError):
 
 
 class MissingGlyphs(PdfRenderError):
-    """The text needed characters that no installed font can draw (they would appear as .notdef boxes)."""
+    """The text has letters or digits no installed font can draw (they would appear as .notdef boxes)."""
 
     def __init__(self, characters: str) -> None:
         self.characters = characters

@@ -2,7 +2,8 @@
 
 Two guards keep a PDF from silently showing boxes (.notdef) instead of Chinese: before rendering, the Noto CJK
 families must be known to fontconfig (else ``FontsMissing``); while rendering, WeasyPrint reports every character
-no font could draw, and any such character fails the render (``MissingGlyphs``).
+no font could draw, and a missing letter or digit of any script fails the render (``MissingGlyphs``). A missing
+symbol (an emoji in a quoted post, say) is only logged: it carries no fact, and a report must not fail over it.
 
 WeasyPrint is synchronous and CPU-bound (tens of milliseconds per page with HarfBuzz subsetting, seconds without
 Debian's ``libharfbuzz-subset0``), so async callers use the ``*_async`` functions, which run it in a worker thread.
@@ -16,6 +17,7 @@ import asyncio
 import functools
 import logging
 import threading
+import unicodedata
 from datetime import tzinfo
 from types import ModuleType
 
@@ -24,6 +26,7 @@ from services.coordinator.reports.errors import FontsMissing, MissingGlyphs, Pdf
 from services.coordinator.reports.html import BEIJING, render_rapid_report_html, render_statistics_html
 from services.coordinator.reports.model import RapidReport, StatisticsReport
 
+_LOG = logging.getLogger(__name__)
 _RENDER_LOCK = threading.Lock()
 _WEASYPRINT_LOGGER = "weasyprint"
 _NOTDEF_MESSAGE = ".notdef glyph rendered"
@@ -88,8 +91,8 @@ class _NotdefCollector(logging.Handler):
 def html_to_pdf(html: str, *, require_fonts: bool = True) -> bytes:
     """The PDF of one self-contained HTML document. No URL is fetched: every resource must be inline.
 
-    Raises ``FontsMissing`` (when ``require_fonts``) and ``MissingGlyphs``; the latter always, because a PDF with
-    boxes where the text should be must never reach a leader.
+    Raises ``FontsMissing`` (when ``require_fonts``) and ``MissingGlyphs`` for a letter or digit no font has; the
+    latter always, because a PDF with boxes where the text should be must never reach a leader.
     """
     weasyprint = _weasyprint()
     if require_fonts:
@@ -109,8 +112,11 @@ def html_to_pdf(html: str, *, require_fonts: bool = True) -> bytes:
         finally:
             logger.removeHandler(collector)
             logger.setLevel(previous_level)
+    words = "".join(c for c in collector.characters if unicodedata.category(c)[0] in "LN")
+    if words:
+        raise MissingGlyphs(words)
     if collector.characters:
-        raise MissingGlyphs("".join(collector.characters))
+        _LOG.warning("PDF drawn with .notdef boxes for symbols no font has: %s", " ".join(collector.characters))
     if not isinstance(pdf, bytes):
         raise PdfRenderError(f"WeasyPrint returned {type(pdf).__name__}, not bytes")
     return pdf

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 from PIL import Image, ImageChops
 
 from services.coordinator.reports import (
+    MissingGlyphs,
     RapidReport,
     StatisticsReport,
     html_to_pdf,
@@ -220,3 +222,16 @@ async def test_async_rendering_leaves_the_loop_free(rapid_report: RapidReport) -
     assert all(pdf.startswith(b"%PDF-") for pdf in pdfs)
     # A blocking render would freeze the ticker for the whole time; in a thread it keeps beating.
     assert ticks >= max(3, elapsed / 0.005 / 10), (ticks, elapsed)
+
+
+@pytest.mark.usefixtures("pdf_renderer")
+def test_a_letter_without_glyph_fails_a_symbol_does_not(caplog: pytest.LogCaptureFixture) -> None:
+    page = '<!DOCTYPE html><html lang="zh-CN"><body><p>局长 {}</p></body></html>'
+    # U+13000 is a letter (Egyptian hieroglyph A001) that neither Noto CJK nor DejaVu draws.
+    with pytest.raises(MissingGlyphs, match="U\\+13000") as raised:
+        html_to_pdf(page.format("\U00013000"))
+    assert raised.value.characters == "\U00013000"
+    # U+0378 is unassigned: there is nothing to draw, so the report goes out and the box is logged.
+    with caplog.at_level(logging.WARNING, logger="services.coordinator.reports.pdf"):
+        assert html_to_pdf(page.format("\u0378")).startswith(b"%PDF-")
+    assert "\u0378" in caplog.text
