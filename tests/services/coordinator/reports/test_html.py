@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
@@ -172,3 +173,10 @@ def test_statistics_follow_the_scheme(statistics_report: StatisticsReport, schem
     levels = _rows(render_statistics_html(dataclasses.replace(statistics_report, scheme=scheme)), "一、案件分级统计")
     assert ("较大" in levels) == (scheme is LevelScheme.THREE_TIER)
     assert ("黄色预警（较重）" in levels) == (scheme is LevelScheme.FOUR_COLOR)
+
+
+def test_long_durations_in_days(statistics_report: StatisticsReport) -> None:
+    clock = dataclasses.replace(statistics_report.clocks[1], met=1, worst=timedelta(days=4, hours=2, minutes=1))
+    report = dataclasses.replace(statistics_report, clocks=(statistics_report.clocks[0], clock))
+    clocks = _rows(render_statistics_html(report), "二、响应时限")
+    assert "4天2小时1分钟" in clocks and "24小时" in clocks
