@@ -7,10 +7,10 @@ the environment is here; nothing else in the service looks at ``os.environ``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 from qingfeng.kafka import DEADLETTER, POSTS, POSTS_DEADLETTER
 from qingfeng.settings import (
     DatabaseSettings,
@@ -20,7 +20,17 @@ from qingfeng.settings import (
     service_settings_config,
 )
 
-__all__ = ["CollectorSettings", "CollectorTopics", "DedupeSettings", "IndexerSettings", "PipelineSettings", "Role"]
+from services.collector.fetch.addresses import AddressPolicy
+
+__all__ = [
+    "CollectorSettings",
+    "CollectorTopics",
+    "DedupeSettings",
+    "FetchSettings",
+    "IndexerSettings",
+    "PipelineSettings",
+    "Role",
+]
 
 # all: collect (gRPC API, scheduler, pipeline) and index in one process; fetch: collect only; index: index only.
 Role = Literal["all", "fetch", "index"]
@@ -71,6 +81,31 @@ class IndexerSettings(_Group):
     retry_backoff_max_s: float = Field(default=30.0, gt=0)
 
 
+class FetchSettings(_Group):
+    """What the fetcher may connect to besides the public internet (the SSRF guard, fetch/addresses.py)."""
+
+    # Networks (10.20.0.0/16, 127.0.0.1, ::1) and exact host names whose non-public addresses may be fetched,
+    # comma-separated in the environment: QF_COLLECTOR_FETCH__ALLOW=10.20.0.0/16,mastodon.internal. Empty in
+    # production: loopback, private, link-local (cloud metadata) and other non-global addresses are refused.
+    allow: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("allow", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("allow")
+    @classmethod
+    def _valid(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        AddressPolicy.parse(value)  # a typo in a network fails at start, naming the entry
+        return value
+
+    def address_policy(self) -> AddressPolicy:
+        return AddressPolicy.parse(self.allow)
+
+
 class CollectorSettings(ServiceSettings):
     """The collector process: its role, stores, topics, pipeline limits and the tip key."""
 
@@ -85,6 +120,7 @@ class CollectorSettings(ServiceSettings):
     pipeline: PipelineSettings = PipelineSettings()
     dedupe: DedupeSettings = DedupeSettings()
     indexer: IndexerSettings = IndexerSettings()
+    fetch: FetchSettings = FetchSettings()
     # Fernet key (32 url-safe base64 bytes) encrypting tip submitters at rest. Without a key (here or in
     # tip_key_file) the collector refuses tips: it never stores a submitter in plain text.
     tip_key: SecretStr | None = None

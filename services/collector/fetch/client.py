@@ -16,19 +16,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 from qingfeng.v1 import source_pb2
 
+from services.collector.fetch.addresses import AddressPolicy
 from services.collector.fetch.charset import decode_body
 from services.collector.fetch.errors import (
     Disallowed,
     FetchError,
     HttpStatusError,
+    Refused,
     TooLarge,
     TransportFailure,
     Undecodable,
 )
+from services.collector.fetch.guard import AddressRefused, Resolver, guarded_transport
 from services.collector.fetch.limits import Clock, HostLimiter, Sleep
+from services.collector.fetch.origin import Credentials
 from services.collector.fetch.retry import RETRYABLE_STATUSES, Backoff, parse_retry_after
 from services.collector.fetch.robots import MAX_ROBOTS_BYTES, RobotsCache, RobotsFile
 from services.collector.ports import FetchState
@@ -36,6 +41,8 @@ from services.collector.ports import FetchState
 __all__ = ["DEFAULT_USER_AGENT", "FetchResponse", "Fetcher", "FetcherConfig", "Politeness"]
 
 _log = logging.getLogger(__name__)
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 DEFAULT_USER_AGENT = "QingfengCollector/0.1 (+https://github.com/qingfeng; public-opinion monitoring; polite crawler)"
 
@@ -60,6 +67,8 @@ class FetcherConfig:
     robots_ttl_s: float = 3600.0
     robots_error_ttl_s: float = 300.0
     max_redirects: int = 5
+    # Which non-public addresses may be fetched (see addresses.py). Empty: the public internet only.
+    address_policy: AddressPolicy = field(default_factory=AddressPolicy)
 
 
 @dataclass(frozen=True)
@@ -120,7 +129,11 @@ class _Raw:
 
 class Fetcher:
     """Conditional GET with robots.txt, per-host limits, retries and a size limit. Use as an async context manager
-    or call ``aclose``. ``clock``/``sleep``/``now``/``random`` are injectable so tests need no real waiting."""
+    or call ``aclose``. ``clock``/``sleep``/``now``/``random`` are injectable so tests need no real waiting.
+
+    Every connection of the default client goes through the SSRF guard (``guard.py``) with ``config.address_policy``;
+    ``resolver`` and ``network_backend`` replace the system resolver and the socket layer under it (tests record
+    connection attempts there). Redirects are followed here, hop by hop, so credentials stay on their origin."""
 
     def __init__(
         self,
@@ -131,13 +144,16 @@ class Fetcher:
         sleep: Sleep = asyncio.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         random_fn: Callable[[], float] = random.random,
+        resolver: Resolver | None = None,
+        network_backend: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
         self.config = config or FetcherConfig()
         cfg = self.config
         self._client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(cfg.read_timeout_s, connect=cfg.connect_timeout_s),
-            follow_redirects=True,
-            max_redirects=cfg.max_redirects,
+            transport=guarded_transport(cfg.address_policy, resolver=resolver, inner=network_backend),
+            # No proxy from the environment: through a proxy the guard would see the proxy, not the target.
+            trust_env=False,
         )
         self._owns_client = client is None
         self._sleep = sleep
@@ -170,8 +186,27 @@ class Fetcher:
         politeness: Politeness | None = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str | int] | None = None,
+        credentials: Credentials | None = None,
     ) -> FetchResponse:
-        """GET ``url`` politely. ``state`` makes it conditional; a 304 comes back as ``not_modified``."""
+        """GET ``url`` politely. ``state`` makes it conditional; a 304 comes back as ``not_modified``.
+
+        ``headers`` go with every request of this fetch; ``credentials`` only with those to their own origin
+        (not to a redirect elsewhere). A non-public address that is not allowlisted raises ``Refused``.
+        """
+        try:
+            return await self._get(url, state, politeness, headers, params, credentials)
+        except AddressRefused as err:
+            raise Refused(url, err.reason) from None
+
+    async def _get(
+        self,
+        url: str,
+        state: FetchState | None,
+        politeness: Politeness | None,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str | int] | None,
+        credentials: Credentials | None,
+    ) -> FetchResponse:
         polite = politeness or Politeness()
         target = str(httpx.URL(url, params=dict(params))) if params else url
         parts = urlsplit(target)
@@ -192,7 +227,7 @@ class Fetcher:
         for attempt in range(1, attempts + 1):
             try:
                 async with self._limiter.slot(host, interval):
-                    raw = await self._send(target, request_headers, self.config.max_body_bytes)
+                    raw = await self._send(target, request_headers, self.config.max_body_bytes, credentials=credentials)
             except httpx.TransportError as err:
                 detail = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
                 if attempt == attempts:
@@ -216,16 +251,40 @@ class Fetcher:
             await self._sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
-    async def _send(self, url: str, headers: Mapping[str, str], limit: int, *, truncate: bool = False) -> _Raw:
-        """One request; the body is read only for 2xx and only up to ``limit`` bytes (decompressed)."""
-        async with self._client.stream("GET", url, headers=headers) as response:
+    async def _send(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        limit: int,
+        *,
+        truncate: bool = False,
+        credentials: Credentials | None = None,
+    ) -> _Raw:
+        """One request and its redirects; the body is read only for 2xx and only up to ``limit`` bytes."""
+        current = httpx.URL(url)
+        for _ in range(self.config.max_redirects + 1):
+            secret = credentials.for_request(current) if credentials is not None else {}
+            raw = await self._send_once(current, {**headers, **secret}, limit, truncate=truncate)
+            location = raw.headers.get("location", "")
+            if raw.status not in _REDIRECTS or not location:
+                return raw
+            try:
+                current = current.join(location)
+            except httpx.InvalidURL as err:
+                raise FetchError(url, f"redirect to an invalid URL {location[:200]!r}") from err
+            if current.scheme not in {"http", "https"}:
+                raise FetchError(url, f"redirect to a non-http(s) URL {str(current)[:200]!r}")
+        raise FetchError(url, f"more than {self.config.max_redirects} redirects")
+
+    async def _send_once(self, url: httpx.URL, headers: Mapping[str, str], limit: int, *, truncate: bool) -> _Raw:
+        async with self._client.stream("GET", url, headers=headers, follow_redirects=False) as response:
             response_headers = {key: response.headers.get(key, "") for key in response.headers}
             status = response.status_code
             if not 200 <= status < 300:
                 return _Raw(str(response.url), status, response_headers, b"")
             declared = response.headers.get("content-length", "")
             if not truncate and declared.isdigit() and int(declared) > limit:
-                raise TooLarge(url, limit)
+                raise TooLarge(str(url), limit)
             body = bytearray()
             async for chunk in response.aiter_bytes():
                 body += chunk
@@ -233,7 +292,7 @@ class Fetcher:
                     if truncate:
                         del body[limit:]
                         break
-                    raise TooLarge(url, limit, bytes(body[:2048]))
+                    raise TooLarge(str(url), limit, bytes(body[:2048]))
             return _Raw(str(response.url), status, response_headers, bytes(body))
 
     async def _load_robots(self, url: str) -> RobotsFile:

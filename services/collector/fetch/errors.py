@@ -2,6 +2,7 @@
 
 FetchError
 ├── Disallowed        robots.txt forbids the URL; no request was sent
+├── Refused           the URL, a redirect or robots.txt would connect to a non-public address (SSRF guard)
 ├── TooLarge          the body passed the size limit; the download was aborted
 ├── HttpStatusError   a status that is not success (after retries for 429 and 5xx)
 ├── TransportFailure  connection, timeout or protocol errors after every attempt
@@ -10,7 +11,7 @@ FetchError
 
 from __future__ import annotations
 
-__all__ = ["Disallowed", "FetchError", "HttpStatusError", "TooLarge", "TransportFailure", "Undecodable"]
+__all__ = ["Disallowed", "FetchError", "HttpStatusError", "Refused", "TooLarge", "TransportFailure", "Undecodable"]
 
 
 class FetchError(Exception):
@@ -25,6 +26,14 @@ class FetchError(Exception):
 class Disallowed(FetchError):
     def __init__(self, url: str) -> None:
         super().__init__(url, "disallowed by robots.txt")
+
+
+class Refused(FetchError):
+    """No connection was made: the address is not public and not allowlisted (``reason`` says which)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(url, f"refused: {reason}")
+        self.reason = reason
 
 
 class TooLarge(FetchError):

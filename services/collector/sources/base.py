@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from google.protobuf.timestamp_pb2 import Timestamp
 from qingfeng.v1 import common_pb2, post_pb2, source_pb2
 
-from services.collector.fetch import Fetcher, FetchError, TooLarge, Undecodable
+from services.collector.fetch import Fetcher, FetchError, Refused, TooLarge, Undecodable
 from services.collector.ports import FetchState, Rejected
 
 __all__ = [
@@ -198,8 +198,11 @@ def rejected(
 
 
 def rejected_for_fetch_error(source: source_pb2.Source, err: FetchError, body: bytes = b"") -> Rejected | None:
-    """The dead letter for a fetch error that is about the content (too large, not text), None for the others
-    (unreachable, HTTP errors, robots.txt), which are the source's status rather than an item."""
+    """The dead letter for a fetch error that is about the content (too large, not text) or a URL refused by the
+    SSRF guard (kept with its reason, so an operator sees who pointed us where), None for the others (unreachable,
+    HTTP errors, robots.txt), which are the source's status rather than an item."""
+    if isinstance(err, Refused):
+        return rejected(source, post_pb2.DEAD_LETTER_REASON_INVALID, err.message, err.url, err.url)
     if isinstance(err, TooLarge):
         return rejected(source, post_pb2.DEAD_LETTER_REASON_TOO_LARGE, err.message, err.head, err.url)
     if isinstance(err, Undecodable):

@@ -14,9 +14,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import httpx
 from qingfeng.v1 import common_pb2, post_pb2, source_pb2
 
-from services.collector.fetch import FetchError, Politeness
+from services.collector.fetch import Credentials, FetchError, Politeness, origin_of
 from services.collector.ports import FetchState
 from services.collector.sources._json import ShapeError, count, ident, loads, mapping, opt_str
 from services.collector.sources.base import (
@@ -128,15 +129,16 @@ class MastodonSource:
     async def collect(self, source: source_pb2.Source, state: FetchState | None, emit: Emit) -> Outcome:
         config = source.mastodon
         base = source.url.rstrip("/")
-        headers: dict[str, str] = {}
+        credentials: Credentials | None = None
         if config.token_secret_name:
             token = self._ctx.secret(config.token_secret_name)
             if not token:
                 return Outcome(error=f"secret {config.token_secret_name!r} not found")
-            headers["Authorization"] = f"Bearer {token.strip()}"
+            # Bound to the instance's origin: never sent to a redirect or a next link elsewhere.
+            credentials = Credentials.for_url(source.url, {"Authorization": f"Bearer {token.strip()}"})
         polite = Politeness.for_source(source)
         polite = Politeness(polite.max_attempts, False, polite.min_interval_s)  # an API, not crawled pages
-        run = _Run(self._ctx, self._max_pages, source, headers, polite, emit)
+        run = _Run(self._ctx, self._max_pages, source, credentials, polite, emit)
         timelines = [f"{base}/api/v1/timelines/tag/{quote(tag.lstrip('#'), safe='')}" for tag in config.hashtags]
         if config.local_timeline:
             timelines.append(f"{base}/api/v1/timelines/public?local=true")
@@ -162,14 +164,14 @@ class _Run:
         ctx: SourceContext,
         max_pages: int,
         source: source_pb2.Source,
-        headers: dict[str, str],
+        credentials: Credentials | None,
         polite: Politeness,
         emit: Emit,
     ) -> None:
         self.ctx = ctx
         self.max_pages = max_pages
         self.source = source
-        self.headers = headers
+        self.credentials = credentials
         self.polite = polite
         self.emit = emit
         self.failures: list[str] = []
@@ -179,7 +181,7 @@ class _Run:
         """The parsed answer and its Link header; None (with the failure recorded and dead-lettered) otherwise."""
         body = b""
         try:
-            response = await self.ctx.fetcher.get(url, headers=self.headers, politeness=self.polite)
+            response = await self.ctx.fetcher.get(url, credentials=self.credentials, politeness=self.polite)
             body = response.body
             return loads(response.text()), response.headers.get("link", "")
         except FetchError as err:
@@ -223,3 +225,18 @@ class _Run:
             page_url = next_link(link)
             if not page_url or not payload:
                 return
+            if not await self._own_origin(page_url, link):
+                return
+
+    async def _own_origin(self, url: str, link: str) -> bool:
+        """Whether a next link stays on the instance; one that leaves it is refused (SSRF, token) and recorded."""
+        try:
+            if origin_of(url) == origin_of(self.source.url):
+                return True
+            problem = f"next link {url[:200]!r} leaves the instance; not followed"
+        except httpx.InvalidURL:
+            problem = f"next link {url[:200]!r} is not a valid URL"
+        self.failures.append(problem)
+        reject = rejected(self.source, post_pb2.DEAD_LETTER_REASON_INVALID, problem, link, url[:200])
+        self.emitted += await emit_all(self.emit, [reject], 1)
+        return False

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from qingfeng.v1 import common_pb2, post_pb2, source_pb2
 
-from services.collector.fetch import FetchError, Politeness
+from services.collector.fetch import Credentials, FetchError, Politeness
 from services.collector.ports import FetchState
 from services.collector.sources._json import ShapeError, count, ident, loads, mapping, opt_str
 from services.collector.sources.base import (
@@ -134,12 +134,13 @@ class WeiboSource:
         queries = self._queries(source)
         if not queries:
             return Outcome(error="weibo source has neither user_ids nor keywords")
-        headers: dict[str, str] = {}
+        credentials: Credentials | None = None
         if source.weibo_api.token_secret_name:
             token = self._ctx.secret(source.weibo_api.token_secret_name)
             if not token:
                 return Outcome(error=f"secret {source.weibo_api.token_secret_name!r} not found")
-            headers["Authorization"] = f"OAuth2 {token.strip()}"
+            # Bound to the API's origin: a redirect elsewhere does not carry the token.
+            credentials = Credentials.for_url(source.url, {"Authorization": f"OAuth2 {token.strip()}"})
         # APIs are not crawled pages: robots.txt does not apply (Source.respect_robots_txt is for HTML and RSS).
         polite = Politeness.for_source(source)
         polite = Politeness(polite.max_attempts, False, polite.min_interval_s)
@@ -149,7 +150,7 @@ class WeiboSource:
             origin = f"{url}?{urlencode(params)}"
             body = b""
             try:
-                response = await self._ctx.fetcher.get(url, params=params, headers=headers, politeness=polite)
+                response = await self._ctx.fetcher.get(url, params=params, credentials=credentials, politeness=polite)
                 body = response.body
                 items = parse_statuses(loads(response.text()), source, collected_at=self._ctx.now(), origin=origin)
             except FetchError as err:

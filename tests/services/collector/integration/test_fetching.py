@@ -13,7 +13,7 @@ from aiohttp import web
 from google.protobuf.duration_pb2 import Duration
 from qingfeng.v1 import common_pb2, post_pb2, source_pb2
 
-from services.collector.fetch import Fetcher, FetcherConfig
+from services.collector.fetch import AddressPolicy, Fetcher, FetcherConfig
 from services.collector.scheduler import Scheduler, SchedulerConfig
 from services.collector.sources import HtmlRules, HtmlSource, RssSource, SourceContext, build_adapters
 from tests.services.collector.fakes import Collected, FakeIngest, FakeSourceStore, FakeTime, fixture_bytes, make_source
@@ -124,7 +124,14 @@ def time() -> FakeTime:
 
 @pytest.fixture
 async def fetcher(time: FakeTime) -> AsyncIterator[Fetcher]:
-    config = FetcherConfig(max_body_bytes=LIMIT, default_min_interval_s=0.0, connect_timeout_s=2, read_timeout_s=5)
+    config = FetcherConfig(
+        max_body_bytes=LIMIT,
+        default_min_interval_s=0.0,
+        connect_timeout_s=2,
+        read_timeout_s=5,
+        # The test site is on loopback, which production refuses: allowlisted here, explicitly.
+        address_policy=AddressPolicy.parse(["127.0.0.1"]),
+    )
     async with Fetcher(config, clock=time.clock, sleep=time.sleep, now=time.now, random_fn=lambda: 1.0) as fetcher:
         yield fetcher
 
