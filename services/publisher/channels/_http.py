@@ -6,15 +6,43 @@ parts that mean the same on every channel live here.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Annotated
+from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.publisher.ports import ChannelError, ChannelErrorKind
 
-__all__ = ["HttpTimeouts", "new_client", "retry_after_s", "transport_error", "until_s"]
+__all__ = ["ChannelUrl", "HttpTimeouts", "new_client", "retry_after_s", "transport_error", "until_s"]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _channel_url(value: str) -> str:
+    """An absolute http(s) URL without query or fragment; plain http only to loopback, because the request carries
+    a token or a signature that must not cross a network in clear."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http(s) URL")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError("must not carry a query, a fragment or credentials")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError("must use https (plain http only to 127.0.0.1, ::1 or localhost)")
+    return value
+
+
+ChannelUrl = Annotated[str, AfterValidator(_channel_url)]
 
 
 class HttpTimeouts(BaseModel):

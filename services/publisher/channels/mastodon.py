@@ -33,7 +33,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.publisher.channels._http import HttpTimeouts, new_client, retry_after_s, transport_error
+from services.publisher.channels._http import ChannelUrl, HttpTimeouts, new_client, retry_after_s, transport_error
 from services.publisher.channels._secrets import Secret
 from services.publisher.ports import ChannelError, ChannelErrorKind, Delivered, Delivery
 
@@ -49,7 +49,7 @@ class MastodonSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     # The instance, e.g. https://mastodon.example; the API paths are appended to it.
-    base_url: str = Field(pattern=r"^https?://[^/?#]+(/[^?#]*)?$")
+    base_url: ChannelUrl
     access_token: Secret
     # The instance's limit (``configuration.statuses.max_characters`` of /api/v2/instance); 500 by default.
     max_chars: int = Field(default=500, gt=0)
@@ -149,6 +149,8 @@ class MastodonAdapter:
             body = response.json()
         except ValueError:
             body = None
+        if method == "DELETE":
+            return body if isinstance(body, dict) else {}  # the deleted status, or {} on forks: either way it is gone
         if not isinstance(body, dict) or not body.get("id"):
             # A 2xx without a status (a proxy page, a truncated body): the outcome is unknown, the replay is safe.
             raise ChannelError(ChannelErrorKind.UNAVAILABLE, f"mastodon {operation}: 2xx without a status")

@@ -44,7 +44,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.publisher.channels._http import HttpTimeouts, new_client, retry_after_s, transport_error
+from services.publisher.channels._http import ChannelUrl, HttpTimeouts, new_client, retry_after_s, transport_error
 from services.publisher.channels._secrets import Secret
 from services.publisher.ports import ChannelError, ChannelErrorKind, Delivered, Delivery
 
@@ -95,7 +95,7 @@ class WebhookSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     # The receiver's full URL.
-    url: str = Field(pattern=r"^https?://[^/?#]+(/[^#]*)?$")
+    url: ChannelUrl
     # Shared with the receiver; at least 32 bytes so guessing it is hopeless.
     secret: Secret = Field(min_length=32)
     timeouts: HttpTimeouts = HttpTimeouts()

@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.publisher.channels._http import HttpTimeouts, new_client, retry_after_s, transport_error
+from services.publisher.channels._http import ChannelUrl, HttpTimeouts, new_client, retry_after_s, transport_error
 from services.publisher.channels._secrets import Secret
 from services.publisher.ports import ChannelError, ChannelErrorKind, Delivered, Delivery
 
@@ -82,9 +82,9 @@ def marker(key: str) -> str:
 class WeiboSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    base_url: str = Field(pattern=r"^https?://[^/?#]+(/[^?#]*)?$")
+    base_url: ChannelUrl
     # Where a status is seen by the public: <web_url>/<user id>/<status id>.
-    web_url: str = Field(default="https://weibo.com", pattern=r"^https?://[^/?#]+(/[^?#]*)?$")
+    web_url: ChannelUrl = "https://weibo.com"
     access_token: Secret
     # The platform's limit for one status, marker included.
     max_chars: int = Field(default=2000, gt=MARKER_CHARS)

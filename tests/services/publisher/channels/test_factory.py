@@ -66,7 +66,16 @@ def _write(tmp_path: Path, text: str) -> Path:
         ),
         (
             "channels:\n  - {id: m, kind: mastodon, settings: {base_url: ftp://x, access_token: t}}\n",
-            "channels[0].settings.base_url: String should match pattern",
+            "channels[0].settings.base_url: Value error, must be an absolute http(s) URL",
+        ),
+        (
+            "channels:\n  - {id: m, kind: mastodon, settings: {base_url: 'http://m.example', access_token: t}}\n",
+            "channels[0].settings.base_url: Value error, must use https (plain http only to 127.0.0.1",
+        ),
+        (
+            "channels:\n  - {id: w, kind: webhook, settings: {url: 'https://rx.example/h?token=x',"
+            " secret: a-shared-secret-of-at-least-32-bytes!}}\n",
+            "channels[0].settings.url: Value error, must not carry a query",
         ),
         (
             "channels:\n  - {id: m, kind: telegram, settings: {}}\n",
