@@ -50,6 +50,7 @@ from services.grader.convert import post_view  # noqa: E402
 from services.grader.core import (  # noqa: E402
     LEVEL_RANK,
     Alert,
+    Clusterer,
     ClusteringConfig,
     EventSnapshot,
     Grader,
@@ -228,6 +229,9 @@ class Replay:
     alerts: list[Alert]
     merged: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    # (event id, event time, level) each time an event's rising flag turns on.
+    rising: list[tuple[str, float, str]] = field(default_factory=list)
+    fed: int = 0  # posts fed to the grader (the unattached ones included)
     grader: Grader | None = None
 
     def final(self, event_id: str) -> str:
@@ -239,28 +243,43 @@ class Replay:
         return event_id
 
 
-def replay(views: Sequence[PostView], policy: Policy, config: GraderConfig, batch: int = 1) -> Replay:
+def replay(
+    views: Sequence[PostView], policy: Policy, config: GraderConfig, batch: int = 1, clusterer: Clusterer | None = None
+) -> Replay:
     """Feed the views in order through a fresh grader; each post's event is read as it is assigned.
 
     With `batch` > 1 posts go in as a consumer poll would deliver them; the assignment is then read after the
     batch, which is exact unless an event expires within the batch (an idle week of event time inside one poll).
+    `clusterer` replaces the grader's own event detection (the trivial baselines of grading_eval). Posts the
+    clustering leaves unattached (no event) are missing from `assigned`.
     """
     grader = Grader(policy, config)
+    if clusterer is not None:
+        grader.clusterer = clusterer
     result = Replay({}, [], grader=grader)
     posts = grader.clusterer.posts
+    rising_now: set[str] = set()
     t0 = time.perf_counter()
     for i in range(0, len(views), batch):
         chunk = views[i : i + batch]
         for out in grader.process_batch(chunk):
             if isinstance(out, Alert):
                 result.alerts.append(out)
-            elif isinstance(out, EventSnapshot) and out.merged_into:
-                result.merged[out.event_id] = out.merged_into
+            elif isinstance(out, EventSnapshot):
+                if out.merged_into:
+                    result.merged[out.event_id] = out.merged_into
+                elif out.rising != (out.event_id in rising_now):
+                    if out.rising:
+                        rising_now.add(out.event_id)
+                        result.rising.append((out.event_id, out.grade.graded_at.timestamp(), out.level))
+                    else:
+                        rising_now.discard(out.event_id)
         for v in chunk:
             eid = posts.get(v.id)
-            if eid is not None:
+            if eid:
                 result.assigned[v.id] = eid
     result.seconds = time.perf_counter() - t0
+    result.fed = len(views)
     result.assigned = {pid: result.final(eid) for pid, eid in result.assigned.items()}
     return result
 

@@ -1,6 +1,7 @@
 """Evaluate event detection and grading on a file in the format of shared/data/weibo_posts.jsonl.
 
-    .venv/bin/python bench/grading_eval.py --data ../shared/data/weibo_posts.jsonl [--json OUT] [--policy FILE]
+    .venv/bin/python bench/grading_eval.py [--data ../shared/data/weibo_posts.jsonl] [--concurrent 24 --seed 1]
+        [--split event|year:YYYY] [--json OUT] [--policy FILE] [--only all|parents|noparents] [--limit N]
 
 `weibo_events.jsonl` beside the data file is the ground truth (one row per event). The posts go through the real
 pipeline in process and in event time (bench/_pipeline.py): JSONL parser -> collector enrichment and dedupe ->
@@ -8,26 +9,25 @@ Post -> grader conversion -> grader core. `event_id` and `label` are removed bef
 
     {parents kept, parent_id removed} x {reposts/comments/likes as given, zeroed}
 
-"parent_id removed" also clears root_id and runs the clustering with `ClusteringConfig.for_lost_parents()` (the weak
-author/time signals meant for a stream whose parent links are lost); "parents kept" uses the default config.
+"parent_id removed" also clears root_id and runs the clustering with `ClusteringConfig.for_lost_parents()`;
+"parents kept" uses the default config. Each replay is graded by the grader's own clustering and by three trivial
+clusterings through the same grader (bench/_eval_baselines.py): parent-following, newest-event, all-singletons.
 
-Columns of the table:
+`--concurrent HOURS --seed N`: every event is moved to start at a seeded random instant within HOURS, keeping its
+own timing; the ground truth moves with it (bench/_eval_replay.py). In the file as given the events mostly follow
+one another, which flatters any clustering that joins "the newest event"; a real stream carries many at once.
 
-- **B-cubed P/R/F1**: the predicted events (after merges) against `event_id`, over every post.
-- **Spearman**: rank correlation (average ranks for ties) over all ground-truth events between the event's level
-  and its size at 24 h (`posts_within_hours_in_original_dataset["24"]`). An event's level is the highest level
-  ever alerted for its *majority event*: the predicted event that holds most of its posts (ties: the one holding
-  its earliest post), counting alerts of events later merged into it; "none" (0) when never alerted. So a bad
-  clustering that lumps events together is penalised here too: they all inherit the lump's level.
-- **early**: among the largest events (top `--top-share`, 10% by default, by 24 h size), the share whose first
-  orange or red alert (on the majority event, at or after the event's first post) came before the event reached
-  half its 24 h size. The time of half size is interpolated linearly on the event's cumulative post curve, made of
-  its own included posts (exact times, counts 1..n) and the ground truth's cumulative counts at 1, 6 and 24 h
-  (counts made non-decreasing); the source post is count 1 at time 0.
-- **posts/s**: the grader core alone (clustering, windows, policy, alerts), one post per call.
+`--split`: the policy's volume thresholds are calibrated (one scale factor, a small grid) on one part of the events
+and every row is scored on the other part only: `event` = a seeded half (`--split-seed`), `year:YYYY` = events
+before YYYY calibrate. Without `--split` the policy is used as shipped and scored on every event (in-sample: its
+thresholds were set on this development set).
 
-Below the table: levels reached, Spearman per year of the source post (the data's label/time confound), and
-throughput of every stage.
+Columns: B-cubed P/R/F1 of the predicted events (after merges) against `event_id` over every post, and over the
+text-bearing posts only (own words >= 15 characters, see `_eval_replay.own_words`); Spearman between each event's
+highest level (that of its majority event, the predicted event holding most of its posts; 0 when never alerted) and
+its size at 24 h; "early": among the largest events (top `--top-share`) the share whose first orange/red alert came
+before the event reached half its 24 h size; posts/s of the grader core, one post per call. Below: levels reached,
+the rising flag (how often a flag is followed by a higher level within the golden period), Spearman per year.
 """
 
 from __future__ import annotations
@@ -37,27 +37,24 @@ import json
 import math
 import sys
 import time
-from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _eval_baselines import BASELINES, baseline
+from _eval_replay import OWN_WORDS_MIN, concurrent_rows, event_split, text_bearing
+from _eval_scores import Scores, TruthEvent, average_ranks, half_size_time, score, spearman, truth_events
 from _pipeline import (
     VARIANTS,
-    Replay,
+    Collected,
     Variant,
-    bcubed,
     collect,
     converter,
     default_data_dir,
-    first_alerts,
     grader_config,
-    highest_levels,
-    majority,
     read_rows,
     replay,
     to_views,
@@ -65,173 +62,33 @@ from _pipeline import (
 )
 
 from services.grader.adapters.policy_yaml import DEFAULT_POLICY, load_policy_file
-from services.grader.core import LEVELS
+from services.grader.core import Policy
 
-_HOURS = (1, 6, 24)
+__all__ = ["average_ranks", "half_size_time", "main", "predictions", "scaled_policy", "spearman"]
 
-
-def average_ranks(values: Sequence[float]) -> list[float]:
-    """1-based ranks, ties sharing the mean of the ranks they span."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
+# Criteria on these metrics count volume; calibration scales their thresholds (levels above the lowest).
+VOLUME_METRICS = frozenset({"posts", "distinct_authors", "velocity", "comments", "reposts", "likes"})
+SCALES = (0.5, 0.7, 1.0, 1.4, 2.0)
 
 
-def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
-    """Spearman's rho with average ranks for ties (Pearson correlation of the ranks); nan when undefined."""
-    if len(xs) != len(ys):
-        raise ValueError("spearman needs two sequences of the same length")
-    if len(xs) < 2:
-        return math.nan
-    rx, ry = average_ranks(xs), average_ranks(ys)
-    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
-    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
-    sxx = sum((a - mx) ** 2 for a in rx)
-    syy = sum((b - my) ** 2 for b in ry)
-    return sxy / math.sqrt(sxx * syy) if sxx > 0 and syy > 0 else math.nan
+def scaled_policy(policy: Policy, factor: float) -> Policy:
+    """The policy with every volume threshold of the levels above the lowest multiplied by `factor`."""
+    if factor == 1.0:
+        return policy
+    levels = [policy.levels[0]]
+    for lv in policy.levels[1:]:
+        scale = [replace(c, threshold=c.threshold * factor) if c.metric in VOLUME_METRICS else c for c in lv.criteria]
+        req = [replace(c, threshold=c.threshold * factor) if c.metric in VOLUME_METRICS else c for c in lv.require]
+        levels.append(replace(lv, criteria=tuple(scale), require=tuple(req)))
+    return replace(policy, levels=tuple(levels), version=f"{policy.version}*{factor:g}")
 
 
-@dataclass(frozen=True)
-class TruthEvent:
-    """One ground-truth event: its start, size at 24 h and the cumulative curve for the half-size time."""
-
-    event_id: str
-    start: float
-    year: str
-    size24: int
-    curve: tuple[tuple[float, int], ...]  # (seconds after the source post, cumulative posts)
-
-
-def half_size_time(curve: Sequence[tuple[float, int]], size24: int) -> float:
-    """Seconds after the source post at which the event reached half its 24 h size (linear interpolation)."""
-    half = size24 / 2.0
-    prev_t, prev_n = 0.0, 1
-    if prev_n >= half:
-        return 0.0
-    for t, n in curve:
-        if n >= half:
-            if n == prev_n:
-                return t
-            return prev_t + (t - prev_t) * (half - prev_n) / (n - prev_n)
-        prev_t, prev_n = t, n
-    return curve[-1][0] if curve else 0.0
-
-
-def truth_events(events_path: Path, rows: Sequence[dict[str, Any]]) -> dict[str, TruthEvent]:
-    """Ground-truth events that have posts in `rows`, with their cumulative curves."""
-    times: dict[str, list[float]] = defaultdict(list)
-    for r in rows:
-        times[r["event_id"]].append(datetime.fromisoformat(r["created_at"]).timestamp())
-    out: dict[str, TruthEvent] = {}
-    for e in read_rows(events_path):
-        eid = e["event_id"]
-        if eid not in times:
-            continue  # a subset (--limit or a small file): only the events it holds
-        start = datetime.fromisoformat(e["source_created_at"]).timestamp()
-        within = e["posts_within_hours_in_original_dataset"]
-        points = [(t - start, k) for k, t in enumerate(sorted(times[eid]), start=1)]
-        points += [(h * 3600.0, int(within[str(h)])) for h in _HOURS if str(h) in within]
-        points.sort()
-        curve: list[tuple[float, int]] = []
-        high = 0
-        for t, n in points:
-            high = max(high, n)
-            curve.append((max(t, 0.0), high))
-        size24 = int(within.get("24", high))
-        out[eid] = TruthEvent(eid, start, e["source_created_at"][:4], size24, tuple(curve))
-    return out
-
-
-@dataclass
-class Scores:
-    """The evaluation of one replay."""
-
-    variant: str
-    predicted_events: int
-    precision: float
-    recall: float
-    f1: float
-    spearman: float
-    spearman_weighted: float
-    top_events: int
-    early: int
-    alerted_orange_red: int
-    median_lead_h: float
-    levels: dict[str, int]
-    by_year: dict[str, tuple[int, float]]
-    grader_posts_per_s: float
-    alerts: int
-
-
-def score(
-    variant: Variant,
-    result: Replay,
-    native_of: dict[str, str],
-    truth_post: dict[str, str],
-    events: dict[str, TruthEvent],
-    top_share: float,
-) -> Scores:
-    predicted = {native_of[pid]: eid for pid, eid in result.assigned.items()}
-    p, r, f = bcubed(truth_post, predicted)
-    highest = highest_levels(result)
-    severe = first_alerts(result, "orange")
-    majority_of, members = majority(truth_post, predicted)
-    # Posts-weighted alternative (JSON only): the mean of the highest levels of the events its posts went to.
-    weighted = {
-        teid: sum(n * highest.get(pe, 0) for pe, n in counts.items()) / sum(counts.values())
-        for teid, counts in members.items()
-    }
-    ids = sorted(events)
-    level = [highest.get(majority_of[e], 0) for e in ids]
-    size = [events[e].size24 for e in ids]
-    rho = spearman(level, size)
-    rho_w = spearman([weighted[e] for e in ids], size)
-    by_year: dict[str, tuple[int, float]] = {}
-    for year in sorted({events[e].year for e in ids}):
-        sel = [i for i, e in enumerate(ids) if events[e].year == year]
-        by_year[year] = (len(sel), spearman([level[i] for i in sel], [size[i] for i in sel]))
-    # The largest events: was the first orange/red alert before half the 24 h size?
-    n_top = max(1, math.ceil(top_share * len(ids))) if ids else 0
-    top = sorted(ids, key=lambda e: (-events[e].size24, e))[:n_top]
-    early = alerted = 0
-    leads: list[float] = []
-    for e in top:
-        ev = events[e]
-        times = [t for t in severe.get(majority_of[e], []) if t >= ev.start]
-        if not times:
-            continue
-        alerted += 1
-        t_half = ev.start + half_size_time(ev.curve, ev.size24)
-        if min(times) < t_half:
-            early += 1
-            leads.append((t_half - min(times)) / 3600.0)
-    leads.sort()
-    levels = Counter(LEVELS[x] for x in level)
-    return Scores(
-        variant=variant.name,
-        predicted_events=len(set(result.assigned.values())),
-        precision=p,
-        recall=r,
-        f1=f,
-        spearman=rho,
-        spearman_weighted=rho_w,
-        top_events=n_top,
-        early=early,
-        alerted_orange_red=alerted,
-        median_lead_h=leads[len(leads) // 2] if leads else math.nan,
-        levels={name: levels.get(name, 0) for name in LEVELS},
-        by_year=by_year,
-        grader_posts_per_s=len(result.assigned) / result.seconds if result.seconds else math.nan,
-        alerts=len(result.alerts),
-    )
+def predictions(collected: Collected, variant: Variant, policy: Policy) -> tuple[dict[str, str], list[Any]]:
+    """What the grader predicts on one replay: native post id -> event, and every alert as plain tuples."""
+    result = replay(to_views(variant_posts(collected.posts, variant)), policy, grader_config(variant.parents))
+    native_of = {p.id: p.native_id for p in collected.posts}
+    alerts = [(a.event_id, a.from_level, a.to_level, a.at.isoformat(), a.sequence) for a in result.alerts]
+    return {native_of[k]: v for k, v in result.assigned.items()}, alerts
 
 
 def _fmt(x: float, spec: str = ".3f") -> str:
@@ -241,17 +98,43 @@ def _fmt(x: float, spec: str = ".3f") -> str:
 def print_table(scores: list[Scores], top_share: float) -> None:
     early_head = f"top {top_share:.0%} early"
     head = (
-        f"{'replay':42} {'events':>6} {'B3 P':>6} {'B3 R':>6} {'B3 F1':>6} {'Spearman':>8} "
-        f"{early_head:>16} {'lead h':>6} {'grader/s':>8}"
+        f"{'replay / clustering':34} {'events':>6} {'B3 P':>6} {'B3 R':>6} {'B3 F1':>6} {'txt P':>6} {'txt R':>6} "
+        f"{'txt F1':>6} {'Spearman':>8} {early_head:>16} {'lead h':>6} {'posts/s':>8}"
     )
     print(head)
     print("-" * len(head))
+    variant = None
     for s in scores:
+        if s.variant != variant:
+            variant = s.variant
+            print(variant)
         early = f"{s.early}/{s.top_events} ({s.early / s.top_events:.0%})" if s.top_events else "n/a"
         print(
-            f"{s.variant:42} {s.predicted_events:6d} {s.precision:6.3f} {s.recall:6.3f} {s.f1:6.3f} "
+            f"  {s.method:32} {s.predicted_events:6d} {s.precision:6.3f} {s.recall:6.3f} {s.f1:6.3f} "
+            f"{_fmt(s.text_precision):>6} {_fmt(s.text_recall):>6} {_fmt(s.text_f1):>6} "
             f"{_fmt(s.spearman):>8} {early:>16} {_fmt(s.median_lead_h, '.1f'):>6} {s.grader_posts_per_s:8.0f}"
         )
+
+
+def calibrate(
+    collected: Collected, policy: Policy, calib: dict[str, TruthEvent], ctx: dict[str, Any], top_share: float
+) -> tuple[Policy, list[str]]:
+    """The scale factor (SCALES) maximising Spearman + early share on the calibration events, on the first
+    variant's replay with the grader's clustering; ties go to the factor nearest 1."""
+    variant = VARIANTS[0]
+    views = to_views(variant_posts(collected.posts, variant))
+    lines, best, best_key = [], policy, None
+    for factor in SCALES:
+        candidate = scaled_policy(policy, factor)
+        result = replay(views, candidate, grader_config(variant.parents))
+        s = score(variant.name, "grader", result, events=calib, top_share=top_share, **ctx)
+        early = s.early / s.top_events if s.top_events else 0.0
+        objective = (0.0 if math.isnan(s.spearman) else s.spearman) + early
+        lines.append(f"x{factor:g}: Spearman {_fmt(s.spearman)} early {early:.2f} -> {objective:.3f}")
+        key = (-objective, abs(math.log(factor)))
+        if best_key is None or key < best_key:
+            best, best_key = candidate, key
+    return best, lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -260,9 +143,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--events", type=Path, default=None, help="ground truth (default: weibo_events.jsonl beside it)")
     ap.add_argument("--policy", type=Path, default=DEFAULT_POLICY, help="grading policy YAML")
     ap.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the results as JSON")
-    ap.add_argument("--limit", type=int, default=0, help="only the first N posts")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N posts (of the file, before any shift)")
     ap.add_argument("--top-share", type=float, default=0.10, help="share of largest events for the early column")
-    ap.add_argument("--only", choices=("all", "parents"), default="all", help="'parents': the two parent rows only")
+    ap.add_argument("--only", choices=("all", "parents", "noparents"), default="all", help="which replays")
+    ap.add_argument("--concurrent", type=float, default=0.0, metavar="HOURS", help="start every event within HOURS")
+    ap.add_argument("--seed", type=int, default=1, help="seed of the concurrent replay")
+    ap.add_argument("--split", default="", help="calibrate on one part, report on the other: event | year:YYYY")
+    ap.add_argument("--split-seed", type=int, default=0, help="seed of --split event")
+    ap.add_argument("--baselines", default=",".join(BASELINES), help="comma-separated trivial clusterings ('' none)")
     args = ap.parse_args(argv)
     if not args.data.is_file():
         print(f"no data file {args.data} (set QF_SHARED_DATA or pass --data)", file=sys.stderr)
@@ -271,47 +159,81 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not events_path.is_file():
         print(f"no ground truth {events_path} beside the data (pass --events)", file=sys.stderr)
         return 2
+    methods = ["grader", *(b for b in args.baselines.split(",") if b)]
+    unknown = [m for m in methods[1:] if m not in BASELINES]
+    if unknown:
+        print(f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINES)}", file=sys.stderr)
+        return 2
     policy = load_policy_file(args.policy)
     rows = read_rows(args.data, args.limit)
+    offsets: dict[str, float] = {}
+    scenario = "as in the file"
+    if args.concurrent > 0:
+        rows, offsets = concurrent_rows(rows, args.concurrent, args.seed)
+        scenario = f"concurrent: every event starts within {args.concurrent:g} h (seed {args.seed})"
     truth_post = {r["id"]: r["event_id"] for r in rows}
-    events = truth_events(events_path, rows)
+    events = truth_events(events_path, rows, offsets)
+    text_posts = {r["id"] for r in rows if text_bearing(r.get("text") or "")}
     convert, convert_from = converter()
-
     collected = collect(rows)
     native_of = {p.id: p.native_id for p in collected.posts}
+    golden = policy.golden_period_seconds
+    ctx: dict[str, Any] = {"native_of": native_of, "truth_post": truth_post, "text_posts": text_posts}
+    ctx["golden_s"] = golden
     print(
-        f"{len(rows)} posts, {len(events)} events from {args.data}; policy {policy.version} ({args.policy.name}); "
-        f"conversion: {convert_from}"
+        f"{len(rows)} posts ({len(text_posts)} text-bearing: own words >= {OWN_WORDS_MIN} chars), {len(events)} "
+        f"events from {args.data}; timing {scenario}; conversion: {convert_from}"
     )
     print(
         f"collector: {len(collected.posts)} posts out ({collected.duplicates} marked duplicates, "
         f"{collected.rejected} rejected)"
     )
+    report = events
+    calib_note = f"thresholds: policy {policy.version} as shipped, scored on every event (in-sample)"
+    if args.split:
+        keys = [f"{events[e].year}|{e}" for e in events] if args.split.startswith("year:") else list(events)
+        calib_keys, report_keys, how = event_split(keys, args.split, args.split_seed)
+        strip = (lambda k: k.split("|", 1)[1]) if args.split.startswith("year:") else (lambda k: k)
+        calib = {strip(k): events[strip(k)] for k in calib_keys}
+        report = {strip(k): events[strip(k)] for k in report_keys}
+        policy, grid = calibrate(collected, policy, calib, ctx, args.top_share)
+        print(f"calibration on {len(calib)} events ({how}); grid (objective Spearman + early share, first replay):")
+        print("  " + "; ".join(grid))
+        calib_note = f"thresholds: {policy.version} chosen on the calibration part; scored on the other {len(report)}"
+    print(f"policy {policy.version} ({args.policy.name}); {calib_note}")
     print("parent_id removed rows use ClusteringConfig.for_lost_parents(); parents kept rows the default config")
     print()
-    variants = VARIANTS if args.only == "all" else tuple(v for v in VARIANTS if v.parents)
+    variants = {
+        "all": VARIANTS,
+        "parents": tuple(v for v in VARIANTS if v.parents),
+        "noparents": tuple(v for v in VARIANTS if not v.parents),
+    }[args.only]
     scores: list[Scores] = []
     convert_s = 0.0
     for variant in variants:
         t0 = time.perf_counter()
         views = to_views(variant_posts(collected.posts, variant), convert)
-        convert_s = convert_s or time.perf_counter() - t0  # the first row's, like the grader's below
-        result = replay(views, policy, grader_config(variant.parents))
-        scores.append(score(variant, result, native_of, truth_post, events, args.top_share))
+        convert_s = convert_s or time.perf_counter() - t0
+        config = grader_config(variant.parents)
+        for method in methods:
+            clusterer = None if method == "grader" else baseline(method, config.clustering)
+            result = replay(views, policy, config, clusterer=clusterer)
+            scores.append(score(variant.name, method, result, events=report, top_share=args.top_share, **ctx))
     print_table(scores, args.top_share)
     print()
     print("levels reached (ground-truth events, via their majority event):")
     for s in scores:
-        print(f"  {s.variant:42} " + " ".join(f"{k}={v}" for k, v in s.levels.items()))
-    print("Spearman per year of the source post (events):")
-    for s in scores:
-        print(f"  {s.variant:42} " + " ".join(f"{y}:{_fmt(rho, '.2f')}({n})" for y, (n, rho) in s.by_year.items()))
-    print(
-        "orange/red alerted among the top events: "
-        + "; ".join(f"{s.variant}: {s.alerted_orange_red}/{s.top_events}" for s in scores)
-    )
+        print(f"  {s.variant:34} {s.method:16} " + " ".join(f"{k}={v}" for k, v in s.levels.items()))
+    print(f"rising flag: raised / followed by a higher level within the golden period ({golden / 3600:g} h):")
+    for s in (s for s in scores if s.method == "grader"):
+        share = f"{s.rising_escalated / s.rising_flags:.0%}" if s.rising_flags else "n/a"
+        print(f"  {s.variant:34} {s.rising_flags} / {s.rising_escalated} ({share})")
+    print("Spearman per year of the source post (events), grader:")
+    for s in (s for s in scores if s.method == "grader"):
+        print(f"  {s.variant:34} " + " ".join(f"{y}:{_fmt(rho, '.2f')}({n})" for y, (n, rho) in s.by_year.items()))
     n = len(rows)
-    grader_s = n / scores[0].grader_posts_per_s if scores and scores[0].grader_posts_per_s else math.nan
+    first = scores[0]
+    grader_s = n / first.grader_posts_per_s if first.grader_posts_per_s else math.nan
     total = collected.parse_s + collected.enrich_s + convert_s + grader_s
     print(
         f"throughput (first row, one process): parse {n / collected.parse_s:,.0f} posts/s, "
@@ -323,7 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = {
             "data": str(args.data),
             "posts": n,
+            "text_bearing_posts": len(text_posts),
             "events": len(events),
+            "scored_events": len(report),
+            "scenario": scenario,
+            "calibration": calib_note,
             "policy": policy.version,
             "conversion": convert_from,
             "top_share": args.top_share,

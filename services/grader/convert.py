@@ -187,6 +187,7 @@ def post_view(post: post_pb2.Post) -> PostView:
         simhash=post.dedupe.simhash or None,
         parent_id=parent,
         root_id=root,
+        duplicate_of=duplicate_of if duplicate_of and duplicate_of != post.id else None,
         reposts=post.reposts,
         comments=post.comments,
         likes=post.likes,

@@ -1,17 +1,24 @@
 """Online event detection: which event a post belongs to, decided once, as the post arrives.
 
-The signals, strongest first:
-1. the repost/reply parent (or the chain's root) already belongs to an event;
-2. a near-duplicate text: SimHash within `near_dup_max_hamming` bits, found through a 4 x 16-bit band
-   index (see _lsh.py);
-3. shared informative keywords with an event active within `keyword_window_seconds`: the idf-weighted
-   share of the post's keywords found in the event's keyword postings;
+The rule is "never lump": a post joins an event only on evidence that it belongs there, and stays apart
+otherwise. The signals, strongest first:
+1. the repost/reply parent (or the chain's root, or a repost that named this post as its parent) already
+   belongs to an event. Parent links are authoritative: a post placed by them takes no text link, so a
+   reply quoting another story does not merge two cascades (unless `merge_on_text` is set);
+2. for a post without such a link, a near-duplicate text: SimHash within `near_dup_max_hamming` bits,
+   found through a 4 x 16-bit band index (see _lsh.py), of a text of at least `near_dup_min_keywords`
+   keywords, in an event active within `text_window_seconds`;
+3. for a post without such a link, several rare shared keywords (at least `keyword_min_shared`, each in
+   under `keyword_max_df` of the posts, together at least `keyword_min_score` of the post's idf weight)
+   with an event active within `keyword_window_seconds`;
 4. optionally, weak signals for posts that carry no usable text: the author's own recent event, or the
-   event that was most active in the last minutes (off by default; see ClusteringConfig).
-Otherwise the post opens a new event "ev-<post id>". When one post links two events (its parent is in
-one and its text is a near duplicate of the other), the younger event is merged into the older one and
-its id redirects to the survivor. Events idle beyond `horizon_seconds` leave the index; their ids stay
-resolvable for `redirect_ttl_seconds`.
+   event that was most active in the last minutes (off by default and in `for_lost_parents()`: they
+   pull unrelated posts into the busiest event of the hour).
+Otherwise the post opens a new event "ev-<post id>" — or, when it has no usable words and nothing could
+ever link to it (`attach_wordless` off: a stream without repost parents), it joins no event at all
+("unattached": it moves no event's level). When one post links two events by parent links, the younger
+event is merged into the older one and its id redirects to the survivor. Events idle beyond
+`horizon_seconds` leave the index; their ids stay resolvable for `redirect_ttl_seconds`.
 """
 
 from __future__ import annotations
@@ -32,6 +39,16 @@ class ClusteringConfig:
     """Tuning of event detection; every limit bounds memory or work per post."""
 
     near_dup_max_hamming: int = 3
+    # A near duplicate or shared keywords link a post without a parent only when its text has this many
+    # keywords (short texts such as "太可怕了" or "关注后续进展，希望依法处理" recur in every event), and
+    # near duplicates only within this window.
+    near_dup_min_keywords: int = 6
+    text_window_seconds: float = 6 * 3600.0
+    # Text evidence of a post that parent links already placed may also merge the event it points to.
+    merge_on_text: bool = False
+    # A post with no usable words and no link opens an event of its own (True: later reposts may name it
+    # as their parent) or joins none (False: nothing could ever link to it).
+    attach_wordless: bool = True
     # Posts with fewer distinct keywords carry too little text for SimHash or keyword matching
     # (Weibo's "转发微博", emoji-only replies …).
     min_text_keywords: int = 4
@@ -41,7 +58,7 @@ class ClusteringConfig:
     near_dup_max_events: int = 3
     keyword_window_seconds: float = 6 * 3600.0
     keyword_min_score: float = 0.5
-    keyword_min_shared: int = 2
+    keyword_min_shared: int = 3
     keyword_top_n: int = 12
     # Only the first keywords of a post are read (the collector lists the most salient first).
     max_keywords: int = 32
@@ -71,9 +88,15 @@ class ClusteringConfig:
 
     @classmethod
     def for_lost_parents(cls) -> ClusteringConfig:
-        """Weak signals on, for a stream of reposts whose parent links are lost (off by default: it would pull
-        unrelated posts into the event of the hour). Tuned on the Weibo development set with `parent_id`
-        removed; the collector lists at most 8 keywords per post, so an event seed needs 4 of them."""
+        """For a stream whose repost parent links are lost: text evidence only, and a post with no usable
+        words joins no event (no parent can ever name it, and guessing "the busiest event" lumps unrelated
+        posts together once many events run at once). The weak signals stay off."""
+        return cls(attach_wordless=False)
+
+    @classmethod
+    def with_weak_signals(cls) -> ClusteringConfig:
+        """The author/recent-activity guesses for posts without text (the former `for_lost_parents`). They
+        only help when events follow one another; on a concurrent stream they lump. Kept for comparison."""
         return cls(
             activity_window_seconds=1800.0,
             activity_half_life_seconds=300.0,
@@ -111,12 +134,14 @@ class Clusterer:
         self.authors: dict[str, tuple[str, float]] = {}
         self.redirects: dict[str, tuple[str, float]] = {}
         self.closed: dict[str, float] = {}
+        # Posts that joined no event (post id -> time), remembered so that a redelivery is recognised.
+        self.unattached: dict[str, float] = {}
 
     # -- queries ---------------------------------------------------------------------------------
 
     def seen(self, post_id: str) -> bool:
         """The post was already assigned (a redelivery): it must not be counted twice."""
-        return post_id in self.posts
+        return post_id in self.posts or post_id in self.unattached
 
     def resolve(self, event_id: str) -> str | None:
         """The live event an id now stands for (following merges), or None when unknown or expired."""
@@ -150,7 +175,9 @@ class Clusterer:
     # -- assignment ------------------------------------------------------------------------------
 
     def assign(self, post: PostView, ts: float) -> Assignment:
-        """Put one new post into an event (creating or merging events as needed) and index it."""
+        """Put one new post into an event (creating or merging events as needed) and index it.
+
+        A post that joins no event gets an Assignment with an empty event id (via "unattached")."""
         cfg = self.config
         keywords = list(dict.fromkeys(post.keywords))[: cfg.max_keywords]
         textual = len(keywords) >= cfg.min_text_keywords
@@ -158,29 +185,48 @@ class Clusterer:
         via = ""
         links: list[str] = []
         # A post some earlier repost named as its parent joins that repost's event ("child").
+        # A duplicate the collector found is text evidence, even where the conversion made it the parent.
+        dup_of = post.duplicate_of
         refs = ((post.parent_id, "parent"), (post.root_id, "root"), (post.id, "child"))
         for ref, how in refs:
-            if ref:
+            if ref and ref != dup_of:
                 found = self.posts.get(ref) or self.placeholders.get(ref)
                 found = self.resolve(found) if found else None
                 if found and cid is None:
                     cid, via = found, how
                 elif found and found != cid:
                     links.append(found)
-        if post.simhash is not None and textual:
+        placed = cid is not None
+        rich = len(keywords) >= cfg.near_dup_min_keywords
+        if dup_of and rich and (not placed or cfg.merge_on_text):
+            found = self.posts.get(dup_of)
+            found = self.resolve(found) if found else None
+            if found and self.clusters[found].last_ts >= ts - cfg.text_window_seconds:
+                if cid is None:
+                    cid, via = found, "duplicate"
+                elif found != cid:
+                    links.append(found)
+        if post.simhash is not None and textual and (not placed or cfg.merge_on_text):
             dup = self.near.lookup(post.simhash, lambda k: self.clusters[k].last_ts)
-            if dup and cid is None:
+            if dup is not None and self.clusters[dup].last_ts < ts - cfg.text_window_seconds:
+                dup = None
+            if dup and cid is None and rich:
                 cid, via = dup, "near_duplicate"
-            elif dup and dup != cid and len(keywords) >= cfg.merge_min_keywords:
+            elif dup and dup != cid and placed and len(keywords) >= cfg.merge_min_keywords:
                 links.append(dup)
         # Posts too short to match on are not indexed by keyword either.
         top = self._top_keywords(keywords) if textual else []
-        if cid is None and len(top) >= cfg.keyword_min_shared:
+        if cid is None and rich and len(top) >= cfg.keyword_min_shared:
             cid = self._keyword_match(top, ts)
             via = "keywords" if cid else via
-        if cid is None and (not textual or len(keywords) < cfg.seed_min_keywords):
+        weak = cfg.author_window_seconds > 0 or cfg.activity_window_seconds > 0
+        if cid is None and weak and (not textual or len(keywords) < cfg.seed_min_keywords):
             cid = self._weak_match(post.author_id, ts)
             via = "weak" if cid else via
+        linkable = (post.parent_id and post.parent_id != dup_of) or (post.root_id and post.root_id != dup_of)
+        if cid is None and not textual and not cfg.attach_wordless and not linkable:
+            self.unattached[post.id] = ts
+            return Assignment("", False, "unattached")
         created = cid is None
         if cid is None:
             cid, via = f"ev-{post.id}", "new"
@@ -373,6 +419,8 @@ class Clusterer:
             self.near.rewrite(c.fingerprints, c.id, None)
             self.closed[c.id] = now
             gone.append(c.id)
+        while self.unattached and next(iter(self.unattached.values())) < cut:
+            del self.unattached[next(iter(self.unattached))]
         ttl_cut = now - cfg.redirect_ttl_seconds
         while self.redirects and next(iter(self.redirects.values()))[1] < ttl_cut:
             del self.redirects[next(iter(self.redirects))]
@@ -399,6 +447,7 @@ class Clusterer:
             "authors": [[a, cid, at] for a, (cid, at) in self.authors.items()],
             "redirects": [[k, v, at] for k, (v, at) in self.redirects.items()],
             "closed": list(map(list, self.closed.items())),
+            "unattached": list(map(list, self.unattached.items())),
         }
 
     @classmethod
@@ -418,4 +467,5 @@ class Clusterer:
         self.authors = {a: (cid, at) for a, cid, at in data["authors"]}
         self.redirects = {k: (v, at) for k, v, at in data["redirects"]}
         self.closed = {k: at for k, at in data["closed"]}
+        self.unattached = {k: at for k, at in data.get("unattached", ())}  # absent from states of before
         return self

@@ -108,6 +108,8 @@ class Grader:
         if ts > self.clock:
             self._advance(ts, post.created_at, out, dirty)
         assignment = self.clusterer.assign(post, ts)
+        if not assignment.event_id:
+            return  # no event had evidence for it (no usable words, no parent): it moves no event's level
         ev = self.events.get(assignment.event_id)
         if ev is None:
             ev = self._new_event(assignment.event_id, post.created_at)

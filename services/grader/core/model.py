@@ -88,6 +88,9 @@ class PostView:
     offline_signals: tuple[str, ...] = ()
     offline_planned: bool = False
     relevance: float = 0.0
+    # The earlier post the collector found this one to duplicate (a text signal: the conversion also puts it
+    # in parent_id/root_id when free; event detection treats that link as text evidence, not as a repost).
+    duplicate_of: str | None = None
 
 
 class WindowMetrics(NamedTuple):

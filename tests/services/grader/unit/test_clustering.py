@@ -58,11 +58,20 @@ def test_repost_before_its_parent_pulls_the_parent_in():
     assert (parent.event_id, parent.via) == ("ev-r", "child")
 
 
-def test_post_linking_two_events_merges_them_with_a_redirect():
+def test_a_repost_quoting_another_story_does_not_merge_by_default():
     c = Clusterer()
+    run(c, post("a", 0, keywords=STORY_A, simhash=FP_A), post("b", 5, keywords=STORY_B, simhash=FP_B))
+    # Parent links are authoritative: the repost of a quoting b's text stays in a, and b stays apart.
+    (link,) = run(c, post("r", 6, parent_id="a", keywords=STORY_B, simhash=FP_B))
+    assert (link.event_id, link.absorbed) == ("ev-a", ())
+    assert c.resolve("ev-b") == "ev-b"
+
+
+def test_post_linking_two_events_merges_them_with_a_redirect():
+    c = Clusterer(ClusteringConfig(merge_on_text=True))
     a, b = run(c, post("a", 0, keywords=STORY_A, simhash=FP_A), post("b", 5, keywords=STORY_B, simhash=FP_B))
     assert a.event_id != b.event_id
-    # A repost of a's post whose text is b's: one story after all.
+    # A repost of a's post whose text is b's: one story after all (when text may merge cascades).
     (link,) = run(c, post("r", 6, parent_id="a", keywords=STORY_B, simhash=FP_B))
     assert link.event_id == "ev-a" and link.absorbed == ("ev-b",)
     assert c.resolve("ev-b") == "ev-a" and c.redirect_of("ev-b") == "ev-a"
@@ -75,7 +84,8 @@ def test_engine_emits_a_final_snapshot_for_the_absorbed_event(feed):
     f = feed()
     f.post(keywords=STORY_A, simhash=FP_A)
     f.post(timedelta(minutes=5), keywords=STORY_B, simhash=FP_B)
-    f.post(timedelta(minutes=1), parent_id="p1", keywords=STORY_B, simhash=FP_B)
+    # A repost whose parent is in one event and whose chain root is in the other: parent links join them.
+    f.post(timedelta(minutes=1), parent_id="p1", root_id="p2")
     merged = [o for o in f.outputs if isinstance(o, EventSnapshot) and o.merged_into]
     assert [(m.event_id, m.merged_into) for m in merged] == [("ev-p2", "ev-p1")]
     assert f.grader.event("ev-p2").event_id == "ev-p1"
@@ -94,7 +104,7 @@ def test_boilerplate_fingerprint_shared_by_many_events_is_not_evidence():
 
 
 def test_idle_events_expire_but_redirects_stay_for_a_while():
-    cfg = ClusteringConfig(horizon_seconds=3600, redirect_ttl_seconds=7200)
+    cfg = ClusteringConfig(horizon_seconds=3600, redirect_ttl_seconds=7200, merge_on_text=True)
     c = Clusterer(cfg)
     run(c, post("a", 0, keywords=STORY_A, simhash=FP_A), post("b", 1, keywords=STORY_B, simhash=FP_B))
     run(c, post("r", 2, parent_id="a", keywords=STORY_B, simhash=FP_B))
@@ -122,7 +132,7 @@ def test_title_is_the_most_reposted_post_with_text():
 
 
 def test_weak_signals_follow_the_dominant_recent_event():
-    cfg = replace(ClusteringConfig.for_lost_parents(), seed_min_keywords=10)
+    cfg = replace(ClusteringConfig.with_weak_signals(), seed_min_keywords=10)
     c = Clusterer(cfg)
     _first, *rest = run(
         c,
@@ -139,10 +149,12 @@ def test_weak_signals_follow_the_dominant_recent_event():
 def test_clusterer_state_round_trips():
     import json
 
-    c = Clusterer()
+    c = Clusterer(ClusteringConfig(merge_on_text=True, attach_wordless=False))
     run(c, post("a", 0, keywords=STORY_A, simhash=FP_A), post("b", 1, keywords=STORY_B, simhash=FP_B))
-    run(c, post("r", 2, parent_id="a", keywords=STORY_B, simhash=FP_B))
+    run(c, post("r", 2, parent_id="a", keywords=STORY_B, simhash=FP_B), post("w", 2.5, text="顶"))
+    assert c.unattached == {"w": (T0 + timedelta(minutes=2.5)).timestamp()}
     copy = Clusterer.from_dict(json.loads(json.dumps(c.to_dict())))
     assert copy.to_dict() == c.to_dict()
     nxt = post("n", 3, keywords=(*STORY_A[:7], "q"), simhash=FP_A ^ 1)
     assert run(copy, nxt) == run(c, nxt)
+    assert copy.seen("w")

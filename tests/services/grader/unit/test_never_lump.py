@@ -1,0 +1,92 @@
+"""Never lump: without evidence a post stays apart, and a post without words or parent moves no event's level."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from services.grader.core import Alert, Clusterer, ClusteringConfig, GraderConfig, PostView
+
+T0 = datetime(2025, 6, 1, 8, 0, tzinfo=UTC)
+FP_A = 0x0123_4567_89AB_CDEF
+FP_B = 0xFEDC_BA98_7654_3210
+# Two unrelated stories and the short repost texts people add to either of them.
+STORY_A = ("住建局", "局长", "实名举报", "受贿", "纪委", "介入", "调查", "百万元")
+STORY_B = ("高速公路", "多车", "追尾", "事故", "交警", "绕行", "注意", "安全")
+SHORT = (("转发", "微博"), ("可怕",), ("真的", "假的"), ("顶",), ("关注",), ())
+
+
+def _post(pid: str, minutes: float, **fields) -> PostView:
+    return PostView(id=pid, created_at=T0 + timedelta(minutes=minutes), author_id=f"u-{pid}", **fields)
+
+
+def _two_cascades(n: int) -> list[PostView]:
+    """Two cascades started a minute apart, their reposts interleaved, no parent links, short texts only."""
+    posts = [_post("a", 0, keywords=STORY_A, simhash=FP_A), _post("b", 1, keywords=STORY_B, simhash=FP_B)]
+    for i in range(n):
+        kw = SHORT[i % len(SHORT)]
+        text = "".join(kw) or "转发微博"
+        posts.append(_post(f"a{i}", 2 + i * 0.5, text=text, keywords=kw, simhash=hash(text) & (2**64 - 1)))
+        posts.append(_post(f"b{i}", 2.2 + i * 0.5, text=text, keywords=kw, simhash=hash(text) & (2**64 - 1)))
+    return posts
+
+
+def test_two_unrelated_concurrent_cascades_with_short_texts_stay_apart():
+    c = Clusterer(ClusteringConfig.for_lost_parents())
+    got = {p.id: c.assign(p, p.created_at.timestamp()) for p in _two_cascades(60)}
+    assert got["a"].event_id == "ev-a" and got["b"].event_id == "ev-b"
+    members: dict[str, set[str]] = {}
+    for pid, a in got.items():
+        if a.event_id:
+            members.setdefault(a.event_id, set()).add(pid[0])
+    assert all(len(story) == 1 for story in members.values()), members  # no event holds both stories
+    # The short reposts join neither story's event: nothing says which one they belong to.
+    assert {a.via for pid, a in got.items() if pid not in ("a", "b")} == {"unattached"}
+    assert c.clusters["ev-a"].size == c.clusters["ev-b"].size == 1
+
+
+def test_weak_signals_would_lump_them():
+    """The comparison the rule is for: the activity guess pulls the other story's reposts into one event."""
+    c = Clusterer(ClusteringConfig.with_weak_signals())
+    got = {p.id: c.assign(p, p.created_at.timestamp()) for p in _two_cascades(60)}
+    lumped = {pid[0] for pid, a in got.items() if a.event_id == got["b"].event_id}
+    assert lumped == {"a", "b"}
+
+
+def test_rare_shared_terms_or_a_near_duplicate_still_link_posts_without_parents():
+    c = Clusterer(ClusteringConfig.for_lost_parents())
+    c.assign(_post("a", 0, keywords=STORY_A, simhash=FP_A), T0.timestamp())
+    near = _post("n", 5, keywords=(*STORY_A[:6], "网友", "热议"), simhash=FP_A ^ 0b11)
+    rare = _post("k", 6, keywords=(*STORY_A[2:7], "网传"), simhash=FP_B)
+    few = _post("f", 7, keywords=(STORY_A[3], STORY_A[4], "路人", "评论", "看看", "再说"), simhash=FP_B ^ 0xFF)
+    out = [c.assign(p, p.created_at.timestamp()) for p in (near, rare, few)]
+    assert [(a.event_id, a.via) for a in out[:2]] == [("ev-a", "near_duplicate"), ("ev-a", "keywords")]
+    assert out[2].event_id == "ev-f"  # two shared terms are not enough evidence
+
+
+def test_a_text_link_needs_a_recent_event():
+    cfg = replace(ClusteringConfig.for_lost_parents(), text_window_seconds=3600, keyword_window_seconds=3600)
+    c = Clusterer(cfg)
+    c.assign(_post("a", 0, keywords=STORY_A, simhash=FP_A), T0.timestamp())
+    late = _post("n", 180, keywords=STORY_A, simhash=FP_A ^ 1)
+    assert c.assign(late, late.created_at.timestamp()).via == "new"
+
+
+def test_posts_without_words_or_parent_move_no_level(feed):
+    f = feed(config=GraderConfig(clustering=ClusteringConfig.for_lost_parents()))
+    f.post(keywords=STORY_A, simhash=FP_A, author_followers=10_000_000)
+    before = f.last("ev-p1")
+    f.burst(400, timedelta(seconds=3), text="转发微博", keywords=("转发", "微博"))
+    assert f.grader.event("ev-p1").post_count == before.post_count == 1
+    assert [a.to_level for a in f.alerts()] == [] and len(f.grader.events) == 1
+    assert f.grader.clusterer.seen("p2")  # a redelivery of an unattached post is still recognised
+
+
+def test_with_parents_a_wordless_post_opens_its_own_event(feed):
+    f = feed()
+    f.post(keywords=STORY_A, simhash=FP_A)
+    f.burst(40, timedelta(seconds=20), parent_id="p1")
+    level = f.grader.event("ev-p1").level
+    f.burst(200, timedelta(seconds=2), text="顶")  # no parent: each alone, none in ev-p1
+    assert f.grader.event("ev-p1").post_count == 41 and f.grader.event("ev-p1").level == level
+    assert all(isinstance(o, Alert) is False or o.event_id == "ev-p1" for o in f.outputs)
