@@ -27,6 +27,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ sys.path.insert(0, str(REPO))  # so that `services` imports when run as a script
 
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 from elasticsearch import AsyncElasticsearch  # noqa: E402
+from qingfeng.cli.pki import provision_identities  # noqa: E402
 from qingfeng.elastic import IndexNames, create_client, delete_family, ensure_index  # noqa: E402
 from qingfeng.kafka import Producer, ensure_topics  # noqa: E402
 from qingfeng.settings import ElasticsearchSettings, GrpcSettings, KafkaSettings  # noqa: E402
@@ -72,7 +74,7 @@ def _settings(run_id: str) -> CollectorSettings:
             deadletter=f"qfbench.{run_id}.deadletter.v1",
         ),
         indexer=IndexerSettings(group_id=f"qfbench-{run_id}-indexer"),
-        grpc=GrpcSettings(port=0),
+        grpc=GrpcSettings(port=0, plaintext=True),
     )
 
 
@@ -129,7 +131,8 @@ async def _produce_in_process(settings: CollectorSettings, producer: Producer, l
 
 async def _produce_via_grpc(settings: CollectorSettings, producer: Producer, data: Path, limit: int | None) -> None:
     """The collector's ImportPosts served here; the client streams the file from a child process."""
-    from qingfeng.rpc import build_server
+    from qingfeng.cli.pki import IMPORT_ISSUER, key_file
+    from qingfeng.rpc import CredentialInterceptor, TrustFile, build_server
     from qingfeng.v1 import source_pb2_grpc
 
     from services.collector.server import CollectorServicer
@@ -137,8 +140,12 @@ async def _produce_via_grpc(settings: CollectorSettings, producer: Producer, dat
     store = _BenchStore()
     pipeline = build_pipeline(settings, producer)
     servicer = CollectorServicer(store, pipeline, tips=None)  # type: ignore[arg-type]
+    # As in production, the import is signed by the ops-import identity and verified (on loopback, without TLS).
+    state = Path(tempfile.mkdtemp(prefix="qfbench-"))
+    trust = provision_identities(state)
     server = build_server(
         settings.grpc,
+        interceptors=[CredentialInterceptor(TrustFile(trust))],
         services=[
             (
                 source_pb2.DESCRIPTOR.services_by_name["CollectorService"],
@@ -157,6 +164,9 @@ async def _produce_via_grpc(settings: CollectorSettings, producer: Producer, dat
             str(file),
             "--collector",
             f"127.0.0.1:{server.port}",
+            "--plaintext",
+            "--key-file",
+            str(key_file(state, IMPORT_ISSUER)),
         ]
         if limit:
             args += ["--limit", str(limit)]
@@ -195,6 +205,8 @@ def _indexer_env(settings: CollectorSettings) -> dict[str, str]:
         "PYTHONPATH": str(REPO),
         "QF_COLLECTOR_ROLE": "index",
         "QF_COLLECTOR_GRPC__PORT": "0",
+        "QF_COLLECTOR_GRPC__PLAINTEXT": "true",  # loopback benchmark; the index role serves only health
+        "QF_COLLECTOR_IDENTITY__TRUST_FILE": str(provision_identities(Path(tempfile.mkdtemp(prefix="qfbench-")))),
         "QF_COLLECTOR_LOG__LEVEL": "WARNING",
         "QF_COLLECTOR_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "QF_COLLECTOR_ELASTICSEARCH__URL": settings.elasticsearch.url,

@@ -43,6 +43,7 @@ import grpc  # noqa: E402
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
+from qingfeng.cli.pki import provision_identities  # noqa: E402
 from qingfeng.elastic import IndexNames, create_client, delete_family  # noqa: E402
 from qingfeng.kafka import OutgoingRecord, Producer, ensure_topics  # noqa: E402
 from qingfeng.settings import ElasticsearchSettings, KafkaSettings  # noqa: E402
@@ -141,7 +142,9 @@ def _settings(args: argparse.Namespace, run: str, db: Path, port: int) -> Grader
         ),
         database={"url": f"sqlite+aiosqlite:///{db}"},  # type: ignore[arg-type]
         consumer={"group_id": f"qfbench-{run}-grader"},  # type: ignore[arg-type]
-        grpc={"port": port},  # type: ignore[arg-type]
+        # A benchmark on loopback: plaintext by explicit choice, and a trust file of its own (nobody calls the API).
+        grpc={"port": port, "plaintext": True},  # type: ignore[arg-type]
+        identity={"trust_file": provision_identities(db.parent / "pki-state")},  # type: ignore[arg-type]
     )
 
 
@@ -162,6 +165,8 @@ def _env(settings: GraderSettings) -> dict[str, str]:
             "QF_GRADER_DATABASE__URL": settings.database.url.get_secret_value(),
             "QF_GRADER_CONSUMER__GROUP_ID": settings.consumer.group_id,
             "QF_GRADER_GRPC__PORT": str(settings.grpc.port),
+            "QF_GRADER_GRPC__PLAINTEXT": "true",
+            "QF_GRADER_IDENTITY__TRUST_FILE": str(settings.identity.trust_file),
             "QF_GRADER_LOG__LEVEL": "WARNING",
         }
     )

@@ -27,7 +27,9 @@ from qingfeng.rpc import (
     CredentialSigner,
     GrpcServer,
     ReadinessCheck,
+    TlsConfigError,
     TrustConfigError,
+    aio_channel,
     build_server,
     run_until_stopped,
     signer_from_settings,
@@ -49,6 +51,7 @@ __all__ = [
     "bind_http",
     "build_gateway",
     "http_loop",
+    "http_tls",
     "load_policy",
     "load_signer",
     "run",
@@ -105,8 +108,25 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
+def http_tls(settings: HttpSettings) -> dict[str, Any]:
+    """uvicorn's TLS arguments for the console, or a ``GatewayConfigError`` when neither TLS nor plaintext is set."""
+    if settings.tls_cert_file and settings.tls_key_file:
+        if settings.plaintext:
+            raise GatewayConfigError("QF_GATEWAY_HTTP__PLAINTEXT=true contradicts QF_GATEWAY_HTTP__TLS_CERT_FILE")
+        return {"ssl_certfile": str(settings.tls_cert_file), "ssl_keyfile": str(settings.tls_key_file)}
+    if settings.tls_cert_file or settings.tls_key_file:
+        raise GatewayConfigError("QF_GATEWAY_HTTP__TLS_CERT_FILE and QF_GATEWAY_HTTP__TLS_KEY_FILE go together")
+    if not settings.plaintext:
+        raise GatewayConfigError(
+            "no HTTPS certificate: set QF_GATEWAY_HTTP__TLS_CERT_FILE and QF_GATEWAY_HTTP__TLS_KEY_FILE "
+            "(or QF_GATEWAY_HTTP__PLAINTEXT=true, never in a deployment)"
+        )
+    log.warning("console on plain HTTP (QF_GATEWAY_HTTP__PLAINTEXT=true): tokens travel in clear")
+    return {}
+
+
 def http_loop(
-    app: ASGIApp, sock: socket.socket, *, grace_s: float
+    app: ASGIApp, sock: socket.socket, *, grace_s: float, tls: dict[str, Any] | None = None
 ) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
     """A background loop for ``run_until_stopped``: uvicorn serves ``app`` on ``sock`` until the stop event."""
 
@@ -119,6 +139,7 @@ def http_loop(
             access_log=False,
             server_header=False,
             timeout_graceful_shutdown=max(1, round(grace_s)),
+            **(tls or {}),
         )
         server = _EmbeddedServer(config)
         serving = asyncio.create_task(server.serve(sockets=[sock]))
@@ -170,7 +191,7 @@ def build_gateway(settings: GatewaySettings, policy: AccessPolicy, signer: Crede
         ("grpc.max_reconnect_backoff_ms", 5000),
     ]
     channels = {
-        service: grpc.aio.insecure_channel(address, options=options, interceptors=_client_interceptors())
+        service: aio_channel(address, settings.upstream_tls, options=options, interceptors=_client_interceptors())
         for service, address in upstream_services(settings).items()
     }
     proxy = proxy_handler(channels, signer)
@@ -203,12 +224,17 @@ async def run(settings: GatewaySettings, *, stop: asyncio.Event | None = None) -
     policy = load_policy(settings)
     log.info("access policy loaded", extra={"policy_version": policy.version, "identities": len(policy.identities)})
     signer = load_signer(settings)
+    tls = http_tls(settings.http)
     http_socket = bind_http(settings.http)
-    gateway = build_gateway(settings, policy, signer)
+    try:
+        gateway = build_gateway(settings, policy, signer)
+    except TlsConfigError as exc:
+        http_socket.close()
+        raise GatewayConfigError(f"{exc} (each variable prefixed QF_GATEWAY_)") from exc
     await run_until_stopped(
         gateway.grpc_server,
         readiness=gateway.readiness,
-        background=[http_loop(gateway.http_app, http_socket, grace_s=settings.grpc.shutdown_grace_s)],
+        background=[http_loop(gateway.http_app, http_socket, grace_s=settings.grpc.shutdown_grace_s, tls=tls)],
         cleanups=gateway.cleanups,
         grace_s=settings.grpc.shutdown_grace_s,
         stop=stop,

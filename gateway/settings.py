@@ -11,7 +11,13 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import SettingsConfigDict
-from qingfeng.settings import GrpcSettings, ServiceSettings, TelemetrySettings, service_settings_config
+from qingfeng.settings import (
+    ClientTlsSettings,
+    GrpcSettings,
+    ServiceSettings,
+    TelemetrySettings,
+    service_settings_config,
+)
 
 __all__ = ["GatewayConfigError", "GatewaySettings", "HttpSettings", "RateLimitSettings", "load_settings"]
 
@@ -29,6 +35,10 @@ class HttpSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # HTTPS certificate and key (PEM); without them the console is served over plain HTTP only when ``plaintext``.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    plaintext: bool = False
 
 
 class RateLimitSettings(BaseModel):
@@ -48,7 +58,9 @@ class GatewaySettings(ServiceSettings):
     telemetry: TelemetrySettings = TelemetrySettings(service_name="qingfeng-gateway")
     # YAML with hashed tokens and grants (gateway/access.py); `qingfeng up` writes .qingfeng/access.yaml.
     access_policy: Path
-    # Upstream services the gateway proxies to (host:port, plaintext inside the deployment's network).
+    # How the gateway connects to the services: TLS verified against this CA (plaintext only when chosen).
+    upstream_tls: ClientTlsSettings = ClientTlsSettings()
+    # Upstream services the gateway proxies to (host:port).
     collector_addr: str = "127.0.0.1:50061"
     grader_addr: str = "127.0.0.1:50062"
     coordinator_addr: str = "127.0.0.1:50063"

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "ClientTlsSettings",
     "DatabaseSettings",
     "ElasticsearchSettings",
     "GrpcSettings",
@@ -87,11 +88,32 @@ class LogSettings(_Group):
 
 
 class GrpcSettings(_Group):
+    """The gRPC listener. TLS is on when ``tls_cert_file`` and ``tls_key_file`` are set; plaintext must be chosen
+    explicitly (``plaintext=true``) and is logged as a warning at start."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
     # Seconds that running calls get to finish after SIGTERM.
     shutdown_grace_s: float = Field(default=5.0, ge=0)
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Server certificate chain and private key (PEM files).
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # CA bundle that client certificates must chain to; with ``tls_client_auth`` "optional" or "require".
+    tls_ca_file: Path | None = None
+    tls_client_auth: Literal["none", "optional", "require"] = "none"
+    # Serve without TLS (local debugging, tests inside one process); never in a deployment.
+    plaintext: bool = False
+
+
+class ClientTlsSettings(_Group):
+    """How a process connects to gRPC servers: the CA that signed their certificates, and optionally a client
+    certificate for mutual TLS. ``plaintext=true`` connects without TLS (only to a plaintext server)."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    plaintext: bool = False
 
 
 class IdentitySettings(_Group):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from qingfeng.cli.pki import ca_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,9 +25,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def health_status(port: int) -> int:
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+def _channel(port: int, ca_file: Path | None) -> grpc.Channel:
+    """TLS verified against ``ca_file`` (the suite's local CA), or plaintext when there is none."""
+    if ca_file is None:
+        return grpc.insecure_channel(f"127.0.0.1:{port}")
+    return grpc.secure_channel(f"127.0.0.1:{port}", grpc.ssl_channel_credentials(ca_file.read_bytes()))
+
+
+def health_status(port: int, ca_file: Path | None = None, service: str = "") -> int:
+    with _channel(port, ca_file) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=2)
         return int(reply.status)
 
 
@@ -36,6 +44,7 @@ class Running:
     port: int
     proc: subprocess.Popen[bytes]
     log_path: Path
+    ca_file: Path | None = None
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
@@ -47,7 +56,7 @@ class Running:
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"{self.name} exited early with {self.proc.returncode}:\n{self.log_tail()}"
             try:
-                status = health_status(self.port)
+                status = health_status(self.port, self.ca_file)
             except grpc.RpcError:
                 status = -1
             if status == health_pb2.HealthCheckResponse.SERVING:
@@ -68,7 +77,8 @@ class Running:
 
 
 def start(name: str, module: str, env: Mapping[str, str], log_dir: Path, *, port: int | None = None) -> Running:
-    """Start ``python -m module`` from the repository root with ``env`` added to the environment."""
+    """Start ``python -m module`` from the repository root with ``env`` added to the environment; health is checked
+    over TLS against ``QF_E2E_CA_FILE`` when ``env`` names it (as ``security_env`` does)."""
     port = port or free_port()
     prefix = f"QF_{name.upper()}_"
     log_path = log_dir / f"{name}.log"
@@ -77,4 +87,11 @@ def start(name: str, module: str, env: Mapping[str, str], log_dir: Path, *, port
         proc = subprocess.Popen(
             [sys.executable, "-m", module], cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT
         )
-    return Running(name, port, proc, log_path)
+    ca = full_env.get("QF_E2E_CA_FILE")
+    return Running(name, port, proc, log_path, Path(ca) if ca else None)
+
+
+def tls_channel(port: int, suite_state: Path) -> grpc.aio.Channel:
+    """An asyncio channel to a suite process on loopback, verifying its certificate against the local CA."""
+    credentials = grpc.ssl_channel_credentials(ca_file(suite_state).read_bytes())
+    return grpc.aio.secure_channel(f"127.0.0.1:{port}", credentials)

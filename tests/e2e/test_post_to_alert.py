@@ -15,12 +15,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 from aiokafka import AIOKafkaConsumer
 from qingfeng.v1 import common_pb2, event_pb2, event_pb2_grpc, search_pb2, search_pb2_grpc, source_pb2, source_pb2_grpc
 
-from tests.e2e.processes import Running, free_port, start
+from tests.e2e.processes import Running, free_port, start, tls_channel
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +119,7 @@ async def _first_alert(bootstrap: str, topic: str, timeout_s: float) -> tuple[ev
 
 
 async def test_an_imported_cascade_becomes_an_alert_in_one_trace(
-    suite: tuple[dict[str, Running], str], kafka_bootstrap: str, gateway_tokens: dict[str, str]
+    suite: tuple[dict[str, Running], str], kafka_bootstrap: str, gateway_tokens: dict[str, str], suite_state: Path
 ) -> None:
     running, run_id = suite
     trace_id = secrets.token_hex(16)
@@ -128,7 +127,7 @@ async def test_an_imported_cascade_becomes_an_alert_in_one_trace(
         ("authorization", f"Bearer {gateway_tokens['office']}"),
         ("traceparent", f"00-{trace_id}-{secrets.token_hex(8)}-01"),
     )
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{running['gateway'].port}") as channel:
+    async with tls_channel(running["gateway"].port, suite_state) as channel:
         collector = source_pb2_grpc.CollectorServiceStub(channel)
 
         async def items() -> object:

@@ -113,7 +113,7 @@ async def gateway(es_url: str, policy_file: Path) -> AsyncIterator[tuple[Gateway
             assert result.ok, result.failed
         settings = GatewaySettings(
             access_policy=policy_file,
-            grpc=GrpcSettings(port=0),
+            grpc=GrpcSettings(port=0, plaintext=True),
             elasticsearch=ElasticsearchSettings(url=es_url, index_prefix=prefix),
         )
         built = build_gateway(settings, load_policy(settings), GATEWAY)

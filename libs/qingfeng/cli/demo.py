@@ -18,6 +18,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from qingfeng.cli import import_posts, stack, suite, tokens
 from qingfeng.cli._console import CliError, say
 from qingfeng.cli.paths import repo_root, state_dir
+from qingfeng.cli.pki import ca_file
+from qingfeng.rpc.tls import sync_channel
+from qingfeng.settings import ClientTlsSettings
 
 __all__ = ["add_arguments", "run"]
 
@@ -30,7 +33,7 @@ SUITE_ADDRESSES = {
     "coordinator": "127.0.0.1:50063",
     "publisher": "127.0.0.1:50064",
 }
-CONSOLE = "http://127.0.0.1:8080/"
+CONSOLE = "https://127.0.0.1:8080/"
 DEMO_IDENTITY = "analyst"
 
 
@@ -47,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _wait_serving(timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     for name, address in SUITE_ADDRESSES.items():
-        with grpc.insecure_channel(address) as channel:
+        with sync_channel(address, ClientTlsSettings(ca_file=ca_file(state_dir()))) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while True:
                 try:
@@ -92,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     _replay(args.data or _default_data(), args.limit, token_file)
     print(
         "\nWhere to look:\n"
-        f"  console         {CONSOLE}  (paste the token from {token_file})\n"
+        f"  console         {CONSOLE}  (paste the token from {token_file}; TLS by the local CA {ca_file(state)})\n"
         f"  gRPC gateway    {GATEWAY}  (metadata 'authorization: Bearer <token>'; reflection is on)\n"
         f"  partner tokens  {state / 'tokens'}/\n"
         f"  logs            {state / 'logs'}/  (JSON lines with trace ids)\n"

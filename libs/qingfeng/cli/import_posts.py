@@ -27,8 +27,10 @@ import grpc
 
 from qingfeng.cli._console import CliError
 from qingfeng.cli.paths import state_dir
-from qingfeng.cli.pki import IMPORT_ISSUER, key_file
+from qingfeng.cli.pki import IMPORT_ISSUER, ca_file, key_file
 from qingfeng.rpc.credentials import TrustConfigError, load_signer
+from qingfeng.rpc.tls import sync_channel
+from qingfeng.settings import ClientTlsSettings
 from qingfeng.v1 import post_pb2, source_pb2, source_pb2_grpc
 
 __all__ = ["ImportTotals", "add_arguments", "import_file", "run"]
@@ -64,6 +66,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"with --collector: the {IMPORT_ISSUER} signing key (default <state dir>/pki/keys/{IMPORT_ISSUER}.pem)",
     )
+    parser.add_argument(
+        "--ca-file",
+        type=Path,
+        default=None,
+        help="CA the server's TLS certificate chains to (default <state dir>/pki/ca.pem, the local suite's CA)",
+    )
+    parser.add_argument("--plaintext", action="store_true", help="connect without TLS (a plaintext server only)")
     parser.add_argument("--source-id", default="", help="source the posts are attributed to (default: import)")
     parser.add_argument("--chunk-lines", type=int, default=DEFAULT_CHUNK_LINES, help="lines per ImportPosts stream")
     parser.add_argument("--skip", type=int, default=0, metavar="N", help="skip the first N lines (resume)")
@@ -258,7 +267,10 @@ def run(args: argparse.Namespace) -> int:
     metadata = _metadata(args)
     address = args.collector or args.gateway or DEFAULT_GATEWAY
     options = [("grpc.max_send_message_length", _MAX_MESSAGE_BYTES)]
-    with grpc.insecure_channel(address, options=options) as channel:
+    tls = ClientTlsSettings(
+        ca_file=None if args.plaintext else args.ca_file or ca_file(state_dir()), plaintext=args.plaintext
+    )
+    with sync_channel(address, tls, options=options) as channel:
         stub = source_pb2_grpc.CollectorServiceStub(channel)
         totals = import_file(
             stub,

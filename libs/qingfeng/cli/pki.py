@@ -1,4 +1,5 @@
-"""Identity keys for a local suite: who signs credentials and which services believe them.
+"""Identity keys and TLS certificates for a local suite: who signs credentials, which services believe them, and
+the local CA every gRPC and HTTPS listener's certificate chains to (``local_ca.py``).
 
 ``provision_identities(state)`` runs from `qingfeng up` before any process starts. On the first run it writes, under
 ``<state>/pki/`` (mode 0700): one Ed25519 private key per signer in ``keys/<name>.pem`` (mode 0600) and
@@ -12,12 +13,13 @@ Signers: ``gateway`` asserts the partner identities it authenticated; ``ops-impo
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
+from qingfeng.cli.local_ca import ensure_ca, ensure_leaf
 from qingfeng.rpc.credentials import generate_key, public_pem, trust_yaml
 from qingfeng.v1 import source_pb2
 
@@ -25,9 +27,10 @@ __all__ = [
     "GATEWAY_ISSUER",
     "IMPORT_ISSUER",
     "InternalSigner",
-    "identity_environment",
+    "ca_file",
     "key_file",
     "provision_identities",
+    "security_environment",
 ]
 
 GATEWAY_ISSUER = "gateway"
@@ -35,6 +38,7 @@ IMPORT_ISSUER = "ops-import"
 PKI_DIR = "pki"
 TRUST_FILE = "trust.yaml"
 SERVICE_PREFIXES = ("QF_COLLECTOR_", "QF_GRADER_", "QF_COORDINATOR_", "QF_PUBLISHER_")
+GATEWAY_PREFIX = "QF_GATEWAY_"
 
 
 @dataclass(frozen=True)
@@ -89,12 +93,32 @@ def provision_identities(state: Path, signers: Sequence[InternalSigner] | None =
     return trust
 
 
-def identity_environment(state: Path, env: dict[str, str]) -> dict[str, str]:
-    """Variables that point each process at the provisioned identity files, unless the operator set their own."""
+def ca_file(state: Path) -> Path:
+    """The local CA certificate that clients of the suite (CLI, tests, a browser) verify its servers against."""
+    return ensure_ca(state / PKI_DIR).cert
+
+
+def security_environment(state: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """Variables that point each process at the provisioned identity files and TLS certificates, except those the
+    operator set already: services serve TLS and believe the trust file; the gateway serves gRPC and HTTPS with TLS,
+    accepts partner client certificates of the local CA (mutual TLS is optional: tokens work too), verifies the
+    services against the CA and signs credentials with its key."""
     trust = provision_identities(state)
+    pki = state / PKI_DIR
+    ca = ensure_ca(pki)
     out: dict[str, str] = {}
-    for prefix in SERVICE_PREFIXES:
-        out.setdefault(f"{prefix}IDENTITY__TRUST_FILE", str(trust))
+    for prefix in (*SERVICE_PREFIXES, GATEWAY_PREFIX):
+        leaf = ensure_leaf(pki, prefix.removeprefix("QF_").rstrip("_").lower(), ca=ca)
+        out[f"{prefix}GRPC__TLS_CERT_FILE"] = str(leaf.cert)
+        out[f"{prefix}GRPC__TLS_KEY_FILE"] = str(leaf.key)
+        if prefix != GATEWAY_PREFIX:
+            out[f"{prefix}IDENTITY__TRUST_FILE"] = str(trust)
+    gateway_leaf = ensure_leaf(pki, "gateway", ca=ca)
+    out["QF_GATEWAY_GRPC__TLS_CA_FILE"] = str(ca.cert)
+    out["QF_GATEWAY_GRPC__TLS_CLIENT_AUTH"] = "optional"
+    out["QF_GATEWAY_HTTP__TLS_CERT_FILE"] = str(gateway_leaf.cert)
+    out["QF_GATEWAY_HTTP__TLS_KEY_FILE"] = str(gateway_leaf.key)
+    out["QF_GATEWAY_UPSTREAM_TLS__CA_FILE"] = str(ca.cert)
     out["QF_GATEWAY_IDENTITY__ISSUER"] = GATEWAY_ISSUER
     out["QF_GATEWAY_IDENTITY__SIGNING_KEY_FILE"] = str(key_file(state, GATEWAY_ISSUER))
     return {key: value for key, value in out.items() if key not in env}

@@ -60,8 +60,8 @@ def _environment(state: Path) -> dict[str, str]:
     if "QF_GATEWAY_ACCESS_POLICY" not in env:
         env["QF_GATEWAY_ACCESS_POLICY"] = str(tokens.provision(state))
     # Tips are refused without an encryption key; a local suite gets its own, kept in the state dir.
-    # Services believe only signed credentials: the gateway's key and every service's trust file.
-    env.update(pki.identity_environment(state, env))
+    # Services believe only signed credentials (the gateway's key, every service's trust file), over TLS.
+    env.update(pki.security_environment(state, env))
     if "QF_COLLECTOR_TIP_KEY" not in env and "QF_COLLECTOR_TIP_KEY_FILE" not in env:
         env["QF_COLLECTOR_TIP_KEY_FILE"] = str(tokens.provision_tip_key(state))
     return env

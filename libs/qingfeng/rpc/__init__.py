@@ -14,10 +14,12 @@ from qingfeng.rpc.credentials import (
 )
 from qingfeng.rpc.identity_setup import credential_interceptor, signer_from_settings
 from qingfeng.rpc.lifecycle import ReadinessCheck, run_until_stopped
-from qingfeng.rpc.server import GrpcServer, build_server
+from qingfeng.rpc.server import LIVENESS, GrpcServer, build_server
+from qingfeng.rpc.tls import TlsConfigError, aio_channel, sync_channel
 
 __all__ = [
     "CREDENTIAL_HEADER",
+    "LIVENESS",
     "Caller",
     "CredentialError",
     "CredentialInterceptor",
@@ -25,13 +27,16 @@ __all__ = [
     "GrpcServer",
     "NoVerifiedCaller",
     "ReadinessCheck",
+    "TlsConfigError",
     "TrustConfigError",
     "TrustFile",
     "TrustStore",
+    "aio_channel",
     "build_server",
     "credential_interceptor",
     "current_caller",
     "load_signer",
     "run_until_stopped",
     "signer_from_settings",
+    "sync_channel",
 ]

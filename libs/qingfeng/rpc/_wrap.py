@@ -15,6 +15,8 @@ import grpc
 __all__ = ["wrap_handler"]
 
 Enter = Callable[[], Callable[[], None]]
+# Computes, inside the call (so it can read the peer and its TLS certificate), whether to refuse it.
+Check = Callable[[grpc.aio.ServicerContext], "tuple[grpc.StatusCode, str] | None"]
 
 
 def _final_code(context: grpc.aio.ServicerContext) -> grpc.StatusCode:
@@ -28,16 +30,24 @@ def wrap_handler(
     abort: tuple[grpc.StatusCode, str] | None,
     enter: Enter,
     on_done: Callable[[grpc.StatusCode], None] = lambda code: None,
+    check: Check | None = None,
 ) -> grpc.RpcMethodHandler:
     """A handler of the same arity that aborts with ``abort``, or runs ``handler`` between ``enter()`` and its exit.
 
-    ``enter`` is called inside the call's context and returns the function that undoes it.
+    ``enter`` is called inside the call's context and returns the function that undoes it. ``check``, when given,
+    runs at call time with the call's context (after ``abort`` was found None) and may refuse the call the same way.
     """
 
-    async def _run_unary(behaviour: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    def _refusal(context: grpc.aio.ServicerContext) -> tuple[grpc.StatusCode, str] | None:
         if abort is not None:
-            on_done(abort[0])
-            await context.abort(abort[0], abort[1])
+            return abort
+        return check(context) if check is not None else None
+
+    async def _run_unary(behaviour: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        refused = _refusal(context)
+        if refused is not None:
+            on_done(refused[0])
+            await context.abort(refused[0], refused[1])
         leave = enter()
         code = grpc.StatusCode.OK
         try:
@@ -51,9 +61,10 @@ def wrap_handler(
             on_done(code)
 
     async def _run_stream(behaviour: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        if abort is not None:
-            on_done(abort[0])
-            await context.abort(abort[0], abort[1])
+        refused = _refusal(context)
+        if refused is not None:
+            on_done(refused[0])
+            await context.abort(refused[0], refused[1])
         leave = enter()
         code = grpc.StatusCode.OK
         try:

@@ -6,6 +6,7 @@ typed-out strings, so a renamed service cannot drift from its health entry.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -15,9 +16,16 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
+from qingfeng.rpc.tls import server_credentials
 from qingfeng.settings import GrpcSettings
 
-__all__ = ["GrpcServer", "build_server"]
+__all__ = ["LIVENESS", "GrpcServer", "build_server"]
+
+# The health entry a liveness probe checks: SERVING while the process runs, so that an outage of Kafka or the
+# database (which turns readiness, the "" entry and the business services, NOT_SERVING) restarts no pod.
+LIVENESS = "liveness"
+
+log = logging.getLogger(__name__)
 
 Registrar = Callable[[grpc.aio.Server], None]
 
@@ -30,6 +38,10 @@ class GrpcServer:
     health: health.aio.HealthServicer
     port: int
     service_names: tuple[str, ...]
+
+    async def set_alive(self) -> None:
+        """Report the liveness entry SERVING: the process runs, whatever its dependencies do."""
+        await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
 
     async def set_serving(self, serving: bool) -> None:
         """Report every business service and the overall server ("") as SERVING or NOT_SERVING."""
@@ -46,7 +58,9 @@ def build_server(
 ) -> GrpcServer:
     """Create the server, register ``services`` plus health and reflection, and bind ``settings.host:port``.
 
-    Every service starts NOT_SERVING; the lifecycle flips it once the process's dependencies answer.
+    Every service starts NOT_SERVING; the lifecycle flips it once the process's dependencies answer. The port is TLS
+    (``tls_cert_file``/``tls_key_file``) or, only when ``plaintext`` is set, plaintext with a warning; neither is a
+    ``TlsConfigError``.
     """
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -63,7 +77,13 @@ def build_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
     reflection.enable_server_reflection((*names, health_name, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    credentials = server_credentials(settings)
+    if credentials is None:
+        log.warning("gRPC on %s WITHOUT TLS (GRPC__PLAINTEXT=true): callers and credentials travel in clear", address)
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, credentials)
     if port == 0:
         raise OSError(f"cannot bind gRPC port {settings.host}:{settings.port} (QF_*_GRPC__HOST / QF_*_GRPC__PORT)")
     return GrpcServer(server=server, health=health_servicer, port=port, service_names=tuple(names))

@@ -52,7 +52,7 @@ async def serving(servicer: CollectorServicer) -> AsyncIterator[source_pb2_grpc.
     """``servicer`` on a loopback port behind the credential check; a stub whose calls carry the analyst's
     credential unless a call brings its own (``tests.identity.as_caller``)."""
     server = build_server(
-        GrpcSettings(port=0),
+        GrpcSettings(port=0, plaintext=True),
         services=[
             (
                 source_pb2.DESCRIPTOR.services_by_name["CollectorService"],

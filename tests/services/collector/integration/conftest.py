@@ -32,7 +32,7 @@ async def settings(kafka_bootstrap: str, es_url: str) -> AsyncIterator[Collector
             deadletter=f"qftest.{run}.deadletter.v1",
         ),
         indexer=IndexerSettings(group_id=f"qftest-{run}-indexer", batch_size=500, retry_backoff_s=0.2),
-        grpc=GrpcSettings(port=0),
+        grpc=GrpcSettings(port=0, plaintext=True),
     )
     await ensure_topics(value.kafka, topic_specs_for(value))
     yield value

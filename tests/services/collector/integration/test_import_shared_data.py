@@ -21,7 +21,7 @@ import pytest
 from cryptography.fernet import Fernet
 from elasticsearch import AsyncElasticsearch
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from qingfeng.cli.pki import IMPORT_ISSUER, key_file, provision_identities
+from qingfeng.cli.pki import IMPORT_ISSUER, ca_file, key_file, security_environment
 from qingfeng.elastic import IndexNames
 
 from services.collector.settings import CollectorSettings
@@ -42,10 +42,11 @@ def _free_port() -> int:
 
 def _environment(settings: CollectorSettings, tmp_path: Path, port: int) -> dict[str, str]:
     topics = settings.topics
-    trust = provision_identities(tmp_path / "state")  # the ops-import key the CLI signs with, and the trust file
+    # As `qingfeng up` does: TLS by the local CA, the trust file, and the ops-import key the CLI signs with.
+    security = {k: v for k, v in security_environment(tmp_path / "state", {}).items() if k.startswith("QF_COLLECTOR_")}
     return {
         **os.environ,
-        "QF_COLLECTOR_IDENTITY__TRUST_FILE": str(trust),
+        **security,
         "PYTHONPATH": str(REPO),
         "QF_COLLECTOR_ROLE": "all",
         "QF_COLLECTOR_GRPC__PORT": str(port),
@@ -62,10 +63,13 @@ def _environment(settings: CollectorSettings, tmp_path: Path, port: int) -> dict
     }
 
 
-async def _wait_serving(address: str, process: asyncio.subprocess.Process, timeout_s: float = 90.0) -> None:
+async def _wait_serving(
+    address: str, process: asyncio.subprocess.Process, state: Path, timeout_s: float = 90.0
+) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    async with grpc.aio.insecure_channel(address) as channel:
+    credentials = grpc.ssl_channel_credentials(ca_file(state).read_bytes())
+    async with grpc.aio.secure_channel(address, credentials) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while loop.time() < deadline:
             if process.returncode is not None:
@@ -95,7 +99,7 @@ async def collector(settings: CollectorSettings, tmp_path: Path) -> AsyncIterato
         stderr=log,
     )
     try:
-        await _wait_serving(f"127.0.0.1:{port}", process)
+        await _wait_serving(f"127.0.0.1:{port}", process, tmp_path / "state")
         yield f"127.0.0.1:{port}"
     finally:
         if process.returncode is None:
@@ -118,7 +122,7 @@ async def test_import_of_the_shared_data_indexes_every_post_once(
     cli = Path(sys.executable).with_name("qingfeng")
     importer = await asyncio.create_subprocess_exec(
         str(cli), "import", str(data), "--collector", collector, "--quiet",
-        "--key-file", str(key_file(tmp_path / "state", IMPORT_ISSUER)),
+        "--key-file", str(key_file(tmp_path / "state", IMPORT_ISSUER)), "--ca-file", str(ca_file(tmp_path / "state")),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(importer.communicate(), 150)

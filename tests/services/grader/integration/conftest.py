@@ -48,7 +48,7 @@ async def make_settings(kafka_bootstrap: str, es_url: str, tmp_path: Path) -> As
             ),
             "consumer": ConsumerSettings(group_id=f"qftest-{run}-grader", batch_size=25, retry_backoff_s=0.2),
             "checkpoint": CheckpointSettings(every_batches=10_000, every_s=3600),
-            "grpc": GrpcSettings(port=0),
+            "grpc": GrpcSettings(port=0, plaintext=True),
         }
         values.update(overrides)
         settings = GraderSettings(**values)

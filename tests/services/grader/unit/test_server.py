@@ -75,7 +75,7 @@ async def service(tmp_path: Path) -> AsyncIterator[Service]:
     await feed(owner, story(4, start=T0 + timedelta(minutes=20), prefix="q"))  # ev-q0: blue
     servicer = GraderServicer(owner, store)
     server = build_server(
-        GrpcSettings(port=0),
+        GrpcSettings(port=0, plaintext=True),
         services=[
             (
                 event_pb2.DESCRIPTOR.services_by_name["GraderService"],
