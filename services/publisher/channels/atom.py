@@ -56,7 +56,7 @@ def render_atom(entries: Sequence[FeedEntry], settings: FeedSettings, *, now: da
     _child(feed, "id", settings.feed_id())
     _child(feed, "title", settings.title)
     _child(feed, "updated", _time(max(changes) if changes else now))
-    _child(feed, "link", rel="self", type="application/atom+xml", href=settings.self_url)
+    _child(feed, "link", rel="self", type="application/atom+xml", href=settings.feed_url())
     _child(feed, "link", rel="alternate", type="text/html", href=settings.site_url)
     author = _child(feed, "author")
     _child(author, "name", settings.author)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,25 +18,38 @@ from services.publisher.ports import ChannelError, ChannelErrorKind, Delivered, 
 
 __all__ = ["FeedAdapter", "FeedSettings"]
 
+_URL = r"^https?://[^/?#]+(/[^?#]*)?$"
+
 
 class FeedSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # The website; a release without a URL of its own links to <site_url>/releases/<publication id>.
-    site_url: str = Field(pattern=r"^https?://[^/?#]+(/[^?#]*)?$")
-    # Where the feed itself is served (its rel="self" link).
-    self_url: str = Field(pattern=r"^https?://[^/?#]+(/[^?#]*)?$")
+    # The website's section of releases; a release without a URL of its own links to <site_url>/<publication id>.
+    site_url: str = Field(pattern=_URL)
+    # Where the feed is served (its rel="self" link); by default /feed.atom on the site's host (feed_app's route).
+    self_url: str | None = Field(default=None, pattern=_URL)
     title: str = Field(default="权威发布", min_length=1)
     author: str = Field(default="清风", min_length=1)
-    # The feed's permanent id and the authority of its entries' tag URIs (RFC 4151), e.g. "jw.example.gov.cn,2026".
-    tag_authority: str = Field(pattern=r"^[A-Za-z0-9.-]+,\d{4}(-\d{2}(-\d{2})?)?$")
+    # Authority of the feed's and entries' permanent tag URIs (RFC 4151), "<domain>,<date the feed started>"; by
+    # default the site's host and 2026. Never change it once readers have the feed: every entry would look new.
+    tag_authority: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]+,\d{4}(-\d{2}(-\d{2})?)?$")
     max_entries: int = Field(default=50, ge=1, le=1000)
 
+    def authority(self) -> str:
+        return self.tag_authority or f"{urlsplit(self.site_url).hostname},2026"
+
     def entry_id(self, publication_id: str) -> str:
-        return f"tag:{self.tag_authority}:publication/{quote(publication_id, safe='')}"
+        return f"tag:{self.authority()}:publication/{quote(publication_id, safe='')}"
 
     def feed_id(self) -> str:
-        return f"tag:{self.tag_authority}:feed"
+        return f"tag:{self.authority()}:feed"
+
+    def feed_url(self) -> str:
+        parts = urlsplit(self.site_url)
+        return self.self_url or f"{parts.scheme}://{parts.netloc}/feed.atom"
+
+    def release_url(self, publication_id: str) -> str:
+        return f"{self.site_url.rstrip('/')}/{quote(publication_id, safe='')}"
 
 
 class FeedAdapter:
@@ -60,7 +73,7 @@ class FeedAdapter:
 
     async def deliver(self, delivery: Delivery) -> Delivered:
         now = self._clock()
-        url = delivery.url_hint or f"{self.settings.site_url.rstrip('/')}/releases/{quote(delivery.publication_id)}"
+        url = delivery.url_hint or self.settings.release_url(delivery.publication_id)
         entry = FeedEntry(
             publication_id=delivery.publication_id,
             title=delivery.title,

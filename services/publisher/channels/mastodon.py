@@ -31,10 +31,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from services.publisher.channels._http import ChannelUrl, HttpTimeouts, new_client, retry_after_s, transport_error
-from services.publisher.channels._secrets import Secret
 from services.publisher.ports import ChannelError, ChannelErrorKind, Delivered, Delivery
 
 __all__ = ["MastodonAdapter", "MastodonSettings", "mastodon_length"]
@@ -50,7 +49,8 @@ class MastodonSettings(BaseModel):
 
     # The instance, e.g. https://mastodon.example; the API paths are appended to it.
     base_url: ChannelUrl
-    access_token: Secret
+    # The account's bearer token (``token_env`` / ``token_file`` in the options, see ``_secrets.py``).
+    token: SecretStr
     # The instance's limit (``configuration.statuses.max_characters`` of /api/v2/instance); 500 by default.
     max_chars: int = Field(default=500, gt=0)
     visibility: Literal["public", "unlisted", "private", "direct"] = "public"
@@ -134,7 +134,7 @@ class MastodonAdapter:
     async def _call(
         self, method: str, path: str, operation: str, data: Mapping[str, str] | None, headers: Mapping[str, str]
     ) -> Mapping[str, Any]:
-        token = self.settings.access_token.get_secret_value()
+        token = self.settings.token.get_secret_value()
         try:
             response = await self._client.request(
                 method, path, data=data, headers={**headers, "Authorization": f"Bearer {token}"}

@@ -42,10 +42,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from services.publisher.channels._http import ChannelUrl, HttpTimeouts, new_client, retry_after_s, transport_error
-from services.publisher.channels._secrets import Secret
 from services.publisher.ports import ChannelError, ChannelErrorKind, Delivered, Delivery
 
 __all__ = [
@@ -97,7 +96,7 @@ class WebhookSettings(BaseModel):
     # The receiver's full URL.
     url: ChannelUrl
     # Shared with the receiver; at least 32 bytes so guessing it is hopeless.
-    secret: Secret = Field(min_length=32)
+    secret: SecretStr = Field(min_length=32)
     timeouts: HttpTimeouts = HttpTimeouts()
 
 

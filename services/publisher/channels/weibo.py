@@ -33,10 +33,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from services.publisher.channels._http import ChannelUrl, HttpTimeouts, new_client, retry_after_s, transport_error
-from services.publisher.channels._secrets import Secret
 from services.publisher.ports import ChannelError, ChannelErrorKind, Delivered, Delivery
 
 __all__ = ["MARKER_CHARS", "WeiboAdapter", "WeiboSettings", "marker"]
@@ -85,7 +84,8 @@ class WeiboSettings(BaseModel):
     base_url: ChannelUrl
     # Where a status is seen by the public: <web_url>/<user id>/<status id>.
     web_url: ChannelUrl = "https://weibo.com"
-    access_token: Secret
+    # The account's bearer token (``token_env`` / ``token_file`` in the options, see ``_secrets.py``).
+    token: SecretStr
     # The platform's limit for one status, marker included.
     max_chars: int = Field(default=2000, gt=MARKER_CHARS)
     # How far back ``find`` looks: page_size × find_pages of the account's most recent statuses.
@@ -190,7 +190,7 @@ class WeiboAdapter:
         form: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> Mapping[str, Any]:
-        token = self.settings.access_token.get_secret_value()
+        token = self.settings.token.get_secret_value()
         try:
             if method == "GET":
                 # In a header, never in the query string that access logs and dead letters keep.

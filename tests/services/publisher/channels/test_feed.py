@@ -21,8 +21,7 @@ from services.publisher.ports import ChannelError, ChannelErrorKind, Delivery
 A = f"{{{ATOM_NS}}}"
 T0 = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
 SETTINGS = FeedSettings(
-    site_url="https://jw.example.gov.cn",
-    self_url="https://jw.example.gov.cn/feed.atom",
+    site_url="https://jw.example.gov.cn/releases",
     title="权威发布",
     author="市纪委监委",
     tag_authority="jw.example.gov.cn,2026",
@@ -105,7 +104,8 @@ async def test_two_deliveries_leave_one_entry_in_a_valid_feed(
     # RFC 4287: a feed has id, title, updated and an author (or every entry has one); each entry id, title, updated.
     assert feed.findtext(f"{A}id") == "tag:jw.example.gov.cn,2026:feed"
     assert feed.findtext(f"{A}title") == "权威发布" and feed.findtext(f"{A}author/{A}name") == "市纪委监委"
-    assert feed.find(f"{A}link[@rel='self']") is not None
+    self_link = feed.find(f"{A}link[@rel='self']")
+    assert self_link is not None and self_link.get("href") == "https://jw.example.gov.cn/feed.atom"
     [entry] = _entries(feed)
     assert entry.findtext(f"{A}id") == "tag:jw.example.gov.cn,2026:publication/pub-0001"
     assert entry.findtext(f"{A}title") == "情况通报1" and entry.findtext(f"{A}content") == "正文"

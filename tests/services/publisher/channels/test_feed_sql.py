@@ -90,9 +90,7 @@ async def test_save_and_latest_newest_first_with_times_in_utc(feed_engine: Async
 
 
 async def test_the_feed_adapter_on_sql_delivers_once(feed_engine: AsyncEngine) -> None:
-    settings = FeedSettings(
-        site_url="https://jw.example", self_url="https://jw.example/feed.atom", tag_authority="jw.example,2026"
-    )
+    settings = FeedSettings(site_url="https://jw.example/releases")
     adapter = FeedAdapter(settings, SqlFeedStore(feed_engine), clock=lambda: T0)
     delivery = Delivery("pub-0100", "website-feed", "辟谣", "系谣言。")
     first = await adapter.deliver(delivery)

@@ -35,7 +35,7 @@ async def server() -> AsyncIterator[FakeMastodon]:
 def _adapter(server: FakeMastodon, *, token: str | None = None, read_s: float = 5.0) -> MastodonAdapter:
     settings = MastodonSettings(
         base_url=server.base,
-        access_token=SecretStr(token or server.token),
+        token=SecretStr(token or server.token),
         timeouts=HttpTimeouts(connect_s=2.0, read_s=read_s),
     )
     return MastodonAdapter(settings, clock=lambda: NOW)
@@ -178,7 +178,7 @@ async def test_a_refused_connection_is_unavailable() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound but not listening: connecting is refused
-        adapter = MastodonAdapter(MastodonSettings(base_url=f"http://127.0.0.1:{port}", access_token=SecretStr("t")))
+        adapter = MastodonAdapter(MastodonSettings(base_url=f"http://127.0.0.1:{port}", token=SecretStr("t")))
         try:
             error = await _refused(adapter)
         finally:

@@ -36,7 +36,7 @@ def _adapter(server: FakeWeibo, **overrides: object) -> WeiboAdapter:
     values: dict[str, object] = {
         "base_url": server.base,
         "web_url": "https://weibo.example",
-        "access_token": SecretStr(server.token),
+        "token": SecretStr(server.token),
         "timeouts": HttpTimeouts(connect_s=2.0, read_s=2.0),
     }
     values.update(overrides)
@@ -169,7 +169,7 @@ async def test_error_codes_map_to_their_kinds(
 
 
 async def test_a_wrong_token_is_unauthorised(server: FakeWeibo) -> None:
-    adapter = _adapter(server, access_token=SecretStr("expired"))
+    adapter = _adapter(server, token=SecretStr("expired"))
     try:
         error = await _refused(adapter)
     finally:
