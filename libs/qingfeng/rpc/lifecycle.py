@@ -78,8 +78,7 @@ async def run_until_stopped(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await grpc_server.server.start()
-    await grpc_server.set_alive()
+    await grpc_server.start()
     log.info("grpc listening", extra={"port": grpc_server.port})
     tasks = [asyncio.create_task(_watch_readiness(grpc_server, readiness, readiness_interval_s, stop))]
     tasks += [asyncio.create_task(loop_fn(stop)) for loop_fn in background]

@@ -39,6 +39,13 @@ class GrpcServer:
     port: int
     service_names: tuple[str, ...]
 
+    async def start(self) -> None:
+        """Start serving: liveness SERVING at once, readiness ("" and every business service) NOT_SERVING until the
+        lifecycle's probes pass (the health servicer would otherwise report "" SERVING from the first call)."""
+        await self.set_serving(False)
+        await self.set_alive()
+        await self.server.start()
+
     async def set_alive(self) -> None:
         """Report the liveness entry SERVING: the process runs, whatever its dependencies do."""
         await self.health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
