@@ -101,5 +101,9 @@ class AddressPolicy:
             return None
         if any(ip.version == net.version and ip in net for net in self.allow_networks):
             return None
-        shown = str(ip) if host.strip("[]") == str(ip) else f"{host} ({ip})"
+        try:
+            literal = ipaddress.ip_address(host.strip("[]")) == ip
+        except ValueError:
+            literal = False
+        shown = str(ip) if literal else f"{host} ({ip})"
         return f"address {shown} is {why} and not allowlisted"
