@@ -24,8 +24,10 @@ from datetime import datetime
 from typing import Any, Final
 
 from opentelemetry import trace
-from qingfeng.storage import add_to_outbox, append_audit, session_factory
-from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, and_, insert, select, update
+from qingfeng.kafka.headers import content_type_for
+from qingfeng.storage import add_to_outbox, append_audit, audit_tables, session_factory
+from qingfeng.v1 import case_pb2, publication_request_pb2
+from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -45,10 +47,11 @@ from services.coordinator.core.model import (
 )
 from services.coordinator.errors import InvalidPageToken
 
-__all__ = ["CaseFilter", "OutboxTopics", "SqlStore", "TaskFilter", "Unit"]
+__all__ = ["CaseFilter", "OutboxTopics", "SqlStore", "TaskFilter", "Unit", "audit_log"]
 
 _TS = DateTime(timezone=True)
 metadata = MetaData()
+audit_log, _audit_head = audit_tables(metadata)
 cases_t = Table(
     "coord_cases",
     metadata,
@@ -109,7 +112,9 @@ timers_t = Table(
 )
 
 _ACTIVE_TASK: Final = (TaskStatus.OPEN.value, TaskStatus.IN_PROGRESS.value)
-_PROTO_CT: Final = "application/x-protobuf; messageType={}"
+_CT_CASE: Final = content_type_for(case_pb2.Case())
+_CT_TASK: Final = content_type_for(case_pb2.Task())
+_CT_PUBLICATIONREQUEST: Final = content_type_for(publication_request_pb2.PublicationRequest())
 
 
 @dataclass(frozen=True)
@@ -347,7 +352,7 @@ class Unit:
                     event_type=event_type,
                     event_id=f"{change.case.id}@{last_seq}.{n}:{event_type}",
                     payload=payload,
-                    headers={"content-type": _PROTO_CT.format("qingfeng.v1.Case")},
+                    headers={"content-type": _CT_CASE},
                     now=now,
                 )
         for task in change.tasks:
@@ -359,7 +364,7 @@ class Unit:
                 event_type="task.created" if created else "task.updated",
                 event_id=f"{task.id}@{last_seq}:{task.updated_at.isoformat()}",
                 payload=task_proto(task, now).SerializeToString(),
-                headers={"content-type": _PROTO_CT.format("qingfeng.v1.Task")},
+                headers={"content-type": _CT_TASK},
                 now=now,
             )
         for meeting in change.meetings:
@@ -372,7 +377,7 @@ class Unit:
                 event_type="publication.requested",
                 event_id=ask.id,
                 payload=publication_request_proto(ask).SerializeToString(),
-                headers={"content-type": _PROTO_CT.format("qingfeng.v1.PublicationRequest")},
+                headers={"content-type": _CT_PUBLICATIONREQUEST},
                 now=now,
             )
         for kind, target in change.cancel_timers:
@@ -461,6 +466,9 @@ class Unit:
             return None
         due = row.due_at if row.due_at.tzinfo else row.due_at.replace(tzinfo=now.tzinfo)
         return Timer(row.id, row.kind, row.target, due)
+
+    async def audit_count(self) -> int:
+        return int((await self.session.execute(select(func.count()).select_from(audit_log))).scalar_one())
 
     async def fired_timers(self) -> list[tuple[str, str, str]]:
         """(id, kind, fired_by) of every fired timer: what tests and operators check."""
