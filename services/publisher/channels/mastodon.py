@@ -16,11 +16,15 @@ timeouts and broken connections are UNAVAILABLE.
 
 Exactly once. Mastodon keeps an ``Idempotency-Key`` for one hour per account: a second POST with the same key
 answers the status the first one created instead of creating another. There is no lookup by idempotency key and
-no private field on a status to search for, so ``find`` cannot tell from the channel whether an attempt landed
-and answers None; the worker then calls ``deliver`` again, and that re-POST with the same key *is* the safe replay:
-it returns the status of the attempt that landed, or creates it if none did. The guarantee holds while the key is
-kept, so the worker must finish retrying an unknown outcome within ``idempotency_window_s`` (one hour); after that
-the release must go to the dead-letter queue for an operator rather than be posted blind.
+no private field on a status to search for, so by default ``find`` cannot tell from the channel whether an attempt
+landed and answers None; the worker then calls ``deliver`` again, and that re-POST with the same key *is* the safe
+replay: it returns the status of the attempt that landed, or creates it if none did. That holds while the key is
+kept, so the worker must finish retrying an unknown outcome within ``idempotency_window_s`` (one hour).
+
+Beyond the hour (an operator replaying a dead letter the next day), set ``marker: true``: every status then ends
+with the same visible marker line as on Weibo (``〔编号 1A2B3C4D〕``), and ``find`` looks for it among the account's
+latest ``page_size × find_pages`` statuses (``GET /api/v1/accounts/verify_credentials`` once for the account id,
+then ``GET /api/v1/accounts/:id/statuses?limit=&max_id=``, matching the marker in the status ``content``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from services.publisher.channels._http import ChannelUrl, HttpTimeouts, new_client, retry_after_s, transport_error
+from services.publisher.channels._marker import marker
 from services.publisher.ports import ChannelError, ChannelErrorKind, Delivered, Delivery
 
 __all__ = ["MastodonAdapter", "MastodonSettings", "mastodon_length"]
@@ -57,6 +62,11 @@ class MastodonSettings(BaseModel):
     language: str | None = "zh"
     # How long the instance keeps an Idempotency-Key (one hour in Mastodon); the worker's retry horizon.
     idempotency_window_s: float = Field(default=3600.0, gt=0)
+    # End every status with the publication's marker line so ``find`` can recognise it after the key expired.
+    marker: bool = False
+    # How far back ``find`` looks when ``marker`` is on (Mastodon pages hold at most 40 statuses).
+    page_size: int = Field(default=40, ge=1, le=40)
+    find_pages: int = Field(default=3, ge=1, le=10)
     timeouts: HttpTimeouts = HttpTimeouts()
 
 
@@ -88,40 +98,67 @@ class MastodonAdapter:
         self.settings = settings
         self._client = client or new_client(settings.base_url.rstrip("/"), settings.timeouts)
         self._clock = clock
+        self._account: str | None = None
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
     async def deliver(self, delivery: Delivery) -> Delivered:
         text = compose(delivery)
+        if self.settings.marker:
+            text = f"{text}\n{marker(delivery.publication_id)}"
         self._check_length(text)
         data = {"status": text, "visibility": self.settings.visibility}
         if self.settings.language:
             data["language"] = self.settings.language
         # The publication id is stable across attempts and restarts, so a replay within the hour is recognised.
-        status = await self._call(
-            "POST", "/api/v1/statuses", "post", data, {"Idempotency-Key": delivery.publication_id}
-        )
-        return self._delivered(status)
+        key = {"Idempotency-Key": delivery.publication_id}
+        return self._delivered(_status(await self._call("POST", "/api/v1/statuses", "post", data=data, headers=key)))
 
     async def find(self, publication_id: str) -> Delivered | None:
-        """Always None: Mastodon cannot be asked by idempotency key (see the module notes). ``deliver`` again with
-        the same publication id is the replay that returns the status an earlier attempt created."""
+        """Without ``marker``, always None: Mastodon cannot be asked by idempotency key (see the module notes), and
+        ``deliver`` again with the same publication id is the replay that returns what an earlier attempt created.
+        With it, the account's latest statuses carrying the publication's marker."""
+        if not self.settings.marker:
+            return None
+        wanted = marker(publication_id)
+        account = await self._account_id()
+        params = {"limit": str(self.settings.page_size)}
+        for _ in range(self.settings.find_pages):
+            page = await self._call("GET", f"/api/v1/accounts/{account}/statuses", "timeline", params=params)
+            if not isinstance(page, list):
+                raise ChannelError(ChannelErrorKind.UNAVAILABLE, "mastodon timeline: answer is not a list")
+            statuses = [s for s in page if isinstance(s, dict) and s.get("id")]
+            for status in statuses:
+                if wanted in str(status.get("content") or ""):
+                    return self._delivered(status)
+            if len(page) < self.settings.page_size or not statuses:
+                return None  # no older statuses
+            params = {**params, "max_id": str(statuses[-1]["id"])}
         return None
 
     async def retract(self, external_id: str) -> None:
         try:
-            await self._call("DELETE", f"/api/v1/statuses/{_path_id(external_id)}", "delete", None, {})
+            # Answers the deleted status (or {} on some forks): either way it is gone.
+            await self._call("DELETE", f"/api/v1/statuses/{_path_id(external_id)}", "delete")
         except _Gone:
             return  # already deleted: retracting twice is not an error
 
     async def correct(self, external_id: str, text: str) -> Delivered:
         self._check_length(text)
         try:
-            status = await self._call("PUT", f"/api/v1/statuses/{_path_id(external_id)}", "edit", {"status": text}, {})
+            answer = await self._call("PUT", f"/api/v1/statuses/{_path_id(external_id)}", "edit", data={"status": text})
         except _Gone:
             raise ChannelError(ChannelErrorKind.INVALID, f"status {external_id} no longer exists") from None
-        return self._delivered(status)
+        return self._delivered(_status(answer))
+
+    async def _account_id(self) -> str:
+        if self._account is None:
+            account = await self._call("GET", "/api/v1/accounts/verify_credentials", "verify_credentials")
+            if not isinstance(account, dict) or not account.get("id"):
+                raise ChannelError(ChannelErrorKind.UNAVAILABLE, "mastodon verify_credentials: answer without an id")
+            self._account = _path_id(str(account["id"]))
+        return self._account
 
     def _check_length(self, text: str) -> None:
         length = mastodon_length(text)
@@ -132,12 +169,20 @@ class MastodonAdapter:
             )
 
     async def _call(
-        self, method: str, path: str, operation: str, data: Mapping[str, str] | None, headers: Mapping[str, str]
-    ) -> Mapping[str, Any]:
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        *,
+        data: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """The parsed JSON answer of a 2xx (None when it is not JSON); ChannelError or _Gone otherwise."""
         token = self.settings.token.get_secret_value()
         try:
             response = await self._client.request(
-                method, path, data=data, headers={**headers, "Authorization": f"Bearer {token}"}
+                method, path, data=data, params=params, headers={**(headers or {}), "Authorization": f"Bearer {token}"}
             )
         except httpx.TransportError as err:
             raise transport_error("mastodon", operation, err) from None
@@ -146,15 +191,9 @@ class MastodonAdapter:
         if not response.is_success:
             raise self._error(response, operation)
         try:
-            body = response.json()
+            return response.json()
         except ValueError:
-            body = None
-        if method == "DELETE":
-            return body if isinstance(body, dict) else {}  # the deleted status, or {} on forks: either way it is gone
-        if not isinstance(body, dict) or not body.get("id"):
-            # A 2xx without a status (a proxy page, a truncated body): the outcome is unknown, the replay is safe.
-            raise ChannelError(ChannelErrorKind.UNAVAILABLE, f"mastodon {operation}: 2xx without a status")
-        return body
+            return None
 
     def _error(self, response: httpx.Response, operation: str) -> ChannelError:
         code = response.status_code
@@ -175,6 +214,13 @@ class MastodonAdapter:
 
 class _Gone(Exception):
     """404/410: the status does not exist (any more)."""
+
+
+def _status(answer: Any) -> Mapping[str, Any]:
+    if not isinstance(answer, dict) or not answer.get("id"):
+        # A 2xx without a status (a proxy page, a truncated body): the outcome is unknown, the replay is safe.
+        raise ChannelError(ChannelErrorKind.UNAVAILABLE, "mastodon: 2xx without a status")
+    return answer
 
 
 def _path_id(external_id: str) -> str:

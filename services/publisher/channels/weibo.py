@@ -36,6 +36,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from services.publisher.channels._http import ChannelUrl, HttpTimeouts, new_client, retry_after_s, transport_error
+from services.publisher.channels._marker import MARKER_CHARS, marker
 from services.publisher.ports import ChannelError, ChannelErrorKind, Delivered, Delivery
 
 __all__ = ["MARKER_CHARS", "WeiboAdapter", "WeiboSettings", "marker"]
@@ -67,15 +68,6 @@ _KINDS: Mapping[int, ChannelErrorKind] = {
 }
 _REPEATED = frozenset({20017, 20019})  # "repeated content": the platform has this text already
 _NOT_FOUND = frozenset({20101})  # target status does not exist
-_MARKER_HASH_CHARS = 8
-MARKER_CHARS = len("\n〔编号 〕") + _MARKER_HASH_CHARS
-
-
-def marker(key: str) -> str:
-    """The status's own id card: 〔编号 + the first 8 hex digits of SHA-256(key)〕. 32 bits keep two markers among the
-    few hundred statuses ``find`` reads from colliding with a chance of about 1 in 10^5 even at full pages."""
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:_MARKER_HASH_CHARS].upper()
-    return f"〔编号 {digest}〕"
 
 
 class WeiboSettings(BaseModel):

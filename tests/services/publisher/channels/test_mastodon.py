@@ -11,6 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from services.publisher.channels._http import HttpTimeouts
+from services.publisher.channels._marker import marker
 from services.publisher.channels.mastodon import MastodonAdapter, MastodonSettings, mastodon_length
 from services.publisher.ports import ChannelError, ChannelErrorKind, Delivery
 from tests.services.publisher.channels.upstreams import FakeMastodon, Scripted, serving
@@ -32,11 +33,14 @@ async def server() -> AsyncIterator[FakeMastodon]:
         yield upstream
 
 
-def _adapter(server: FakeMastodon, *, token: str | None = None, read_s: float = 5.0) -> MastodonAdapter:
+def _adapter(
+    server: FakeMastodon, *, token: str | None = None, read_s: float = 5.0, marker: bool = False
+) -> MastodonAdapter:
     settings = MastodonSettings(
         base_url=server.base,
         token=SecretStr(token or server.token),
         timeouts=HttpTimeouts(connect_s=2.0, read_s=read_s),
+        marker=marker,
     )
     return MastodonAdapter(settings, clock=lambda: NOW)
 
@@ -217,4 +221,45 @@ async def test_an_id_that_is_not_a_status_id_never_reaches_the_path(
 ) -> None:
     with pytest.raises(ChannelError) as caught:
         await adapter.retract("../accounts/1")
+    assert caught.value.kind is ChannelErrorKind.INVALID and server.requests == []
+
+
+async def test_with_the_marker_find_recognises_a_status_after_the_key_expired(server: FakeMastodon) -> None:
+    adapter = _adapter(server, marker=True)
+    try:
+        server.drop_next_write = True
+        with pytest.raises(ChannelError):
+            await adapter.deliver(RELEASE)
+        [landed] = server.statuses.values()
+        assert landed["text"].endswith("\n" + marker(RELEASE.publication_id))
+        server.keys.clear()  # an hour later: Mastodon has forgotten the Idempotency-Key
+        found = await adapter.find(RELEASE.publication_id)
+        assert found is not None and found.external_id == landed["id"]
+        assert await adapter.find("pub-never-sent") is None
+    finally:
+        await adapter.aclose()
+    assert server.count("GET", "/api/v1/accounts/verify_credentials") == 1, "the account id is asked once"
+
+
+async def test_with_the_marker_find_pages_back_with_max_id(server: FakeMastodon) -> None:
+    adapter = _adapter(server, marker=True)
+    try:
+        old = await adapter.deliver(RELEASE)
+        for n in range(45):  # pushes it to the second page of 40
+            await adapter.deliver(Delivery(f"pub-later-{n}", "mastodon-main", "日常", f"第{n}条"))
+        assert await adapter.find(RELEASE.publication_id) == old
+    finally:
+        await adapter.aclose()
+    pages = [h for m, p, h in server.requests if p.endswith(f"/accounts/{server.account_id}/statuses")]
+    assert len(pages) == 2
+
+
+async def test_over_the_limit_counts_the_marker(server: FakeMastodon) -> None:
+    adapter = _adapter(server, marker=True)
+    fits_without = Delivery("pub-edge", "mastodon-main", "标题", "字" * 490)  # 494 characters, 508 with the marker
+    try:
+        with pytest.raises(ChannelError) as caught:
+            await adapter.deliver(fits_without)
+    finally:
+        await adapter.aclose()
     assert caught.value.kind is ChannelErrorKind.INVALID and server.requests == []

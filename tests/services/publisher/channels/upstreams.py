@@ -76,6 +76,7 @@ def _drop(upstream: Upstream, request: web.Request, answer: web.Response) -> web
 @dataclass
 class FakeMastodon(Upstream):
     token: str = "mastodon-token"
+    account_id: str = "108000000000000042"
     max_chars: int = 500
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
@@ -143,7 +144,25 @@ class FakeMastodon(Upstream):
                 return _json(404, {"error": "Record not found"})
             return _json(200, status)
 
+        async def verify_credentials(request: web.Request) -> web.Response:
+            if (early := await guard(request)) is not None:
+                return early
+            return _json(200, {"id": self.account_id, "username": "qingfeng", "acct": "qingfeng"})
+
+        async def account_statuses(request: web.Request) -> web.Response:
+            if (early := await guard(request)) is not None:
+                return early
+            if request.match_info["id"] != self.account_id:
+                return _json(404, {"error": "Record not found"})
+            limit = min(40, int(request.query.get("limit", "20")))
+            newest_first = sorted(self.statuses.values(), key=lambda s: int(s["id"]), reverse=True)
+            if "max_id" in request.query:
+                newest_first = [s for s in newest_first if int(s["id"]) < int(request.query["max_id"])]
+            return _json(200, newest_first[:limit])
+
         app = web.Application()
+        app.router.add_get("/api/v1/accounts/verify_credentials", verify_credentials)
+        app.router.add_get("/api/v1/accounts/{id}/statuses", account_statuses)
         app.router.add_post("/api/v1/statuses", create)
         app.router.add_put("/api/v1/statuses/{id}", edit)
         app.router.add_delete("/api/v1/statuses/{id}", delete)
