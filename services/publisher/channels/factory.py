@@ -67,7 +67,8 @@ class _Entry(BaseModel):
     # The publisher's own keys (display_name, max_length, …) are its business: ignored here, checked by its loader.
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    # The same rule as the publisher's channel policy, so every id it accepts builds here.
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")
     kind: Literal["mastodon", "weibo", "webhook", "feed"]
     enabled: bool = True
     options: dict[str, Any] = {}
