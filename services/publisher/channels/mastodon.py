@@ -7,7 +7,13 @@ The API subset used (Mastodon REST API v1, bearer token with the ``write:statuse
                                             ``Idempotency-Key: <publication_id>``. 200 with the Status.
 ``PUT /api/v1/statuses/:id``                edit (Mastodon 3.5+): form ``status``; 200 with the edited Status.
 ``DELETE /api/v1/statuses/:id``             200 with the deleted Status; 404 when it is already gone.
+``GET /api/v1/accounts/verify_credentials``  only with ``marker``: the account's id.
+``GET /api/v1/accounts/:id/statuses``        only with ``marker``: its statuses, newest first, ``limit``/``max_id``.
 ==========================================  ===================================================================
+
+(As documented in mastodon/documentation ``content/en/methods/statuses.md`` and ``content/en/api/rate-limits.md``:
+keys "are stored for up to 1 hour"; 401 ``{"error": "The access token is invalid"}``; 422 ``{"error": "Validation
+failed: …"}``; 404 ``{"error": "Record not found"}``; deletions have their own limit of 30 per 30 minutes.)
 
 Answers: 401 (bad or revoked token) and 403 (token lacks the scope, account suspended) are UNAUTHORISED; 422 (e.g.
 "Validation failed: Text character limit of 500 exceeded") and other 4xx are INVALID; 429 is RATE_LIMITED with the
