@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from qingfeng.cli import demo, import_posts, policy, stack, suite, tokens
+from qingfeng.cli import audit, demo, import_posts, policy, stack, suite, tokens
 from qingfeng.cli._console import CliError
 
 __all__ = ["build_parser", "main"]
@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate = policy_actions.add_parser("validate", help="validate a policy YAML file")
     policy.add_validate_arguments(validate)
     validate.set_defaults(func=policy.validate)
+
+    audit_parser = commands.add_parser("audit", help="check the tamper-evident audit log")
+    audit_actions = audit_parser.add_subparsers(dest="action", required=True, metavar="{verify}")
+    audit_verify = audit_actions.add_parser("verify", help="recompute the hash chain; name the first broken record")
+    audit.add_verify_arguments(audit_verify)
+    audit_verify.set_defaults(func=audit.verify)
     return parser
 
 

@@ -8,6 +8,7 @@ output and exit code (0 valid, 1 invalid or unreadable).
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,11 +19,23 @@ from qingfeng.cli.paths import repo_root
 __all__ = ["add_validate_arguments", "validate"]
 
 _MODULE = "services.grader.validate_policy"
+_COORDINATOR_MODULE = "services.coordinator.validate_policy"
 
 
 def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `qingfeng policy validate`."""
     parser.add_argument("file", type=Path, metavar="FILE", help="policy YAML file")
+
+
+def _module_for(target: str) -> str:
+    """The coordinator validates its own kinds (routing, playbooks, directory); every other file is a grading policy."""
+    try:
+        head = Path(target).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return _MODULE  # the grader's validator reports the unreadable file
+    if re.search(r"^kind:\s*[\"']?coordinator-", head, re.MULTILINE):
+        return _COORDINATOR_MODULE
+    return _MODULE
 
 
 def validate(args: argparse.Namespace) -> int:
@@ -34,7 +47,7 @@ def validate(args: argparse.Namespace) -> int:
     path: Path = args.file
     target = str(path if path.is_absolute() else (Path.cwd() / path))
     result = subprocess.run(
-        [sys.executable, "-m", _MODULE, target],
+        [sys.executable, "-m", _module_for(target), target],
         cwd=root,
         capture_output=True,
         text=True,
