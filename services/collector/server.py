@@ -250,7 +250,7 @@ class CollectorServicer(source_pb2_grpc.CollectorServiceServicer):
         self, request: source_pb2.GetTipRequest, context: grpc.aio.ServicerContext
     ) -> source_pb2.GetTipResponse:
         try:
-            view = await self._tips.view(_required_id(request.id), _caller(context))
+            view = await self._tips.view(_required_id(request.id), _caller(context), request.reason)
             if view is None:
                 raise NotFound("tip", request.id)
         except CollectorError as err:

@@ -121,8 +121,10 @@ class CollectorSettings(ServiceSettings):
     dedupe: DedupeSettings = DedupeSettings()
     indexer: IndexerSettings = IndexerSettings()
     fetch: FetchSettings = FetchSettings()
-    # Fernet key (32 url-safe base64 bytes) encrypting tip submitters at rest. Without a key (here or in
-    # tip_key_file) the collector refuses tips: it never stores a submitter in plain text.
+    # Fernet keys (32 url-safe base64 bytes each) encrypting tip submitters at rest, newest first: the first
+    # encrypts, all decrypt (rotation; comma-separated here, one per line in tip_key_file, which is the way to
+    # give them in production: a mounted secret, apart from the database). Without a key the collector refuses
+    # tips: it never stores a submitter in plain text. `python -m services.collector.rekey` moves old tips on.
     tip_key: SecretStr | None = None
     tip_key_file: Path | None = None
     # How often the scheduler looks for due sources.

@@ -1,11 +1,21 @@
 """Manual tips (线索): the submitter kept encrypted at rest, the tip itself turned into a Post through the pipeline.
 
 The person behind a tip (``TipSubmitter``: name, contact, organisation) is SENSITIVE. It is serialised and encrypted
-with Fernet (AES-128-CBC + HMAC-SHA256, authenticated) under the key of ``QF_COLLECTOR_TIP_KEY`` before it reaches
-the database, and decrypted only for callers holding the ``see_submitter`` role. Without a key the collector refuses
-tips altogether (FAILED_PRECONDITION): it never stores a submitter in plain text. The submitter never enters the
-Post, Kafka, Elasticsearch, the audit log, logs or traces; the audit log records that a tip was submitted, by whom
-(the caller, not the submitter) and which post it became.
+with Fernet (AES-128-CBC + HMAC-SHA256, authenticated) before it reaches the database, and decrypted only for callers
+holding the ``see_submitter`` role. Without a key the collector refuses tips altogether (FAILED_PRECONDITION): it
+never stores a submitter in plain text. The submitter never enters the Post, Kafka, Elasticsearch, the audit log,
+logs or traces; the audit log records that a tip was submitted, by whom (the caller, not the submitter) and which
+post it became.
+
+The key lives apart from the data: it comes from ``QF_COLLECTOR_TIP_KEY_FILE`` (a mounted secret) or the
+environment, never from the database, which holds only ciphertext. Rotation (``MultiFernet``): the setting holds
+several keys, newest first (one per line in the file, or comma-separated); the first encrypts, every one decrypts.
+``TipCipher.rotate`` re-encrypts a token under the first key, so old tips can be moved off a retired key
+(``python -m services.collector.rekey``) before it is removed.
+
+Reading a submitter is itself an event: a caller holding ``see_submitter`` must say why (``GetTipRequest.reason``),
+and every decryption appends ``tip.submitter.read`` to the hash-chained audit log with the caller and the reason,
+before the submitter is returned (no audit record, no submitter).
 
 Idempotency: a tip with an ``idempotency_key`` gets an id derived from the caller and the key, so its post id is the
 same on a retry, and a resubmission returns the first result without producing again.
@@ -15,12 +25,12 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import SecretStr
 from qingfeng.v1 import common_pb2, post_pb2, source_pb2
 
@@ -38,6 +48,7 @@ __all__ = [
     "TipStore",
     "TipView",
     "generate_tip_key",
+    "parse_tip_keys",
     "tip_id_for",
     "tip_message",
     "tip_post",
@@ -48,6 +59,9 @@ _MAX_TITLE_CHARS: Final = 500
 _MAX_TEXT_CHARS: Final = 20_000
 _MAX_KEY_CHARS: Final = 200
 _MAX_MEDIA: Final = 20
+_MAX_REASON_CHARS: Final = 500
+# The audit action of a submitter decryption.
+READ_SUBMITTER: Final = "tip.submitter.read"
 
 
 def generate_tip_key() -> str:
@@ -55,24 +69,62 @@ def generate_tip_key() -> str:
     return Fernet.generate_key().decode("ascii")
 
 
-class TipCipher:
-    """Encrypts and decrypts submitters with the configured key. A malformed key fails at start, naming the variable."""
+def parse_tip_keys(text: str) -> list[str]:
+    """The keys of a key setting, newest first: one per line or comma-separated; blank lines and ``#`` comments
+    are skipped."""
+    keys: list[str] = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0]
+        keys += [part.strip() for part in line.split(",") if part.strip()]
+    return keys
 
-    def __init__(self, key: SecretStr) -> None:
-        try:
-            self._fernet = Fernet(key.get_secret_value().encode("ascii"))
-        except (ValueError, UnicodeEncodeError) as err:
-            raise ValueError(
-                "QF_COLLECTOR_TIP_KEY must be 32 url-safe base64-encoded bytes (Fernet.generate_key())"
-            ) from err
+
+class TipCipher:
+    """Encrypts submitters with the first configured key and decrypts with any of them (``MultiFernet``).
+
+    A malformed key fails at start, naming the variable and the key's position (never the key).
+    """
+
+    def __init__(self, keys: SecretStr | Sequence[SecretStr]) -> None:
+        texts = [k.get_secret_value() for k in ([keys] if isinstance(keys, SecretStr) else keys)]
+        values = [value for text in texts for value in parse_tip_keys(text)]
+        if not values:
+            raise ValueError("QF_COLLECTOR_TIP_KEY holds no key")
+        fernets: list[Fernet] = []
+        for index, value in enumerate(values, start=1):
+            try:
+                fernets.append(Fernet(value.encode("ascii")))
+            except (ValueError, UnicodeEncodeError) as err:
+                raise ValueError(
+                    f"QF_COLLECTOR_TIP_KEY: key {index} of {len(values)} must be 32 url-safe base64-encoded bytes"
+                    " (Fernet.generate_key())"
+                ) from err
+        self._fernet = MultiFernet(fernets)
+        self._current = fernets[0]
+        self.key_count = len(fernets)
 
     def encrypt(self, submitter: source_pb2.TipSubmitter) -> bytes:
         return self._fernet.encrypt(submitter.SerializeToString())
 
     def decrypt(self, token: bytes) -> source_pb2.TipSubmitter:
-        """The submitter; ``ValueError`` when the token was not made with this key (rotated key, tampering)."""
+        """The submitter; ``ValueError`` when no configured key made the token (retired key, tampering)."""
         try:
             return source_pb2.TipSubmitter.FromString(self._fernet.decrypt(token))
+        except InvalidToken as err:
+            raise ValueError("tip submitter cannot be decrypted with the configured key") from err
+
+    def is_current(self, token: bytes) -> bool:
+        """Whether ``token`` is already encrypted under the first (current) key."""
+        try:
+            self._current.decrypt(token)
+        except InvalidToken:
+            return False
+        return True
+
+    def rotate(self, token: bytes) -> bytes:
+        """``token`` re-encrypted under the first key (its original timestamp kept); ``ValueError`` if unreadable."""
+        try:
+            return self._fernet.rotate(token)
         except InvalidToken as err:
             raise ValueError("tip submitter cannot be decrypted with the configured key") from err
 
@@ -109,6 +161,10 @@ class TipStore(Protocol):
 
     async def save_tip(self, tip: StoredTip, caller: Caller) -> None:
         """Store the tip and append ``tip.submit`` to the audit log in the same transaction."""
+        ...
+
+    async def audit(self, caller: Caller, action: str, target: str, details: Mapping[str, Any]) -> None:
+        """Append one record to the hash-chained audit log (durable when this returns)."""
         ...
 
 
@@ -220,16 +276,33 @@ class TipDesk:
         await self._store.save_tip(tip, caller)
         return source_pb2.SubmitTipResponse(post=post, duplicate_of=duplicate_of, tip_id=tip_id)
 
-    async def view(self, tip_id: str, caller: Caller) -> TipView | None:
-        """The tip with its submitter decrypted only when ``caller`` holds ``see_submitter``; None if unknown."""
+    async def view(self, tip_id: str, caller: Caller, reason: str = "") -> TipView | None:
+        """The tip with its submitter decrypted only when ``caller`` holds ``see_submitter``; None if unknown.
+
+        Such a caller must give ``reason``; each decryption is audited (caller, reason) before it is returned.
+        """
+        may_see = caller.has_role(SEE_SUBMITTER)
+        why = reason.strip()
+        if may_see and not why:
+            raise InvalidArgument.one(
+                "reason", "required from callers holding see_submitter: why the submitter is needed (it is audited)"
+            )
+        if len(why) > _MAX_REASON_CHARS:
+            raise InvalidArgument.one("reason", f"at most {_MAX_REASON_CHARS} characters")
         tip = await self._store.get_tip(tip_id)
         if tip is None:
             return None
         submitter = None
-        if caller.has_role(SEE_SUBMITTER) and tip.submitter_ciphertext is not None:
+        if may_see and tip.submitter_ciphertext is not None:
             if self._cipher is None:
                 raise FailedPrecondition("no QF_COLLECTOR_TIP_KEY is configured: submitters cannot be decrypted")
-            submitter = self._cipher.decrypt(tip.submitter_ciphertext)
+            try:
+                submitter = self._cipher.decrypt(tip.submitter_ciphertext)
+            except ValueError as err:
+                raise FailedPrecondition(f"tip {tip.id}: {err} (was its key retired before re-encryption?)") from err
+            # Durable before the submitter leaves: if the audit log cannot take the record, the caller gets an error.
+            details = {"tip_id": tip.id, "post_id": tip.post.id, "reason": why, "roles": sorted(caller.roles)}
+            await self._store.audit(caller, READ_SUBMITTER, tip.id, details)
         return TipView(tip, submitter)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -111,7 +112,7 @@ async def test_the_submitter_is_stored_encrypted_and_shown_only_to_see_submitter
 
     hidden = await desk.desk.view(tip_id, INFORMANT)
     assert hidden is not None and hidden.submitter is None
-    shown = await desk.desk.view(tip_id, OFFICER)
+    shown = await desk.desk.view(tip_id, OFFICER, reason="案件 2024-17 核实线索")
     assert shown is not None and shown.submitter is not None
     assert (shown.submitter.name, shown.submitter.contact) == (SECRET_NAME, SECRET_PHONE)
 
@@ -182,8 +183,28 @@ async def test_get_tip_over_grpc_shows_the_submitter_only_to_see_submitter(desk:
         hidden = (await stub.GetTip(source_pb2.GetTipRequest(id=submitted.tip_id), metadata=informant_get)).tip
         assert hidden.has_submitter and not hidden.HasField("submitter")
         assert hidden.post.id == submitted.post.id and hidden.submitted_by == "collector-7"
-        shown = (await stub.GetTip(source_pb2.GetTipRequest(id=submitted.tip_id), metadata=officer)).tip
+        with pytest.raises(grpc.aio.AioRpcError) as no_reason:
+            await stub.GetTip(source_pb2.GetTipRequest(id=submitted.tip_id), metadata=officer)
+        assert no_reason.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "reason" in (no_reason.value.details() or "")
+        asked = source_pb2.GetTipRequest(id=submitted.tip_id, reason="案件 2024-17")
+        shown = (await stub.GetTip(asked, metadata=officer)).tip
         assert (shown.submitter.name, shown.submitter.contact) == (SECRET_NAME, SECRET_PHONE)
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await stub.GetTip(source_pb2.GetTipRequest(id="tip-unknown"), metadata=officer)
+            await stub.GetTip(source_pb2.GetTipRequest(id="tip-unknown", reason="案件 2024-17"), metadata=officer)
         assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    audit = await _audit(desk)
+    # One decryption, one record: the officer with the reason; the informant's and the refused reads left none.
+    assert [(a.action, a.actor, a.agency, a.details.get("reason")) for a in audit] == [
+        ("tip.submit", "collector-7", "opinion_office", None),
+        ("tip.submitter.read", "case-officer", "opinion_office", "案件 2024-17"),
+    ]
+
+
+async def _audit(desk: Desk) -> list[Any]:
+    engine = create_engine(DatabaseSettings(url=SecretStr(desk.url)))
+    try:
+        async with session_factory(engine)() as session:
+            return list(await read_audit(session))
+    finally:
+        await engine.dispose()
