@@ -38,11 +38,11 @@ from qingfeng.v1 import case_pb2, event_pb2, publication_pb2, search_pb2, search
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from gateway.access import AccessPolicy, AccessPolicyError, load_access_policy
+from gateway.access import AccessPolicyError, PolicyFile, PolicySource, current_policy, reload_on_sighup
 from gateway.http import create_app
 from gateway.interceptors import GuardInterceptor
 from gateway.proxy import proxy_handler
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import ConcurrencyLimiter, FailureLimiter, RateLimiter
 from gateway.search import Searcher, SearchServicer
 from gateway.settings import GatewayConfigError, GatewaySettings, HttpSettings
 
@@ -77,10 +77,10 @@ def upstream_services(settings: GatewaySettings) -> dict[ServiceDescriptor, str]
     }
 
 
-def load_policy(settings: GatewaySettings) -> AccessPolicy:
-    """The access policy, or a ``GatewayConfigError`` naming the variable that points at it."""
+def load_policy(settings: GatewaySettings) -> PolicyFile:
+    """The access policy file (re-read when it changes), or a ``GatewayConfigError`` naming its variable."""
     try:
-        return load_access_policy(settings.access_policy)
+        return PolicyFile(settings.access_policy, check_interval_s=settings.limits.policy_check_interval_s)
     except AccessPolicyError as exc:
         raise GatewayConfigError(f"QF_GATEWAY_ACCESS_POLICY: {exc}") from exc
 
@@ -178,9 +178,19 @@ def load_signer(settings: GatewaySettings) -> CredentialSigner:
         raise GatewayConfigError(str(exc)) from exc
 
 
-def build_gateway(settings: GatewaySettings, policy: AccessPolicy, signer: CredentialSigner) -> Gateway:
+def build_gateway(settings: GatewaySettings, policy: PolicySource, signer: CredentialSigner) -> Gateway:
     """Wire every part from settings (must run inside the event loop: gRPC channels bind to it)."""
     limiter = RateLimiter(rate_per_s=settings.rate_limit.rate_per_s, burst=settings.rate_limit.burst)
+    item_limiter = RateLimiter(
+        rate_per_s=settings.rate_limit.stream_items_per_s, burst=settings.rate_limit.stream_items_burst
+    )
+    limits = settings.limits
+    failures = FailureLimiter(max_failures=limits.failed_auth_max, window_s=limits.failed_auth_window_s)
+    concurrency = ConcurrencyLimiter(
+        per_identity=limits.concurrent_calls_per_identity,
+        streams_per_identity=limits.concurrent_streams_per_identity,
+        per_server=limits.concurrent_calls_per_server,
+    )
     es = create_client(settings.elasticsearch)
     searcher = Searcher(es, settings.elasticsearch.index_prefix, max_page_size=settings.search_max_page_size)
     options = [
@@ -194,7 +204,13 @@ def build_gateway(settings: GatewaySettings, policy: AccessPolicy, signer: Crede
         service: aio_channel(address, settings.upstream_tls, options=options, interceptors=_client_interceptors())
         for service, address in upstream_services(settings).items()
     }
-    proxy = proxy_handler(channels, signer)
+    proxy = proxy_handler(
+        channels,
+        signer,
+        item_limiter=item_limiter,
+        default_timeout_s=limits.upstream_timeout_s,
+        stream_item_wait_s=settings.rate_limit.stream_item_wait_s,
+    )
     search_servicer = SearchServicer(searcher)
     proxied = list(channels)
     # Reflection lists every service by its descriptor; the one generic handler serves all proxied methods.
@@ -206,14 +222,15 @@ def build_gateway(settings: GatewaySettings, policy: AccessPolicy, signer: Crede
             lambda server: search_pb2_grpc.add_SearchServiceServicer_to_server(search_servicer, server),
         ),
     ]
-    grpc_server = build_server(settings.grpc, services=services, interceptors=[GuardInterceptor(policy, limiter)])
+    guard = GuardInterceptor(policy, limiter, failures=failures, concurrency=concurrency)
+    grpc_server = build_server(settings.grpc, services=services, interceptors=[guard])
 
     async def close_channels() -> None:
         await asyncio.gather(*(channel.close() for channel in channels.values()))
 
     return Gateway(
         grpc_server=grpc_server,
-        http_app=create_app(policy=policy, limiter=limiter, searcher=searcher),
+        http_app=create_app(policy=policy, limiter=limiter, searcher=searcher, failures=failures),
         readiness=[kafka_ready(settings.kafka), elasticsearch_ready(es)],
         cleanups=[es.close, close_channels],
     )
@@ -222,7 +239,8 @@ def build_gateway(settings: GatewaySettings, policy: AccessPolicy, signer: Crede
 async def run(settings: GatewaySettings, *, stop: asyncio.Event | None = None) -> None:
     """Serve gRPC and HTTP until SIGTERM (or ``stop``); raises ``GatewayConfigError`` before serving on bad config."""
     policy = load_policy(settings)
-    log.info("access policy loaded", extra={"policy_version": policy.version, "identities": len(policy.identities)})
+    loaded = current_policy(policy)
+    log.info("access policy loaded", extra={"policy_version": loaded.version, "identities": len(loaded.identities)})
     signer = load_signer(settings)
     tls = http_tls(settings.http)
     http_socket = bind_http(settings.http)
@@ -234,7 +252,10 @@ async def run(settings: GatewaySettings, *, stop: asyncio.Event | None = None) -
     await run_until_stopped(
         gateway.grpc_server,
         readiness=gateway.readiness,
-        background=[http_loop(gateway.http_app, http_socket, grace_s=settings.grpc.shutdown_grace_s, tls=tls)],
+        background=[
+            http_loop(gateway.http_app, http_socket, grace_s=settings.grpc.shutdown_grace_s, tls=tls),
+            reload_on_sighup(policy),
+        ],
         cleanups=gateway.cleanups,
         grace_s=settings.grpc.shutdown_grace_s,
         stop=stop,

@@ -8,8 +8,10 @@ Routes:
   (``Authorization: Bearer <token>``) is checked against the same access policy and grants as gRPC, with the method
   names of ``SearchService`` (``/qingfeng.v1.SearchService/SearchPosts`` …), and shares the caller's rate limit.
 
-Errors are JSON ``{"error": {"code", "message", ...}}``: 400 malformed, 401 no or unknown token, 403 not granted,
-429 rate limited, 503 search cluster unavailable. Every call is written to the ``qingfeng.audit`` logger.
+Errors are JSON ``{"error": {"code", "message", ...}}``: 400 malformed, 401 no, unknown or expired token, 403 not
+granted, 429 rate limited (or too many failed authentications from the address), 500 search failed on our side,
+503 search cluster unavailable. Searches run within the caller's scope (no tips without ``see_tips``). Every call is
+written to the ``qingfeng.audit`` logger.
 """
 
 from __future__ import annotations
@@ -32,9 +34,17 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.access import AccessDenied, AccessPolicy, Identity, NotAuthenticated, authenticate, authorize
-from gateway.ratelimit import RateLimiter
-from gateway.search import Searcher, SearchRequestError, SearchUnavailable
+from gateway.access import (
+    AccessDenied,
+    Identity,
+    NotAuthenticated,
+    PolicySource,
+    authenticate,
+    authorize,
+    current_policy,
+)
+from gateway.ratelimit import FailureLimiter, RateLimiter
+from gateway.search import Searcher, SearchFailed, SearchRequestError, SearchUnavailable
 
 __all__ = ["CONSOLE_DIR", "create_app"]
 
@@ -250,27 +260,36 @@ class _AuditMiddleware:
         )
 
 
-def create_app(*, policy: AccessPolicy, limiter: RateLimiter, searcher: Searcher) -> Starlette:
-    """The console application; ``searcher`` is shared with the gRPC ``SearchService``."""
+def create_app(
+    *, policy: PolicySource, limiter: RateLimiter, searcher: Searcher, failures: FailureLimiter | None = None
+) -> Starlette:
+    """The console application; ``searcher`` is shared with the gRPC ``SearchService`` (and ``limiter`` and
+    ``failures`` with the gRPC guard)."""
+    failed = failures or FailureLimiter(max_failures=20, window_s=60.0)
 
-    def guard(request: Request, method: str) -> None:
+    def guard(request: Request, method: str) -> Identity:
         request.state.rpc_method = method
+        peer = f"http:{request.client.host}" if request.client else "http:unknown"
+        if failed.blocked(peer):
+            raise _HttpError(429, "RESOURCE_EXHAUSTED", "too many failed authentications from this address")
         try:
-            identity = authenticate(policy, _bearer(request))
+            identity = authenticate(current_policy(policy), _bearer(request))
             request.state.identity = identity
             authorize(identity, method)
         except NotAuthenticated as exc:
+            failed.record_failure(peer)
             raise _HttpError(401, "UNAUTHENTICATED", str(exc)) from None
         except AccessDenied as exc:
             raise _HttpError(403, "PERMISSION_DENIED", str(exc)) from None
         if not limiter.allow(identity.name):
             raise _HttpError(429, "RESOURCE_EXHAUSTED", f"rate limit exceeded for {identity.name}")
+        return identity
 
-    def api(method: str, run: Callable[[QueryParams], Any]) -> Callable[[Request], Any]:
+    def api(method: str, run: Callable[[QueryParams, Identity], Any]) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             try:
-                guard(request, method)
-                reply = await run(request.query_params)
+                identity = guard(request, method)
+                reply = await run(request.query_params, identity)
             except _HttpError as err:
                 return _error_response(err)
             except SearchRequestError as err:
@@ -278,16 +297,18 @@ def create_app(*, policy: AccessPolicy, limiter: RateLimiter, searcher: Searcher
                 return _error_response(_HttpError(400, "INVALID_ARGUMENT", str(err), **extra))
             except SearchUnavailable as err:
                 return _error_response(_HttpError(503, "UNAVAILABLE", str(err)))
+            except SearchFailed as err:
+                return _error_response(_HttpError(500, "INTERNAL", str(err)))
             body = json_format.MessageToDict(reply, preserving_proto_field_name=True)
             return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
         return endpoint
 
-    async def search_posts(params: QueryParams) -> search_pb2.SearchPostsResponse:
-        return await searcher.search_posts(posts_request(params))
+    async def search_posts(params: QueryParams, identity: Identity) -> search_pb2.SearchPostsResponse:
+        return await searcher.search_posts(posts_request(params), identity.search_scope)
 
-    async def search_events(params: QueryParams) -> search_pb2.SearchEventsResponse:
-        return await searcher.search_events(events_request(params))
+    async def search_events(params: QueryParams, identity: Identity) -> search_pb2.SearchEventsResponse:
+        return await searcher.search_events(events_request(params), identity.search_scope)
 
     async def index(request: Request) -> Response:
         return FileResponse(CONSOLE_DIR / "index.html", media_type="text/html; charset=utf-8")

@@ -4,25 +4,53 @@ The gateway does not re-implement the services' APIs: for every method of every 
 registers a pass-through handler (bytes in, bytes out) of the right arity, copies the caller's deadline and trace
 context, and adds the authenticated identity as a short-lived credential signed by the gateway and bound to the one
 upstream service and method called; services verify it (``qingfeng.rpc.auth``) and believe nothing else.
+
+Limits at the edge:
+
+- every upstream call has a deadline: the caller's, or ``default_timeout_s`` when the caller set none;
+- every item of a client stream (``ImportPosts``) is counted against the caller's stream-item rate limit (a bucket
+  per identity apart from the one for calls: an import of thousands of posts is one call but many items). The proxy
+  reads one item, waits for a token (at most ``stream_item_wait_s``), writes it upstream and waits until the
+  upstream took it before reading the next, so a stream holds one message in memory and HTTP/2 flow control slows
+  the sender down; an identity whose streams together still outrun the rate gets RESOURCE_EXHAUSTED and the
+  upstream call is cancelled.
+
+A client stream is forwarded by writing to the upstream call from the handler's own task (never by handing the
+upstream call our request iterator): when the upstream aborts mid-stream, the partner then gets the upstream's code
+and message instead of INTERNAL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import grpc
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from grpc._cython import cygrpc
 from qingfeng.rpc import CREDENTIAL_HEADER, CredentialSigner
 
 from gateway.interceptors import current_identity
+from gateway.ratelimit import RateLimiter
 
-__all__ = ["identity_metadata", "proxy_handler"]
+__all__ = ["DEFAULT_TIMEOUT_S", "identity_metadata", "proxy_handler"]
 
 # How long a call waits for an upstream channel to become ready before answering UNAVAILABLE.
 _READY_WAIT_S = 3.0
 _FORWARDED_HEADERS = ("traceparent", "tracestate", "x-request-id")
+DEFAULT_TIMEOUT_S = 30.0
+
+
+_CORE_ERRORS: tuple[type[BaseException], ...] = (
+    getattr(cygrpc, "InternalError", RuntimeError),
+    asyncio.InvalidStateError,
+)
+
+
+class _StreamLimited(Exception):
+    """The caller's stream outran its rate limit."""
 
 
 def identity_metadata(
@@ -40,11 +68,13 @@ def identity_metadata(
     return metadata
 
 
-def _call_options(context: grpc.aio.ServicerContext, signer: CredentialSigner, method: str) -> dict[str, Any]:
-    """The caller's deadline and identity for the upstream call."""
+def _call_options(
+    context: grpc.aio.ServicerContext, signer: CredentialSigner, method: str, default_timeout_s: float
+) -> dict[str, Any]:
+    """The caller's deadline (or the default) and identity for the upstream call."""
     remaining = context.time_remaining()
     return {
-        "timeout": None if remaining is None else max(remaining, 0.0),
+        "timeout": default_timeout_s if remaining is None else max(remaining, 0.0),
         "metadata": identity_metadata(context, signer, method),
     }
 
@@ -81,23 +111,102 @@ async def _relay_trailing(context: grpc.aio.ServicerContext, call: Any) -> None:
         context.set_trailing_metadata(tuple(trailing))
 
 
+@contextlib.asynccontextmanager
+async def _relaying(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    """Turn an upstream failure into the same status for the caller; a stream over its limit into
+    RESOURCE_EXHAUSTED."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as exc:
+        await _relay_error(context, exc)
+    except _StreamLimited:
+        identity = current_identity.get()
+        who = identity.name if identity is not None else "caller"
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit exceeded for {who} within the stream")
+
+
+class _Forwarder:
+    """Writes the caller's stream to an upstream call, one rate-limited item at a time."""
+
+    def __init__(self, limiter: RateLimiter | None, max_wait_s: float) -> None:
+        self._limiter = limiter
+        self._max_wait_s = max_wait_s
+
+    async def _pace(self) -> None:
+        identity = current_identity.get()
+        if self._limiter is None or identity is None:
+            return
+        wait_s = self._limiter.reserve(identity.name, self._max_wait_s)
+        if wait_s is None:
+            raise _StreamLimited
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+
+    async def forward(self, requests: AsyncIterator[bytes], upstream: Any) -> None:
+        """Copy ``requests`` to ``upstream`` (a streaming call) and half-close it; stop early if it has ended."""
+        async for item in requests:
+            await self._pace()
+            if upstream.done():
+                return  # its status (an error) is what the caller gets
+            if not await _write(upstream, item):
+                return  # the upstream finished: its own status is what awaiting the call raises
+        if not upstream.done():
+            with contextlib.suppress(asyncio.InvalidStateError, grpc.aio.AioRpcError):
+                await upstream.done_writing()
+
+
+async def _write(upstream: Any, item: bytes) -> bool:
+    """Send one message upstream; False when the upstream call has already finished.
+
+    grpc.aio's public ``write`` has a flaw here: when the upstream's status is already on its way, the failed send
+    overwrites that status with INTERNAL "Internal error from Core", so a partner would see INTERNAL instead of the
+    upstream's NOT_FOUND. The same steps without that overwrite keep the real status; when the call's internals are
+    not what this grpc version has, the public ``write`` is used (and the flaw is back, but nothing breaks).
+    """
+    if upstream.done():
+        return False
+    cython_call = getattr(upstream, "_cython_call", None)
+    metadata_sent = getattr(upstream, "_metadata_sent", None)
+    if cython_call is None or not isinstance(metadata_sent, asyncio.Event):
+        try:
+            await upstream.write(item)
+        except (asyncio.InvalidStateError, grpc.aio.AioRpcError):
+            return False
+        return True
+    await metadata_sent.wait()
+    if upstream.done():
+        return False
+    try:
+        await cython_call.send_serialized_message(item)
+    except _CORE_ERRORS:
+        return False
+    return True
+
+
 def _method_handler(
-    channel: grpc.aio.Channel, path: str, method: MethodDescriptor, signer: CredentialSigner
+    channel: grpc.aio.Channel,
+    path: str,
+    method: MethodDescriptor,
+    signer: CredentialSigner,
+    *,
+    forwarder: _Forwarder,
+    default_timeout_s: float,
 ) -> grpc.RpcMethodHandler:
     client_stream, server_stream = method.client_streaming, method.server_streaming
+
+    def options(context: grpc.aio.ServicerContext) -> dict[str, Any]:
+        return _call_options(context, signer, path, default_timeout_s)
 
     if not client_stream and not server_stream:
         call = channel.unary_unary(path)
 
         async def unary_unary(request: bytes, context: grpc.aio.ServicerContext) -> Any:
             await _ensure_ready(channel, context, path)
-            try:
-                upstream = call(request, **_call_options(context, signer, path))
+            async with _relaying(context):
+                upstream = call(request, **options(context))
                 response = await upstream
                 await _relay_trailing(context, upstream)
                 return response
-            except grpc.aio.AioRpcError as exc:
-                await _relay_error(context, exc)
 
         return grpc.unary_unary_rpc_method_handler(unary_unary)
     if client_stream and not server_stream:
@@ -105,13 +214,15 @@ def _method_handler(
 
         async def stream_unary(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> Any:
             await _ensure_ready(channel, context, path)
+            upstream = call_su(**options(context))
             try:
-                upstream = call_su(requests, **_call_options(context, signer, path))
-                response = await upstream
-                await _relay_trailing(context, upstream)
-                return response
-            except grpc.aio.AioRpcError as exc:
-                await _relay_error(context, exc)
+                async with _relaying(context):
+                    await forwarder.forward(requests, upstream)
+                    response = await upstream
+                    await _relay_trailing(context, upstream)
+                    return response
+            finally:
+                upstream.cancel()  # no-op once finished; stops the upstream when we gave up first
 
         return grpc.stream_unary_rpc_method_handler(stream_unary)
     if server_stream and not client_stream:
@@ -119,39 +230,54 @@ def _method_handler(
 
         async def unary_stream(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             await _ensure_ready(channel, context, path)
-            try:
-                upstream = call_us(request, **_call_options(context, signer, path))
+            async with _relaying(context):
+                upstream = call_us(request, **options(context))
                 async for item in upstream:
                     yield item
                 await _relay_trailing(context, upstream)
-            except grpc.aio.AioRpcError as exc:
-                await _relay_error(context, exc)
 
         return grpc.unary_stream_rpc_method_handler(unary_stream)
     call_ss = channel.stream_stream(path)
 
     async def stream_stream(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         await _ensure_ready(channel, context, path)
+        upstream = call_ss(**options(context))
+        writer = asyncio.create_task(forwarder.forward(requests, upstream))
         try:
-            upstream = call_ss(requests, **_call_options(context, signer, path))
-            async for item in upstream:
-                yield item
-            await _relay_trailing(context, upstream)
-        except grpc.aio.AioRpcError as exc:
-            await _relay_error(context, exc)
+            async with _relaying(context):
+                async for item in upstream:
+                    yield item
+                await writer  # a stream that outran its limit surfaces here
+                await _relay_trailing(context, upstream)
+        finally:
+            writer.cancel()
+            upstream.cancel()
 
     return grpc.stream_stream_rpc_method_handler(stream_stream)
 
 
 def proxy_handler(
-    upstreams: Mapping[ServiceDescriptor, grpc.aio.Channel], signer: CredentialSigner
+    upstreams: Mapping[ServiceDescriptor, grpc.aio.Channel],
+    signer: CredentialSigner,
+    *,
+    item_limiter: RateLimiter | None = None,
+    default_timeout_s: float = DEFAULT_TIMEOUT_S,
+    stream_item_wait_s: float = 1.0,
 ) -> grpc.GenericRpcHandler:
-    """One generic handler serving every method of every upstream service over its channel."""
+    """One generic handler serving every method of every upstream service over its channel.
+
+    ``item_limiter`` counts every item of a client stream per identity; an item waits at most
+    ``stream_item_wait_s`` for its token. ``default_timeout_s`` is the deadline of an upstream call whose caller
+    set none.
+    """
+    forwarder = _Forwarder(item_limiter, stream_item_wait_s)
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     for service, channel in upstreams.items():
         for method in service.methods:
             path = f"/{service.full_name}/{method.name}"
-            handlers[path] = _method_handler(channel, path, method, signer)
+            handlers[path] = _method_handler(
+                channel, path, method, signer, forwarder=forwarder, default_timeout_s=default_timeout_s
+            )
 
     class _Proxy(grpc.GenericRpcHandler):  # type: ignore[misc]
         def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:

@@ -5,7 +5,14 @@ routes (``http.py``) both call it, so the two entries cannot drift. Errors:
 
 - ``SearchRequestError`` (``search_query.py``): a malformed request -> ``INVALID_ARGUMENT`` with
   ``google.rpc.ErrorInfo`` and ``google.rpc.BadRequest`` naming the field (HTTP 400);
-- ``SearchUnavailable``: Elasticsearch does not answer -> ``UNAVAILABLE`` (HTTP 503), safe to retry.
+- ``SearchUnavailable``: Elasticsearch does not answer or is overloaded -> ``UNAVAILABLE`` (HTTP 503), safe to retry;
+- ``SearchFailed``: Elasticsearch refused us for a reason that is ours (credentials, mapping, a bug) ->
+  ``INTERNAL`` (HTTP 500).
+
+Messages never carry Elasticsearch's own text (index names, analyser or cluster details): the log has it.
+
+Every search runs within the caller's ``SearchScope`` (its access policy): tips only for ``see_tips``, and the
+regions or sources its policy limits it to.
 """
 
 from __future__ import annotations
@@ -23,23 +30,40 @@ from qingfeng.elastic import IndexNames
 from qingfeng.v1 import search_pb2, search_pb2_grpc
 
 from gateway.documents import event_from_source, post_from_source
+from gateway.interceptors import current_identity
 from gateway.search_query import (
     SearchRequestError,
+    SearchScope,
     event_search_body,
     next_page_token,
     post_search_body,
     resolve_page,
 )
 
-__all__ = ["SearchRequestError", "SearchServicer", "SearchUnavailable", "Searcher", "abort_invalid_argument"]
+__all__ = [
+    "SearchFailed",
+    "SearchRequestError",
+    "SearchServicer",
+    "SearchUnavailable",
+    "Searcher",
+    "abort_invalid_argument",
+]
 
 _log = logging.getLogger(__name__)
 
 _ERROR_DOMAIN: Final = "qingfeng.v1"
 
 
+# Elasticsearch statuses that mean "busy or briefly away": the caller may retry.
+_RETRYABLE_STATUSES: Final = frozenset({429, 502, 503, 504})
+
+
 class SearchUnavailable(Exception):
-    """Elasticsearch did not answer (connection refused, timeout, 5xx): retry with backoff."""
+    """Elasticsearch did not answer (connection refused, timeout, overloaded, 502-504): retry with backoff."""
+
+
+class SearchFailed(Exception):
+    """Elasticsearch refused the gateway itself (authentication, a missing mapping, our bug): not the caller's fault."""
 
 
 def _highlights(hit: Mapping[str, Any]) -> list[search_pb2.Highlight]:
@@ -82,17 +106,26 @@ class Searcher:
         except BadRequestError as err:
             reason = _root_cause(err.body) or str(err.message)
             _log.warning("search on %s rejected: %s", index, reason)
-            raise SearchRequestError("query", f"rejected by the search cluster: {reason}") from err
-        except (ApiError, TransportError) as err:
+            raise SearchRequestError(
+                "query", "the search cluster cannot run this query; use fewer or simpler words and filters"
+            ) from err
+        except ApiError as err:
+            _log.error("search on %s failed with HTTP %s: %s", index, err.status_code, _root_cause(err.body) or err)
+            if err.status_code in _RETRYABLE_STATUSES:
+                raise SearchUnavailable("search cluster unavailable; retry later") from err
+            raise SearchFailed("search failed on the server side; the gateway logged the cause") from err
+        except TransportError as err:
             _log.warning("search on %s failed: %s", index, err)
-            raise SearchUnavailable(f"search cluster unavailable: {type(err).__name__}") from err
+            raise SearchUnavailable("search cluster unavailable; retry later") from err
         found: Mapping[str, Any] = response.body
         return found
 
-    async def _page(self, index: str, request: Any, build: Any) -> tuple[list[Mapping[str, Any]], dict[str, Any]]:
+    async def _page(
+        self, index: str, request: Any, build: Any, scope: SearchScope
+    ) -> tuple[list[Mapping[str, Any]], dict[str, Any]]:
         """The hits of one page and the response fields every search shares (total, next token, took)."""
         page = resolve_page(request, max_size=self._max_page_size)
-        body = await self._search(index, build(request, page))
+        body = await self._search(index, build(request, page, scope))
         hits: list[Mapping[str, Any]] = body.get("hits", {}).get("hits", [])
         total, lower_bound = _total(body)
         common = {
@@ -103,8 +136,11 @@ class Searcher:
         }
         return hits, common
 
-    async def search_posts(self, request: search_pb2.SearchPostsRequest) -> search_pb2.SearchPostsResponse:
-        hits, common = await self._page(self._posts, request, post_search_body)
+    async def search_posts(
+        self, request: search_pb2.SearchPostsRequest, scope: SearchScope | None = None
+    ) -> search_pb2.SearchPostsResponse:
+        """Posts matching ``request`` within ``scope`` (default: the narrowest, no tips)."""
+        hits, common = await self._page(self._posts, request, post_search_body, scope or SearchScope())
         return search_pb2.SearchPostsResponse(
             hits=[
                 search_pb2.PostHit(
@@ -117,8 +153,11 @@ class Searcher:
             **common,
         )
 
-    async def search_events(self, request: search_pb2.SearchEventsRequest) -> search_pb2.SearchEventsResponse:
-        hits, common = await self._page(self._events, request, event_search_body)
+    async def search_events(
+        self, request: search_pb2.SearchEventsRequest, scope: SearchScope | None = None
+    ) -> search_pb2.SearchEventsResponse:
+        """Events matching ``request`` within ``scope``."""
+        hits, common = await self._page(self._events, request, event_search_body, scope or SearchScope())
         return search_pb2.SearchEventsResponse(
             hits=[
                 search_pb2.EventHit(
@@ -160,6 +199,12 @@ async def _abort_unavailable(context: grpc.aio.ServicerContext, err: SearchUnava
     await context.abort(grpc_status.code, grpc_status.details, grpc_status.trailing_metadata)
 
 
+def _scope() -> SearchScope:
+    """The calling identity's scope (the guard set it); the narrowest scope if somehow there is none."""
+    identity = current_identity.get()
+    return identity.search_scope if identity is not None else SearchScope()
+
+
 class SearchServicer(search_pb2_grpc.SearchServiceServicer):
     """Thin gRPC face of ``Searcher``: request in, response or status out."""
 
@@ -170,20 +215,24 @@ class SearchServicer(search_pb2_grpc.SearchServiceServicer):
         self, request: search_pb2.SearchPostsRequest, context: grpc.aio.ServicerContext
     ) -> search_pb2.SearchPostsResponse:
         try:
-            return await self._searcher.search_posts(request)
+            return await self._searcher.search_posts(request, _scope())
         except SearchRequestError as err:
             await abort_invalid_argument(context, err)
         except SearchUnavailable as err:
             await _abort_unavailable(context, err)
+        except SearchFailed as err:
+            await context.abort(grpc.StatusCode.INTERNAL, str(err))
         raise AssertionError("unreachable: abort raises")
 
     async def SearchEvents(
         self, request: search_pb2.SearchEventsRequest, context: grpc.aio.ServicerContext
     ) -> search_pb2.SearchEventsResponse:
         try:
-            return await self._searcher.search_events(request)
+            return await self._searcher.search_events(request, _scope())
         except SearchRequestError as err:
             await abort_invalid_argument(context, err)
         except SearchUnavailable as err:
             await _abort_unavailable(context, err)
+        except SearchFailed as err:
+            await context.abort(grpc.StatusCode.INTERNAL, str(err))
         raise AssertionError("unreachable: abort raises")

@@ -33,8 +33,10 @@ from qingfeng.v1 import common_pb2, post_pb2, search_pb2
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "MAX_RESULT_WINDOW",
+    "RESTRICTED_SOURCE_KINDS",
     "Page",
     "SearchRequestError",
+    "SearchScope",
     "event_search_body",
     "next_page_token",
     "parse_query_text",
@@ -55,6 +57,37 @@ _HIGHLIGHT_FRAGMENT_CHARS: Final = 80
 # Quotes accepted around phrases: ASCII, Chinese curly quotes and corner brackets.
 _PHRASE = re.compile(r'"([^"]*)"|“([^”]*)”|「([^」]*)」|(\S+)')
 _REGION_CODE = re.compile(r"^\d{6}$")
+
+
+# Posts of these kinds (tips: manual submissions, possibly naming people) are found only by scopes with see_tips.
+RESTRICTED_SOURCE_KINDS: Final = (common_pb2.SourceKind.Name(common_pb2.SOURCE_KIND_MANUAL_TIP),)
+
+
+@dataclass(frozen=True)
+class SearchScope:
+    """What one identity may find, from its access policy: tips only with ``see_tips``; when ``region_codes`` or
+    ``source_ids`` are set, only posts (and events) of those regions (GB/T 2260 prefixes) or sources.
+
+    The default scope is the narrowest one without a region or source limit: no tips.
+    """
+
+    see_tips: bool = False
+    region_codes: tuple[str, ...] = ()
+    source_ids: tuple[str, ...] = ()
+
+
+def _scope_filters(scope: SearchScope, *, posts: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Filters and exclusions keeping a search within the caller's scope (added to the request's, never replacing)."""
+    filters: list[dict[str, Any]] = []
+    must_not: list[dict[str, Any]] = []
+    if scope.region_codes:
+        regions = [_region_prefix(code, "scope.region_codes") for code in scope.region_codes]
+        filters.append({"bool": {"should": regions, "minimum_should_match": 1}})
+    if posts and scope.source_ids:
+        filters.append({"terms": {"source_id": list(scope.source_ids)}})
+    if posts and not scope.see_tips:
+        must_not.append({"terms": {"source_kind": list(RESTRICTED_SOURCE_KINDS)}})
+    return filters, must_not
 
 
 class SearchRequestError(ValueError):
@@ -190,11 +223,13 @@ def _body(must: list[dict[str, Any]], filters: list[dict[str, Any]], must_not: l
     return query
 
 
-def post_search_body(request: search_pb2.SearchPostsRequest, page: Page) -> dict[str, Any]:
-    """Keyword arguments for ``AsyncElasticsearch.search`` over the posts read alias."""
+def post_search_body(
+    request: search_pb2.SearchPostsRequest, page: Page, scope: SearchScope | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for ``AsyncElasticsearch.search`` over the posts read alias, within ``scope``."""
     terms = parse_query_text(request.query)
     f = request.filter
-    filters: list[dict[str, Any]] = []
+    filters, must_not = _scope_filters(scope or SearchScope(), posts=True)
     if f.HasField("created"):
         created = _time_range("created_at", "filter.created", f.created)
         if created:
@@ -218,7 +253,6 @@ def post_search_body(request: search_pb2.SearchPostsRequest, page: Page) -> dict
         filters.append({"term": {"event_id": f.event_id}})
     if f.media_only:
         filters.append({"term": {"author.is_media": True}})
-    must_not: list[dict[str, Any]] = []
     if not f.include_duplicates:
         # A duplicate has a non-empty duplicate_of; writers may store "" for originals.
         must_not.append(
@@ -261,8 +295,10 @@ def _by_level(query: dict[str, Any]) -> dict[str, Any]:
     return {"function_score": {"query": query, "functions": functions, "score_mode": "max", "boost_mode": "replace"}}
 
 
-def event_search_body(request: search_pb2.SearchEventsRequest, page: Page) -> dict[str, Any]:
-    """Keyword arguments for ``AsyncElasticsearch.search`` over the events read alias.
+def event_search_body(
+    request: search_pb2.SearchEventsRequest, page: Page, scope: SearchScope | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for ``AsyncElasticsearch.search`` over the events read alias, within ``scope``.
 
     Events merged into another are hidden: they are no longer updated and their posts live on in the target.
     """
@@ -281,7 +317,7 @@ def event_search_body(request: search_pb2.SearchEventsRequest, page: Page) -> di
         for term in terms
     ]
     f = request.filter
-    filters: list[dict[str, Any]] = []
+    filters, must_not = _scope_filters(scope or SearchScope(), posts=False)
     if f.HasField("active"):
         active = _time_range("last_seen_at", "filter.active", f.active)
         if active:
@@ -294,9 +330,9 @@ def event_search_body(request: search_pb2.SearchEventsRequest, page: Page) -> di
         filters.append(_region_prefix(f.region_code, "filter.region_code"))
     if f.rising_only:
         filters.append({"term": {"rising": True}})
-    must_not = [
+    must_not.append(
         {"bool": {"filter": [{"exists": {"field": "merged_into"}}], "must_not": [{"term": {"merged_into": ""}}]}}
-    ]
+    )
     order = request.order or search_pb2.SEARCH_ORDER_RELEVANCE
     tie_break = [{"last_seen_at": {"order": "desc", "missing": "_last"}}, {"id": {"order": "asc"}}]
     if order == search_pb2.SEARCH_ORDER_RELEVANCE:

@@ -19,7 +19,14 @@ from qingfeng.settings import (
     service_settings_config,
 )
 
-__all__ = ["GatewayConfigError", "GatewaySettings", "HttpSettings", "RateLimitSettings", "load_settings"]
+__all__ = [
+    "GatewayConfigError",
+    "GatewaySettings",
+    "HttpSettings",
+    "LimitSettings",
+    "RateLimitSettings",
+    "load_settings",
+]
 
 ENV_PREFIX = "QF_GATEWAY_"
 
@@ -48,6 +55,28 @@ class RateLimitSettings(BaseModel):
 
     rate_per_s: float = Field(default=20.0, gt=0)
     burst: int = Field(default=40, ge=1)
+    # Items of client streams (ImportPosts), per identity apart from calls; an item waits at most item_wait_s.
+    stream_items_per_s: float = Field(default=500.0, gt=0)
+    stream_items_burst: int = Field(default=1000, ge=1)
+    stream_item_wait_s: float = Field(default=1.0, ge=0)
+
+
+class LimitSettings(BaseModel):
+    """Abuse limits of the guard and the proxy (gateway/ratelimit.py, gateway/proxy.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Failed authentications per peer address and window; then the address is refused until the window ends.
+    failed_auth_max: int = Field(default=10, ge=1)
+    failed_auth_window_s: float = Field(default=60.0, gt=0)
+    # Calls in flight per identity (streams among them) and over the whole gateway.
+    concurrent_calls_per_identity: int = Field(default=32, ge=1)
+    concurrent_streams_per_identity: int = Field(default=4, ge=1)
+    concurrent_calls_per_server: int = Field(default=512, ge=1)
+    # Deadline of an upstream call whose caller set none.
+    upstream_timeout_s: float = Field(default=30.0, gt=0)
+    # How often (at most) the access policy file is checked for changes; SIGHUP re-reads it at once.
+    policy_check_interval_s: float = Field(default=1.0, gt=0)
 
 
 class GatewaySettings(ServiceSettings):
@@ -66,6 +95,7 @@ class GatewaySettings(ServiceSettings):
     coordinator_addr: str = "127.0.0.1:50063"
     publisher_addr: str = "127.0.0.1:50064"
     rate_limit: RateLimitSettings = RateLimitSettings()
+    limits: LimitSettings = LimitSettings()
     # Largest page a search may ask for; larger page_size values are clamped to it.
     search_max_page_size: int = Field(default=100, ge=1, le=1000)
 

@@ -10,19 +10,28 @@ from pathlib import Path
 import grpc
 import pytest
 import yaml
+from qingfeng.cli.tokens import REFLECTION_METHODS, every_method
 from qingfeng.rpc import Caller, CredentialInterceptor, current_caller
-from qingfeng.v1 import case_pb2, case_pb2_grpc, common_pb2
+from qingfeng.v1 import case_pb2, case_pb2_grpc, common_pb2, event_pb2, publication_pb2, search_pb2, source_pb2
 
 from gateway.access import AccessPolicy, hash_token, parse_access_policy
 from tests.identity import TRUST
 
 LIST_TASKS = "/qingfeng.v1.CoordinatorService/ListTasks"
 GET_CASE = "/qingfeng.v1.CoordinatorService/GetCase"
+# Every method of every service the gateway serves, listed exactly (grants allow no patterns).
+ALL_METHODS = (
+    *every_method(source_pb2, "CollectorService"),
+    *every_method(event_pb2, "GraderService"),
+    *every_method(case_pb2, "CoordinatorService"),
+    *every_method(publication_pb2, "PublisherService"),
+    *every_method(search_pb2, "SearchService"),
+)
 
 
 @pytest.fixture(scope="session")
 def tokens() -> dict[str, str]:
-    return {name: secrets.token_urlsafe(24) for name in ("office", "police", "newspaper")}
+    return {name: secrets.token_urlsafe(24) for name in ("office", "police", "newspaper", "reader")}
 
 
 @pytest.fixture(scope="session")
@@ -33,9 +42,9 @@ def policy_text(tokens: dict[str, str]) -> str:
             {
                 "name": "office-1",
                 "agency": "opinion_office",
-                "roles": ["analyst"],
+                "roles": ["analyst", "see_tips"],
                 "token_sha256": hash_token(tokens["office"]),
-                "grants": ["/qingfeng.v1.*", "/grpc.reflection.*"],
+                "grants": [*ALL_METHODS, *REFLECTION_METHODS],
             },
             {
                 "name": "police-1",
@@ -49,6 +58,15 @@ def policy_text(tokens: dict[str, str]) -> str:
                 "agency": "daily_newspaper",
                 "token_sha256": hash_token(tokens["newspaper"]),
                 "grants": ["/qingfeng.v1.PublisherService/ListPublications"],
+            },
+            {
+                # Searches like the office but may not see tips, and only within Zhejiang (330000).
+                "name": "reader-1",
+                "agency": "discipline_commission",
+                "roles": ["analyst"],
+                "token_sha256": hash_token(tokens["reader"]),
+                "grants": [*every_method(search_pb2, "SearchService")],
+                "search": {"region_codes": ["330000"]},
             },
         ],
     }

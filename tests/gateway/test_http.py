@@ -15,8 +15,9 @@ from qingfeng.v1 import common_pb2, post_pb2, search_pb2
 from gateway.access import AccessPolicy
 from gateway.app import bind_http, http_loop
 from gateway.http import create_app
-from gateway.ratelimit import RateLimiter
-from gateway.search import SearchRequestError, SearchUnavailable
+from gateway.ratelimit import FailureLimiter, RateLimiter
+from gateway.search import SearchFailed, SearchRequestError, SearchUnavailable
+from gateway.search_query import SearchScope
 from gateway.settings import HttpSettings
 
 
@@ -28,9 +29,13 @@ class _StubSearcher:
         self.events: list[search_pb2.SearchEventsRequest] = []
         self.fail: Exception | None = None
         self.trace_ids: list[int] = []
+        self.scopes: list[SearchScope | None] = []
 
-    async def search_posts(self, request: search_pb2.SearchPostsRequest) -> search_pb2.SearchPostsResponse:
+    async def search_posts(
+        self, request: search_pb2.SearchPostsRequest, scope: SearchScope | None = None
+    ) -> search_pb2.SearchPostsResponse:
         self.posts.append(request)
+        self.scopes.append(scope)
         self.trace_ids.append(trace.get_current_span().get_span_context().trace_id)
         if self.fail:
             raise self.fail
@@ -41,8 +46,11 @@ class _StubSearcher:
         )
         return search_pb2.SearchPostsResponse(hits=[hit], total=1)
 
-    async def search_events(self, request: search_pb2.SearchEventsRequest) -> search_pb2.SearchEventsResponse:
+    async def search_events(
+        self, request: search_pb2.SearchEventsRequest, scope: SearchScope | None = None
+    ) -> search_pb2.SearchEventsResponse:
         self.events.append(request)
+        self.scopes.append(scope)
         return search_pb2.SearchEventsResponse(total=0)
 
 
@@ -137,6 +145,33 @@ async def test_searcher_errors_map_to_400_and_503(
     assert reply.status_code == 400 and reply.json()["error"]["reason"] == "ERROR_REASON_INVALID_PAGE_TOKEN"
     searcher.fail = SearchUnavailable("search cluster unavailable")
     assert (await client.get("/api/search/posts", headers=_auth(tokens["office"]))).status_code == 503
+    searcher.fail = SearchFailed("search failed on the server side; the gateway logged the cause")
+    reply = await client.get("/api/search/posts", headers=_auth(tokens["office"]))
+    assert reply.status_code == 500 and reply.json()["error"]["code"] == "INTERNAL"
+
+
+async def test_each_search_runs_in_the_callers_scope(
+    client: httpx.AsyncClient, searcher: _StubSearcher, tokens: dict[str, str]
+) -> None:
+    assert (await client.get("/api/search/posts", headers=_auth(tokens["reader"]))).status_code == 200
+    assert (await client.get("/api/search/events", headers=_auth(tokens["reader"]))).status_code == 200
+    assert (await client.get("/api/search/posts", headers=_auth(tokens["office"]))).status_code == 200
+    reader = SearchScope(see_tips=False, region_codes=("330000",))
+    assert searcher.scopes == [reader, reader, SearchScope(see_tips=True)]
+
+
+async def test_failed_authentications_are_limited_per_address(
+    policy: AccessPolicy, searcher: _StubSearcher, tokens: dict[str, str]
+) -> None:
+    failures = FailureLimiter(max_failures=3, window_s=60.0)
+    app = create_app(
+        policy=policy, limiter=RateLimiter(rate_per_s=100.0, burst=100), searcher=searcher, failures=failures  # type: ignore[arg-type]
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as http:
+        guesses = [(await http.get("/api/search/posts", headers=_auth(f"guess-{i}"))).status_code for i in range(5)]
+        assert guesses == [401, 401, 401, 429, 429]
+        # Even the right token waits out the window: a guesser cannot tell a hit from the refusal.
+        assert (await http.get("/api/search/posts", headers=_auth(tokens["office"]))).status_code == 429
 
 
 async def test_the_callers_trace_continues(

@@ -12,6 +12,7 @@ from gateway.search_query import (
     DEFAULT_PAGE_SIZE,
     MAX_RESULT_WINDOW,
     SearchRequestError,
+    SearchScope,
     event_search_body,
     next_page_token,
     parse_query_text,
@@ -110,7 +111,7 @@ def test_post_filters() -> None:
         ),
         order=search_pb2.SEARCH_ORDER_NEWEST,
     )
-    body = post_search_body(request, resolve_page(request, max_size=100))
+    body = post_search_body(request, resolve_page(request, max_size=100), SearchScope(see_tips=True))
     assert body["query"]["bool"]["must"] == [{"match_all": {}}]
     assert _filters(body) == [
         {"range": {"created_at": {"gte": "2025-03-01T00:00:00Z"}}},
@@ -221,3 +222,33 @@ def test_event_from_source() -> None:
     assert event.level == common_pb2.WARNING_LEVEL_ORANGE
     assert event.post_count == 3
     assert [r.code for r in event.regions] == ["330100"]
+
+
+def test_tips_are_excluded_unless_the_scope_may_see_them() -> None:
+    request = search_pb2.SearchPostsRequest(
+        filter=search_pb2.PostFilter(source_kinds=[common_pb2.SOURCE_KIND_MANUAL_TIP], include_duplicates=True)
+    )
+    page = resolve_page(request, max_size=100)
+    no_tips = {"terms": {"source_kind": ["SOURCE_KIND_MANUAL_TIP"]}}
+    # Asking for tips explicitly does not help: the exclusion is added beside the request's own filter.
+    for body in (post_search_body(request, page), post_search_body(request, page, SearchScope(see_tips=False))):
+        assert no_tips in body["query"]["bool"]["must_not"]
+    assert no_tips not in post_search_body(request, page, SearchScope(see_tips=True))["query"]["bool"]["must_not"]
+
+
+def test_scope_limits_regions_and_sources_on_top_of_the_request() -> None:
+    request = search_pb2.SearchPostsRequest(filter=search_pb2.PostFilter(region_code="110000"))
+    scope = SearchScope(see_tips=True, region_codes=("330000", "320100"), source_ids=("weibo-zj",))
+    body = post_search_body(request, resolve_page(request, max_size=100), scope)
+    filters = _filters(body)
+    assert {
+        "bool": {
+            "should": [{"prefix": {"region_codes": "33"}}, {"prefix": {"region_codes": "3201"}}],
+            "minimum_should_match": 1,
+        }
+    } in filters
+    assert {"terms": {"source_id": ["weibo-zj"]}} in filters
+    assert {"prefix": {"region_codes": "11"}} in filters, "the request's own region still applies (AND)"
+    events = search_pb2.SearchEventsRequest()
+    event_filters = _filters(event_search_body(events, resolve_page(events, max_size=100), scope))
+    assert event_filters[0]["bool"]["should"][0] == {"prefix": {"region_codes": "33"}}

@@ -6,9 +6,11 @@ import stat
 from pathlib import Path
 
 import pytest
-from qingfeng.cli.tokens import DEFAULT_IDENTITIES, provision
+import yaml
+from qingfeng.cli.tokens import DEFAULT_IDENTITIES, REFLECTION_METHODS, provision
+from qingfeng.v1 import event_pb2
 
-from gateway.access import AccessDenied, authenticate, authorize, load_access_policy
+from gateway.access import AccessDenied, authenticate, authorize, hash_token, load_access_policy
 
 
 def _mode(path: Path) -> int:
@@ -47,10 +49,14 @@ def test_provision_is_idempotent(tmp_path: Path) -> None:
             "analyst",
             [
                 "/qingfeng.v1.GraderService/OverrideLevel",
-                "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                "/qingfeng.v1.CollectorService/GetTip",
+                "/qingfeng.v1.SearchService/SearchPosts",
+                *REFLECTION_METHODS,
             ],
-            [],
+            # Exact grants: a method that does not exist today is granted to nobody, even the analyst.
+            ["/qingfeng.v1.GraderService/DeleteEverything", "/qingfeng.v1.AdminService/Anything"],
         ),
+        ("lead_handler", ["/qingfeng.v1.CollectorService/GetTip"], [*REFLECTION_METHODS]),
         (
             "police_cyber",
             ["/qingfeng.v1.CoordinatorService/ListTasks", "/qingfeng.v1.CoordinatorService/CompleteTask"],
@@ -83,3 +89,45 @@ def test_grants_are_narrow(tmp_path: Path, name: str, allowed: list[str], denied
     for method in denied:
         with pytest.raises(AccessDenied):
             authorize(identity, method)
+
+
+def test_every_grant_is_an_existing_method(tmp_path: Path) -> None:
+    """Provisioned grants are exact paths of methods the descriptors define, every one of them for the analyst."""
+    from qingfeng.v1 import case_pb2, publication_pb2, search_pb2, source_pb2
+
+    existing = {
+        f"/{service.full_name}/{method.name}"
+        for module in (source_pb2, event_pb2, case_pb2, publication_pb2, search_pb2)
+        for service in module.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+    }
+    policy = yaml.safe_load(provision(tmp_path).read_text(encoding="utf-8"))
+    for entry in policy["identities"]:
+        for grant in entry["grants"]:
+            assert grant in existing or grant in REFLECTION_METHODS, f"{entry['name']}: {grant}"
+    analyst = next(e for e in policy["identities"] if e["name"] == "analyst")
+    assert existing <= set(analyst["grants"])
+    grader = event_pb2.DESCRIPTOR.services_by_name["GraderService"]
+    assert len(grader.methods) > 1 and all(f"/{grader.full_name}/{m.name}" in analyst["grants"] for m in grader.methods)
+
+
+def test_a_policy_with_patterns_is_upgraded_keeping_tokens(tmp_path: Path) -> None:
+    old = {
+        "version": "local-1",
+        "identities": [
+            {
+                "name": "analyst",
+                "agency": "opinion_office",
+                "roles": ["analyst"],
+                "token_sha256": hash_token("kept-token"),
+                "grants": ["/qingfeng.v1.*", "/grpc.reflection.*"],
+            }
+        ],
+    }
+    (tmp_path / "access.yaml").write_text(yaml.safe_dump(old), encoding="utf-8")
+    policy = load_access_policy(provision(tmp_path))
+    analyst = authenticate(policy, "kept-token")
+    authorize(analyst, "/qingfeng.v1.GraderService/OverrideLevel")
+    assert "see_tips" in analyst.roles
+    with pytest.raises(AccessDenied):
+        authorize(analyst, "/qingfeng.v1.GraderService/NotAMethod")

@@ -3,11 +3,15 @@
 ``provision(state_dir)`` runs from `qingfeng up` before the gateway starts. On the first run it writes
 ``<state>/tokens/<name>`` (the token, mode 0600) for every identity below and ``<state>/access.yaml`` (only SHA-256
 hashes of the tokens, mode 0600), the file the gateway reads through ``QF_GATEWAY_ACCESS_POLICY``. Later runs keep
-both untouched, so tokens handed out stay valid; delete ``access.yaml`` to rotate every token.
+the tokens, so tokens handed out stay valid; delete ``access.yaml`` to rotate every token. A policy written before
+grants became exact (one with ``*`` patterns) is upgraded in place: the default identities get today's exact grants
+and roles, their token hashes stay.
 
-The grants follow DESIGN §1: the opinion office's analyst may call everything (and use reflection); each partner
-agency gets only the methods its part of the disposition needs (不泄露案情). Method names are checked against the
-generated descriptors, so a renamed RPC breaks provisioning instead of silently granting nothing.
+The grants follow DESIGN §1: the opinion office's analyst may call every method of every service (and use
+reflection); each partner agency gets only the methods its part of the disposition needs (不泄露案情). Grants are
+exact method paths taken from the generated descriptors: a service's methods are listed one by one, so a method
+added later is granted to nobody until someone adds it here, and a renamed RPC breaks provisioning instead of
+silently granting nothing.
 """
 
 from __future__ import annotations
@@ -24,9 +28,19 @@ from typing import Any
 import yaml
 
 from qingfeng.cli.paths import state_dir
-from qingfeng.v1 import case_pb2, publication_pb2
+from qingfeng.safe_yaml import SafeYamlError, load_yaml
+from qingfeng.v1 import case_pb2, event_pb2, publication_pb2, search_pb2, source_pb2
 
-__all__ = ["DEFAULT_IDENTITIES", "GatewayIdentity", "add_arguments", "provision", "provision_tip_key", "run"]
+__all__ = [
+    "DEFAULT_IDENTITIES",
+    "REFLECTION_METHODS",
+    "GatewayIdentity",
+    "add_arguments",
+    "every_method",
+    "provision",
+    "provision_tip_key",
+    "run",
+]
 
 POLICY_FILE = "access.yaml"
 TOKENS_DIR = "tokens"
@@ -43,17 +57,43 @@ class GatewayIdentity:
     grants: tuple[str, ...]
 
 
+# The gateway serves both reflection versions (grpcurl and ghz use v1, older tools v1alpha).
+REFLECTION_METHODS = (
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+)
+# Every service a partner reaches through the gateway: (generated module, service name).
+_GATEWAY_SERVICES: tuple[tuple[Any, str], ...] = (
+    (source_pb2, "CollectorService"),
+    (event_pb2, "GraderService"),
+    (case_pb2, "CoordinatorService"),
+    (publication_pb2, "PublisherService"),
+    (search_pb2, "SearchService"),
+)
+
+
 def _methods(module: Any, service: str, *names: str) -> tuple[str, ...]:
     descriptor = module.DESCRIPTOR.services_by_name[service]
     return tuple(f"/{descriptor.full_name}/{descriptor.methods_by_name[name].name}" for name in names)
 
 
+def every_method(module: Any, service: str) -> tuple[str, ...]:
+    """Each method of one service as an exact grant, read from its descriptor today."""
+    descriptor = module.DESCRIPTOR.services_by_name[service]
+    return tuple(f"/{descriptor.full_name}/{method.name}" for method in descriptor.methods)
+
+
+def _all_services() -> tuple[str, ...]:
+    return tuple(grant for module, service in _GATEWAY_SERVICES for grant in every_method(module, service))
+
+
 def _identities() -> tuple[GatewayIdentity, ...]:
     coordinator, publisher = "CoordinatorService", "PublisherService"
     return (
-        GatewayIdentity("analyst", "opinion_office", ("analyst",), ("/qingfeng.v1.*", "/grpc.reflection.*")),
+        # see_tips: tips (manual submissions) show up in their searches; nobody else finds them.
+        GatewayIdentity("analyst", "opinion_office", ("analyst", "see_tips"), (*_all_services(), *REFLECTION_METHODS)),
         # The office's lead handler is the one identity that may read who submitted a tip (SubmitTip's submitter).
-        GatewayIdentity("lead_handler", "opinion_office", ("analyst", "see_submitter"), ("/qingfeng.v1.*",)),
+        GatewayIdentity("lead_handler", "opinion_office", ("analyst", "see_submitter", "see_tips"), _all_services()),
         GatewayIdentity(
             "police_cyber",
             "police_cyber",
@@ -116,10 +156,34 @@ def _write_private(path: Path, text: str) -> None:
         raise
 
 
+def _has_patterns(entry: Any) -> bool:
+    grants = entry.get("grants") if isinstance(entry, dict) else None
+    return isinstance(grants, list) and any(isinstance(g, str) and any(c in g for c in "*?[") for g in grants)
+
+
+def _upgrade(policy_path: Path, identities: tuple[GatewayIdentity, ...]) -> None:
+    """Replace pattern grants of the default identities by today's exact ones, keeping every token hash."""
+    try:
+        data = load_yaml(policy_path.read_bytes(), source=str(policy_path))
+    except (OSError, SafeYamlError):
+        return  # not ours to repair: the gateway names the problem when it loads the file
+    entries = data.get("identities") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not any(_has_patterns(e) for e in entries):
+        return
+    defaults = {identity.name: identity for identity in identities}
+    for entry in entries:
+        known = defaults.get(str(entry.get("name"))) if isinstance(entry, dict) else None
+        if known is not None and _has_patterns(entry):
+            entry["grants"], entry["roles"] = list(known.grants), list(known.roles)
+    body = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+    _write_private(policy_path, "# Upgraded to exact grants by `qingfeng up` (qingfeng.cli.tokens).\n" + body)
+
+
 def provision(state_dir: Path, identities: tuple[GatewayIdentity, ...] = DEFAULT_IDENTITIES) -> Path:
     """Create tokens and the access policy under ``state_dir`` unless the policy exists; return the policy path."""
     policy_path = state_dir / POLICY_FILE
     if policy_path.exists():
+        _upgrade(policy_path, identities)
         return policy_path
     tokens_dir = state_dir / TOKENS_DIR
     tokens_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

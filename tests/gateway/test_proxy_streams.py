@@ -1,0 +1,181 @@
+"""Client streams through the proxy (ImportPosts): the upstream's error code reaches the partner, every item counts
+against the caller's rate limit, and every upstream call has a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import grpc
+import pytest
+from qingfeng.rpc import CredentialInterceptor
+from qingfeng.v1 import case_pb2, case_pb2_grpc, source_pb2, source_pb2_grpc
+
+from gateway.access import AccessPolicy
+from gateway.interceptors import GuardInterceptor
+from gateway.proxy import proxy_handler
+from gateway.ratelimit import RateLimiter
+from tests.identity import GATEWAY, TRUST
+
+COLLECTOR = source_pb2.DESCRIPTOR.services_by_name["CollectorService"]
+COORDINATOR = case_pb2.DESCRIPTOR.services_by_name["CoordinatorService"]
+
+
+@dataclass
+class _Collector(source_pb2_grpc.CollectorServiceServicer):
+    """ImportPosts refuses an unknown source at item ``abort_at`` (0: before reading), like the real collector."""
+
+    abort_at: int = 1
+    received: int = 0
+    deadlines: list[float | None] = field(default_factory=list)
+
+    async def ImportPosts(self, requests: AsyncIterator[source_pb2.ImportPostsRequest], context: object) -> object:
+        ctx: grpc.aio.ServicerContext = context  # type: ignore[assignment]
+        self.deadlines.append(ctx.time_remaining())
+        if self.abort_at == 0:
+            await ctx.abort(grpc.StatusCode.NOT_FOUND, "source 'nope' not found")
+        async for request in requests:
+            self.received += 1
+            if self.received == self.abort_at:
+                await ctx.abort(grpc.StatusCode.NOT_FOUND, f"source {request.source_id!r} not found")
+        return source_pb2.ImportPostsResponse(summary=source_pb2.ImportSummary(accepted=self.received))
+
+
+class _SlowCoordinator(case_pb2_grpc.CoordinatorServiceServicer):
+    def __init__(self) -> None:
+        self.deadlines: list[float | None] = []
+
+    async def ListTasks(self, request: case_pb2.ListTasksRequest, context: grpc.aio.ServicerContext) -> object:
+        self.deadlines.append(context.time_remaining())
+        return case_pb2.ListTasksResponse()
+
+
+Start = Callable[..., Awaitable[grpc.aio.Channel]]
+
+
+@pytest.fixture
+async def start(policy: AccessPolicy) -> AsyncIterator[Start]:
+    """Start an upstream with ``servicer`` and a gateway in front of it; returns a client channel to the gateway."""
+    servers: list[grpc.aio.Server] = []
+    channels: list[grpc.aio.Channel] = []
+
+    async def run(
+        servicer: object, *, limiter: RateLimiter, default_timeout_s: float = 30.0, wait_s: float = 1.0
+    ) -> grpc.aio.Channel:
+        upstream = grpc.aio.server(interceptors=[CredentialInterceptor(TRUST)])
+        if isinstance(servicer, source_pb2_grpc.CollectorServiceServicer):
+            source_pb2_grpc.add_CollectorServiceServicer_to_server(servicer, upstream)
+            descriptor = COLLECTOR
+        else:
+            case_pb2_grpc.add_CoordinatorServiceServicer_to_server(servicer, upstream)
+            descriptor = COORDINATOR
+        port = upstream.add_insecure_port("127.0.0.1:0")
+        await upstream.start()
+        to_upstream = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        calls = RateLimiter(rate_per_s=1000.0, burst=1000)
+        gateway = grpc.aio.server(interceptors=[GuardInterceptor(policy, calls)])
+        proxy = proxy_handler(
+            {descriptor: to_upstream},
+            GATEWAY,
+            item_limiter=limiter,
+            default_timeout_s=default_timeout_s,
+            stream_item_wait_s=wait_s,
+        )
+        gateway.add_generic_rpc_handlers((proxy,))
+        gateway_port = gateway.add_insecure_port("127.0.0.1:0")
+        await gateway.start()
+        client = grpc.aio.insecure_channel(f"127.0.0.1:{gateway_port}")
+        servers.extend((upstream, gateway))
+        channels.extend((to_upstream, client))
+        return client
+
+    yield run
+    for channel in channels:
+        await channel.close()
+    for server in servers:
+        await server.stop(None)
+
+
+def _bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+async def _items(count: int) -> AsyncIterator[source_pb2.ImportPostsRequest]:
+    for i in range(count):
+        yield source_pb2.ImportPostsRequest(source_id="nope", jsonl_line=f'{{"id": "{i}", "text": "受贿"}}')
+
+
+@pytest.mark.parametrize(("abort_at", "count"), [(0, 1), (1, 1), (0, 300), (1, 300), (50, 300), (300, 300)])
+async def test_an_aborted_stream_reaches_the_partner_with_the_upstreams_code(
+    start: Start, tokens: dict[str, str], abort_at: int, count: int
+) -> None:
+    """Before reading, at the first item, mid-stream while the partner still sends, and at the last item."""
+    channel = await start(_Collector(abort_at=abort_at), limiter=RateLimiter(rate_per_s=1e6, burst=10_000))
+    stub = source_pb2_grpc.CollectorServiceStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ImportPosts(_items(count), metadata=_bearer(tokens["office"]), timeout=10)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND, err.value.details()
+    assert err.value.details() == "source 'nope' not found"
+
+
+async def test_a_stream_within_its_rate_goes_through(start: Start, tokens: dict[str, str]) -> None:
+    collector = _Collector(abort_at=-1)
+    channel = await start(collector, limiter=RateLimiter(rate_per_s=1e6, burst=10_000))
+    reply = await source_pb2_grpc.CollectorServiceStub(channel).ImportPosts(
+        _items(500), metadata=_bearer(tokens["office"]), timeout=10
+    )
+    assert reply.summary.accepted == 500 == collector.received
+
+
+async def test_every_streamed_item_counts_against_the_rate_limit(start: Start, tokens: dict[str, str]) -> None:
+    collector = _Collector(abort_at=-1)
+    # A frozen clock: the bucket never refills. 20 items from the burst, then items wait 0.02 s, 0.04 s (debt
+    # grows), and the third would wait 0.06 s, more than the 0.05 s allowed: refused.
+    limiter = RateLimiter(rate_per_s=50.0, burst=20, clock=lambda: 0.0)
+    channel = await start(collector, limiter=limiter, wait_s=0.05)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await source_pb2_grpc.CollectorServiceStub(channel).ImportPosts(
+            _items(500), metadata=_bearer(tokens["office"]), timeout=10
+        )
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "rate limit exceeded for office-1 within the stream" in (err.value.details() or "")
+    assert collector.received <= 22, "items beyond the limit never reach the upstream"
+    assert not limiter.allow("office-1"), "the stream spent the identity's budget"
+
+
+async def test_a_stream_is_paced_not_refused_when_it_only_briefly_outruns_its_rate(
+    start: Start, tokens: dict[str, str]
+) -> None:
+    collector = _Collector(abort_at=-1)
+    channel = await start(collector, limiter=RateLimiter(rate_per_s=100.0, burst=10))
+    started = time.monotonic()
+    reply = await source_pb2_grpc.CollectorServiceStub(channel).ImportPosts(
+        _items(40), metadata=_bearer(tokens["office"]), timeout=10
+    )
+    assert reply.summary.accepted == 40
+    # 10 from the burst (one spent on the call), 31 paced at 100/s: about 0.3 s.
+    assert time.monotonic() - started >= 0.25
+
+
+async def test_upstream_calls_get_the_default_deadline_when_the_caller_sets_none(
+    start: Start, tokens: dict[str, str]
+) -> None:
+    coordinator = _SlowCoordinator()
+    channel = await start(coordinator, limiter=RateLimiter(rate_per_s=100.0, burst=100), default_timeout_s=7.0)
+    stub = case_pb2_grpc.CoordinatorServiceStub(channel)
+    await stub.ListTasks(case_pb2.ListTasksRequest(), metadata=_bearer(tokens["office"]))
+    await stub.ListTasks(case_pb2.ListTasksRequest(), metadata=_bearer(tokens["office"]), timeout=2.0)
+    without, with_caller = coordinator.deadlines
+    assert without is not None and 6.0 < without <= 7.1
+    assert with_caller is not None and 1.0 < with_caller <= 2.1
+
+
+async def test_a_stream_without_deadline_gets_the_default(start: Start, tokens: dict[str, str]) -> None:
+    collector = _Collector(abort_at=-1)
+    channel = await start(collector, limiter=RateLimiter(rate_per_s=1e6, burst=1000), default_timeout_s=5.0)
+    await source_pb2_grpc.CollectorServiceStub(channel).ImportPosts(_items(3), metadata=_bearer(tokens["office"]))
+    [remaining] = collector.deadlines
+    assert remaining is not None and 4.0 < remaining <= 5.1
+    await asyncio.sleep(0)
