@@ -147,7 +147,12 @@ async def run(settings: CoordinatorSettings) -> None:
     """Run the coordinator until SIGTERM."""
     authenticate = credential_interceptor(settings.identity, env_prefix="QF_COORDINATOR_")  # no trust, no start
     app = await build(settings)
-    server = build_server(settings.grpc, services=app.services(), interceptors=[authenticate])
+    try:
+        server = build_server(settings.grpc, services=app.services(), interceptors=[authenticate])
+    except BaseException:
+        for cleanup in reversed(app.cleanups):
+            await cleanup()
+        raise
     _log.info("coordinator starting", extra={"settings": settings.describe()})
     await run_until_stopped(
         server,
