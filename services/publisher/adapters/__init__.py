@@ -1,0 +1,1 @@
+"""The publisher's adapters to outside systems (SQL, policy files)."""
