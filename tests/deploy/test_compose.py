@@ -171,3 +171,16 @@ def test_secret_files_come_from_the_generated_git_ignored_folders() -> None:
         assert path.parts[0] in ("secrets", "certs"), f"{name}: {path}"
         if path.parts[0] == "certs":
             assert path.parts[1] == "out", f"{name}: certificates live in certs/out/"
+
+
+@pytest.mark.parametrize("process", list(PROCESSES))
+def test_health_checks_ask_readiness_over_tls(process: str) -> None:
+    """The same script as the Kubernetes probes (tests/deploy/test_probe.py), with the Compose secrets folder."""
+    test = SERVICES_[process]["healthcheck"]["test"]
+    mode = "none" if process == "gateway" else "mutual"
+    service = "" if process == "gateway" else f"qingfeng.v1.{process.capitalize()}Service"
+    assert test[:3] == ["CMD", "python", "-c"]
+    assert test[4:] == ["/run/secrets", str(PROCESSES[process][2]), process, service, mode]
+    assert {"ca.crt", "tls.crt", "tls.key"} <= _secret_targets(process)
+    if process != "gateway":
+        assert SERVICES_["gateway"]["depends_on"][process]["condition"] == "service_healthy"

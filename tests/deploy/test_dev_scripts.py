@@ -7,11 +7,7 @@ secrets folder, which is what each container does with QF_SECRETS_DIR.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import ssl
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,27 +18,14 @@ from cryptography.hazmat.primitives import serialization
 from qingfeng.rpc.credentials import load_signer, parse_trust
 
 from gateway.access import load_access_policy
-from tests.deploy.manifests import DEPLOY, PROCESSES, compose, settings_class
-
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="the scripts need openssl")
-
-
-def _run(script: str, out: Path) -> None:
-    env = {**os.environ, "PYTHON": sys.executable}
-    subprocess.run(["bash", str(DEPLOY / script), str(out)], check=True, capture_output=True, env=env, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    out = tmp_path_factory.mktemp("certs") / "out"
-    _run("certs/make-dev-certs.sh", out)
-    yield out
+from tests.deploy.conftest import run_script
+from tests.deploy.manifests import PROCESSES, compose, settings_class
 
 
 @pytest.fixture(scope="module")
 def secrets_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     out = tmp_path_factory.mktemp("secrets") / "secrets"
-    _run("secrets/make-dev-secrets.sh", out)
+    run_script("secrets/make-dev-secrets.sh", out)
     yield out
 
 
@@ -159,5 +142,5 @@ def test_the_gateway_key_signs_what_the_trust_file_believes(secrets_dir: Path) -
 def test_a_second_run_keeps_passwords_and_keys(secrets_dir: Path) -> None:
     names = ["kafka_grader_password", "db_password", "gateway_identity.pem", "access.yaml", "collector_tip_key"]
     before = {n: (secrets_dir / n).read_bytes() for n in names}
-    _run("secrets/make-dev-secrets.sh", secrets_dir)
+    run_script("secrets/make-dev-secrets.sh", secrets_dir)
     assert {n: (secrets_dir / n).read_bytes() for n in names} == before

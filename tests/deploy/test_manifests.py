@@ -95,14 +95,18 @@ def test_one_deployment_per_process() -> None:
 
 @pytest.mark.parametrize("process", list(PROCESSES))
 def test_liveness_is_the_liveness_entry_and_readiness_is_not(process: str) -> None:
+    """Both probes run the TLS health script (tests/deploy/test_probe.py) with: folder, port, name, service, mode."""
     container = _container(process)
     port = PROCESSES[process][2]
     assert {"name": "grpc", "containerPort": port} in container["ports"]
-    liveness = container["livenessProbe"]["grpc"]
-    readiness = container["readinessProbe"]["grpc"]
-    assert liveness == {"port": port, "service": "liveness"}
-    assert readiness == {"port": port, "service": READINESS[process]}
-    assert readiness["service"] != liveness["service"]
+    mode = "none" if process == "gateway" else "mutual"  # services require a client certificate, the gateway not
+    name = f"qingfeng-{process}.qingfeng.svc"
+    liveness = container["livenessProbe"]["exec"]["command"]
+    readiness = container["readinessProbe"]["exec"]["command"]
+    assert liveness[3:] == ["/run/tls", str(port), name, "liveness", mode]
+    assert readiness[3:] == ["/run/tls", str(port), name, READINESS[process], mode]
+    assert liveness[6] != readiness[6]
+    assert any(m["mountPath"] == "/run/tls" for m in container["volumeMounts"])
     # A liveness probe must not kill a pod faster than a dependency outage is noticed by readiness.
     live_window = container["livenessProbe"]["periodSeconds"] * container["livenessProbe"]["failureThreshold"]
     assert live_window >= 30
