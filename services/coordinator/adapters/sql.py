@@ -14,151 +14,45 @@ leaves it pending (it fires after the restart); after the commit it is fired for
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
 from opentelemetry import trace
 from qingfeng.kafka.headers import content_type_for
-from qingfeng.storage import add_to_outbox, append_audit, audit_tables, session_factory
+from qingfeng.storage import add_to_outbox, append_audit, session_factory
 from qingfeng.v1 import case_pb2, publication_request_pb2
-from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, and_, func, insert, select, update
+from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.coordinator.adapters.codec import decode, encode
-from services.coordinator.convert import case_proto, publication_request_proto, task_proto
-from services.coordinator.core.model import (
-    Case,
-    CaseStatus,
-    Change,
-    Instruction,
-    Level,
-    Meeting,
-    Rung,
-    Task,
-    TaskStatus,
-    Timer,
+from services.coordinator.adapters.sql_schema import (
+    ACTIVE_TASK,
+    CaseFilter,
+    OutboxTopics,
+    TaskFilter,
+    audit_log,
+    cases_t,
+    instructions_t,
+    links_t,
+    meetings_t,
+    next_token,
+    page_offset,
+    processed_t,
+    redirects_t,
+    tasks_t,
+    timers_t,
 )
-from services.coordinator.errors import InvalidPageToken
+from services.coordinator.convert import case_proto, publication_request_proto, task_proto
+from services.coordinator.core.model import Case, Change, Instruction, Meeting, Task, Timer
 
 __all__ = ["CaseFilter", "OutboxTopics", "SqlStore", "TaskFilter", "Unit", "audit_log"]
 
-_TS = DateTime(timezone=True)
-metadata = MetaData()
-audit_log, _audit_head = audit_tables(metadata)
-cases_t = Table(
-    "coord_cases",
-    metadata,
-    Column("id", String(80), primary_key=True),
-    Column("event_id", String(255)),
-    Column("status", String(32)),
-    Column("level", Integer()),
-    Column("routed_to", Integer()),
-    Column("ack_deadline", _TS),
-    Column("created_at", _TS),
-    Column("updated_at", _TS),
-    Column("doc", JSON()),
-)
-links_t = Table(
-    "coord_event_links", metadata, Column("event_id", String(255), primary_key=True), Column("case_id", String(80))
-)
-redirects_t = Table(
-    "coord_redirects", metadata, Column("event_id", String(255), primary_key=True), Column("merged_into", String(255))
-)
-processed_t = Table("coord_processed", metadata, Column("key", String(400), primary_key=True), Column("at", _TS))
-tasks_t = Table(
-    "coord_tasks",
-    metadata,
-    Column("id", String(80), primary_key=True),
-    Column("case_id", String(80)),
-    Column("agency", String(64)),
-    Column("status", String(32)),
-    Column("due_at", _TS),
-    Column("created_at", _TS),
-    Column("doc", JSON()),
-)
-meetings_t = Table(
-    "coord_meetings",
-    metadata,
-    Column("id", String(80), primary_key=True),
-    Column("kind", String(32)),
-    Column("convened_at", _TS),
-    Column("doc", JSON()),
-)
-instructions_t = Table(
-    "coord_instructions",
-    metadata,
-    Column("id", String(80), primary_key=True),
-    Column("case_id", String(80)),
-    Column("recorded_at", _TS),
-    Column("doc", JSON()),
-)
-timers_t = Table(
-    "coord_timers",
-    metadata,
-    Column("id", String(80), primary_key=True),
-    Column("kind", String(32)),
-    Column("target", String(255)),
-    Column("due_at", _TS),
-    Column("state", String(16)),
-    Column("fired_at", _TS),
-    Column("fired_by", String(255)),
-)
-
-_ACTIVE_TASK: Final = (TaskStatus.OPEN.value, TaskStatus.IN_PROGRESS.value)
 _CT_CASE: Final = content_type_for(case_pb2.Case())
 _CT_TASK: Final = content_type_for(case_pb2.Task())
 _CT_PUBLICATIONREQUEST: Final = content_type_for(publication_request_pb2.PublicationRequest())
-
-
-@dataclass(frozen=True)
-class OutboxTopics:
-    cases: str
-    tasks: str
-    publication_requests: str
-
-
-@dataclass(frozen=True)
-class CaseFilter:
-    status: CaseStatus | None = None
-    min_level: Level | None = None
-    routed_to: Rung | None = None
-    event_id: str = ""
-    opened_from: datetime | None = None
-    opened_to: datetime | None = None
-    ids: frozenset[str] | None = None  # a partner: only these
-
-
-@dataclass(frozen=True)
-class TaskFilter:
-    case_id: str = ""
-    agency: str | None = None
-    status: TaskStatus | None = None
-    overdue_at: datetime | None = None  # only tasks overdue at this time
-
-
-def _page(token: str) -> int:
-    if not token:
-        return 0
-    try:
-        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["o"]
-        if not isinstance(offset, int) or offset < 0:
-            raise ValueError(offset)
-        return offset
-    except (ValueError, KeyError, TypeError, binascii.Error) as err:
-        raise InvalidPageToken.of("page_token", "not a token of this list") from err
-
-
-def next_token(offset: int, size: int, got: int) -> str:
-    if got < size:
-        return ""
-    return base64.urlsafe_b64encode(json.dumps({"o": offset + size}).encode()).decode()
 
 
 def _trace_id() -> str:
@@ -200,7 +94,7 @@ class Unit:
         ).scalar_one_or_none()
 
     async def cases(self, f: CaseFilter, *, page_size: int, page_token: str = "") -> tuple[list[Case], str]:
-        offset = _page(page_token)
+        offset = page_offset(page_token)
         query = select(cases_t.c.doc)
         conditions: list[Any] = []
         if f.status is not None:
@@ -238,7 +132,7 @@ class Unit:
         return decode(Task, doc) if doc is not None else None
 
     async def tasks(self, f: TaskFilter, *, page_size: int, page_token: str = "") -> tuple[list[Task], str]:
-        offset = _page(page_token)
+        offset = page_offset(page_token)
         conditions: list[Any] = []
         if f.case_id:
             conditions.append(tasks_t.c.case_id == f.case_id)
@@ -247,7 +141,7 @@ class Unit:
         if f.status is not None:
             conditions.append(tasks_t.c.status == f.status.value)
         if f.overdue_at is not None:
-            conditions += [tasks_t.c.status.in_(_ACTIVE_TASK), tasks_t.c.due_at < f.overdue_at]
+            conditions += [tasks_t.c.status.in_(ACTIVE_TASK), tasks_t.c.due_at < f.overdue_at]
         query = select(tasks_t.c.doc)
         query = query.where(and_(*conditions)) if conditions else query
         query = query.order_by(tasks_t.c.due_at, tasks_t.c.id).offset(offset).limit(page_size)
