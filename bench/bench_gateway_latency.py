@@ -1,6 +1,6 @@
 """What the gateway adds to a unary call, TLS on both paths: latency at p50/p99 and calls per CPU-second.
 
-    .venv/bin/python bench/bench_gateway_latency.py [--duration 10] [--concurrency 8] [--method GetPolicy]
+    .venv/bin/python bench/bench_gateway_latency.py [--duration 10] [--concurrency 8] [--rps 0] [--method GetPolicy]
 
 Needs the local stack (`qingfeng stack up`: Kafka and Elasticsearch answer the readiness checks) and the load tool
 ghz. The script looks for `ghz` on PATH, then in ~/.cache/qingfeng/bin, and otherwise installs it there with the Go
@@ -23,8 +23,13 @@ In one run it:
    needed;
 4. prints one table: calls/s and p50/p90/p99 latency of each path, the added latency at p50 and p99 (via the
    gateway minus direct), the gateway's calls per CPU-second (its process's user+system CPU time from
-   /proc/<pid>/stat over the measured run: calls/s per core), and whether the target (at most 1 ms added at p50)
-   is met, and by how much it is missed if not.
+   /proc/<pid>/stat over the measured run: calls/s per core), the grader's calls per CPU-second on each path, and
+   whether the target (at most 1 ms added at p50) is met, and by how much it is missed if not.
+
+Reading the figures: ghz keeps `--concurrency` calls in flight (a closed loop), so at 8 the latencies include
+queueing behind the slower path's throughput; `--concurrency 1` shows the gateway's cost per call, and `--rps N`
+caps the offered rate (with spare concurrency: latency below saturation). The two paths run one after the other,
+so a change in the machine's load between them shows up in the difference.
 
 Every process is stopped, and the topics and indices it created are deleted, in `finally`. Traffic goes only to
 127.0.0.1. The load tool runs on the same machine as the processes it measures, so on a small machine it competes
