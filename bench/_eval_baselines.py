@@ -2,8 +2,7 @@
 clustering, so that every metric of the table can be compared with them.
 
 - **parent-following**: a post joins the event of its parent (or root, or of a repost that named it as parent)
-  when the replay keeps parents; otherwise it opens an event. Without parents every post is a singleton. The
-  link the grader's conversion makes from a collector duplicate to its original is not followed (it is text).
+  when the replay keeps parents; otherwise it opens an event. Without parents every post is a singleton.
 - **newest-event**: like parent-following when a parent is known; otherwise a post of 80+ characters opens an
   event and every other post joins the most recently opened one (it wins when events follow one another).
 - **all-singletons**: every post is its own event.
@@ -29,7 +28,7 @@ class _Baseline(Clusterer):
 
     def _structural(self, post: PostView) -> str | None:
         for ref in (post.parent_id, post.root_id, post.id):
-            if ref and ref != post.duplicate_of:  # the collector's duplicate link is text evidence, not a parent
+            if ref:
                 found = self.posts.get(ref) or self.placeholders.get(ref)
                 live = self.resolve(found) if found else None
                 if live is not None:

@@ -18,7 +18,8 @@ does not read them either). Ablations are applied to the `Post` the collector pr
 
 The collector uses neither field for enrichment or dedupe, so enriching once and deriving the four variants is the
 same as running the collector four times. The grader conversion is the service's own `services.grader.convert`, which
-also links a post the collector marked as a duplicate to its original (a text signal, so it stays in every variant).
+also passes on the original of a post the collector marked as a duplicate (`duplicate_of`, a text signal that event
+detection weighs as such; it stays in every variant).
 """
 
 from __future__ import annotations

@@ -151,9 +151,9 @@ def _author_id(post: post_pb2.Post) -> str:
 def post_view(post: post_pb2.Post) -> PostView:
     """The fields of a collected post the engine uses. Raises ``InvalidPost`` when it has no id or no time.
 
-    Event time is ``created_at`` (``collected_at`` when the source gave none). A post the collector found to
-    duplicate an earlier one (``dedupe.duplicate_of``) is linked to it like a repost: as its parent when it names
-    none, else as its root when that is free.
+    Event time is ``created_at`` (``collected_at`` when the source gave none). The earlier post the collector found
+    it to duplicate (``dedupe.duplicate_of``) is passed on as ``duplicate_of``: event detection weighs it as text
+    evidence, not as a repost link (a copied text is not a parent).
     """
     if not post.id:
         raise InvalidPost("post has no id")
@@ -166,11 +166,6 @@ def post_view(post: post_pb2.Post) -> PostView:
     parent = post.parent_id or None
     root = post.root_id or None
     duplicate_of = post.dedupe.duplicate_of
-    if duplicate_of and duplicate_of != post.id:
-        if parent is None:
-            parent = duplicate_of
-        elif root is None and duplicate_of != parent:
-            root = duplicate_of
     enrichment = post.enrichment
     signals = enrichment.offline_signals
     return PostView(

@@ -37,7 +37,7 @@ def run(clusterer: Clusterer, *posts: PostView):
     ],
 )
 def test_second_post_joins_or_opens(second, via, same_event):
-    c = Clusterer()
+    c = Clusterer(ClusteringConfig(originals_by_text=True))
     first, got = run(c, post("s", keywords=STORY_A, simhash=FP_A), second)
     assert first.created and first.event_id == "ev-s"
     assert got.via == via
@@ -45,10 +45,16 @@ def test_second_post_joins_or_opens(second, via, same_event):
 
 
 def test_keyword_match_needs_a_recent_event():
-    c = Clusterer(ClusteringConfig(keyword_window_seconds=3600))
+    c = Clusterer(ClusteringConfig(keyword_window_seconds=3600, originals_by_text=True))
     run(c, post("s", keywords=STORY_A))
     (late,) = run(c, post("r", 120, keywords=STORY_A[:8]))
     assert late.via == "new"
+
+
+def test_with_parents_an_original_does_not_join_another_cascade_by_text():
+    c = Clusterer()
+    _, twin = run(c, post("s", keywords=STORY_A, simhash=FP_A), post("t", 1, keywords=STORY_A, simhash=FP_A))
+    assert (twin.event_id, twin.via) == ("ev-t", "new")
 
 
 def test_repost_before_its_parent_pulls_the_parent_in():
@@ -68,7 +74,7 @@ def test_a_repost_quoting_another_story_does_not_merge_by_default():
 
 
 def test_post_linking_two_events_merges_them_with_a_redirect():
-    c = Clusterer(ClusteringConfig(merge_on_text=True))
+    c = Clusterer(ClusteringConfig(merge_on_text=True, originals_by_text=True))
     a, b = run(c, post("a", 0, keywords=STORY_A, simhash=FP_A), post("b", 5, keywords=STORY_B, simhash=FP_B))
     assert a.event_id != b.event_id
     # A repost of a's post whose text is b's: one story after all (when text may merge cascades).
@@ -93,7 +99,7 @@ def test_engine_emits_a_final_snapshot_for_the_absorbed_event(feed):
 
 
 def test_boilerplate_fingerprint_shared_by_many_events_is_not_evidence():
-    c = Clusterer(ClusteringConfig(near_dup_max_events=2))
+    c = Clusterer(ClusteringConfig(near_dup_max_events=2, originals_by_text=True))
     boiler = ("分享", "享图", "图片", "片啦")
     for i in range(3):  # the same "分享图片啦" repost text in three unrelated events
         run(c, post(f"s{i}", i, keywords=tuple(f"k{i}{j}" for j in range(5)), simhash=FP_B ^ (0xFFFF << 16 * i)))
