@@ -82,7 +82,11 @@ def test_post_view_takes_what_grading_needs() -> None:
 
 def test_a_duplicate_is_passed_on_as_text_evidence_not_as_a_parent() -> None:
     dup = _post(dedupe=post_pb2.Dedupe(duplicate_of="jsonl:src:0"))
-    assert (post_view(dup).duplicate_of, post_view(dup).parent_id, post_view(dup).root_id) == ("jsonl:src:0", None, None)
+    assert (post_view(dup).duplicate_of, post_view(dup).parent_id, post_view(dup).root_id) == (
+        "jsonl:src:0",
+        None,
+        None,
+    )
     both = _post(parent_id="jsonl:src:p", dedupe=post_pb2.Dedupe(duplicate_of="jsonl:src:0"))
     assert (post_view(both).parent_id, post_view(both).root_id) == ("jsonl:src:p", None)
     assert post_view(_post()).simhash is None and post_view(_post()).duplicate_of is None
