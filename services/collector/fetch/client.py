@@ -208,8 +208,12 @@ class Fetcher:
         credentials: Credentials | None,
     ) -> FetchResponse:
         polite = politeness or Politeness()
-        target = str(httpx.URL(url, params=dict(params))) if params else url
-        parts = urlsplit(target)
+        try:
+            target = str(httpx.URL(url, params=dict(params))) if params else url
+            parts = urlsplit(target)
+            parts.port  # noqa: B018 - parsing the port refuses "http://h:99999"
+        except (ValueError, httpx.InvalidURL) as err:  # "http://[x" from a feed or a page
+            raise FetchError(url[:200], f"not a valid URL: {err}") from None
         if parts.scheme not in {"http", "https"} or not parts.netloc:
             raise FetchError(target, "not an http(s) URL")
         host = parts.netloc.lower()
@@ -283,7 +287,7 @@ class Fetcher:
             if not 200 <= status < 300:
                 return _Raw(str(response.url), status, response_headers, b"")
             declared = response.headers.get("content-length", "")
-            if not truncate and declared.isdigit() and int(declared) > limit:
+            if not truncate and declared.isascii() and declared.isdigit() and int(declared) > limit:
                 raise TooLarge(str(url), limit)
             body = bytearray()
             async for chunk in response.aiter_bytes():

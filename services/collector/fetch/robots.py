@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import urllib.robotparser
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +21,28 @@ __all__ = ["RobotsCache", "RobotsFile", "robots_url"]
 
 # RFC 9309 asks crawlers to parse at least 500 KiB; anything past that is ignored.
 MAX_ROBOTS_BYTES = 512 * 1024
+# A Crawl-delay beyond this is read as this (a day between requests: the source is effectively paused, visibly).
+MAX_CRAWL_DELAY_S = 86_400.0
+
+# The standard parser checks these values with str.isdigit, which "²" passes and int() then refuses: only lines
+# whose numbers are ASCII digits reach it.
+_RATE_LINE = re.compile(r"^\s*(crawl-delay|request-rate)\s*:\s*(?P<value>[^#]*)", re.IGNORECASE)
+_ASCII_RATE = re.compile(r"[0-9]{1,12}(\s*/\s*[0-9]{1,12})?")
+
+
+def _sane_lines(text: str) -> list[str]:
+    """The lines of a robots.txt, without Crawl-delay / Request-rate lines whose numbers are not plain digits."""
+    lines = []
+    for line in text.splitlines():
+        match = _RATE_LINE.match(line)
+        if match and not _ASCII_RATE.fullmatch(match["value"].strip()):
+            value = match["value"].strip()
+            if match[1].lower() == "crawl-delay" and value.isascii() and value.isdigit():
+                # A delay too long to be meant literally: the longest we honour, not none at all.
+                lines.append(f"Crawl-delay: {int(MAX_CRAWL_DELAY_S)}")
+            continue
+        lines.append(line)
+    return lines
 
 
 @dataclass(frozen=True)
@@ -48,7 +71,7 @@ def _parser_for(file: RobotsFile) -> tuple[urllib.robotparser.RobotFileParser, b
     """The parser and whether it reflects a definite answer (True) or an error (False)."""
     parser = urllib.robotparser.RobotFileParser()
     if 200 <= file.status < 300:
-        parser.parse(file.text[:MAX_ROBOTS_BYTES].splitlines())
+        parser.parse(_sane_lines(file.text[:MAX_ROBOTS_BYTES]))
         return parser, True
     if 400 <= file.status < 500:
         parser.parse([])
@@ -103,8 +126,8 @@ class RobotsCache:
         entry = await self._entry(url)
         delay = entry.parser.crawl_delay(self._user_agent)
         if delay is not None:
-            return float(delay)
+            return min(float(delay), MAX_CRAWL_DELAY_S)
         rate = entry.parser.request_rate(self._user_agent)
         if rate is not None and rate.requests > 0:
-            return float(rate.seconds) / rate.requests
+            return min(float(rate.seconds) / rate.requests, MAX_CRAWL_DELAY_S)
         return 0.0

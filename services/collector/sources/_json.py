@@ -1,12 +1,24 @@
-"""Reading untrusted JSON: typed accessors that say what was wrong instead of raising ``KeyError``/``TypeError``."""
+"""Reading untrusted JSON: typed accessors that say what was wrong instead of raising ``KeyError``/``TypeError``.
+
+Hostile input this module absorbs (each costs at most its own item): lone UTF-16 surrogates (``"\\ud800"``, which
+protobuf cannot store) become U+FFFD; nesting too deep for the parser is a ``ValueError``; counts must be ASCII
+digits within int64 (``"²"`` passes ``str.isdigit`` but not ``int``; 2**63 does not fit ``Post.likes``).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
-__all__ = ["ShapeError", "count", "dig", "ident", "loads", "mapping", "opt_str"]
+__all__ = ["INT64_MAX", "ShapeError", "count", "dig", "ident", "loads", "mapping", "opt_str", "scrub_surrogates"]
+
+INT64_MAX: Final = 2**63 - 1
+# A JSON escape of a UTF-16 surrogate; a valid pair is joined by the parser, so what survives it is a lone half.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ASCII_DIGITS = re.compile(r"[0-9]+")
 
 
 class ShapeError(ValueError):
@@ -14,8 +26,45 @@ class ShapeError(ValueError):
 
 
 def loads(text: str | bytes) -> Any:
-    """``json.loads``; raises ``ValueError`` (``json.JSONDecodeError``) with line and column for bad JSON."""
-    return json.loads(text)
+    """``json.loads``; raises ``ValueError`` (``json.JSONDecodeError``) with line and column for bad JSON, or for
+    nesting deeper than the parser's recursion limit. Lone surrogates in strings come back as U+FFFD."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    raw = text if isinstance(text, str) else text.decode("utf-8", errors="replace")
+    if _SURROGATE_ESCAPE.search(raw) or _SURROGATE.search(raw):
+        value = scrub_surrogates(value)
+    return value
+
+
+def scrub_surrogates(value: Any) -> Any:
+    """``value`` with every lone surrogate in its strings (keys too) replaced by U+FFFD; iterative, so depth is free."""
+
+    def fix(item: Any) -> Any:
+        if isinstance(item, str):
+            return _SURROGATE.sub("\ufffd", item)
+        if isinstance(item, list):
+            copy: list[Any] = list(item)
+            pending.append(copy)
+            return copy
+        if isinstance(item, dict):
+            copied: dict[Any, Any] = dict(item)
+            pending.append(copied)
+            return copied
+        return item
+
+    pending: list[Any] = []
+    root = fix(value)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            node[:] = [fix(v) for v in node]
+        else:
+            items = [(fix(k), fix(v)) for k, v in node.items()]
+            node.clear()
+            node.update(items)
+    return root
 
 
 def mapping(value: object, what: str) -> Mapping[str, Any]:
@@ -54,8 +103,15 @@ def count(value: object, what: str) -> int:
     """An optional non-negative count: 0 when absent; numeric strings are accepted (some APIs quote them)."""
     if value is None:
         return 0
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
+    if isinstance(value, str) and _ASCII_DIGITS.fullmatch(value.strip()):
+        digits = value.strip().lstrip("0") or "0"
+        if len(digits) > 19:  # past int64 for sure; int() of a huge string costs time and hits Python's digit limit
+            raise ShapeError(f"{what} is {digits[:40]!r}…, more than a 64-bit count holds")
+        value = int(digits)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ShapeError(f"{what} is {value!r}, expected a non-negative integer")
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:60] + "…"
+        raise ShapeError(f"{what} is {shown}, expected a non-negative integer")
+    if value > INT64_MAX:
+        raise ShapeError(f"{what} is {str(value)[:40]}, more than a 64-bit count holds")
     return value

@@ -148,8 +148,11 @@ def is_news_site(url: str) -> bool:
 
 
 def platform_of(url: str) -> str:
-    """The site a URL belongs to, e.g. ``news.example.cn`` (without ``www.``)."""
-    host = (urlsplit(url).hostname or "").lower()
+    """The site a URL belongs to, e.g. ``news.example.cn`` (without ``www.``); "" for a URL that does not parse."""
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:  # "http://[x": an unclosed IPv6 bracket
+        return ""
     return host.removeprefix("www.")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from qingfeng.v1 import post_pb2, source_pb2
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
@@ -131,11 +131,26 @@ def parse_list_page(
             message = f"list item has no link matching {rules.link_selector!r}"
             rejects.append(rejected(source, post_pb2.DEAD_LETTER_REASON_INVALID, message, node.html or "", page_url))
             continue
-        links.append(urljoin(page_url, href))
+        link = _absolute(page_url, href)
+        if link is None:
+            message = f"list item has an invalid link {href[:200]!r}"
+            rejects.append(rejected(source, post_pb2.DEAD_LETTER_REASON_INVALID, message, node.html or "", page_url))
+            continue
+        links.append(link)
     next_node = _select_first(tree, rules.next_selector)
     next_href = (next_node.attributes.get("href") or "").strip() if next_node is not None else ""
-    next_url = urljoin(page_url, next_href) if next_href and not next_href.startswith("javascript:") else ""
-    return ListPage(list(dict.fromkeys(links)), inline, rejects, next_url)
+    next_url = _absolute(page_url, next_href) if next_href and not next_href.startswith("javascript:") else ""
+    return ListPage(list(dict.fromkeys(links)), inline, rejects, next_url or "")
+
+
+def _absolute(base: str, href: str) -> str | None:
+    """``href`` resolved against ``base``; None when it does not parse as a URL (``http://[x``, a bad port)."""
+    try:
+        url = urljoin(base, href)
+        urlsplit(url).port  # noqa: B018 - parsing the port is part of the check
+    except ValueError:
+        return None
+    return url
 
 
 def _when(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import os
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -21,7 +20,7 @@ from typing import Any
 from qingfeng.v1 import common_pb2, post_pb2, source_pb2
 
 from services.collector.ports import FetchState
-from services.collector.sources._json import ShapeError, count, dig, ident, opt_str
+from services.collector.sources._json import ShapeError, count, dig, ident, loads, opt_str
 from services.collector.sources.base import Emit, Item, Outcome, SourceContext, new_post, post_id, rejected, set_time
 from services.collector.sources.timeparse import parse_time
 
@@ -139,7 +138,7 @@ def parse_jsonl_line(
     except UnicodeDecodeError as err:
         return rejected(source, post_pb2.DEAD_LETTER_REASON_ENCODING, f"not UTF-8: {err}", raw, origin)
     try:
-        obj = json.loads(text)
+        obj = loads(text)  # lone surrogates become U+FFFD; too deep a nesting is a ValueError
     except ValueError as err:
         return rejected(source, post_pb2.DEAD_LETTER_REASON_MALFORMED, f"invalid JSON: {err}", raw, origin)
     if not isinstance(obj, dict):
@@ -149,6 +148,9 @@ def parse_jsonl_line(
         return _to_post(obj, source, fields, collected_at)
     except ShapeError as err:
         return rejected(source, post_pb2.DEAD_LETTER_REASON_INVALID, str(err), raw, origin)
+    except (ValueError, OverflowError, TypeError) as err:  # one we did not foresee: this line only
+        message = f"line could not be read: {type(err).__name__}: {err}"
+        return rejected(source, post_pb2.DEAD_LETTER_REASON_INVALID, message, raw, origin)
 
 
 def _files(pattern: str) -> list[Path]:

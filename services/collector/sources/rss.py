@@ -9,7 +9,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from datetime import datetime
-from urllib.parse import urljoin
+from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 from qingfeng.v1 import post_pb2, source_pb2
 from selectolax.lexbor import LexborHTMLParser, SelectolaxError
@@ -86,11 +87,22 @@ def _atom_link(entry: ET.Element) -> str:
     return ""
 
 
+def _absolute(base: str, link: str) -> str | None:
+    """``link`` resolved against ``base``; None when either does not parse as a URL (``http://[x``)."""
+    try:
+        url = urljoin(base, link)
+        urlsplit(url).port  # noqa: B018 - parsing the port is what refuses "http://h:99999" and "http://[x"
+    except ValueError:
+        return None
+    return url
+
+
 def _media_urls(item: ET.Element, base: str) -> list[str]:
     urls = [e.get("url", "") for e in item.findall("enclosure")]
     urls += [e.get("url", "") for e in item.findall(_MEDIA + "content")]
     urls += [e.get("url", "") for e in item.findall(_MEDIA + "thumbnail")]
-    return list(dict.fromkeys(urljoin(base, u) for u in urls if u))
+    resolved = (_absolute(base, u) for u in urls if u)
+    return list(dict.fromkeys(u for u in resolved if u))
 
 
 def _to_post(
@@ -121,7 +133,9 @@ def _to_post(
         text = html_to_text(_first(item, _CONTENT + "encoded", "description", _RSS1 + "description"))
         when = _first(item, "pubDate", _DC + "date")
         author = _author_name(_first(item, _DC + "creator", "author"))
-    url = urljoin(feed_url, link) if link else ""
+    url = _absolute(feed_url, link) if link else ""
+    if url is None:
+        return rejected(source, invalid, f"feed item has an invalid link {link[:200]!r}", payload, feed_url)
     if not native and not url:
         return rejected(source, invalid, "feed item has neither link nor id", payload, feed_url)
     if not title and not text:
@@ -142,7 +156,8 @@ def _to_post(
     post.author.name = author or outlet
     post.author.is_media = is_news_site(feed_url)
     comments = _first(item, _SLASH + "comments")
-    post.comments = int(comments) if comments.isdigit() else 0
+    # ASCII digits only ("²".isdigit() is true) and within int64.
+    post.comments = int(comments) if comments.isascii() and comments.isdigit() and len(comments) <= 18 else 0
     post.media_urls.extend(_media_urls(item, url or feed_url))
     return post
 
@@ -167,9 +182,19 @@ def read_feed(text: str, source: source_pb2.Source, *, collected_at: datetime, f
     else:
         raise FeedError(f"malformed feed: root element <{root.tag}> is not rss, RDF or Atom feed")
     return [
-        _to_post(e, source, atom=atom, channel_title=channel_title, feed_url=feed_url, collected_at=collected_at)
+        _guarded(e, source, atom=atom, channel_title=channel_title, feed_url=feed_url, collected_at=collected_at)
         for e in entries
     ]
+
+
+def _guarded(item: ET.Element, source: source_pb2.Source, *, feed_url: str, **kw: Any) -> Item:
+    """``_to_post``, with any value error it did not foresee costing this item only (a dead letter saying so)."""
+    try:
+        return _to_post(item, source, feed_url=feed_url, **kw)
+    except (ValueError, OverflowError, TypeError) as err:
+        payload = ET.tostring(item, encoding="utf-8")
+        message = f"feed item could not be read: {type(err).__name__}: {err}"
+        return rejected(source, post_pb2.DEAD_LETTER_REASON_INVALID, message, payload, feed_url)
 
 
 def parse_feed(text: str, source: source_pb2.Source, *, collected_at: datetime, feed_url: str = "") -> list[Item]:

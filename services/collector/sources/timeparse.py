@@ -3,6 +3,10 @@
 Handles RFC 822 (RSS), ISO 8601 (Atom, Mastodon, JSONL), Weibo's ``Tue May 31 17:46:55 +0800 2011``, Unix epochs,
 and what Chinese forums and news pages print: ``2024-05-01 12:30``, ``2024年5月1日 12:30``, ``3分钟前``, ``昨天 08:15``.
 A time without a zone is Beijing time (UTC+8, no daylight saving): these are Chinese sites.
+
+Whatever the text, ``parse_time`` returns a time or None, never raises: ``今天 24:00``, ``999999999天前``, a
+superscript digit (``str.isdigit`` is true for ``²``) or a year past 9999 after conversion to UTC are None. A
+returned time can always be converted to UTC and stored in a ``google.protobuf.Timestamp`` (years 1 to 9999).
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ _CHINESE_DATE = re.compile(
     r"(?P<y>\d{4})\s*[-/.年]\s*(?P<m>\d{1,2})\s*[-/.月]\s*(?P<d>\d{1,2})\s*日?"
     r"(?:\s*T?\s*(?P<H>\d{1,2})\s*[:时]\s*(?P<M>\d{1,2})(?:\s*[:分]\s*(?P<S>\d{1,2})(?:\.\d+)?)?)?"
 )
-_RELATIVE = re.compile(r"^(?P<n>\d+)\s*(?P<unit>秒|分钟|小时|天)前$")
-_RELATIVE_DAY = re.compile(r"^(?P<day>今天|昨天|前天)\s*(?P<H>\d{1,2}):(?P<M>\d{2})$")
+_RELATIVE = re.compile(r"^(?P<n>[0-9]{1,12})\s*(?P<unit>秒|分钟|小时|天)前$")
+_RELATIVE_DAY = re.compile(r"^(?P<day>今天|昨天|前天)\s*(?P<H>[0-9]{1,2}):(?P<M>[0-9]{2})$")
 _UNITS = {"秒": "seconds", "分钟": "minutes", "小时": "hours", "天": "days"}
 _DAYS_BACK = {"今天": 0, "昨天": 1, "前天": 2}
 
@@ -31,7 +35,7 @@ def _aware(value: datetime, default_tz: timezone) -> datetime:
 
 
 def _epoch(text: str) -> datetime | None:
-    if not text.isdigit() or len(text) not in (10, 13):
+    if not (text.isascii() and text.isdigit()) or len(text) not in (10, 13):
         return None
     seconds = int(text) / (1000 if len(text) == 13 else 1)
     return datetime.fromtimestamp(seconds, UTC)
@@ -40,13 +44,16 @@ def _epoch(text: str) -> datetime | None:
 def _relative(text: str, now: datetime) -> datetime | None:
     if text == "刚刚":
         return now
-    match = _RELATIVE.match(text)
-    if match:
-        return now - timedelta(**{_UNITS[match["unit"]]: int(match["n"])})
-    match = _RELATIVE_DAY.match(text)
-    if match:
-        local = now.astimezone(BEIJING) - timedelta(days=_DAYS_BACK[match["day"]])
-        return local.replace(hour=int(match["H"]), minute=int(match["M"]), second=0, microsecond=0)
+    try:
+        match = _RELATIVE.match(text)
+        if match:
+            return now - timedelta(**{_UNITS[match["unit"]]: int(match["n"])})
+        match = _RELATIVE_DAY.match(text)
+        if match:
+            local = now.astimezone(BEIJING) - timedelta(days=_DAYS_BACK[match["day"]])
+            return local.replace(hour=int(match["H"]), minute=int(match["M"]), second=0, microsecond=0)
+    except (ValueError, OverflowError):  # 今天 24:00, 999999999天前 (before year 1)
+        return None
     return None
 
 
@@ -61,6 +68,17 @@ def _chinese(text: str, default_tz: timezone) -> datetime | None:
         return None
 
 
+def _storable(value: datetime | None) -> datetime | None:
+    """``value`` if it converts to UTC within years 1..9999 (what a protobuf Timestamp holds), else None."""
+    if value is None:
+        return None
+    try:
+        value.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+    return value
+
+
 def parse_time(
     text: str,
     *,
@@ -73,6 +91,13 @@ def parse_time(
     ``fmt`` is a strptime format to try first (a source's configured ``time_format``); ``now`` enables relative times
     like ``5分钟前``.
     """
+    try:
+        return _storable(_parse(text, fmt, now, default_tz))
+    except (ValueError, OverflowError, TypeError):  # a parser of the standard library refusing in its own way
+        return None
+
+
+def _parse(text: str, fmt: str, now: datetime | None, default_tz: timezone) -> datetime | None:
     text = " ".join(text.split())
     if not text:
         return None
@@ -95,7 +120,7 @@ def parse_time(
         try:
             # RFC 2822 reads "-0000" as "UTC, zone unknown", the only case that comes back naive.
             return _aware(parsedate_to_datetime(text), UTC)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             pass
     if now is not None and (relative := _relative(text, now)) is not None:
         return relative

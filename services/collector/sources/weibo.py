@@ -94,9 +94,10 @@ def _status_items(status: object, source: source_pb2.Source, collected_at: datet
         if _is_deleted(original_body):
             return [post]
         return [_status_post(original_body, source, collected_at, f"{where}.retweeted_status"), post]
-    except ShapeError as err:
+    except (ValueError, OverflowError, TypeError) as err:  # ShapeError, or one we did not foresee: this item only
         payload = json.dumps(status, ensure_ascii=False, default=str)
-        return [rejected(source, post_pb2.DEAD_LETTER_REASON_INVALID, str(err), payload, where)]
+        message = str(err) if isinstance(err, ShapeError) else f"status could not be read: {type(err).__name__}: {err}"
+        return [rejected(source, post_pb2.DEAD_LETTER_REASON_INVALID, message, payload, where)]
 
 
 def parse_statuses(payload: object, source: source_pb2.Source, *, collected_at: datetime, origin: str) -> list[Item]:
