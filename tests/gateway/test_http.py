@@ -165,7 +165,10 @@ async def test_failed_authentications_are_limited_per_address(
 ) -> None:
     failures = FailureLimiter(max_failures=3, window_s=60.0)
     app = create_app(
-        policy=policy, limiter=RateLimiter(rate_per_s=100.0, burst=100), searcher=searcher, failures=failures  # type: ignore[arg-type]
+        policy=policy,
+        limiter=RateLimiter(rate_per_s=100.0, burst=100),
+        searcher=searcher,  # type: ignore[arg-type]
+        failures=failures,
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as http:
         guesses = [(await http.get("/api/search/posts", headers=_auth(f"guess-{i}"))).status_code for i in range(5)]
