@@ -11,6 +11,7 @@ from qingfeng.storage import AuditRecord
 from qingfeng.v1 import case_pb2, common_pb2, publication_pb2, publication_request_pb2
 
 from services.coordinator.core.model import (
+    Attachment,
     Case,
     CaseStatus,
     Decision,
@@ -26,6 +27,7 @@ __all__ = [
     "AGENCY_OF",
     "agency_enum",
     "agency_key",
+    "attachment_proto",
     "case_proto",
     "from_timestamp",
     "instruction_proto",
@@ -191,6 +193,28 @@ def task_proto(task: Task, now: datetime) -> case_pb2.Task:
         playbook_step=task.playbook_step,
         created_at=timestamp(task.created_at),
         updated_at=timestamp(task.updated_at),
+        progress=[
+            case_pb2.TaskProgress(
+                note=p.note,
+                reported_at=timestamp(p.reported_at),
+                reported_by=_actor(p.reported_by),
+                attachment_ids=list(p.attachment_ids),
+            )
+            for p in task.progress
+        ],
+        attachments=[attachment_proto(a) for a in task.attachments],
+    )
+
+
+def attachment_proto(a: Attachment) -> case_pb2.Attachment:
+    return case_pb2.Attachment(
+        id=a.id,
+        name=a.name,
+        content_type=a.content_type,
+        size_bytes=a.size_bytes,
+        sha256=a.sha256,
+        added_at=timestamp(a.added_at),
+        added_by=_actor(a.added_by),
     )
 
 

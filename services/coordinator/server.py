@@ -22,6 +22,7 @@ from services.coordinator.convert import (
     DISPOSITION,
     TASK_STATUS,
     agency_key,
+    attachment_proto,
     audit_proto,
     case_proto,
     from_timestamp,
@@ -30,6 +31,7 @@ from services.coordinator.convert import (
     task_proto,
 )
 from services.coordinator.core.model import Decision, Level, Rung
+from services.coordinator.core.tasks import Upload
 from services.coordinator.errors import (
     CoordinatorError,
     FailedPrecondition,
@@ -244,6 +246,21 @@ class CoordinatorServicer(case_pb2_grpc.CoordinatorServiceServicer):
         async def go(v: Viewer) -> case_pb2.CompleteTaskResponse:
             task = await self._api.complete_task(v, request.task_id, request.result)
             return case_pb2.CompleteTaskResponse(task=task_proto(task, self._clock()))
+
+        return await self._call(context, go)
+
+    async def ReportTaskProgress(self, request: case_pb2.ReportTaskProgressRequest, context: Any) -> Any:
+        async def go(v: Viewer) -> case_pb2.ReportTaskProgressResponse:
+            uploads = [Upload(a.name, a.content_type, a.content) for a in request.attachments]
+            task = await self._api.report_progress(v, request.task_id, request.note, uploads)
+            return case_pb2.ReportTaskProgressResponse(task=task_proto(task, self._clock()))
+
+        return await self._call(context, go)
+
+    async def GetTaskAttachment(self, request: case_pb2.GetTaskAttachmentRequest, context: Any) -> Any:
+        async def go(v: Viewer) -> case_pb2.GetTaskAttachmentResponse:
+            found, content = await self._api.get_attachment(v, request.task_id, request.attachment_id)
+            return case_pb2.GetTaskAttachmentResponse(attachment=attachment_proto(found), content=content)
 
         return await self._call(context, go)
 

@@ -23,6 +23,7 @@ from services.coordinator.core import tasks as task_core
 from services.coordinator.core.cases import AlertView, InvalidTransition
 from services.coordinator.core.model import (
     OFFICE_AGENCIES,
+    Attachment,
     Case,
     Change,
     Decision,
@@ -35,6 +36,7 @@ from services.coordinator.core.model import (
     TaskStatus,
 )
 from services.coordinator.core.playbooks import set_disposition
+from services.coordinator.core.tasks import Upload
 from services.coordinator.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.coordinator.handling import Handling
 from services.coordinator.ports import Clock
@@ -275,6 +277,42 @@ class CoordinatorApi:
                 raise FailedPrecondition(str(err)) from err
             await self._commit(unit, change, now)
             return change.tasks[0]
+
+    async def report_progress(self, viewer: Viewer, task_id: str, note: str, uploads: Sequence[Upload]) -> Task:
+        if not note.strip():
+            raise InvalidArgument.of("note", "required")
+        now = self._clock()
+        async with self._h.store.unit() as unit:
+            task = await self._visible_task(unit, viewer, task_id)
+            try:
+                change, contents = task_core.report_progress(
+                    self._policies.routing, task, note, uploads, viewer.principal, viewer.agency, now
+                )
+            except task_core.TooLarge as err:
+                raise InvalidArgument.of("attachments", str(err)) from err
+            except InvalidTransition as err:
+                raise FailedPrecondition(str(err)) from err
+            for digest, content in contents:
+                await unit.put_content(digest, content)
+            await self._commit(unit, change, now)
+            return change.tasks[0]
+
+    async def get_attachment(self, viewer: Viewer, task_id: str, attachment_id: str) -> tuple[Attachment, bytes]:
+        async with self._h.store.unit() as unit:
+            task = await self._visible_task(unit, viewer, task_id)
+            found = next((a for a in task.attachments if a.id == attachment_id), None)
+            content = await unit.content(found.sha256) if found else None
+            if found is None or content is None:
+                raise NotFound("attachment", attachment_id)
+            await unit.audit_read(
+                viewer.principal,
+                viewer.agency,
+                "task.attachment_read",
+                f"tasks/{task_id}",
+                self._clock(),
+                {"attachment_id": attachment_id, "sha256": found.sha256},
+            )
+            return found, content
 
     # meetings and instructions -------------------------------------------------------------------------------------
     async def convene(

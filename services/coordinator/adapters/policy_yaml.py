@@ -20,6 +20,7 @@ from services.coordinator.core.model import Disposition, Level, Rung
 from services.coordinator.core.policy import (
     NEXT_WORKING_DAY,
     AgencyInfo,
+    AttachmentRule,
     Calendar,
     ClockRule,
     CorruptionRule,
@@ -213,6 +214,11 @@ class _Meetings(_Strict):
     quarterly: _Quarterly = _Quarterly()
 
 
+class _Attachments(_Strict):
+    max_bytes: int = Field(default=5 * 1024 * 1024, ge=1, le=64 * 1024 * 1024)
+    max_per_task: int = Field(default=20, ge=1, le=1000)
+
+
 class _Routing(_Strict):
     kind: Literal["coordinator-routing"]
     version: str = Field(min_length=1)
@@ -225,6 +231,7 @@ class _Routing(_Strict):
     supervision: _Supervision = _Supervision()
     default_task_within: str = "72h"
     meetings: _Meetings
+    attachments: _Attachments = _Attachments()
 
     @model_validator(mode="after")
     def _levels_of_scheme(self) -> _Routing:
@@ -338,6 +345,7 @@ def load_routing(path: Path | str = DEFAULT_ROUTING, text: str | None = None) ->
             doc.meetings.quarterly.day,
             _clock(doc.meetings.quarterly.at),
         ),
+        attachments=AttachmentRule(doc.attachments.max_bytes, doc.attachments.max_per_task),
     )
 
 

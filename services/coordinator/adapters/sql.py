@@ -33,6 +33,7 @@ from services.coordinator.adapters.sql_schema import (
     CaseFilter,
     OutboxTopics,
     TaskFilter,
+    attachments_t,
     audit_log,
     cases_t,
     instructions_t,
@@ -360,6 +361,19 @@ class Unit:
             return None
         due = row.due_at if row.due_at.tzinfo else row.due_at.replace(tzinfo=now.tzinfo)
         return Timer(row.id, row.kind, row.target, due)
+
+    async def put_content(self, sha256: str, content: bytes) -> None:
+        """Store an attachment's content once per hash (the same file attached twice is kept once)."""
+        query = select(attachments_t.c.sha256).where(attachments_t.c.sha256 == sha256)
+        if (await self.session.execute(query)).first() is None:
+            await self.session.execute(
+                insert(attachments_t).values(sha256=sha256, size_bytes=len(content), content=content)
+            )
+
+    async def content(self, sha256: str) -> bytes | None:
+        query = select(attachments_t.c.content).where(attachments_t.c.sha256 == sha256)
+        found = (await self.session.execute(query)).scalar_one_or_none()
+        return bytes(found) if found is not None else None
 
     async def audit_count(self) -> int:
         return int((await self.session.execute(select(func.count()).select_from(audit_log))).scalar_one())

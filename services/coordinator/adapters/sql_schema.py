@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Final
 
 from qingfeng.storage import audit_tables
-from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, LargeBinary, MetaData, String, Table
 
 from services.coordinator.core.model import CaseStatus, Level, Rung, TaskStatus
 from services.coordinator.errors import InvalidPageToken
@@ -20,6 +20,7 @@ __all__ = [
     "CaseFilter",
     "OutboxTopics",
     "TaskFilter",
+    "attachments_t",
     "audit_log",
     "cases_t",
     "instructions_t",
@@ -55,6 +56,13 @@ links_t = Table(
 )
 redirects_t = Table(
     "coord_redirects", metadata, Column("event_id", String(255), primary_key=True), Column("merged_into", String(255))
+)
+attachments_t = Table(
+    "coord_attachment_contents",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size_bytes", BigInteger()),
+    Column("content", LargeBinary()),
 )
 processed_t = Table("coord_processed", metadata, Column("key", String(400), primary_key=True), Column("at", _TS))
 tasks_t = Table(

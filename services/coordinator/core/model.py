@@ -13,6 +13,7 @@ from typing import Any
 
 __all__ = [
     "OFFICE_AGENCIES",
+    "Attachment",
     "AuditEntry",
     "Case",
     "CaseStatus",
@@ -23,6 +24,7 @@ __all__ = [
     "Instruction",
     "Level",
     "Meeting",
+    "Progress",
     "PublicationAsk",
     "Rung",
     "Supervision",
@@ -142,6 +144,27 @@ class Supervision:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file on a task; the content is stored once per ``sha256``."""
+
+    id: str
+    name: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    added_at: datetime
+    added_by: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    note: str
+    reported_at: datetime
+    reported_by: str
+    attachment_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Task:
     id: str
     case_id: str
@@ -157,6 +180,8 @@ class Task:
     completed_at: datetime | None = None
     completed_by: str = ""
     supervision: Supervision = Supervision()
+    progress: tuple[Progress, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
 
     def overdue(self, now: datetime) -> bool:
         return self.status in (TaskStatus.OPEN, TaskStatus.IN_PROGRESS) and now > self.due_at

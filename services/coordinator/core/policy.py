@@ -15,6 +15,7 @@ from services.coordinator.core.model import Disposition, Level, Rung
 __all__ = [
     "NEXT_WORKING_DAY",
     "AgencyInfo",
+    "AttachmentRule",
     "Calendar",
     "ClockRule",
     "CorruptionRule",
@@ -105,6 +106,12 @@ class MeetingRule:
 
 
 @dataclass(frozen=True)
+class AttachmentRule:
+    max_bytes: int = 5 * 1024 * 1024
+    max_per_task: int = 20
+
+
+@dataclass(frozen=True)
 class RoutingPolicy:
     version: str
     scheme: str  # "four_color" | "three_tier"
@@ -117,6 +124,7 @@ class RoutingPolicy:
     clocks: ClockRule
     supervision: SupervisionRule
     meetings: MeetingRule
+    attachments: AttachmentRule = AttachmentRule()
 
     def rule(self, level: Level) -> LevelRule:
         # Levels below blue never open a case; the lowest configured rule stands in for safety.

@@ -4,15 +4,37 @@ leaders. Each task's next check is a durable timer (``task_timers``)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from services.coordinator.core.cases import SYSTEM, InvalidTransition
-from services.coordinator.core.model import AuditEntry, Change, Rung, Supervision, Task, TaskStatus, Timer
+from services.coordinator.core.model import (
+    Attachment,
+    AuditEntry,
+    Change,
+    Progress,
+    Rung,
+    Supervision,
+    Task,
+    TaskStatus,
+    Timer,
+)
 from services.coordinator.core.policy import RoutingPolicy
 from services.coordinator.core.routing import make_id
 
-__all__ = ["complete_task", "create_task", "next_check", "task_timer_fired", "task_timers", "update_task"]
+__all__ = [
+    "TooLarge",
+    "Upload",
+    "complete_task",
+    "create_task",
+    "next_check",
+    "report_progress",
+    "task_timer_fired",
+    "task_timers",
+    "update_task",
+]
 
 _ACTIVE = (TaskStatus.OPEN, TaskStatus.IN_PROGRESS)
 
@@ -48,6 +70,70 @@ def complete_task(task: Task, result: str, actor: str, agency: str | None, now: 
     done = replace(task, status=TaskStatus.DONE, result=result, completed_at=now, completed_by=actor, updated_at=now)
     entry = AuditEntry(actor, "task.complete", f"tasks/{task.id}", {"overdue": task.overdue(now)}, agency)
     return Change(tasks=(done,), cancel_timers=(("task", task.id),), audit=(entry,))
+
+
+class TooLarge(ValueError):
+    """An attachment over the policy's size limit, or one attachment too many for the task."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    name: str
+    content_type: str
+    content: bytes
+
+
+def report_progress(
+    policy: RoutingPolicy,
+    task: Task,
+    note: str,
+    uploads: Sequence[Upload],
+    actor: str,
+    agency: str | None,
+    now: datetime,
+) -> tuple[Change, tuple[tuple[str, bytes], ...]]:
+    """A progress update with attachments (each checked against the size limit and hashed); the change and the
+    (sha256, content) pairs to store. Progress on a finished task is refused."""
+    if task.status not in _ACTIVE:
+        raise InvalidTransition(f"task {task.id} is {task.status.value}")
+    rule = policy.attachments
+    if len(task.attachments) + len(uploads) > rule.max_per_task:
+        raise TooLarge(f"a task holds at most {rule.max_per_task} attachments")
+    added: list[Attachment] = []
+    contents: list[tuple[str, bytes]] = []
+    for n, upload in enumerate(uploads):
+        if len(upload.content) > rule.max_bytes:
+            raise TooLarge(f"attachment {upload.name!r} has {len(upload.content)} bytes; the limit is {rule.max_bytes}")
+        digest = hashlib.sha256(upload.content).hexdigest()
+        added.append(
+            Attachment(
+                make_id("a", task.id, now.isoformat(), n, digest),
+                upload.name or f"附件{n + 1}",
+                upload.content_type or "application/octet-stream",
+                len(upload.content),
+                digest,
+                now,
+                actor,
+            )
+        )
+        contents.append((digest, upload.content))
+    progress = Progress(note, now, actor, tuple(a.id for a in added))
+    status = TaskStatus.IN_PROGRESS if task.status is TaskStatus.OPEN else task.status
+    updated = replace(
+        task,
+        progress=(*task.progress, progress),
+        attachments=(*task.attachments, *added),
+        status=status,
+        updated_at=now,
+    )
+    entry = AuditEntry(
+        actor,
+        "task.progress",
+        f"tasks/{task.id}",
+        {"note": note, "attachments": [(a.name, a.size_bytes, a.sha256) for a in added]},
+        agency,
+    )
+    return Change(tasks=(updated,), audit=(entry,)), tuple(contents)
 
 
 def next_check(policy: RoutingPolicy, task: Task) -> datetime | None:

@@ -242,3 +242,24 @@ def test_instruction_becomes_tasks(routing: RoutingPolicy, directory: Directory)
     assert "纪委书记批示" in change.tasks[0].description
     _, default = add_instruction(routing, case, instruction, [], None, None)
     assert [t.agency for t in default.tasks] == ["opinion_office"]
+
+
+def test_progress_with_attachments_is_hashed_and_limited(routing: RoutingPolicy) -> None:
+    from services.coordinator.core.tasks import TooLarge, Upload, report_progress
+
+    task = _task(T0 + timedelta(days=1))
+    change, contents = report_progress(
+        routing, task, "已约谈发帖人", [Upload("笔录.pdf", "application/pdf", b"%PDF-1")], "police", "police_cyber", T0
+    )
+    done = change.tasks[0]
+    assert done.status is TaskStatus.IN_PROGRESS and [p.note for p in done.progress] == ["已约谈发帖人"]
+    attachment = done.attachments[0]
+    assert attachment.size_bytes == 6 and len(attachment.sha256) == 64 and contents == ((attachment.sha256, b"%PDF-1"),)
+    assert done.progress[0].attachment_ids == (attachment.id,)
+    with pytest.raises(TooLarge):
+        report_progress(
+            routing, task, "x", [Upload("big", "", b"0" * (routing.attachments.max_bytes + 1))], "p", None, T0
+        )
+    finished = complete_task(done, "完成", "police", None, T0).tasks[0]
+    with pytest.raises(InvalidTransition):
+        report_progress(routing, finished, "late", [], "p", None, T0)
