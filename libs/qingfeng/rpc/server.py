@@ -11,9 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import _async as reflection_aio
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
 from qingfeng.rpc.tls import server_credentials
@@ -57,6 +59,52 @@ class GrpcServer:
             await self.health.set(name, status)
 
 
+_REFLECTION_V1 = "grpc.reflection.v1"
+
+
+def _reflection_v1_name() -> str:
+    """Register ``grpc.reflection.v1`` in the default descriptor pool (once) and return its service name.
+
+    grpcio-reflection 1.85 ships only ``v1alpha``. ``v1`` has the same messages with the same field numbers under
+    another package, so the v1alpha file is copied under the v1 package: clients (grpcurl, ghz) that resolve
+    methods through v1 can then also ask for the v1 service's own schema.
+    """
+    pool = descriptor_pool.Default()
+    name = f"{_REFLECTION_V1}.ServerReflection"
+    try:
+        pool.FindServiceByName(name)
+        return name
+    except KeyError:
+        pass
+    proto = descriptor_pb2.FileDescriptorProto()
+    reflection_pb2.DESCRIPTOR.CopyToProto(proto)
+    old, new = f".{proto.package}.", f".{_REFLECTION_V1}."
+    proto.name, proto.package = "grpc/reflection/v1/reflection.proto", _REFLECTION_V1
+    for message in proto.message_type:
+        for field in message.field:
+            if field.HasField("type_name"):  # assigning "" would mark a scalar field as typed
+                field.type_name = field.type_name.replace(old, new, 1)
+    for service in proto.service:
+        for method in service.method:
+            method.input_type = method.input_type.replace(old, new, 1)
+            method.output_type = method.output_type.replace(old, new, 1)
+    pool.AddSerializedFile(proto.SerializeToString())
+    return name
+
+
+def _enable_reflection(names: Sequence[str], server: grpc.aio.Server) -> None:
+    """Serve reflection as ``grpc.reflection.v1alpha`` and ``grpc.reflection.v1``: one servicer, both paths."""
+    v1 = _reflection_v1_name()
+    servicer = reflection_aio.ReflectionServicer((*names, reflection.SERVICE_NAME, v1))
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
+    info = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(v1, {"ServerReflectionInfo": info}),))
+
+
 def build_server(
     settings: GrpcSettings,
     *,
@@ -83,7 +131,7 @@ def build_server(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
-    reflection.enable_server_reflection((*names, health_name, reflection.SERVICE_NAME), server)
+    _enable_reflection((*names, health_name), server)
     address = f"{settings.host}:{settings.port}"
     credentials = server_credentials(settings)
     if credentials is None:
