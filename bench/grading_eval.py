@@ -45,6 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _eval_baselines import BASELINES, baseline
+from _eval_red import red_demo
 from _eval_replay import OWN_WORDS_MIN, concurrent_rows, event_split, text_bearing
 from _eval_scores import Scores, TruthEvent, average_ranks, half_size_time, score, spearman, truth_events
 from _pipeline import (
@@ -116,6 +117,21 @@ def print_table(scores: list[Scores], top_share: float) -> None:
         )
 
 
+def print_red(rows: list[dict[str, Any]], events: dict[str, TruthEvent], policy: Policy, top: int) -> None:
+    """Red on the largest cascades replayed alone, with and without injected offline-action posts (_eval_red)."""
+    size24 = {e: ev.size24 for e, ev in events.items()}
+    print(f"red (特别严重) on the {top} largest cascades replayed alone (parents kept), with 6 injected reposts")
+    print("announcing a gathering or petition (bench/_eval_red.py) and without them:")
+    for counts in (True, False):
+        cases = red_demo(rows, size24, policy, top=top, counts=counts)
+        plain = sum(c.level_plain == "red" for c in cases)
+        red = [c for c in cases if c.level_injected == "red"]
+        name = "counts as given" if counts else "counts zeroed"
+        print(f"  {name}: red without injection {plain}/{len(cases)}, with injection {len(red)}/{len(cases)}")
+        for c in red[:3]:
+            print(f"    event {c.event_id} (24 h size {c.size24}): " + "; ".join(c.red_reasons))
+
+
 def calibrate(
     collected: Collected, policy: Policy, calib: dict[str, TruthEvent], ctx: dict[str, Any], top_share: float
 ) -> tuple[Policy, list[str]]:
@@ -151,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--split", default="", help="calibrate on one part, report on the other: event | year:YYYY")
     ap.add_argument("--split-seed", type=int, default=0, help="seed of --split event")
     ap.add_argument("--baselines", default=",".join(BASELINES), help="comma-separated trivial clusterings ('' none)")
+    ap.add_argument("--red-top", type=int, default=20, help="largest cascades for the red demonstration (0: none)")
     args = ap.parse_args(argv)
     if not args.data.is_file():
         print(f"no data file {args.data} (set QF_SHARED_DATA or pass --data)", file=sys.stderr)
@@ -231,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("Spearman per year of the source post (events), grader:")
     for s in (s for s in scores if s.method == "grader"):
         print(f"  {s.variant:34} " + " ".join(f"{y}:{_fmt(rho, '.2f')}({n})" for y, (n, rho) in s.by_year.items()))
+    if args.red_top:
+        print_red(rows, events, policy, args.red_top)
     n = len(rows)
     first = scores[0]
     grader_s = n / first.grader_posts_per_s if first.grader_posts_per_s else math.nan
