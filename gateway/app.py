@@ -210,6 +210,8 @@ def build_gateway(settings: GatewaySettings, policy: PolicySource, signer: Crede
         item_limiter=item_limiter,
         default_timeout_s=limits.upstream_timeout_s,
         stream_item_wait_s=settings.rate_limit.stream_item_wait_s,
+        max_request_bytes=limits.max_request_bytes,
+        method_max_request_bytes=limits.method_max_request_bytes,
     )
     search_servicer = SearchServicer(searcher)
     proxied = list(channels)

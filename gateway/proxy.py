@@ -8,6 +8,8 @@ upstream service and method called; services verify it (``qingfeng.rpc.auth``) a
 Limits at the edge:
 
 - every upstream call has a deadline: the caller's, or ``default_timeout_s`` when the caller set none;
+- every request message (each item of a stream too) is at most ``max_request_bytes`` long, or the method's own
+  limit in ``method_max_request_bytes``: a larger one is RESOURCE_EXHAUSTED before anything is sent upstream;
 - every item of a client stream (``ImportPosts``) is counted against the caller's stream-item rate limit (a bucket
   per identity apart from the one for calls: an import of thousands of posts is one call but many items). The proxy
   reads one item, waits for a token (at most ``stream_item_wait_s``), writes it upstream and waits until the
@@ -35,12 +37,14 @@ from qingfeng.rpc import CREDENTIAL_HEADER, CredentialSigner
 from gateway.interceptors import current_identity
 from gateway.ratelimit import RateLimiter
 
-__all__ = ["DEFAULT_TIMEOUT_S", "identity_metadata", "proxy_handler"]
+__all__ = ["DEFAULT_MAX_REQUEST_BYTES", "DEFAULT_TIMEOUT_S", "identity_metadata", "proxy_handler"]
 
 # How long a call waits for an upstream channel to become ready before answering UNAVAILABLE.
 _READY_WAIT_S = 3.0
 _FORWARDED_HEADERS = ("traceparent", "tracestate", "x-request-id")
 DEFAULT_TIMEOUT_S = 30.0
+# A partner's request (or stream item) is a filter, an id or one post: half a megabyte is generous.
+DEFAULT_MAX_REQUEST_BYTES = 512 * 1024
 
 
 _CORE_ERRORS: tuple[type[BaseException], ...] = (
@@ -51,6 +55,13 @@ _CORE_ERRORS: tuple[type[BaseException], ...] = (
 
 class _StreamLimited(Exception):
     """The caller's stream outran its rate limit."""
+
+
+class _TooLarge(Exception):
+    """A request message is larger than the method allows."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"request message of {size} bytes is larger than the {limit} bytes this method accepts")
 
 
 def identity_metadata(
@@ -123,6 +134,13 @@ async def _relaying(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         identity = current_identity.get()
         who = identity.name if identity is not None else "caller"
         await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit exceeded for {who} within the stream")
+    except _TooLarge as exc:
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+
+
+def _check_size(request: bytes, limit: int) -> None:
+    if len(request) > limit:
+        raise _TooLarge(len(request), limit)
 
 
 class _Forwarder:
@@ -142,9 +160,10 @@ class _Forwarder:
         if wait_s > 0:
             await asyncio.sleep(wait_s)
 
-    async def forward(self, requests: AsyncIterator[bytes], upstream: Any) -> None:
+    async def forward(self, requests: AsyncIterator[bytes], upstream: Any, max_bytes: int) -> None:
         """Copy ``requests`` to ``upstream`` (a streaming call) and half-close it; stop early if it has ended."""
         async for item in requests:
+            _check_size(item, max_bytes)
             await self._pace()
             if upstream.done():
                 return  # its status (an error) is what the caller gets
@@ -191,6 +210,7 @@ def _method_handler(
     *,
     forwarder: _Forwarder,
     default_timeout_s: float,
+    max_bytes: int,
 ) -> grpc.RpcMethodHandler:
     client_stream, server_stream = method.client_streaming, method.server_streaming
 
@@ -201,8 +221,9 @@ def _method_handler(
         call = channel.unary_unary(path)
 
         async def unary_unary(request: bytes, context: grpc.aio.ServicerContext) -> Any:
-            await _ensure_ready(channel, context, path)
             async with _relaying(context):
+                _check_size(request, max_bytes)
+                await _ensure_ready(channel, context, path)
                 upstream = call(request, **options(context))
                 response = await upstream
                 await _relay_trailing(context, upstream)
@@ -217,7 +238,7 @@ def _method_handler(
             upstream = call_su(**options(context))
             try:
                 async with _relaying(context):
-                    await forwarder.forward(requests, upstream)
+                    await forwarder.forward(requests, upstream, max_bytes)
                     response = await upstream
                     await _relay_trailing(context, upstream)
                     return response
@@ -229,8 +250,9 @@ def _method_handler(
         call_us = channel.unary_stream(path)
 
         async def unary_stream(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            await _ensure_ready(channel, context, path)
             async with _relaying(context):
+                _check_size(request, max_bytes)
+                await _ensure_ready(channel, context, path)
                 upstream = call_us(request, **options(context))
                 async for item in upstream:
                     yield item
@@ -242,7 +264,7 @@ def _method_handler(
     async def stream_stream(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         await _ensure_ready(channel, context, path)
         upstream = call_ss(**options(context))
-        writer = asyncio.create_task(forwarder.forward(requests, upstream))
+        writer = asyncio.create_task(forwarder.forward(requests, upstream, max_bytes))
         try:
             async with _relaying(context):
                 async for item in upstream:
@@ -263,20 +285,29 @@ def proxy_handler(
     item_limiter: RateLimiter | None = None,
     default_timeout_s: float = DEFAULT_TIMEOUT_S,
     stream_item_wait_s: float = 1.0,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    method_max_request_bytes: Mapping[str, int] | None = None,
 ) -> grpc.GenericRpcHandler:
     """One generic handler serving every method of every upstream service over its channel.
 
     ``item_limiter`` counts every item of a client stream per identity; an item waits at most
     ``stream_item_wait_s`` for its token. ``default_timeout_s`` is the deadline of an upstream call whose caller
-    set none.
+    set none. ``method_max_request_bytes`` (full method path -> bytes) overrides ``max_request_bytes`` per method.
     """
     forwarder = _Forwarder(item_limiter, stream_item_wait_s)
+    per_method = dict(method_max_request_bytes or {})
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     for service, channel in upstreams.items():
         for method in service.methods:
             path = f"/{service.full_name}/{method.name}"
             handlers[path] = _method_handler(
-                channel, path, method, signer, forwarder=forwarder, default_timeout_s=default_timeout_s
+                channel,
+                path,
+                method,
+                signer,
+                forwarder=forwarder,
+                default_timeout_s=default_timeout_s,
+                max_bytes=per_method.get(path, max_request_bytes),
             )
 
     class _Proxy(grpc.GenericRpcHandler):  # type: ignore[misc]

@@ -77,6 +77,10 @@ class LimitSettings(BaseModel):
     upstream_timeout_s: float = Field(default=30.0, gt=0)
     # How often (at most) the access policy file is checked for changes; SIGHUP re-reads it at once.
     policy_check_interval_s: float = Field(default=1.0, gt=0)
+    # Largest request message (and stream item) a partner may send upstream, and per-method exceptions
+    # (full method path -> bytes; as JSON in QF_GATEWAY_LIMITS__METHOD_MAX_REQUEST_BYTES).
+    max_request_bytes: int = Field(default=512 * 1024, ge=1)
+    method_max_request_bytes: dict[str, int] = Field(default_factory=dict)
 
 
 class GatewaySettings(ServiceSettings):

@@ -62,7 +62,13 @@ async def start(policy: AccessPolicy) -> AsyncIterator[Start]:
     channels: list[grpc.aio.Channel] = []
 
     async def run(
-        servicer: object, *, limiter: RateLimiter, default_timeout_s: float = 30.0, wait_s: float = 1.0
+        servicer: object,
+        *,
+        limiter: RateLimiter,
+        default_timeout_s: float = 30.0,
+        wait_s: float = 1.0,
+        max_bytes: int = 512 * 1024,
+        per_method: dict[str, int] | None = None,
     ) -> grpc.aio.Channel:
         upstream = grpc.aio.server(interceptors=[CredentialInterceptor(TRUST)])
         if isinstance(servicer, source_pb2_grpc.CollectorServiceServicer):
@@ -82,6 +88,8 @@ async def start(policy: AccessPolicy) -> AsyncIterator[Start]:
             item_limiter=limiter,
             default_timeout_s=default_timeout_s,
             stream_item_wait_s=wait_s,
+            max_request_bytes=max_bytes,
+            method_max_request_bytes=per_method,
         )
         gateway.add_generic_rpc_handlers((proxy,))
         gateway_port = gateway.add_insecure_port("127.0.0.1:0")
@@ -179,3 +187,40 @@ async def test_a_stream_without_deadline_gets_the_default(start: Start, tokens: 
     [remaining] = collector.deadlines
     assert remaining is not None and 4.0 < remaining <= 5.1
     await asyncio.sleep(0)
+
+
+async def test_request_size_is_limited_per_method(start: Start, tokens: dict[str, str]) -> None:
+    coordinator = _SlowCoordinator()
+    list_tasks = "/qingfeng.v1.CoordinatorService/ListTasks"
+    channel = await start(
+        coordinator, limiter=RateLimiter(rate_per_s=100.0, burst=100), max_bytes=100, per_method={list_tasks: 2000}
+    )
+    stub = case_pb2_grpc.CoordinatorServiceStub(channel)
+    await stub.ListTasks(case_pb2.ListTasksRequest(case_id="c" * 1500), metadata=_bearer(tokens["office"]), timeout=5)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ListTasks(
+            case_pb2.ListTasksRequest(case_id="c" * 2500), metadata=_bearer(tokens["office"]), timeout=5
+        )
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "larger than the 2000 bytes this method accepts" in (err.value.details() or "")
+    assert len(coordinator.deadlines) == 1, "the oversized request never reached the upstream"
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.GetCase(case_pb2.GetCaseRequest(id="x" * 200), metadata=_bearer(tokens["office"]), timeout=5)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, "other methods keep the default of 100 bytes"
+
+
+async def test_each_stream_item_is_size_limited(start: Start, tokens: dict[str, str]) -> None:
+    collector = _Collector(abort_at=-1)
+    channel = await start(collector, limiter=RateLimiter(rate_per_s=1e6, burst=1000), max_bytes=300)
+
+    async def items() -> AsyncIterator[source_pb2.ImportPostsRequest]:
+        yield source_pb2.ImportPostsRequest(jsonl_line="small")
+        yield source_pb2.ImportPostsRequest(jsonl_line="x" * 1000)
+        yield source_pb2.ImportPostsRequest(jsonl_line="never sent")
+
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await source_pb2_grpc.CollectorServiceStub(channel).ImportPosts(
+            items(), metadata=_bearer(tokens["office"]), timeout=5
+        )
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert collector.received <= 1

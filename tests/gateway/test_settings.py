@@ -32,6 +32,22 @@ def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch, policy_file: 
     }
 
 
+def test_limits_from_the_environment(monkeypatch: pytest.MonkeyPatch, policy_file: Path) -> None:
+    monkeypatch.setenv("QF_GATEWAY_ACCESS_POLICY", str(policy_file))
+    monkeypatch.setenv("QF_GATEWAY_LIMITS__FAILED_AUTH_MAX", "5")
+    monkeypatch.setenv("QF_GATEWAY_LIMITS__UPSTREAM_TIMEOUT_S", "12.5")
+    monkeypatch.setenv(
+        "QF_GATEWAY_LIMITS__METHOD_MAX_REQUEST_BYTES", '{"/qingfeng.v1.CollectorService/ImportPosts": 1048576}'
+    )
+    limits = load_settings().limits
+    assert (limits.failed_auth_max, limits.upstream_timeout_s) == (5, 12.5)
+    assert limits.method_max_request_bytes == {"/qingfeng.v1.CollectorService/ImportPosts": 1048576}
+    assert limits.concurrent_streams_per_identity == 4 and limits.max_request_bytes == 512 * 1024
+    monkeypatch.setenv("QF_GATEWAY_LIMITS__CONCURRENT_CALLS_PER_SERVER", "0")
+    with pytest.raises(GatewayConfigError, match="QF_GATEWAY_LIMITS__CONCURRENT_CALLS_PER_SERVER"):
+        load_settings()
+
+
 def test_missing_policy_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("QF_GATEWAY_ACCESS_POLICY", raising=False)
     with pytest.raises(GatewayConfigError, match="QF_GATEWAY_ACCESS_POLICY is not set"):
