@@ -1,13 +1,15 @@
 """Reading untrusted JSON: typed accessors that say what was wrong instead of raising ``KeyError``/``TypeError``.
 
 Hostile input this module absorbs (each costs at most its own item): lone UTF-16 surrogates (``"\\ud800"``, which
-protobuf cannot store) become U+FFFD; nesting too deep for the parser is a ``ValueError``; counts must be ASCII
-digits within int64 (``"²"`` passes ``str.isdigit`` but not ``int``; 2**63 does not fit ``Post.likes``).
+protobuf cannot store) become U+FFFD; nesting too deep for the parser is a ``ValueError``; integer literals of more
+than 40 digits are read as infinity (refused by the accessors); counts must be ASCII digits within int64 (``"²"``
+passes ``str.isdigit`` but not ``int``; 2**63 does not fit ``Post.likes``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any, Final
@@ -29,13 +31,21 @@ def loads(text: str | bytes) -> Any:
     """``json.loads``; raises ``ValueError`` (``json.JSONDecodeError``) with line and column for bad JSON, or for
     nesting deeper than the parser's recursion limit. Lone surrogates in strings come back as U+FFFD."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_int=_bounded_int)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
     raw = text if isinstance(text, str) else text.decode("utf-8", errors="replace")
     if _SURROGATE_ESCAPE.search(raw) or _SURROGATE.search(raw):
         value = scrub_surrogates(value)
     return value
+
+
+def _bounded_int(digits: str) -> int | float:
+    """An integer literal; one too long for any count or id becomes infinity, which every accessor refuses for its
+    own item, instead of Python's digit limit refusing the whole document (``int`` of 4,301+ digits)."""
+    if len(digits.lstrip("-")) > 40:
+        return -math.inf if digits.startswith("-") else math.inf
+    return int(digits)
 
 
 def scrub_surrogates(value: Any) -> Any:
