@@ -237,8 +237,8 @@ def load_templates(text: str, source: str = "templates.yaml") -> tuple[dict[str,
 
 def load_signoff(text: str, source: str = "signoff.yaml") -> SignOffPolicy:
     parsed = _parse(text, source, _SignOff)
-    chains = {
-        level: tuple(ChainStep(role=s.role, official_level=s.official_level) for s in steps)
+    chains: dict[str, tuple[ChainStep, ...]] = {
+        str(level): tuple(ChainStep(role=s.role, official_level=s.official_level) for s in steps)
         for level, steps in parsed.chains.items()
     }
     clocks = Clocks(
@@ -282,7 +282,7 @@ def load_policies(
         ("channels", channels, load_channels),
     ):
         try:
-            loaded[name] = loader(path.read_text(encoding="utf-8"), str(path))  # type: ignore[operator]
+            loaded[name] = loader(path.read_text(encoding="utf-8"), str(path))
         except OSError as exc:
             errors.append(PolicyError(str(path), 0, "", f"cannot read: {exc}"))
         except PolicyLoadError as exc:
@@ -290,9 +290,9 @@ def load_policies(
     if errors:
         raise PolicyLoadError(errors)
     channel_rules, checks = loaded["channels"]
-    templates, defaults = loaded["templates"]
+    template_map, defaults = loaded["templates"]
     return Policies(
-        templates=templates,
+        templates=template_map,
         signoff=loaded["signoff"],
         channels=channel_rules,
         checks=checks,

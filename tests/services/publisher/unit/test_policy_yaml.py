@@ -48,8 +48,7 @@ def test_bad_duration_and_bad_level() -> None:
 
 def test_channels_limits_and_kinds_are_validated() -> None:
     text = (
-        "kind: publisher-channels\nversion: v\nchannels:\n"
-        "  - {id: a, kind: telegram, display_name: A, max_length: 5}\n"
+        "kind: publisher-channels\nversion: v\nchannels:\n  - {id: a, kind: telegram, display_name: A, max_length: 5}\n"
     )
     with pytest.raises(PolicyLoadError) as err:
         load_channels(text, "c.yaml")
