@@ -26,6 +26,7 @@ from services.coordinator.adapters.sql import OutboxTopics, SqlStore
 from services.coordinator.consumer import InputConsumer
 from services.coordinator.handling import Handling, Policies
 from services.coordinator.ports import Clock, system_clock
+from services.coordinator.reporting import Reporting
 from services.coordinator.server import CoordinatorServicer
 from services.coordinator.service import CoordinatorApi
 from services.coordinator.settings import CoordinatorSettings
@@ -78,7 +79,7 @@ class CoordinatorApp:
     cleanups: list[Cleanup] = field(default_factory=list)
 
     def services(self) -> list[tuple[Any, Callable[[Any], None]]]:
-        servicer = CoordinatorServicer(self.api, self.clock)
+        servicer = CoordinatorServicer(self.api, Reporting(self.handling, self.clock), self.clock)
         return [
             (
                 case_pb2.DESCRIPTOR.services_by_name["CoordinatorService"],

@@ -45,6 +45,7 @@ def alert_view(alert: event_pb2.Alert, received_at: datetime) -> AlertView:
         at=at,
         regions=tuple((r.code, r.name) for r in alert.regions),
         reasons=tuple(reasons),
+        reason_texts=tuple(dict.fromkeys(r.message for r in (*alert.reasons, *alert.grade.reasons) if r.message)),
     )
 
 
@@ -91,6 +92,7 @@ class InputConsumer:
             event = parse(record, event_pb2.Event)
             if isinstance(event, BadRecord):
                 return event
+            await self._handling.on_event_snapshot(event.id, list(event.representative_post_ids), now)
             if event.merged_into:
                 await self._handling.on_merge(event.id, event.merged_into, now)
         elif record.topic == self._topics.publications:

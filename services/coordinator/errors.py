@@ -6,7 +6,8 @@ CoordinatorError
 ├── NotFound                NOT_FOUND: a missing resource, and equally one the caller may not see (不泄露案情)
 ├── PermissionDenied        PERMISSION_DENIED: a partner calling an office-only method (says nothing of resources)
 ├── FailedPrecondition      FAILED_PRECONDITION: the case or task is not in a state that allows the action
-└── Unavailable             UNAVAILABLE: the database did not take the effect; retry
+├── Unavailable             UNAVAILABLE: the database did not take the effect; retry
+└── RenderFailed            INTERNAL: a report could not be rendered (e.g. the CJK fonts are not installed)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "InvalidPageToken",
     "NotFound",
     "PermissionDenied",
+    "RenderFailed",
     "Unavailable",
 ]
 
@@ -73,3 +75,7 @@ class FailedPrecondition(CoordinatorError):
 
 class Unavailable(CoordinatorError):
     reason = "ERROR_REASON_DEPENDENCY_UNAVAILABLE"
+
+
+class RenderFailed(CoordinatorError):
+    reason = "ERROR_REASON_UNSPECIFIED"

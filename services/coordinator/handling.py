@@ -70,6 +70,12 @@ class Handling:
                 await unit.link(keep, gone_case)
             await unit.audit_read("coordinator", None, "event.merge", f"events/{gone}", now, {"merged_into": keep})
 
+    async def on_event_snapshot(self, event_id: str, post_ids: list[str], now: datetime) -> None:
+        """Keep the posts the grader names for an event: the rapid report cites them."""
+        if post_ids:
+            async with self.store.unit() as unit:
+                await unit.set_event_posts(event_id, post_ids)
+
     async def on_publication(self, publication_id: str, case_id: str, published_at: datetime, now: datetime) -> None:
         """A publication for the case is PUBLISHED: the golden-period / refutation clocks are met."""
         async with self.store.unit() as unit:

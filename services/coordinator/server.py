@@ -41,6 +41,7 @@ from services.coordinator.errors import (
     Unavailable,
 )
 from services.coordinator.ports import Clock
+from services.coordinator.reporting import Reporting
 from services.coordinator.service import CoordinatorApi, Viewer
 
 __all__ = ["CoordinatorServicer", "status_of"]
@@ -108,8 +109,9 @@ def _agency(value: int, field: str) -> str:
 
 
 class CoordinatorServicer(case_pb2_grpc.CoordinatorServiceServicer):
-    def __init__(self, api: CoordinatorApi, clock: Clock) -> None:
+    def __init__(self, api: CoordinatorApi, reporting: Reporting, clock: Clock) -> None:
         self._api = api
+        self._reporting = reporting
         self._clock = clock
 
     async def _call(self, context: grpc.aio.ServicerContext[Any, Any], fn: Callable[[Viewer], Awaitable[R]]) -> R:
@@ -322,6 +324,27 @@ class CoordinatorServicer(case_pb2_grpc.CoordinatorServiceServicer):
         async def go(v: Viewer) -> case_pb2.ListInstructionsResponse:
             found = await self._api.list_instructions(v, request.case_id)
             return case_pb2.ListInstructionsResponse(instructions=[instruction_proto(i) for i in found])
+
+        return await self._call(context, go)
+
+    async def GetRapidReport(self, request: case_pb2.GetRapidReportRequest, context: Any) -> Any:
+        async def go(v: Viewer) -> case_pb2.GetRapidReportResponse:
+            pdf = request.format == case_pb2.REPORT_FORMAT_PDF
+            done = await self._reporting.rapid_report(v, request.case_id, pdf=pdf)
+            report = case_pb2.RenderedReport(title=done.title, content_type=done.content_type, content=done.content)
+            return case_pb2.GetRapidReportResponse(report=report, issue_number=done.issue_number)
+
+        return await self._call(context, go)
+
+    async def GetStatistics(self, request: case_pb2.GetStatisticsRequest, context: Any) -> Any:
+        async def go(v: Viewer) -> case_pb2.GetStatisticsResponse:
+            pdf = request.format == case_pb2.REPORT_FORMAT_PDF
+            has = request.HasField("period")
+            start = _time(request.period, "start_time") if has else None
+            end = _time(request.period, "end_time") if has else None
+            done = await self._reporting.statistics(v, start, end, pdf=pdf)
+            report = case_pb2.RenderedReport(title=done.title, content_type=done.content_type, content=done.content)
+            return case_pb2.GetStatisticsResponse(report=report)
 
         return await self._call(context, go)
 

@@ -36,7 +36,9 @@ from services.coordinator.adapters.sql_schema import (
     attachments_t,
     audit_log,
     cases_t,
+    event_posts_t,
     instructions_t,
+    issues_t,
     links_t,
     meetings_t,
     next_token,
@@ -374,6 +376,42 @@ class Unit:
         query = select(attachments_t.c.content).where(attachments_t.c.sha256 == sha256)
         found = (await self.session.execute(query)).scalar_one_or_none()
         return bytes(found) if found is not None else None
+
+    async def set_event_posts(self, event_id: str, post_ids: list[str]) -> None:
+        query = select(event_posts_t.c.event_id).where(event_posts_t.c.event_id == event_id)
+        if (await self.session.execute(query)).first() is None:
+            await self.session.execute(insert(event_posts_t).values(event_id=event_id, post_ids=post_ids))
+        else:
+            stmt = update(event_posts_t).where(event_posts_t.c.event_id == event_id).values(post_ids=post_ids)
+            await self.session.execute(stmt)
+
+    async def posts_of_case(self, case_id: str) -> list[str]:
+        """The representative posts of every event linked to the case (the event and those merged into it)."""
+        events = select(links_t.c.event_id).where(links_t.c.case_id == case_id)
+        rows = await self.session.execute(
+            select(event_posts_t.c.post_ids)
+            .where(event_posts_t.c.event_id.in_(events))
+            .order_by(event_posts_t.c.event_id)
+        )
+        return [p for ids in rows.scalars() for p in ids]
+
+    async def issue_number(self, case_id: str, now: datetime) -> int:
+        """The case's rapid-report issue number (第N期), assigned the first time (numbers are consecutive)."""
+        query = select(issues_t.c.issue_number).where(issues_t.c.case_id == case_id)
+        found = (await self.session.execute(query)).scalar_one_or_none()
+        if found is not None:
+            return int(found)
+        last = (await self.session.execute(select(func.max(issues_t.c.issue_number)))).scalar_one_or_none()
+        number = int(last or 0) + 1
+        await self.session.execute(insert(issues_t).values(case_id=case_id, issue_number=number, issued_at=now))
+        return number
+
+    async def all_records(self) -> tuple[list[Case], list[Task], list[Instruction]]:
+        """Every case, task and instruction (the statistics' input; a deployment's volume is small)."""
+        cases = [decode(Case, d) for d in (await self.session.execute(select(cases_t.c.doc))).scalars()]
+        tasks = [decode(Task, d) for d in (await self.session.execute(select(tasks_t.c.doc))).scalars()]
+        found = (await self.session.execute(select(instructions_t.c.doc))).scalars()
+        return cases, tasks, [decode(Instruction, d) for d in found]
 
     async def audit_count(self) -> int:
         return int((await self.session.execute(select(func.count()).select_from(audit_log))).scalar_one())

@@ -23,7 +23,9 @@ __all__ = [
     "attachments_t",
     "audit_log",
     "cases_t",
+    "event_posts_t",
     "instructions_t",
+    "issues_t",
     "links_t",
     "meetings_t",
     "next_token",
@@ -63,6 +65,16 @@ attachments_t = Table(
     Column("sha256", String(64), primary_key=True),
     Column("size_bytes", BigInteger()),
     Column("content", LargeBinary()),
+)
+event_posts_t = Table(
+    "coord_event_posts", metadata, Column("event_id", String(255), primary_key=True), Column("post_ids", JSON())
+)
+issues_t = Table(
+    "coord_report_issues",
+    metadata,
+    Column("case_id", String(80), primary_key=True),
+    Column("issue_number", Integer()),
+    Column("issued_at", _TS),
 )
 processed_t = Table("coord_processed", metadata, Column("key", String(400), primary_key=True), Column("at", _TS))
 tasks_t = Table(

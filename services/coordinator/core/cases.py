@@ -68,6 +68,7 @@ class AlertView:
     at: datetime
     regions: tuple[tuple[str, str], ...] = ()
     reasons: tuple[tuple[str, float], ...] = ()  # (criterion, value)
+    reason_texts: tuple[str, ...] = ()  # the reasons as the grader worded them
 
 
 def _relevance(policy: RoutingPolicy, alert: AlertView, previous: float) -> float:
@@ -182,6 +183,7 @@ def open_case(
         corruption_related=related,
         information_notice=not related,
         last_alert_sequence=alert.sequence,
+        level_reasons=alert.reason_texts,
     )
     case = _clocks(policy, case, alert)
     case, routed_audit = _route(policy, directory, case, now, cause=None)
@@ -225,6 +227,7 @@ def apply_alert(policy: RoutingPolicy, directory: Directory, case: Case, alert: 
         updated_at=now,
         last_alert_sequence=alert.sequence if alert.event_id == case.event_id else case.last_alert_sequence,
         regions=alert.regions or case.regions,
+        level_reasons=alert.reason_texts or case.level_reasons,
     )
     audit: list[AuditEntry] = [
         AuditEntry(

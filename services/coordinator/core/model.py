@@ -128,6 +128,7 @@ class Case:
     refuted_at: datetime | None = None
     routed_people: tuple[str, ...] = ()  # directory person ids
     last_alert_sequence: int = 0
+    level_reasons: tuple[str, ...] = ()  # the grader's reasons for the current level, as sentences
 
     @property
     def is_open(self) -> bool:

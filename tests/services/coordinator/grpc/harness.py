@@ -16,6 +16,7 @@ from qingfeng.v1 import case_pb2, case_pb2_grpc
 from services.coordinator.core.cases import AlertView
 from services.coordinator.core.model import Decision, Disposition, Level, Rung
 from services.coordinator.handling import Handling
+from services.coordinator.reporting import Reporting
 from services.coordinator.server import CoordinatorServicer
 from services.coordinator.service import CoordinatorApi, Viewer
 from tests.identity import TRUST, signed_channel
@@ -94,7 +95,7 @@ async def seed(handling: Handling, api: CoordinatorApi, clock: FakeClock) -> See
 async def running(handling: Handling, clock: FakeClock) -> AsyncIterator[Running]:
     api = CoordinatorApi(handling, clock)
     seeded = await seed(handling, api, clock)
-    servicer = CoordinatorServicer(api, clock)
+    servicer = CoordinatorServicer(api, Reporting(handling, clock), clock)
     server = build_server(
         GrpcSettings(port=0, plaintext=True),
         services=[
