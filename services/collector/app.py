@@ -119,7 +119,9 @@ def build_scheduler(
     """The fetch loop over the registry, with one adapter per source kind sharing one polite fetcher."""
     fetcher = Fetcher(FetcherConfig(address_policy=settings.fetch.address_policy()))  # the SSRF guard's allowlist
     cleanups.append(fetcher.aclose)
-    context = SourceContext(fetcher=fetcher, secret=_secret_reader(settings.source_secrets_dir))
+    context = SourceContext(
+        fetcher=fetcher, secret=_secret_reader(settings.source_secrets_dir), file_roots=settings.fetch.file_roots
+    )
     return Scheduler(store, pipeline, build_adapters(context), SchedulerConfig(tick_s=settings.scheduler_tick_s))
 
 

@@ -88,8 +88,11 @@ class FetchSettings(_Group):
     # comma-separated in the environment: QF_COLLECTOR_FETCH__ALLOW=10.20.0.0/16,mastodon.internal. Empty in
     # production: loopback, private, link-local (cloud metadata) and other non-global addresses are refused.
     allow: Annotated[tuple[str, ...], NoDecode] = ()
+    # Directories JSONL file sources may read (comma-separated). Empty: file sources are refused, so a source
+    # cannot be pointed at /run/secrets or /etc. ImportPosts is not affected.
+    file_roots: Annotated[tuple[Path, ...], NoDecode] = ()
 
-    @field_validator("allow", mode="before")
+    @field_validator("allow", "file_roots", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):

@@ -83,6 +83,9 @@ class SourceContext:
     # Returns the content of a file in the secrets directory, None when absent. Tokens never live in Source.
     secret: Callable[[str], str | None] = lambda name: None
     batch_size: int = 500
+    # Directories file sources (JSONL) may read, after symlinks are resolved. Empty: none, so a source cannot be
+    # pointed at /run/secrets or /etc (its lines would travel to the dead-letter topic as payload).
+    file_roots: tuple[Path, ...] = ()
 
 
 def secrets_from_dir(directory: Path) -> Callable[[str], str | None]:

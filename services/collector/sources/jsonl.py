@@ -175,6 +175,12 @@ def iter_jsonl(
                 )
 
 
+def _inside(file: Path, roots: tuple[Path, ...]) -> bool:
+    """Whether ``file``, symlinks resolved, lies in one of ``roots`` (also resolved)."""
+    real = file.resolve()
+    return any(real.is_relative_to(root.resolve()) for root in roots)
+
+
 def file_signature(files: list[Path]) -> str:
     """What changes when any of the files changes: the conditional-GET ETag of a file source."""
     digest = hashlib.sha1()
@@ -198,6 +204,10 @@ class JsonlSource:
         files = _files(pattern)
         if not files:
             return Outcome(error=f"no file matches {pattern!r}")
+        outside = [f for f in files if not _inside(f, self._ctx.file_roots)]
+        if outside:
+            allowed = ", ".join(str(r) for r in self._ctx.file_roots) or "none (QF_COLLECTOR_FETCH__FILE_ROOTS)"
+            return Outcome(error=f"refused: {str(outside[0])[:200]!r} is outside the directories allowed: {allowed}")
         emitted = 0
         try:
             signature = file_signature(files)

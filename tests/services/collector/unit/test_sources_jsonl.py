@@ -88,7 +88,7 @@ async def test_file_source_streams_batches_and_skips_unchanged_files(tmp_path: P
     source = _source(str(tmp_path / "*.jsonl"))
     time = FakeTime()
     async with mock_fetcher(lambda r: None, time) as fetcher:  # type: ignore[arg-type, return-value]
-        adapter = JsonlSource(SourceContext(fetcher, now=time.now, batch_size=4))
+        adapter = JsonlSource(SourceContext(fetcher, now=time.now, batch_size=4, file_roots=(tmp_path,)))
         collected = Collected()
         outcome = await adapter.collect(source, None, collected)
         assert outcome.error is None and outcome.emitted == 20 and len(collected.posts) == 6
@@ -109,7 +109,33 @@ async def test_file_source_uses_the_configured_field_map(tmp_path: Path) -> None
     source = _source(str(tmp_path / "x.jsonl"), native_id="mid", text="content", created_at="time")
     collected = Collected()
     async with mock_fetcher(lambda r: None, FakeTime()) as fetcher:  # type: ignore[arg-type, return-value]
-        outcome = await JsonlSource(SourceContext(fetcher)).collect(source, None, collected)
+        outcome = await JsonlSource(SourceContext(fetcher, file_roots=(tmp_path,))).collect(source, None, collected)
     (post,) = collected.posts
     assert outcome.error is None and (post.native_id, post.text) == ("m1", "正文")
     assert post.created_at.ToDatetime(UTC) == datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
+
+
+async def test_file_sources_read_only_inside_the_allowed_directories(tmp_path: Path) -> None:
+    allowed, secrets = tmp_path / "imports", tmp_path / "secrets"
+    allowed.mkdir()
+    secrets.mkdir()
+    (secrets / "collector_tip_key").write_text("not-for-the-dead-letter-topic\n")
+    shutil.copy(FILE, allowed / "a.jsonl")
+    (allowed / "escape.jsonl").symlink_to(secrets / "collector_tip_key")
+    async with mock_fetcher(lambda r: None, FakeTime()) as fetcher:  # type: ignore[arg-type, return-value]
+        for roots, pattern in [
+            ((allowed,), str(secrets / "*")),  # a path outside
+            ((allowed,), str(allowed / "../secrets/collector_tip_key")),  # climbing out
+            ((allowed,), str(allowed / "*.jsonl")),  # a symlink inside pointing outside
+            ((), str(allowed / "a.jsonl")),  # no directory allowed at all (the default)
+        ]:
+            collected = Collected()
+            outcome = await JsonlSource(SourceContext(fetcher, file_roots=roots)).collect(
+                _source(pattern), None, collected
+            )
+            assert outcome.error is not None and outcome.error.startswith("refused:"), pattern
+            assert collected.items == []
+        ok = await JsonlSource(SourceContext(fetcher, file_roots=(allowed,))).collect(
+            _source(str(allowed / "a.jsonl")), None, Collected()
+        )
+    assert ok.error is None and ok.emitted > 0
