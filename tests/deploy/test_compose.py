@@ -78,8 +78,11 @@ def test_elasticsearch_has_security_and_https_on() -> None:
     es = SERVICES_["elasticsearch"]["environment"]
     assert es["xpack.security.enabled"] == "true"
     assert es["xpack.security.http.ssl.enabled"] == "true"
-    assert "ELASTIC_PASSWORD" not in es, "the superuser password comes from a file, not the environment"
-    assert es["ELASTIC_PASSWORD_FILE"].removeprefix("/run/secrets/") in _secret_targets("elasticsearch")
+    assert not [k for k in es if k.startswith("ELASTIC_PASSWORD")], "the password comes from the secret file"
+    command = "\n".join(SERVICES_["elasticsearch"]["command"])
+    assert 'ELASTIC_PASSWORD="$$(cat /run/secrets/es_elastic_password)"' in command
+    assert command.endswith("exec /usr/local/bin/docker-entrypoint.sh eswrapper")
+    assert "es_elastic_password" in _secret_targets("elasticsearch")
     assert "ports" not in SERVICES_["elasticsearch"]
     setup = SERVICES_["elasticsearch-setup"]
     assert setup["depends_on"]["elasticsearch"]["condition"] == "service_healthy"
