@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from qingfeng.rpc import LIVENESS
 from qingfeng.v1 import case_pb2, event_pb2, publication_pb2, source_pb2
 
 from tests.deploy.manifests import (
@@ -103,7 +104,7 @@ def test_liveness_is_the_liveness_entry_and_readiness_is_not(process: str) -> No
     name = f"qingfeng-{process}.qingfeng.svc"
     liveness = container["livenessProbe"]["exec"]["command"]
     readiness = container["readinessProbe"]["exec"]["command"]
-    assert liveness[3:] == ["/run/tls", str(port), name, "liveness", mode]
+    assert liveness[3:] == ["/run/tls", str(port), name, LIVENESS, mode]  # the entry the server keeps SERVING
     assert readiness[3:] == ["/run/tls", str(port), name, READINESS[process], mode]
     assert liveness[6] != readiness[6]
     assert any(m["mountPath"] == "/run/tls" for m in container["volumeMounts"])
