@@ -1,43 +1,110 @@
-"""The publisher's composition root: migrates its database, builds the adapters, serves gRPC and runs the loops."""
+"""The publisher's composition root: migrates its database, loads its policies, builds the channel adapters, serves
+gRPC and runs three loops: the publication-request consumer, the delivery worker and the outbox relay."""
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import logging
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
-from qingfeng.kafka import CASES, PUBLICATIONS, PUBLICATIONS_DEADLETTER, Producer, ensure_topics, topic_specs
+from qingfeng.kafka import DeadLetterSender, Producer, ensure_topics, run_batches, topic_specs
 from qingfeng.readiness import kafka_ready, sql_ready
-from qingfeng.rpc import build_server, run_until_stopped
-from qingfeng.storage import create_engine, run_migrations
+from qingfeng.rpc import build_server, credential_interceptor, run_until_stopped
+from qingfeng.storage import create_engine, run_migrations, run_relay
 from qingfeng.v1 import publication_pb2, publication_pb2_grpc
 
+from services.publisher.adapters.kafka import OutboxSender
+from services.publisher.adapters.policy_yaml import load_policies
+from services.publisher.adapters.sql import SqlStore
+from services.publisher.application import Publisher, Topics
+from services.publisher.consumer import RequestConsumer
+from services.publisher.core.delivery import RetryPolicy
+from services.publisher.core.policy import Policies
+from services.publisher.ports import ChannelAdapter, ChannelConfig, ChannelFactory
+from services.publisher.server import PublisherServicer
 from services.publisher.settings import PublisherSettings
+from services.publisher.worker import DeliveryWorker
 
-__all__ = ["run"]
+__all__ = ["MIGRATIONS", "VERSION_TABLE", "build_channels", "retry_policy", "run"]
 
+_log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_publisher"
 
 
-async def run(settings: PublisherSettings) -> None:
+def _default_factory() -> ChannelFactory:
+    # The adapters live in services/publisher/channels (built against ports.py); imported at start, not import time.
+    module = importlib.import_module("services.publisher.channels")
+    factory: ChannelFactory = module.build_channel
+    return factory
+
+
+def build_channels(policies: Policies, factory: ChannelFactory | None = None) -> dict[str, ChannelAdapter]:
+    """One adapter per enabled channel of the policy; a bad channel configuration stops the start."""
+    build = factory or _default_factory()
+    return {
+        rule.id: build(ChannelConfig(id=rule.id, kind=rule.kind, options=dict(rule.options)))
+        for rule in policies.channels.values()
+        if rule.enabled
+    }
+
+
+def retry_policy(settings: PublisherSettings) -> RetryPolicy:
+    d = settings.delivery
+    return RetryPolicy(max_attempts=d.max_attempts, base_s=d.backoff_base_s, max_s=d.backoff_max_s, lease_s=d.lease_s)
+
+
+async def run(
+    settings: PublisherSettings, *, channel_factory: ChannelFactory | None = None,
+    channels: Mapping[str, ChannelAdapter] | None = None,
+) -> None:  # fmt: skip
+    """Run the publisher until SIGTERM. ``channels`` (tests) replaces the adapters built from the policy."""
+    authenticate = credential_interceptor(settings.identity, env_prefix="QF_PUBLISHER_")  # no trust, no start
+    p = settings.policies
+    policies = load_policies(p.templates_file, p.signoff_file, p.channels_file)
+    adapters = dict(channels) if channels is not None else build_channels(policies, channel_factory)
     await run_migrations(settings.database.url.get_secret_value(), MIGRATIONS, VERSION_TABLE)
     engine = create_engine(settings.database, application_name="qingfeng-publisher")
-    await ensure_topics(settings.kafka, topic_specs(settings.kafka, CASES, PUBLICATIONS, PUBLICATIONS_DEADLETTER))
+    topics = settings.topics
+    await ensure_topics(
+        settings.kafka, topic_specs(settings.kafka, topics.requests, topics.publications, topics.deadletter)
+    )
     producer = Producer(settings.kafka)
     await producer.start()
-    # The service API is not built yet: the generated base answers every method with UNIMPLEMENTED.
-    servicer = publication_pb2_grpc.PublisherServiceServicer()  # type: ignore[abstract]
-    server = build_server(
-        settings.grpc,
-        services=[
-            (
-                publication_pb2.DESCRIPTOR.services_by_name["PublisherService"],
-                lambda s: publication_pb2_grpc.add_PublisherServiceServicer_to_server(servicer, s),
-            )
-        ],
+    store = SqlStore(engine)
+    publisher = Publisher(
+        store, policies, adapters, topics=Topics(publications=topics.publications, deadletter=topics.deadletter)
     )
+    worker = DeliveryWorker(publisher, retry_policy(settings), batch_size=settings.delivery.batch_size)
+    dead_letters = DeadLetterSender(producer, source="publisher", topic=topics.deadletter)
+    consumer = RequestConsumer(publisher, dead_letters.send, topic=topics.requests)
+    send = OutboxSender(producer)
+
+    async def consume(stop: asyncio.Event) -> None:
+        await run_batches(settings.kafka, [topics.requests], settings.group_id, consumer, stop)
+
+    async def deliver(stop: asyncio.Event) -> None:
+        await worker.run(stop, idle_s=settings.delivery.poll_s)
+
+    async def relay(stop: asyncio.Event) -> None:
+        await run_relay(store.sessions, send, stop, batch_size=settings.relay_batch, idle_s=settings.relay_idle_s)
+
+    servicer = PublisherServicer(publisher)
+    services: list[tuple[Any, Callable[[Any], None]]] = [
+        (
+            publication_pb2.DESCRIPTOR.services_by_name["PublisherService"],
+            lambda s: publication_pb2_grpc.add_PublisherServiceServicer_to_server(servicer, s),
+        )
+    ]
+    server = build_server(settings.grpc, services=services, interceptors=[authenticate])
+    _log.info("publisher starting", extra={"settings": settings.describe(), "channels": sorted(adapters)})
     await run_until_stopped(
         server,
         readiness=[kafka_ready(settings.kafka), sql_ready(engine)],
+        background=[consume, deliver, relay],
         cleanups=[engine.dispose, producer.stop],
         grace_s=settings.grpc.shutdown_grace_s,
     )

@@ -1,11 +1,17 @@
-"""PublisherSettings: environment variables with the prefix ``QF_PUBLISHER_`` (nested groups use ``__``)."""
+"""PublisherSettings: environment variables with the prefix ``QF_PUBLISHER_`` (nested groups use ``__``).
+
+The variables are listed with their defaults in ``services/publisher/README.md``. Everything the publisher reads from
+the environment is here (channel secrets are read by the channel factory from the variables its policy names).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
-from pydantic import SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+from qingfeng.kafka import PUBLICATION_REQUESTS, PUBLICATIONS, PUBLICATIONS_DEADLETTER
 from qingfeng.settings import (
     DatabaseSettings,
     GrpcSettings,
@@ -14,7 +20,41 @@ from qingfeng.settings import (
     service_settings_config,
 )
 
-__all__ = ["PublisherSettings"]
+from services.publisher.adapters.policy_yaml import CHANNELS_FILE, SIGNOFF_FILE, TEMPLATES_FILE
+
+__all__ = ["DeliverySettings", "PolicySettings", "PublisherSettings", "PublisherTopics"]
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PublisherTopics(_Group):
+    """Topic names. Only tests and side-by-side deployments change them."""
+
+    requests: str = PUBLICATION_REQUESTS
+    publications: str = PUBLICATIONS
+    deadletter: str = PUBLICATIONS_DEADLETTER
+
+
+class PolicySettings(_Group):
+    templates_file: Path = TEMPLATES_FILE
+    signoff_file: Path = SIGNOFF_FILE
+    channels_file: Path = CHANNELS_FILE
+
+
+class DeliverySettings(_Group):
+    """The delivery worker: how often it looks for due publications, and the retry budget."""
+
+    poll_s: float = Field(default=1.0, gt=0)
+    batch_size: int = Field(default=20, ge=1, le=1000)
+    # Attempts per round before a publication is dead-lettered (an operator replay starts a new round).
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    backoff_base_s: float = Field(default=2.0, gt=0)
+    backoff_max_s: float = Field(default=300.0, gt=0)
+    # An attempt claimed longer ago than this is presumed dead and taken over (with a lookup on the channel first).
+    # Keep it above the channels' longest request timeout.
+    lease_s: float = Field(default=60.0, gt=0)
 
 
 class PublisherSettings(ServiceSettings):
@@ -24,3 +64,11 @@ class PublisherSettings(ServiceSettings):
     telemetry: TelemetrySettings = TelemetrySettings(service_name="qingfeng-publisher")
     # SQLite file by default; QF_PUBLISHER_DATABASE__URL=postgresql+asyncpg://… for PostgreSQL.
     database: DatabaseSettings = DatabaseSettings(url=SecretStr("sqlite+aiosqlite:///./.qingfeng/publisher.db"))
+    topics: PublisherTopics = PublisherTopics()
+    policies: PolicySettings = PolicySettings()
+    delivery: DeliverySettings = DeliverySettings()
+    # Consumer group of the publication-request consumer.
+    group_id: str = "publisher"
+    # Outbox relay: rows per batch and the pause when drained.
+    relay_batch: int = Field(default=100, ge=1)
+    relay_idle_s: float = Field(default=0.5, gt=0)
