@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -146,12 +147,15 @@ class Fetcher:
         random_fn: Callable[[], float] = random.random,
         resolver: Resolver | None = None,
         network_backend: httpcore.AsyncNetworkBackend | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.config = config or FetcherConfig()
         cfg = self.config
         self._client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(cfg.read_timeout_s, connect=cfg.connect_timeout_s),
-            transport=guarded_transport(cfg.address_policy, resolver=resolver, inner=network_backend),
+            transport=guarded_transport(
+                cfg.address_policy, resolver=resolver, inner=network_backend, ssl_context=ssl_context
+            ),
             # No proxy from the environment: through a proxy the guard would see the proxy, not the target.
             trust_env=False,
         )

@@ -150,7 +150,10 @@ def guarded_transport(
     resolver: Resolver | None = None,
     inner: httpcore.AsyncNetworkBackend | None = None,
     limits: httpx.Limits | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> httpx.AsyncBaseTransport:
-    """An HTTP(S) transport that refuses connections the policy does not permit."""
+    """An HTTP(S) transport that refuses connections the policy does not permit (certificates checked against
+    ``ssl_context``, by default httpx's: certifi's CAs)."""
     backend = GuardedBackend(policy, resolver=resolver, inner=inner)
-    return _GuardedTransport(backend, limits=limits or httpx.Limits(), ssl_context=httpx.create_ssl_context())
+    context = ssl_context or httpx.create_ssl_context()
+    return _GuardedTransport(backend, limits=limits or httpx.Limits(), ssl_context=context)
