@@ -8,106 +8,35 @@ resource. Reads of restricted data by the office are audited; every change is au
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from qingfeng.storage import read_audit, verify_chain
-
-from services.coordinator.adapters.sql import CaseFilter, TaskFilter, Unit
+from services.coordinator.adapters.sql import CaseFilter, TaskFilter
 from services.coordinator.core import cases as case_core
-from services.coordinator.core import meetings as meeting_core
 from services.coordinator.core import tasks as task_core
 from services.coordinator.core.cases import AlertView, InvalidTransition
 from services.coordinator.core.model import (
-    OFFICE_AGENCIES,
     Attachment,
     Case,
     Change,
-    Decision,
     Disposition,
-    Instruction,
     Level,
-    Meeting,
-    Rung,
     Task,
     TaskStatus,
 )
 from services.coordinator.core.playbooks import set_disposition
 from services.coordinator.core.tasks import Upload
 from services.coordinator.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
-from services.coordinator.handling import Handling
-from services.coordinator.ports import Clock
+from services.coordinator.service_base import ApiBase, AuditPage, Viewer, new_id, page_size
+from services.coordinator.service_meetings import MeetingApi
 
-__all__ = ["AuditPage", "CoordinatorApi", "Viewer"]
-
-DEFAULT_PAGE = 50
-MAX_PAGE = 500
+__all__ = ["AuditPage", "CaseTaskApi", "CoordinatorApi", "Viewer", "page_size"]
 
 
-@dataclass(frozen=True)
-class Viewer:
-    """The verified caller as the coordinator sees it."""
-
-    principal: str
-    agency: str | None
-
-    @property
-    def office(self) -> bool:
-        return self.agency in OFFICE_AGENCIES
-
-
-@dataclass(frozen=True)
-class AuditPage:
-    records: list[Any]
-    next_token: str
-
-
-def page_size(value: int, *, default: int = DEFAULT_PAGE, maximum: int = MAX_PAGE) -> int:
-    if value < 0:
-        raise InvalidArgument.of("page_size", "must not be negative")
-    return min(value or default, maximum)
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:20]}"
-
-
-class CoordinatorApi:
-    def __init__(self, handling: Handling, clock: Clock) -> None:
-        self._h = handling
-        self._clock = clock
-
-    @property
-    def _policies(self) -> Any:
-        return self._h.policies
-
-    def _office_only(self, viewer: Viewer) -> None:
-        if not viewer.office:
-            raise PermissionDenied(f"agency {viewer.agency!r} may not do this (office only)")
-
-    async def _visible_case(self, unit: Unit, viewer: Viewer, case_id: str, *, lock: bool = False) -> Case:
-        if not case_id:
-            raise InvalidArgument.of("case_id", "required")
-        if not viewer.office and (
-            viewer.agency is None or case_id not in await unit.case_ids_with_tasks_of(viewer.agency)
-        ):
-            raise NotFound("case", case_id)
-        case = await unit.case(case_id, lock=lock)
-        if case is None:
-            raise NotFound("case", case_id)
-        return case
-
-    async def _visible_task(self, unit: Unit, viewer: Viewer, task_id: str) -> Task:
-        task = await unit.task(task_id, lock=True) if task_id else None
-        if task is None or (not viewer.office and task.agency != viewer.agency):
-            raise NotFound("task", task_id)
-        return task
-
-    async def _commit(self, unit: Unit, change: Change, now: datetime) -> None:
-        await self._h.commit(unit, change, now)
+class CaseTaskApi(ApiBase):
+    """Cases and tasks."""
 
     # cases ---------------------------------------------------------------------------------------------------------
     async def get_case(self, viewer: Viewer, case_id: str) -> Case:
@@ -202,7 +131,7 @@ class CoordinatorApi:
         if level < Level.BLUE:
             raise InvalidArgument.of("level", "must be blue, yellow, orange or red")
         now = self._clock()
-        case_id = _new_id("case")
+        case_id = new_id("case")
         event = event_id or f"manual:{case_id}"
         async with self._h.store.unit() as unit:
             if event_id and await unit.case_id_for_event(await unit.resolve(event_id)):
@@ -231,7 +160,7 @@ class CoordinatorApi:
         async with self._h.store.unit() as unit:
             await self._visible_case(unit, viewer, case_id)
             task = Task(
-                _new_id("t"),
+                new_id("t"),
                 case_id,
                 agency,
                 description,
@@ -314,156 +243,6 @@ class CoordinatorApi:
             )
             return found, content
 
-    # meetings and instructions -------------------------------------------------------------------------------------
-    async def convene(
-        self,
-        viewer: Viewer,
-        kind: str,
-        title: str,
-        case_ids: Sequence[str],
-        scheduled_at: datetime | None,
-        attendees: Sequence[str],
-    ) -> Meeting:
-        self._office_only(viewer)
-        now = self._clock()
-        async with self._h.store.unit() as unit:
-            agenda = [await self._visible_case(unit, viewer, c) for c in case_ids]
-            if kind == "quarterly" and not agenda:
-                agenda = sorted(await unit.open_cases(), key=lambda c: (-int(c.level), c.created_at))
-            try:
-                change = meeting_core.convene(
-                    self._policies.routing,
-                    kind,
-                    title,
-                    agenda,
-                    scheduled_at,
-                    attendees,
-                    viewer.principal,
-                    viewer.agency,
-                    now,
-                    _new_id("m"),
-                )
-            except InvalidTransition as err:
-                raise FailedPrecondition(str(err)) from err
-            await self._commit(unit, change, now)
-        return change.meetings[0]
 
-    async def list_meetings(self, viewer: Viewer, kind: str | None, case_id: str) -> list[Meeting]:
-        async with self._h.store.unit() as unit:
-            if case_id and not viewer.office:
-                visible = await unit.case_ids_with_tasks_of(viewer.agency) if viewer.agency else frozenset()
-                if case_id not in visible:
-                    return []
-            attendee = None if viewer.office else (viewer.agency or "\x00none")
-            return await unit.meetings(kind=kind, case_id=case_id, attendee=attendee)
-
-    async def record_minutes(
-        self, viewer: Viewer, meeting_id: str, minutes: str, decisions: Sequence[Decision], present: Sequence[str]
-    ) -> Meeting:
-        self._office_only(viewer)
-        now = self._clock()
-        async with self._h.store.unit() as unit:
-            meeting = await unit.meeting(meeting_id, lock=True)
-            if meeting is None:
-                raise NotFound("meeting", meeting_id)
-            try:
-                change = meeting_core.record_minutes(
-                    self._policies.routing, meeting, minutes, decisions, present, viewer.principal, viewer.agency, now
-                )
-            except InvalidTransition as err:
-                raise FailedPrecondition(str(err)) from err
-            await self._commit(unit, change, now)
-        return change.meetings[0]
-
-    async def add_instruction(
-        self,
-        viewer: Viewer,
-        case_id: str,
-        leader: tuple[str, str, str],
-        rung: Rung,
-        text: str,
-        issued_at: datetime | None,
-        assign_to: Sequence[str],
-        due_at: datetime | None,
-    ) -> Instruction:
-        self._office_only(viewer)
-        if not text.strip():
-            raise InvalidArgument.of("text", "required")
-        now = self._clock()
-        async with self._h.store.unit() as unit:
-            case = await self._visible_case(unit, viewer, case_id, lock=True)
-            draft = Instruction(
-                _new_id("i"),
-                case.id,
-                leader[0],
-                leader[1],
-                leader[2],
-                rung,
-                text,
-                issued_at or now,
-                now,
-                viewer.principal,
-            )
-            stored, change = meeting_core.add_instruction(
-                self._policies.routing, case, draft, assign_to, due_at, viewer.agency
-            )
-            await unit.add_instruction(stored)
-            await self._commit(unit, change, now)
-        return stored
-
-    async def list_instructions(self, viewer: Viewer, case_id: str) -> list[Instruction]:
-        now = self._clock()
-        async with self._h.store.unit() as unit:
-            await self._visible_case(unit, viewer, case_id)
-            if not viewer.office:
-                return []  # instructions are the leaders' words on the case: restricted
-            await unit.audit_read(viewer.principal, viewer.agency, "instruction.list", f"cases/{case_id}", now)
-            return await unit.instructions(case_id)
-
-    # audit ---------------------------------------------------------------------------------------------------------
-    async def audit_records(
-        self,
-        viewer: Viewer,
-        *,
-        from_seq: int,
-        target: str,
-        agency: str | None,
-        start: datetime | None,
-        end: datetime | None,
-        size: int,
-        token: str,
-    ) -> AuditPage:
-        self._office_only(viewer)
-        limit = page_size(size, default=100, maximum=1000)
-        after = max(from_seq - 1, 0)
-        if token:
-            if not token.isdigit():
-                raise InvalidArgument.of("page_token", "not a token of this list")
-            after = int(token)
-        found: list[Any] = []
-        async with self._h.store.unit() as unit:
-            while len(found) < limit:
-                chunk = await read_audit(unit.session, after_seq=after, limit=500)
-                if not chunk:
-                    after = 0
-                    break
-                for record in chunk:
-                    after = record.seq
-                    if (
-                        (not target or record.target == target)
-                        and (agency is None or record.agency == agency)
-                        and (start is None or record.at >= start)
-                        and (end is None or record.at < end)
-                    ):
-                        found.append(record)
-                        if len(found) == limit:
-                            break
-        return AuditPage(found, str(after) if len(found) == limit and after else "")
-
-    async def verify_audit(self, viewer: Viewer) -> tuple[bool, int, int]:
-        """(valid, records checked, first invalid seq or 0) over the whole chain."""
-        self._office_only(viewer)
-        async with self._h.store.unit() as unit:
-            check = await verify_chain(unit.session)
-            total = await unit.audit_count()
-        return check.ok, total, check.first_bad_seq or 0
+class CoordinatorApi(MeetingApi, CaseTaskApi):
+    """The whole API: cases and tasks here, meetings, instructions and the audit log in ``service_meetings``."""
