@@ -93,14 +93,20 @@ class Handling:
                 await unit.apply(Change(timers=(quarterly_timer(self.policies.routing, now),)), now)
 
     async def fire_due(self, now: datetime, *, limit: int = 100) -> int:
-        """Fire up to ``limit`` due timers, one transaction each; how many fired."""
+        """Fire up to ``limit`` due timers, one transaction each; how many this process fired. A timer another
+        replica holds or fired is skipped for this round."""
         fired = 0
+        tried: set[str] = set()
         while fired < limit:
             async with self.store.unit() as unit:
-                timer = await unit.claim_due_timer(now)
+                timer = await unit.next_due_timer(now, skip=frozenset(tried))
                 if timer is None:
                     return fired
-                await self.commit(unit, await self._effect(unit, timer, now), now)
+                tried.add(timer.id)
+                change = await self._effect(unit, timer, now)  # locks the case or task first
+                if not await unit.claim_timer(timer.id, now):
+                    continue  # the transaction ends without writing anything
+                await self.commit(unit, change, now)
             fired += 1
         return fired
 

@@ -6,9 +6,11 @@ rows upserted, superseded timers cancelled and new ones stored, one outbox row p
 entry. A case row is read ``FOR UPDATE`` when it is about to change, so two replicas (or the consumer and an RPC)
 never interleave on one case on PostgreSQL; SQLite serialises whole transactions (``BEGIN IMMEDIATE``).
 
-Timers fire once: ``claim_due_timer`` picks the earliest pending timer with ``FOR UPDATE SKIP LOCKED`` on
-PostgreSQL (another replica skips it while this transaction holds it) and flips it to ``fired`` with a conditional
-UPDATE that must touch exactly one row, in the transaction that applies its effect. A crash before the commit
+Timers fire once: the deadline loop peeks at the earliest due timer, locks its case or task (the order every writer
+follows: entity, then its timers, so no deadlock with the consumer or an RPC), then ``claim_timer`` takes the timer
+row with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (another replica skips it while this transaction holds it) and
+flips it to ``fired`` with a conditional UPDATE that must touch exactly one row, in the transaction that applies its
+effect. A crash before the commit
 leaves it pending (it fires after the restart); after the commit it is fired for good.
 """
 
@@ -341,28 +343,38 @@ class Unit:
         query = select(timers_t.c.id).where(timers_t.c.kind == kind, timers_t.c.state == "pending").limit(1)
         return (await self.session.execute(query)).first() is not None
 
-    async def claim_due_timer(self, now: datetime) -> Timer | None:
-        """The earliest pending timer due by ``now``, marked fired in this transaction (None when none is due)."""
+    async def next_due_timer(self, now: datetime, *, skip: frozenset[str] = frozenset()) -> Timer | None:
+        """The earliest pending timer due by ``now`` (not locked: ``claim_timer`` decides who fires it)."""
         query = (
             select(timers_t.c.id, timers_t.c.kind, timers_t.c.target, timers_t.c.due_at)
             .where(timers_t.c.state == "pending", timers_t.c.due_at <= now)
             .order_by(timers_t.c.due_at, timers_t.c.id)
             .limit(1)
         )
-        if self._pg:
-            query = query.with_for_update(skip_locked=True)
+        if skip:
+            query = query.where(timers_t.c.id.not_in(sorted(skip)))
         row = (await self.session.execute(query)).first()
         if row is None:
             return None
-        claimed = await self.session.execute(
-            update(timers_t)
-            .where(timers_t.c.id == row.id, timers_t.c.state == "pending")
-            .values(state="fired", fired_at=now, fired_by=self._node)
-        )
-        if _rowcount(claimed) != 1:
-            return None
         due = row.due_at if row.due_at.tzinfo else row.due_at.replace(tzinfo=now.tzinfo)
         return Timer(row.id, row.kind, row.target, due)
+
+    async def claim_timer(self, timer_id: str, now: datetime) -> bool:
+        """Mark the timer fired in this transaction; False when another replica holds or already fired it.
+
+        Call it after locking the timer's case or task, the order every writer follows (entity, then its timers).
+        """
+        query = select(timers_t.c.id).where(timers_t.c.id == timer_id, timers_t.c.state == "pending")
+        if self._pg:
+            query = query.with_for_update(skip_locked=True)
+        if (await self.session.execute(query)).first() is None:
+            return False
+        claimed = await self.session.execute(
+            update(timers_t)
+            .where(timers_t.c.id == timer_id, timers_t.c.state == "pending")
+            .values(state="fired", fired_at=now, fired_by=self._node)
+        )
+        return _rowcount(claimed) == 1
 
     async def put_content(self, sha256: str, content: bytes) -> None:
         """Store an attachment's content once per hash (the same file attached twice is kept once)."""
