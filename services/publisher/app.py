@@ -10,7 +10,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from qingfeng.kafka import DeadLetterSender, Producer, ensure_topics, run_batches, topic_specs
+from qingfeng.kafka import (
+    PUBLICATION_REQUESTS,
+    PUBLICATIONS,
+    PUBLICATIONS_DEADLETTER,
+    DeadLetterSender,
+    Producer,
+    TopicSpec,
+    ensure_topics,
+    run_batches,
+)
+from qingfeng.kafka.topics import TOPICS
 from qingfeng.readiness import kafka_ready, sql_ready
 from qingfeng.rpc import build_server, credential_interceptor, run_until_stopped
 from qingfeng.storage import create_engine, run_migrations, run_relay
@@ -28,7 +38,7 @@ from services.publisher.server import PublisherServicer
 from services.publisher.settings import PublisherSettings
 from services.publisher.worker import DeliveryWorker
 
-__all__ = ["MIGRATIONS", "VERSION_TABLE", "build_channels", "retry_policy", "run"]
+__all__ = ["MIGRATIONS", "VERSION_TABLE", "build_channels", "retry_policy", "run", "topic_specs_for"]
 
 _log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -52,6 +62,19 @@ def build_channels(policies: Policies, factory: ChannelFactory | None = None) ->
     }
 
 
+def topic_specs_for(settings: PublisherSettings) -> list[TopicSpec]:
+    """The publisher's topics under their configured names, with the standard topics' configuration."""
+    kafka, topics = settings.kafka, settings.topics
+    return [
+        TopicSpec(name, partitions=kafka.partitions, replication=kafka.replication_factor, config=dict(TOPICS[std]))
+        for name, std in (
+            (topics.requests, PUBLICATION_REQUESTS),
+            (topics.publications, PUBLICATIONS),
+            (topics.deadletter, PUBLICATIONS_DEADLETTER),
+        )
+    ]
+
+
 def retry_policy(settings: PublisherSettings) -> RetryPolicy:
     d = settings.delivery
     return RetryPolicy(max_attempts=d.max_attempts, base_s=d.backoff_base_s, max_s=d.backoff_max_s, lease_s=d.lease_s)
@@ -69,9 +92,7 @@ async def run(
     await run_migrations(settings.database.url.get_secret_value(), MIGRATIONS, VERSION_TABLE)
     engine = create_engine(settings.database, application_name="qingfeng-publisher")
     topics = settings.topics
-    await ensure_topics(
-        settings.kafka, topic_specs(settings.kafka, topics.requests, topics.publications, topics.deadletter)
-    )
+    await ensure_topics(settings.kafka, topic_specs_for(settings))
     producer = Producer(settings.kafka)
     await producer.start()
     store = SqlStore(engine)

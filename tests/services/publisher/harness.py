@@ -14,7 +14,7 @@ from sqlalchemy import MetaData, select
 from services.publisher.adapters.policy_yaml import load_policies
 from services.publisher.adapters.sql import SqlStore
 from services.publisher.app import MIGRATIONS, VERSION_TABLE
-from services.publisher.application import Publisher
+from services.publisher.application import Publisher, Topics
 from services.publisher.core.delivery import RetryPolicy
 from services.publisher.core.model import Actor, Decision, Draft, Kind
 from services.publisher.worker import DeliveryWorker
@@ -66,7 +66,7 @@ class Harness:
 
 @asynccontextmanager
 async def harness(
-    db_url: str, *, platform: FakePlatform | None = None, clock: Clock | None = None
+    db_url: str, *, platform: FakePlatform | None = None, clock: Clock | None = None, topics: Topics = Topics()
 ) -> AsyncIterator[Harness]:
     """A publisher on ``db_url`` (migrated); pass the platform and clock of an earlier one to "restart"."""
     await run_migrations(db_url, MIGRATIONS, VERSION_TABLE)
@@ -75,7 +75,7 @@ async def harness(
     clock = clock or Clock()
     channels = {cid: FakeChannel(platform) for cid in CHANNELS}
     store = SqlStore(engine)
-    publisher = Publisher(store, load_policies(), channels, clock=clock)
+    publisher = Publisher(store, load_policies(), channels, clock=clock, topics=topics)
     try:
         yield Harness(publisher, DeliveryWorker(publisher, RETRY), store, clock, platform, channels)
     finally:
