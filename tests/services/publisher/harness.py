@@ -66,7 +66,7 @@ class Harness:
 
 @asynccontextmanager
 async def harness(
-    db_url: str, *, platform: FakePlatform | None = None, clock: Clock | None = None, topics: Topics = Topics()
+    db_url: str, *, platform: FakePlatform | None = None, clock: Clock | None = None, topics: Topics | None = None
 ) -> AsyncIterator[Harness]:
     """A publisher on ``db_url`` (migrated); pass the platform and clock of an earlier one to "restart"."""
     await run_migrations(db_url, MIGRATIONS, VERSION_TABLE)
@@ -75,7 +75,7 @@ async def harness(
     clock = clock or Clock()
     channels = {cid: FakeChannel(platform) for cid in CHANNELS}
     store = SqlStore(engine)
-    publisher = Publisher(store, load_policies(), channels, clock=clock, topics=topics)
+    publisher = Publisher(store, load_policies(), channels, clock=clock, topics=topics or Topics())
     try:
         yield Harness(publisher, DeliveryWorker(publisher, RETRY), store, clock, platform, channels)
     finally:
