@@ -141,3 +141,32 @@ async def test_playbook_rows_outbox_and_supervision(
     assert tasks[0].supervision.reminders == 2 and tasks[0].supervision.supervised_by is Rung.DEPUTY_STANDING_MEMBER
     assert len(overdue) == 2
     assert audited.scalar_one() > 0
+
+
+async def test_alerts_and_deadlines_concurrently_on_two_replicas(
+    engine: AsyncEngine, coordinator_db_url: str, policies: Policies, clock: FakeClock
+) -> None:
+    """One replica raises levels (re-routing, cancelling timers) while the other fires the same cases' deadlines:
+    no deadlock, every timer fired at most once, every case ends routed by its new level or escalated once."""
+    first = Handling(SqlStore(engine, TOPICS, node="a"), policies)
+    for n in range(10):
+        await first.on_alert(_alert(1, Level.YELLOW, event=f"ev-{n}"), clock.now)
+    other = build_engine(coordinator_db_url)
+    try:
+        second = Handling(SqlStore(other, TOPICS, node="b"), policies)
+        late = clock.advance(timedelta(hours=2, minutes=1))
+
+        async def raise_levels() -> None:
+            for n in range(10):
+                await first.on_alert(_alert(2, Level.ORANGE, Level.YELLOW, event=f"ev-{n}"), late)
+
+        await asyncio.gather(raise_levels(), second.fire_due(late))
+        async with first.store.unit() as unit:
+            fired = await unit.fired_timers()
+            cases, _ = await unit.cases(CaseFilter(), page_size=50)
+        assert len(fired) == len({i for i, _, _ in fired}) <= 10
+        for case in cases:
+            assert case.level is Level.ORANGE and case.routed_to in (Rung.SECRETARY, Rung.MUNICIPAL_COMMITTEE)
+            assert [e.cause for e in case.escalations].count("ack_deadline_missed") <= 1
+    finally:
+        await other.dispose()
