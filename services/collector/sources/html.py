@@ -8,10 +8,11 @@ validators are cleared so the next fetch reads the list again instead of getting
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from qingfeng.v1 import source_pb2
+from qingfeng.v1 import post_pb2, source_pb2
 
 from services.collector.fetch import FetchError, FetchResponse, Politeness
 from services.collector.ports import FetchState
@@ -21,9 +22,11 @@ from services.collector.sources.base import (
     Outcome,
     SourceContext,
     emit_all,
+    rejected,
     rejected_for_fetch_error,
 )
 from services.collector.sources.html_extract import HtmlRules, RulesError, extract_article, parse_list_page
+from services.collector.sources.text import TooDeep
 
 __all__ = ["HtmlSource"]
 
@@ -79,7 +82,14 @@ class HtmlSource:
             text = await self._decode(run, response)
             if text is None:
                 return
-            page = parse_list_page(text, response.url, run.rules, run.source, collected_at=self._ctx.now())
+            # In a worker thread: even bounded (TooDeep), a large page is CPU the event loop should not wait for.
+            try:
+                page = await asyncio.to_thread(
+                    parse_list_page, text, response.url, run.rules, run.source, collected_at=self._ctx.now()
+                )
+            except TooDeep as err:
+                await self._too_deep(run, response, err)
+                return
             if not page.links and not page.inline:
                 run.failures.append(f"no items match {run.rules.item_selector!r} on {response.url}")
             await self._send(run, [*page.inline, *page.rejects])
@@ -97,9 +107,22 @@ class HtmlSource:
         if response is None:
             return
         text = await self._decode(run, response)
-        if text is not None:
-            items = extract_article(text, response.url, run.rules, run.source, collected_at=self._ctx.now())
-            await self._send(run, items)
+        if text is None:
+            return
+        try:
+            items = await asyncio.to_thread(
+                extract_article, text, response.url, run.rules, run.source, collected_at=self._ctx.now()
+            )
+        except TooDeep as err:
+            await self._too_deep(run, response, err)
+            return
+        await self._send(run, items)
+
+    async def _too_deep(self, run: _Run, response: FetchResponse, err: TooDeep) -> None:
+        """A page nested too deeply to parse: a failure of this page, and a dead letter with its first bytes."""
+        run.failures.append(f"{response.url}: {err}")
+        reason = post_pb2.DEAD_LETTER_REASON_MALFORMED
+        await self._send(run, [rejected(run.source, reason, str(err), response.body[:4096], response.url)])
 
     async def _get(self, run: _Run, url: str, state: FetchState | None) -> FetchResponse | None:
         """One page; a failure is recorded (and dead-lettered when it is about the content) and gives None."""

@@ -16,7 +16,7 @@ from qingfeng.v1 import post_pb2, source_pb2
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from services.collector.sources.base import Item, is_news_site, new_post, rejected, set_time
-from services.collector.sources.text import node_text
+from services.collector.sources.text import node_text, parse_html
 from services.collector.sources.timeparse import parse_time
 
 __all__ = ["HtmlRules", "ListPage", "RulesError", "extract_article", "parse_list_page"]
@@ -117,7 +117,7 @@ def parse_list_page(
     text: str, page_url: str, rules: HtmlRules, source: source_pb2.Source, *, collected_at: datetime
 ) -> ListPage:
     """Split a list page into article links (with ``link_selector``) or inline posts (without it)."""
-    tree = LexborHTMLParser(text)
+    tree = parse_html(text)
     links: list[str] = []
     inline: list[Item] = []
     rejects: list[Item] = []
@@ -231,7 +231,7 @@ def extract_article(
     text: str, url: str, rules: HtmlRules, source: source_pb2.Source, *, collected_at: datetime
 ) -> list[Item]:
     """The article on a page followed by its comments; a page without the configured body is one ``Rejected``."""
-    tree = LexborHTMLParser(text)
+    tree = parse_html(text)
     invalid = post_pb2.DEAD_LETTER_REASON_INVALID
     title = _text_of(tree, rules.title_selector) if rules.title_selector else _text_of(tree, "title")
     body_node = _select_first(tree, rules.body_selector or "article") or (None if rules.body_selector else tree.body)

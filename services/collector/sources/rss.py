@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from qingfeng.v1 import post_pb2, source_pb2
-from selectolax.lexbor import LexborHTMLParser, SelectolaxError
+from selectolax.lexbor import SelectolaxError
 
 from services.collector.fetch import FetchError, Politeness
 from services.collector.ports import FetchState
@@ -31,7 +31,7 @@ from services.collector.sources.base import (
     rejected_for_fetch_error,
     set_time,
 )
-from services.collector.sources.text import clean_text, html_to_text, node_text
+from services.collector.sources.text import TooDeep, clean_text, html_to_text, node_text, parse_html
 from services.collector.sources.timeparse import parse_time
 
 __all__ = ["FeedError", "RssSource", "parse_feed", "read_feed"]
@@ -250,8 +250,8 @@ class RssSource:
                 continue
             try:
                 page = await self._ctx.fetcher.get(post.url, politeness=polite)
-                node = LexborHTMLParser(page.text()).css_first(selector)
-            except FetchError as err:
+                node = parse_html(page.text()).css_first(selector)
+            except (FetchError, TooDeep) as err:
                 failures.append(str(err))
                 continue
             except SelectolaxError:
