@@ -4,12 +4,13 @@ gRPC and runs three loops: the publication-request consumer, the delivery worker
 from __future__ import annotations
 
 import asyncio
-import importlib
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from qingfeng.kafka import (
     PUBLICATION_REQUESTS,
     PUBLICATIONS,
@@ -30,6 +31,7 @@ from services.publisher.adapters.kafka import OutboxSender
 from services.publisher.adapters.policy_yaml import load_policies
 from services.publisher.adapters.sql import SqlStore
 from services.publisher.application import Publisher, Topics
+from services.publisher.channels import ChannelBuilder, FeedSettings, SqlFeedStore, feed_app
 from services.publisher.consumer import RequestConsumer
 from services.publisher.core.delivery import RetryPolicy
 from services.publisher.core.policy import Policies
@@ -45,16 +47,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_publisher"
 
 
-def _default_factory() -> ChannelFactory:
-    # The adapters live in services/publisher/channels (built against ports.py); imported at start, not import time.
-    module = importlib.import_module("services.publisher.channels")
-    factory: ChannelFactory = module.build_channel
-    return factory
-
-
-def build_channels(policies: Policies, factory: ChannelFactory | None = None) -> dict[str, ChannelAdapter]:
+def build_channels(policies: Policies, factory: ChannelFactory) -> dict[str, ChannelAdapter]:
     """One adapter per enabled channel of the policy; a bad channel configuration stops the start."""
-    build = factory or _default_factory()
+    build = factory
     return {
         rule.id: build(ChannelConfig(id=rule.id, kind=rule.kind, options=dict(rule.options)))
         for rule in policies.channels.values()
@@ -88,9 +83,11 @@ async def run(
     authenticate = credential_interceptor(settings.identity, env_prefix="QF_PUBLISHER_")  # no trust, no start
     p = settings.policies
     policies = load_policies(p.templates_file, p.signoff_file, p.channels_file)
-    adapters = dict(channels) if channels is not None else build_channels(policies, channel_factory)
     await run_migrations(settings.database.url.get_secret_value(), MIGRATIONS, VERSION_TABLE)
     engine = create_engine(settings.database, application_name="qingfeng-publisher")
+    feed_store = SqlFeedStore(engine)
+    factory = channel_factory or ChannelBuilder(feed_store=feed_store)
+    adapters = dict(channels) if channels is not None else build_channels(policies, factory)
     topics = settings.topics
     await ensure_topics(settings.kafka, topic_specs_for(settings))
     producer = Producer(settings.kafka)
@@ -113,6 +110,16 @@ async def run(
     async def relay(stop: asyncio.Event) -> None:
         await run_relay(store.sessions, send, stop, batch_size=settings.relay_batch, idle_s=settings.relay_idle_s)
 
+    async def serve_feed(stop: asyncio.Event) -> None:
+        await _serve_feed(settings, policies, feed_store, stop)
+
+    async def close_channels() -> None:
+        for adapter in adapters.values():
+            close = getattr(adapter, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+
     servicer = PublisherServicer(publisher)
     services: list[tuple[Any, Callable[[Any], None]]] = [
         (
@@ -125,7 +132,30 @@ async def run(
     await run_until_stopped(
         server,
         readiness=[kafka_ready(settings.kafka), sql_ready(engine)],
-        background=[consume, deliver, relay],
-        cleanups=[engine.dispose, producer.stop],
+        background=[consume, deliver, relay, serve_feed],
+        cleanups=[close_channels, engine.dispose, producer.stop],
         grace_s=settings.grpc.shutdown_grace_s,
     )
+
+
+async def _serve_feed(
+    settings: PublisherSettings, policies: Policies, store: SqlFeedStore, stop: asyncio.Event
+) -> None:
+    """Serve the first enabled feed channel's Atom feed until ``stop`` (nothing when none or port 0)."""
+    feed = next((c for c in policies.channels.values() if c.kind == "feed" and c.enabled), None)
+    if feed is None or settings.feed.port == 0:
+        await stop.wait()
+        return
+    config = uvicorn.Config(
+        feed_app(store, FeedSettings.model_validate(dict(feed.options))),
+        host=settings.feed.host,
+        port=settings.feed.port,
+        log_config=None,
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    _log.info("feed of %s at http://%s:%s/feed.atom", feed.id, settings.feed.host, settings.feed.port)
+    await stop.wait()
+    server.should_exit = True
+    await task

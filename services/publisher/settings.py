@@ -22,7 +22,7 @@ from qingfeng.settings import (
 
 from services.publisher.adapters.policy_yaml import CHANNELS_FILE, SIGNOFF_FILE, TEMPLATES_FILE
 
-__all__ = ["DeliverySettings", "PolicySettings", "PublisherSettings", "PublisherTopics"]
+__all__ = ["DeliverySettings", "FeedServerSettings", "PolicySettings", "PublisherSettings", "PublisherTopics"]
 
 
 class _Group(BaseModel):
@@ -57,6 +57,14 @@ class DeliverySettings(_Group):
     lease_s: float = Field(default=60.0, gt=0)
 
 
+class FeedServerSettings(_Group):
+    """The HTTP server of the website's Atom feed (the feed channel's entries), at ``/feed.atom``."""
+
+    host: str = "127.0.0.1"
+    # 0 serves no feed (the entries are still kept).
+    port: int = Field(default=50065, ge=0, le=65535)
+
+
 class PublisherSettings(ServiceSettings):
     model_config: ClassVar[SettingsConfigDict] = service_settings_config("QF_PUBLISHER_")
 
@@ -67,6 +75,7 @@ class PublisherSettings(ServiceSettings):
     topics: PublisherTopics = PublisherTopics()
     policies: PolicySettings = PolicySettings()
     delivery: DeliverySettings = DeliverySettings()
+    feed: FeedServerSettings = FeedServerSettings()
     # Consumer group of the publication-request consumer.
     group_id: str = "publisher"
     # Outbox relay: rows per batch and the pause when drained.

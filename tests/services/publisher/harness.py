@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from qingfeng.storage import build_engine, outbox_table, run_migrations, verify_chain
@@ -17,6 +17,7 @@ from services.publisher.app import MIGRATIONS, VERSION_TABLE
 from services.publisher.application import Publisher, Topics
 from services.publisher.core.delivery import RetryPolicy
 from services.publisher.core.model import Actor, Decision, Draft, Kind
+from services.publisher.core.policy import Policies
 from services.publisher.worker import DeliveryWorker
 from tests.services.publisher.fakes import Clock, FakeChannel, FakePlatform
 
@@ -64,6 +65,13 @@ class Harness:
             return [r.action for r in await read_audit(s, limit=10_000)]
 
 
+def enabled_policies() -> Policies:
+    """The shipped policies with the microblog channels enabled (they ship disabled until given their tokens)."""
+    policies = load_policies()
+    channels = {cid: replace(rule, enabled=True) for cid, rule in policies.channels.items()}
+    return replace(policies, channels=channels)
+
+
 @asynccontextmanager
 async def harness(
     db_url: str, *, platform: FakePlatform | None = None, clock: Clock | None = None, topics: Topics | None = None
@@ -75,7 +83,7 @@ async def harness(
     clock = clock or Clock()
     channels = {cid: FakeChannel(platform) for cid in CHANNELS}
     store = SqlStore(engine)
-    publisher = Publisher(store, load_policies(), channels, clock=clock, topics=topics or Topics())
+    publisher = Publisher(store, enabled_policies(), channels, clock=clock, topics=topics or Topics())
     try:
         yield Harness(publisher, DeliveryWorker(publisher, RETRY), store, clock, platform, channels)
     finally:
