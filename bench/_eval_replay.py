@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import re
 import unicodedata
-import zlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -84,8 +83,10 @@ def event_split(event_ids: Sequence[str], how: str, seed: int) -> tuple[set[str]
     their id; 'year:YYYY' = source posts before YYYY calibrate, the rest report (the caller passes 'year:…' ids
     as 'YYYY|event_id' strings, see grading_eval)."""
     if how == "event":
-        calib = {e for e in event_ids if zlib.crc32(f"{seed}:{e}".encode()) % 2 == 0}
-        return calib, set(event_ids) - calib, f"seeded half of the events (crc32(seed {seed}, event_id) even)"
+        ids = sorted(event_ids)
+        random.Random(seed).shuffle(ids)
+        calib = set(ids[: len(ids) // 2])
+        return calib, set(event_ids) - calib, f"a seeded random half of the events (seed {seed})"
     if how.startswith("year:"):
         year = how.split(":", 1)[1]
         calib = {e for e in event_ids if e.split("|", 1)[0] < year}
