@@ -61,6 +61,8 @@ def _specs(settings: CoordinatorSettings) -> list[TopicSpec]:
         (t.publication_requests, "qingfeng.publication-requests.v1"),
         (t.deadletter, "qingfeng.deadletter.v1"),
     ]
+    if t.audit:
+        pairs.append((t.audit, "qingfeng.audit.v1"))
     return [
         TopicSpec(name, standard[kind].partitions, standard[kind].replication, dict(TOPICS[kind]))
         for name, kind in pairs
@@ -124,7 +126,7 @@ async def build(settings: CoordinatorSettings, *, clock: Clock = system_clock) -
         cleanups.append(producer.stop)
         t = settings.topics
         node = settings.node_name or f"{socket.gethostname()}:{os.getpid()}"
-        store = SqlStore(engine, OutboxTopics(t.cases, t.tasks, t.publication_requests), node=node)
+        store = SqlStore(engine, OutboxTopics(t.cases, t.tasks, t.publication_requests, t.audit), node=node)
         handling = Handling(store, policies)
         dead_letters = DeadLetterSender(producer, source="coordinator", topic=t.deadletter)
         consumer = InputConsumer(settings.kafka, t, settings.consumer, handling, dead_letters, clock)

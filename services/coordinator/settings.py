@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
-from qingfeng.kafka import ALERTS, CASES, DEADLETTER, EVENTS, PUBLICATION_REQUESTS, PUBLICATIONS, TASKS
+from qingfeng.kafka import ALERTS, AUDIT, CASES, DEADLETTER, EVENTS, PUBLICATION_REQUESTS, PUBLICATIONS, TASKS
 from qingfeng.settings import (
     DatabaseSettings,
     GrpcSettings,
@@ -38,6 +38,8 @@ class CoordinatorTopics(_Group):
     cases: str = CASES
     tasks: str = TASKS
     publication_requests: str = PUBLICATION_REQUESTS
+    # The stream copy of the audit log (every record, keyed by the audited entity); empty: not streamed.
+    audit: str = AUDIT
     deadletter: str = DEADLETTER
 
 

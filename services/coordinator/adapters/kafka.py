@@ -18,6 +18,7 @@ __all__ = ["OutboxSender"]
 _TYPES: Final[dict[str, type[Message]]] = {
     "qingfeng.v1.Case": case_pb2.Case,
     "qingfeng.v1.Task": case_pb2.Task,
+    "qingfeng.v1.AuditRecord": case_pb2.AuditRecord,
     "qingfeng.v1.PublicationRequest": publication_request_pb2.PublicationRequest,
 }
 _OWN: Final = ("event-type", "event-id", "content-type", "traceparent", "tracestate")

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from opentelemetry import trace
 from qingfeng.kafka.headers import content_type_for
-from qingfeng.storage import add_to_outbox, append_audit, session_factory
+from qingfeng.storage import AuditRecord, add_to_outbox, append_audit, session_factory
 from qingfeng.v1 import case_pb2, publication_request_pb2
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -50,13 +50,14 @@ from services.coordinator.adapters.sql_schema import (
     tasks_t,
     timers_t,
 )
-from services.coordinator.convert import case_proto, publication_request_proto, task_proto
+from services.coordinator.convert import audit_proto, case_proto, publication_request_proto, task_proto
 from services.coordinator.core.model import Case, Change, Instruction, Meeting, Task, Timer
 
 __all__ = ["CaseFilter", "OutboxTopics", "SqlStore", "TaskFilter", "Unit", "audit_log"]
 
 _CT_CASE: Final = content_type_for(case_pb2.Case())
 _CT_TASK: Final = content_type_for(case_pb2.Task())
+_CT_AUDIT: Final = content_type_for(case_pb2.AuditRecord())
 _CT_PUBLICATIONREQUEST: Final = content_type_for(publication_request_pb2.PublicationRequest())
 
 
@@ -224,7 +225,24 @@ class Unit:
     ) -> None:
         """Reads of restricted data are audited like changes."""
         body = {**(details or {}), "trace_id": _trace_id()}
-        await append_audit(self.session, actor=actor, agency=agency, action=action, target=target, details=body, at=now)
+        record = await append_audit(
+            self.session, actor=actor, agency=agency, action=action, target=target, details=body, at=now
+        )
+        await self._stream_audit(record, now)
+
+    async def _stream_audit(self, record: AuditRecord, now: datetime) -> None:
+        """The record's copy for qingfeng.audit.v1 (keyed by the audited entity), in the same transaction."""
+        if self._topics.audit:
+            await add_to_outbox(
+                self.session,
+                topic=self._topics.audit,
+                key=record.target,
+                event_type="audit.recorded",
+                event_id=f"audit:{record.seq}",
+                payload=audit_proto(record).SerializeToString(),
+                headers={"content-type": _CT_AUDIT},
+                now=now,
+            )
 
     async def apply(self, change: Change, now: datetime) -> None:
         last_seq = 0
@@ -239,6 +257,7 @@ class Unit:
                 details=details,
                 at=now,
             )
+            await self._stream_audit(record, now)
             last_seq = record.seq
         if change.case is not None:
             await self._upsert_case(change.case)

@@ -124,6 +124,7 @@ class OutboxTopics:
     cases: str
     tasks: str
     publication_requests: str
+    audit: str = ""  # the stream copy of the audit log; empty: not streamed
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,12 @@ async def test_alerts_to_cases_tasks_requests_and_back(
         case = await _until(met, "the golden period met")
         assert case.first_response_at == T0 + timedelta(minutes=90) and case.refuted_at == case.first_response_at
         assert case.first_response_due_at == T0 + timedelta(hours=2)
+        async with coordinator.handling.store.unit() as unit:
+            stored = await unit.audit_count()
+        audit = await _read(settings, t.audit, stored)
+        records = [case_pb2.AuditRecord.FromString(r.value) for r in audit]
+        assert sorted({r.seq for r in records})[:stored] == list(range(1, stored + 1))  # every record streamed
+        assert {"case.open", "case.acknowledge", "case.set_disposition"} <= {r.action for r in records}
         dead = await _read(settings, t.deadletter, 1)
         assert dead and dead[0].key == b"junk"
 
