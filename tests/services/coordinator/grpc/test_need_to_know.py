@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
+from google.protobuf.field_mask_pb2 import FieldMask
 import pytest
 from qingfeng.v1 import case_pb2, common_pb2
 
@@ -61,7 +62,7 @@ async def test_partner_sees_only_its_own(live: Running, agency: str) -> None:
         for task_id in foreign_tasks:
             foreign = await _error(stub.CompleteTask(case_pb2.CompleteTaskRequest(task_id=task_id, result="x")))
             _same_answer(foreign, missing_update, task_id, MISSING)
-            mask = {"paths": ["status"]}
+            mask = FieldMask(paths=["status"])
             update = case_pb2.UpdateTaskRequest(
                 task=case_pb2.Task(id=task_id, status=case_pb2.TASK_STATUS_IN_PROGRESS), update_mask=mask
             )

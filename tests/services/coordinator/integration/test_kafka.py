@@ -99,7 +99,9 @@ async def _read(settings: CoordinatorSettings, topic: str, count: int) -> list[A
     return got
 
 
-def _alert(seq: int, level: int, prev: int) -> event_pb2.Alert:
+def _alert(
+    seq: int, level: common_pb2.WarningLevel.ValueType, prev: common_pb2.WarningLevel.ValueType
+) -> event_pb2.Alert:
     alert = event_pb2.Alert(
         id=f"ev-k:{seq}",
         event_id="ev-k",
