@@ -17,7 +17,7 @@ def _billion_laughs() -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_plain_data_loads():
+def test_plain_data_loads() -> None:
     text = "name: x\ncount: 3\nratio: 0.5\nok: true\nnothing: null\nwhen: 2026-01-02\nitems: [a, 1]\nnested: {k: v}\n"
     assert load_yaml(text, source="t.yaml") == {
         "name": "x",
@@ -31,13 +31,13 @@ def test_plain_data_loads():
     }
 
 
-def test_bytes_and_empty_documents():
+def test_bytes_and_empty_documents() -> None:
     assert load_yaml("a: 中文\n".encode(), source="b") == {"a": "中文"}
     assert load_yaml("", source="empty") is None
     assert load_yaml("# only a comment\n", source="empty") is None
 
 
-def test_billion_laughs_is_refused_fast():
+def test_billion_laughs_is_refused_fast() -> None:
     bomb = _billion_laughs()
     assert len(bomb.encode()) <= 600
     # The stock loader would accept it (composing is cheap; constructing is what explodes), so the
@@ -71,7 +71,7 @@ def test_billion_laughs_is_refused_fast():
         ("a: " + "1" * 5000 + "\n", 1, "bad value"),
     ],
 )
-def test_refusals_name_source_and_line(text, line, message):
+def test_refusals_name_source_and_line(text: str, line: int, message: str) -> None:
     with pytest.raises(SafeYamlError) as err:
         load_yaml(text, source="policy.yaml")
     assert isinstance(err.value, ValueError)
@@ -81,7 +81,7 @@ def test_refusals_name_source_and_line(text, line, message):
     assert str(err.value).startswith(f"policy.yaml: line {line}:")
 
 
-def test_size_limit_is_checked_before_parsing():
+def test_size_limit_is_checked_before_parsing() -> None:
     with pytest.raises(SafeYamlError, match=r"^big.yaml: larger than 100 bytes$"):
         load_yaml("a: " + "x" * 100, source="big.yaml", max_bytes=100)
     # Multi-byte characters count as bytes, not characters.
@@ -92,19 +92,19 @@ def test_size_limit_is_checked_before_parsing():
     assert load_yaml("a: " + "x" * 90, source="ok.yaml", max_bytes=100) == {"a": "x" * 90}
 
 
-def test_default_size_limit_is_256_kib():
+def test_default_size_limit_is_256_kib() -> None:
     text = "a: '" + "x" * (256 * 1024) + "'\n"
     with pytest.raises(SafeYamlError, match="larger than 262144 bytes"):
         load_yaml(text, source="big.yaml")
 
 
-def test_deep_nesting_is_refused_not_a_recursion_error():
+def test_deep_nesting_is_refused_not_a_recursion_error() -> None:
     with pytest.raises(SafeYamlError, match="nested deeper than 64 levels"):
         load_yaml("[" * 50_000, source="deep.yaml")
     assert load_yaml("[" * 10 + "]" * 10, source="ok.yaml") == [[[[[[[[[[]]]]]]]]]]
 
 
-def test_compose_keeps_positions_and_applies_the_same_refusals():
+def test_compose_keeps_positions_and_applies_the_same_refusals() -> None:
     node = compose_yaml("a:\n  b: 1\n", source="c.yaml")
     assert isinstance(node, yaml.MappingNode)
     assert node.value[0][1].start_mark.line == 1
@@ -113,7 +113,7 @@ def test_compose_keeps_positions_and_applies_the_same_refusals():
         compose_yaml("a: 1\nb: *x\n", source="c.yaml")
 
 
-def test_the_grading_policy_loader_refuses_the_bomb_with_its_line():
+def test_the_grading_policy_loader_refuses_the_bomb_with_its_line() -> None:
     from services.grader.adapters.policy_yaml import PolicyLoadError, load_policy
 
     started = time.perf_counter()
@@ -123,7 +123,7 @@ def test_the_grading_policy_loader_refuses_the_bomb_with_its_line():
     assert err.value.errors[0].line == 1 and "anchors are not allowed" in err.value.errors[0].message
 
 
-def test_the_trust_file_parser_refuses_anchors():
+def test_the_trust_file_parser_refuses_anchors() -> None:
     from qingfeng.rpc.credentials import TrustConfigError, parse_trust
 
     with pytest.raises(TrustConfigError, match=r"^trust.yaml: line 1: anchors are not allowed"):

@@ -10,7 +10,7 @@ the loopback address is refused like any other internal address. Needs no stack,
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import httpcore
@@ -92,7 +92,9 @@ class Site:
 
 def _app(site: Site) -> web.Application:
     @web.middleware
-    async def record(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+    async def record(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         site.requests.append((request.path_qs, dict(request.headers)))
         return await handler(request)
 
