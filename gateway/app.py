@@ -204,9 +204,15 @@ def build_gateway(settings: GatewaySettings, policy: PolicySource, signer: Crede
         service: aio_channel(address, settings.upstream_tls, options=options, interceptors=_client_interceptors())
         for service, address in upstream_services(settings).items()
     }
+    # Client streams (ImportPosts) go over channels without the tracing interceptor: it blocks writes (proxy.py).
+    stream_channels = {
+        service: aio_channel(address, settings.upstream_tls, options=options)
+        for service, address in upstream_services(settings).items()
+    }
     proxy = proxy_handler(
         channels,
         signer,
+        stream_upstreams=stream_channels,
         item_limiter=item_limiter,
         default_timeout_s=limits.upstream_timeout_s,
         stream_item_wait_s=settings.rate_limit.stream_item_wait_s,
@@ -228,7 +234,7 @@ def build_gateway(settings: GatewaySettings, policy: PolicySource, signer: Crede
     grpc_server = build_server(settings.grpc, services=services, interceptors=[guard])
 
     async def close_channels() -> None:
-        await asyncio.gather(*(channel.close() for channel in channels.values()))
+        await asyncio.gather(*(channel.close() for channel in (*channels.values(), *stream_channels.values())))
 
     return Gateway(
         grpc_server=grpc_server,

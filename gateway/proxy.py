@@ -19,7 +19,10 @@ Limits at the edge:
 
 A client stream is forwarded by writing to the upstream call from the handler's own task (never by handing the
 upstream call our request iterator): when the upstream aborts mid-stream, the partner then gets the upstream's code
-and message instead of INTERNAL.
+and message instead of INTERNAL. Client streams go over ``stream_upstreams`` (channels without client
+interceptors) when given: OpenTelemetry's asyncio client interceptor waits for a client stream's status before
+handing out the call, so writing to an intercepted call would wait for ever. Tracing is skipped for those calls
+and the gateway's own span context is injected into their metadata instead, so the trace still continues.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from typing import Any
 import grpc
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from grpc._cython import cygrpc
+from opentelemetry import propagate
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from qingfeng.rpc import CREDENTIAL_HEADER, CredentialSigner
 
 from gateway.interceptors import current_identity
@@ -65,28 +70,38 @@ class _TooLarge(Exception):
 
 
 def identity_metadata(
-    context: grpc.aio.ServicerContext, signer: CredentialSigner, method: str
+    context: grpc.aio.ServicerContext, signer: CredentialSigner, method: str, *, own_trace: bool = False
 ) -> list[tuple[str, str]]:
-    """Metadata for the upstream call: a credential for the caller's identity plus trace headers it sent."""
+    """Metadata for the upstream call: a credential for the caller's identity plus trace headers it sent (or, with
+    ``own_trace``, the gateway's current span context in their place)."""
     identity = current_identity.get()
     metadata: list[tuple[str, str]] = []
     if identity is not None:
         token = signer.mint(method, principal=identity.name, agency=identity.agency, roles=identity.roles)
         metadata.append((CREDENTIAL_HEADER, token))
+    carrier: dict[str, str] = {}
+    if own_trace:
+        propagate.inject(carrier)
     for key, value in context.invocation_metadata() or ():
-        if key in _FORWARDED_HEADERS:
+        if key in _FORWARDED_HEADERS and key not in carrier:
             metadata.append((key, value))
+    metadata.extend((key, value) for key, value in carrier.items() if key in _FORWARDED_HEADERS)
     return metadata
 
 
 def _call_options(
-    context: grpc.aio.ServicerContext, signer: CredentialSigner, method: str, default_timeout_s: float
+    context: grpc.aio.ServicerContext,
+    signer: CredentialSigner,
+    method: str,
+    default_timeout_s: float,
+    *,
+    own_trace: bool = False,
 ) -> dict[str, Any]:
     """The caller's deadline (or the default) and identity for the upstream call."""
     remaining = context.time_remaining()
     return {
         "timeout": default_timeout_s if remaining is None else max(remaining, 0.0),
-        "metadata": identity_metadata(context, signer, method),
+        "metadata": identity_metadata(context, signer, method, own_trace=own_trace),
     }
 
 
@@ -211,11 +226,18 @@ def _method_handler(
     forwarder: _Forwarder,
     default_timeout_s: float,
     max_bytes: int,
+    stream_channel: grpc.aio.Channel,
 ) -> grpc.RpcMethodHandler:
     client_stream, server_stream = method.client_streaming, method.server_streaming
 
     def options(context: grpc.aio.ServicerContext) -> dict[str, Any]:
         return _call_options(context, signer, path, default_timeout_s)
+
+    def open_stream(multicallable: Any, context: grpc.aio.ServicerContext) -> Any:
+        """A client-streaming upstream call to write to, with tracing interceptors stepping aside (see above)."""
+        opts = _call_options(context, signer, path, default_timeout_s, own_trace=True)
+        with suppress_instrumentation():
+            return multicallable(**opts)
 
     if not client_stream and not server_stream:
         call = channel.unary_unary(path)
@@ -231,11 +253,11 @@ def _method_handler(
 
         return grpc.unary_unary_rpc_method_handler(unary_unary)
     if client_stream and not server_stream:
-        call_su = channel.stream_unary(path)
+        call_su = stream_channel.stream_unary(path)
 
         async def stream_unary(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> Any:
-            await _ensure_ready(channel, context, path)
-            upstream = call_su(**options(context))
+            await _ensure_ready(stream_channel, context, path)
+            upstream = open_stream(call_su, context)
             try:
                 async with _relaying(context):
                     await forwarder.forward(requests, upstream, max_bytes)
@@ -259,11 +281,11 @@ def _method_handler(
                 await _relay_trailing(context, upstream)
 
         return grpc.unary_stream_rpc_method_handler(unary_stream)
-    call_ss = channel.stream_stream(path)
+    call_ss = stream_channel.stream_stream(path)
 
     async def stream_stream(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        await _ensure_ready(channel, context, path)
-        upstream = call_ss(**options(context))
+        await _ensure_ready(stream_channel, context, path)
+        upstream = open_stream(call_ss, context)
         writer = asyncio.create_task(forwarder.forward(requests, upstream, max_bytes))
         try:
             async with _relaying(context):
@@ -287,12 +309,14 @@ def proxy_handler(
     stream_item_wait_s: float = 1.0,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     method_max_request_bytes: Mapping[str, int] | None = None,
+    stream_upstreams: Mapping[ServiceDescriptor, grpc.aio.Channel] | None = None,
 ) -> grpc.GenericRpcHandler:
     """One generic handler serving every method of every upstream service over its channel.
 
     ``item_limiter`` counts every item of a client stream per identity; an item waits at most
     ``stream_item_wait_s`` for its token. ``default_timeout_s`` is the deadline of an upstream call whose caller
     set none. ``method_max_request_bytes`` (full method path -> bytes) overrides ``max_request_bytes`` per method.
+    ``stream_upstreams`` are channels to the same services without client interceptors, for client streams.
     """
     forwarder = _Forwarder(item_limiter, stream_item_wait_s)
     per_method = dict(method_max_request_bytes or {})
@@ -308,6 +332,7 @@ def proxy_handler(
                 forwarder=forwarder,
                 default_timeout_s=default_timeout_s,
                 max_bytes=per_method.get(path, max_request_bytes),
+                stream_channel=(stream_upstreams or {}).get(service, channel),
             )
 
     class _Proxy(grpc.GenericRpcHandler):  # type: ignore[misc]

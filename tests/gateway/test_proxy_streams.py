@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import grpc
 import pytest
+from opentelemetry.instrumentation.grpc import aio_client_interceptors
 from qingfeng.rpc import CredentialInterceptor
 from qingfeng.v1 import case_pb2, case_pb2_grpc, source_pb2, source_pb2_grpc
 
@@ -30,10 +31,12 @@ class _Collector(source_pb2_grpc.CollectorServiceServicer):
     abort_at: int = 1
     received: int = 0
     deadlines: list[float | None] = field(default_factory=list)
+    traceparents: list[str] = field(default_factory=list)
 
     async def ImportPosts(self, requests: AsyncIterator[source_pb2.ImportPostsRequest], context: object) -> object:
         ctx: grpc.aio.ServicerContext = context  # type: ignore[assignment]
         self.deadlines.append(ctx.time_remaining())
+        self.traceparents += [v for k, v in ctx.invocation_metadata() or () if k == "traceparent"]
         if self.abort_at == 0:
             await ctx.abort(grpc.StatusCode.NOT_FOUND, "source 'nope' not found")
         async for request in requests:
@@ -69,6 +72,7 @@ async def start(policy: AccessPolicy) -> AsyncIterator[Start]:
         wait_s: float = 1.0,
         max_bytes: int = 512 * 1024,
         per_method: dict[str, int] | None = None,
+        separate_streams: bool = True,
     ) -> grpc.aio.Channel:
         upstream = grpc.aio.server(interceptors=[CredentialInterceptor(TRUST)])
         if isinstance(servicer, source_pb2_grpc.CollectorServiceServicer):
@@ -79,7 +83,10 @@ async def start(policy: AccessPolicy) -> AsyncIterator[Start]:
             descriptor = COORDINATOR
         port = upstream.add_insecure_port("127.0.0.1:0")
         await upstream.start()
-        to_upstream = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        # As in the gateway: the channel for unary calls has the tracing interceptors, client streams a plain one.
+        address = f"127.0.0.1:{port}"
+        to_upstream = grpc.aio.insecure_channel(address, interceptors=aio_client_interceptors())
+        plain = grpc.aio.insecure_channel(address) if separate_streams else to_upstream
         calls = RateLimiter(rate_per_s=1000.0, burst=1000)
         gateway = grpc.aio.server(interceptors=[GuardInterceptor(policy, calls)])
         proxy = proxy_handler(
@@ -90,13 +97,14 @@ async def start(policy: AccessPolicy) -> AsyncIterator[Start]:
             stream_item_wait_s=wait_s,
             max_request_bytes=max_bytes,
             method_max_request_bytes=per_method,
+            stream_upstreams={descriptor: plain},
         )
         gateway.add_generic_rpc_handlers((proxy,))
         gateway_port = gateway.add_insecure_port("127.0.0.1:0")
         await gateway.start()
         client = grpc.aio.insecure_channel(f"127.0.0.1:{gateway_port}")
         servers.extend((upstream, gateway))
-        channels.extend((to_upstream, client))
+        channels.extend((to_upstream, plain, client))
         return client
 
     yield run
@@ -128,9 +136,15 @@ async def test_an_aborted_stream_reaches_the_partner_with_the_upstreams_code(
     assert err.value.details() == "source 'nope' not found"
 
 
-async def test_a_stream_within_its_rate_goes_through(start: Start, tokens: dict[str, str]) -> None:
+@pytest.mark.parametrize("separate_streams", [True, False])
+async def test_a_stream_within_its_rate_goes_through(
+    start: Start, tokens: dict[str, str], separate_streams: bool
+) -> None:
+    """Also over a channel with the tracing interceptors only: they step aside instead of blocking the writes."""
     collector = _Collector(abort_at=-1)
-    channel = await start(collector, limiter=RateLimiter(rate_per_s=1e6, burst=10_000))
+    channel = await start(
+        collector, limiter=RateLimiter(rate_per_s=1e6, burst=10_000), separate_streams=separate_streams
+    )
     reply = await source_pb2_grpc.CollectorServiceStub(channel).ImportPosts(
         _items(500), metadata=_bearer(tokens["office"]), timeout=10
     )
@@ -224,3 +238,14 @@ async def test_each_stream_item_is_size_limited(start: Start, tokens: dict[str, 
         )
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert collector.received <= 1
+
+
+async def test_a_stream_continues_the_callers_trace(start: Start, tokens: dict[str, str]) -> None:
+    collector = _Collector(abort_at=-1)
+    channel = await start(collector, limiter=RateLimiter(rate_per_s=1e6, burst=1000))
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    await source_pb2_grpc.CollectorServiceStub(channel).ImportPosts(
+        _items(2), metadata=(*_bearer(tokens["office"]), ("traceparent", traceparent)), timeout=5
+    )
+    [seen] = collector.traceparents
+    assert seen.split("-")[1] == "4bf92f3577b34da6a3ce929d0e0e4736"
