@@ -20,6 +20,7 @@ __all__ = ["add_validate_arguments", "validate"]
 
 _MODULE = "services.grader.validate_policy"
 _COORDINATOR_MODULE = "services.coordinator.validate_policy"
+_PUBLISHER_MODULE = "services.publisher.validate_policy"
 
 
 def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +36,8 @@ def _module_for(target: str) -> str:
         return _MODULE  # the grader's validator reports the unreadable file
     if re.search(r"^kind:\s*[\"']?coordinator-", head, re.MULTILINE):
         return _COORDINATOR_MODULE
+    if re.search(r"^kind:\s*[\"']?publisher-", head, re.MULTILINE):
+        return _PUBLISHER_MODULE
     return _MODULE
 
 
