@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for error in err.errors:
             print(error)
         return 1
-    print(f"OK {kind} {head['version']}: {summary}")  # type: ignore[index]
+    print(f"OK {kind} {head['version']}: {summary}")
     return 0
 
 
