@@ -128,3 +128,10 @@ def test_the_trust_file_parser_refuses_anchors() -> None:
 
     with pytest.raises(TrustConfigError, match=r"^trust.yaml: line 1: anchors are not allowed"):
         parse_trust("version: &v 1\nissuers: []\n", source="trust.yaml")
+
+
+def test_the_grading_policy_loader_refuses_oversized_text() -> None:
+    from services.grader.adapters.policy_yaml import MAX_POLICY_BYTES, PolicyLoadError, load_policy
+
+    with pytest.raises(PolicyLoadError, match=f"larger than {MAX_POLICY_BYTES} bytes"):
+        load_policy("kind: grading-policy\n" + "# padding\n" * (MAX_POLICY_BYTES // 10), source="big.yaml")
