@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
-from google.protobuf.field_mask_pb2 import FieldMask
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from qingfeng.v1 import case_pb2, common_pb2
 
 from services.coordinator.convert import agency_key
