@@ -271,6 +271,9 @@ class Pipeline:
             problem = (_TOO_LARGE, f"title has {len(post.title)} characters, the limit is {limits.max_title_chars}")
         elif min(post.reposts, post.comments, post.likes, post.views, post.author.followers) < 0:
             problem = (_INVALID, "engagement counts must not be negative")
+        elif bad_time := _invalid_timestamp(post):
+            # Out of Timestamp's range (years 1-9999) or bad nanos: converting it would raise for the whole batch.
+            problem = (_INVALID, bad_time)
         elif post.created_at.seconds > now.timestamp() + _FUTURE_TOLERANCE.total_seconds():
             problem = (_INVALID, f"created_at {post.created_at.ToJsonString()} is in the future")
         if problem is None:
@@ -337,3 +340,17 @@ class Pipeline:
             event_id=spec.event_id,
             extra_headers=((ORIGINAL_TOPIC, self._topics.posts.encode("utf-8")),),
         )
+
+
+# google.protobuf.Timestamp's valid range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+_MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
+
+
+def _invalid_timestamp(post: post_pb2.Post) -> str:
+    """Why a time of ``post`` is not a valid Timestamp ("" when both are fine)."""
+    for name in ("created_at", "collected_at"):
+        if post.HasField(name):
+            value = getattr(post, name)
+            if not (_MIN_SECONDS <= value.seconds <= _MAX_SECONDS and 0 <= value.nanos < 1_000_000_000):
+                return f"{name} is not a valid time (seconds={value.seconds}, nanos={value.nanos})"
+    return ""

@@ -413,3 +413,32 @@ async def test_api_page_with_one_hostile_status_yields_the_others(kind: str) -> 
     assert len(collected.posts) == GOOD - 1
     (bad,) = collected.rejected
     assert bad.reason == post_pb2.DEAD_LETTER_REASON_INVALID
+
+
+# -- ImportPosts' Post messages: protobuf timestamps out of range --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "seconds", "nanos"),
+    [
+        ("created_at", 2**62, 0),
+        ("created_at", -(2**62), 0),
+        ("created_at", 253_402_300_800, 0),  # 10000-01-01
+        ("created_at", -62_135_596_801, 0),  # before year 1
+        ("created_at", 1_700_000_000, -1),
+        ("created_at", 1_700_000_000, 1_000_000_000),
+        ("collected_at", 2**62, 0),
+    ],
+)
+async def test_a_post_with_an_invalid_timestamp_is_rejected_alone(field: str, seconds: int, nanos: int) -> None:
+    from tests.services.collector.fakes import FakeProducer
+    from tests.services.collector.harness import pipeline_over
+
+    bad = post_pb2.Post(id="import:x:1", source_id="import", text="坏时间")
+    getattr(bad, field).seconds = seconds
+    getattr(bad, field).nanos = nanos
+    good = post_pb2.Post(id="import:x:2", source_id="import", text="好帖子")
+    report = await pipeline_over(FakeProducer()).ingest([bad, good])
+    first, second = report.results
+    assert first.rejected is not None and f"{field} is not a valid time" in first.rejected.message
+    assert second.post is not None and second.rejected is None
