@@ -55,6 +55,7 @@ __all__ = [
     "load_access_policy",
     "parse_access_policy",
     "reload_on_sighup",
+    "unknown_grants",
 ]
 
 log = logging.getLogger("gateway.access")
@@ -268,9 +269,15 @@ class PolicyFile:
     """
 
     def __init__(
-        self, path: Path, *, check_interval_s: float = 1.0, clock: Callable[[], float] = time.monotonic
+        self,
+        path: Path,
+        *,
+        check_interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        served: frozenset[str] | None = None,
     ) -> None:
         self.path = path
+        self._served = served
         self._interval = check_interval_s
         self._clock = clock
         self._checked = clock()
@@ -280,6 +287,14 @@ class PolicyFile:
             raise AccessPolicyError(f"{path}: cannot read access policy: {exc.strerror}") from exc
         self.last_error: str | None = None
         self._policy: AccessPolicy = load_access_policy(path)
+        self._warn_unknown(self._policy)
+
+    def _warn_unknown(self, policy: AccessPolicy) -> None:
+        """Log grants of methods the gateway does not serve: harmless, but usually a typo worth fixing."""
+        if self._served is None:
+            return
+        for name, methods in unknown_grants(policy, self._served).items():
+            log.warning("access policy grants %s methods the gateway does not serve: %s", name, ", ".join(methods))
 
     def _stat(self) -> tuple[int, int, int]:
         stat = os.stat(self.path)
@@ -316,6 +331,7 @@ class PolicyFile:
     def _swap(self, policy: AccessPolicy | None) -> AccessPolicy:
         if policy is not None:
             self._policy = policy
+            self._warn_unknown(policy)
             log.info(
                 "access policy reloaded",
                 extra={"policy_version": policy.version, "identities": _count(policy), "path": str(self.path)},
@@ -356,6 +372,16 @@ def reload_on_sighup(source: PolicySource) -> Callable[[asyncio.Event], Coroutin
 
 def current_policy(source: PolicySource) -> AccessPolicy:
     return source.current() if isinstance(source, PolicyFile) else source
+
+
+def unknown_grants(policy: AccessPolicy, served: frozenset[str]) -> dict[str, list[str]]:
+    """Grants naming no method the gateway serves (a typo, or a method since renamed), by identity name."""
+    unknown: dict[str, list[str]] = {}
+    for _, identity in (*policy.identities, *policy.certificates):
+        missing = sorted(identity.grants - served)
+        if missing:
+            unknown[identity.name] = missing
+    return unknown
 
 
 def _match(entries: tuple[tuple[str, Identity], ...], digest: str) -> Identity | None:

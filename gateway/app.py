@@ -38,7 +38,14 @@ from qingfeng.v1 import case_pb2, event_pb2, publication_pb2, search_pb2, search
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from gateway.access import AccessPolicyError, PolicyFile, PolicySource, current_policy, reload_on_sighup
+from gateway.access import (
+    REFLECTION_METHODS,
+    AccessPolicyError,
+    PolicyFile,
+    PolicySource,
+    current_policy,
+    reload_on_sighup,
+)
 from gateway.http import create_app
 from gateway.interceptors import GuardInterceptor
 from gateway.proxy import proxy_handler
@@ -55,6 +62,7 @@ __all__ = [
     "load_policy",
     "load_signer",
     "run",
+    "served_methods",
     "upstream_services",
 ]
 
@@ -77,10 +85,21 @@ def upstream_services(settings: GatewaySettings) -> dict[ServiceDescriptor, str]
     }
 
 
+def served_methods(settings: GatewaySettings) -> frozenset[str]:
+    """Every method path a grant may name: the proxied services', SearchService's and reflection's."""
+    services = [*upstream_services(settings), search_pb2.DESCRIPTOR.services_by_name["SearchService"]]
+    paths = {f"/{service.full_name}/{method.name}" for service in services for method in service.methods}
+    return frozenset({*paths, *REFLECTION_METHODS})
+
+
 def load_policy(settings: GatewaySettings) -> PolicyFile:
     """The access policy file (re-read when it changes), or a ``GatewayConfigError`` naming its variable."""
     try:
-        return PolicyFile(settings.access_policy, check_interval_s=settings.limits.policy_check_interval_s)
+        return PolicyFile(
+            settings.access_policy,
+            check_interval_s=settings.limits.policy_check_interval_s,
+            served=served_methods(settings),
+        )
     except AccessPolicyError as exc:
         raise GatewayConfigError(f"QF_GATEWAY_ACCESS_POLICY: {exc}") from exc
 

@@ -269,7 +269,9 @@ def create_app(
 
     def guard(request: Request, method: str) -> Identity:
         request.state.rpc_method = method
-        peer = f"http:{request.client.host}" if request.client else "http:unknown"
+        # The same key as the gRPC guard's (ipv4:1.2.3.4, ipv6:[::1]): guesses over both count together.
+        host = request.client.host if request.client else "unknown"
+        peer = f"ipv6:[{host}]" if ":" in host else f"ipv4:{host}"
         if failed.blocked(peer):
             raise _HttpError(429, "RESOURCE_EXHAUSTED", "too many failed authentications from this address")
         try:

@@ -186,3 +186,34 @@ def test_rate_limiter_refills_over_time() -> None:
     now[0] = 0.5
     assert limiter.allow("a")
     assert not limiter.allow("a")
+
+
+def test_grants_of_methods_nobody_serves_are_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "access.yaml"
+    typo = POLICY.replace(
+        '"/qingfeng.v1.CoordinatorService/CompleteTask"', '"/qingfeng.v1.CoordinatorService/CompleteTsk"'
+    )
+    _write(path, typo, mtime_ns=1_000_000_000)
+    served = frozenset(
+        {LIST_TASKS, "/qingfeng.v1.CoordinatorService/CompleteTask", "/qingfeng.v1.GraderService/OverrideLevel"}
+    )
+    with caplog.at_level(logging.WARNING, logger="gateway.access"):
+        source = PolicyFile(path, served=served)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "access policy grants police-1 methods the gateway does not serve: /qingfeng.v1.CoordinatorService/CompleteTsk"
+    ]
+    assert authenticate(source.current(), "secret-police").name == "police-1", "a warning, not a refusal"
+
+
+def test_the_gateway_serves_every_method_tokens_provision(tmp_path: Path) -> None:
+    from qingfeng.cli.tokens import provision
+
+    from gateway.access import load_access_policy, unknown_grants
+    from gateway.app import served_methods
+    from gateway.settings import GatewaySettings
+
+    served = served_methods(GatewaySettings(access_policy=tmp_path / "unused.yaml"))
+    assert "/qingfeng.v1.SearchService/SearchPosts" in served
+    assert "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo" in served
+    assert unknown_grants(load_access_policy(provision(tmp_path)), served) == {}

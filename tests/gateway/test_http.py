@@ -175,6 +175,8 @@ async def test_failed_authentications_are_limited_per_address(
         assert guesses == [401, 401, 401, 429, 429]
         # Even the right token waits out the window: a guesser cannot tell a hit from the refusal.
         assert (await http.get("/api/search/posts", headers=_auth(tokens["office"]))).status_code == 429
+    # Keyed like the gRPC guard's peers, so guesses over HTTP and gRPC from one address count together.
+    assert failures.blocked("ipv4:127.0.0.1")
 
 
 async def test_the_callers_trace_continues(
