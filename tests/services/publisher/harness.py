@@ -44,7 +44,7 @@ class Harness:
     async def approved_draft(self, *, level: str = "yellow", channel_ids: tuple[str, ...] = CHANNELS) -> Draft:
         draft = await self.publisher.create_draft(
             AUTHOR, case_id="case-1", kind=Kind.REFUTATION, template_id="refutation.v1", level=level,
-            values={"传言": "某局长被带走", "核查结论": "该局长正常履职"}, channel_ids=channel_ids, event_id="ev-1",
+            values={"事件": "某局长被带走", "核查结论": "该局长正常履职"}, channel_ids=channel_ids, event_id="ev-1",
         )  # fmt: skip
         draft = await self.publisher.submit(AUTHOR, draft.id)
         signers = {"blue": [DIRECTOR], "yellow": [DIRECTOR, DEPUTY], "orange": [DIRECTOR, DEPUTY, SECRETARY]}

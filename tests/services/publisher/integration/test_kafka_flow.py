@@ -81,7 +81,7 @@ async def test_request_to_exactly_one_refutation_with_its_clock(
     async with harness(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}", topics=topics) as h:
         request = publication_request_pb2.PublicationRequest(
             id="req-rumour-1", case_id="case-rumour", event_id="ev-rumour", kind=publication_pb2.DRAFT_KIND_REFUTATION,
-            level=common_pb2.WARNING_LEVEL_YELLOW, facts={"传言": "某局长被带走调查", "核查结论": "该局长正常履职"},
+            level=common_pb2.WARNING_LEVEL_YELLOW, facts={"事件": "某局长被带走调查", "核查结论": "该局长正常履职"},
             playbook_step="false_information.refute", requested_by=common_pb2.Actor(id="coordinator"),
         )  # fmt: skip
         request.requested_at.CopyFrom(timestamp(h.clock.now))

@@ -69,7 +69,7 @@ async def test_the_whole_release_over_grpc(tmp_path: Path) -> None:
             pb.CreateDraftRequest(
                 draft=pb.Draft(case_id="case-7", kind=pb.DRAFT_KIND_REFUTATION, template_id="refutation.v1",
                                level=common_pb2.WARNING_LEVEL_YELLOW, channel_ids=["weibo-qingfeng"]),
-                template_values={"传言": "区长被带走", "核查结论": "区长正常工作"},
+                template_values={"事件": "区长被带走", "核查结论": "区长正常工作"},
             ),
             metadata=who("CreateDraft", "writer", "舆情信息办公室主任"),
         )  # fmt: skip

@@ -152,7 +152,7 @@ async def test_one_draft_per_request_id(db_url: str) -> None:
     async with harness(db_url) as h:
         request = RequestFacts(
             id="req-1", case_id="case-9", event_id="ev-9", kind=Kind.REFUTATION, level="orange",
-            facts={"传言": "x", "核查结论": "y"}, due_at=None, requested_at=h.clock.now, requested_by="coordinator",
+            facts={"事件": "x", "核查结论": "y"}, due_at=None, requested_at=h.clock.now, requested_by="coordinator",
         )  # fmt: skip
         system = Actor("coordinator", None)
         first, created = await h.publisher.create_from_request(request, system)

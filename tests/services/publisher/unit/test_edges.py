@@ -35,7 +35,7 @@ def request(**kw: object) -> publication_request_pb2.PublicationRequest:
         "event_id": "e1",
         "kind": publication_pb2.DRAFT_KIND_REFUTATION,
         "level": common_pb2.WARNING_LEVEL_ORANGE,
-        "facts": {"传言": "x"},
+        "facts": {"事件": "x"},
     }
     base.update(kw)
     return publication_request_pb2.PublicationRequest(**base)  # type: ignore[arg-type]
@@ -48,7 +48,7 @@ def test_request_facts_unpacks_everything() -> None:
     facts = request_facts(message)
     assert (facts.id, facts.case_id, facts.event_id, facts.kind, facts.level) == ("r1", "c1", "e1", Kind.REFUTATION,
                                                                                   "orange")  # fmt: skip
-    assert facts.due_at == NOW + timedelta(hours=24) and facts.requested_at == NOW and facts.facts == {"传言": "x"}
+    assert facts.due_at == NOW + timedelta(hours=24) and facts.requested_at == NOW and facts.facts == {"事件": "x"}
 
 
 @pytest.mark.parametrize(("change", "field"), [({"id": ""}, "id"), ({"case_id": ""}, "case_id"),

@@ -16,7 +16,7 @@ def test_every_kind_has_a_template() -> None:
 
 def test_fill_with_facts_and_defaults() -> None:
     template = POLICIES.templates["refutation.v1"]
-    facts = {**POLICIES.template_defaults, "传言": "某局长被带走", "核查结论": "该局长正常上班"}
+    facts = {**POLICIES.template_defaults, "事件": "某局长被带走", "核查结论": "该局长正常上班"}
     title, body = fill(template, facts)
     assert title == "关于网传“某局长被带走”的说明"
     assert "经市纪委监委核查，该局长正常上班。" in body
@@ -24,7 +24,7 @@ def test_fill_with_facts_and_defaults() -> None:
 
 
 def test_missing_facts_leave_a_visible_marker() -> None:
-    _, body = fill(POLICIES.templates["refutation.v1"], {"传言": "x"})
+    _, body = fill(POLICIES.templates["refutation.v1"], {"事件": "x"})
     assert "【待补充：核查结论】" in body and "【待补充：发布单位】" in body
 
 
