@@ -2,20 +2,22 @@
 
 The replay goes through the public door like a partner would: the gateway's ImportPosts with the analyst's token,
 then the collector (enrichment, dedupe, Kafka, Elasticsearch) and the grader (events, levels, alerts). At the end
-the demo asks the gateway for the hottest events and prints the console URL and the token to paste into it.
+the demo asks the gateway what happened — events by level, the cases the coordinator opened and whom they were routed
+to — and prints the console URL and the token to paste into it.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from qingfeng.cli import import_posts, stack, suite, tokens
+from qingfeng.cli import demo_summary, import_posts, stack, suite, tokens
 from qingfeng.cli._console import CliError, say
 from qingfeng.cli.paths import repo_root, state_dir
 from qingfeng.cli.pki import ca_file
@@ -81,6 +83,19 @@ def _replay(data: Path, limit: int, token_file: Path) -> None:
         raise CliError("the replay failed; see the message above and .qingfeng/logs/", exit_code=code)
 
 
+def _summarise(token_file: Path, state: Path, wait_s: float) -> None:
+    """Events by level and the cases the coordinator opened and routed, asked of the gateway as the analyst."""
+    say("demo", "waiting for the coordinator to open and route the cases")
+    metadata = [("authorization", f"Bearer {token_file.read_text(encoding='utf-8').strip()}")]
+    try:
+        with sync_channel(GATEWAY, ClientTlsSettings(ca_file=ca_file(state))) as channel:
+            summary = demo_summary.collect(channel, metadata, wait_s=wait_s)
+    except grpc.RpcError as err:
+        say("demo", f"no summary: the gateway answered {err.code().name}: {err.details()}")
+        return
+    demo_summary.print_summary(summary, sys.stdout)
+
+
 def run(args: argparse.Namespace) -> int:
     say("demo", "starting Kafka and Elasticsearch (reused when already running)")
     if stack.stack_up() != 0:
@@ -93,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     token_file = state / "tokens" / DEMO_IDENTITY
     _wait_serving(args.wait)
     _replay(args.data or _default_data(), args.limit, token_file)
+    _summarise(token_file, state, args.wait)
     print(
         "\nWhere to look:\n"
         f"  console         {CONSOLE}  (paste the token from {token_file}; TLS by the local CA {ca_file(state)})\n"
