@@ -257,7 +257,9 @@ def build_gateway(settings: GatewaySettings, policy: PolicySource, signer: Crede
 
     return Gateway(
         grpc_server=grpc_server,
-        http_app=create_app(policy=policy, limiter=limiter, searcher=searcher, failures=failures),
+        http_app=create_app(
+            policy=policy, limiter=limiter, searcher=searcher, failures=failures, concurrency=concurrency
+        ),
         readiness=[kafka_ready(settings.kafka), elasticsearch_ready(es)],
         cleanups=[es.close, close_channels],
     )

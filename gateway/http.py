@@ -43,7 +43,7 @@ from gateway.access import (
     authorize,
     current_policy,
 )
-from gateway.ratelimit import FailureLimiter, RateLimiter
+from gateway.ratelimit import ConcurrencyLimiter, FailureLimiter, RateLimiter
 from gateway.search import Searcher, SearchFailed, SearchRequestError, SearchUnavailable
 
 __all__ = ["CONSOLE_DIR", "create_app"]
@@ -261,11 +261,17 @@ class _AuditMiddleware:
 
 
 def create_app(
-    *, policy: PolicySource, limiter: RateLimiter, searcher: Searcher, failures: FailureLimiter | None = None
+    *,
+    policy: PolicySource,
+    limiter: RateLimiter,
+    searcher: Searcher,
+    failures: FailureLimiter | None = None,
+    concurrency: ConcurrencyLimiter | None = None,
 ) -> Starlette:
-    """The console application; ``searcher`` is shared with the gRPC ``SearchService`` (and ``limiter`` and
-    ``failures`` with the gRPC guard)."""
+    """The console application; ``searcher`` is shared with the gRPC ``SearchService`` (and ``limiter``,
+    ``failures`` and ``concurrency`` with the gRPC guard)."""
     failed = failures or FailureLimiter(max_failures=20, window_s=60.0)
+    in_flight = concurrency or ConcurrencyLimiter(per_identity=64, streams_per_identity=8, per_server=1024)
 
     def guard(request: Request, method: str) -> Identity:
         request.state.rpc_method = method
@@ -291,7 +297,13 @@ def create_app(
         async def endpoint(request: Request) -> Response:
             try:
                 identity = guard(request, method)
-                reply = await run(request.query_params, identity)
+                full = in_flight.acquire(identity.name, stream=False)
+                if full is not None:
+                    raise _HttpError(429, "RESOURCE_EXHAUSTED", full)
+                try:
+                    reply = await run(request.query_params, identity)
+                finally:
+                    in_flight.release(identity.name, stream=False)
             except _HttpError as err:
                 return _error_response(err)
             except SearchRequestError as err:

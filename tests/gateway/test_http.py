@@ -15,7 +15,7 @@ from qingfeng.v1 import common_pb2, post_pb2, search_pb2
 from gateway.access import AccessPolicy
 from gateway.app import bind_http, http_loop
 from gateway.http import create_app
-from gateway.ratelimit import FailureLimiter, RateLimiter
+from gateway.ratelimit import ConcurrencyLimiter, FailureLimiter, RateLimiter
 from gateway.search import SearchFailed, SearchRequestError, SearchUnavailable
 from gateway.search_query import SearchScope
 from gateway.settings import HttpSettings
@@ -237,3 +237,34 @@ def test_a_taken_port_names_the_variable() -> None:
             bind_http(HttpSettings(port=first.getsockname()[1]))
     finally:
         first.close()
+
+
+async def test_concurrent_searches_are_bounded_per_identity(
+    policy: AccessPolicy, searcher: _StubSearcher, tokens: dict[str, str]
+) -> None:
+    gate = asyncio.Event()
+    entered = asyncio.Event()
+
+    class _Slow(_StubSearcher):
+        async def search_posts(
+            self, request: search_pb2.SearchPostsRequest, scope: SearchScope | None = None
+        ) -> search_pb2.SearchPostsResponse:
+            entered.set()
+            await gate.wait()
+            return search_pb2.SearchPostsResponse()
+
+    in_flight = ConcurrencyLimiter(per_identity=1, streams_per_identity=1, per_server=10)
+    app = create_app(
+        policy=policy,
+        limiter=RateLimiter(rate_per_s=100.0, burst=100),
+        searcher=_Slow(),  # type: ignore[arg-type]
+        concurrency=in_flight,
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as http:
+        first = asyncio.create_task(http.get("/api/search/posts", headers=_auth(tokens["office"])))
+        await asyncio.wait_for(entered.wait(), 5)
+        second = await http.get("/api/search/posts", headers=_auth(tokens["office"]))
+        assert second.status_code == 429 and "1 calls in flight" in second.json()["error"]["message"]
+        gate.set()
+        assert (await first).status_code == 200
+    assert in_flight.in_flight() == 0
