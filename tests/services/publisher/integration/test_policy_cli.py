@@ -20,7 +20,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("policy", "expected"),
     [
-        (SIGNOFF_FILE, "OK publisher-signoff signoff.v1: sign-off steps by level: blue 1, yellow 2, orange 3, red 3"),
+        (SIGNOFF_FILE, "OK publisher-signoff signoff.v1: sign-off steps by level: blue 1, yellow 2, orange 3, red 4"),
         (TEMPLATES_FILE, "OK publisher-templates templates.v1: 5 templates"),
         (CHANNELS_FILE, "OK publisher-channels channels.v1: 4 channels"),
     ],
