@@ -99,8 +99,11 @@ class DeliveryWorker:
         return claimed, delivery.needs_lookup(current)
 
     async def _deliver(self, pub: Publication, look_first: bool) -> Delivered | ChannelError | Exception:
+        adapter = self.publisher.channels.get(pub.channel_id)
+        if adapter is None:
+            # Disabled or removed since it was scheduled: dead-letter it; an operator replays once it is back.
+            return ChannelError(ChannelErrorKind.INVALID, f"channel {pub.channel_id!r} is not configured")
         try:
-            adapter = self.publisher.channels[pub.channel_id]
             if look_first:
                 found = await adapter.find(pub.id)
                 if found is not None:

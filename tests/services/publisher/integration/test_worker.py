@@ -135,3 +135,14 @@ async def test_retract_and_correct_go_to_the_channel_and_the_outbox(db_url: str)
         assert types == ["publication.published", "publication.corrected", "publication.retracted"]
         actions = await h.audit_actions()
         assert "publication.correct" in actions and "publication.retract" in actions
+
+
+async def test_a_channel_removed_after_scheduling_dead_letters_with_the_reason(db_url: str) -> None:
+    async with harness(db_url) as h:
+        draft = await h.approved_draft(channel_ids=("weibo-qingfeng",))
+        [pub] = await h.publisher.publish(DIRECTOR, draft.id, [])
+        del h.channels["weibo-qingfeng"]  # the publisher restarted without this channel
+        await h.worker.run_once()
+        failed, _ = await h.publisher.get_publication(pub.id)
+        assert failed.status is PublicationStatus.FAILED and "'weibo-qingfeng' is not configured" in failed.last_error
+        assert len(await h.outbox(PUBLICATIONS_DEADLETTER)) == 1
