@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.publisher import convert
 from services.publisher.adapters.sql import SqlStore
 from services.publisher.core import delivery, machine
-from services.publisher.core.checks import check_release
+from services.publisher.core.checks import check_release, mask_private_numbers, release_text
 from services.publisher.core.clocks import ResponseClock, due_at, response_clock
 from services.publisher.core.model import (
     Actor,
@@ -42,6 +42,8 @@ from services.publisher.ports import ChannelAdapter
 
 __all__ = ["Publisher", "RequestFacts", "Topics", "publication_id"]
 
+# Opens the correction notice appended to a corrected release.
+CORRECTION_MARK = "【更正】"
 _ID_NAMESPACE = uuid.UUID("6f1c1d3e-2b7a-4e0c-9a55-3f0b8d6c9e21")
 
 
@@ -325,23 +327,28 @@ class Publisher:
         return gone
 
     async def correct(self, actor: Actor, publication_id: str, text: str) -> Publication:
+        """Send the release with the correction notice appended (an edit in place where the channel can edit, a new
+        linked status where it cannot), checked and masked like the release; then record the notice."""
         pub, draft = await self.get_publication(publication_id)
         delivery.corrected(pub, text)  # refuses before touching the channel
+        notice = text.strip()
+        title, body = draft.title, f"{draft.body}\n\n{CORRECTION_MARK}{notice}"
         channel = self.policies.channels.get(pub.channel_id)
         if channel is not None:
-            result = check_release(draft.title, text, channel, self.policies.checks)
+            result = check_release(title, body, channel, self.policies.checks)
             if not result.ok:
                 raise ChecksFailed([f"{pub.channel_id}: {f}" for f in result.findings])
-            text = result.body
-        await self._adapter(pub.channel_id).correct(pub.external_id, text)
+            title, body = result.title, result.body
+            notice = mask_private_numbers(notice, self.policies.checks.public_numbers)[0]
+        await self._adapter(pub.channel_id).correct(pub.external_id, release_text(title, body))
         now = self.clock()
         async with self.store.transaction() as s:
             current = await self.store.get_publication(s, publication_id)
-            fixed = delivery.corrected(current, text)
+            fixed = delivery.corrected(current, notice)
             await self.store.save_publication(s, fixed, expected_version=current.version, now=now)
             await self.emit(s, fixed, draft, "publication.corrected")
             await append_audit(s, actor=actor.principal, agency=actor.agency, action="publication.correct",
-                               target=f"publication/{pub.id}", details={"text": text, "case_id": pub.case_id},
+                               target=f"publication/{pub.id}", details={"text": notice, "case_id": pub.case_id},
                                at=now)  # fmt: skip
         return fixed
 

@@ -127,7 +127,10 @@ async def test_retract_and_correct_go_to_the_channel_and_the_outbox(db_url: str)
         await h.worker.run_once()
         fixed = await h.publisher.correct(DIRECTOR, pub.id, "更正：核查时间为11月30日，联系电话13912345678。")
         assert fixed.status is PublicationStatus.CORRECTED
-        assert h.platform.corrections == [("1", "更正：核查时间为11月30日，联系电话139****5678。")]
+        assert fixed.corrections == ("更正：核查时间为11月30日，联系电话139****5678。",)
+        [(external_id, sent)] = h.platform.corrections
+        assert external_id == "1" and sent.startswith(draft.title + "\n\n" + draft.body)
+        assert sent.endswith("\n\n【更正】更正：核查时间为11月30日，联系电话139****5678。")
         gone = await h.publisher.retract(DIRECTOR, pub.id, "信息已过时")
         assert gone.status is PublicationStatus.RETRACTED and h.platform.retracted == ["1"]
         assert (await h.publisher.get_draft(draft.id))[0].status is DraftStatus.RETRACTED
