@@ -13,8 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
+from qingfeng.safe_yaml import SafeYamlError, load_yaml
 
 from services.coordinator.adapters.policy_models import (
     DAYS,
@@ -59,6 +59,8 @@ __all__ = [
     "validate_file",
 ]
 
+# Routing, playbooks and the directory are a few KB; PyYAML's pure-Python parser is slow on large documents.
+_MAX_POLICY_BYTES = 64 * 1024
 _FIELD_FIRST = re.compile(r"^([\w.]+): (.*)$", re.S)
 POLICY_DIR = Path(__file__).resolve().parent.parent / "policies"
 DEFAULT_ROUTING = POLICY_DIR / "routing.yaml"
@@ -90,11 +92,12 @@ def _read(path: Path | str, text: str | None) -> tuple[str, Any]:
     source = str(path)
     try:
         raw = text if text is not None else Path(path).read_text(encoding="utf-8")
-        return source, yaml.safe_load(raw)
+        # No anchors/aliases, bounded size and depth: a policy file is input, and input can be hostile.
+        return source, load_yaml(raw, source=source, max_bytes=_MAX_POLICY_BYTES)
     except (OSError, UnicodeDecodeError) as err:
         raise PolicyFileError(source, [("", f"cannot read: {err}")]) from err
-    except yaml.YAMLError as err:
-        raise PolicyFileError(source, [("", f"not YAML: {err}")]) from err
+    except SafeYamlError as err:
+        raise PolicyFileError(source, [("", str(err))]) from err
 
 
 def _validate(model: type[Strict], source: str, data: Any) -> Any:

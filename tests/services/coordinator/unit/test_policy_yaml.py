@@ -57,3 +57,12 @@ def test_module_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     assert "playbooks.verified_true.tasks.0.agency" in out
     assert main([]) == 2
+
+
+def test_an_alias_bomb_is_refused_without_expanding(tmp_path: Path) -> None:
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    lines += [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]" for i in range(8)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(PolicyFileError, match="anchor|alias"):
+        load_routing(bomb)
