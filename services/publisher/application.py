@@ -14,9 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from qingfeng.kafka import CONTENT_TYPE, PUBLICATIONS, PUBLICATIONS_DEADLETTER, content_type_for
-from qingfeng.storage import add_to_outbox, append_audit
-from qingfeng.v1 import post_pb2, publication_pb2
+from qingfeng.storage import append_audit
+from qingfeng.v1 import publication_pb2
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,6 +37,7 @@ from services.publisher.core.model import (
 from services.publisher.core.policy import Policies
 from services.publisher.core.texts import diff_versions, fill
 from services.publisher.errors import ChecksFailed, InvalidArgument, NotFound
+from services.publisher.events import Topics, queue_dead_letter, queue_publication
 from services.publisher.ports import ChannelAdapter
 
 __all__ = ["Publisher", "RequestFacts", "Topics", "publication_id"]
@@ -50,12 +50,6 @@ _ID_NAMESPACE = uuid.UUID("6f1c1d3e-2b7a-4e0c-9a55-3f0b8d6c9e21")
 def publication_id(draft_id: str, channel_id: str) -> str:
     """Stable per (draft, channel): asking to publish twice finds the same publication, never a second one."""
     return str(uuid.uuid5(_ID_NAMESPACE, f"{draft_id}/{channel_id}"))
-
-
-@dataclass(frozen=True)
-class Topics:
-    publications: str = PUBLICATIONS
-    deadletter: str = PUBLICATIONS_DEADLETTER
 
 
 @dataclass(frozen=True)
@@ -90,7 +84,7 @@ class Publisher:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
-        topics: Topics = Topics(),
+        topics: Topics | None = None,
         default_channels: Sequence[str] = (),
     ) -> None:
         self.store = store
@@ -98,7 +92,7 @@ class Publisher:
         self.channels = channels
         self.clock = clock
         self._new_id = new_id
-        self.topics = topics
+        self.topics = topics or Topics()
         # Channels a draft gets when nobody chose any: every enabled channel with an adapter, unless configured.
         self.default_channels = tuple(default_channels) or tuple(
             c.id for c in policies.channels.values() if c.enabled and c.id in channels
@@ -423,18 +417,9 @@ class Publisher:
         return convert.publication_proto(pub, draft, self.policies.channels.get(pub.channel_id), self.clock_of(draft))
 
     async def emit(self, s: AsyncSession, pub: Publication, draft: Draft, event_type: str) -> None:
-        message = self.publication_message(pub, draft)
-        await add_to_outbox(s, topic=self.topics.publications, key=pub.id, event_type=event_type,
-                            event_id=f"{pub.id}:{pub.version}", payload=message.SerializeToString(),
-                            headers={CONTENT_TYPE: content_type_for(message)}, now=self.clock())  # fmt: skip
+        await queue_publication(s, self.publication_message(pub, draft), version=pub.version, event_type=event_type,
+                                topic=self.topics.publications, now=self.clock())  # fmt: skip
 
     async def dead_letter(self, s: AsyncSession, pub: Publication, draft: Draft) -> None:
-        message = self.publication_message(pub, draft)
-        letter = post_pb2.DeadLetter(
-            topic=self.topics.publications, key=pub.id, reason=post_pb2.DEAD_LETTER_REASON_DELIVERY_FAILED,
-            message=pub.last_error, payload=message.SerializeToString(), source="publisher", attempts=pub.attempts,
-        )  # fmt: skip
-        letter.occurred_at.FromDatetime(self.clock())
-        await add_to_outbox(s, topic=self.topics.deadletter, key=pub.id, event_type="deadletter.recorded",
-                            event_id=f"{pub.id}:{pub.version}:dead", payload=letter.SerializeToString(),
-                            headers={CONTENT_TYPE: content_type_for(letter)}, now=self.clock())  # fmt: skip
+        await queue_dead_letter(s, self.publication_message(pub, draft), version=pub.version, topics=self.topics,
+                                now=self.clock())  # fmt: skip
