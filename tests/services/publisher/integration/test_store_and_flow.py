@@ -160,3 +160,15 @@ async def test_one_draft_per_request_id(db_url: str) -> None:
         assert created and not created_again and again.id == first.id
         assert first.due_at == h.clock.now + timedelta(hours=24) and first.request_id == "req-1"
         assert len(await h.publisher.list_drafts(case_id="case-9", limit=10, offset=0)) == 1
+
+
+async def test_edit_of_a_scheduled_release_withdraws_it_until_signed_again(db_url: str) -> None:
+    async with harness(db_url) as h:
+        draft = await h.approved_draft(channel_ids=("weibo-qingfeng",))
+        await h.publisher.schedule(DIRECTOR, draft.id, h.clock.now + timedelta(minutes=30), [])
+        assert len(await h.publisher.list_publications(draft_id=draft.id, limit=9, offset=0)) == 1
+        edited = await h.publisher.update_draft(AUTHOR, draft.id, title="关于网传信息的说明（修订）")
+        assert edited.status is DraftStatus.PENDING_APPROVAL and edited.scheduled_at is None
+        assert await h.publisher.list_publications(draft_id=draft.id, limit=9, offset=0) == []
+        h.clock.advance(hours=1)
+        assert await h.worker.run_once() == 0 and h.platform.posts == {}
