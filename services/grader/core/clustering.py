@@ -54,7 +54,8 @@ class ClusteringConfig:
     # set replayed concurrently over 24 h (B-cubed precision 0.926 instead of 1.0). On in for_lost_parents().
     originals_by_text: bool = False
     # A post with no usable words and no link opens an event of its own (True: later reposts may name it
-    # as their parent) or joins none (False: nothing could ever link to it).
+    # as their parent) or joins none (False: nothing could ever link to it) unless it was reposted or
+    # commented itself (its own counts make it an event).
     attach_wordless: bool = True
     # Posts with fewer distinct keywords carry too little text for SimHash or keyword matching
     # (Weibo's "转发微博", emoji-only replies …).
@@ -231,7 +232,11 @@ class Clusterer:
         if cid is None and weak and (not textual or len(keywords) < cfg.seed_min_keywords):
             cid = self._weak_match(post.author_id, ts)
             via = "weak" if cid else via
-        if cid is None and not textual and not cfg.attach_wordless and not post.parent_id and not post.root_id:
+        # A wordless post that others reposted or answered is a cascade of its own: it opens its own event
+        # (with its own counts), never another's.
+        engaged = post.reposts > 0 or post.comments > 0
+        wordless_alone = not textual and not engaged and not post.parent_id and not post.root_id
+        if cid is None and wordless_alone and not cfg.attach_wordless:
             self.unattached[post.id] = ts
             return Assignment("", False, "unattached")
         created = cid is None

@@ -90,3 +90,11 @@ def test_with_parents_a_wordless_post_opens_its_own_event(feed):
     f.burst(200, timedelta(seconds=2), text="顶")  # no parent: each alone, none in ev-p1
     assert f.grader.event("ev-p1").post_count == 41 and f.grader.event("ev-p1").level == level
     assert all(isinstance(o, Alert) is False or o.event_id == "ev-p1" for o in f.outputs)
+
+
+def test_a_wordless_post_others_reposted_is_an_event_of_its_own():
+    c = Clusterer(ClusteringConfig.for_lost_parents())
+    c.assign(_post("a", 0, keywords=STORY_A, simhash=FP_A), T0.timestamp())
+    pic = _post("p", 1, text="", reposts=1200, comments=300)  # an image post: no words, but reposted
+    got = c.assign(pic, pic.created_at.timestamp())
+    assert (got.event_id, got.via) == ("ev-p", "new") and c.clusters["ev-a"].size == 1
