@@ -27,7 +27,11 @@ text-bearing posts only (own words >= 15 characters, see `_eval_replay.own_words
 highest level (that of its majority event, the predicted event holding most of its posts; 0 when never alerted) and
 its size at 24 h; "early": among the largest events (top `--top-share`) the share whose first orange/red alert came
 before the event reached half its 24 h size; posts/s of the grader core, one post per call. Below: levels reached,
-the rising flag (how often a flag is followed by a higher level within the golden period), Spearman per year.
+the rising flag (how often a flag is followed by a higher level within the golden period; over the whole replay, not
+only the scored part), Spearman per year, and red (特别严重) on the `--red-top` largest cascades replayed alone with and
+without injected posts announcing a gathering or petition (bench/_eval_red.py; red must fire only with them).
+
+The leak check (shuffling `event_id`/`label` changes no prediction) is a test: tests/bench/test_eval_honesty.py.
 """
 
 from __future__ import annotations
