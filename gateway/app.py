@@ -36,6 +36,7 @@ from qingfeng.rpc import (
 )
 from qingfeng.v1 import case_pb2, event_pb2, publication_pb2, search_pb2, search_pb2_grpc, source_pb2
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
 from gateway.access import (
@@ -46,11 +47,13 @@ from gateway.access import (
     current_policy,
     reload_on_sighup,
 )
+from gateway.console_api import console_routes
 from gateway.http import create_app
 from gateway.interceptors import GuardInterceptor
 from gateway.proxy import proxy_handler
 from gateway.ratelimit import ConcurrencyLimiter, FailureLimiter, RateLimiter
 from gateway.search import Searcher, SearchServicer
+from gateway.sessions import SessionMiddleware, SessionStore, session_routes
 from gateway.settings import GatewayConfigError, GatewaySettings, HttpSettings
 
 __all__ = [
@@ -250,6 +253,7 @@ def build_gateway(settings: GatewaySettings, policy: PolicySource, signer: Crede
         ),
     ]
     guard = GuardInterceptor(policy, limiter, failures=failures, concurrency=concurrency)
+    sessions = SessionStore(idle_s=settings.http.session_idle_s, max_s=settings.http.session_max_s)
     grpc_server = build_server(settings.grpc, services=services, interceptors=[guard])
 
     async def close_channels() -> None:
@@ -258,7 +262,24 @@ def build_gateway(settings: GatewaySettings, policy: PolicySource, signer: Crede
     return Gateway(
         grpc_server=grpc_server,
         http_app=create_app(
-            policy=policy, limiter=limiter, searcher=searcher, failures=failures, concurrency=concurrency
+            policy=policy,
+            limiter=limiter,
+            searcher=searcher,
+            failures=failures,
+            concurrency=concurrency,
+            extra_routes=[
+                *session_routes(sessions, policy, failures),
+                *console_routes(
+                    policy=policy,
+                    limiter=limiter,
+                    channels=channels,
+                    signer=signer,
+                    failures=failures,
+                    concurrency=concurrency,
+                    timeout_s=limits.upstream_timeout_s,
+                ),
+            ],
+            inner_middleware=[Middleware(SessionMiddleware, store=sessions)],
         ),
         readiness=[kafka_ready(settings.kafka), elasticsearch_ready(es)],
         cleanups=[es.close, close_channels],

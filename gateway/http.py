@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -28,9 +28,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 from qingfeng.v1 import common_pb2, search_pb2
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -267,9 +268,12 @@ def create_app(
     searcher: Searcher,
     failures: FailureLimiter | None = None,
     concurrency: ConcurrencyLimiter | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
+    inner_middleware: Sequence[Middleware] = (),
 ) -> Starlette:
     """The console application; ``searcher`` is shared with the gRPC ``SearchService`` (and ``limiter``,
-    ``failures`` and ``concurrency`` with the gRPC guard)."""
+    ``failures`` and ``concurrency`` with the gRPC guard). ``extra_routes`` (the console API, sign-in) come before
+    the static files; ``inner_middleware`` (sessions) runs inside the audit middleware, so its refusals are audited."""
     failed = failures or FailureLimiter(max_failures=20, window_s=60.0)
     in_flight = concurrency or ConcurrencyLimiter(per_identity=64, streams_per_identity=8, per_server=1024)
 
@@ -336,8 +340,11 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/api/search/posts", api(SEARCH_POSTS, search_posts), methods=["GET"]),
             Route("/api/search/events", api(SEARCH_EVENTS, search_events), methods=["GET"]),
+            *extra_routes,
             Mount("/static", StaticFiles(directory=CONSOLE_DIR), name="static"),
         ],
     )
+    for layer in reversed(inner_middleware):
+        app.add_middleware(layer.cls, *layer.args, **layer.kwargs)
     app.add_middleware(_AuditMiddleware)
     return app

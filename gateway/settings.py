@@ -46,6 +46,9 @@ class HttpSettings(BaseModel):
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     plaintext: bool = False
+    # Console sessions (gateway/sessions.py): ended after this long without a call, and this long after sign-in.
+    session_idle_s: float = Field(default=900.0, gt=0)
+    session_max_s: float = Field(default=8 * 3600.0, gt=0)
 
 
 class RateLimitSettings(BaseModel):
