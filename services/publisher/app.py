@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -141,21 +142,33 @@ async def run(
 async def _serve_feed(
     settings: PublisherSettings, policies: Policies, store: SqlFeedStore, stop: asyncio.Event
 ) -> None:
-    """Serve the first enabled feed channel's Atom feed until ``stop`` (nothing when none or port 0)."""
+    """Serve the first enabled feed channel's Atom feed until ``stop`` (nothing when none or port 0).
+
+    The feed is one outlet among several: when its port is taken the error is logged and the publisher carries on
+    delivering (entries are still stored). The socket is bound here because uvicorn exits the process on a failed
+    bind.
+    """
     feed = next((c for c in policies.channels.values() if c.kind == "feed" and c.enabled), None)
     if feed is None or settings.feed.port == 0:
         await stop.wait()
         return
-    config = uvicorn.Config(
-        feed_app(store, FeedSettings.model_validate(dict(feed.options))),
-        host=settings.feed.host,
-        port=settings.feed.port,
-        log_config=None,
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    _log.info("feed of %s at http://%s:%s/feed.atom", feed.id, settings.feed.host, settings.feed.port)
-    await stop.wait()
-    server.should_exit = True
-    await task
+    host, port = settings.feed.host, settings.feed.port
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        _log.error("feed of %s not served: cannot listen on %s:%s: %s", feed.id, host, port, err)
+        await stop.wait()
+        return
+    app = feed_app(store, FeedSettings.model_validate(dict(feed.options)))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    _log.info("feed of %s at http://%s:%s/feed.atom", feed.id, host, port)
+    try:
+        await stop.wait()
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
