@@ -25,7 +25,13 @@ protos: $(VENV)/.installed
 	  --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --mypy_out=libs \
 	  --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=libs $(PROTOS)
 
-install: $(VENV)/.installed node_modules/.installed protos
+# Apache ECharts for the console, copied from node_modules (git-ignored build output; nothing loads from the internet).
+CONSOLE_VENDOR := gateway/console/vendor
+$(CONSOLE_VENDOR)/echarts.min.js: node_modules/.installed
+	mkdir -p $(CONSOLE_VENDOR)
+	cp node_modules/echarts/dist/echarts.min.js node_modules/echarts/LICENSE $(CONSOLE_VENDOR)/
+
+install: $(VENV)/.installed node_modules/.installed protos $(CONSOLE_VENDOR)/echarts.min.js
 
 lint: install
 	$(BIN)/ruff check .
