@@ -13,6 +13,7 @@ from qingfeng.elastic.templates import (
     EVENTS,
     FAMILIES,
     POSTS,
+    WORDS_ANALYZER,
     CjkMode,
     IndexFamily,
     IndexNames,
@@ -20,6 +21,7 @@ from qingfeng.elastic.templates import (
     index_settings,
     template_body,
 )
+from qingfeng.elastic.words import WordSplitter, default_splitter, join_fragment
 
 __all__ = [
     "ANALYZER",
@@ -27,6 +29,7 @@ __all__ = [
     "EVENTS",
     "FAMILIES",
     "POSTS",
+    "WORDS_ANALYZER",
     "BulkFailure",
     "BulkResult",
     "CjkMode",
@@ -35,14 +38,17 @@ __all__ = [
     "IndexNames",
     "Refresh",
     "RolloverResult",
+    "WordSplitter",
     "analyzer_definition",
     "bulk_index",
     "create_client",
+    "default_splitter",
     "delete_family",
     "detect_cjk_mode",
     "ensure_index",
     "health",
     "index_settings",
+    "join_fragment",
     "phrase_query",
     "rollover",
     "template_body",

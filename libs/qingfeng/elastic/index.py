@@ -50,6 +50,7 @@ async def ensure_index(
     mode = cjk or await detect_cjk_mode(es)
     await es.indices.put_index_template(**template_body(fam, names, shards=shards, replicas=replicas, cjk=mode))
     if await es.indices.exists_alias(name=names.write_alias):
+        await _add_new_fields(es, fam, names)
         return names
     if await es.indices.exists(index=names.write_alias):
         # Something wrote to the alias name before the alias existed and auto-created a plain index: refuse to
@@ -69,6 +70,16 @@ async def ensure_index(
         if not await es.indices.exists_alias(name=names.write_alias):
             raise
     return names
+
+
+async def _add_new_fields(es: AsyncElasticsearch, fam: IndexFamily, names: IndexNames) -> None:
+    """Put the family's mapping onto its existing indices: fields added since they were created (``words``) become
+    indexed for documents written from now on. Adding fields is always allowed; a changed field is refused by the
+    cluster, which we log (an operator reindexes) rather than refuse to start."""
+    try:
+        await es.indices.put_mapping(index=names.read_alias, properties=dict(fam.properties))
+    except BadRequestError as err:
+        _log.warning("existing %s indices keep their mapping: %s", names.read_alias, err)
 
 
 async def detect_cjk_mode(es: AsyncElasticsearch) -> CjkMode:

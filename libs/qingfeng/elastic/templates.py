@@ -22,6 +22,13 @@ behind the one analyzer name ``qf_cjk`` so mappings and queries never change:
 ``ensure_index`` probes the cluster and picks ``bigram`` when it can. Query Chinese words with ``match_phrase``
 (``queries.phrase_query``): it is exact under both chains, whereas a plain ``match`` is only precise under ``bigram``.
 
+Words. Posts also carry ``words``: the collector's rjieba segmentation of ``text_simplified`` (title and text), one
+space between words (``words.py``), indexed with the core ``whitespace`` analyzer (no module needed). A query is
+segmented the same way and matched on ``words`` (a word is one token: 受贿 matches the word 受贿 but not 接受贿赂,
+which is 接受 + 贿赂), while the per-character ``text_simplified`` keeps the recall of words the dictionary does not
+know. Rank features (``rank_feature``) live in the ``mapper-extras`` module, which the local stack lacks, so ranking
+boosts use ``function_score`` over plain numeric fields (``relevance``, ``reposts``, ``created_at``).
+
 Mappings are ``dynamic: false``: a document field the mapping does not name is kept in ``_source`` but not indexed,
 so a new field in a producer never breaks indexing nor grows the mapping behind our back.
 """
@@ -37,6 +44,7 @@ __all__ = [
     "EVENTS",
     "FAMILIES",
     "POSTS",
+    "WORDS_ANALYZER",
     "CjkMode",
     "IndexFamily",
     "IndexNames",
@@ -47,10 +55,13 @@ __all__ = [
 
 ANALYZER: Final = "qf_cjk"
 
+# Core Elasticsearch's whitespace analyzer: the words were cut by the collector, the index only splits on spaces.
+WORDS_ANALYZER: Final = "whitespace"
+
 CjkMode = Literal["bigram", "unigram"]
 
 # Bumped when the mapping changes incompatibly; recorded in the template's _meta for operators.
-_TEMPLATE_VERSION: Final = 1
+_TEMPLATE_VERSION: Final = 2
 
 _KEYWORD: Final[Mapping[str, Any]] = {"type": "keyword"}
 _LONG: Final[Mapping[str, Any]] = {"type": "long"}
@@ -65,6 +76,8 @@ _TEXT_KW: Final[Mapping[str, Any]] = {
     "analyzer": ANALYZER,
     "fields": {"keyword": {"type": "keyword", "ignore_above": 256}},
 }
+# Segmented words (see the module docstring); offsets let the highlighter mark whole words.
+_WORDS: Final[Mapping[str, Any]] = {"type": "text", "analyzer": WORDS_ANALYZER, "index_options": "offsets"}
 _UNINDEXED: Final[Mapping[str, Any]] = {"type": "keyword", "index": False, "doc_values": False}
 
 
@@ -131,6 +144,8 @@ POSTS: Final = IndexFamily(
         "text": _TEXT,
         # title + text in simplified Chinese: the field searches should use.
         "text_simplified": _TEXT,
+        # title + text_simplified cut into words by the collector, space-separated (see the module docstring).
+        "words": _WORDS,
         "keywords": _KEYWORD,
         "created_at": _DATE,
         "collected_at": _DATE,
