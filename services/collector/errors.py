@@ -1,4 +1,5 @@
-"""The collector's exception tree. ``server.py`` turns each into a gRPC status with ``google.rpc`` details.
+"""The collector's exception tree. The gRPC-facing ones are the shared tree of ``qingfeng.rpc.errors``;
+``server.py`` turns them into a status with ``google.rpc`` details through ``qingfeng.rpc.errors.abort``.
 
 CollectorError
 ├── InvalidArgument       INVALID_ARGUMENT, with the field violations (google.rpc.BadRequest)
@@ -12,8 +13,16 @@ CollectorError
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from qingfeng.rpc.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+)
+from qingfeng.rpc.errors import InvalidPageToken as _InvalidPageToken
+from qingfeng.rpc.errors import ServiceError as CollectorError
+from qingfeng.rpc.errors import Unavailable as _Unavailable
 
 __all__ = [
     "AlreadyExists",
@@ -27,64 +36,10 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class FieldViolation:
-    """One bad request field (``source.html.body_selector``) and what is wrong with it."""
-
-    field: str
-    description: str
-
-
-class CollectorError(Exception):
-    """Base of the collector's errors. ``reason`` is an ``ErrorReason`` value name of errors.proto."""
-
-    reason = "ERROR_REASON_UNSPECIFIED"
-
-
-class InvalidArgument(CollectorError):
-    """The request is malformed; ``violations`` names every bad field found, not just the first."""
-
-    reason = "ERROR_REASON_INVALID_ARGUMENT"
-
-    def __init__(self, violations: Sequence[FieldViolation]) -> None:
-        self.violations = tuple(violations)
-        super().__init__("; ".join(f"{v.field}: {v.description}" for v in self.violations) or "invalid request")
-
-    @classmethod
-    def one(cls, field: str, description: str) -> InvalidArgument:
-        return cls([FieldViolation(field, description)])
-
-
-class InvalidPageToken(InvalidArgument):
-    reason = "ERROR_REASON_INVALID_PAGE_TOKEN"
-
+class InvalidPageToken(_InvalidPageToken):
     def __init__(self) -> None:
         super().__init__([FieldViolation("page_token", "not a token this server issued for this query")])
 
 
-class NotFound(CollectorError):
-    reason = "ERROR_REASON_NOT_FOUND"
-
-    def __init__(self, resource: str, id_: str) -> None:
-        self.resource = resource
-        self.id = id_
-        super().__init__(f"{resource} {id_!r} not found")
-
-
-class AlreadyExists(CollectorError):
-    reason = "ERROR_REASON_ALREADY_EXISTS"
-
-    def __init__(self, resource: str, id_: str) -> None:
-        self.resource = resource
-        self.id = id_
-        super().__init__(f"{resource} {id_!r} already exists")
-
-
-class FailedPrecondition(CollectorError):
-    reason = "ERROR_REASON_INVALID_STATE"
-
-
-class IndexingUnavailable(CollectorError):
+class IndexingUnavailable(_Unavailable):
     """Elasticsearch could not take a batch (unreachable, overloaded): retry the batch later, do not commit it."""
-
-    reason = "ERROR_REASON_DEPENDENCY_UNAVAILABLE"

@@ -260,7 +260,7 @@ def _known_encoding(name: str) -> bool:
 def page_size_of(requested: int) -> int:
     """The page size to use for ``requested`` (0 = default); negative is an error."""
     if requested < 0:
-        raise InvalidArgument.one("page_size", "must not be negative")
+        raise InvalidArgument.of("page_size", "must not be negative")
     return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 

@@ -20,16 +20,14 @@ from typing import Any, Final, NoReturn, Protocol
 
 import grpc
 from aiokafka.errors import KafkaError
-from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
-from grpc_status import rpc_status
 from qingfeng.kafka import KafkaHelperError
+from qingfeng.rpc.errors import Unavailable, abort, status_of
 from qingfeng.v1 import common_pb2, post_pb2, source_pb2, source_pb2_grpc
 
 from services.collector import registry
 from services.collector.adapters.sql import SqlStore
 from services.collector.callers import Caller, current_caller
 from services.collector.errors import (
-    AlreadyExists,
     CollectorError,
     FailedPrecondition,
     InvalidArgument,
@@ -45,7 +43,6 @@ __all__ = ["CollectorServicer", "LineParser", "imported_post", "jsonl_line_parse
 
 _log = logging.getLogger(__name__)
 
-_DOMAIN: Final = "qingfeng.v1"
 MAX_REPORTED_REJECTIONS: Final = 100
 
 
@@ -306,7 +303,7 @@ class CollectorServicer(source_pb2_grpc.CollectorServiceServicer):
             if source is None:
                 raise NotFound("source", source_id)
             if source.kind == common_pb2.SOURCE_KIND_MANUAL_TIP:
-                raise InvalidArgument.one("source_id", "tips come in through SubmitTip, not ImportPosts")
+                raise InvalidArgument.of("source_id", "tips come in through SubmitTip, not ImportPosts")
             cache[source_id] = source
         return source
 
@@ -371,47 +368,14 @@ def _caller(context: grpc.aio.ServicerContext) -> Caller:
 
 def _required_id(value: str, field_name: str = "id") -> str:
     if not value:
-        raise InvalidArgument.one(field_name, "required")
+        raise InvalidArgument.of(field_name, "required")
     return value
 
 
-def status_of(err: CollectorError) -> status_pb2.Status:
-    """The ``google.rpc.Status`` (code, message, details) for a collector error."""
-    code = code_pb2.INTERNAL
-    metadata: dict[str, str] = {}
-    if isinstance(err, InvalidArgument):
-        code = code_pb2.INVALID_ARGUMENT
-        if err.violations:
-            metadata["field"] = err.violations[0].field
-    elif isinstance(err, NotFound | AlreadyExists):
-        code = code_pb2.NOT_FOUND if isinstance(err, NotFound) else code_pb2.ALREADY_EXISTS
-        metadata = {"resource": err.resource, "id": err.id}
-    elif isinstance(err, FailedPrecondition):
-        code = code_pb2.FAILED_PRECONDITION
-    status = status_pb2.Status(code=code, message=str(err))
-    status.details.add().Pack(error_details_pb2.ErrorInfo(reason=err.reason, domain=_DOMAIN, metadata=metadata))
-    if isinstance(err, InvalidArgument):
-        status.details.add().Pack(
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                    for v in err.violations
-                ]
-            )
-        )
-    return status
-
-
 async def _abort(context: grpc.aio.ServicerContext, err: CollectorError) -> NoReturn:
-    status = rpc_status.to_status(status_of(err))
-    await context.abort(status.code, status.details, status.trailing_metadata)
-    raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
+    await abort(context, err)
 
 
 async def _unavailable(context: grpc.aio.ServicerContext, what: str, err: Exception) -> NoReturn:
     _log.warning("%s failed on Kafka: %s", what, err)
-    status = status_pb2.Status(code=code_pb2.UNAVAILABLE, message=f"Kafka did not acknowledge the {what}; retry")
-    status.details.add().Pack(error_details_pb2.ErrorInfo(reason="ERROR_REASON_DEPENDENCY_UNAVAILABLE", domain=_DOMAIN))
-    grpc_status = rpc_status.to_status(status)
-    await context.abort(grpc_status.code, grpc_status.details, grpc_status.trailing_metadata)
-    raise AssertionError("context.abort returned")  # pragma: no cover
+    await abort(context, Unavailable(f"Kafka did not acknowledge the {what}; retry"))

@@ -259,7 +259,7 @@ class TipDesk:
         result = report.results[0]
         if result.outcome is Outcome.REJECTED or result.post is None:
             why = result.rejected.message if result.rejected is not None else "rejected"
-            raise InvalidArgument.one("text", why)
+            raise InvalidArgument.of("text", why)
         post = result.post
         duplicate_of = result.duplicate_of
         tip = StoredTip(
@@ -284,11 +284,11 @@ class TipDesk:
         may_see = caller.has_role(SEE_SUBMITTER)
         why = reason.strip()
         if may_see and not why:
-            raise InvalidArgument.one(
+            raise InvalidArgument.of(
                 "reason", "required from callers holding see_submitter: why the submitter is needed (it is audited)"
             )
         if len(why) > _MAX_REASON_CHARS:
-            raise InvalidArgument.one("reason", f"at most {_MAX_REASON_CHARS} characters")
+            raise InvalidArgument.of("reason", f"at most {_MAX_REASON_CHARS} characters")
         tip = await self._store.get_tip(tip_id)
         if tip is None:
             return None

@@ -1,4 +1,5 @@
-"""The coordinator's exception tree. ``server.py`` turns each into a gRPC status with ``google.rpc`` details.
+"""The coordinator's exception tree. All but ``RenderFailed`` are the shared tree of
+``qingfeng.rpc.errors``; ``server.py`` turns them into a status with ``google.rpc`` details (``abort``).
 
 CoordinatorError
 ├── InvalidArgument         INVALID_ARGUMENT, with the field violations (google.rpc.BadRequest)
@@ -12,8 +13,16 @@ CoordinatorError
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from qingfeng.rpc.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    InvalidPageToken,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
+from qingfeng.rpc.errors import ServiceError as CoordinatorError
 
 __all__ = [
     "CoordinatorError",
@@ -28,54 +37,5 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class FieldViolation:
-    field: str
-    description: str
-
-
-class CoordinatorError(Exception):
-    """Base of the coordinator's errors. ``reason`` is an ``ErrorReason`` value name of errors.proto."""
-
-    reason = "ERROR_REASON_UNSPECIFIED"
-
-
-class InvalidArgument(CoordinatorError):
-    reason = "ERROR_REASON_INVALID_ARGUMENT"
-
-    def __init__(self, violations: Sequence[FieldViolation]) -> None:
-        self.violations = tuple(violations)
-        super().__init__("; ".join(f"{v.field}: {v.description}" for v in self.violations))
-
-    @classmethod
-    def of(cls, field: str, description: str) -> InvalidArgument:
-        return cls([FieldViolation(field, description)])
-
-
-class InvalidPageToken(InvalidArgument):
-    reason = "ERROR_REASON_INVALID_PAGE_TOKEN"
-
-
-class NotFound(CoordinatorError):
-    reason = "ERROR_REASON_NOT_FOUND"
-
-    def __init__(self, resource: str, id: str) -> None:
-        self.resource = resource
-        self.id = id
-        super().__init__(f"{resource} {id!r} not found")
-
-
-class PermissionDenied(CoordinatorError):
-    reason = "ERROR_REASON_AGENCY_NOT_ALLOWED"
-
-
-class FailedPrecondition(CoordinatorError):
-    reason = "ERROR_REASON_INVALID_STATE"
-
-
-class Unavailable(CoordinatorError):
-    reason = "ERROR_REASON_DEPENDENCY_UNAVAILABLE"
-
-
 class RenderFailed(CoordinatorError):
-    reason = "ERROR_REASON_UNSPECIFIED"
+    """A report could not be rendered (INTERNAL): fonts or the renderer failed, not the caller's request."""

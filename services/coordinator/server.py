@@ -11,9 +11,8 @@ from datetime import datetime
 from typing import Any, Final, NoReturn, TypeVar
 
 import grpc
-from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
-from grpc_status import rpc_status
 from qingfeng.rpc import current_caller
+from qingfeng.rpc.errors import abort, status_of
 from qingfeng.v1 import case_pb2, case_pb2_grpc, common_pb2
 
 from services.coordinator.adapters.sql import CaseFilter, TaskFilter
@@ -34,11 +33,7 @@ from services.coordinator.core.model import Decision, Level, Rung
 from services.coordinator.core.tasks import Upload
 from services.coordinator.errors import (
     CoordinatorError,
-    FailedPrecondition,
     InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    Unavailable,
 )
 from services.coordinator.ports import Clock
 from services.coordinator.reporting import Reporting
@@ -46,7 +41,6 @@ from services.coordinator.service import CoordinatorApi, Viewer
 
 __all__ = ["CoordinatorServicer", "status_of"]
 
-_DOMAIN: Final = "qingfeng.v1"
 _STATUS_OF: Final = {v: k for k, v in CASE_STATUS.items()}
 _DISPOSITION_OF: Final = {v: k for k, v in DISPOSITION.items()}
 _TASK_STATUS_OF: Final = {v: k for k, v in TASK_STATUS.items()}
@@ -54,33 +48,8 @@ _UPDATABLE: Final = frozenset({"description", "due_at", "agency", "assignee_unit
 R = TypeVar("R")
 
 
-def status_of(err: CoordinatorError) -> status_pb2.Status:
-    """The ``google.rpc.Status`` (code, message, details) for a coordinator error."""
-    code, metadata = code_pb2.INTERNAL, {}
-    if isinstance(err, InvalidArgument):
-        code = code_pb2.INVALID_ARGUMENT
-        metadata = {"field": err.violations[0].field} if err.violations else {}
-    elif isinstance(err, NotFound):
-        code, metadata = code_pb2.NOT_FOUND, {"resource": err.resource, "id": err.id}
-    elif isinstance(err, PermissionDenied):
-        code = code_pb2.PERMISSION_DENIED
-    elif isinstance(err, FailedPrecondition):
-        code = code_pb2.FAILED_PRECONDITION
-    elif isinstance(err, Unavailable):
-        code = code_pb2.UNAVAILABLE
-    status = status_pb2.Status(code=code, message=str(err))
-    status.details.add().Pack(error_details_pb2.ErrorInfo(reason=err.reason, domain=_DOMAIN, metadata=metadata))
-    if isinstance(err, InvalidArgument):
-        violations = [
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in err.violations
-        ]
-        status.details.add().Pack(error_details_pb2.BadRequest(field_violations=violations))
-    return status
-
-
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], err: CoordinatorError) -> NoReturn:
-    await context.abort_with_status(rpc_status.to_status(status_of(err)))
+    await abort(context, err)
     raise AssertionError("abort_with_status returned")
 
 

@@ -1,4 +1,5 @@
-"""The grader's exception tree. ``server.py`` turns each into a gRPC status with ``google.rpc`` details.
+"""The grader's exception tree. They are the shared tree of ``qingfeng.rpc.errors``;
+``server.py`` turns them into a status with ``google.rpc`` details through ``qingfeng.rpc.errors.abort``.
 
 GraderError
 ├── InvalidArgument         INVALID_ARGUMENT, with the field violations (google.rpc.BadRequest)
@@ -13,8 +14,15 @@ An invalid policy is not an error of UpdatePolicy: the response lists the proble
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from qingfeng.rpc.errors import (
+    ConcurrentModification,
+    FieldViolation,
+    InvalidArgument,
+    InvalidPageToken,
+    NotFound,
+    Unavailable,
+)
+from qingfeng.rpc.errors import ServiceError as GraderError
 
 __all__ = [
     "ConcurrentModification",
@@ -25,50 +33,3 @@ __all__ = [
     "NotFound",
     "Unavailable",
 ]
-
-
-@dataclass(frozen=True)
-class FieldViolation:
-    """One bad request field and what is wrong with it."""
-
-    field: str
-    description: str
-
-
-class GraderError(Exception):
-    """Base of the grader's errors. ``reason`` is an ``ErrorReason`` value name of errors.proto."""
-
-    reason = "ERROR_REASON_UNSPECIFIED"
-
-
-class InvalidArgument(GraderError):
-    reason = "ERROR_REASON_INVALID_ARGUMENT"
-
-    def __init__(self, violations: Sequence[FieldViolation]) -> None:
-        self.violations = tuple(violations)
-        super().__init__("; ".join(f"{v.field}: {v.description}" for v in self.violations))
-
-    @classmethod
-    def of(cls, field: str, description: str) -> InvalidArgument:
-        return cls([FieldViolation(field, description)])
-
-
-class InvalidPageToken(InvalidArgument):
-    reason = "ERROR_REASON_INVALID_PAGE_TOKEN"
-
-
-class NotFound(GraderError):
-    reason = "ERROR_REASON_NOT_FOUND"
-
-    def __init__(self, resource: str, id: str, detail: str = "") -> None:
-        self.resource = resource
-        self.id = id
-        super().__init__(detail or f"{resource} {id!r} not found")
-
-
-class ConcurrentModification(GraderError):
-    reason = "ERROR_REASON_CONCURRENT_MODIFICATION"
-
-
-class Unavailable(GraderError):
-    reason = "ERROR_REASON_DEPENDENCY_UNAVAILABLE"

@@ -22,9 +22,8 @@ from typing import Any, Final, NoReturn
 
 import grpc
 from google.protobuf.message import Message
-from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
-from grpc_status import rpc_status
 from qingfeng.rpc import Caller, current_caller
+from qingfeng.rpc.errors import abort, status_of
 from qingfeng.text.conversion import normalize_width, to_simplified
 from qingfeng.v1 import common_pb2, event_pb2, event_pb2_grpc
 
@@ -47,7 +46,6 @@ __all__ = ["GraderServicer", "status_of"]
 
 _log = logging.getLogger(__name__)
 
-_DOMAIN: Final = "qingfeng.v1"
 _DEFAULT_PAGE: Final = 50
 _MAX_PAGE: Final = 500
 _REGION: Final = re.compile(r"^\d{6}$")
@@ -59,31 +57,8 @@ def _actor(principal: str, agency: str | None) -> common_pb2.Actor:
     return common_pb2.Actor(id=principal, display_name=principal, agency=number)
 
 
-def status_of(err: GraderError) -> status_pb2.Status:
-    """The ``google.rpc.Status`` (code, message, details) for a grader error."""
-    code, metadata = code_pb2.INTERNAL, {}
-    if isinstance(err, InvalidArgument):
-        code = code_pb2.INVALID_ARGUMENT
-        metadata = {"field": err.violations[0].field} if err.violations else {}
-    elif isinstance(err, NotFound):
-        code, metadata = code_pb2.NOT_FOUND, {"resource": err.resource, "id": err.id}
-    elif isinstance(err, ConcurrentModification):
-        code = code_pb2.ABORTED
-    elif isinstance(err, Unavailable):
-        code = code_pb2.UNAVAILABLE
-    status = status_pb2.Status(code=code, message=str(err))
-    status.details.add().Pack(error_details_pb2.ErrorInfo(reason=err.reason, domain=_DOMAIN, metadata=metadata))
-    if isinstance(err, InvalidArgument):
-        violations = [error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                      for v in err.violations]  # fmt: skip
-        status.details.add().Pack(error_details_pb2.BadRequest(field_violations=violations))
-    return status
-
-
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], err: GraderError) -> NoReturn:
-    status = rpc_status.to_status(status_of(err))
-    await context.abort(status.code, status.details, status.trailing_metadata)
-    raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
+    await abort(context, err)
 
 
 def _policy_proto(record: PolicyRecord, *, activated: bool) -> event_pb2.GradingPolicy:

@@ -100,6 +100,14 @@ class AlreadyExists(ServiceError):
     code = code_pb2.ALREADY_EXISTS
     reason = "ERROR_REASON_ALREADY_EXISTS"
 
+    def __init__(self, resource: str, id: str) -> None:
+        self.resource = resource
+        self.id = id
+        super().__init__(f"{resource} {id!r} already exists")
+
+    def metadata(self) -> Mapping[str, str]:
+        return {"resource": self.resource, "id": self.id}
+
 
 class PermissionDenied(ServiceError):
     code = code_pb2.PERMISSION_DENIED

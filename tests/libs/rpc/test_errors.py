@@ -26,7 +26,7 @@ from qingfeng.rpc.errors import (
         (InvalidArgument.of("name", "required"), code_pb2.INVALID_ARGUMENT, "ERROR_REASON_INVALID_ARGUMENT"),
         (InvalidPageToken.of("page_token", "bad"), code_pb2.INVALID_ARGUMENT, "ERROR_REASON_INVALID_PAGE_TOKEN"),
         (NotFound("case", "c1"), code_pb2.NOT_FOUND, "ERROR_REASON_NOT_FOUND"),
-        (AlreadyExists("x"), code_pb2.ALREADY_EXISTS, "ERROR_REASON_ALREADY_EXISTS"),
+        (AlreadyExists("source", "x"), code_pb2.ALREADY_EXISTS, "ERROR_REASON_ALREADY_EXISTS"),
         (PermissionDenied("no"), code_pb2.PERMISSION_DENIED, "ERROR_REASON_AGENCY_NOT_ALLOWED"),
         (FailedPrecondition("closed"), code_pb2.FAILED_PRECONDITION, "ERROR_REASON_INVALID_STATE"),
         (ConcurrentModification("stale"), code_pb2.ABORTED, "ERROR_REASON_CONCURRENT_MODIFICATION"),
