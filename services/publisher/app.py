@@ -48,14 +48,24 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_publisher"
 
 
-def build_channels(policies: Policies, factory: ChannelFactory) -> dict[str, ChannelAdapter]:
-    """One adapter per enabled channel of the policy; a bad channel configuration stops the start."""
-    build = factory
-    return {
-        rule.id: build(ChannelConfig(id=rule.id, kind=rule.kind, options=dict(rule.options)))
-        for rule in policies.channels.values()
-        if rule.enabled
-    }
+def build_channels(policies: Policies, factory: ChannelFactory, *, strict: bool) -> dict[str, ChannelAdapter]:
+    """One adapter per enabled channel of the policy.
+
+    A channel that cannot be built (a secret not set, an option invalid) stops the start when ``strict``; otherwise
+    it is left out with an error naming the channel and the problem: publishing to it is refused as "not
+    configured" and ``ListChannels`` shows it disabled, while the other channels work (a local suite has no tokens).
+    """
+    adapters: dict[str, ChannelAdapter] = {}
+    for rule in policies.channels.values():
+        if not rule.enabled:
+            continue
+        try:
+            adapters[rule.id] = factory(ChannelConfig(id=rule.id, kind=rule.kind, options=dict(rule.options)))
+        except ValueError as err:
+            if strict:
+                raise
+            _log.error("channel %s left out: %s", rule.id, err)
+    return adapters
 
 
 def topic_specs_for(settings: PublisherSettings) -> list[TopicSpec]:
@@ -88,7 +98,9 @@ async def run(
     engine = create_engine(settings.database, application_name="qingfeng-publisher")
     feed_store = SqlFeedStore(engine)
     factory = channel_factory or ChannelBuilder(feed_store=feed_store)
-    adapters = dict(channels) if channels is not None else build_channels(policies, factory)
+    adapters = (
+        dict(channels) if channels is not None else build_channels(policies, factory, strict=settings.strict_channels)
+    )
     topics = settings.topics
     await ensure_topics(settings.kafka, topic_specs_for(settings))
     producer = Producer(settings.kafka)

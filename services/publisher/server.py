@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Final, NoReturn, TypeVar
 
 import grpc
@@ -283,7 +284,11 @@ class PublisherServicer(publication_pb2_grpc.PublisherServiceServicer):
         return await self._guard(context, call)
 
     async def ListChannels(self, request: pb.ListChannelsRequest, context: Any) -> pb.ListChannelsResponse:
-        channels = [c for c in self._app.policies.channels.values() if c.enabled or request.include_disabled]
+        # A channel is enabled when the policy enables it and its adapter was built.
+        rules = [
+            replace(c, enabled=c.enabled and c.id in self._app.channels) for c in self._app.policies.channels.values()
+        ]
+        channels = [c for c in rules if c.enabled or request.include_disabled]
         return pb.ListChannelsResponse(channels=[convert.channel_proto(c) for c in channels])
 
     async def ListTemplates(self, request: pb.ListTemplatesRequest, context: Any) -> pb.ListTemplatesResponse:

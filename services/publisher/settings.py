@@ -76,6 +76,9 @@ class PublisherSettings(ServiceSettings):
     policies: PolicySettings = PolicySettings()
     delivery: DeliverySettings = DeliverySettings()
     feed: FeedServerSettings = FeedServerSettings()
+    # True: a channel of the policy that cannot be built (a secret not set) stops the start. False (default): it is
+    # left out with an error in the log, and the other channels work.
+    strict_channels: bool = False
     # Consumer group of the publication-request consumer.
     group_id: str = "publisher"
     # Outbox relay: rows per batch and the pause when drained.

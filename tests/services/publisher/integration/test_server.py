@@ -168,6 +168,10 @@ async def test_edit_diff_schedule_and_listing(tmp_path: Path) -> None:
             pb.ListChannelsRequest(include_disabled=True), metadata=who("ListChannels", "a")
         )
         assert {c.id for c in channels.channels} >= {"weibo-qingfeng", "webhook-daily"}
+        del h.channels["mastodon-qingfeng"]  # as if its token had not been set at start
+        enabled = await stub.ListChannels(pb.ListChannelsRequest(), metadata=who("ListChannels", "a"))
+        assert "mastodon-qingfeng" not in {c.id for c in enabled.channels}
+        assert "weibo-qingfeng" in {c.id for c in enabled.channels}
         templates = await stub.ListTemplates(
             pb.ListTemplatesRequest(kind=pb.DRAFT_KIND_REPLY), metadata=who("ListTemplates", "a")
         )
