@@ -99,9 +99,13 @@ class GrpcSettings(_Group):
     # Server certificate chain and private key (PEM files).
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
-    # CA bundle that client certificates must chain to; with ``tls_client_auth`` "optional" or "require".
+    # CA bundle that client certificates must chain to (with ``tls_client_auth=require`` or ``mtls_port``).
     tls_ca_file: Path | None = None
-    tls_client_auth: Literal["none", "optional", "require"] = "none"
+    # "require": every caller of ``port`` presents a certificate of ``tls_ca_file``. grpcio cannot ask for one
+    # optionally, so a server that takes tokens and certificates listens twice: ``port`` and ``mtls_port``.
+    tls_client_auth: Literal["none", "require"] = "none"
+    # A second listener that requires client certificates of ``tls_ca_file`` (partners identified by certificate).
+    mtls_port: int | None = Field(default=None, ge=0, le=65535)
     # Serve without TLS (local debugging, tests inside one process); never in a deployment.
     plaintext: bool = False
 

@@ -168,11 +168,11 @@ def test_services_accept_only_the_gateway_on_their_port(service: str) -> None:
         assert rule["ports"] == [{"protocol": "TCP", "port": PROCESSES[service][2]}]
 
 
-def test_gateway_accepts_partners_on_grpc_and_https_only() -> None:
+def test_gateway_accepts_partners_on_grpc_mtls_and_https_only() -> None:
     rules = list(rules_for(POLICIES, pod_labels("gateway"), "Ingress"))
     assert rules
     for rule in rules:
-        assert {p["port"] for p in rule["ports"]} <= {50051, 8443}
+        assert {p["port"] for p in rule["ports"]} <= {50051, 50052, 8443}
         # Partners are outside the cluster: address blocks, never a pod or namespace selector.
         assert all(set(peer) == {"ipBlock"} for peer in rule["from"])
 

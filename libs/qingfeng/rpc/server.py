@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import _async as reflection_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-from qingfeng.rpc.tls import server_credentials
+from qingfeng.rpc.tls import mtls_server_credentials, server_credentials
 from qingfeng.settings import GrpcSettings
 
 __all__ = ["LIVENESS", "GrpcServer", "build_server"]
@@ -40,6 +40,8 @@ class GrpcServer:
     health: health.aio.HealthServicer
     port: int
     service_names: tuple[str, ...]
+    # The listener that requires client certificates (``GrpcSettings.mtls_port``), when configured.
+    mtls_port: int | None = None
 
     async def start(self) -> None:
         """Start serving: liveness SERVING at once, readiness ("" and every business service) NOT_SERVING until the
@@ -139,6 +141,14 @@ def build_server(
         port = server.add_insecure_port(address)
     else:
         port = server.add_secure_port(address, credentials)
+    mtls_port: int | None = None
+    mtls = mtls_server_credentials(settings)
+    if mtls is not None:
+        mtls_port = server.add_secure_port(f"{settings.host}:{settings.mtls_port}", mtls)
+        if mtls_port == 0:
+            raise OSError(f"cannot bind the mutual-TLS port {settings.host}:{settings.mtls_port} (GRPC__MTLS_PORT)")
     if port == 0:
         raise OSError(f"cannot bind gRPC port {settings.host}:{settings.port} (QF_*_GRPC__HOST / QF_*_GRPC__PORT)")
-    return GrpcServer(server=server, health=health_servicer, port=port, service_names=tuple(names))
+    return GrpcServer(
+        server=server, health=health_servicer, port=port, service_names=tuple(names), mtls_port=mtls_port
+    )

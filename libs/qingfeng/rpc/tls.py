@@ -1,7 +1,7 @@
 """TLS for gRPC, server and client side, from settings: one place that reads certificate files.
 
-A server serves TLS when its certificate and key are configured, and can ask for client certificates (mutual TLS)
-that chain to ``tls_ca_file``. Plaintext is an explicit choice (``plaintext=true``) and is logged as a warning.
+A server serves TLS when its certificate and key are configured, and can require client certificates (mutual TLS)
+that chain to ``tls_ca_file`` on its port, or on a second port (``mtls_port``) beside a token-only one. Plaintext is an explicit choice (``plaintext=true``) and is logged as a warning.
 A client verifies the server against ``ca_file`` and presents ``cert_file``/``key_file`` when given.
 """
 
@@ -15,7 +15,14 @@ import grpc
 
 from qingfeng.settings import ClientTlsSettings, GrpcSettings
 
-__all__ = ["TlsConfigError", "aio_channel", "channel_credentials", "server_credentials", "sync_channel"]
+__all__ = [
+    "TlsConfigError",
+    "aio_channel",
+    "channel_credentials",
+    "mtls_server_credentials",
+    "server_credentials",
+    "sync_channel",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +59,19 @@ def server_credentials(settings: GrpcSettings) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials(
         [pair],
         root_certificates=_read(settings.tls_ca_file, "GRPC__TLS_CA_FILE"),
-        require_client_auth=settings.tls_client_auth == "require",
+        require_client_auth=True,
+    )
+
+
+def mtls_server_credentials(settings: GrpcSettings) -> grpc.ServerCredentials | None:
+    """Credentials for the ``mtls_port`` listener (client certificates required), or None when it is not set."""
+    if settings.mtls_port is None:
+        return None
+    if settings.tls_cert_file is None or settings.tls_key_file is None or settings.tls_ca_file is None:
+        raise TlsConfigError("GRPC__MTLS_PORT needs GRPC__TLS_CERT_FILE, GRPC__TLS_KEY_FILE and GRPC__TLS_CA_FILE")
+    pair = (_read(settings.tls_key_file, "GRPC__TLS_KEY_FILE"), _read(settings.tls_cert_file, "GRPC__TLS_CERT_FILE"))
+    return grpc.ssl_server_credentials(
+        [pair], root_certificates=_read(settings.tls_ca_file, "GRPC__TLS_CA_FILE"), require_client_auth=True
     )
 
 

@@ -92,3 +92,30 @@ async def test_liveness_is_serving_while_readiness_is_not(pki: Path) -> None:
         assert ready.status == health_pb2.HealthCheckResponse.NOT_SERVING
     finally:
         await server.server.stop(None)
+
+
+async def test_a_second_port_requires_client_certificates_while_the_first_takes_any_tls_client(pki: Path) -> None:
+    ca = ensure_ca(pki)
+    server = build_server(_tls(pki, tls_ca_file=ca.cert, mtls_port=0))
+    await server.start()
+    try:
+        assert server.mtls_port and server.mtls_port != server.port
+        anonymous = ClientTlsSettings(ca_file=ca.cert)
+        with_cert = ClientTlsSettings(
+            ca_file=ca.cert, cert_file=pki / "certs/client.pem", key_file=pki / "certs/client.key"
+        )
+        async with aio_channel(f"127.0.0.1:{server.port}", anonymous) as channel:
+            await _check(channel)
+        async with aio_channel(f"127.0.0.1:{server.mtls_port}", with_cert) as channel:
+            await _check(channel)
+        async with aio_channel(f"127.0.0.1:{server.mtls_port}", anonymous) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await _check(channel)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        await server.server.stop(None)
+
+
+def test_the_mutual_tls_port_needs_a_ca() -> None:
+    with pytest.raises(TlsConfigError, match="MTLS_PORT"):
+        build_server(GrpcSettings(port=0, plaintext=True, mtls_port=0))
