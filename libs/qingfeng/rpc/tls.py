@@ -1,7 +1,8 @@
 """TLS for gRPC, server and client side, from settings: one place that reads certificate files.
 
 A server serves TLS when its certificate and key are configured, and can require client certificates (mutual TLS)
-that chain to ``tls_ca_file`` on its port, or on a second port (``mtls_port``) beside a token-only one. Plaintext is an explicit choice (``plaintext=true``) and is logged as a warning.
+that chain to ``tls_ca_file`` on its port, or on a second port (``mtls_port``) beside a token-only one. Plaintext is
+an explicit choice (``plaintext=true``) and is logged as a warning.
 A client verifies the server against ``ca_file`` and presents ``cert_file``/``key_file`` when given.
 """
 
