@@ -18,7 +18,7 @@ def main() -> None:
         print(f"gateway: cannot start: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     setup_logging("gateway", settings.log.level)
-    setup_tracing(settings.telemetry)
+    setup_tracing(settings.telemetry, process="gateway")
     try:
         asyncio.run(run(settings))
     except GatewayConfigError as exc:

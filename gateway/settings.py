@@ -15,7 +15,6 @@ from qingfeng.settings import (
     ClientTlsSettings,
     GrpcSettings,
     ServiceSettings,
-    TelemetrySettings,
     service_settings_config,
 )
 
@@ -91,7 +90,6 @@ class GatewaySettings(ServiceSettings):
 
     grpc: GrpcSettings = GrpcSettings(port=50051)
     http: HttpSettings = HttpSettings()
-    telemetry: TelemetrySettings = TelemetrySettings(service_name="qingfeng-gateway")
     # YAML with hashed tokens and grants (gateway/access.py); `qingfeng up` writes .qingfeng/access.yaml.
     access_policy: Path
     # How the gateway connects to the services: TLS verified against this CA (plaintext only when chosen).

@@ -75,10 +75,14 @@ class DatabaseSettings(_Group):
 
 
 class TelemetrySettings(_Group):
-    """OpenTelemetry: spans are always recorded; export only when an endpoint is configured."""
+    """OpenTelemetry: spans are recorded (sampled), exported only when an endpoint is configured."""
 
-    service_name: str = "qingfeng"
+    # Unset: each process names itself (qingfeng-grader …). A nested group set from the environment is rebuilt from
+    # the class defaults, so a per-process default here would be lost as soon as any TELEMETRY__ variable is set.
+    service_name: str | None = None
     otlp_endpoint: str | None = None
+    # Share of new traces recorded; a call or record that arrives with a sampled parent is always recorded.
+    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
     # Write finished spans to the log as JSON lines (debugging without a collector).
     console_export: bool = False
 

@@ -15,14 +15,17 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from qingfeng.settings import TelemetrySettings
 
 __all__ = [
     "KafkaHeaders",
+    "build_provider",
     "extract_context",
     "inject_headers",
+    "service_name",
     "setup_tracing",
     "shutdown_tracing",
 ]
@@ -33,9 +36,21 @@ KafkaHeaders = Sequence[tuple[str, bytes]]
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
-def setup_tracing(settings: TelemetrySettings) -> TracerProvider:
-    """Install the global tracer provider for this process and return it (for shutdown)."""
-    provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
+def service_name(settings: TelemetrySettings, process: str) -> str:
+    """The ``service.name`` this process reports: the configured one, else ``qingfeng-<process>``."""
+    return settings.service_name or f"qingfeng-{process}"
+
+
+def build_provider(settings: TelemetrySettings, *, process: str) -> TracerProvider:
+    """A tracer provider for ``process`` (collector, grader …), not installed.
+
+    Sampling is parent-based: a trace that arrives sampled stays sampled across every service; new traces are
+    recorded with probability ``sample_ratio``.
+    """
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service_name(settings, process)}),
+        sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio)),
+    )
     if settings.otlp_endpoint:
         # Imported here: the OTLP exporter pulls in grpc channels we do not want when export is off.
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -43,6 +58,12 @@ def setup_tracing(settings: TelemetrySettings) -> TracerProvider:
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint)))
     if settings.console_export:
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+    return provider
+
+
+def setup_tracing(settings: TelemetrySettings, *, process: str) -> TracerProvider:
+    """Install the global tracer provider for this process and return it (for shutdown)."""
+    provider = build_provider(settings, process=process)
     trace.set_tracer_provider(provider)
     propagate.set_global_textmap(_PROPAGATOR)
     return provider

@@ -12,7 +12,7 @@ from services.collector.settings import CollectorSettings
 def main() -> None:
     settings = CollectorSettings()
     setup_logging("collector", settings.log.level)
-    setup_tracing(settings.telemetry)
+    setup_tracing(settings.telemetry, process="collector")
     asyncio.run(run(settings))
 
 

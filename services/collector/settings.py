@@ -16,7 +16,6 @@ from qingfeng.settings import (
     DatabaseSettings,
     GrpcSettings,
     ServiceSettings,
-    TelemetrySettings,
     service_settings_config,
 )
 
@@ -115,7 +114,6 @@ class CollectorSettings(ServiceSettings):
     model_config: ClassVar[SettingsConfigDict] = service_settings_config("QF_COLLECTOR_")
 
     grpc: GrpcSettings = GrpcSettings(port=50061)
-    telemetry: TelemetrySettings = TelemetrySettings(service_name="qingfeng-collector")
     # Source registry, tip registry and audit log. SQLite by default; postgresql+asyncpg://… is supported.
     database: DatabaseSettings = DatabaseSettings(url=SecretStr("sqlite+aiosqlite:///./.qingfeng/collector.db"))
     role: Role = "all"

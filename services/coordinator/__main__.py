@@ -12,7 +12,7 @@ from services.coordinator.settings import CoordinatorSettings
 def main() -> None:
     settings = CoordinatorSettings()
     setup_logging("coordinator", settings.log.level)
-    setup_tracing(settings.telemetry)
+    setup_tracing(settings.telemetry, process="coordinator")
     asyncio.run(run(settings))
 
 

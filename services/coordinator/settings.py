@@ -16,7 +16,6 @@ from qingfeng.settings import (
     DatabaseSettings,
     GrpcSettings,
     ServiceSettings,
-    TelemetrySettings,
     service_settings_config,
 )
 
@@ -67,7 +66,6 @@ class CoordinatorSettings(ServiceSettings):
     model_config: ClassVar[SettingsConfigDict] = service_settings_config("QF_COORDINATOR_")
 
     grpc: GrpcSettings = GrpcSettings(port=50063)
-    telemetry: TelemetrySettings = TelemetrySettings(service_name="qingfeng-coordinator")
     # SQLite file by default; QF_COORDINATOR_DATABASE__URL=postgresql+asyncpg://… for PostgreSQL.
     database: DatabaseSettings = DatabaseSettings(url=SecretStr("sqlite+aiosqlite:///./.qingfeng/coordinator.db"))
     topics: CoordinatorTopics = CoordinatorTopics()

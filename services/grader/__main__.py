@@ -12,7 +12,7 @@ from services.grader.settings import GraderSettings
 def main() -> None:
     settings = GraderSettings()
     setup_logging("grader", settings.log.level)
-    setup_tracing(settings.telemetry)
+    setup_tracing(settings.telemetry, process="grader")
     asyncio.run(run(settings))
 
 

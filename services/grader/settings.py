@@ -16,7 +16,6 @@ from qingfeng.settings import (
     DatabaseSettings,
     GrpcSettings,
     ServiceSettings,
-    TelemetrySettings,
     service_settings_config,
 )
 
@@ -68,7 +67,6 @@ class GraderSettings(ServiceSettings):
     model_config: ClassVar[SettingsConfigDict] = service_settings_config("QF_GRADER_")
 
     grpc: GrpcSettings = GrpcSettings(port=50062)
-    telemetry: TelemetrySettings = TelemetrySettings(service_name="qingfeng-grader")
     # Engine checkpoints, policy versions and the audit log. SQLite by default; postgresql+asyncpg://… is supported.
     database: DatabaseSettings = DatabaseSettings(url=SecretStr("sqlite+aiosqlite:///./.qingfeng/grader.db"))
     topics: GraderTopics = GraderTopics()

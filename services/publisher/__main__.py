@@ -12,7 +12,7 @@ from services.publisher.settings import PublisherSettings
 def main() -> None:
     settings = PublisherSettings()
     setup_logging("publisher", settings.log.level)
-    setup_tracing(settings.telemetry)
+    setup_tracing(settings.telemetry, process="publisher")
     asyncio.run(run(settings))
 
 

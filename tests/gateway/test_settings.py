@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from qingfeng.telemetry import service_name
 
 from gateway.app import load_policy, upstream_services
 from gateway.settings import GatewayConfigError, GatewaySettings, load_settings
@@ -22,7 +23,7 @@ def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch, policy_file: 
     assert settings.access_policy == policy_file
     assert (settings.grpc.port, settings.http.host, settings.http.port) == (50051, "127.0.0.1", 18080)
     assert settings.rate_limit.burst == 7
-    assert settings.telemetry.service_name == "qingfeng-gateway"
+    assert service_name(settings.telemetry, "gateway") == "qingfeng-gateway"
     addresses = {d.name: a for d, a in upstream_services(settings).items()}
     assert addresses == {
         "CollectorService": "127.0.0.1:50061",
