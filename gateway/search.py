@@ -26,17 +26,18 @@ from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, Transpo
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
-from qingfeng.elastic import IndexNames
+from qingfeng.elastic import IndexNames, default_splitter
 from qingfeng.v1 import search_pb2, search_pb2_grpc
 
-from gateway.documents import event_from_source, post_from_source
+from gateway.documents import event_from_source
 from gateway.interceptors import current_identity
+from gateway.search_paging import PageTokens
+from gateway.search_posts import PostPages, post_response
 from gateway.search_query import (
     SearchRequestError,
     SearchScope,
     event_search_body,
     next_page_token,
-    post_search_body,
     resolve_page,
 )
 
@@ -93,11 +94,27 @@ def _root_cause(body: Any) -> str | None:
 class Searcher:
     """Searches the read aliases of one index prefix; pages are at most ``max_page_size`` hits."""
 
-    def __init__(self, es: AsyncElasticsearch, index_prefix: str, *, max_page_size: int = 100) -> None:
+    def __init__(
+        self,
+        es: AsyncElasticsearch,
+        index_prefix: str,
+        *,
+        max_page_size: int = 100,
+        page_tokens: PageTokens | None = None,
+        pit_keep_alive: str = "2m",
+    ) -> None:
         self._es = es
         self._posts = IndexNames(index_prefix, "posts").read_alias
         self._events = IndexNames(index_prefix, "events").read_alias
         self._max_page_size = max_page_size
+        # Posts: words-aware ranking, PIT + search_after paging with signed tokens, charts (search_posts.py).
+        self._post_pages = PostPages(
+            es,
+            self._posts,
+            tokens=page_tokens or PageTokens.random(),
+            splitter=default_splitter(),
+            keep_alive=pit_keep_alive,
+        )
 
     async def _search(self, index: str, body: dict[str, Any]) -> Mapping[str, Any]:
         try:
@@ -140,18 +157,8 @@ class Searcher:
         self, request: search_pb2.SearchPostsRequest, scope: SearchScope | None = None
     ) -> search_pb2.SearchPostsResponse:
         """Posts matching ``request`` within ``scope`` (default: the narrowest, no tips)."""
-        hits, common = await self._page(self._posts, request, post_search_body, scope or SearchScope())
-        return search_pb2.SearchPostsResponse(
-            hits=[
-                search_pb2.PostHit(
-                    post=post_from_source(hit.get("_source") or {}),
-                    score=float(hit.get("_score") or 0.0),
-                    highlights=_highlights(hit),
-                )
-                for hit in hits
-            ],
-            **common,
-        )
+        page = await self._post_pages.search(request, scope or SearchScope(), max_page_size=self._max_page_size)
+        return post_response(page)
 
     async def search_events(
         self, request: search_pb2.SearchEventsRequest, scope: SearchScope | None = None

@@ -40,6 +40,9 @@ class _FailingEs:
     async def search(self, **kwargs: Any) -> Any:
         raise self.error
 
+    async def open_point_in_time(self, **kwargs: Any) -> Any:  # a post search's first call
+        raise self.error
+
 
 @pytest.mark.parametrize(
     ("error", "expected"),

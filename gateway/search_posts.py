@@ -1,0 +1,218 @@
+"""Post searches: words-aware ranking (``search_words``), PIT + ``search_after`` paging with signed tokens
+(``search_paging``) and the charts (``search_aggs``), on top of the filters and scope of ``search_query``.
+
+The filters, order and the caller's scope come from ``search_query.post_search_body`` run on the request without its
+text and paging fields, so every rule there (validation, need-to-know scope) applies unchanged; this module replaces
+the text part and the paging. Elasticsearch errors become the exceptions of ``gateway.search`` (imported late: that
+module imports this one), and a PIT that expired or was closed becomes an invalid page token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, TransportError
+from google.protobuf.duration_pb2 import Duration
+from qingfeng.elastic.words import WordSplitter
+from qingfeng.v1 import search_pb2
+
+from gateway.documents import post_from_source
+from gateway.search_aggs import post_aggregations, post_aggs
+from gateway.search_paging import Cursor, PageTokens, invalid_token
+from gateway.search_query import SearchScope, parse_query_text, post_search_body, resolve_page
+from gateway.search_words import POST_HIGHLIGHT, clean_highlights, post_text_query
+
+__all__ = ["PostPage", "PostPages", "post_response"]
+
+# The search log: operators find every search failure in one place, with the cluster's own words.
+_log = logging.getLogger("gateway.search")
+
+_RETRYABLE: Final = frozenset({429, 502, 503, 504})
+
+
+class PostPage:
+    """One page: the raw hits, total, whether it is a lower bound, the next token, took (ms) and the charts."""
+
+    __slots__ = ("aggregations", "hits", "lower_bound", "next_page_token", "took_ms", "total")
+
+    def __init__(
+        self,
+        hits: list[Mapping[str, Any]],
+        *,
+        total: int,
+        lower_bound: bool,
+        next_page_token: str,
+        took_ms: int,
+        aggregations: search_pb2.PostAggregations | None,
+    ) -> None:
+        self.hits = hits
+        self.total = total
+        self.lower_bound = lower_bound
+        self.next_page_token = next_page_token
+        self.took_ms = took_ms
+        self.aggregations = aggregations
+
+
+def _root_cause(body: Any) -> str | None:
+    try:
+        cause = body["error"]["root_cause"][0]
+        return f"{cause['type']}: {cause['reason']}"
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def _translate(err: Exception, what: str) -> Exception:
+    """An Elasticsearch error as the gateway's search errors, as ``Searcher._search`` maps them."""
+    from gateway.search import SearchFailed, SearchRequestError, SearchUnavailable
+
+    if isinstance(err, ApiError):
+        cause = _root_cause(err.body) or str(err.message)
+        if err.status_code == 400:
+            _log.warning("%s rejected: %s", what, cause)
+            return SearchRequestError(
+                "query", "the search cluster cannot run this query; use fewer or simpler words and filters"
+            )
+        _log.error("%s failed with HTTP %s: %s", what, err.status_code, cause)
+        if err.status_code in _RETRYABLE:
+            return SearchUnavailable("search cluster unavailable; retry later")
+        return SearchFailed("search failed on the server side; the gateway logged the cause")
+    _log.warning("%s failed: %s", what, err)
+    return SearchUnavailable("search cluster unavailable; retry later")
+
+
+def _unpaged(request: search_pb2.SearchPostsRequest) -> search_pb2.SearchPostsRequest:
+    # The query without what changes from page to page (or is asked on the first page only).
+    copy = search_pb2.SearchPostsRequest()
+    copy.CopyFrom(request)
+    copy.ClearField("page_token")
+    copy.ClearField("aggregations")
+    return copy
+
+
+class PostPages:
+    """Runs post searches against the posts read ``alias`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        es: AsyncElasticsearch,
+        alias: str,
+        *,
+        tokens: PageTokens,
+        splitter: WordSplitter,
+        keep_alive: str = "2m",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._es = es
+        self._alias = alias
+        self._tokens = tokens
+        self._splitter = splitter
+        self._keep_alive = keep_alive
+        self._clock = clock
+
+    def body(
+        self, request: search_pb2.SearchPostsRequest, scope: SearchScope, *, size: int, origin: str
+    ) -> dict[str, Any]:
+        """The search body (without ``pit`` and ``search_after``) of ``size`` hits; pure but for the splitter."""
+        terms = parse_query_text(request.query)
+        plain = _unpaged(request)
+        plain.ClearField("query")
+        base = post_search_body(plain, resolve_page(plain, max_size=size), scope)
+        filtered = post_text_query(terms, self._splitter, filters=[base["query"]], must_not=[], origin=origin)
+        body: dict[str, Any] = {"query": filtered, "sort": base["sort"], "size": size, "highlight": POST_HIGHLIGHT}
+        if request.HasField("aggregations") and not request.page_token:
+            body["aggs"] = post_aggs(request.aggregations)
+        return body
+
+    async def search(
+        self, request: search_pb2.SearchPostsRequest, scope: SearchScope, *, max_page_size: int
+    ) -> PostPage:
+        """One page of ``request`` within ``scope``; opens the PIT on the first page, closes it after the last."""
+        plain = _unpaged(request)
+        page = resolve_page(plain, max_size=max_page_size)
+        cursor = self._tokens.decode(request.page_token, page.fingerprint) if request.page_token else None
+        origin = cursor.origin if cursor else self._clock().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        body = self.body(request, scope, size=page.size + 1, origin=origin)
+        pit = cursor.pit if cursor else await self._open()
+        body["pit"] = {"id": pit, "keep_alive": self._keep_alive}
+        if cursor:
+            body["search_after"] = list(cursor.after)
+        try:
+            response = await self._es.search(**body)
+        except NotFoundError as err:
+            if cursor is None:
+                raise _translate(err, "post search") from err
+            raise invalid_token("the search behind this token expired; search again") from err
+        except (ApiError, TransportError) as err:
+            raise _translate(err, "post search") from err
+        found: Mapping[str, Any] = response.body
+        hits: list[Mapping[str, Any]] = found.get("hits", {}).get("hits", [])
+        more = len(hits) > page.size
+        hits = hits[: page.size]
+        served = (cursor.served if cursor else 0) + len(hits)
+        token = ""
+        if more:
+            next_cursor = Cursor(
+                pit=str(found.get("pit_id") or pit),
+                after=tuple(hits[-1]["sort"]),
+                fingerprint=page.fingerprint,
+                origin=origin,
+                served=served,
+            )
+            token = self._tokens.encode(next_cursor)
+        else:
+            await self._close(str(found.get("pit_id") or pit))
+        total = found.get("hits", {}).get("total") or {}
+        aggs = found.get("aggregations")
+        return PostPage(
+            hits,
+            total=int(total.get("value", 0)),
+            lower_bound=total.get("relation") == "gte",
+            next_page_token=token,
+            took_ms=int(found.get("took", 0)),
+            aggregations=post_aggregations(aggs) if aggs is not None else None,
+        )
+
+    async def _open(self) -> str:
+        try:
+            # A family nobody has written yet has no read alias: a PIT over no index, an empty result.
+            response = await self._es.open_point_in_time(
+                index=self._alias, keep_alive=self._keep_alive, ignore_unavailable=True
+            )
+        except (ApiError, TransportError) as err:
+            raise _translate(err, "opening a point in time") from err
+        return str(response.body["id"])
+
+    async def _close(self, pit: str) -> None:
+        # Best effort: an unclosed PIT only lives until its keep-alive runs out.
+        with contextlib.suppress(ApiError, TransportError):
+            await self._es.close_point_in_time(id=pit)
+
+
+def post_response(page: PostPage) -> search_pb2.SearchPostsResponse:
+    """The protobuf response of ``page``: posts, scores, highlights as text (``search_words.clean_highlights``)."""
+    took = Duration()
+    took.FromMilliseconds(page.took_ms)
+    response = search_pb2.SearchPostsResponse(
+        hits=[
+            search_pb2.PostHit(
+                post=post_from_source(hit.get("_source") or {}),
+                score=float(hit.get("_score") or 0.0),
+                highlights=[
+                    search_pb2.Highlight(field=field, fragments=fragments)
+                    for field, fragments in clean_highlights(hit.get("highlight") or {})
+                ],
+            )
+            for hit in page.hits
+        ],
+        total=page.total,
+        total_is_lower_bound=page.lower_bound,
+        next_page_token=page.next_page_token,
+        took=took,
+    )
+    if page.aggregations is not None:
+        response.aggregations.CopyFrom(page.aggregations)
+    return response
