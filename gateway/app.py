@@ -53,6 +53,7 @@ from gateway.interceptors import GuardInterceptor
 from gateway.proxy import proxy_handler
 from gateway.ratelimit import ConcurrencyLimiter, FailureLimiter, RateLimiter
 from gateway.search import Searcher, SearchServicer
+from gateway.search_paging import PageTokens
 from gateway.sessions import SessionMiddleware, SessionStore, session_routes
 from gateway.settings import GatewayConfigError, GatewaySettings, HttpSettings
 
@@ -214,7 +215,14 @@ def build_gateway(settings: GatewaySettings, policy: PolicySource, signer: Crede
         per_server=limits.concurrent_calls_per_server,
     )
     es = create_client(settings.elasticsearch)
-    searcher = Searcher(es, settings.elasticsearch.index_prefix, max_page_size=settings.search_max_page_size)
+    key = settings.search_page_token_key
+    searcher = Searcher(
+        es,
+        settings.elasticsearch.index_prefix,
+        max_page_size=settings.search_max_page_size,
+        page_tokens=PageTokens(key.get_secret_value().encode()) if key else None,
+        pit_keep_alive=settings.search_pit_keep_alive,
+    )
     options = [
         ("grpc.max_receive_message_length", settings.grpc.max_message_bytes),
         ("grpc.max_send_message_length", settings.grpc.max_message_bytes),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import SettingsConfigDict
 from qingfeng.settings import (
     ClientTlsSettings,
@@ -103,6 +103,11 @@ class GatewaySettings(ServiceSettings):
     limits: LimitSettings = LimitSettings()
     # Largest page a search may ask for; larger page_size values are clamped to it.
     search_max_page_size: int = Field(default=100, ge=1, le=1000)
+    # HMAC key of search page tokens (at least 16 characters); every replica behind one address needs the same.
+    # Unset: a random key per process (tokens die with the process).
+    search_page_token_key: SecretStr | None = Field(default=None, min_length=16)
+    # How long a post search's point in time stays open after each page (Elasticsearch time units).
+    search_pit_keep_alive: str = Field(default="2m", pattern=r"^[1-9]\d*(s|m)$")
 
 
 def _variable(loc: tuple[int | str, ...]) -> str:
