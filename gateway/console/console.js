@@ -1,176 +1,108 @@
-// Qingfeng search console: calls /api/search/{posts,events} with the bearer token kept in sessionStorage
-// (gone when the tab closes). Hits are built with DOM nodes and textContent only; highlight fragments are parsed
-// into an inert document and only their <em> tags become <mark>, so indexed text can never inject markup.
-"use strict";
+// Qingfeng console: sign-in (token exchanged for an HttpOnly session cookie), hash routes, language and wall mode.
+// Views: #/dashboard, #/event/<id>, #/search?q=, #/cases[/<id>], #/publications. Everything the page shows comes
+// from the gateway's HTTP/JSON API (gateway/openapi.yaml); the gateway, not this page, decides what a role may do.
+// The search view keeps the tab's last query in sessionStorage; saved searches and the language in localStorage.
+import { api, setCsrf } from "./api.js";
+import { disposeCharts, resizeCharts } from "./charts.js";
+import { el, errorNode, tickClock } from "./dom.js";
+import { currentLang, setLang, t, translateStatic } from "./i18n.js";
+import * as cases from "./view_cases.js";
+import * as dashboard from "./view_dashboard.js";
+import * as eventPage from "./view_event.js";
+import * as publications from "./view_publications.js";
+import * as search from "./view_search.js";
 
-const TOKEN_KEY = "qingfeng.token";
+const VIEWS = { dashboard, event: eventPage, search, cases, publications };
 const $ = (id) => document.getElementById(id);
-let nextToken = "";
-let lastQuery = null;
+let session = null;
 
-function token() {
-  return sessionStorage.getItem(TOKEN_KEY) || "";
+function showSignedIn(signedIn) {
+  $("sign-in").hidden = signedIn;
+  $("nav").hidden = !signedIn;
+  $("sign-out").hidden = !signedIn;
+  $("view").hidden = !signedIn;
+  const who = session && session.identity;
+  $("who").textContent = signedIn && who ? `${who.name} · ${who.agency}` : "";
 }
 
-function showTokenState() {
-  $("token-state").textContent = token() ? "已保存 saved" : "未设置 not set";
-}
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  return node;
-}
-
-// A fragment is HTML-escaped text with <em>…</em> around matches; rebuild it as text nodes and <mark> elements.
-function fragmentNode(fragment) {
-  const doc = new DOMParser().parseFromString(`<p>${fragment}</p>`, "text/html");
-  const out = el("p", "fragment");
-  for (const child of doc.body.firstChild.childNodes) {
-    if (child.nodeType === Node.ELEMENT_NODE && child.nodeName === "EM") {
-      out.appendChild(el("mark", null, child.textContent));
-    } else {
-      out.appendChild(document.createTextNode(child.textContent));
-    }
-  }
-  return out;
-}
-
-function safeLink(url, text) {
+async function route() {
+  if (!session) return;
+  const [path, queryString] = (location.hash.replace(/^#\/?/, "") || "dashboard").split("?");
+  const [name, ...rest] = path.split("/");
+  const view = VIEWS[name] ? name : "dashboard";
+  for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.getAttribute("href") === `#/${view}`);
+  disposeCharts();
+  const main = $("view");
+  main.replaceChildren();
+  main.className = "";
+  main.dataset.view = view;
   try {
-    const parsed = new URL(url);
-    if (parsed.protocol === "http:" || parsed.protocol === "https:") {
-      const a = el("a", null, text);
-      a.href = parsed.href;
-      a.rel = "noopener noreferrer";
-      a.target = "_blank";
-      return a;
-    }
-  } catch (_) {
-    // not a URL: shown as text below
-  }
-  return el("span", null, text);
-}
-
-function when(value) {
-  return value ? new Date(value).toLocaleString("zh-CN", { hour12: false }) : "";
-}
-
-function highlights(hit, item, fallback) {
-  const fragments = (hit.highlights || []).filter((h) => h.field !== "title").flatMap((h) => h.fragments || []);
-  if (fragments.length) {
-    fragments.forEach((f) => item.appendChild(fragmentNode(f)));
-  } else if (fallback) {
-    item.appendChild(el("p", "fragment", fallback.slice(0, 160)));
-  }
-}
-
-function titleNode(hit, fallback) {
-  const h2 = el("h2");
-  const titled = (hit.highlights || []).find((h) => h.field === "title");
-  if (titled && titled.fragments && titled.fragments.length) {
-    h2.appendChild(fragmentNode(titled.fragments[0]));
-  } else {
-    h2.textContent = fallback;
-  }
-  return h2;
-}
-
-function postItem(hit) {
-  const post = hit.post || {};
-  const item = el("li");
-  const text = post.text_simplified || post.text || "";
-  item.appendChild(titleNode(hit, post.title || text.slice(0, 40) || post.id));
-  const meta = el("div", "meta");
-  meta.appendChild(el("span", null, [post.platform, post.author && post.author.name, when(post.created_at)]
-    .filter(Boolean).join(" · ") + " · "));
-  meta.appendChild(post.url ? safeLink(post.url, "原文") : el("span", null, post.id));
-  item.appendChild(meta);
-  highlights(hit, item, text);
-  return item;
-}
-
-function eventItem(hit) {
-  const event = hit.event || {};
-  const item = el("li");
-  item.appendChild(titleNode(hit, event.title || event.id));
-  const meta = el("div", "meta");
-  if (event.level) meta.appendChild(el("span", `level ${event.level}`, (event.grade && event.grade.label) || event.level));
-  meta.appendChild(el("span", null, ` 帖文 ${event.post_count || 0} · 最近 ${when(event.last_seen_at)}` +
-    (event.rising ? " · 上升" : "")));
-  item.appendChild(meta);
-  highlights(hit, item, (event.keywords || []).join(" "));
-  return item;
-}
-
-function setStatus(text, isError) {
-  $("status").textContent = text;
-  $("status").className = isError ? "error" : "";
-}
-
-async function search(append) {
-  if (!token()) {
-    setStatus("请先保存访问令牌 (save a token first).", true);
-    return;
-  }
-  const query = append ? lastQuery : {
-    kind: $("kind").value,
-    q: $("q").value.trim(),
-    order: $("order").value,
-    region_code: $("region").value.trim(),
-  };
-  lastQuery = query;
-  const params = new URLSearchParams({ q: query.q, order: query.order, page_size: "20" });
-  if (query.region_code) params.set("region_code", query.region_code);
-  if (append && nextToken) params.set("page_token", nextToken);
-  setStatus("检索中…", false);
-  let response;
-  try {
-    response = await fetch(`/api/search/${query.kind}?${params}`, {
-      headers: { Authorization: `Bearer ${token()}` },
-      cache: "no-store",
-    });
+    await VIEWS[view].render(main, rest.length ? decodeURIComponent(rest.join("/")) : "", new URLSearchParams(queryString || ""), session);
   } catch (err) {
-    setStatus(`网络错误 network error: ${err}`, true);
-    return;
+    if (err && err.status === 401) return signedOut();
+    main.appendChild(errorNode(err));
   }
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const message = (body.error && body.error.message) || response.statusText;
-    const hint = response.status === 401 ? "令牌无效或缺失 " : response.status === 403 ? "无权检索 " : "";
-    setStatus(`${hint}(${response.status}) ${message}`, true);
-    return;
-  }
-  const list = $("results");
-  if (!append) list.replaceChildren();
-  for (const hit of body.hits || []) {
-    list.appendChild(query.kind === "posts" ? postItem(hit) : eventItem(hit));
-  }
-  const total = Number(body.total || 0);
-  const took = body.took ? ` · ${body.took}` : "";
-  setStatus(`共 ${total}${body.total_is_lower_bound ? "+" : ""} 条结果${took}`, false);
-  nextToken = body.next_page_token || "";
-  $("more").hidden = !nextToken;
 }
 
-document.addEventListener("DOMContentLoaded", () => {
-  showTokenState();
-  $("token-form").addEventListener("submit", (e) => {
+function signedOut() {
+  session = null;
+  setCsrf("");
+  showSignedIn(false);
+  $("view").replaceChildren();
+}
+
+function signedIn(body) {
+  session = body;
+  setCsrf(body.csrf_token);
+  showSignedIn(true);
+  route();
+}
+
+async function start() {
+  setLang(currentLang());
+  translateStatic();
+  $("lang").textContent = currentLang() === "en" ? "中文" : "English";
+  if (localStorage.getItem("qingfeng.wall") === "1" || new URLSearchParams(location.search).get("wall") === "1") {
+    document.body.classList.add("wall");
+  }
+  $("sign-in-form").addEventListener("submit", async (e) => {
     e.preventDefault();
-    const value = $("token").value.trim();
-    if (value) sessionStorage.setItem(TOKEN_KEY, value);
-    $("token").value = "";
-    showTokenState();
+    const status = $("sign-in-status");
+    status.textContent = "";
+    try {
+      const body = await api.post("/api/session", { token: $("token").value.trim() });
+      $("token").value = "";
+      signedIn(body);
+    } catch (err) {
+      status.replaceChildren(el("span", null, `${t("signin.failed")}: `), errorNode(err));
+    }
   });
-  $("token-clear").addEventListener("click", () => {
-    sessionStorage.removeItem(TOKEN_KEY);
-    showTokenState();
+  $("sign-out").addEventListener("click", async () => {
+    try {
+      await api.del("/api/session");
+    } finally {
+      signedOut();
+    }
   });
-  $("search-form").addEventListener("submit", (e) => {
-    e.preventDefault();
-    nextToken = "";
-    search(false);
+  $("lang").addEventListener("click", () => {
+    setLang(currentLang() === "en" ? "zh" : "en");
+    translateStatic();
+    $("lang").textContent = currentLang() === "en" ? "中文" : "English";
+    route();
   });
-  $("more").addEventListener("click", () => search(true));
-});
+  $("wall").addEventListener("click", () => {
+    const on = document.body.classList.toggle("wall");
+    localStorage.setItem("qingfeng.wall", on ? "1" : "0");
+    requestAnimationFrame(resizeCharts);
+  });
+  window.addEventListener("hashchange", route);
+  window.addEventListener("resize", resizeCharts);
+  setInterval(() => document.querySelectorAll(".clock[data-deadline]").forEach(tickClock), 1000);
+  try {
+    signedIn(await api.get("/api/session"));
+  } catch (_) {
+    signedOut();
+  }
+}
+
+start();
