@@ -131,3 +131,25 @@ def test_a_policy_with_patterns_is_upgraded_keeping_tokens(tmp_path: Path) -> No
     assert "see_tips" in analyst.roles
     with pytest.raises(AccessDenied):
         authorize(analyst, "/qingfeng.v1.GraderService/NotAMethod")
+
+
+def test_an_existing_policy_gains_new_default_identities_and_keeps_the_operators(tmp_path: Path) -> None:
+    operator_entry = {
+        "name": "auditor",
+        "agency": "case_management",
+        "roles": [],
+        "token_sha256": hash_token("operator-token"),
+        "grants": ["/qingfeng.v1.CoordinatorService/ListCases"],
+    }
+    old = {"version": "local-1", "identities": [operator_entry]}
+    (tmp_path / "access.yaml").write_text(yaml.safe_dump(old), encoding="utf-8")
+    policy = load_access_policy(provision(tmp_path))
+    auditor = authenticate(policy, "operator-token")
+    assert set(auditor.grants) == {"/qingfeng.v1.CoordinatorService/ListCases"}
+    signer = authenticate(policy, (tmp_path / "tokens" / "deputy_standing_member").read_text().strip())
+    assert "分管常委" in signer.roles
+    authorize(signer, "/qingfeng.v1.PublisherService/SignOff")
+    with pytest.raises(AccessDenied):
+        authorize(signer, "/qingfeng.v1.PublisherService/CreateDraft")
+    names = {identity.name for identity in DEFAULT_IDENTITIES}
+    assert names <= {identity.name for _, identity in policy.identities} | {"auditor"}

@@ -95,10 +95,7 @@ def _identities() -> tuple[GatewayIdentity, ...]:
         # The office's lead handler is the one identity that may read who submitted a tip (SubmitTip's submitter).
         GatewayIdentity("lead_handler", "opinion_office", ("analyst", "see_submitter", "see_tips"), _all_services()),
         GatewayIdentity(
-            "police_cyber",
-            "police_cyber",
-            (),
-            _methods(case_pb2, coordinator, "ListTasks", "UpdateTask", "CompleteTask"),
+            "police_cyber", "police_cyber", (), (*_task_work(), *_methods(case_pb2, coordinator, "UpdateTask"))
         ),
         GatewayIdentity(
             "propaganda",
@@ -119,23 +116,48 @@ def _identities() -> tuple[GatewayIdentity, ...]:
                 "ListTemplates",
             ),
         ),
-        GatewayIdentity("petitions", "petitions", (), _methods(case_pb2, coordinator, "ListTasks", "CompleteTask")),
+        GatewayIdentity("petitions", "petitions", (), _task_work()),
         GatewayIdentity(
             "daily_newspaper",
             "daily_newspaper",
             (),
             _methods(publication_pb2, publisher, "ListPublications", "GetPublication"),
         ),
-        GatewayIdentity(
-            "telecom_regulator", "telecom_regulator", (), _methods(case_pb2, coordinator, "ListTasks", "CompleteTask")
-        ),
+        GatewayIdentity("telecom_regulator", "telecom_regulator", (), _task_work()),
         GatewayIdentity(
             "case_management",
             "case_management",
             (),
-            _methods(case_pb2, coordinator, "GetCase", "ListCases", "ListTasks", "CompleteTask"),
+            (*_task_work(), *_methods(case_pb2, coordinator, "GetCase", "ListCases")),
         ),
+        # The sign-off chain (报送审签, services/publisher/policies/signoff.yaml): each leader holds the role of one
+        # step, reads the cases routed up to them, acknowledges them, and signs releases. Four-eyes is the
+        # publisher's rule: nobody signs a revision they wrote.
+        *(_leader(name, role) for name, role in _SIGNERS),
     )
+
+
+# (identity name, sign-off role) of the leaders on the reporting ladder (DESIGN §3); 市委's liaison sits with the
+# commission in this local suite.
+_SIGNERS = (
+    ("office_director", "舆情信息办公室主任"),
+    ("deputy_standing_member", "分管常委"),
+    ("commission_secretary", "纪委书记"),
+    ("municipal_committee", "市委"),
+)
+
+
+def _task_work() -> tuple[str, ...]:
+    """What a partner agency does with the tasks assigned to it (it sees only its own)."""
+    names = ("ListTasks", "CompleteTask", "ReportTaskProgress", "GetTaskAttachment")
+    return _methods(case_pb2, "CoordinatorService", *names)
+
+
+def _leader(name: str, role: str) -> GatewayIdentity:
+    agency = "opinion_office" if name == "office_director" else "discipline_commission"
+    cases = _methods(case_pb2, "CoordinatorService", "GetCase", "ListCases", "AcknowledgeCase", "GetRapidReport")
+    releases = _methods(publication_pb2, "PublisherService", "GetDraft", "ListDrafts", "SignOff", "ListPublications")
+    return GatewayIdentity(name, agency, (role,), (*cases, *releases))
 
 
 DEFAULT_IDENTITIES: tuple[GatewayIdentity, ...] = _identities()
@@ -156,51 +178,59 @@ def _write_private(path: Path, text: str) -> None:
         raise
 
 
-def _has_patterns(entry: Any) -> bool:
-    grants = entry.get("grants") if isinstance(entry, dict) else None
-    return isinstance(grants, list) and any(isinstance(g, str) and any(c in g for c in "*?[") for g in grants)
+def _entry(identity: GatewayIdentity, token: str) -> dict[str, Any]:
+    return {
+        "name": identity.name,
+        "agency": identity.agency,
+        "roles": list(identity.roles),
+        "token_sha256": hashlib.sha256(token.encode("utf-8")).hexdigest(),
+        "grants": list(identity.grants),
+    }
 
 
-def _upgrade(policy_path: Path, identities: tuple[GatewayIdentity, ...]) -> None:
-    """Replace pattern grants of the default identities by today's exact ones, keeping every token hash."""
+def _sync(policy_path: Path, tokens_dir: Path, identities: tuple[GatewayIdentity, ...]) -> None:
+    """Bring the default identities of a policy written by `qingfeng up` to today's grants and roles (exact methods
+    added since, pattern grants of older versions), keeping every token hash; mint tokens for new default identities.
+    Identities an operator added are left as they are."""
     try:
         data = load_yaml(policy_path.read_bytes(), source=str(policy_path))
     except (OSError, SafeYamlError):
         return  # not ours to repair: the gateway names the problem when it loads the file
     entries = data.get("identities") if isinstance(data, dict) else None
-    if not isinstance(entries, list) or not any(_has_patterns(e) for e in entries):
+    if not isinstance(entries, list):
         return
-    defaults = {identity.name: identity for identity in identities}
-    for entry in entries:
-        known = defaults.get(str(entry.get("name"))) if isinstance(entry, dict) else None
-        if known is not None and _has_patterns(entry):
-            entry["grants"], entry["roles"] = list(known.grants), list(known.roles)
-    body = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
-    _write_private(policy_path, "# Upgraded to exact grants by `qingfeng up` (qingfeng.cli.tokens).\n" + body)
+    changed = False
+    by_name = {str(e.get("name")): e for e in entries if isinstance(e, dict)}
+    for identity in identities:
+        entry = by_name.get(identity.name)
+        if entry is None:
+            token = secrets.token_urlsafe(32)
+            _write_private(tokens_dir / identity.name, token + "\n")
+            entries.append(_entry(identity, token))
+            changed = True
+        elif (entry.get("grants"), entry.get("roles")) != (list(identity.grants), list(identity.roles)):
+            entry["grants"], entry["roles"] = list(identity.grants), list(identity.roles)
+            changed = True
+    if changed:
+        body = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+        _write_private(policy_path, "# Kept in step with the default identities by `qingfeng up`.\n" + body)
 
 
 def provision(state_dir: Path, identities: tuple[GatewayIdentity, ...] = DEFAULT_IDENTITIES) -> Path:
-    """Create tokens and the access policy under ``state_dir`` unless the policy exists; return the policy path."""
+    """Create tokens and the access policy under ``state_dir``, or keep an existing one in step with the default
+    identities (``_sync``); return the policy path."""
     policy_path = state_dir / POLICY_FILE
-    if policy_path.exists():
-        _upgrade(policy_path, identities)
-        return policy_path
     tokens_dir = state_dir / TOKENS_DIR
     tokens_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(tokens_dir, 0o700)
+    if policy_path.exists():
+        _sync(policy_path, tokens_dir, identities)
+        return policy_path
     entries = []
     for identity in identities:
         token = secrets.token_urlsafe(32)
         _write_private(tokens_dir / identity.name, token + "\n")
-        entries.append(
-            {
-                "name": identity.name,
-                "agency": identity.agency,
-                "roles": list(identity.roles),
-                "token_sha256": hashlib.sha256(token.encode("utf-8")).hexdigest(),
-                "grants": list(identity.grants),
-            }
-        )
+        entries.append(_entry(identity, token))
     header = (
         "# Gateway access policy written by `qingfeng up` (qingfeng.cli.tokens). Only token hashes are stored;\n"
         f"# the tokens are in {tokens_dir}/<name>. Delete this file to rotate every token.\n"
