@@ -46,6 +46,7 @@ from gateway.access import (
 )
 from gateway.ratelimit import ConcurrencyLimiter, FailureLimiter, RateLimiter
 from gateway.search import Searcher, SearchFailed, SearchRequestError, SearchUnavailable
+from gateway.search_aggs import aggregations_request
 
 __all__ = ["CONSOLE_DIR", "create_app"]
 
@@ -176,6 +177,9 @@ def posts_request(params: QueryParams) -> search_pb2.SearchPostsRequest:
     created = _time_range(params, "created_after", "created_before")
     if created is not None:
         f.created.CopyFrom(created)
+    charts = aggregations_request(params)  # ?aggs=true&interval=&time_zone=&top= (search_aggs.py)
+    if charts is not None:
+        request.aggregations.CopyFrom(charts)
     return request
 
 
@@ -194,6 +198,9 @@ def events_request(params: QueryParams) -> search_pb2.SearchEventsRequest:
     active = _time_range(params, "active_after", "active_before")
     if active is not None:
         f.active.CopyFrom(active)
+    charts = aggregations_request(params)  # ?aggs=true&interval=&time_zone=&top= (search_aggs.py)
+    if charts is not None:
+        request.aggregations.CopyFrom(charts)
     return request
 
 

@@ -31,6 +31,7 @@ from qingfeng.v1 import search_pb2, search_pb2_grpc
 
 from gateway.documents import event_from_source
 from gateway.interceptors import current_identity
+from gateway.search_aggs import event_aggregations, event_charts
 from gateway.search_paging import PageTokens
 from gateway.search_posts import PostPages, post_response
 from gateway.search_query import (
@@ -111,6 +112,7 @@ class Searcher:
         self._post_pages = PostPages(
             es,
             self._posts,
+            events_alias=self._events,
             tokens=page_tokens or PageTokens.random(),
             splitter=default_splitter(),
             keep_alive=pit_keep_alive,
@@ -164,7 +166,11 @@ class Searcher:
         self, request: search_pb2.SearchEventsRequest, scope: SearchScope | None = None
     ) -> search_pb2.SearchEventsResponse:
         """Events matching ``request`` within ``scope``."""
+        request, charts = event_charts(request, scope or SearchScope())  # search_aggs.py
         hits, common = await self._page(self._events, request, event_search_body, scope or SearchScope())
+        if charts is not None:
+            found = await self._search(self._events, charts)
+            common["aggregations"] = event_aggregations(found.get("aggregations") or {})
         return search_pb2.SearchEventsResponse(
             hits=[
                 search_pb2.EventHit(

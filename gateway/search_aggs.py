@@ -16,9 +16,16 @@ from typing import Any, Final
 from google.protobuf.timestamp_pb2 import Timestamp
 from qingfeng.v1 import search_pb2
 
-from gateway.search_query import SearchRequestError
+from gateway.search_query import SearchRequestError, SearchScope, event_search_body, resolve_page
 
-__all__ = ["event_aggregations", "event_aggs", "post_aggregations", "post_aggs"]
+__all__ = [
+    "aggregations_request",
+    "event_aggregations",
+    "event_aggs",
+    "event_charts",
+    "post_aggregations",
+    "post_aggs",
+]
 
 _DEFAULT_INTERVAL: Final = "1d"
 _DEFAULT_ZONE: Final = "Asia/Shanghai"
@@ -76,6 +83,21 @@ def event_aggs(request: search_pb2.PostAggregationsRequest) -> dict[str, Any]:
     }
 
 
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+
+
+def aggregations_request(params: Mapping[str, str]) -> search_pb2.PostAggregationsRequest | None:
+    """The charts asked for by HTTP query parameters ``aggs=true&interval=1h&time_zone=Asia/Shanghai&top=10``."""
+    if params.get("aggs", "").lower() not in _TRUE:
+        return None
+    raw_top = params.get("top", "") or "0"
+    if not raw_top.isdigit():
+        raise SearchRequestError("top", f"must be a whole number, got {raw_top!r}")
+    return search_pb2.PostAggregationsRequest(
+        interval=params.get("interval", ""), time_zone=params.get("time_zone", ""), top=int(raw_top)
+    )
+
+
 def _counts(agg: Mapping[str, Any] | None) -> list[search_pb2.CountBucket]:
     buckets = (agg or {}).get("buckets") or []
     out = []
@@ -114,3 +136,17 @@ def event_aggregations(found: Mapping[str, Any]) -> search_pb2.EventAggregations
         regions=_counts(found.get("regions")),
         histogram=_times(found.get("histogram")),
     )
+
+
+def event_charts(
+    request: search_pb2.SearchEventsRequest, scope: SearchScope
+) -> tuple[search_pb2.SearchEventsRequest, dict[str, Any] | None]:
+    """``request`` without its aggregations (so page tokens do not depend on them) and, when it asked for charts on
+    its first page, the body of a hit-less search computing them with the same query, filters and scope."""
+    plain = search_pb2.SearchEventsRequest()
+    plain.CopyFrom(request)
+    plain.ClearField("aggregations")
+    if not request.HasField("aggregations") or request.page_token:
+        return plain, None
+    body = event_search_body(plain, resolve_page(plain, max_size=1), scope)
+    return plain, {"query": body["query"], "size": 0, "aggs": event_aggs(request.aggregations)}

@@ -5,6 +5,10 @@ The filters, order and the caller's scope come from ``search_query.post_search_b
 text and paging fields, so every rule there (validation, need-to-know scope) applies unchanged; this module replaces
 the text part and the paging. Elasticsearch errors become the exceptions of ``gateway.search`` (imported late: that
 module imports this one), and a PIT that expired or was closed becomes an invalid page token.
+
+The event filter: the grader writes each post's live event id onto it (``services/grader/adapters/post_events.py``);
+an event that later merged into another keeps its posts under its own id, so ``event_id`` = X also finds the posts
+of the events merged into X (looked up in the events index, following chains of merges).
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ __all__ = ["PostPage", "PostPages", "post_response"]
 _log = logging.getLogger("gateway.search")
 
 _RETRYABLE: Final = frozenset({429, 502, 503, 504})
+# Rounds of merged-into lookups (A merged into B merged into X) and events per round: merges are rare and shallow.
+_MERGE_DEPTH: Final = 4
+_MERGED_PER_ROUND: Final = 1000
 
 
 class PostPage:
@@ -101,6 +108,7 @@ class PostPages:
         es: AsyncElasticsearch,
         alias: str,
         *,
+        events_alias: str,
         tokens: PageTokens,
         splitter: WordSplitter,
         keep_alive: str = "2m",
@@ -108,20 +116,34 @@ class PostPages:
     ) -> None:
         self._es = es
         self._alias = alias
+        self._events_alias = events_alias
         self._tokens = tokens
         self._splitter = splitter
         self._keep_alive = keep_alive
         self._clock = clock
 
     def body(
-        self, request: search_pb2.SearchPostsRequest, scope: SearchScope, *, size: int, origin: str
+        self,
+        request: search_pb2.SearchPostsRequest,
+        scope: SearchScope,
+        *,
+        size: int,
+        origin: str,
+        event_ids: tuple[str, ...] = (),
     ) -> dict[str, Any]:
-        """The search body (without ``pit`` and ``search_after``) of ``size`` hits; pure but for the splitter."""
+        """The search body (without ``pit`` and ``search_after``) of ``size`` hits; pure but for the splitter.
+
+        ``event_ids``: the filter's event and those merged into it (default: the filter's event alone)."""
         terms = parse_query_text(request.query)
         plain = _unpaged(request)
         plain.ClearField("query")
+        filters: list[dict[str, Any]] = []
+        if plain.filter.event_id:
+            filters.append({"terms": {"event_id": list(event_ids or (plain.filter.event_id,))}})
+            plain.filter.ClearField("event_id")
         base = post_search_body(plain, resolve_page(plain, max_size=size), scope)
-        filtered = post_text_query(terms, self._splitter, filters=[base["query"]], must_not=[], origin=origin)
+        filters.append(base["query"])
+        filtered = post_text_query(terms, self._splitter, filters=filters, must_not=[], origin=origin)
         body: dict[str, Any] = {"query": filtered, "sort": base["sort"], "size": size, "highlight": POST_HIGHLIGHT}
         if request.HasField("aggregations") and not request.page_token:
             body["aggs"] = post_aggs(request.aggregations)
@@ -135,7 +157,8 @@ class PostPages:
         page = resolve_page(plain, max_size=max_page_size)
         cursor = self._tokens.decode(request.page_token, page.fingerprint) if request.page_token else None
         origin = cursor.origin if cursor else self._clock().isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        body = self.body(request, scope, size=page.size + 1, origin=origin)
+        events = await self._event_family(request.filter.event_id) if request.filter.event_id else ()
+        body = self.body(request, scope, size=page.size + 1, origin=origin, event_ids=events)
         pit = cursor.pit if cursor else await self._open()
         body["pit"] = {"id": pit, "keep_alive": self._keep_alive}
         if cursor:
@@ -175,6 +198,28 @@ class PostPages:
             took_ms=int(found.get("took", 0)),
             aggregations=post_aggregations(aggs) if aggs is not None else None,
         )
+
+    async def _event_family(self, event_id: str) -> tuple[str, ...]:
+        """``event_id`` and every event merged into it, directly or through other merged events."""
+        family = [event_id]
+        frontier = [event_id]
+        for _ in range(_MERGE_DEPTH):
+            try:
+                response = await self._es.search(
+                    index=self._events_alias,
+                    query={"terms": {"merged_into": frontier}},
+                    size=_MERGED_PER_ROUND,
+                    source=False,
+                    ignore_unavailable=True,
+                    allow_no_indices=True,
+                )
+            except (ApiError, TransportError) as err:
+                raise _translate(err, "merged events lookup") from err
+            frontier = [str(hit["_id"]) for hit in response.body["hits"]["hits"] if hit["_id"] not in family]
+            if not frontier:
+                break
+            family += frontier
+        return tuple(family)
 
     async def _open(self) -> str:
         try:

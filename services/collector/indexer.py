@@ -1,7 +1,9 @@
 """The posts indexer: a consumer of ``qingfeng.posts.v1`` (group ``collector-indexer``) that bulk-indexes posts.
 
 Each batch becomes one bulk request to the posts write alias with ``_id`` = post id, so a redelivered batch replaces
-the same documents (idempotent); the runner commits the batch's offsets only after Elasticsearch acknowledged it.
+the same documents (idempotent). The request updates with ``doc_as_upsert`` rather than indexes, so the ``event_id``
+the grader writes onto a post survives the post being indexed after it or again. The runner commits the batch's
+offsets only after Elasticsearch acknowledged it.
 
 - A record that does not decode as a ``Post`` is dead-lettered to ``qingfeng.deadletter.v1`` (reason UNDECODABLE).
 - A document Elasticsearch refuses for good (a mapping conflict: 400) is dead-lettered with PROCESSING_ERROR and the
@@ -183,7 +185,10 @@ class PostIndexer:
                 specs.append(self._refused(record, "post has no id"))
         docs = [(post_id, post_document(post, self._splitter)) for post_id, (_, post) in latest.items()]
         if docs:
-            result = await bulk_index(self._es, self._alias, docs, chunk_docs=max(500, self._settings.batch_size))
+            # merge: a post the grader already gave an event id keeps it when re-indexed (or indexed after it).
+            result = await bulk_index(
+                self._es, self._alias, docs, chunk_docs=max(500, self._settings.batch_size), merge=True
+            )
             transient = [f for f in result.failed if f.status != _REFUSED]
             if transient:
                 first = transient[0]

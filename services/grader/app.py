@@ -21,7 +21,7 @@ from pathlib import Path
 import grpc
 from elasticsearch import AsyncElasticsearch
 from google.protobuf.descriptor import ServiceDescriptor
-from qingfeng.elastic import create_client, ensure_index
+from qingfeng.elastic import IndexNames, create_client, ensure_index
 from qingfeng.kafka import DeadLetterSender, Producer, TopicSpec, ensure_topics
 from qingfeng.kafka.topics import ALERTS, DEADLETTER, EVENTS, POSTS, TOPICS
 from qingfeng.readiness import elasticsearch_ready, kafka_ready, sql_ready
@@ -31,6 +31,7 @@ from qingfeng.v1 import event_pb2, event_pb2_grpc
 
 from services.grader.adapters.elastic import ElasticEventIndex
 from services.grader.adapters.kafka import KafkaAlertLog, KafkaOutputSink, KafkaPostReader
+from services.grader.adapters.post_events import ElasticPostEvents
 from services.grader.adapters.sql import SqlStateStore
 from services.grader.consumer import PostConsumer
 from services.grader.core import ClusteringConfig, GraderConfig
@@ -135,6 +136,8 @@ async def _build(settings: GraderSettings, cleanups: list[Cleanup]) -> GraderApp
         KafkaAlertLog(settings.kafka, topics.alerts),
         config=engine_config(settings),
         cadence=settings.checkpoint,
+        # The posts family is the collector's; the grader only adds event_id to its documents.
+        post_events=ElasticPostEvents(es, IndexNames(settings.elasticsearch.index_prefix, "posts")).assign,
     )
     policy_file = settings.policy_file
     await owner.activate_configured(policy_file.read_text(encoding="utf-8"), str(policy_file))

@@ -14,6 +14,15 @@ Exactly-once alerts across restarts (at-least-once in, exactly-once effect):
 - A **command** (override, policy) mutates the engine and stores its checkpoint with the outputs still to publish
   (``Checkpoint.pending``) and its audit record before publishing, so a crash in between re-publishes them.
 
+Idempotent input (issue 13): a post is applied at most once, whatever delivers it again (a collector that forgot
+it produced it, a re-import of the same file, a replay). Before feeding a batch, ``admit`` drops, with the reason
+counted and logged, a post the engine has already applied (``duplicate``) and a post older than the clustering
+horizon before the engine's clock (``late``). The two rules cover each other: the engine forgets a post only when
+its event has been idle past the horizon, and then the post is itself older than the horizon, so it is late. A
+late post is dropped rather than attached: an event it could join may have expired, and opening a new one would
+re-announce an event from long ago (the same ``ev-<post>:1`` alert id). The decision depends only on the engine's
+state and the post order, never on how batches were cut, so a replay after a crash decides the same.
+
 Reads (GetEvent, ListEvents …) call the engine directly: its methods are synchronous, so on the event loop they
 never interleave with a mutation. Mutations take ``lock``, which a batch holds from feeding the engine to the
 durability of its effects, so a command never sees a half-published batch.
@@ -27,7 +36,7 @@ import json
 import logging
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -102,8 +111,11 @@ class EngineOwner:
         cadence: CheckpointSettings,
         clock: Callable[[], datetime] = _now,
         monotonic: Callable[[], float] = time.monotonic,
+        post_events: Callable[[Mapping[str, str]], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
+        # Writes post id -> event id onto the posts index (adapters/post_events.py), so "posts of this event" works.
+        self._post_events = post_events
         self._sink = sink
         self._index = index
         self._alert_log = alert_log
@@ -127,6 +139,7 @@ class EngineOwner:
         self._last_checkpoint = monotonic()
         self.checkpoints = 0  # taken since start (tests, logs)
         self.suppressed = 0  # replayed alerts not published again (tests, logs)
+        self.dropped: dict[str, int] = {"duplicate": 0, "late": 0}  # posts not applied, by reason (since start)
 
     # -- start and recovery ------------------------------------------------------------------------------------
 
@@ -214,6 +227,7 @@ class EngineOwner:
         """
         async with self.lock:
             self._require_fresh()
+            posts = self.admit(posts)
             outs = self.engine.process_batch(posts) if posts else []
             if watermark is not None:
                 # Event time passes with the stream: time-driven re-grades (cool-downs) up to the newest post.
@@ -222,6 +236,8 @@ class EngineOwner:
             if contexts and outputs:
                 outputs = replace(outputs, causes=self._causes(posts, contexts))
             published = await self._effect(outputs)
+            if self._post_events is not None and posts:
+                await self._assign(self._post_events, posts)
             self.positions.update(positions)
             self._batches_since += 1
             if self._checkpoint_due():
@@ -243,6 +259,43 @@ class EngineOwner:
         async with self.lock:
             if not self.stale and self.active is not None:
                 await self._checkpoint()
+
+    def admit(self, posts: Sequence[PostView]) -> list[PostView]:
+        """The posts of a batch the engine should apply: not applied before, not older than the horizon.
+
+        Walks the batch with the clock the engine will have at each post (the largest event time applied so far),
+        so the answer for a post does not depend on where the batch boundaries fall.
+        """
+        engine = self.engine
+        seen = engine.clusterer.seen
+        horizon = engine.clusterer.config.horizon_seconds
+        clock = engine.clock
+        admitted: list[PostView] = []
+        in_batch: set[str] = set()
+        duplicate = late = 0
+        for post in posts:
+            if post.id in in_batch or seen(post.id):
+                duplicate += 1
+                continue
+            ts = post.created_at.timestamp()
+            if ts < clock - horizon:
+                late += 1
+                continue
+            in_batch.add(post.id)
+            admitted.append(post)
+            if ts > clock:
+                clock = ts
+        if duplicate or late:
+            self.dropped["duplicate"] += duplicate
+            self.dropped["late"] += late
+            _log.info(
+                "posts dropped: %d already applied, %d older than the %.0f h horizon",
+                duplicate,
+                late,
+                horizon / 3600,
+                extra={"duplicate": duplicate, "late": late, "dropped_total": dict(self.dropped)},
+            )
+        return admitted
 
     # -- commands ------------------------------------------------------------------------------------------------
 
@@ -295,6 +348,16 @@ class EngineOwner:
             if ctx is not None and event_id is not None:
                 causes[event_id] = ctx
         return causes
+
+    async def _assign(self, write: Callable[[Mapping[str, str]], Awaitable[None]], posts: Sequence[PostView]) -> None:
+        """Write the live event (merges followed) of each post of the batch onto its posts document."""
+        clusterer = self.engine.clusterer
+        assigned = {p.id: clusterer.resolve(clusterer.posts.get(p.id, "")) or "" for p in posts}
+        try:
+            await write(assigned)
+        except Exception as err:
+            self.stale = True  # as after any failed effect: rebuilt from the checkpoint, the batch is replayed
+            raise Unavailable(f"post event ids not written: {type(err).__name__}: {err}") from err
 
     def _render(self, outs: list[Output]) -> Outputs:
         now = self._clock()
