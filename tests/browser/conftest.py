@@ -1,0 +1,184 @@
+"""The console in real headless Chromium against the real suite (collector, grader, coordinator, gateway) started as
+processes with TLS, signed credentials and a slice of the shared data imported through the gateway.
+
+Chromium is Debian's (``/usr/bin/chromium``, or ``QF_CHROMIUM``), driven by Playwright's Python package with its
+executable path set (``playwright install`` is not used). Without it the tests FAIL in CI (env ``CI`` set) and are
+skipped with the reason locally. The publisher is deliberately not started: its part of the page must say so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from qingfeng.cli.pki import ca_file
+from qingfeng.v1 import source_pb2, source_pb2_grpc
+
+from tests.e2e.conftest import access_policy_file, gateway_tokens, identity_env, suite_state  # noqa: F401
+from tests.e2e.processes import Running, free_port, start
+
+CHROMIUM = Path(os.environ.get("QF_CHROMIUM", "/usr/bin/chromium"))
+# The first posts of the shared data (sorted by time): a few cascades, enough for events, grades and a case.
+IMPORT_POSTS = int(os.environ.get("QF_BROWSER_POSTS", "3000"))
+_FIELDS = ("text", "source", "author", "followers", "reposts", "comments", "likes")
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> Path:
+    if not CHROMIUM.is_file():
+        _missing(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium (or set QF_CHROMIUM)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _missing("Playwright's Python package is not installed (make install)")
+    return CHROMIUM
+
+
+@dataclass
+class ConsoleSuite:
+    url: str
+    tokens: dict[str, str]
+    run_id: str
+    processes: dict[str, Running]
+
+
+def _shifted_lines(path: Path, limit: int, run_id: str) -> list[str]:
+    """The first ``limit`` posts with fresh ids and times moved so the newest is a few minutes old."""
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for _, line in zip(range(limit), f, strict=False):
+            rows.append(json.loads(line))
+    newest = max(dt.datetime.fromisoformat(r["created_at"]) for r in rows)
+    shift = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5) - newest
+    out = []
+    for row in rows:
+        post: dict[str, Any] = {key: row[key] for key in _FIELDS if key in row}
+        post["id"] = f"{row['id']}-{run_id}"
+        post["parent_id"] = f"{row['parent_id']}-{run_id}" if row.get("parent_id") else None
+        post["created_at"] = (dt.datetime.fromisoformat(row["created_at"]) + shift).isoformat()
+        out.append(json.dumps(post, ensure_ascii=False))
+    return out
+
+
+def _import(port: int, state: Path, token: str, lines: list[str]) -> None:
+    credentials = grpc.ssl_channel_credentials(ca_file(state).read_bytes())
+    with grpc.secure_channel(f"127.0.0.1:{port}", credentials) as channel:
+        stub = source_pb2_grpc.CollectorServiceStub(channel)
+        requests = (source_pb2.ImportPostsRequest(jsonl_line=line) for line in lines)
+        reply = stub.ImportPosts(requests, metadata=[("authorization", f"Bearer {token}")], timeout=120)
+        assert reply.summary.rejected == 0, reply.summary
+
+
+@pytest.fixture(scope="session")
+def console_suite(
+    chromium_path: Path,
+    kafka_bootstrap: str,
+    es_url: str,
+    shared_data: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    access_policy_file: Path,  # noqa: F811
+    identity_env: dict[str, str],  # noqa: F811
+    suite_state: Path,  # noqa: F811
+    gateway_tokens: dict[str, str],  # noqa: F811
+) -> Iterator[ConsoleSuite]:
+    run_id = secrets.token_hex(4)
+    tmp = tmp_path_factory.mktemp("browser-suite")
+    topic = f"qf-browser-{run_id}"
+    common = {"KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap, "ELASTICSEARCH__URL": es_url}
+    common["ELASTICSEARCH__INDEX_PREFIX"] = topic
+    tip_key = tmp / "tip.key"
+    tip_key.write_text("c2VjcmV0LWtleS1mb3ItZTJlLXRlc3RzLW9ubHktMzI=\n")
+    ports = {name: free_port() for name in ("collector", "grader", "coordinator", "gateway")}
+    http_port = free_port()
+    coordinator_topics = ("cases", "tasks", "publications", "publication_requests", "audit", "deadletter")
+    envs = {
+        "collector": {
+            **{f"QF_COLLECTOR_{k}": v for k, v in common.items()},
+            "QF_COLLECTOR_DATABASE__URL": f"sqlite+aiosqlite:///{tmp}/collector.db",
+            "QF_COLLECTOR_TOPICS__POSTS": f"{topic}.posts",
+            "QF_COLLECTOR_TIP_KEY_FILE": str(tip_key),
+        },
+        "grader": {
+            **{f"QF_GRADER_{k}": v for k, v in common.items()},
+            "QF_GRADER_DATABASE__URL": f"sqlite+aiosqlite:///{tmp}/grader.db",
+            "QF_GRADER_TOPICS__POSTS": f"{topic}.posts",
+            "QF_GRADER_TOPICS__ALERTS": f"{topic}.alerts",
+            "QF_GRADER_TOPICS__EVENTS": f"{topic}.events",
+        },
+        "coordinator": {
+            "QF_COORDINATOR_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "QF_COORDINATOR_DATABASE__URL": f"sqlite+aiosqlite:///{tmp}/coordinator.db",
+            "QF_COORDINATOR_TOPICS__ALERTS": f"{topic}.alerts",
+            "QF_COORDINATOR_TOPICS__EVENTS": f"{topic}.events",
+            "QF_COORDINATOR_CONSUMER__GROUP_ID": f"{topic}-coordinator",
+            **{f"QF_COORDINATOR_TOPICS__{name.upper()}": f"{topic}.{name}" for name in coordinator_topics},
+        },
+        "gateway": {
+            **{f"QF_GATEWAY_{k}": v for k, v in common.items()},
+            "QF_GATEWAY_ACCESS_POLICY": str(access_policy_file),
+            "QF_GATEWAY_HTTP__PORT": str(http_port),
+            "QF_GATEWAY_COLLECTOR_ADDR": f"127.0.0.1:{ports['collector']}",
+            "QF_GATEWAY_GRADER_ADDR": f"127.0.0.1:{ports['grader']}",
+            "QF_GATEWAY_COORDINATOR_ADDR": f"127.0.0.1:{ports['coordinator']}",
+            # Nothing listens there: the publications part must say the publisher is not available.
+            "QF_GATEWAY_PUBLISHER_ADDR": f"127.0.0.1:{free_port()}",
+        },
+    }
+    modules = {
+        "collector": "services.collector",
+        "grader": "services.grader",
+        "coordinator": "services.coordinator",
+        "gateway": "gateway",
+    }
+    running: dict[str, Running] = {}
+    try:
+        for name, module in modules.items():
+            env = {**identity_env, **envs[name]}
+            if name == "gateway":
+                env["QF_GATEWAY_GRPC__MTLS_PORT"] = str(free_port())
+            running[name] = start(name, module, env, tmp, port=ports[name])
+        for process in running.values():
+            assert process.wait_serving(timeout_s=90) == 1, process.log_tail()
+        lines = _shifted_lines(shared_data / "weibo_posts.jsonl", IMPORT_POSTS, run_id)
+        _import(ports["gateway"], suite_state, gateway_tokens["office"], lines)
+        yield ConsoleSuite(f"https://127.0.0.1:{http_port}", gateway_tokens, run_id, running)
+    finally:
+        for process in running.values():
+            process.stop()
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: Path) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(chromium_path), headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def wait_until(check: Any, timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"{what} within {timeout_s} s")

@@ -1,0 +1,156 @@
+"""The console in headless Chromium against the running suite: sign in, the dashboard, search with highlighted
+hits, an event's chart (a non-empty canvas) and reasons, a role without the grant refused by the gateway, the case
+board's acknowledgement, and the publications part saying the publisher is not there. Screenshots of the dashboard,
+an event page and search go to docs/screenshots/."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import ConsoleSuite, wait_until
+
+pytestmark = pytest.mark.integration
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# In the first posts of the shared data (临沂市委书记…): a two-character word.
+TERM = "书记"
+VIEWPORT = {"width": 1440, "height": 900}
+
+# Any pixel drawn on the canvas (ECharts paints on a transparent canvas).
+_CANVAS_DRAWN = """(canvas) => {
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  let drawn = 0;
+  for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) drawn++;
+  return drawn;
+}"""
+
+
+def _signed_in(browser: Any, suite: ConsoleSuite, who: str) -> Any:
+    # The suite's HTTPS certificate is from a throwaway local CA: accepted for this test context only.
+    context = browser.new_context(ignore_https_errors=True, viewport=VIEWPORT, locale="zh-CN")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.goto(suite.url + "/")
+    page.fill("#token", suite.tokens[who])
+    page.click("#sign-in-form button[type=submit]")
+    page.wait_for_selector("#nav:not([hidden])")
+    page.errors = errors
+    return page
+
+
+def _api(page: Any, path: str) -> Any:
+    return page.evaluate(
+        "async (path) => { const r = await fetch(path); return {status: r.status, body: await r.json()}; }", path
+    )
+
+
+@pytest.fixture(scope="module")
+def office(browser: Any, console_suite: ConsoleSuite) -> Iterator[Any]:
+    page = _signed_in(browser, console_suite, "office")
+    yield page
+    assert page.errors == [], f"script errors or CSP violations: {page.errors}"
+    page.context.close()
+
+
+def _graded_event(page: Any) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        reply = _api(page, "/api/events?min_level=WARNING_LEVEL_BLUE&page_size=50")
+        events = [e for e in reply["body"].get("events", []) if e.get("metrics") and e.get("grade", {}).get("reasons")]
+        return max(events, key=lambda e: int(e.get("post_count", 0))) if events else None
+
+    return wait_until(find, 60, "no graded event with metrics")  # type: ignore[no-any-return]
+
+
+def test_sign_in_keeps_the_token_out_of_the_page(browser: Any, console_suite: ConsoleSuite, office: Any) -> None:
+    cookies = office.context.cookies()
+    [session] = [c for c in cookies if c["name"] == "__Host-qf_session"]
+    assert session["httpOnly"] and session["secure"] and session["sameSite"] == "Strict"
+    assert console_suite.tokens["office"] not in office.evaluate("document.cookie + JSON.stringify(localStorage)")
+    assert "office" in office.text_content("#who")
+
+
+def test_dashboard_shows_levels_trend_and_cases(console_suite: ConsoleSuite, office: Any) -> None:
+    _graded_event(office)
+    office.goto(console_suite.url + "/#/dashboard")
+    office.wait_for_selector(".tile-count")
+    counts = [int(n) for n in office.locator(".tile-count").all_text_contents()]
+    assert sum(counts) >= 1, counts
+    canvas = office.wait_for_selector(".trend-panel canvas")
+    assert office.evaluate(_CANVAS_DRAWN, canvas) > 0
+    office.wait_for_selector(".cases .panel-body :is(ol, p)")
+    office.screenshot(path=str(SCREENSHOTS / "dashboard.png"))
+
+
+def test_search_highlights_a_chinese_term(console_suite: ConsoleSuite, office: Any) -> None:
+    def hits() -> int:
+        office.goto(console_suite.url + f"/#/search?q={TERM}")
+        office.reload()
+        office.wait_for_selector("#search-status:not(:empty)")
+        office.wait_for_timeout(300)
+        return office.locator("#results mark").count()
+
+    wait_until(hits, 60, f"no highlighted hit for {TERM}")
+    marks = "".join(office.locator("#results mark").all_text_contents())
+    assert set(TERM) <= set(marks), marks
+    assert "条结果" in office.text_content("#search-status")
+    office.click("#save-search")
+    assert TERM in office.text_content(".saved")
+    office.screenshot(path=str(SCREENSHOTS / "search.png"))
+
+
+def test_event_page_draws_its_chart_and_reasons(console_suite: ConsoleSuite, office: Any) -> None:
+    event = _graded_event(office)
+    office.goto(console_suite.url + f"/#/event/{event['id']}")
+    canvas = office.wait_for_selector(".chart-panel canvas")
+    office.wait_for_function("document.querySelector('.chart-panel .chart').dataset.drawn === 'true'")
+    assert office.evaluate(_CANVAS_DRAWN, canvas) > 100, "the chart drew nothing"
+    office.wait_for_selector(".grade-panel .reasons li")
+    reasons = office.locator(".grade-panel .reasons li").all_text_contents()
+    assert len(reasons) == len(event["grade"]["reasons"]) >= 1
+    assert event["grade"]["reasons"][0]["message"] in reasons[0]
+    office.wait_for_selector(".explain-panel .criteria tr")
+    office.wait_for_selector(".case-panel .panel-body > *")
+    office.screenshot(path=str(SCREENSHOTS / "event.png"), full_page=True)
+
+
+def test_a_role_without_the_grant_is_refused(browser: Any, console_suite: ConsoleSuite) -> None:
+    police = _signed_in(browser, console_suite, "police")  # granted ListTasks and CompleteTask only
+    try:
+        police.goto(console_suite.url + f"/#/search?q={TERM}")
+        police.wait_for_selector("#search-status .status-403")
+        assert police.locator("#results li").count() == 0
+        police.goto(console_suite.url + "/#/cases")
+        police.wait_for_selector(".board .status-403")
+        assert _api(police, "/api/cases")["status"] == 403
+        assert _api(police, "/api/tasks")["status"] == 200, "what the role is granted still works"
+    finally:
+        police.context.close()
+
+
+def test_case_board_acknowledges_as_the_office(console_suite: ConsoleSuite, office: Any) -> None:
+    def awaiting() -> dict[str, Any] | None:
+        cases = _api(office, "/api/cases?status=CASE_STATUS_AWAITING_ACKNOWLEDGEMENT")["body"].get("cases", [])
+        return cases[0] if cases else None
+
+    case = wait_until(awaiting, 60, "the coordinator opened no case awaiting acknowledgement")
+    office.goto(console_suite.url + f"/#/cases/{case['id']}")
+    office.wait_for_selector("#case-detail .clock")
+    office.wait_for_selector(".tasks-panel .panel-body > *")
+    assert office.get_attribute("#case-detail a.button", "href") == f"/api/cases/{case['id']}/report"
+    office.click("#ack")
+    office.wait_for_selector("#ack-result .done")
+    after = _api(office, f"/api/cases/{case['id']}")["body"]["case"]
+    assert after["status"] != "CASE_STATUS_AWAITING_ACKNOWLEDGEMENT" and after["acknowledged_at"]
+
+
+def test_publications_say_the_publisher_is_not_there(console_suite: ConsoleSuite, office: Any) -> None:
+    office.goto(console_suite.url + "/#/publications")
+    office.wait_for_selector(".drafts .status-503")
+    assert "暂不可用" in office.text_content(".drafts")
+    assert office.locator("header h1").text_content() == "清风 · 舆情工作台"
