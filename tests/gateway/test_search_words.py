@@ -134,7 +134,7 @@ def test_chart_requests_are_validated() -> None:
         ({"top": -1}, "top"),
     ):
         with pytest.raises(SearchRequestError) as raised:
-            post_aggs(search_pb2.PostAggregationsRequest(**bad))  # type: ignore[arg-type]
+            post_aggs(search_pb2.PostAggregationsRequest(**bad))
         assert raised.value.field == f"aggregations.{field}"
     assert aggregations_request({"q": "x"}) is None
     asked = aggregations_request({"aggs": "true", "interval": "1h", "top": "5"})
