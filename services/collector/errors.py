@@ -13,16 +13,16 @@ CollectorError
 
 from __future__ import annotations
 
-from qingfeng.rpc.errors import (
+from qingfeng.errors import (
     AlreadyExists,
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
 )
-from qingfeng.rpc.errors import InvalidPageToken as _InvalidPageToken
-from qingfeng.rpc.errors import ServiceError as CollectorError
-from qingfeng.rpc.errors import Unavailable as _Unavailable
+from qingfeng.errors import InvalidPageToken as _InvalidPageToken
+from qingfeng.errors import ServiceError as CollectorError
+from qingfeng.errors import Unavailable as _Unavailable
 
 __all__ = [
     "AlreadyExists",

@@ -13,7 +13,7 @@ CoordinatorError
 
 from __future__ import annotations
 
-from qingfeng.rpc.errors import (
+from qingfeng.errors import (
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
@@ -22,7 +22,7 @@ from qingfeng.rpc.errors import (
     PermissionDenied,
     Unavailable,
 )
-from qingfeng.rpc.errors import ServiceError as CoordinatorError
+from qingfeng.errors import ServiceError as CoordinatorError
 
 __all__ = [
     "CoordinatorError",

@@ -14,7 +14,7 @@ An invalid policy is not an error of UpdatePolicy: the response lists the proble
 
 from __future__ import annotations
 
-from qingfeng.rpc.errors import (
+from qingfeng.errors import (
     ConcurrentModification,
     FieldViolation,
     InvalidArgument,
@@ -22,7 +22,7 @@ from qingfeng.rpc.errors import (
     NotFound,
     Unavailable,
 )
-from qingfeng.rpc.errors import ServiceError as GraderError
+from qingfeng.errors import ServiceError as GraderError
 
 __all__ = [
     "ConcurrentModification",

@@ -1,4 +1,5 @@
-"""The publisher's exception tree. ``server.py`` turns each into a gRPC status with ``google.rpc`` details.
+"""The publisher's exception tree. Built on the shared tree of ``qingfeng.rpc.errors``;
+``server.py`` turns each into a gRPC status with ``google.rpc`` details through ``qingfeng.rpc.errors.abort``.
 
 PublisherError
 ├── InvalidArgument         INVALID_ARGUMENT, with the field violations (google.rpc.BadRequest)
@@ -19,7 +20,18 @@ Pure: the core raises these too (they carry no I/O), so one tree covers the whol
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from qingfeng.errors import (
+    ConcurrentModification,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    InvalidPageToken,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
+from qingfeng.errors import ServiceError as PublisherError
 
 __all__ = [
     "AlreadySigned",
@@ -38,49 +50,10 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class FieldViolation:
-    """One bad request field and what is wrong with it."""
-
-    field: str
-    description: str
-
-
-class PublisherError(Exception):
-    """Base of the publisher's errors. ``reason`` is an ``ErrorReason`` value name of errors.proto."""
-
-    reason = "ERROR_REASON_UNSPECIFIED"
-
-
-class InvalidArgument(PublisherError):
-    reason = "ERROR_REASON_INVALID_ARGUMENT"
-
-    def __init__(self, violations: Sequence[FieldViolation]) -> None:
-        self.violations = tuple(violations)
-        super().__init__("; ".join(f"{v.field}: {v.description}" for v in self.violations))
-
-    @classmethod
-    def of(cls, field: str, description: str) -> InvalidArgument:
-        return cls([FieldViolation(field, description)])
-
-
-class InvalidPageToken(InvalidArgument):
-    reason = "ERROR_REASON_INVALID_PAGE_TOKEN"
-
-
-class NotFound(PublisherError):
-    reason = "ERROR_REASON_NOT_FOUND"
-
-    def __init__(self, resource: str, id: str) -> None:
-        self.resource = resource
-        self.id = id
-        super().__init__(f"{resource} {id!r} not found")
-
-
-class Refused(PublisherError):
+class Refused(FailedPrecondition):
     """The step is not allowed now; the message says why in words an operator understands."""
 
-    reason = "ERROR_REASON_INVALID_STATE"
+    precondition = "PUBLISHER"
 
 
 class InvalidState(Refused):
@@ -99,15 +72,3 @@ class ChecksFailed(Refused):
     def __init__(self, findings: Sequence[str]) -> None:
         self.findings = tuple(findings)
         super().__init__("checks before publishing failed: " + "; ".join(self.findings))
-
-
-class PermissionDenied(PublisherError):
-    reason = "ERROR_REASON_AGENCY_NOT_ALLOWED"
-
-
-class ConcurrentModification(PublisherError):
-    reason = "ERROR_REASON_CONCURRENT_MODIFICATION"
-
-
-class Unavailable(PublisherError):
-    reason = "ERROR_REASON_DEPENDENCY_UNAVAILABLE"

@@ -15,9 +15,8 @@ from dataclasses import replace
 from typing import Any, Final, NoReturn, TypeVar
 
 import grpc
-from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
-from grpc_status import rpc_status
 from qingfeng.rpc import current_caller
+from qingfeng.rpc.errors import abort, status_of
 from qingfeng.v1 import publication_pb2 as pb
 from qingfeng.v1 import publication_pb2_grpc
 
@@ -25,60 +24,21 @@ from services.publisher import convert
 from services.publisher.application import Publisher
 from services.publisher.core.model import Actor, Decision, Draft
 from services.publisher.errors import (
-    ConcurrentModification,
     InvalidArgument,
     InvalidPageToken,
-    NotFound,
-    PermissionDenied,
     PublisherError,
-    Refused,
-    Unavailable,
 )
 
 __all__ = ["PublisherServicer", "status_of"]
 
-_DOMAIN: Final = "qingfeng.v1"
 _DEFAULT_PAGE: Final = 50
 _MAX_PAGE: Final = 500
 _EDITABLE_FIELDS: Final = frozenset({"title", "body", "channel_ids", "reply_to_post_id"})
 R = TypeVar("R")
 
 
-def status_of(err: PublisherError) -> status_pb2.Status:
-    """The ``google.rpc.Status`` (code, message, details) for a publisher error."""
-    code, metadata = code_pb2.INTERNAL, {}
-    if isinstance(err, InvalidArgument):
-        code = code_pb2.INVALID_ARGUMENT
-        metadata = {"field": err.violations[0].field} if err.violations else {}
-    elif isinstance(err, NotFound):
-        code, metadata = code_pb2.NOT_FOUND, {"resource": err.resource, "id": err.id}
-    elif isinstance(err, Refused):
-        code = code_pb2.FAILED_PRECONDITION
-    elif isinstance(err, PermissionDenied):
-        code = code_pb2.PERMISSION_DENIED
-    elif isinstance(err, ConcurrentModification):
-        code = code_pb2.ABORTED
-    elif isinstance(err, Unavailable):
-        code = code_pb2.UNAVAILABLE
-    status = status_pb2.Status(code=code, message=str(err))
-    status.details.add().Pack(error_details_pb2.ErrorInfo(reason=err.reason, domain=_DOMAIN, metadata=metadata))
-    if isinstance(err, InvalidArgument):
-        violations = [error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                      for v in err.violations]  # fmt: skip
-        status.details.add().Pack(error_details_pb2.BadRequest(field_violations=violations))
-    if isinstance(err, Refused):
-        status.details.add().Pack(
-            error_details_pb2.PreconditionFailure(
-                violations=[error_details_pb2.PreconditionFailure.Violation(type="PUBLISHER", description=str(err))]
-            )
-        )
-    return status
-
-
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], err: PublisherError) -> NoReturn:
-    status = rpc_status.to_status(status_of(err))
-    await context.abort(status.code, status.details, status.trailing_metadata)
-    raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
+    await abort(context, err)
 
 
 def _actor() -> Actor:
