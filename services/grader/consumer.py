@@ -8,10 +8,12 @@ function of the partitions' contents, independent of how fetches happened to spl
 exactly like the first run and regenerates the same alert ids, which is what recovery relies on (state.py). On a
 live tail a partition read to its end does not hold the others back.
 
-A batch: decode (bad payload -> dead letter UNDECODABLE; no id/time or a time more than a day after the record
-was written -> dead letter INVALID), dead letters acknowledged, the engine fed in order and ticked to the newest
-post time (the watermark: cool-downs end in event time), alerts and snapshots acknowledged by Kafka and the
-events indexed (``EngineOwner.run_batch``), then the offsets recorded and committed to the group.
+A batch: decode (bad payload -> dead letter UNDECODABLE; no id/time, a time or a record timestamp out of range,
+or a time more than a day after the record was written -> dead letter INVALID), dead letters acknowledged, the
+engine fed in order and ticked to the newest post time (the watermark: cool-downs end in event time), alerts and
+snapshots acknowledged by Kafka and the events indexed (``EngineOwner.run_batch``), then the offsets recorded and
+committed to the group. A post already applied or older than the clustering horizon is dropped by the engine's
+owner with its reason (``state.EngineOwner``): a re-delivery or re-import never opens an event again.
 
 Failures. When Kafka, Elasticsearch or the database fails, the engine is ahead of what is durable: the loop waits
 (backoff) and recovers from the last checkpoint, re-reading from its offsets. Nothing is lost or repeated.
@@ -72,13 +74,30 @@ def to_item(record: Record) -> Item:
         return Item(record, -math.inf, dead=DeadLetterSpec.from_bad_record(parsed, source=_SOURCE))
     try:
         view = post_view(parsed)
-        if view.created_at > record.timestamp + _FUTURE_TOLERANCE:
+        written = _record_time(record)
+        if view.created_at > written + _FUTURE_TOLERANCE:
             # One post from the future would move event time past every window and cool every event down.
-            raise InvalidPost(f"created_at {view.created_at.isoformat()} is after the record time {record.timestamp}")
+            raise InvalidPost(f"created_at {view.created_at.isoformat()} is after the record time {written}")
     except InvalidPost as err:
         bad = BadRecord(record, post_pb2.DEAD_LETTER_REASON_INVALID, str(err))
         return Item(record, -math.inf, dead=DeadLetterSpec.from_bad_record(bad, source=_SOURCE))
+    except Exception as err:  # whatever a record holds, it costs only itself (issue 13)
+        # An exception here would fail the batch, and the recovery would read the same record again, forever.
+        bad = BadRecord(record, post_pb2.DEAD_LETTER_REASON_INVALID, f"unreadable post: {type(err).__name__}: {err}")
+        return Item(record, -math.inf, dead=DeadLetterSpec.from_bad_record(bad, source=_SOURCE))
     return Item(record, view.created_at.timestamp(), view=view, post=parsed)
+
+
+def _record_time(record: Record) -> datetime:
+    """The record's timestamp; ``InvalidPost`` when it is outside what a datetime holds (years 1-9999).
+
+    A producer sets CreateTime freely: a timestamp past year 9999 (or before year 1) raised from the property and
+    made the batch fail, and the recovery re-read the same record forever.
+    """
+    try:
+        return record.timestamp
+    except (ValueError, OverflowError, OSError) as err:
+        raise InvalidPost(f"record timestamp {record.timestamp_ms} ms is not a valid time ({err})") from None
 
 
 class EventTimeMerge:

@@ -158,9 +158,9 @@ def post_view(post: post_pb2.Post) -> PostView:
     if not post.id:
         raise InvalidPost("post has no id")
     if post.HasField("created_at"):
-        created = post.created_at.ToDatetime(tzinfo=UTC)
+        created = _event_time(post.id, "created_at", post.created_at)
     elif post.HasField("collected_at"):
-        created = post.collected_at.ToDatetime(tzinfo=UTC)
+        created = _event_time(post.id, "collected_at", post.collected_at)
     else:
         raise InvalidPost(f"post {post.id} has neither created_at nor collected_at")
     parent = post.parent_id or None
@@ -191,6 +191,14 @@ def post_view(post: post_pb2.Post) -> PostView:
         offline_planned=any(s.planned for s in signals),
         relevance=enrichment.relevance,
     )
+
+
+def _event_time(post_id: str, name: str, value: Timestamp) -> datetime:
+    """``value`` as an aware datetime; ``InvalidPost`` when it is outside Timestamp's range (years 1-9999)."""
+    try:
+        return value.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as err:
+        raise InvalidPost(f"post {post_id}: {name} is not a valid time ({err})") from None
 
 
 # -- core -> protobuf --------------------------------------------------------------------------------------------

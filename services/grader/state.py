@@ -274,12 +274,14 @@ class EngineOwner:
         in_batch: set[str] = set()
         duplicate = late = 0
         for post in posts:
-            if post.id in in_batch or seen(post.id):
-                duplicate += 1
-                continue
             ts = post.created_at.timestamp()
+            # Late first: a post past the horizon may or may not still be in memory, depending on when the engine
+            # last expired events; the reason must not depend on it (nor on an earlier copy in this batch).
             if ts < clock - horizon:
                 late += 1
+                continue
+            if post.id in in_batch or seen(post.id):
+                duplicate += 1
                 continue
             in_batch.add(post.id)
             admitted.append(post)
