@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
+from qingfeng.safe_yaml import SafeYamlError, load_yaml
 
 from services.publisher.adapters.policy_yaml import PolicyLoadError, load_channels, load_signoff, load_templates
 
@@ -44,8 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{path}: cannot read: {err}", file=sys.stderr)
         return 1
     try:
-        head = yaml.safe_load(text)
-    except yaml.YAMLError:
+        head = load_yaml(text, source=path)
+    except SafeYamlError:
         head = None
     kind = head.get("kind") if isinstance(head, dict) else None
     if kind not in ("publisher-templates", "publisher-signoff", "publisher-channels"):

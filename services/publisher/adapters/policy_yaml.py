@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from qingfeng.safe_yaml import SafeYamlError, compose_yaml, load_yaml
 
 from services.publisher.core.model import LEVELS, Kind
 from services.publisher.core.policy import (
@@ -202,14 +203,16 @@ def _line(path: str, marks: Mapping[str, int]) -> int:
     return marks.get("", 0)
 
 
+_MAX_POLICY_BYTES = 256 * 1024
+
+
 def _parse(text: str, source: str, model: type[_M]) -> _M:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 0
-        raise PolicyLoadError([PolicyError(source, line, "", f"not valid YAML: {exc}")]) from None
+        # Refuses anchors/aliases (no alias bombs), oversized and deeply nested documents: policy files are input.
+        node = compose_yaml(text, source=source, max_bytes=_MAX_POLICY_BYTES)
+        data = load_yaml(text, source=source, max_bytes=_MAX_POLICY_BYTES)
+    except SafeYamlError as exc:
+        raise PolicyLoadError([PolicyError(source, exc.line, "", f"not valid YAML: {exc.problem}")]) from None
     if node is None or not isinstance(data, dict):
         raise PolicyLoadError([PolicyError(source, 1, "", "the document must be a mapping")])
     marks: dict[str, int] = {}

@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from qingfeng.safe_yaml import SafeYamlError, load_yaml
 
 from services.publisher.channels._secrets import resolve_secrets
 from services.publisher.channels.feed import FeedAdapter, FeedSettings
@@ -142,8 +142,8 @@ if TYPE_CHECKING:
 def load_channels(path: Path, *, feed_store: FeedStore | None = None) -> dict[str, ManagedChannel]:
     """Every enabled channel of a channels YAML (``channels: [entry, ...]``), by id."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
+        document = load_yaml(path.read_text(encoding="utf-8"), source=str(path))
+    except (OSError, SafeYamlError) as err:
         raise ChannelConfigError(f"{path}: {err}") from None
     if not isinstance(document, dict) or not isinstance(document.get("channels"), list):
         raise ChannelConfigError(f"{path}: channels: expected a list of channel entries")

@@ -69,3 +69,10 @@ def test_templates_need_every_kind() -> None:
 def test_not_yaml() -> None:
     with pytest.raises(PolicyLoadError, match="not valid YAML"):
         load_signoff("a: [", "s.yaml")
+
+
+def test_an_alias_bomb_is_refused_without_expanding() -> None:
+    lines = ["kind: publisher-signoff", "version: v", 'a: &a ["x","x","x","x","x","x","x","x","x"]']
+    lines += [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]" for i in range(8)]
+    with pytest.raises(PolicyLoadError, match="anchor|alias"):
+        load_signoff("\n".join(lines) + "\n", "bomb.yaml")
