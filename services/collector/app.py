@@ -30,11 +30,12 @@ from qingfeng.storage import create_engine, run_migrations
 from qingfeng.text import Enricher
 from qingfeng.v1 import source_pb2, source_pb2_grpc
 
+from services.collector.adapters.produced_ids import SqlProducedIds
 from services.collector.adapters.sql import SqlStore
 from services.collector.core import DedupeConfig, Deduper
 from services.collector.fetch import Fetcher, FetcherConfig
 from services.collector.indexer import PostIndexer
-from services.collector.pipeline import Pipeline
+from services.collector.pipeline import Pipeline, ProducedIds
 from services.collector.registry import BUILTIN_SOURCES
 from services.collector.scheduler import Scheduler, SchedulerConfig
 from services.collector.server import CollectorServicer
@@ -80,8 +81,13 @@ def build_enricher(settings: CollectorSettings) -> Enricher:
     return Enricher(extra_lexicons=extra)
 
 
-def build_pipeline(settings: CollectorSettings, producer: Producer, enricher: Enricher | None = None) -> Pipeline:
-    """The ingest pipeline over ``producer`` with the configured dedupe window."""
+def build_pipeline(
+    settings: CollectorSettings,
+    producer: Producer,
+    enricher: Enricher | None = None,
+    produced_ids: ProducedIds | None = None,
+) -> Pipeline:
+    """The ingest pipeline over ``producer`` with the configured dedupe window (and durable produced ids)."""
     dedupe = settings.dedupe
     deduper = Deduper(
         DedupeConfig(
@@ -96,6 +102,7 @@ def build_pipeline(settings: CollectorSettings, producer: Producer, enricher: En
         deduper=deduper,
         settings=settings.pipeline,
         topics=settings.topics,
+        produced_ids=produced_ids,
     )
 
 
@@ -174,7 +181,8 @@ async def _wire(
         wiring.readiness.append(sql_ready(engine))
         store = SqlStore(engine)
         await store.ensure_builtin(BUILTIN_SOURCES, datetime.now(UTC))
-        pipeline = build_pipeline(settings, producer)
+        # Produced ids survive a restart: a re-fetched feed or a re-run import is not produced again (issue 13).
+        pipeline = build_pipeline(settings, producer, produced_ids=SqlProducedIds(engine))
         if cipher is None:
             _log.warning("no QF_COLLECTOR_TIP_KEY: SubmitTip is refused (submitters are never stored unencrypted)")
         servicer = CollectorServicer(store, pipeline, TipDesk(store, pipeline, cipher))

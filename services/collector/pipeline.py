@@ -9,7 +9,11 @@ For each item handed in by a source adapter, ImportPosts or SubmitTip:
 - an exact or near duplicate of an earlier post is still produced, with ``dedupe.duplicate_of`` naming the original
   (the grader counts it as a repost or copy of that story), and counted as a duplicate;
 - a post whose id was already produced (the same item delivered again: a re-fetched feed, a re-run import) is the
-  idempotent case: it is not produced again, and is counted as a duplicate.
+  idempotent case: it is not produced again, and is counted as a duplicate. Produced ids are remembered in memory
+  (the last ``remember_ids``) and, with a ``ProducedIds`` store, durably: a restarted collector still knows them
+  (issue 13). The store is asked about the ids of a slice memory does not know and told about a slice once Kafka
+  acknowledged it, before the call returns; when the store fails the pipeline goes on with memory alone (the
+  consumers are idempotent on the post id), logging it.
 
 A call returns only once Kafka acknowledged every record it produced, so a caller that commits (a source's fetch
 state, an import's progress) commits after the effect. When Kafka fails the call raises and nothing of it is
@@ -28,7 +32,7 @@ import asyncio
 import enum
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
@@ -49,7 +53,7 @@ from services.collector.core import Deduper, enrich_post
 from services.collector.ports import IngestSummary, Rejected
 from services.collector.settings import CollectorTopics, PipelineSettings
 
-__all__ = ["POST_EVENT_TYPE", "IngestReport", "ItemResult", "Outcome", "Pipeline", "RecordSink"]
+__all__ = ["POST_EVENT_TYPE", "IngestReport", "ItemResult", "Outcome", "Pipeline", "ProducedIds", "RecordSink"]
 
 _log = logging.getLogger(__name__)
 
@@ -75,6 +79,14 @@ class RecordSink(Protocol):
     def max_request_size(self) -> int: ...
 
     async def send_many(self, records: Iterable[OutgoingRecord]) -> list[Delivery]: ...
+
+
+class ProducedIds(Protocol):
+    """The durable memory of produced post ids (``adapters.produced_ids.SqlProducedIds``)."""
+
+    async def known(self, post_ids: Sequence[str]) -> set[str]: ...
+
+    async def remember(self, post_ids: Collection[str], at: datetime) -> None: ...
 
 
 class Outcome(enum.Enum):
@@ -132,8 +144,10 @@ class Pipeline:
         settings: PipelineSettings,
         topics: CollectorTopics,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        produced_ids: ProducedIds | None = None,
     ) -> None:
         self._sink = sink
+        self._durable = produced_ids
         self._enricher = enricher
         self._regions = enricher.lexicons.regions
         self._deduper = deduper
@@ -157,6 +171,7 @@ class Pipeline:
         try:
             for start in range(0, len(items), size):
                 chunk = items[start : start + size]
+                await self._recall(chunk, in_call)
                 await self._wait_for_other_calls(chunk, in_call)
                 # No await between the wait above and registering this slice's ids below: no other call can
                 # claim one of them in between.
@@ -195,16 +210,48 @@ class Pipeline:
                 return
             await asyncio.wait(waits)
 
+    async def _recall(self, chunk: Sequence[post_pb2.Post | Rejected], in_call: dict[str, str]) -> None:
+        """Load into memory which ids of ``chunk`` the durable store knows as produced (by an earlier process)."""
+        if self._durable is None:
+            return
+        ask = [
+            item.id
+            for item in chunk
+            if not isinstance(item, Rejected)
+            and item.id
+            and item.id not in self._produced
+            and item.id not in in_call
+            and len(item.id.encode("utf-8")) <= _MAX_ID_BYTES
+        ]
+        if not ask:
+            return
+        try:
+            known = await self._durable.known(ask)
+        except Exception as err:  # the memo is an optimisation of idempotent consumers, not a gate on ingest
+            _log.warning("produced-ids store unreadable, going on with memory alone: %s: %s", type(err).__name__, err)
+            return
+        if known:
+            self._remember(dict.fromkeys(known, ""))
+
     async def _send(self, work: _Slice, acked: asyncio.Future[None]) -> None:
         try:
             await self._sink.send_many(work.records)
             self._remember(work.produced)
+            await self._persist(work.produced)
         finally:
             for post_id in work.produced:
                 if self._in_flight.get(post_id) is acked:
                     del self._in_flight[post_id]
             if not acked.done():
                 acked.set_result(None)
+
+    async def _persist(self, produced: dict[str, str]) -> None:
+        if self._durable is None or not produced:
+            return
+        try:
+            await self._durable.remember(produced.keys(), self._clock())
+        except Exception as err:  # acknowledged by Kafka all the same: a restart may produce these again
+            _log.warning("produced ids not stored (%d): %s: %s", len(produced), type(err).__name__, err)
 
     def _remember(self, produced: dict[str, str]) -> None:
         remembered = self._produced
