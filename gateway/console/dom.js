@@ -65,8 +65,11 @@ export function when(value) {
   return new Date(value).toLocaleString(document.documentElement.lang === "en" ? "en-GB" : "zh-CN", { hour12: false });
 }
 
+// An enum name as the page shows it: translated when the dictionary has it ("status.<NAME>"), else its words.
 export function enumText(value, prefix) {
-  return value ? String(value).replace(prefix, "").toLowerCase().replaceAll("_", " ") : "";
+  if (!value) return "";
+  const translated = t(`status.${value}`);
+  return translated !== `status.${value}` ? translated : String(value).replace(prefix, "").toLowerCase().replaceAll("_", " ");
 }
 
 // A clock counting down to `deadline` (or showing it was met at `doneAt`); console.js ticks every .clock each second.

@@ -1,7 +1,7 @@
 // Dashboard: today's events by level (rising flagged), the posts trend, open cases with their clocks, overdue tasks.
 import { api } from "./api.js";
 import { barLine, chartBox, LEVEL_COLORS } from "./charts.js";
-import { append, clock, el, fill, levelBadge, link, section, when } from "./dom.js";
+import { append, clock, el, enumText, fill, levelBadge, link, section, when } from "./dom.js";
 import { t } from "./i18n.js";
 
 const LEVELS = ["WARNING_LEVEL_RED", "WARNING_LEVEL_ORANGE", "WARNING_LEVEL_YELLOW", "WARNING_LEVEL_BLUE"];
@@ -18,6 +18,11 @@ async function todaysEvents() {
   if ((today.events || []).length) return { events: today.events, today: true };
   const latest = await api.get("/api/events", { page_size: "100" });
   return { events: latest.events || [], today: false };
+}
+
+async function lastDayEvents() {
+  const since = new Date(Date.now() - 24 * 3600 * 1000).toISOString();
+  return (await api.get("/api/events", { "active.start_time": since, page_size: "500" })).events || [];
 }
 
 function levelTiles(events) {
@@ -42,8 +47,33 @@ export function eventRow(event) {
   return row;
 }
 
-function trend(events) {
-  // Hourly buckets of first_seen_at, posts summed per level: the events' own metrics, no extra query.
+export function timeZone() {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+}
+
+// Posts per hour over the last 24 h from the search's date histogram (every matching post, not a page of them).
+export function histogramChart(buckets, name) {
+  const categories = buckets.map((b) => when(b.start_time).slice(0, -3));
+  const series = [{ name, type: "line", areaStyle: {}, data: buckets.map((b) => Number(b.count || 0)) }];
+  return chartBox(barLine({ categories, series, yName: t("event.posts") }), "trend");
+}
+
+async function trend() {
+  const since = new Date(Date.now() - 24 * 3600 * 1000).toISOString();
+  try {
+    const reply = await api.get("/api/search/posts", {
+      aggs: "true", interval: "1h", time_zone: timeZone(), created_after: since, page_size: "1",
+    });
+    const buckets = (reply.aggregations || {}).histogram || [];
+    if (buckets.length) return [histogramChart(buckets, t("event.posts")), el("p", "help", t("dash.trend.note"))];
+  } catch (err) {
+    if (err.status !== 400 && err.status !== 403) throw err;
+  }
+  return eventsTrend(await lastDayEvents());
+}
+
+function eventsTrend(events) {
+  // Without search: hourly buckets of first_seen_at, posts summed per level (the events' own metrics).
   const buckets = new Map();
   for (const e of events) {
     if (!e.first_seen_at) continue;
@@ -61,7 +91,7 @@ function trend(events) {
     itemStyle: { color: LEVEL_COLORS[level] },
     data: categories.map((c) => buckets.get(c)[level] || 0),
   }));
-  return [chartBox(barLine({ categories, series, yName: t("event.posts") }), "trend"), el("p", "help", t("dash.trend.note"))];
+  return [chartBox(barLine({ categories, series, yName: t("event.posts") }), "trend"), el("p", "help", t("dash.trend.events"))];
 }
 
 export function caseClocks(c) {
@@ -75,7 +105,7 @@ export function caseClocks(c) {
 function caseRow(c) {
   const row = el("li", "case-row");
   append(row, levelBadge(c.level), " ", link(`#/cases/${encodeURIComponent(c.id)}`, c.title || c.id),
-    el("span", "meta", ` ${(c.status || "").replace("CASE_STATUS_", "").toLowerCase()}`), caseClocks(c));
+    el("span", "meta", ` ${enumText(c.status, "CASE_STATUS_")}`), caseClocks(c));
   return row;
 }
 
@@ -94,7 +124,7 @@ export async function render(view) {
       .slice(0, 12).forEach((e) => list.appendChild(eventRow(e)));
     return [today ? null : el("p", "help", t("dash.latest")), levelTiles(events), list];
   });
-  fill(trendBox, async () => trend((await loaded).events));
+  fill(trendBox, trend);
   fill(cases, async () => {
     const reply = await api.get("/api/cases", { page_size: "100" });
     const open = (reply.cases || []).filter((c) => OPEN.includes(c.status));
@@ -106,7 +136,7 @@ export async function render(view) {
     const reply = await api.get("/api/tasks", { overdue_only: "true", page_size: "100" });
     const list = el("ol", "tasks");
     for (const task of reply.tasks || []) {
-      list.appendChild(append(el("li"), el("strong", null, (task.agency || "").replace("AGENCY_", "").toLowerCase()), " ",
+      list.appendChild(append(el("li"), el("strong", null, task.assignee_unit || enumText(task.agency, "AGENCY_")), " ",
         task.description || task.id, " ", link(`#/cases/${encodeURIComponent(task.case_id)}`, "→"),
         el("span", "meta over", ` ${when(task.due_at)}`)));
     }

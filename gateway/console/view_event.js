@@ -3,10 +3,11 @@ import { api } from "./api.js";
 import { barLine, chartBox } from "./charts.js";
 import { append, el, enumText, fill, levelBadge, link, section, when } from "./dom.js";
 import { t } from "./i18n.js";
-import { caseClocks } from "./view_dashboard.js";
+import { caseClocks, histogramChart, timeZone } from "./view_dashboard.js";
 
 function windowName(duration) {
   const seconds = parseFloat(duration || "0");
+  if (!seconds) return t("event.total");
   return seconds >= 3600 ? `${Math.round(seconds / 3600)}h` : `${Math.round(seconds / 60)}min`;
 }
 
@@ -22,28 +23,6 @@ function metricsChart(metrics) {
       { name: "velocity /h", type: "line", data: metrics.map((m) => Number(m.velocity || 0).toFixed(1)) },
     ],
   }), "metrics");
-}
-
-function timelineChart(posts) {
-  const buckets = new Map();
-  for (const p of posts) {
-    if (!p.created_at) continue;
-    const d = new Date(p.created_at);
-    d.setMinutes(0, 0, 0);
-    const key = d.toISOString();
-    const row = buckets.get(key) || { posts: 0, reposts: 0 };
-    row.posts += 1;
-    row.reposts += p.parent_id ? 1 : 0;
-    buckets.set(key, row);
-  }
-  const keys = [...buckets.keys()].sort();
-  return chartBox(barLine({
-    categories: keys.map((k) => when(k).slice(0, -3)),
-    series: [
-      { name: t("event.posts"), type: "line", areaStyle: {}, data: keys.map((k) => buckets.get(k).posts) },
-      { name: "reposts", type: "line", data: keys.map((k) => buckets.get(k).reposts) },
-    ],
-  }), "timeline");
 }
 
 function reasonList(reasons) {
@@ -79,12 +58,20 @@ function explain(reply) {
   return [reply.summary ? append(el("p", "summary"), el("strong", null, `${t("event.summary")}: `), reply.summary) : null, table];
 }
 
+// The event's posts by reach, with the charts of all of them (hourly histogram, sources, regions, authors).
 async function eventPosts(event) {
-  const own = await api.get("/api/search/posts", { event_id: event.id, order: "reach", page_size: "100" });
-  return own.hits || [];
+  return api.get("/api/search/posts", {
+    event_id: event.id, order: "reach", page_size: "50", aggs: "true", interval: "1h", time_zone: timeZone(), top: "8",
+  });
 }
 
-function keyPosts(hits) {
+function counts(buckets) {
+  return (buckets || []).map((b) => `${b.label || b.key} ${b.count}`).join(" · ") || "—";
+}
+
+function keyPosts(reply) {
+  const hits = reply.hits || [];
+  const charts = reply.aggregations || {};
   const list = el("ol", "posts");
   for (const hit of hits.slice(0, 8)) {
     const p = hit.post || {};
@@ -93,17 +80,15 @@ function keyPosts(hits) {
       el("span", null, (p.text_simplified || p.text || "").slice(0, 140))));
   }
   const authors = new Map();
-  const sources = new Map();
   for (const hit of hits) {
     const p = hit.post || {};
     if (p.author) authors.set(p.author.name || p.author.id, Number(p.author.followers || 0));
-    const src = p.platform || p.source_id;
-    if (src) sources.set(src, (sources.get(src) || 0) + 1);
   }
   const top = [...authors.entries()].sort((a, b) => b[1] - a[1]).slice(0, 5);
   return [list,
     el("h3", null, t("event.authors")), el("p", null, top.map(([name, n]) => `${name} (${n})`).join(" · ") || "—"),
-    el("h3", null, t("event.sources")), el("p", null, [...sources.entries()].map(([s, n]) => `${s} ${n}`).join(" · ") || "—")];
+    el("h3", null, t("event.sources")), el("p", null, counts(charts.source_kinds)),
+    el("h3", null, t("event.regionsof")), el("p", null, counts(charts.regions))];
 }
 
 export async function render(view, id) {
@@ -125,14 +110,20 @@ export async function render(view, id) {
   const posts = section("event.keyposts", "posts-panel");
   const caseBox = section("event.case", "case-panel");
   append(view, chart, grade, criteria, posts, caseBox);
-  const hits = eventPosts(event).catch(() => []);
+  const found = eventPosts(event);
   fill(chart, async () => {
-    const found = await hits;
-    return [metricsChart(event.metrics || []), found.length ? timelineChart(found.map((h) => h.post || {})) : null];
+    let histogram = [];
+    try {
+      histogram = ((await found).aggregations || {}).histogram || [];
+    } catch (_) {
+      // no search grant or search down: the metrics chart alone (the posts panel shows the error)
+    }
+    return [el("h3", null, t("event.metrics")), metricsChart(event.metrics || []),
+      histogram.length ? el("h3", null, t("event.timeline")) : null, histogram.length ? histogramChart(histogram, t("event.posts")) : null];
   });
   fill(grade, async () => history(event));
   fill(criteria, async () => explain(await api.get(`/api/events/${encodeURIComponent(id)}/explain`)));
-  fill(posts, async () => keyPosts(await eventPosts(event)));
+  fill(posts, async () => keyPosts(await found));
   fill(caseBox, async () => {
     const reply = await api.get("/api/cases", { event_id: id });
     const c = (reply.cases || [])[0];
