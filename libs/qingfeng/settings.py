@@ -144,6 +144,9 @@ def service_settings_config(prefix: str) -> SettingsConfigDict:
     return SettingsConfigDict(
         env_prefix=prefix,
         env_nested_delimiter="__",
+        # A variable such as QF_GRADER_GRPC__TLS_CERT_FILE updates the process's default group (port 50062 …) instead
+        # of rebuilding the group from the class defaults (port 0).
+        nested_model_default_partial_update=True,
         frozen=True,
         extra="forbid",
         secrets_dir=secrets_dir if secrets_dir and Path(secrets_dir).is_dir() else None,
