@@ -152,6 +152,14 @@ ROUTES: Final = (
     ConsoleRoute("/api/meetings", "GET", "CoordinatorService", "ListMeetings", query=(*_PAGE, "kind", "case_id")),
     ConsoleRoute("/api/drafts", "GET", "PublisherService", "ListDrafts", query=(*_PAGE, "case_id", "status", "kind")),
     ConsoleRoute("/api/drafts/{id}", "GET", "PublisherService", "GetDraft", params=(("id", "id"),)),
+    ConsoleRoute(
+        "/api/drafts/{id}/signoff",
+        "POST",
+        "PublisherService",
+        "SignOff",
+        params=(("id", "draft_id"),),
+        query=("decision", "comment", "revision"),
+    ),
 )
 
 

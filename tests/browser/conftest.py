@@ -3,7 +3,7 @@ processes with TLS, signed credentials and a slice of the shared data imported t
 
 Chromium is Debian's (``/usr/bin/chromium``, or ``QF_CHROMIUM``), driven by Playwright's Python package with its
 executable path set (``playwright install`` is not used). Without it the tests FAIL in CI (env ``CI`` set) and are
-skipped with the reason locally. The publisher is deliberately not started: its part of the page must say so.
+skipped with the reason locally. The publisher runs too; the last test stops it to see its part of the page say so.
 """
 
 from __future__ import annotations
@@ -20,10 +20,13 @@ from typing import Any
 
 import grpc
 import pytest
+import yaml
 from qingfeng.cli.pki import ca_file
-from qingfeng.v1 import source_pb2, source_pb2_grpc
+from qingfeng.cli.tokens import every_method
+from qingfeng.v1 import case_pb2, event_pb2, publication_pb2, search_pb2, source_pb2, source_pb2_grpc
 
-from tests.e2e.conftest import access_policy_file, gateway_tokens, identity_env, suite_state  # noqa: F401
+from gateway.access import hash_token
+from tests.e2e.conftest import identity_env, suite_state  # noqa: F401
 from tests.e2e.processes import Running, free_port, start
 
 CHROMIUM = Path(os.environ.get("QF_CHROMIUM", "/usr/bin/chromium"))
@@ -49,9 +52,51 @@ def chromium_path() -> Path:
     return CHROMIUM
 
 
+_ALL = tuple(
+    grant
+    for module, service in (
+        (source_pb2, "CollectorService"),
+        (event_pb2, "GraderService"),
+        (case_pb2, "CoordinatorService"),
+        (publication_pb2, "PublisherService"),
+        (search_pb2, "SearchService"),
+    )
+    for grant in every_method(module, service)
+)
+# The first step of every sign-off chain (services/publisher/policies/signoff.yaml).
+DIRECTOR_ROLE = "舆情信息办公室主任"
+
+
+@pytest.fixture(scope="session")
+def console_tokens() -> dict[str, str]:
+    return {name: secrets.token_urlsafe(24) for name in ("office", "police", "director")}
+
+
+@pytest.fixture(scope="session")
+def console_policy(tmp_path_factory: pytest.TempPathFactory, console_tokens: dict[str, str]) -> Path:
+    """The office sees and does everything; the police only lists and completes tasks; the director signs drafts."""
+    identities = [
+        ("office", "opinion_office", ["analyst", "see_submitter", "see_tips"], list(_ALL)),
+        ("police", "police_cyber", [], [f"/qingfeng.v1.CoordinatorService/{m}" for m in ("ListTasks", "CompleteTask")]),
+        ("director", "opinion_office", [DIRECTOR_ROLE], list(every_method(publication_pb2, "PublisherService"))),
+    ]
+    policy = {
+        "version": "browser-1",
+        "identities": [
+            {"name": n, "agency": a, "roles": r, "grants": g, "token_sha256": hash_token(console_tokens[n])}
+            for n, a, r, g in identities
+        ],
+    }
+    path = tmp_path_factory.mktemp("browser-gateway") / "access.yaml"
+    path.write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
+    return path
+
+
 @dataclass
 class ConsoleSuite:
     url: str
+    grpc_port: int
+    state: Path
     tokens: dict[str, str]
     run_id: str
     processes: dict[str, Running]
@@ -91,10 +136,10 @@ def console_suite(
     es_url: str,
     shared_data: Path,
     tmp_path_factory: pytest.TempPathFactory,
-    access_policy_file: Path,  # noqa: F811
+    console_policy: Path,
     identity_env: dict[str, str],  # noqa: F811
     suite_state: Path,  # noqa: F811
-    gateway_tokens: dict[str, str],  # noqa: F811
+    console_tokens: dict[str, str],
 ) -> Iterator[ConsoleSuite]:
     run_id = secrets.token_hex(4)
     tmp = tmp_path_factory.mktemp("browser-suite")
@@ -103,7 +148,7 @@ def console_suite(
     common["ELASTICSEARCH__INDEX_PREFIX"] = topic
     tip_key = tmp / "tip.key"
     tip_key.write_text("c2VjcmV0LWtleS1mb3ItZTJlLXRlc3RzLW9ubHktMzI=\n")
-    ports = {name: free_port() for name in ("collector", "grader", "coordinator", "gateway")}
+    ports = {name: free_port() for name in ("collector", "grader", "coordinator", "publisher", "gateway")}
     http_port = free_port()
     coordinator_topics = ("cases", "tasks", "publications", "publication_requests", "audit", "deadletter")
     envs = {
@@ -128,21 +173,30 @@ def console_suite(
             "QF_COORDINATOR_CONSUMER__GROUP_ID": f"{topic}-coordinator",
             **{f"QF_COORDINATOR_TOPICS__{name.upper()}": f"{topic}.{name}" for name in coordinator_topics},
         },
+        "publisher": {
+            "QF_PUBLISHER_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "QF_PUBLISHER_DATABASE__URL": f"sqlite+aiosqlite:///{tmp}/publisher.db",
+            "QF_PUBLISHER_TOPICS__REQUESTS": f"{topic}.publication_requests",
+            "QF_PUBLISHER_TOPICS__PUBLICATIONS": f"{topic}.publications",
+            "QF_PUBLISHER_TOPICS__DEADLETTER": f"{topic}.publications-deadletter",
+            "QF_PUBLISHER_GROUP_ID": f"{topic}-publisher",
+            "QF_PUBLISHER_FEED__PORT": str(free_port()),
+        },
         "gateway": {
             **{f"QF_GATEWAY_{k}": v for k, v in common.items()},
-            "QF_GATEWAY_ACCESS_POLICY": str(access_policy_file),
+            "QF_GATEWAY_ACCESS_POLICY": str(console_policy),
             "QF_GATEWAY_HTTP__PORT": str(http_port),
             "QF_GATEWAY_COLLECTOR_ADDR": f"127.0.0.1:{ports['collector']}",
             "QF_GATEWAY_GRADER_ADDR": f"127.0.0.1:{ports['grader']}",
             "QF_GATEWAY_COORDINATOR_ADDR": f"127.0.0.1:{ports['coordinator']}",
-            # Nothing listens there: the publications part must say the publisher is not available.
-            "QF_GATEWAY_PUBLISHER_ADDR": f"127.0.0.1:{free_port()}",
+            "QF_GATEWAY_PUBLISHER_ADDR": f"127.0.0.1:{ports['publisher']}",
         },
     }
     modules = {
         "collector": "services.collector",
         "grader": "services.grader",
         "coordinator": "services.coordinator",
+        "publisher": "services.publisher",
         "gateway": "gateway",
     }
     running: dict[str, Running] = {}
@@ -155,8 +209,9 @@ def console_suite(
         for process in running.values():
             assert process.wait_serving(timeout_s=90) == 1, process.log_tail()
         lines = _shifted_lines(shared_data / "weibo_posts.jsonl", IMPORT_POSTS, run_id)
-        _import(ports["gateway"], suite_state, gateway_tokens["office"], lines)
-        yield ConsoleSuite(f"https://127.0.0.1:{http_port}", gateway_tokens, run_id, running)
+        _import(ports["gateway"], suite_state, console_tokens["office"], lines)
+        url = f"https://127.0.0.1:{http_port}"
+        yield ConsoleSuite(url, ports["gateway"], suite_state, console_tokens, run_id, running)
     finally:
         for process in running.values():
             process.stop()

@@ -9,9 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+from qingfeng.cli.pki import ca_file
+from qingfeng.v1 import common_pb2, publication_pb2, publication_pb2_grpc
 
-from tests.browser.conftest import ConsoleSuite, wait_until
+from tests.browser.conftest import DIRECTOR_ROLE, ConsoleSuite, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -151,7 +154,62 @@ def test_case_board_acknowledges_as_the_office(console_suite: ConsoleSuite, offi
     assert after["status"] != "CASE_STATUS_AWAITING_ACKNOWLEDGEMENT" and after["acknowledged_at"]
 
 
+def _draft_in_review(suite: ConsoleSuite, case: dict[str, Any]) -> Any:
+    """A statement for the case, written and submitted by the office through the gateway's gRPC API."""
+    credentials = grpc.ssl_channel_credentials(ca_file(suite.state).read_bytes())
+    metadata = [("authorization", f"Bearer {suite.tokens['office']}")]
+    with grpc.secure_channel(f"127.0.0.1:{suite.grpc_port}", credentials) as channel:
+        stub = publication_pb2_grpc.PublisherServiceStub(channel)
+        draft = publication_pb2.Draft(
+            case_id=case["id"],
+            kind=publication_pb2.DRAFT_KIND_STATEMENT,
+            title=f"关于{case['title'][:20]}的情况通报",
+            body="经核查，相关情况正在调查中，将及时公布进展。",
+            level=common_pb2.WARNING_LEVEL_BLUE,
+        )
+        created = stub.CreateDraft(publication_pb2.CreateDraftRequest(draft=draft), metadata=metadata, timeout=10)
+        request = publication_pb2.SubmitForReviewRequest(draft_id=created.draft.id)
+        return stub.SubmitForReview(request, metadata=metadata, timeout=10).draft
+
+
+def test_the_approver_signs_a_draft_from_their_queue(browser: Any, console_suite: ConsoleSuite, office: Any) -> None:
+    cases = _api(office, "/api/cases")["body"].get("cases", [])
+    assert cases, "the coordinator opened cases"
+    draft = _draft_in_review(console_suite, cases[0])
+    assert draft.status == publication_pb2.DRAFT_STATUS_IN_REVIEW
+    assert [step.role for step in draft.sign_off] == [DIRECTOR_ROLE]
+    office.goto(console_suite.url + "/#/publications")
+    office.wait_for_selector(".drafts li.draft")
+    assert office.locator(".queue button").count() == 0, "the office holds no signing role: its queue is empty"
+    director = _signed_in(browser, console_suite, "director")
+    try:
+        director.goto(console_suite.url + "/#/publications")
+        director.wait_for_selector(".queue li.draft")
+        assert draft.title in director.text_content(".queue")
+        director.click(".queue li.draft button.primary")
+        director.wait_for_selector(".queue .done")
+        after = _api(director, f"/api/drafts/{draft.id}")["body"]["draft"]
+        assert after["status"] == "DRAFT_STATUS_APPROVED"
+        assert after["sign_off"][0]["decision"] == "SIGN_OFF_DECISION_APPROVED"
+    finally:
+        director.context.close()
+
+
+def test_language_toggle_and_wall_mode(console_suite: ConsoleSuite, office: Any) -> None:
+    office.goto(console_suite.url + "/#/dashboard")
+    office.click("#lang")
+    office.wait_for_selector(".levels h2")
+    assert office.text_content("header h1") == "Qingfeng · Opinion console"
+    assert office.text_content(".levels h2") == "Today's events by level"
+    office.click("#lang")
+    assert office.text_content("header h1") == "清风 · 舆情工作台"
+    office.click("#wall")
+    assert "wall" in (office.get_attribute("body", "class") or "")
+    office.click("#wall")
+
+
 def test_publications_say_the_publisher_is_not_there(console_suite: ConsoleSuite, office: Any) -> None:
+    assert console_suite.processes["publisher"].stop() == 0
     office.goto(console_suite.url + "/#/publications")
     office.wait_for_selector(".drafts .status-503")
     assert "暂不可用" in office.text_content(".drafts")
