@@ -128,7 +128,7 @@ def replay(views: list[PostView], config: GraderConfig, batch: int, profile: boo
         for out in grader.process_batch(chunk):
             if isinstance(out, EventSnapshot) and out.merged_into:
                 merged[out.event_id] = out.merged_into
-        if batch == 1:  # the event a post joined, read before any expiry can drop it
+        if batch == 1 and chunk[0].id in grader.clusterer.posts:  # read before expiry; unattached: no event
             assigned[chunk[0].id] = grader.clusterer.posts[chunk[0].id]
     elapsed = time.perf_counter() - t0
     if profiler:
