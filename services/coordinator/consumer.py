@@ -46,6 +46,7 @@ def alert_view(alert: event_pb2.Alert, received_at: datetime) -> AlertView:
         regions=tuple((r.code, r.name) for r in alert.regions),
         reasons=tuple(reasons),
         reason_texts=tuple(dict.fromkeys(r.message for r in (*alert.reasons, *alert.grade.reasons) if r.message)),
+        relevance=alert.corruption_relevance if alert.HasField("corruption_relevance") else None,
     )
 
 

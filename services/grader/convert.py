@@ -264,6 +264,7 @@ def metrics_proto(m: WindowMetrics) -> event_pb2.EventMetrics:
         media_involved=m.media_involved,
         regional_scope=m.regional_scope,  # type: ignore[arg-type]
         offline_risk=m.offline_risk,
+        relevance=m.relevance,
     )
     if math.isfinite(m.seconds) and m.seconds > 0:
         out.window.CopyFrom(_duration(m.seconds))
@@ -293,9 +294,12 @@ def event_proto(s: EventSnapshot, names: RegionNames, updated_at: datetime) -> e
     return out
 
 
-def alert_proto(a: Alert, names: RegionNames, emitted_at: datetime) -> event_pb2.Alert:
-    """The wire form of a level change; ``id`` = "<event_id>:<sequence>", the downstream idempotency key."""
-    return event_pb2.Alert(
+def alert_proto(
+    a: Alert, names: RegionNames, emitted_at: datetime, *, relevance: float | None = None
+) -> event_pb2.Alert:
+    """The wire form of a level change; ``id`` = "<event_id>:<sequence>", the downstream idempotency key.
+    ``relevance`` is the event's mean corruption relevance at the change, when known."""
+    out = event_pb2.Alert(
         id=a.id,
         event_id=a.event_id,
         from_level=level_enum(a.from_level),  # type: ignore[arg-type]
@@ -307,6 +311,9 @@ def alert_proto(a: Alert, names: RegionNames, emitted_at: datetime) -> event_pb2
         regions=[names.region(code) for code in a.region_codes],
         grade=grade_proto(a.grade),
     )
+    if relevance is not None and math.isfinite(relevance):
+        out.corruption_relevance = relevance
+    return out
 
 
 # -- protobuf -> events index --------------------------------------------------------------------------------------

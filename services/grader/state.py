@@ -363,7 +363,15 @@ class EngineOwner:
 
     def _render(self, outs: list[Output]) -> Outputs:
         now = self._clock()
-        alerts = [alert_proto(o, self.names, now) for o in outs if isinstance(o, Alert)]
+        # A level change comes with the snapshot of its event: its whole-life relevance goes with the alert.
+        relevance = {
+            o.event_id: total.relevance
+            for o in outs
+            if isinstance(o, EventSnapshot) and (total := o.window("total")) is not None
+        }
+        alerts = [
+            alert_proto(o, self.names, now, relevance=relevance.get(o.event_id)) for o in outs if isinstance(o, Alert)
+        ]
         events = [event_proto(o, self.names, now) for o in outs if isinstance(o, EventSnapshot)]
         return Outputs(tuple(alerts), tuple(events))
 

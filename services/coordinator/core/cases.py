@@ -69,9 +69,13 @@ class AlertView:
     regions: tuple[tuple[str, str], ...] = ()
     reasons: tuple[tuple[str, float], ...] = ()  # (criterion, value)
     reason_texts: tuple[str, ...] = ()  # the reasons as the grader worded them
+    relevance: float | None = None  # the event's mean corruption relevance, when the grader sent it
 
 
 def _relevance(policy: RoutingPolicy, alert: AlertView, previous: float) -> float:
+    """The event's relevance as the alert carries it, else from a reason on that criterion, else what was known."""
+    if alert.relevance is not None:
+        return alert.relevance
     values = criteria_values(alert.reasons, [policy.corruption.relevance_criterion])
     return max(values) if values else previous
 

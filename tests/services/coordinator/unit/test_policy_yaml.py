@@ -64,5 +64,5 @@ def test_an_alias_bomb_is_refused_without_expanding(tmp_path: Path) -> None:
     lines += [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]" for i in range(8)]
     bomb = tmp_path / "bomb.yaml"
     bomb.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with pytest.raises(PolicyFileError, match="anchor|alias"):
+    with pytest.raises(PolicyFileError, match=r"anchor|alias"):
         load_routing(bomb)

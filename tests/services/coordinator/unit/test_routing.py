@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.coordinator.core.cases import ack_timer_fired, acknowledge, apply_alert, mark_corruption, open_case
+from services.coordinator.core.cases import (
+    AlertView,
+    ack_timer_fired,
+    acknowledge,
+    apply_alert,
+    mark_corruption,
+    open_case,
+)
 from services.coordinator.core.model import CaseStatus, Level, Rung
 from services.coordinator.core.policy import Directory, RoutingPolicy
 from services.coordinator.core.routing import next_working_day_start
@@ -179,3 +186,23 @@ def test_red_convenes_an_emergency_meeting_orange_does_not(routing: RoutingPolic
     assert orange is not None
     raised = apply_alert(routing, directory, orange, alert(Level.RED, seq=2, prev=Level.ORANGE), T0)
     assert [m.kind for m in raised.meetings] == ["emergency"]
+
+
+def test_the_relevance_the_grader_sends_decides_corruption(routing: RoutingPolicy, directory: Directory) -> None:
+    """The event's mean relevance on the alert wins over a reason that happened to fire on one window."""
+    base = alert(Level.ORANGE, relevance=0.9)
+    low = AlertView(**{**base.__dict__, "relevance": 0.1})
+    change = open_case(routing, directory, low, T0)
+    assert change.case is not None
+    assert (change.case.corruption_related, change.case.routed_to) == (False, Rung.OPINION_OFFICE)
+
+
+def test_alert_view_reads_the_relevance_field_only_when_set() -> None:
+    from qingfeng.v1 import common_pb2, event_pb2
+
+    from services.coordinator.consumer import alert_view
+
+    proto = event_pb2.Alert(id="ev-1:1", event_id="ev-1", sequence=1, to_level=common_pb2.WARNING_LEVEL_ORANGE)
+    assert alert_view(proto, T0).relevance is None
+    proto.corruption_relevance = 0.0
+    assert alert_view(proto, T0).relevance == 0.0

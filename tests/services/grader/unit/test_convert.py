@@ -161,6 +161,11 @@ def test_event_and_alert_protos() -> None:
     assert alert.id == f"ev-p0:{alert.sequence}" and alert.to_level == W.WARNING_LEVEL_ORANGE
     assert alert.from_level == W.WARNING_LEVEL_YELLOW and alert.reasons and alert.event_title
     assert alert.grade.level == alert.to_level
+    assert not alert.HasField("corruption_relevance"), "unknown unless the snapshot gave it"
+    total = snapshots[-1].window("total")
+    assert total is not None and event.metrics[-1].relevance == pytest.approx(total.relevance)
+    with_relevance = alert_proto(alerts[-1], names, NOW, relevance=total.relevance)
+    assert with_relevance.corruption_relevance == pytest.approx(total.relevance)
 
 
 def test_three_tier_grades_carry_their_tier() -> None:

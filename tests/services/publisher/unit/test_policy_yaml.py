@@ -74,5 +74,5 @@ def test_not_yaml() -> None:
 def test_an_alias_bomb_is_refused_without_expanding() -> None:
     lines = ["kind: publisher-signoff", "version: v", 'a: &a ["x","x","x","x","x","x","x","x","x"]']
     lines += [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]" for i in range(8)]
-    with pytest.raises(PolicyLoadError, match="anchor|alias"):
+    with pytest.raises(PolicyLoadError, match=r"anchor|alias"):
         load_signoff("\n".join(lines) + "\n", "bomb.yaml")
