@@ -1,0 +1,255 @@
+"""The soak's verdict: lost and duplicated posts, duplicated alerts and events, latency over time and after each
+fault, memory growth per process; one table with each target, met or missed by how much.
+
+Pure functions over what the soak collected (no I/O besides ``format_report`` returning text).
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from _soak_observe import SeenAlert
+
+__all__ = ["Fault", "Memory", "Verdict", "format_report", "judge", "latency_windows", "memory_growth"]
+
+LATENCY_TARGET_S = 2.0
+RECOVERY_TARGET_S = 30.0
+MEMORY_TARGET = 0.10
+_NONE = 1  # WARNING_LEVEL_NONE: an alert from it opens an event
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault: what, when it began (wall clock) and when the thing was healthy again."""
+
+    name: str
+    began: float
+    healthy: float
+
+
+@dataclass(frozen=True)
+class Memory:
+    process: str
+    pid: int
+    baseline_kib: int | None
+    end_kib: int | None
+    lived_s: float
+
+    @property
+    def growth(self) -> float | None:
+        if not self.baseline_kib or self.end_kib is None:
+            return None
+        return (self.end_kib - self.baseline_kib) / self.baseline_kib
+
+
+@dataclass
+class Verdict:
+    accepted: int
+    in_kafka: int
+    in_es: int
+    lost_before_kafka: int
+    lost: int
+    produced_again: int
+    es_duplicates: int
+    alerts: int
+    alert_copies: int
+    events_reopened: int
+    chain_breaks: int
+    events: int
+    duplicate_events: int
+    latency_p50: float | None
+    latency_p99: float | None
+    recoveries: list[tuple[Fault, float | None]] = field(default_factory=list)
+    memory: list[Memory] = field(default_factory=list)
+    sample_lost: list[str] = field(default_factory=list)
+
+
+def _pct(values: Sequence[float], q: float) -> float | None:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
+
+
+def first_copies(alerts: Sequence[SeenAlert]) -> list[SeenAlert]:
+    seen: set[str] = set()
+    out = []
+    for alert in alerts:
+        if alert.id not in seen:
+            seen.add(alert.id)
+            out.append(alert)
+    return out
+
+
+def latency_windows(
+    alerts: Sequence[SeenAlert], start: float, window_s: float
+) -> list[tuple[float, int, float, float]]:
+    """(window start relative to ``start``, alerts, p50, p99) per window with alerts."""
+    buckets: dict[int, list[float]] = {}
+    for alert in alerts:
+        buckets.setdefault(int((alert.arrived - start) // window_s), []).append(alert.latency_s)
+    return [(k * window_s, len(v), _pct(v, 0.5) or 0.0, _pct(v, 0.99) or 0.0) for k, v in sorted(buckets.items())]
+
+
+def _recovery(fault: Fault, until: float, alerts: Sequence[SeenAlert]) -> float | None:
+    """Seconds after the fault's end until the last alert over the target (0: none); None: no alert at all."""
+    inside = [a for a in alerts if fault.began <= a.arrived < until]
+    if not inside:
+        return None
+    slow = [a.arrived for a in inside if a.latency_s > LATENCY_TARGET_S]
+    return max(0.0, max(slow) - fault.healthy) if slow else 0.0
+
+
+def memory_growth(
+    samples: Sequence[tuple[float, str, int, int]], lives: dict[str, tuple[int, float, float]], warmup_s: float
+) -> list[Memory]:
+    """Per process, its last incarnation: median RSS over 20 s after warm-up against the median of its last 20 s."""
+    out = []
+    for name, (pid, born, died) in lives.items():
+        own = [(t, kib) for t, n, p, kib in samples if n == name and p == pid]
+        base = [kib for t, kib in own if born + warmup_s <= t < born + warmup_s + 20]
+        end = [kib for t, kib in own if t >= died - 20]
+        enough = died - born >= warmup_s + 40
+        out.append(
+            Memory(
+                name,
+                pid,
+                int(statistics.median(base)) if base and enough else None,
+                int(statistics.median(end)) if end else None,
+                died - born,
+            )
+        )
+    return out
+
+
+def judge(
+    accepted_ids: set[str],
+    produced: Counter[str],
+    es_copies: Counter[str],
+    alerts: Sequence[SeenAlert],
+    events: int,
+    duplicate_events: int,
+    faults: Sequence[Fault],
+    end: float,
+    memory: list[Memory],
+) -> Verdict:
+    lost_ids = accepted_ids - es_copies.keys()
+    firsts = first_copies(alerts)
+    opened = Counter(a.event_id for a in firsts if a.from_level == _NONE)
+    chain_breaks = 0
+    by_event: dict[str, list[SeenAlert]] = {}
+    for alert in firsts:
+        by_event.setdefault(alert.event_id, []).append(alert)
+    for chain in by_event.values():
+        chain.sort(key=lambda a: a.sequence)
+        chain_breaks += sum(1 for a, b in itertools.pairwise(chain) if b.from_level != a.to_level)
+    latencies = [a.latency_s for a in firsts]
+    recoveries = []
+    for i, fault in enumerate(faults):
+        until = faults[i + 1].began if i + 1 < len(faults) else end
+        recoveries.append((fault, _recovery(fault, until, firsts)))
+    return Verdict(
+        accepted=len(accepted_ids),
+        in_kafka=len(produced),
+        in_es=len(es_copies),
+        lost_before_kafka=len(accepted_ids - produced.keys()),
+        lost=len(lost_ids),
+        produced_again=sum(n - 1 for n in produced.values() if n > 1),
+        es_duplicates=sum(n - 1 for n in es_copies.values() if n > 1),
+        alerts=len(firsts),
+        alert_copies=len(alerts) - len(firsts),
+        events_reopened=sum(n - 1 for n in opened.values() if n > 1),
+        chain_breaks=chain_breaks,
+        events=events,
+        duplicate_events=duplicate_events,
+        latency_p50=_pct(latencies, 0.5),
+        latency_p99=_pct(latencies, 0.99),
+        recoveries=recoveries,
+        memory=memory,
+        sample_lost=sorted(lost_ids)[:5],
+    )
+
+
+def _row(target: str, measured: str, met: bool | None, by: str = "") -> str:
+    state = "n/a" if met is None else ("met" if met else "MISSED")
+    return f"| {target:<44} | {measured:<34} | {state:<6} | {by:<22} |"
+
+
+def format_report(v: Verdict) -> str:
+    lines = [
+        _row("target", "measured", None, "by").replace("n/a   ", "result"),
+        f"|{'-' * 46}|{'-' * 36}|{'-' * 8}|{'-' * 24}|",
+        _row(
+            "0 accepted posts lost (ES holds every id)",
+            f"{v.lost:,} of {v.accepted:,} lost",
+            v.lost == 0,
+            f"{v.lost:,} posts" if v.lost else "",
+        ),
+        _row(
+            "0 posts twice in ES (any generation)",
+            f"{v.es_duplicates:,} extra copies",
+            v.es_duplicates == 0,
+            f"{v.es_duplicates:,}" if v.es_duplicates else "",
+        ),
+        _row(
+            "0 posts produced twice to Kafka",
+            f"{v.produced_again:,} re-produced",
+            v.produced_again == 0,
+            f"{v.produced_again:,}" if v.produced_again else "",
+        ),
+        _row(
+            "each alert once per level change",
+            f"{v.alert_copies:,} repeated of {v.alerts:,}",
+            v.alert_copies == 0,
+            f"{v.alert_copies:,} alerts" if v.alert_copies else "",
+        ),
+        _row(
+            "no event opened twice (none -> x again)",
+            f"{v.events_reopened:,} re-opened",
+            v.events_reopened == 0,
+            f"{v.events_reopened:,}" if v.events_reopened else "",
+        ),
+        _row(
+            "no duplicate event (shared posts)",
+            f"{v.duplicate_events:,} of {v.events:,} events",
+            v.duplicate_events == 0,
+            f"{v.duplicate_events:,}" if v.duplicate_events else "",
+        ),
+    ]
+    if v.latency_p99 is None:
+        lines.append(_row("post -> alert p99 <= 2 s", "no alerts", False, "no alert at all"))
+    else:
+        over = v.latency_p99 - LATENCY_TARGET_S
+        lines.append(_row("post -> alert p99 <= 2 s (faults included)",
+                          f"p50 {v.latency_p50 or 0:.2f} s, p99 {v.latency_p99:.2f} s", over <= 0,
+                          f"{over:+.2f} s" if over > 0 else f"{-over:.2f} s to spare"))  # fmt: skip
+    for fault, recovery in v.recoveries:
+        if recovery is None:
+            lines.append(_row(f"after {fault.name}: < 2 s within 30 s", "no alert in that span", None))
+        else:
+            late = recovery - RECOVERY_TARGET_S
+            lines.append(_row(f"after {fault.name}: < 2 s within 30 s", f"{recovery:.1f} s after healthy",
+                              late <= 0, f"{late:+.1f} s" if late > 0 else ""))  # fmt: skip
+    for memory in v.memory:
+        growth = memory.growth
+        if growth is None:
+            lines.append(_row(f"{memory.process} RSS growth < 10 %", f"lived {memory.lived_s:.0f} s: too short", None))
+        else:
+            base, end = (memory.baseline_kib or 0) / 1024, (memory.end_kib or 0) / 1024
+            lines.append(
+                _row(
+                    f"{memory.process} RSS growth < 10 %",
+                    f"{growth:+.1%} ({base:.0f} -> {end:.0f} MiB)",
+                    growth < MEMORY_TARGET,
+                    f"{(growth - MEMORY_TARGET) * 100:+.1f} points" if growth >= MEMORY_TARGET else "",
+                )
+            )
+    if v.chain_breaks:
+        lines.append(f"note: {v.chain_breaks} alerts whose from-level is not the previous alert's to-level")
+    if v.lost_before_kafka:
+        lines.append(f"note: {v.lost_before_kafka:,} accepted ids never reached the posts topic")
+    if v.sample_lost:
+        lines.append(f"lost ids (first): {', '.join(v.sample_lost)}")
+    return "\n".join(lines)

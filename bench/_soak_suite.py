@@ -1,0 +1,194 @@
+"""The suite processes of the soak: collector (fetch role, ImportPosts), indexer (index role) and grader, as
+subprocesses with TLS and signed identities (as `qingfeng up` gives them), on the soak's own stack.
+
+Each process can be killed with SIGKILL and started again with the same environment, database and consumer group,
+as an operator's supervisor would; every start is one *incarnation* with its own pid, and a sampler reads each
+incarnation's resident memory from /proc.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from qingfeng.cli.pki import ca_file, security_environment
+
+__all__ = ["Incarnation", "RssSampler", "SuiteProcess", "suite_processes"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Incarnation:
+    """One run of a process: from its start (monotonic) until it was killed or stopped."""
+
+    pid: int
+    started: float
+    ended: float | None = None
+
+
+@dataclass
+class SuiteProcess:
+    """A `python -m <module>` child: start, wait SERVING, kill -9, stop."""
+
+    name: str
+    module: str
+    port: int
+    env: dict[str, str]
+    log_dir: Path
+    ca: Path
+    proc: subprocess.Popen[bytes] | None = None
+    incarnations: list[Incarnation] = field(default_factory=list)
+
+    def start(self) -> None:
+        number = len(self.incarnations) + 1
+        log = (self.log_dir / f"{self.name}.{number}.log").open("wb")
+        with log:
+            # Own session: a kill -9 of the group leaves nothing behind and never reaches the soak itself.
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", self.module],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.incarnations.append(Incarnation(self.proc.pid, time.monotonic()))
+
+    def wait_serving(self, timeout_s: float = 120.0) -> float:
+        """Seconds until gRPC health answers SERVING over TLS; raises with the log tail if it never does."""
+        started = time.monotonic()
+        credentials = grpc.ssl_channel_credentials(self.ca.read_bytes())
+        while time.monotonic() - started < timeout_s:
+            if self.proc is None or self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited while starting:\n{self.log_tail()}")
+            try:
+                with grpc.secure_channel(f"127.0.0.1:{self.port}", credentials) as channel:
+                    reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return time.monotonic() - started
+            except grpc.RpcError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"{self.name} not SERVING after {timeout_s:.0f}s:\n{self.log_tail()}")
+
+    def kill9(self) -> None:
+        """SIGKILL: no shutdown hook runs, nothing is flushed or checkpointed."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.incarnations[-1].ended = time.monotonic()
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """SIGTERM (graceful), SIGKILL after ``timeout_s``; the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        if self.incarnations and self.incarnations[-1].ended is None:
+            self.incarnations[-1].ended = time.monotonic()
+        return self.proc.returncode
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        logs = sorted(self.log_dir.glob(f"{self.name}.*.log"))
+        return logs[-1].read_text(errors="replace")[-chars:] if logs else ""
+
+
+def suite_processes(state: Path, bootstrap: str, es_url: str, *, partitions: int = 3) -> dict[str, SuiteProcess]:
+    """collector (fetch), indexer (index) and grader, configured for the soak's stack; not started yet."""
+    state.mkdir(parents=True, exist_ok=True)
+    log_dir = state / "logs"
+    log_dir.mkdir(exist_ok=True)
+    base = {**os.environ, "PYTHONUNBUFFERED": "1", **security_environment(state, {})}
+    # Nothing of the shared stack or a developer's environment may leak into the soak's processes.
+    base = {k: v for k, v in base.items() if not k.startswith(("QF_STACK_", "QF_TEST_"))}
+    ca = ca_file(state)
+
+    def shared(prefix: str, port: int) -> dict[str, str]:
+        return {
+            f"{prefix}KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+            f"{prefix}KAFKA__PARTITIONS": str(partitions),
+            f"{prefix}ELASTICSEARCH__URL": es_url,
+            f"{prefix}GRPC__PORT": str(port),
+            f"{prefix}LOG__LEVEL": "WARNING",
+        }
+
+    specs = {
+        "collector": ("services.collector", "QF_COLLECTOR_", {"QF_COLLECTOR_ROLE": "fetch"}),
+        "indexer": ("services.collector", "QF_COLLECTOR_", {"QF_COLLECTOR_ROLE": "index"}),
+        "grader": ("services.grader", "QF_GRADER_", {}),
+    }
+    processes = {}
+    for name, (module, prefix, extra) in specs.items():
+        port = _free_port()
+        env = {
+            **base,
+            **shared(prefix, port),
+            f"{prefix}DATABASE__URL": f"sqlite+aiosqlite:///{state / f'{name}.db'}",
+            **extra,
+        }
+        processes[name] = SuiteProcess(name, module, port, env, log_dir, ca)
+    return processes
+
+
+@dataclass
+class RssSampler:
+    """Resident memory (VmRSS, KiB) of every live incarnation, every ``every_s`` seconds, in a thread."""
+
+    processes: dict[str, SuiteProcess]
+    every_s: float = 2.0
+    samples: list[tuple[float, str, int, int]] = field(default_factory=list)  # (t, name, pid, kib)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            now = time.monotonic()
+            for name, process in self.processes.items():
+                pid = process.pid
+                kib = _rss_kib(pid) if pid else None
+                if pid and kib is not None:
+                    self.samples.append((now, name, pid, kib))
+
+
+def _rss_kib(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None

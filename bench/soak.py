@@ -1,0 +1,340 @@
+"""Soak with faults: the suite under a steady post rate while its processes are killed and its servers restarted.
+
+    .venv/bin/python bench/soak.py [--duration 600] [--rate 2315] [--short] [--keep]
+
+Starts a Kafka broker and an Elasticsearch node of its own (ports 29092/29200, a stack home of its own, from the
+project's stack code; the shared stack on 19092/19200 is never touched), then the collector (role ``fetch``, serving
+ImportPosts), a separate indexer (``QF_COLLECTOR_ROLE=index``) and the grader as subprocesses with TLS and signed
+identities. The shared Weibo posts are replayed through ImportPosts (signed ``ops-import`` credential, as
+`qingfeng import --collector` does) at ``--rate`` posts/s with fresh ids, for ``--duration`` s. Meanwhile, in turn:
+kill -9 the collector, the indexer, the grader (each started again after ``--kill-pause`` s), restart the broker,
+restart Elasticsearch. Afterwards, once the indexer and the grader have caught up: every accepted post must be in
+Elasticsearch exactly once, every alert appear once per level change, no event exist twice, the post -> alert p99
+stay within 2 s (and be back under 2 s within 30 s of each restart), and each process's RSS grow by < 10 % after
+warm-up. One table prints each target, met or missed by how much. ``--short`` is the CI form (60 s, 400 posts/s,
+one fault of each kind), run by tests/soak/test_soak_short.py. Exit code 0 when no post was lost, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+for path in (str(ROOT), str(BENCH)):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+from _soak_feed import Feeder, FeedStats, load_rows  # noqa: E402
+from _soak_observe import Observer, audit_elasticsearch, es_post_count  # noqa: E402
+from _soak_report import (  # noqa: E402
+    Fault,
+    Verdict,
+    first_copies,
+    format_report,
+    judge,
+    latency_windows,
+    memory_growth,
+)
+from _soak_stack import DEFAULT_ES_PORT, DEFAULT_KAFKA_PORT, SoakStack, soak_stack  # noqa: E402
+from _soak_suite import RssSampler, SuiteProcess, suite_processes  # noqa: E402
+from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
+from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
+from qingfeng.kafka import POSTS  # noqa: E402
+
+__all__ = ["FAULTS", "SoakOptions", "SoakResult", "run_soak"]
+
+# The order of the faults; each starts at its share of the duration (the later ones wait for the earlier).
+FAULTS = ("kill -9 collector", "kill -9 indexer", "kill -9 grader", "restart kafka", "restart elasticsearch")
+
+
+@dataclass(frozen=True)
+class SoakOptions:
+    duration_s: float = 600.0
+    rate: float = 2315.0
+    streams: int = 2
+    chunk: int = 500
+    warmup_s: float = 60.0
+    kill_pause_s: float = 3.0
+    # Start of each fault as a share of the duration; the last incarnations then live long enough for memory.
+    fault_at: tuple[float, ...] = (0.10, 0.18, 0.26, 0.36, 0.48)
+    window_s: float = 30.0
+    drain_s: float = 180.0
+    partitions: int = 3
+    kafka_port: int = DEFAULT_KAFKA_PORT
+    es_port: int = DEFAULT_ES_PORT
+    data: Path = field(default_factory=lambda: Path(os.environ.get("QF_SHARED_DATA", ROOT.parent / "shared" / "data")))
+    keep: bool = False
+
+    @classmethod
+    def short(cls, **overrides: object) -> SoakOptions:
+        """The CI form: one minute at a rate two shared cores carry, one fault of each kind."""
+        base: dict[str, object] = {
+            "duration_s": 60.0, "rate": 400.0, "warmup_s": 15.0, "fault_at": (0.05, 0.15, 0.25, 0.35, 0.5),
+            "window_s": 10.0, "drain_s": 150.0, "kill_pause_s": 2.0,
+        }  # fmt: skip
+        return cls(**{**base, **overrides})  # type: ignore[arg-type]
+
+
+@dataclass
+class SoakResult:
+    verdict: Verdict
+    feed: FeedStats
+    faults: list[Fault]
+    report: str
+    drained: bool
+
+
+def _say(message: str) -> None:
+    print(f"[soak {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _stack_home(tag: str) -> Path:
+    base = Path("/var/lib") if os.geteuid() == 0 else Path.home() / ".cache"
+    return base / "qingfeng-soak" / tag
+
+
+def _fault(name: str, stack: SoakStack, procs: dict[str, SuiteProcess], pause_s: float) -> Fault:
+    began = time.time()
+    if name.startswith("kill -9 "):
+        process = procs[name.removeprefix("kill -9 ")]
+        process.kill9()
+        time.sleep(pause_s)
+        process.start()
+        process.wait_serving()
+    elif name == "restart kafka":
+        stack.restart_kafka()
+    else:
+        stack.restart_es()
+    fault = Fault(name, began, time.time())
+    _say(f"{name}: healthy again after {fault.healthy - fault.began:.1f} s")
+    return fault
+
+
+def _inject(
+    options: SoakOptions, stack: SoakStack, procs: dict[str, SuiteProcess], began: float, out: list[Fault]
+) -> None:
+    """The faults in order, each at its share of the duration or when the one before has healed, whichever is later."""
+    for name, share in zip(FAULTS, options.fault_at, strict=True):
+        time.sleep(max(0.0, began + share * options.duration_s - time.monotonic()))
+        out.append(_fault(name, stack, procs, options.kill_pause_s))
+
+
+async def _lag(bootstrap: str, group: str) -> int | None:
+    """Records of the posts topic the group has not committed yet (None when Kafka does not answer)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        await admin.start()
+        await consumer.start()
+        cluster = await consumer._client.fetch_all_metadata()
+        partitions = cluster.partitions_for_topic(POSTS) or set()
+        if not partitions:
+            return None
+        tps = [TopicPartition(POSTS, p) for p in partitions]
+        ends = await consumer.end_offsets(tps)
+        committed = await admin.list_consumer_group_offsets(group)
+        return int(sum(max(0, end - (committed[tp].offset if tp in committed else 0)) for tp, end in ends.items()))
+    except Exception:
+        return None
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+@dataclass
+class LagSampler:
+    """Every ``every_s``: records of the posts topic not yet committed by the indexer and by the grader."""
+
+    bootstrap: str
+    every_s: float = 10.0
+    samples: list[tuple[float, int | None, int | None]] = field(default_factory=list)  # (time.time(), idx, grader)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="lag-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            lags = [asyncio.run(_lag(self.bootstrap, group)) for group in ("collector-indexer", "grader")]
+            self.samples.append((time.time(), lags[0], lags[1]))
+
+    def near(self, at: float) -> str:
+        before = [s for s in self.samples if s[0] <= at]
+        if not before:
+            return ""
+        _, indexer, grader = before[-1]
+        return f"lag: indexer {indexer if indexer is not None else '?'}, grader {grader if grader is not None else '?'}"
+
+
+def _drain(options: SoakOptions, stack: SoakStack, observer: Observer, feed: FeedStats) -> bool:
+    """Wait until the indexer and the grader have committed the whole posts topic and ES holds what was produced."""
+    deadline = time.monotonic() + options.drain_s
+    while time.monotonic() < deadline:
+        lags = [asyncio.run(_lag(stack.bootstrap, group)) for group in ("collector-indexer", "grader")]
+        try:
+            indexed = es_post_count(stack.es_url)
+        except Exception:
+            indexed = -1
+        if lags == [0, 0] and indexed >= len(observer.produced):
+            return True
+        _say(f"draining: indexer lag {lags[0]}, grader lag {lags[1]}, ES {indexed:,} / {len(observer.produced):,}")
+        time.sleep(5)
+    return False
+
+
+def _feed_line(feed: FeedStats) -> str:
+    span = (feed.last_answered or 0) - (feed.first_sent or 0)
+    rate = feed.answered_lines / span if span > 0 else 0.0
+    failures = ", ".join(f"{code} {n}" for code, n in sorted(feed.failures.items())) or "none"
+    return (
+        f"fed {feed.answered_lines:,} lines in {span:.0f} s = {rate:,.0f} posts/s answered: accepted "
+        f"{feed.accepted:,}, duplicate {feed.duplicate:,}, rejected {feed.rejected:,}; failed calls (re-sent): "
+        f"{failures}; unanswered {feed.unanswered_lines:,}"
+    )
+
+
+def run_soak(options: SoakOptions) -> SoakResult:
+    tag = uuid.uuid4().hex[:6]
+    state = Path(tempfile.mkdtemp(prefix=f"qfsoak-{tag}-"))
+    stack = soak_stack(_stack_home(tag), options.kafka_port, options.es_port)
+    procs: dict[str, SuiteProcess] = {}
+    sampler: RssSampler | None = None
+    observer: Observer | None = None
+    lag: LagSampler | None = None
+    try:
+        rows = load_rows(options.data / "weibo_posts.jsonl")
+        _say(f"stack home {stack.config.home}: starting Kafka {stack.bootstrap} and Elasticsearch {stack.es_url}")
+        _say(f"stack healthy after {stack.up():.0f} s")
+        procs = suite_processes(state, stack.bootstrap, stack.es_url, partitions=options.partitions)
+        for process in procs.values():
+            process.start()
+        for process in procs.values():
+            _say(f"{process.name} SERVING after {process.wait_serving():.1f} s (pid {process.pid})")
+        observer = Observer(stack.bootstrap)
+        observer.start()
+        sampler = RssSampler(procs)
+        sampler.start()
+        lag = LagSampler(stack.bootstrap)
+        lag.start()
+        feeder = Feeder(rows, address=f"127.0.0.1:{procs['collector'].port}", ca=procs["collector"].ca, state=state,
+                        run_tag=tag, rate=options.rate, streams=options.streams, chunk=options.chunk)  # fmt: skip
+        _say(f"feeding {options.rate:,.0f} posts/s for {options.duration_s:.0f} s; faults: {', '.join(FAULTS)}")
+        began = time.time()
+        began_mono = time.monotonic()
+        feeder.start()
+        faults: list[Fault] = []
+        injector = threading.Thread(
+            target=_inject, args=(options, stack, procs, began_mono, faults), name="faults", daemon=True
+        )
+        injector.start()
+        time.sleep(max(0.0, began_mono + options.duration_s - time.monotonic()))
+        feeder.stop_feeding()
+        # A restart still under way when the feed stops (Elasticsearch on a busy machine) is waited for.
+        injector.join()
+        if len(faults) < len(FAULTS):
+            raise RuntimeError(f"only {len(faults)} of {len(FAULTS)} faults completed; see the log above")
+        feeder.finish(grace_s=90.0)
+        _say(_feed_line(feeder.stats))
+        drained = _drain(options, stack, observer, feeder.stats)
+        lag.stop()
+        time.sleep(3.0)  # the last alerts of the last batch
+        sampler.stop()
+        ended = time.monotonic()
+        lives = {name: (p.incarnations[-1].pid, p.incarnations[-1].started, ended) for name, p in procs.items()}
+        memory = memory_growth(sampler.samples, lives, options.warmup_s)
+        observer.stop()
+        _say("auditing Elasticsearch")
+        audit = audit_elasticsearch(stack.es_url)
+        verdict = judge(feeder.stats.accepted_ids, observer.produced, audit.post_copies, observer.alerts,
+                        audit.events, audit.events_sharing_posts, faults, time.time(), memory)  # fmt: skip
+        report = _report(options, verdict, feeder.stats, observer, began, faults, drained, lag)
+        if audit.shared_sample:
+            report += "\nevents sharing a representative post (first): " + "; ".join(
+                f"{post} in {', '.join(events)}" for post, events in audit.shared_sample
+            )
+        print(report, flush=True)
+        return SoakResult(verdict, feeder.stats, faults, report, drained)
+    finally:
+        if lag is not None:
+            lag.stop()
+        if sampler is not None:
+            sampler.stop()
+        if observer is not None:
+            observer.stop()
+        for process in procs.values():
+            process.stop()
+        if options.keep:
+            _say(f"kept: stack home {stack.config.home} (still running), state {state}")
+        else:
+            stack.wipe()
+            shutil.rmtree(state, ignore_errors=True)
+
+
+def _report(options: SoakOptions, verdict: Verdict, feed: FeedStats, observer: Observer, began: float,
+            faults: list[Fault], drained: bool, lag: LagSampler) -> str:  # fmt: skip
+    out = [
+        "",
+        f"soak: {options.duration_s:.0f} s at {options.rate:,.0f} posts/s target, {os.cpu_count()} CPUs, "
+        f"load {os.getloadavg()[0]:.1f}",
+        _feed_line(feed),
+        f"posts topic: {len(observer.produced):,} ids; ES: {verdict.in_es:,} ids; alerts: {verdict.alerts:,} "
+        f"(+{verdict.alert_copies:,} repeated); events: {verdict.events:,}"
+        + ("" if drained else f"; NOT drained within {options.drain_s:.0f} s"),
+        "faults: " + "; ".join(f"{f.name} at {f.began - began:.0f} s ({f.healthy - f.began:.0f} s)" for f in faults),
+        f"post -> alert latency per {options.window_s:.0f} s window (first copies; t from feed start):",
+    ]
+    for start, count, p50, p99 in latency_windows(first_copies(observer.alerts), began, options.window_s):
+        marks = [f.name for f in faults if start <= f.began - began < start + options.window_s]
+        out.append(
+            f"  t={start:5.0f}s  alerts {count:5d}  p50 {p50:6.2f} s  p99 {p99:6.2f} s  "
+            f"{lag.near(began + start + options.window_s):<34} {' '.join(marks)}"
+        )
+    out.append(format_report(verdict))
+    if observer.errors:
+        out.append(f"observer reconnects: {len(observer.errors)} (first: {observer.errors[0]})")
+    return "\n".join(out)
+
+
+def parse_args(argv: list[str] | None = None) -> SoakOptions:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--short", action="store_true", help="the CI form: 60 s at 400 posts/s")
+    parser.add_argument("--duration", type=float, help="seconds of feeding (default 600)")
+    parser.add_argument("--rate", type=float, help="posts per second (default 2315)")
+    parser.add_argument("--streams", type=int, help="concurrent ImportPosts streams (default 2)")
+    parser.add_argument("--warmup", type=float, help="seconds after a process start before its memory baseline")
+    parser.add_argument("--kafka-port", type=int, default=DEFAULT_KAFKA_PORT)
+    parser.add_argument("--es-port", type=int, default=DEFAULT_ES_PORT)
+    parser.add_argument("--keep", action="store_true", help="leave the stack running and the state dir in place")
+    args = parser.parse_args(argv)
+    chosen = {
+        key: value
+        for key, value in {
+            "duration_s": args.duration, "rate": args.rate, "streams": args.streams, "warmup_s": args.warmup,
+            "kafka_port": args.kafka_port, "es_port": args.es_port, "keep": args.keep,
+        }.items()
+        if value is not None
+    }  # fmt: skip
+    return SoakOptions.short(**chosen) if args.short else SoakOptions(**chosen)  # type: ignore[arg-type,unused-ignore]
+
+
+if __name__ == "__main__":
+    result = run_soak(parse_args())
+    raise SystemExit(0 if result.verdict.lost == 0 else 1)
