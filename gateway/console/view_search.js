@@ -123,6 +123,7 @@ function titleNode(hit, fallback, href) {
 function postItem(hit) {
   const post = hit.post || {};
   const item = el("li", "hit");
+  item.dataset.id = post.id || "";
   const text = post.text_simplified || post.text || "";
   item.appendChild(titleNode(hit, post.title || text.slice(0, 40) || post.id));
   const meta = el("div", "meta");
@@ -181,8 +182,10 @@ export async function render(view, _id, query) {
   const pager = el("div", "pager");
   const more = el("button", null, t("search.more"));
   more.type = "button";
+  more.id = "more";
   more.hidden = true;
   const pageLabel = el("span", "meta");
+  pageLabel.id = "page-label";
   append(pager, pageLabel, " ", more);
   let tokens = [""];
   let current = null;

@@ -95,11 +95,24 @@ def test_search_highlights_a_chinese_term(console_suite: ConsoleSuite, office: A
     office.screenshot(path=str(SCREENSHOTS / "search.png"))
 
 
+def test_search_pages_forward_without_repeating(console_suite: ConsoleSuite, office: Any) -> None:
+    office.goto(console_suite.url + "/#/search?q=微博")
+    office.reload()
+    office.wait_for_selector("#results li.hit")
+    first = office.eval_on_selector_all("#results li.hit", "items => items.map(i => i.dataset.id)")
+    assert len(first) == 20, "a full first page (the term is common in the shared data)"
+    office.click("#more")
+    # (no wait_for_function: the page's CSP forbids the eval it needs, as it should)
+    office.wait_for_selector("#page-label:has-text('2')")
+    second = office.eval_on_selector_all("#results li.hit", "items => items.map(i => i.dataset.id)")
+    assert second and not set(first) & set(second)
+
+
 def test_event_page_draws_its_chart_and_reasons(console_suite: ConsoleSuite, office: Any) -> None:
     event = _graded_event(office)
     office.goto(console_suite.url + f"/#/event/{event['id']}")
     canvas = office.wait_for_selector(".chart-panel canvas")
-    office.wait_for_function("document.querySelector('.chart-panel .chart').dataset.drawn === 'true'")
+    office.wait_for_selector(".chart-panel .chart[data-drawn=true]")
     assert office.evaluate(_CANVAS_DRAWN, canvas) > 100, "the chart drew nothing"
     office.wait_for_selector(".grade-panel .reasons li")
     reasons = office.locator(".grade-panel .reasons li").all_text_contents()
@@ -148,6 +161,11 @@ def test_case_board_acknowledges_as_the_office(console_suite: ConsoleSuite, offi
     office.wait_for_selector("#case-detail .clock")
     office.wait_for_selector(".tasks-panel .panel-body > *")
     assert office.get_attribute("#case-detail a.button", "href") == f"/api/cases/{case['id']}/report"
+    report = office.evaluate(
+        "async (u) => { const r = await fetch(u); return [r.status, r.headers.get('content-type'), await r.text()]; }",
+        f"/api/cases/{case['id']}/report",
+    )
+    assert report[0] == 200 and report[1].startswith("text/html") and case["title"][:8] in report[2]
     office.click("#ack")
     office.wait_for_selector("#ack-result .done")
     after = _api(office, f"/api/cases/{case['id']}")["body"]["case"]
