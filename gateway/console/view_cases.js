@@ -43,7 +43,9 @@ function detail(view, c) {
   const result = el("span", "action-result");
   result.id = "ack-result";
   if (c.acknowledged_at) {
-    actions.appendChild(el("span", "done", `${t("case.acked")} ${when(c.acknowledged_at)} ${(c.acknowledged_by || {}).display_name || ""}`));
+    const acked = el("span", "done", `${t("case.acked")} ${when(c.acknowledged_at)} ${(c.acknowledged_by || {}).display_name || ""}`);
+    acked.id = "acked";
+    actions.appendChild(acked);
   } else {
     const ack = el("button", "primary", t("case.ack"));
     ack.type = "button";
@@ -51,8 +53,8 @@ function detail(view, c) {
     ack.addEventListener("click", async () => {
       ack.disabled = true;
       try {
-        const reply = await api.post(`/api/cases/${encodeURIComponent(c.id)}/acknowledge`, {});
-        result.replaceChildren(el("span", "done", `${t("case.acked")} ${when((reply.case || {}).acknowledged_at)}`));
+        await api.post(`/api/cases/${encodeURIComponent(c.id)}/acknowledge`, {});
+        window.dispatchEvent(new HashChangeEvent("hashchange"));  // redraw the board and the case as they are now
       } catch (err) {
         result.replaceChildren(errorNode(err));
         ack.disabled = false;

@@ -203,7 +203,8 @@ export async function render(view, _id, query) {
       results.replaceChildren(...(body.hits || []).map((hit) => (current.kind === "posts" ? postItem(hit) : eventItem(hit))));
       status.textContent = t("search.total", { n: `${body.total || 0}${body.total_is_lower_bound ? "+" : ""}` });
       tokens[page + 1] = body.next_page_token || "";
-      more.hidden = !body.next_page_token;
+      // A short page is the last one, whatever token came with it.
+      more.hidden = !body.next_page_token || (body.hits || []).length < Number(params(current).page_size);
       more.onclick = () => run(page + 1);
       pageLabel.textContent = t("search.page", { n: page + 1 });
     } catch (err) {

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from qingfeng.cli.pki import ca_file
 from qingfeng.cli.tokens import every_method
-from qingfeng.v1 import case_pb2, event_pb2, publication_pb2, search_pb2, source_pb2, source_pb2_grpc
+from qingfeng.v1 import case_pb2, event_pb2, publication_pb2, search_pb2, search_pb2_grpc, source_pb2, source_pb2_grpc
 
 from gateway.access import hash_token
 from tests.e2e.conftest import identity_env, suite_state  # noqa: F401
@@ -121,12 +121,22 @@ def _shifted_lines(path: Path, limit: int, run_id: str) -> list[str]:
 
 
 def _import(port: int, state: Path, token: str, lines: list[str]) -> None:
+    """Import through the gateway, then wait until every post is searchable (the indexer runs behind Kafka)."""
     credentials = grpc.ssl_channel_credentials(ca_file(state).read_bytes())
+    metadata = [("authorization", f"Bearer {token}")]
     with grpc.secure_channel(f"127.0.0.1:{port}", credentials) as channel:
         stub = source_pb2_grpc.CollectorServiceStub(channel)
         requests = (source_pb2.ImportPostsRequest(jsonl_line=line) for line in lines)
-        reply = stub.ImportPosts(requests, metadata=[("authorization", f"Bearer {token}")], timeout=120)
+        reply = stub.ImportPosts(requests, metadata=metadata, timeout=120)
         assert reply.summary.rejected == 0, reply.summary
+        search = search_pb2_grpc.SearchServiceStub(channel)
+        everything = search_pb2.SearchPostsRequest(page_size=1)
+        everything.filter.include_duplicates = True
+
+        def indexed() -> bool:
+            return search.SearchPosts(everything, metadata=metadata, timeout=10).total >= len(lines)
+
+        wait_until(indexed, 90, f"the {len(lines)} imported posts were not all searchable")
 
 
 @pytest.fixture(scope="session")

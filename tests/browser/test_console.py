@@ -167,7 +167,10 @@ def test_case_board_acknowledges_as_the_office(console_suite: ConsoleSuite, offi
     )
     assert report[0] == 200 and report[1].startswith("text/html") and case["title"][:8] in report[2]
     office.click("#ack")
-    office.wait_for_selector("#ack-result .done")
+    office.wait_for_selector("#case-detail #acked")
+    assert office.locator("#ack").count() == 0
+    office.evaluate("window.scrollTo(0, 0)")
+    office.screenshot(path=str(SCREENSHOTS / "cases.png"))
     after = _api(office, f"/api/cases/{case['id']}")["body"]["case"]
     assert after["status"] != "CASE_STATUS_AWAITING_ACKNOWLEDGEMENT" and after["acknowledged_at"]
 
