@@ -138,6 +138,7 @@ async def _build(settings: GraderSettings, cleanups: list[Cleanup]) -> GraderApp
         cadence=settings.checkpoint,
         # The posts family is the collector's; the grader only adds event_id to its documents.
         post_events=ElasticPostEvents(es, IndexNames(settings.elasticsearch.index_prefix, "posts")).assign,
+        order_log=store,  # a recovery replays in the order the lost run fed the engine (issue 13)
     )
     policy_file = settings.policy_file
     await owner.activate_configured(policy_file.read_text(encoding="utf-8"), str(policy_file))

@@ -6,7 +6,9 @@ which post opens an event (its id) and when levels change. The loop merges the p
 been read to its end. With the stream already in Kafka (a replay, a restart after downtime) the order is a pure
 function of the partitions' contents, independent of how fetches happened to split them, so a replay grades
 exactly like the first run and regenerates the same alert ids, which is what recovery relies on (state.py). On a
-live tail a partition read to its end does not hold the others back.
+live tail a partition read to its end does not hold the others back, so the order then depends on arrival: each
+batch's order is logged (``OrderLog``, runs of partition offsets) before its effects, and a recovery follows the
+log (``EventTimeMerge.follow``) before merging again, so the replay feeds the engine exactly as the lost run did.
 
 A batch: decode (bad payload -> dead letter UNDECODABLE; no id/time, a time or a record timestamp out of range,
 or a time more than a day after the record was written -> dead letter INVALID), dead letters acknowledged, the
@@ -30,7 +32,7 @@ import contextlib
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -100,17 +102,49 @@ def _record_time(record: Record) -> datetime:
         raise InvalidPost(f"record timestamp {record.timestamp_ms} ms is not a valid time ({err})") from None
 
 
+def _runs(items: Iterable[Item]) -> list[tuple[int, int, int]]:
+    """The order of ``items`` as runs of consecutive offsets of one partition: (partition, first offset, count)."""
+    runs: list[list[int]] = []
+    for item in items:
+        partition, offset = item.record.partition, item.record.offset
+        last = runs[-1] if runs else None
+        if last is not None and last[0] == partition and last[1] + last[2] == offset:
+            last[2] += 1
+        else:
+            runs.append([partition, offset, 1])
+    return [(p, first, count) for p, first, count in runs]
+
+
 class EventTimeMerge:
     """Per-partition buffers released as a k-way merge on (event time, partition): see the module docstring."""
 
     def __init__(self) -> None:
         self._buffers: dict[int, deque[Item]] = {}
         self._fetched: dict[int, int] = {}  # next offset after what was fetched, per partition
+        self._script: deque[list[int]] = deque()  # [partition, next offset, end offset] to release first
 
     def reset(self, positions: dict[int, int]) -> None:
         """Start over from these positions (after a seek): buffered records are dropped and fetched again."""
         self._buffers = {p: deque() for p in positions}
         self._fetched = dict(positions)
+        self._script = deque()
+
+    def follow(self, runs: Iterable[tuple[int, int, int]], positions: Mapping[int, int]) -> None:
+        """Release the records of ``runs`` ((partition, first offset, count), in order) before merging again.
+
+        Offsets before ``positions`` (the checkpoint's) and offsets a run repeats (a replay logs its order again)
+        are skipped, so the script is exactly the order of the records after the positions, as first fed.
+        """
+        nxt = dict(positions)
+        for partition, first, count in runs:
+            start, end = max(first, nxt.get(partition, 0)), first + count
+            if start < end:
+                self._script.append([partition, start, end])
+                nxt[partition] = end
+
+    def scripted(self) -> int:
+        """Records still to release in the logged order."""
+        return sum(end - start for _, start, end in self._script)
 
     def add(self, partition: int, items: Iterable[Item]) -> None:
         buffer = self._buffers.setdefault(partition, deque())
@@ -129,6 +163,8 @@ class EventTimeMerge:
         """Up to ``limit`` items in merge order; stops where a partition that is not at its end runs dry."""
         out: list[Item] = []
         buffers = self._buffers
+        if not self._release_script(out, limit, caught_up):
+            return out
         while len(out) < limit:
             best: tuple[float, int] | None = None
             for p, buffer in buffers.items():
@@ -142,6 +178,36 @@ class EventTimeMerge:
                 return out
             out.append(buffers[best[1]].popleft())
         return out
+
+    def _release_script(self, out: list[Item], limit: int, caught_up: Callable[[int, int], bool]) -> bool:
+        """Release in the logged order; True once the script is done (merging may go on)."""
+        script = self._script
+        while script and len(out) < limit:
+            run = script[0]
+            partition, offset, end = run
+            buffer = self._buffers.setdefault(partition, deque())
+            if not buffer:
+                if caught_up(partition, self._fetched.get(partition, 0)):
+                    script.popleft()  # the logged records are gone (retention): nothing left to follow there
+                    continue
+                return False  # fetch it first
+            head = buffer[0].record.offset
+            if head < offset:
+                # The log does not cover this record (it skips a range): it cannot say the order any more.
+                _log.warning("order log skips offsets of partition %d (%d < %d): merging instead", partition,
+                             head, offset)  # fmt: skip
+                script.clear()
+                break
+            # A record missing from the log's range (retention, a transaction marker) is skipped over.
+            run[1] = offset = max(offset, head)
+            if offset >= end:
+                script.popleft()
+                continue
+            out.append(buffer.popleft())
+            run[1] = offset + 1
+            if run[1] >= end:
+                script.popleft()
+        return not script
 
 
 class PostConsumer:
@@ -212,6 +278,7 @@ class PostConsumer:
         # position: the next checkpoint records it, so a restart does not re-read from elsewhere.
         self._owner.positions.update({p: o for p, o in positions.items() if p not in stored})
         self._merge.reset(positions)
+        self._merge.follow(self._owner.script, positions)
         self._seeked = True
 
     async def _step(self) -> bool:
@@ -249,7 +316,7 @@ class PostConsumer:
                 _log.warning("dead-lettered %d post records", len(dead))
             watermark = max((v.created_at for v in views), default=None)
             contexts = {i.view.id: i.record.trace_context for i in items if i.view is not None}
-            published = await self._owner.run_batch(views, positions, watermark, contexts)
+            published = await self._owner.run_batch(views, positions, watermark, contexts, order=_runs(items))
             span.set_attribute("qingfeng.alerts", published)
         self.posts += len(views)
         self.alerts += published

@@ -8,8 +8,10 @@ Exactly-once alerts across restarts (at-least-once in, exactly-once effect):
   shutdown, always when every output of the batches before it is acknowledged.
 - A **recovery** (start, or after Kafka/Elasticsearch/the database failed) restores the last checkpoint, reads the
   alerts topic from the stored bound to its end (``AlertLog``) to learn which alert ids ("<event_id>:<sequence>")
-  are already out, and re-reads the posts from the stored offsets. The engine is deterministic, so the replay
-  regenerates the alerts it emitted before the crash with the same ids: those are suppressed, the rest published.
+  are already out, and re-reads the posts from the stored offsets, first in the order logged since the checkpoint
+  (``OrderLog``: each batch's order is stored before its effects; on a live tail it depends on arrival), then in
+  event time. The engine is deterministic, so the replay regenerates the alerts it emitted before the crash with
+  the same ids: those are suppressed, the rest published.
   Event snapshots and index documents are idempotent (keyed by event id) and simply written again.
 - A **command** (override, policy) mutates the engine and stores its checkpoint with the outputs still to publish
   (``Checkpoint.pending``) and its audit record before publishing, so a crash in between re-publishes them.
@@ -39,7 +41,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry.context import Context
 from qingfeng.v1 import event_pb2
@@ -60,7 +62,15 @@ from services.grader.ports import (
 )
 from services.grader.settings import CheckpointSettings
 
-__all__ = ["ActivePolicy", "EngineOwner", "decode_state", "encode_state", "policy_record", "with_activation"]
+__all__ = [
+    "ActivePolicy",
+    "EngineOwner",
+    "OrderLog",
+    "decode_state",
+    "encode_state",
+    "policy_record",
+    "with_activation",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -79,6 +89,14 @@ def policy_record(text: str, policy: Policy, **activation: Any) -> PolicyRecord:
     """The record of a policy version and its YAML text (``activation``: activated_at, activated_by, agency)."""
     sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return PolicyRecord(version=policy.version, yaml=text, sha256=sha, scheme=policy.scheme, **activation)
+
+
+class OrderLog(Protocol):
+    """Where each batch's feeding order is logged until the next checkpoint (``SqlStateStore``)."""
+
+    async def log_order(self, runs: Sequence[tuple[int, int, int]], at: datetime) -> None: ...
+
+    async def order_log(self) -> list[tuple[int, int, int]]: ...
 
 
 class ActivePolicy:
@@ -112,8 +130,12 @@ class EngineOwner:
         clock: Callable[[], datetime] = _now,
         monotonic: Callable[[], float] = time.monotonic,
         post_events: Callable[[Mapping[str, str]], Awaitable[None]] | None = None,
+        order_log: OrderLog | None = None,
     ) -> None:
         self._store = store
+        self._order_log = order_log
+        # The order logged since the checkpoint, read at recovery; the consumer follows it before merging again.
+        self.script: list[tuple[int, int, int]] = []
         # Writes post id -> event id onto the posts index (adapters/post_events.py), so "posts of this event" works.
         self._post_events = post_events
         self._sink = sink
@@ -186,6 +208,7 @@ class EngineOwner:
             positions, alert_offsets = dict(checkpoint.positions), dict(checkpoint.alert_offsets)
             pending = checkpoint.pending
         emitted = await self._alert_log.emitted(alert_offsets)
+        script = await self._order_log.order_log() if self._order_log is not None else []
         regraded = engine.state_policy_version != policy.version
         if regraded:
             # Graded under another policy (changed while the grader was down): regrade now and announce it.
@@ -196,6 +219,7 @@ class EngineOwner:
         self.has_checkpoint = checkpoint is not None
         self._alert_offsets = alert_offsets
         self._emitted = emitted
+        self.script = script
         self.stale = False
         if pending:
             await self._effect(pending)
@@ -208,6 +232,7 @@ class EngineOwner:
                 "events": len(engine.events),
                 "positions": positions,
                 "alerts_already_emitted": len(emitted),
+                "order_log_runs": len(script),
             },
         )
 
@@ -219,14 +244,24 @@ class EngineOwner:
         positions: dict[int, int],
         watermark: datetime | None,
         contexts: Mapping[str, Context] | None = None,
+        *,
+        order: Sequence[tuple[int, int, int]] = (),
     ) -> int:
         """Feed posts in order, make the outputs durable, advance the positions; checkpoint when due.
 
         ``contexts`` maps post ids to the trace context their records carried; outputs continue those traces.
-        Returns the number of alerts published. Raises ``Unavailable`` (and turns stale) when an effect failed.
+        ``order`` is the batch's records as (partition, first offset, count) runs: logged before any effect, so a
+        recovery replays them in this order. Returns the number of alerts published. Raises ``Unavailable`` (and
+        turns stale) when an effect failed.
         """
         async with self.lock:
             self._require_fresh()
+            if order and self._order_log is not None:
+                try:
+                    await self._order_log.log_order(order, self._clock())
+                except Exception as err:
+                    self.stale = True
+                    raise Unavailable(f"batch order not stored: {type(err).__name__}: {err}") from err
             posts = self.admit(posts)
             outs = self.engine.process_batch(posts) if posts else []
             if watermark is not None:

@@ -8,6 +8,8 @@ Tables (created by ``services/grader/migrations``; the ``Table`` objects here mi
   resume) and the alerts topic (where a recovery scans for alerts already emitted). Keyed by topic name, so
   pointing the grader at another topic starts it from that topic's beginning instead of misusing offsets;
 - ``grader_policies``: every policy version ever activated, with its YAML, who activated it and when;
+- ``grader_order_log``: the order (runs of partition offsets) in which batches fed the engine since the last
+  checkpoint (``OrderLog``), which a recovery follows; every checkpoint empties it in its transaction;
 - ``audit_log``/``audit_head``: the shared hash-chained audit log (``qingfeng.storage.append_audit``).
 
 A checkpoint, the policy it activates and the audit records of the command behind it are written in one
@@ -66,6 +68,14 @@ _offsets = Table(
     Column("kafka_partition", Integer(), primary_key=True, autoincrement=False),
     Column("next_offset", BigInteger(), nullable=False),
     Column("saved_at", DateTime(timezone=True), nullable=False),
+)
+_order = Table(
+    "grader_order_log",
+    _metadata,
+    Column("seq", Integer(), primary_key=True, autoincrement=True),
+    Column("topic", String(255), nullable=False),
+    Column("runs", Text(), nullable=False),
+    Column("logged_at", DateTime(timezone=True), nullable=False),
 )
 _policies = Table(
     "grader_policies",
@@ -151,8 +161,24 @@ class SqlStateStore:
                     details=dict(entry.details),
                 )
 
+    async def log_order(self, runs: Sequence[tuple[int, int, int]], at: datetime) -> None:
+        """Append one batch's order: ``(partition, first offset, count)`` runs in the order they were fed."""
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                insert(_order).values(topic=self._posts_topic, runs=json.dumps([list(r) for r in runs]), logged_at=at)
+            )
+
+    async def order_log(self) -> list[tuple[int, int, int]]:
+        """Every run logged since the last checkpoint, oldest first (a replay may have logged runs twice)."""
+        query = select(_order.c.runs).where(_order.c.topic == self._posts_topic).order_by(_order.c.seq)
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [(int(p), int(first), int(count)) for row in rows for p, first, count in json.loads(row.runs)]
+
     async def _write_checkpoint(self, session: AsyncSession, cp: Checkpoint) -> None:
         await session.execute(delete(_state).where(_state.c.name == _ROW))
+        # The checkpoint reflects every batch logged so far: a recovery starts from it, not from the log.
+        await session.execute(delete(_order).where(_order.c.topic == self._posts_topic))
         await session.execute(
             insert(_state).values(
                 name=_ROW,
