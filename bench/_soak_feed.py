@@ -68,6 +68,9 @@ class FeedStats:
     accepted_ids: set[str] = field(default_factory=set)
     first_sent: float | None = None
     last_answered: float | None = None
+    # Longest time without any chunk answered (e.g. while the collector restarts), and when it began (monotonic).
+    longest_gap_s: float = 0.0
+    longest_gap_from: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -193,4 +196,8 @@ class Feeder:
             stats.rejected += summary.rejected
             stats.rejected_unlisted += max(0, summary.rejected - len(rejected))
             stats.accepted_ids.update(post_id for i, post_id in enumerate(ids) if i not in rejected)
-            stats.last_answered = time.monotonic()
+            now = time.monotonic()
+            previous = stats.last_answered or stats.first_sent or now
+            if now - previous > stats.longest_gap_s:
+                stats.longest_gap_s, stats.longest_gap_from = now - previous, previous
+            stats.last_answered = now

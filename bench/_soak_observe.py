@@ -51,6 +51,8 @@ class Observer:
     alerts: list[SeenAlert] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     positions: dict[TopicPartition, int] = field(default_factory=dict)
+    # Kafka timestamps (s) of every copy of a post id after its first: when the collector produced it again.
+    reproduced_at: list[float] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -68,11 +70,14 @@ class Observer:
             self._consume(self.posts_topic, self._on_post), self._consume(self.alerts_topic, self._on_alert)
         )
 
-    def _on_post(self, key: bytes | None, value: bytes | None, arrived: float) -> None:
+    def _on_post(self, key: bytes | None, value: bytes | None, arrived: float, timestamp_ms: int = 0) -> None:
         if key is not None:
-            self.produced[key.decode()] += 1
+            post_id = key.decode()
+            self.produced[post_id] += 1
+            if self.produced[post_id] > 1:
+                self.reproduced_at.append(timestamp_ms / 1000)
 
-    def _on_alert(self, key: bytes | None, value: bytes | None, arrived: float) -> None:
+    def _on_alert(self, key: bytes | None, value: bytes | None, arrived: float, timestamp_ms: int = 0) -> None:
         if value is None:
             return
         alert = event_pb2.Alert.FromString(value)
@@ -107,7 +112,7 @@ class Observer:
                     arrived = time.time()
                     for tp, messages in batch.items():
                         for message in messages:
-                            handle(message.key, message.value, arrived)  # type: ignore[operator]
+                            handle(message.key, message.value, arrived, message.timestamp)  # type: ignore[operator]
                         if messages:
                             self.positions[tp] = messages[-1].offset + 1
             except Exception as err:

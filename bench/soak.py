@@ -207,7 +207,7 @@ def _feed_line(feed: FeedStats) -> str:
     return (
         f"fed {feed.answered_lines:,} lines in {span:.0f} s = {rate:,.0f} posts/s answered: accepted "
         f"{feed.accepted:,}, duplicate {feed.duplicate:,}, rejected {feed.rejected:,}; failed calls (re-sent): "
-        f"{failures}; unanswered {feed.unanswered_lines:,}"
+        f"{failures}; unanswered {feed.unanswered_lines:,}; longest time without an answer {feed.longest_gap_s:.0f} s"
     )
 
 
@@ -307,7 +307,19 @@ def _report(options: SoakOptions, verdict: Verdict, feed: FeedStats, observer: O
             f"  t={start:5.0f}s  alerts {count:5d}  p50 {p50:6.2f} s  p99 {p99:6.2f} s  "
             f"{lag.near(began + start + options.window_s):<34} {' '.join(marks)}"
         )
+    if observer.reproduced_at:
+        spans = {"before any fault": 0, **{f.name: 0 for f in faults}}
+        for at in observer.reproduced_at:
+            after = [f.name for f in faults if f.began <= at]
+            spans[after[-1] if after else "before any fault"] += 1
+        shown = ", ".join(f"{name} {count:,}" for name, count in spans.items() if count)
+        out.append(f"posts produced again, by the last fault before (Kafka timestamp): {shown}")
     out.append(format_report(verdict))
+    if not drained:
+        out.append(
+            f"NOT drained within {options.drain_s:.0f} s: the lost count includes posts still in the indexer's lag "
+            "at the audit (see the draining lines above)"
+        )
     if observer.errors:
         out.append(f"observer reconnects: {len(observer.errors)} (first: {observer.errors[0]})")
     return "\n".join(out)
@@ -320,6 +332,7 @@ def parse_args(argv: list[str] | None = None) -> SoakOptions:
     parser.add_argument("--rate", type=float, help="posts per second (default 2315)")
     parser.add_argument("--streams", type=int, help="concurrent ImportPosts streams (default 2)")
     parser.add_argument("--warmup", type=float, help="seconds after a process start before its memory baseline")
+    parser.add_argument("--drain", type=float, help="seconds to wait for the indexer and grader to catch up after")
     parser.add_argument("--kafka-port", type=int, default=DEFAULT_KAFKA_PORT)
     parser.add_argument("--es-port", type=int, default=DEFAULT_ES_PORT)
     parser.add_argument("--keep", action="store_true", help="leave the stack running and the state dir in place")
@@ -328,7 +341,7 @@ def parse_args(argv: list[str] | None = None) -> SoakOptions:
         key: value
         for key, value in {
             "duration_s": args.duration, "rate": args.rate, "streams": args.streams, "warmup_s": args.warmup,
-            "kafka_port": args.kafka_port, "es_port": args.es_port, "keep": args.keep,
+            "drain_s": args.drain, "kafka_port": args.kafka_port, "es_port": args.es_port, "keep": args.keep,
         }.items()
         if value is not None
     }  # fmt: skip

