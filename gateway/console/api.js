@@ -37,6 +37,8 @@ async function request(method, path, { params, body } = {}) {
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     const error = data.error || {};
+    // The session ended (expiry, logout elsewhere, identity revoked): the page goes back to sign-in.
+    if (response.status === 401 && path !== "/api/session") window.dispatchEvent(new CustomEvent("qf-signed-out"));
     throw new ApiError(response.status, error.code || "", error.message || response.statusText, error.method || "");
   }
   return data;

@@ -96,6 +96,11 @@ async function start() {
     requestAnimationFrame(resizeCharts);
   });
   window.addEventListener("hashchange", route);
+  window.addEventListener("qf-signed-out", () => session && signedOut());
+  // A wall screen is left alone: its dashboard redraws itself every minute.
+  setInterval(() => {
+    if (session && document.body.classList.contains("wall") && $("view").dataset.view === "dashboard") route();
+  }, 60000);
   window.addEventListener("resize", resizeCharts);
   setInterval(() => document.querySelectorAll(".clock[data-deadline]").forEach(tickClock), 1000);
   try {

@@ -147,6 +147,9 @@ def test_a_role_without_the_grant_is_refused(browser: Any, console_suite: Consol
         police.wait_for_selector(".board .status-403")
         assert _api(police, "/api/cases")["status"] == 403
         assert _api(police, "/api/tasks")["status"] == 200, "what the role is granted still works"
+        police.click("#sign-out")
+        police.wait_for_selector("#sign-in:not([hidden])")
+        assert _api(police, "/api/tasks")["status"] == 401, "the session ended with the logout"
     finally:
         police.context.close()
 
