@@ -1,10 +1,11 @@
 """The console in headless Chromium against the running suite: sign in, the dashboard, search with highlighted
 hits, an event's chart (a non-empty canvas) and reasons, a role without the grant refused by the gateway, the case
 board's acknowledgement, and the publications part saying the publisher is not there. Screenshots of the dashboard,
-an event page and search go to docs/screenshots/."""
+an event page, search and the case board go to ``QF_SCREENSHOTS`` (docs/screenshots refreshes the committed ones)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,15 @@ from tests.browser.conftest import DIRECTOR_ROLE, ConsoleSuite, wait_until
 
 pytestmark = pytest.mark.integration
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: a temporary folder, or ``QF_SCREENSHOTS`` (``docs/screenshots`` to refresh the committed
+    ones), so an ordinary run leaves the work tree clean."""
+    chosen = os.environ.get("QF_SCREENSHOTS")
+    return Path(chosen).resolve() if chosen else tmp_path_factory.mktemp("screenshots")
+
+
 # In the first posts of the shared data (临沂市委书记…): a two-character word.
 TERM = "书记"
 VIEWPORT = {"width": 1440, "height": 900}
@@ -78,7 +87,7 @@ def test_sign_in_keeps_the_token_out_of_the_page(browser: Any, console_suite: Co
     assert "office" in office.text_content("#who")
 
 
-def test_search_highlights_a_chinese_term(console_suite: ConsoleSuite, office: Any) -> None:
+def test_search_highlights_a_chinese_term(console_suite: ConsoleSuite, office: Any, shots: Path) -> None:
     def hits() -> int:
         office.goto(console_suite.url + f"/#/search?q={TERM}")
         office.reload()
@@ -92,7 +101,7 @@ def test_search_highlights_a_chinese_term(console_suite: ConsoleSuite, office: A
     assert "条结果" in office.text_content("#search-status")
     office.click("#save-search")
     assert TERM in office.text_content(".saved")
-    office.screenshot(path=str(SCREENSHOTS / "search.png"))
+    office.screenshot(path=str(shots / "search.png"))
 
 
 def test_search_pages_forward_without_repeating(console_suite: ConsoleSuite, office: Any) -> None:
@@ -108,7 +117,7 @@ def test_search_pages_forward_without_repeating(console_suite: ConsoleSuite, off
     assert second and not set(first) & set(second)
 
 
-def test_event_page_draws_its_chart_and_reasons(console_suite: ConsoleSuite, office: Any) -> None:
+def test_event_page_draws_its_chart_and_reasons(console_suite: ConsoleSuite, office: Any, shots: Path) -> None:
     event = _graded_event(office)
     office.goto(console_suite.url + f"/#/event/{event['id']}")
     canvas = office.wait_for_selector(".chart-panel canvas")
@@ -120,10 +129,10 @@ def test_event_page_draws_its_chart_and_reasons(console_suite: ConsoleSuite, off
     assert event["grade"]["reasons"][0]["message"] in reasons[0]
     office.wait_for_selector(".explain-panel .criteria tr")
     office.wait_for_selector(".case-panel .panel-body > *")
-    office.screenshot(path=str(SCREENSHOTS / "event.png"), full_page=True)
+    office.screenshot(path=str(shots / "event.png"), full_page=True)
 
 
-def test_dashboard_shows_levels_trend_and_cases(console_suite: ConsoleSuite, office: Any) -> None:
+def test_dashboard_shows_levels_trend_and_cases(console_suite: ConsoleSuite, office: Any, shots: Path) -> None:
     # Runs after search and the event page: by then the posts are indexed and graded.
     office.goto(console_suite.url + "/#/dashboard")
     office.wait_for_selector(".tile-count")
@@ -134,7 +143,7 @@ def test_dashboard_shows_levels_trend_and_cases(console_suite: ConsoleSuite, off
     assert "检索聚合" in office.text_content(".trend-panel")
     assert office.evaluate(_CANVAS_DRAWN, canvas) > 0
     office.wait_for_selector(".cases .panel-body :is(ol, p)")
-    office.screenshot(path=str(SCREENSHOTS / "dashboard.png"))
+    office.screenshot(path=str(shots / "dashboard.png"))
 
 
 def test_a_role_without_the_grant_is_refused(browser: Any, console_suite: ConsoleSuite) -> None:
@@ -154,7 +163,7 @@ def test_a_role_without_the_grant_is_refused(browser: Any, console_suite: Consol
         police.context.close()
 
 
-def test_case_board_acknowledges_as_the_office(console_suite: ConsoleSuite, office: Any) -> None:
+def test_case_board_acknowledges_as_the_office(console_suite: ConsoleSuite, office: Any, shots: Path) -> None:
     def awaiting() -> dict[str, Any] | None:
         cases = _api(office, "/api/cases?status=CASE_STATUS_AWAITING_ACKNOWLEDGEMENT")["body"].get("cases", [])
         return cases[0] if cases else None
@@ -173,7 +182,7 @@ def test_case_board_acknowledges_as_the_office(console_suite: ConsoleSuite, offi
     office.wait_for_selector("#case-detail #acked")
     assert office.locator("#ack").count() == 0
     office.evaluate("window.scrollTo(0, 0)")
-    office.screenshot(path=str(SCREENSHOTS / "cases.png"))
+    office.screenshot(path=str(shots / "cases.png"))
     after = _api(office, f"/api/cases/{case['id']}")["body"]["case"]
     assert after["status"] != "CASE_STATUS_AWAITING_ACKNOWLEDGEMENT" and after["acknowledged_at"]
 
