@@ -3,6 +3,7 @@
 import { api, compact } from "./api.js";
 import { append, el, errorNode, fragmentNode, levelBadge, link, safeLink, when } from "./dom.js";
 import { t } from "./i18n.js";
+import { histogramChart, timeZone } from "./view_dashboard.js";
 
 const SAVED_KEY = "qingfeng.savedSearches";
 const LAST_KEY = "qingfeng.lastSearch";
@@ -177,6 +178,7 @@ export async function render(view, _id, query) {
   const f = form();
   const status = el("p", "status");
   status.id = "search-status";
+  const trend = el("div", "search-trend");
   const results = el("ol", "results");
   results.id = "results";
   const pager = el("div", "pager");
@@ -199,7 +201,14 @@ export async function render(view, _id, query) {
     status.className = "status";
     status.textContent = t("loading");
     try {
-      const body = await api.get(`/api/search/${current.kind}`, { ...params(current), ...(tokens[page] ? { page_token: tokens[page] } : {}) });
+      // The first page of a post search also asks for the histogram of every match (one chart above the hits).
+      const charts = page === 0 && current.kind === "posts" ? { aggs: "true", interval: "1d", time_zone: timeZone() } : {};
+      const body = await api.get(`/api/search/${current.kind}`, { ...params(current), ...charts, ...(tokens[page] ? { page_token: tokens[page] } : {}) });
+      if (page === 0) {
+        const histogram = (body.aggregations || {}).histogram || [];
+        const worth = histogram.length > 1 && histogram.some((b) => Number(b.count || 0) > 0);
+        trend.replaceChildren(...(worth ? [histogramChart(histogram, t("event.posts"))] : []));
+      }
       results.replaceChildren(...(body.hits || []).map((hit) => (current.kind === "posts" ? postItem(hit) : eventItem(hit))));
       status.textContent = t("search.total", { n: `${body.total || 0}${body.total_is_lower_bound ? "+" : ""}` });
       tokens[page + 1] = body.next_page_token || "";
@@ -222,7 +231,7 @@ export async function render(view, _id, query) {
     localStorage.setItem(SAVED_KEY, JSON.stringify(list.slice(0, 20)));
     saved.draw();
   });
-  append(view, append(el("section", "panel"), f, status, results, pager), append(el("aside", "panel"), saved.box));
+  append(view, append(el("section", "panel"), f, status, trend, results, pager), append(el("aside", "panel"), saved.box));
   const last = query.get("q") !== null ? { kind: "posts", q: query.get("q") } : JSON.parse(sessionStorage.getItem(LAST_KEY) || "null");
   if (last) {
     writeForm(f, last);
