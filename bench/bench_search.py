@@ -18,7 +18,10 @@ Needs the local stack (Kafka and Elasticsearch answer the gateway's readiness ch
 5. runs 20 Chinese queries with filters (time ranges, source kind, relevance, region, event, order) and, on a third of
    them, the charts' aggregations; first one unmeasured pass, then ``--rounds`` passes with ``--concurrency`` calls
    in flight; prints p50/p90/p99/max of the client-side latency (all calls, with and without aggregations) and of
-   Elasticsearch's own ``took``, against the target p99 <= 100 ms.
+   Elasticsearch's own ``took``, against the target p99 <= 100 ms, and the CPU time Elasticsearch and the gateway
+   spent per call over the measured passes (user + system from /proc; Elasticsearch's process is the one listening
+   on the ``--es`` port, found with ``ss``): on a busy machine the wall-clock latency mostly measures waiting for a
+   core, while CPU per call is what one search costs.
 
 The gateway, the client and Elasticsearch share this machine's cores, so the figures include that contention; the
 load average is printed with them. The gateway is stopped and the index deleted in ``finally``; traffic goes to
@@ -49,7 +52,7 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _pipeline import collect, default_data_dir, grader_config, read_rows, replay, to_views
-from bench_gateway_latency import Processes, _free_port, _wait_serving, percentile
+from bench_gateway_latency import Processes, _cpu_s, _free_port, _wait_serving, percentile
 
 TARGET_P99_MS = 100.0
 BASE_DAYS = 1  # replays are spaced by the corpus span plus this margin
@@ -239,6 +242,19 @@ def _row(name: str, values: Sequence[float]) -> str:
     return f"| {name} | {len(ordered)} | {p50:.1f} | {p90:.1f} | {p99:.1f} | {ordered[-1]:.1f} |"
 
 
+def listener_pid(port: int) -> int | None:
+    """The process listening on 127.0.0.1:``port`` (``ss -ltnp``), or None when it cannot be told."""
+    import re
+    import subprocess
+
+    try:
+        out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"pid=(\d+)", out)
+    return int(found.group(1)) if found else None
+
+
 def report(results: Sequence[tuple[float, bool, int]], total_posts: int, concurrency: int) -> str:
     all_ms = [ms for ms, _, _ in results]
     lines = [
@@ -318,9 +334,12 @@ def main(args: argparse.Namespace) -> int:
         ]
         events = [str(e) for e, _ in _most_common(d.get("event_id") for d in docs)]
         requests = queries(span_s, min(starts).timestamp() + 86400 * 400, [f"r0-{e}" for e in events])
+        es_pid, gateway_pid = listener_pid(urlsplit(args.es).port or 9200), procs.running["gateway"].pid
+        cpu_before = (_cpu_s(es_pid) if es_pid else 0.0, _cpu_s(gateway_pid))
         results, failed = asyncio.run(
             run_queries(port, ca, token, requests, rounds=args.rounds, concurrency=args.concurrency)
         )
+        cpu = (_cpu_s(es_pid) - cpu_before[0] if es_pid else None, _cpu_s(gateway_pid) - cpu_before[1])
         load = os.getloadavg()
     finally:
         procs.stop_all()
@@ -328,6 +347,9 @@ def main(args: argparse.Namespace) -> int:
             asyncio.run(delete_index(args.es, prefix))
         shutil.rmtree(procs.workdir, ignore_errors=True)
     print(report(results, args.posts, args.concurrency))
+    calls = max(len(results), 1) + len(requests)  # the unmeasured pass runs inside the CPU window too
+    es_cpu = f"{cpu[0] * 1000 / calls:.1f} ms" if cpu[0] is not None else "unknown (no ss)"
+    print(f"CPU per call: Elasticsearch {es_cpu}, gateway {cpu[1] * 1000 / calls:.1f} ms")
     print(f"load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} on {os.cpu_count()} CPUs; {failed} calls failed")
     return 0 if failed == 0 else 1
 
