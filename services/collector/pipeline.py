@@ -11,9 +11,9 @@ For each item handed in by a source adapter, ImportPosts or SubmitTip:
 - a post whose id was already produced (the same item delivered again: a re-fetched feed, a re-run import) is the
   idempotent case: it is not produced again, and is counted as a duplicate. Produced ids are remembered in memory
   (the last ``remember_ids``) and, with a ``ProducedIds`` store, durably: a restarted collector still knows them
-  (issue 13). The store is asked about the ids of a slice memory does not know and told about a slice once Kafka
-  acknowledged it, before the call returns; when the store fails the pipeline goes on with memory alone (the
-  consumers are idempotent on the post id), logging it.
+  (issue 13). The store is asked once per call about the ids memory does not know, and told about the call's
+  posts once Kafka acknowledged them, before the call returns; when the store fails the pipeline goes on with
+  memory alone (the consumers are idempotent on the post id), logging it.
 
 A call returns only once Kafka acknowledged every record it produced, so a caller that commits (a source's fetch
 state, an import's progress) commits after the effect. When Kafka fails the call raises and nothing of it is
@@ -168,10 +168,12 @@ class Pipeline:
         pending: list[asyncio.Task[None]] = []
         in_call: dict[str, str] = {}  # ids produced by earlier slices of this call, not acknowledged yet
         size = self._settings.slice_size
+        # One look-up for the whole call (a round trip per slice costs more than the query itself).
+        await self._recall(items)
+        done: dict[str, str] = {}  # acknowledged in this call: stored at its end, in one transaction
         try:
             for start in range(0, len(items), size):
                 chunk = items[start : start + size]
-                await self._recall(chunk, in_call)
                 await self._wait_for_other_calls(chunk, in_call)
                 # No await between the wait above and registering this slice's ids below: no other call can
                 # claim one of them in between.
@@ -182,16 +184,19 @@ class Pipeline:
                     acked = asyncio.get_running_loop().create_future()
                     for post_id in work.produced:
                         self._in_flight[post_id] = acked
-                    pending.append(asyncio.create_task(self._send(work, acked)))
+                    pending.append(asyncio.create_task(self._send(work, acked, done)))
                 # Let the producer's I/O and other callers run between two CPU-bound slices.
                 await asyncio.sleep(0)
             for task in pending:
                 await task
-        except BaseException:
+        except BaseException as err:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+            if isinstance(err, Exception):  # Kafka failed for a slice: what it acknowledged before is kept
+                await self._persist(done)
             raise
+        await self._persist(done)
         return IngestReport(results)
 
     async def _wait_for_other_calls(self, chunk: Sequence[post_pb2.Post | Rejected], in_call: dict[str, str]) -> None:
@@ -210,17 +215,16 @@ class Pipeline:
                 return
             await asyncio.wait(waits)
 
-    async def _recall(self, chunk: Sequence[post_pb2.Post | Rejected], in_call: dict[str, str]) -> None:
-        """Load into memory which ids of ``chunk`` the durable store knows as produced (by an earlier process)."""
+    async def _recall(self, items: Sequence[post_pb2.Post | Rejected]) -> None:
+        """Load into memory which ids of ``items`` the durable store knows as produced (by an earlier process)."""
         if self._durable is None:
             return
         ask = [
             item.id
-            for item in chunk
+            for item in items
             if not isinstance(item, Rejected)
             and item.id
             and item.id not in self._produced
-            and item.id not in in_call
             and len(item.id.encode("utf-8")) <= _MAX_ID_BYTES
         ]
         if not ask:
@@ -233,11 +237,11 @@ class Pipeline:
         if known:
             self._remember(dict.fromkeys(known, ""))
 
-    async def _send(self, work: _Slice, acked: asyncio.Future[None]) -> None:
+    async def _send(self, work: _Slice, acked: asyncio.Future[None], done: dict[str, str]) -> None:
         try:
             await self._sink.send_many(work.records)
             self._remember(work.produced)
-            await self._persist(work.produced)
+            done.update(work.produced)
         finally:
             for post_id in work.produced:
                 if self._in_flight.get(post_id) is acked:

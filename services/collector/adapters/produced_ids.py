@@ -85,10 +85,11 @@ class SqlProducedIds:
         """Record ids Kafka acknowledged (an id already recorded keeps its first time); prune when due."""
         ids = list(dict.fromkeys(post_ids))
         if ids:
+            rows = [{"post_id": post_id, "produced_at": at} for post_id in ids]
+            # executemany: several times faster than one multi-VALUES statement per chunk (measured on SQLite).
+            statement = self._insert(produced_table).on_conflict_do_nothing()
             async with self._sessions() as session, session.begin():
-                for chunk in _chunks(ids):
-                    rows = [{"post_id": post_id, "produced_at": at} for post_id in chunk]
-                    await session.execute(self._insert(produced_table).values(rows).on_conflict_do_nothing())
+                await session.execute(statement, rows)
         if self._monotonic() >= self._next_prune:
             self._next_prune = self._monotonic() + self._prune_every_s
             await self.prune(at)
