@@ -226,7 +226,10 @@ class _AuditMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                message["headers"] = [*message.get("headers", []), *_SECURITY_HEADERS]
+                headers = list(message.get("headers", []))
+                # A route that sets its own policy (the sandboxed rapid report) keeps it: two CSPs would intersect.
+                present = {name.lower() for name, _ in headers}
+                message["headers"] = [*headers, *(h for h in _SECURITY_HEADERS if h[0].lower() not in present)]
             await send(message)
 
         method, path = str(scope.get("method", "")), str(scope.get("path", ""))
@@ -248,8 +251,10 @@ class _AuditMiddleware:
     @staticmethod
     def _audit(state: dict[str, Any], method: str, path: str, status: int, started: float) -> None:
         identity: Identity | None = state.get("identity")
+        # Writes (acknowledge, sign-off, sign-in …) change state and are always logged, like the gRPC guard does.
+        changes_state = method not in ("GET", "HEAD", "OPTIONS")
         audit_log.log(
-            logging.INFO if status >= 400 else logging.DEBUG,
+            logging.INFO if status >= 400 or changes_state else logging.DEBUG,
             "http %s %s %d",
             method,
             path,
@@ -262,7 +267,7 @@ class _AuditMiddleware:
                 "status": status,
                 "principal": identity.name if identity else None,
                 "agency": identity.agency if identity else None,
-                "state_change": False,
+                "state_change": changes_state,
                 "duration_ms": round((time.monotonic() - started) * 1000, 2),
             },
         )

@@ -4,6 +4,7 @@ not there answers 503 instead of breaking; gateway/openapi.yaml documents exactl
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -180,15 +181,23 @@ async def test_bad_parameters_are_400_before_any_call(
 
 
 async def test_acknowledge_with_a_session_needs_csrf(
-    client: httpx.AsyncClient, coordinator: tuple[str, _Coordinator], tokens: dict[str, str]
+    client: httpx.AsyncClient,
+    coordinator: tuple[str, _Coordinator],
+    tokens: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     _, fake = coordinator
     csrf = (await client.post("/api/session", json={"token": tokens["office"]})).json()["csrf_token"]
     refused = await client.post("/api/cases/case-1/acknowledge", json={})
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "CSRF_REFUSED"
     assert fake.acks == []
-    reply = await client.post("/api/cases/case-1/acknowledge", json={"note": "收到"}, headers={"X-CSRF-Token": csrf})
+    with caplog.at_level(logging.DEBUG, logger="qingfeng.audit"):
+        reply = await client.post(
+            "/api/cases/case-1/acknowledge", json={"note": "收到"}, headers={"X-CSRF-Token": csrf}
+        )
     assert reply.status_code == 200, reply.text
+    [audited] = [r for r in caplog.records if r.name == "qingfeng.audit" and "acknowledge" in r.getMessage()]
+    assert audited.__dict__["state_change"] is True and audited.levelno == logging.INFO
     assert reply.json()["case"]["id"] == "case-1"
     assert fake.acks == [("case-1", "office-1")]
 
@@ -198,6 +207,8 @@ async def test_rapid_report_is_served_sandboxed(client: httpx.AsyncClient, token
     assert reply.status_code == 200 and "舆情快报" in reply.text
     assert reply.headers["content-type"].startswith("text/html")
     assert "sandbox" in reply.headers["content-security-policy"]
+    # One policy only: the page-wide CSP (no inline styles) would otherwise intersect with the report's own.
+    assert len(reply.headers.get_list("content-security-policy")) == 1
 
 
 def _served(app: Any) -> set[tuple[str, str]]:
