@@ -76,7 +76,11 @@ class ElasticPostEvents:
                 operations.append({"update": {"_index": index, "_id": post_id}})
                 operations.append({"doc": {"event_id": event_id}})
             else:
-                operations.append({"update": {"_index": self._posts.write_alias, "_id": post_id}})
+                # require_alias: a posts family nobody created yet must not be auto-created as a plain index named
+                # like the write alias (the collector's ensure_index would then refuse to start); skipped as gone.
+                operations.append(
+                    {"update": {"_index": self._posts.write_alias, "_id": post_id, "require_alias": True}}
+                )
                 operations.append({"doc": {"id": post_id, "event_id": event_id}, "doc_as_upsert": True})
         response = await self._es.bulk(operations=operations, refresh=self._refresh)
         failed = []
@@ -86,7 +90,7 @@ class ElasticPostEvents:
             why = f"{result.get('_id')}: {status} {(result.get('error') or {}).get('type', '')}"
             if status == _REFUSED:  # the document itself is wrong; writing it again cannot help
                 _log.error("posts index refused an event id: %s", why)
-            elif status >= 300 and status != _GONE:  # a post deleted meanwhile needs no event id
+            elif status >= 300 and status != _GONE:  # deleted meanwhile, or no posts family yet: nothing to mark
                 failed.append(why)
         if failed:
             raise Unavailable(f"{len(failed)} of {len(chunk)} post event ids not written, first {failed[0]}")

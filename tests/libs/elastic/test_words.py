@@ -80,3 +80,12 @@ async def test_the_grader_writes_event_ids_where_the_post_lives(es: AsyncElastic
     assert docs["old"] == (names.first_index, {"id": "old", "text": "旧帖", "event_id": "e1"}), "updated in place"
     assert docs["early"] == (rolled.new_index, {"id": "early", "event_id": "e2"}), "waits for the indexer's merge"
     assert set(docs) == {"old", "early"} and writer.written == 2
+
+
+async def test_the_grader_never_creates_the_posts_family(es: AsyncElasticsearch, prefix: str) -> None:
+    from services.grader.adapters.post_events import ElasticPostEvents
+
+    names = IndexNames(prefix, "posts")
+    writer = ElasticPostEvents(es, names)
+    await writer.assign({"p1": "e1"})  # the collector has not created the family: nothing to mark, no error
+    assert not await es.indices.exists(index=names.write_alias), "no plain index named like the write alias"
