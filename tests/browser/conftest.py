@@ -227,8 +227,10 @@ def console_suite(
             process.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path: Path) -> Iterator[Any]:
+    # Module scope, not session: Playwright's sync API runs an event loop in this thread while it is open, and
+    # every asyncio test after it would find a loop already running.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -103,8 +103,9 @@ def ca_file(state: Path) -> Path:
 def security_environment(state: Path, env: Mapping[str, str]) -> dict[str, str]:
     """Variables that point each process at the provisioned identity files and TLS certificates, except those the
     operator set already: services serve TLS and believe the trust file; the gateway serves gRPC and HTTPS with TLS
-    (tokens on 50051; client certificates of the local CA required on ``GATEWAY_MTLS_PORT``), verifies the services
-    against the CA and signs credentials with its key."""
+    (client certificates of the local CA are verified on a ``GRPC__MTLS_PORT`` listener when one is set, as
+    `qingfeng up` does with ``GATEWAY_MTLS_PORT``), verifies the services against the CA and signs credentials with
+    its key."""
     trust = provision_identities(state)
     pki = state / PKI_DIR
     ca = ensure_ca(pki)
@@ -117,7 +118,6 @@ def security_environment(state: Path, env: Mapping[str, str]) -> dict[str, str]:
             out[f"{prefix}IDENTITY__TRUST_FILE"] = str(trust)
     gateway_leaf = ensure_leaf(pki, "gateway", ca=ca)
     out["QF_GATEWAY_GRPC__TLS_CA_FILE"] = str(ca.cert)
-    out["QF_GATEWAY_GRPC__MTLS_PORT"] = str(GATEWAY_MTLS_PORT)
     out["QF_GATEWAY_HTTP__TLS_CERT_FILE"] = str(gateway_leaf.cert)
     out["QF_GATEWAY_HTTP__TLS_KEY_FILE"] = str(gateway_leaf.key)
     out["QF_GATEWAY_UPSTREAM_TLS__CA_FILE"] = str(ca.cert)

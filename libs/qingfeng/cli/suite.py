@@ -62,6 +62,8 @@ def _environment(state: Path) -> dict[str, str]:
     # Tips are refused without an encryption key; a local suite gets its own, kept in the state dir.
     # Services believe only signed credentials (the gateway's key, every service's trust file), over TLS.
     env.update(pki.security_environment(state, env))
+    # Partners identified by a client certificate of the local CA call this second listener (it requires one).
+    env.setdefault("QF_GATEWAY_GRPC__MTLS_PORT", str(pki.GATEWAY_MTLS_PORT))
     if "QF_COLLECTOR_TIP_KEY" not in env and "QF_COLLECTOR_TIP_KEY_FILE" not in env:
         env["QF_COLLECTOR_TIP_KEY_FILE"] = str(tokens.provision_tip_key(state))
     return env
