@@ -7,6 +7,7 @@ Pure functions over what the soak collected (no I/O besides ``format_report`` re
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -94,10 +95,13 @@ def latency_windows(
 
 
 def _recovery(fault: Fault, until: float, alerts: Sequence[SeenAlert]) -> float | None:
-    """Seconds after the fault's end until the last alert over the target (0: none); None: no alert at all."""
-    inside = [a for a in alerts if fault.began <= a.arrived < until]
+    """Seconds after the fault's end until the last alert over the target (0: none); None: no alert at all;
+    infinity: the last alert of the span (before the next fault) was still over the target, so it never recovered."""
+    inside = sorted((a for a in alerts if fault.began <= a.arrived < until), key=lambda a: a.arrived)
     if not inside:
         return None
+    if inside[-1].latency_s > LATENCY_TARGET_S:
+        return math.inf
     slow = [a.arrived for a in inside if a.latency_s > LATENCY_TARGET_S]
     return max(0.0, max(slow) - fault.healthy) if slow else 0.0
 
@@ -177,10 +181,23 @@ def _row(target: str, measured: str, met: bool | None, by: str = "") -> str:
     return f"| {target:<44} | {measured:<34} | {state:<6} | {by:<22} |"
 
 
-def format_report(v: Verdict) -> str:
+def format_report(v: Verdict, rate: tuple[float, float] | None = None) -> str:
+    """The table; ``rate`` is (target, answered) posts/s of the feed when known."""
     lines = [
         _row("target", "measured", None, "by").replace("n/a   ", "result"),
         f"|{'-' * 46}|{'-' * 36}|{'-' * 8}|{'-' * 24}|",
+    ]
+    if rate is not None:
+        target, answered = rate
+        lines.append(
+            _row(
+                f"feed {target:,.0f} posts/s into ImportPosts",
+                f"{answered:,.0f} posts/s answered",
+                answered >= target * 0.98,
+                f"{answered / target - 1:+.0%}" if answered < target * 0.98 else "",
+            )
+        )
+    lines += [
         _row(
             "0 accepted posts lost (ES holds every id)",
             f"{v.lost:,} of {v.accepted:,} lost",
@@ -228,6 +245,8 @@ def format_report(v: Verdict) -> str:
     for fault, recovery in v.recoveries:
         if recovery is None:
             lines.append(_row(f"after {fault.name}: < 2 s within 30 s", "no alert in that span", None))
+        elif math.isinf(recovery):
+            lines.append(_row(f"after {fault.name}: < 2 s within 30 s", "still > 2 s at the next fault/end", False))
         else:
             late = recovery - RECOVERY_TARGET_S
             lines.append(_row(f"after {fault.name}: < 2 s within 30 s", f"{recovery:.1f} s after healthy",

@@ -314,11 +314,12 @@ def _report(options: SoakOptions, verdict: Verdict, feed: FeedStats, observer: O
             spans[after[-1] if after else "before any fault"] += 1
         shown = ", ".join(f"{name} {count:,}" for name, count in spans.items() if count)
         out.append(f"posts produced again, by the last fault before (Kafka timestamp): {shown}")
-    out.append(format_report(verdict))
+    span = (feed.last_answered or 0) - (feed.first_sent or 0)
+    out.append(format_report(verdict, (options.rate, feed.answered_lines / span if span > 0 else 0.0)))
     if not drained:
         out.append(
-            f"NOT drained within {options.drain_s:.0f} s: the lost count includes posts still in the indexer's lag "
-            "at the audit (see the draining lines above)"
+            f"NOT drained within {options.drain_s:.0f} s (lags in the draining lines above): lost is counted against "
+            "Elasticsearch at the audit, and alerts of posts the grader had not read yet are not in the latency"
         )
     if observer.errors:
         out.append(f"observer reconnects: {len(observer.errors)} (first: {observer.errors[0]})")

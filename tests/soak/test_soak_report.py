@@ -87,3 +87,12 @@ def test_memory_growth_compares_after_warmup_with_the_end() -> None:
 def test_a_process_that_lived_too_short_has_no_memory_verdict() -> None:
     (memory,) = memory_growth([(1.0, "collector", 3, 1)], {"collector": (3, 0.0, 30.0)}, warmup_s=10.0)
     assert memory.growth is None
+
+
+def test_a_span_that_ends_slow_never_recovered() -> None:
+    faults = [Fault("restart elasticsearch", 100.0, 160.0)]
+    alerts = [_alert(150, 0.5, "e:1", 1, NONE, BLUE), _alert(290, 40.0, "e:2", 1, NONE, BLUE)]
+    verdict = judge(set(), Counter(), Counter(), alerts, 2, 0, faults, 300.0, [])
+    report = format_report(verdict, (2315.0, 888.0))
+    assert "still > 2 s at the next fault/end" in report
+    assert "888 posts/s answered" in report and "-62%" in report
