@@ -313,7 +313,11 @@ def _report(options: SoakOptions, verdict: Verdict, feed: FeedStats, observer: O
             after = [f.name for f in faults if f.began <= at]
             spans[after[-1] if after else "before any fault"] += 1
         shown = ", ".join(f"{name} {count:,}" for name, count in spans.items() if count)
-        out.append(f"posts produced again, by the last fault before (Kafka timestamp): {shown}")
+        first, last = min(observer.reproduced_at) - began, max(observer.reproduced_at) - began
+        out.append(
+            f"posts produced again at t={first:.1f}..{last:.1f} s (Kafka timestamps), by the last fault begun "
+            f"before: {shown}"
+        )
     span = (feed.last_answered or 0) - (feed.first_sent or 0)
     out.append(format_report(verdict, (options.rate, feed.answered_lines / span if span > 0 else 0.0)))
     if not drained:
