@@ -173,3 +173,13 @@ async def test_sql_order_log_is_emptied_by_a_checkpoint(tmp_path: Path) -> None:
         assert await other.order_log() == [(2, 0, 1)]  # another posts topic's log is its own
     finally:
         await engine.dispose()
+
+
+async def test_the_consumer_logs_every_record_once_in_the_order_it_fed_them() -> None:
+    posts = story(30)
+    ports, log = Ports(), MemoryOrderLog()
+    await recover_and_consume(ports, log, posts)
+    fed = [(p, first + k) for p, first, count in log.runs for k in range(count)]
+    assert sorted(fed) == sorted(where(i) for i in range(len(posts)))  # each record once
+    times = {where(i): post.created_at for i, post in enumerate(posts)}
+    assert [times[r] for r in fed] == sorted(times[r] for r in fed)  # a replay merges in event time
