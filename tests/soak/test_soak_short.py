@@ -40,7 +40,8 @@ _WEDGED = (
 )
 _REPRODUCED = (
     "issue 13: the collector still produces again a few hundred posts that a kill -9 interrupted mid-import, after "
-    "ab4f705 (remembered ids in the database) too; strict, so it fails once the soak sees 0 and the marker must go"
+    "ab4f705 (remembered ids in the database) too; not strict: whether a kill lands between the produce and the "
+    "remembering is timing, so a run can see 0 without the bug being gone (the long soak's report counts them)"
 )
 _STALE_EVENTS = (
     "intermittent: 6 of 377 live (not merged) events shared a representative post with another in 1 of 2 short runs "
@@ -101,7 +102,7 @@ def test_alerts_flowed_during_the_soak(soak: SoakResult) -> None:
     assert soak.verdict.alerts > 0 and soak.verdict.latency_p99 is not None, soak.report
 
 
-@pytest.mark.xfail(reason=_REPRODUCED, strict=True)
+@pytest.mark.xfail(reason=_REPRODUCED, strict=False)
 def test_collector_produces_each_post_once(soak: SoakResult) -> None:
     assert soak.verdict.produced_again == 0, soak.report
 
