@@ -10,6 +10,8 @@ Limits at the edge:
 - every upstream call has a deadline: the caller's, or ``default_timeout_s`` when the caller set none;
 - every request message (each item of a stream too) is at most ``max_request_bytes`` long, or the method's own
   limit in ``method_max_request_bytes``: a larger one is RESOURCE_EXHAUSTED before anything is sent upstream;
+- every request message decodes as its method's input type and keeps the rules the protos declare
+  (``validation.py``), or it is INVALID_ARGUMENT with a ``google.rpc.BadRequest`` naming each field;
 - every item of a client stream (``ImportPosts``) is counted against the caller's stream-item rate limit (a bucket
   per identity apart from the one for calls: an import of thousands of posts is one call but many items). The proxy
   reads one item, waits for a token (at most ``stream_item_wait_s``), writes it upstream and waits until the
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -37,10 +39,13 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from grpc._cython import cygrpc
 from opentelemetry import propagate
 from opentelemetry.instrumentation.utils import suppress_instrumentation
+from qingfeng.errors import InvalidArgument
 from qingfeng.rpc import CREDENTIAL_HEADER, CredentialSigner
+from qingfeng.rpc.errors import abort
 
 from gateway.interceptors import current_identity
 from gateway.ratelimit import RateLimiter
+from gateway.validation import request_checker
 
 __all__ = ["DEFAULT_MAX_REQUEST_BYTES", "DEFAULT_TIMEOUT_S", "identity_metadata", "proxy_handler"]
 
@@ -151,11 +156,22 @@ async def _relaying(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit exceeded for {who} within the stream")
     except _TooLarge as exc:
         await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+    except InvalidArgument as exc:  # the request breaks the contract's rules (gateway/validation.py)
+        await abort(context, exc)
 
 
-def _check_size(request: bytes, limit: int) -> None:
-    if len(request) > limit:
-        raise _TooLarge(len(request), limit)
+Check = Callable[[bytes], None]
+
+
+def _checker(limit: int, validate: Check) -> Check:
+    """Size first (cheap, and nothing oversized is decoded), then the contract's rules."""
+
+    def check(request: bytes) -> None:
+        if len(request) > limit:
+            raise _TooLarge(len(request), limit)
+        validate(request)
+
+    return check
 
 
 class _Forwarder:
@@ -175,10 +191,10 @@ class _Forwarder:
         if wait_s > 0:
             await asyncio.sleep(wait_s)
 
-    async def forward(self, requests: AsyncIterator[bytes], upstream: Any, max_bytes: int) -> None:
+    async def forward(self, requests: AsyncIterator[bytes], upstream: Any, check: Check) -> None:
         """Copy ``requests`` to ``upstream`` (a streaming call) and half-close it; stop early if it has ended."""
         async for item in requests:
-            _check_size(item, max_bytes)
+            check(item)
             await self._pace()
             if upstream.done():
                 return  # its status (an error) is what the caller gets
@@ -225,7 +241,7 @@ def _method_handler(
     *,
     forwarder: _Forwarder,
     default_timeout_s: float,
-    max_bytes: int,
+    check: Check,
     stream_channel: grpc.aio.Channel,
 ) -> grpc.RpcMethodHandler:
     client_stream, server_stream = method.client_streaming, method.server_streaming
@@ -244,7 +260,7 @@ def _method_handler(
 
         async def unary_unary(request: bytes, context: grpc.aio.ServicerContext) -> Any:
             async with _relaying(context):
-                _check_size(request, max_bytes)
+                check(request)
                 await _ensure_ready(channel, context, path)
                 upstream = call(request, **options(context))
                 response = await upstream
@@ -260,7 +276,7 @@ def _method_handler(
             upstream = open_stream(call_su, context)
             try:
                 async with _relaying(context):
-                    await forwarder.forward(requests, upstream, max_bytes)
+                    await forwarder.forward(requests, upstream, check)
                     response = await upstream
                     await _relay_trailing(context, upstream)
                     return response
@@ -273,7 +289,7 @@ def _method_handler(
 
         async def unary_stream(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             async with _relaying(context):
-                _check_size(request, max_bytes)
+                check(request)
                 await _ensure_ready(channel, context, path)
                 upstream = call_us(request, **options(context))
                 async for item in upstream:
@@ -286,7 +302,7 @@ def _method_handler(
     async def stream_stream(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         await _ensure_ready(stream_channel, context, path)
         upstream = open_stream(call_ss, context)
-        writer = asyncio.create_task(forwarder.forward(requests, upstream, max_bytes))
+        writer = asyncio.create_task(forwarder.forward(requests, upstream, check))
         try:
             async with _relaying(context):
                 async for item in upstream:
@@ -331,7 +347,7 @@ def proxy_handler(
                 signer,
                 forwarder=forwarder,
                 default_timeout_s=default_timeout_s,
-                max_bytes=per_method.get(path, max_request_bytes),
+                check=_checker(per_method.get(path, max_request_bytes), request_checker(method.input_type)),
                 stream_channel=(stream_upstreams or {}).get(service, channel),
             )
 
