@@ -17,13 +17,8 @@ Exactly-once alerts across restarts (at-least-once in, exactly-once effect):
   (``Checkpoint.pending``) and its audit record before publishing, so a crash in between re-publishes them.
 
 Idempotent input (issue 13): a post is applied at most once, whatever delivers it again (a collector that forgot
-it produced it, a re-import of the same file, a replay). Before feeding a batch, ``admit`` drops, with the reason
-counted and logged, a post the engine has already applied (``duplicate``) and a post older than the clustering
-horizon before the engine's clock (``late``). The two rules cover each other: the engine forgets a post only when
-its event has been idle past the horizon, and then the post is itself older than the horizon, so it is late. A
-late post is dropped rather than attached: an event it could join may have expired, and opening a new one would
-re-announce an event from long ago (the same ``ev-<post>:1`` alert id). The decision depends only on the engine's
-state and the post order, never on how batches were cut, so a replay after a crash decides the same.
+it produced it, a re-import of the same file, a replay), and a post older than the clustering horizon opens no
+event; what is not applied is counted and logged with its reason (``admission.feed``, see there).
 
 Reads (GetEvent, ListEvents …) call the engine directly: its methods are synchronous, so on the event loop they
 never interleave with a mutation. Mutations take ``lock``, which a batch holds from feeding the engine to the
@@ -47,6 +42,7 @@ from opentelemetry.context import Context
 from qingfeng.v1 import event_pb2
 
 from services.grader.adapters.policy_yaml import load_policy
+from services.grader.admission import feed
 from services.grader.convert import RegionNames, alert_proto, event_proto
 from services.grader.core import Alert, EventSnapshot, Grader, GraderConfig, Output, Policy, PostView
 from services.grader.errors import Unavailable
@@ -162,6 +158,7 @@ class EngineOwner:
         self.checkpoints = 0  # taken since start (tests, logs)
         self.suppressed = 0  # replayed alerts not published again (tests, logs)
         self.dropped: dict[str, int] = {"duplicate": 0, "late": 0}  # posts not applied, by reason (since start)
+        self.late_attached = 0  # posts older than the horizon applied because they joined a live event
 
     # -- start and recovery ------------------------------------------------------------------------------------
 
@@ -262,8 +259,7 @@ class EngineOwner:
                 except Exception as err:
                     self.stale = True
                     raise Unavailable(f"batch order not stored: {type(err).__name__}: {err}") from err
-            posts = self.admit(posts)
-            outs = self.engine.process_batch(posts) if posts else []
+            outs, posts = self._feed(posts)
             if watermark is not None:
                 # Event time passes with the stream: time-driven re-grades (cool-downs) up to the newest post.
                 outs += self.engine.tick(watermark)
@@ -295,44 +291,29 @@ class EngineOwner:
             if not self.stale and self.active is not None:
                 await self._checkpoint()
 
-    def admit(self, posts: Sequence[PostView]) -> list[PostView]:
-        """The posts of a batch the engine should apply: not applied before, not older than the horizon.
-
-        Walks the batch with the clock the engine will have at each post (the largest event time applied so far),
-        so the answer for a post does not depend on where the batch boundaries fall.
-        """
-        engine = self.engine
-        seen = engine.clusterer.seen
-        horizon = engine.clusterer.config.horizon_seconds
-        clock = engine.clock
-        admitted: list[PostView] = []
-        in_batch: set[str] = set()
-        duplicate = late = 0
-        for post in posts:
-            ts = post.created_at.timestamp()
-            # Late first: a post past the horizon may or may not still be in memory, depending on when the engine
-            # last expired events; the reason must not depend on it (nor on an earlier copy in this batch).
-            if ts < clock - horizon:
-                late += 1
-                continue
-            if post.id in in_batch or seen(post.id):
-                duplicate += 1
-                continue
-            in_batch.add(post.id)
-            admitted.append(post)
-            if ts > clock:
-                clock = ts
-        if duplicate or late:
-            self.dropped["duplicate"] += duplicate
-            self.dropped["late"] += late
+    def _feed(self, posts: Sequence[PostView]) -> tuple[list[Output], list[PostView]]:
+        """Feed the batch through ``admission.feed`` (each post once, none past the horizon opening an event);
+        count and log what was not applied and why. Returns the outputs and the posts applied."""
+        fed = feed(self.engine, posts)
+        if fed.duplicate or fed.late or fed.late_attached:
+            self.dropped["duplicate"] += fed.duplicate
+            self.dropped["late"] += fed.late
+            self.late_attached += fed.late_attached
+            horizon_h = self.engine.clusterer.config.horizon_seconds / 3600
             _log.info(
-                "posts dropped: %d already applied, %d older than the %.0f h horizon",
-                duplicate,
-                late,
-                horizon / 3600,
-                extra={"duplicate": duplicate, "late": late, "dropped_total": dict(self.dropped)},
+                "posts dropped: %d already applied, %d older than the %.0f h horizon (%d late joined live events)",
+                fed.duplicate,
+                fed.late,
+                horizon_h,
+                fed.late_attached,
+                extra={
+                    "duplicate": fed.duplicate,
+                    "late": fed.late,
+                    "late_attached": fed.late_attached,
+                    "dropped_total": dict(self.dropped),
+                },
             )
-        return admitted
+        return fed.outputs, fed.applied
 
     # -- commands ------------------------------------------------------------------------------------------------
 

@@ -143,3 +143,19 @@ async def test_consumer_dead_letters_a_record_with_an_absurd_timestamp_and_moves
     assert consumer.posts == 39  # every other post graded
     assert owner.engine.events["ev-p0"].posts == 39
     assert not owner.stale
+
+
+async def test_a_late_post_joins_its_live_event_and_opens_none() -> None:
+    late_start = T0 + HORIZON + timedelta(days=1)
+    stream = story(40, start=late_start, prefix="q")
+    late_repost = replace(stream[5], id="q-late", created_at=T0, author_id="late-author")  # parent q0, 8 days early
+    late_orphan = PostView("orphan", T0, author_id="x", author_followers=10, parent_id="never-seen", text="某局长")
+    results = []
+    for batch in (1, 3, 100):
+        ports = Ports()
+        owner = await started(ports)
+        await feed(owner, [*stream, late_repost, late_orphan, late_repost], batch=batch)
+        results.append((ids(ports.sink.alerts), dict(owner.dropped), owner.late_attached, sorted(owner.engine.events)))
+        assert owner.engine.events["ev-q0"].posts == 41  # the late repost counted once, in its event
+    assert results[0] == results[1] == results[2]
+    assert results[0][1:] == ({"duplicate": 1, "late": 1}, 1, ["ev-q0"])
