@@ -116,6 +116,6 @@ async def test_a_second_port_requires_client_certificates_while_the_first_takes_
         await server.server.stop(None)
 
 
-def test_the_mutual_tls_port_needs_a_ca() -> None:
+async def test_the_mutual_tls_port_needs_a_ca() -> None:
     with pytest.raises(TlsConfigError, match="MTLS_PORT"):
         build_server(GrpcSettings(port=0, plaintext=True, mtls_port=0))
