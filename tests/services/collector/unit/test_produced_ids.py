@@ -40,12 +40,12 @@ def engine_for(url: str) -> AsyncEngine:
     return create_engine(DatabaseSettings(url=SecretStr(url)))
 
 
-def pipeline(sink: FakeSink, store: ProducedIds | None, **limits: int) -> Pipeline:
+def pipeline(sink: FakeSink, store: ProducedIds | None, slice_size: int = 500) -> Pipeline:
     return Pipeline(
         sink,
         enricher=default_enricher(),
         deduper=Deduper(),
-        settings=PipelineSettings(**limits),
+        settings=PipelineSettings(slice_size=slice_size),
         topics=TOPICS,
         clock=lambda: NOW,
         produced_ids=store,
