@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qingfeng.kafka import DeadLetterSender, Producer, TopicSpec, ensure_topics, topic_specs
+from qingfeng.kafka import DeadLetterSender, OutboxSender, Producer, TopicSpec, ensure_topics, topic_specs
 from qingfeng.kafka.topics import TOPICS
 from qingfeng.readiness import kafka_ready, sql_ready
 from qingfeng.rpc import ReadinessCheck, build_server, credential_interceptor, run_until_stopped
 from qingfeng.storage import create_engine, run_migrations, run_relay
-from qingfeng.v1 import case_pb2, case_pb2_grpc
+from qingfeng.v1 import case_pb2, case_pb2_grpc, publication_request_pb2
 
-from services.coordinator.adapters.kafka import OutboxSender
 from services.coordinator.adapters.policy_yaml import load_directory, load_playbooks, load_routing
 from services.coordinator.adapters.sql import OutboxTopics, SqlStore
 from services.coordinator.consumer import InputConsumer
@@ -32,6 +31,9 @@ from services.coordinator.service import CoordinatorApi
 from services.coordinator.settings import CoordinatorSettings
 
 __all__ = ["MIGRATIONS", "VERSION_TABLE", "CoordinatorApp", "build", "run"]
+
+# What the coordinator queues in its outbox (the relay decodes each row back into one of these).
+OUTBOX_TYPES = (case_pb2.Case, case_pb2.Task, case_pb2.AuditRecord, publication_request_pb2.PublicationRequest)
 
 _log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -135,7 +137,7 @@ async def build(settings: CoordinatorSettings, *, clock: Clock = system_clock) -
             handling=handling,
             api=CoordinatorApi(handling, clock),
             consumer=consumer,
-            relay_send=OutboxSender(producer),
+            relay_send=OutboxSender(producer, OUTBOX_TYPES),
             clock=clock,
             readiness=[kafka_ready(settings.kafka), sql_ready(engine)],
             cleanups=cleanups,

@@ -17,6 +17,7 @@ from qingfeng.kafka import (
     PUBLICATIONS,
     PUBLICATIONS_DEADLETTER,
     DeadLetterSender,
+    OutboxSender,
     Producer,
     TopicSpec,
     ensure_topics,
@@ -26,9 +27,8 @@ from qingfeng.kafka.topics import TOPICS
 from qingfeng.readiness import kafka_ready, sql_ready
 from qingfeng.rpc import build_server, credential_interceptor, run_until_stopped
 from qingfeng.storage import create_engine, run_migrations, run_relay
-from qingfeng.v1 import publication_pb2, publication_pb2_grpc
+from qingfeng.v1 import post_pb2, publication_pb2, publication_pb2_grpc
 
-from services.publisher.adapters.kafka import OutboxSender
 from services.publisher.adapters.policy_yaml import load_policies
 from services.publisher.adapters.sql import SqlStore
 from services.publisher.application import Publisher, Topics
@@ -42,6 +42,9 @@ from services.publisher.settings import PublisherSettings
 from services.publisher.worker import DeliveryWorker
 
 __all__ = ["MIGRATIONS", "VERSION_TABLE", "build_channels", "retry_policy", "run", "topic_specs_for"]
+
+# What the publisher queues in its outbox (the relay decodes each row back into one of these).
+OUTBOX_TYPES = (publication_pb2.Publication, post_pb2.DeadLetter)
 
 _log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -112,7 +115,7 @@ async def run(
     worker = DeliveryWorker(publisher, retry_policy(settings), batch_size=settings.delivery.batch_size)
     dead_letters = DeadLetterSender(producer, source="publisher", topic=topics.deadletter)
     consumer = RequestConsumer(publisher, dead_letters.send, topic=topics.requests)
-    send = OutboxSender(producer)
+    send = OutboxSender(producer, OUTBOX_TYPES)
 
     async def consume(stop: asyncio.Event) -> None:
         await run_batches(settings.kafka, [topics.requests], settings.group_id, consumer, stop)

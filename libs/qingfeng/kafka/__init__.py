@@ -16,6 +16,7 @@ from qingfeng.kafka.deadletter import (
 )
 from qingfeng.kafka.errors import KafkaHelperError, PayloadTooLargeError, TopicSetupError
 from qingfeng.kafka.headers import CONTENT_TYPE, EVENT_ID, EVENT_TYPE, content_type_for
+from qingfeng.kafka.outbox_sender import OutboxSender
 from qingfeng.kafka.producer import Delivery, OutgoingRecord, Producer
 from qingfeng.kafka.records import BadRecord, ParsedBatch, Record, parse, parse_batch
 from qingfeng.kafka.topics import (
@@ -60,6 +61,7 @@ __all__ = [
     "DeadLetterSpec",
     "Delivery",
     "KafkaHelperError",
+    "OutboxSender",
     "OutgoingRecord",
     "ParsedBatch",
     "PayloadTooLargeError",

@@ -13,13 +13,12 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from qingfeng.kafka import DeadLetterSender, OutgoingRecord, Producer, ensure_topics, run_batches
+from qingfeng.kafka import DeadLetterSender, OutboxSender, OutgoingRecord, Producer, ensure_topics, run_batches
 from qingfeng.settings import KafkaSettings
 from qingfeng.storage import relay_outbox
 from qingfeng.v1 import common_pb2, post_pb2, publication_pb2, publication_request_pb2
 
-from services.publisher.adapters.kafka import OutboxSender
-from services.publisher.app import topic_specs_for
+from services.publisher.app import OUTBOX_TYPES, topic_specs_for
 from services.publisher.application import Topics
 from services.publisher.consumer import RequestConsumer
 from services.publisher.convert import timestamp
@@ -125,7 +124,7 @@ async def test_request_to_exactly_one_refutation_with_its_clock(
             [post] = h.platform.posts.values()
             assert post.title == "关于网传“某局长被带走调查”的说明"
 
-            while await relay_outbox(h.store.sessions, OutboxSender(producer)):
+            while await relay_outbox(h.store.sessions, OutboxSender(producer, OUTBOX_TYPES)):
                 pass
         finally:
             await producer.stop()

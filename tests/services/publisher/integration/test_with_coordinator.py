@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
-from qingfeng.kafka import DeadLetterSender, Producer, ensure_topics, run_batches
+from qingfeng.kafka import DeadLetterSender, OutboxSender, Producer, ensure_topics, run_batches
 from qingfeng.settings import DatabaseSettings, GrpcSettings, KafkaSettings
 from qingfeng.storage import relay_outbox
 from qingfeng.v1 import common_pb2, event_pb2, publication_pb2
@@ -26,8 +26,7 @@ from services.coordinator.app import CoordinatorApp, build
 from services.coordinator.core.model import Disposition
 from services.coordinator.service import Viewer
 from services.coordinator.settings import ConsumerSettings, CoordinatorSettings, CoordinatorTopics, LoopSettings
-from services.publisher.adapters.kafka import OutboxSender
-from services.publisher.app import topic_specs_for
+from services.publisher.app import OUTBOX_TYPES, topic_specs_for
 from services.publisher.application import Topics
 from services.publisher.consumer import RequestConsumer
 from services.publisher.core.model import Decision, DraftStatus, Kind
@@ -151,7 +150,7 @@ async def test_false_rumour_case_to_one_refutation_and_the_clock_met(
         await h.worker.run_once()
         await h.worker.run_once()
         assert len(h.platform.posts) == 1
-        while await relay_outbox(h.store.sessions, OutboxSender(producer)):
+        while await relay_outbox(h.store.sessions, OutboxSender(producer, OUTBOX_TYPES)):
             pass
 
         async def refuted() -> Any:
