@@ -193,11 +193,13 @@ def main() -> None:
     if args.limit:
         rows = rows[: args.limit]
     base = GraderConfig()
+    # for_lost_parents(): strong text links only (near duplicates, rare shared terms); the weak author/time guesses
+    # are ClusteringConfig.with_weak_signals() and off by default.
     weak = replace(base, clustering=ClusteringConfig.for_lost_parents())
     cases = [
         ("with parent_id", True, base),
         ("parent_id removed, text only", False, base),
-        ("parent_id removed, + time/author", False, weak),
+        ("parent_id removed, lost-parents config", False, weak),
     ]
     print(f"{len(rows)} posts from {args.data}; policy {DEFAULT_POLICY.name}; batch {args.batch}")
     head = f"{'replay':34} {'batch/s':>8} {'single/s':>8} {'events':>6} {'alerts':>6} {'P':>6} {'R':>6} {'F1':>6}"
