@@ -32,15 +32,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.access import (
-    AccessDenied,
-    Identity,
-    NotAuthenticated,
-    PolicySource,
-    authenticate,
-    authorize,
-    current_policy,
-)
+from gateway.access import Identity, PolicySource
+from gateway.http_guard import HttpError, error_response, guard
 from gateway.ratelimit import ConcurrencyLimiter, FailureLimiter, RateLimiter
 
 __all__ = ["ROUTES", "ConsoleRoute", "console_routes", "http_status"]
@@ -163,29 +156,8 @@ ROUTES: Final = (
 )
 
 
-class _HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
 def _error(status: int, code: str, message: str, *, method: str | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if method:
-        body["method"] = method
-    headers = {"WWW-Authenticate": 'Bearer realm="qingfeng"'} if status == 401 else None
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
-
-
-def _bearer(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-def _peer(request: Request) -> str:
-    host = request.client.host if request.client else "unknown"
-    return f"ipv6:[{host}]" if ":" in host else f"ipv4:{host}"
+    return error_response(HttpError(status, code, message, **({"method": method} if method else {})))
 
 
 def _set(target: dict[str, Any], dotted: str, value: Any) -> None:
@@ -209,7 +181,7 @@ def _query_value(field: FieldDescriptor, name: str, raw: str) -> Any:
             return True
         if raw.lower() in _FALSE:
             return False
-        raise _HttpError(400, "INVALID_ARGUMENT", f"{name}: must be true or false, got {raw!r}")
+        raise HttpError(400, "INVALID_ARGUMENT", f"{name}: must be true or false, got {raw!r}")
     return raw  # the JSON mapping parses numbers, enum names and RFC 3339 times from strings
 
 
@@ -224,7 +196,7 @@ def build_request(
     """The request message from path parameters and query (or body) values named in ``route.query``."""
     unknown = sorted(set(values) - set(route.query))
     if unknown:
-        raise _HttpError(400, "INVALID_ARGUMENT", f"unknown parameter {unknown[0]!r}; allowed: {list(route.query)}")
+        raise HttpError(400, "INVALID_ARGUMENT", f"unknown parameter {unknown[0]!r}; allowed: {list(route.query)}")
     data: dict[str, Any] = {}
     for name, value in values.items():
         if from_query:
@@ -237,7 +209,7 @@ def build_request(
     try:
         return json_format.ParseDict(data, message_class())
     except json_format.ParseError as exc:
-        raise _HttpError(400, "INVALID_ARGUMENT", str(exc)) from None
+        raise HttpError(400, "INVALID_ARGUMENT", str(exc)) from None
 
 
 def console_routes(
@@ -252,24 +224,6 @@ def console_routes(
 ) -> list[Route]:
     """The Starlette routes of ``ROUTES``, calling upstream over ``channels`` (as built by ``build_gateway``)."""
     by_name = {service.name: (service, channel) for service, channel in channels.items()}
-
-    def guard(request: Request, method: str) -> Identity:
-        request.state.rpc_method = method
-        peer = _peer(request)
-        if failures.blocked(peer):
-            raise _HttpError(429, "RESOURCE_EXHAUSTED", "too many failed authentications from this address")
-        try:
-            identity = authenticate(current_policy(policy), _bearer(request))
-            request.state.identity = identity
-            authorize(identity, method)
-        except NotAuthenticated as exc:
-            failures.record_failure(peer)
-            raise _HttpError(401, "UNAUTHENTICATED", str(exc)) from None
-        except AccessDenied as exc:
-            raise _HttpError(403, "PERMISSION_DENIED", str(exc)) from None
-        if not limiter.allow(identity.name):
-            raise _HttpError(429, "RESOURCE_EXHAUSTED", f"rate limit exceeded for {identity.name}")
-        return identity
 
     def endpoint(route: ConsoleRoute) -> Callable[[Request], Any]:
         service, channel = by_name[route.service]
@@ -287,30 +241,30 @@ def console_routes(
                 return dict(request.query_params), True
             raw = await request.body()
             if len(raw) > _MAX_BODY_BYTES:
-                raise _HttpError(413, "INVALID_ARGUMENT", "request body too large")
+                raise HttpError(413, "INVALID_ARGUMENT", "request body too large")
             if not raw.strip():
                 return {}, False
             try:
                 body = json.loads(raw)
             except ValueError:
-                raise _HttpError(400, "INVALID_ARGUMENT", "body must be a JSON object") from None
+                raise HttpError(400, "INVALID_ARGUMENT", "body must be a JSON object") from None
             if not isinstance(body, dict):
-                raise _HttpError(400, "INVALID_ARGUMENT", "body must be a JSON object")
+                raise HttpError(400, "INVALID_ARGUMENT", "body must be a JSON object")
             return body, False
 
         async def handle(request: Request) -> Response:
             try:
-                identity = guard(request, route.grpc_method)
+                identity = guard(request, route.grpc_method, policy=policy, failures=failures, limiter=limiter)
                 values, from_query = await read_values(request)
                 message = build_request(route, request_class, request.path_params, values, from_query=from_query)
                 full = concurrency.acquire(identity.name, stream=False)
                 if full is not None:
-                    raise _HttpError(429, "RESOURCE_EXHAUSTED", full)
+                    raise HttpError(429, "RESOURCE_EXHAUSTED", full)
                 try:
                     reply = await _call(channel, call, message, identity, signer, route, timeout_s)
                 finally:
                     concurrency.release(identity.name, stream=False)
-            except _HttpError as err:
+            except HttpError as err:
                 return _error(err.status, err.code, str(err), method=route.grpc_method)
             except grpc.aio.AioRpcError as exc:
                 status = http_status(exc.code())
@@ -340,7 +294,7 @@ async def _call(
             await asyncio.wait_for(channel.channel_ready(), _READY_WAIT_S)
         except TimeoutError:
             service = route.grpc_method.split("/")[1]
-            raise _HttpError(503, "UNAVAILABLE", f"{service} is not reachable from the gateway") from None
+            raise HttpError(503, "UNAVAILABLE", f"{service} is not reachable from the gateway") from None
     token = signer.mint(route.grpc_method, principal=identity.name, agency=identity.agency, roles=identity.roles)
     return await call(message, metadata=((CREDENTIAL_HEADER, token),), timeout=timeout_s)
 

@@ -35,15 +35,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.access import (
-    AccessDenied,
-    Identity,
-    NotAuthenticated,
-    PolicySource,
-    authenticate,
-    authorize,
-    current_policy,
-)
+from gateway.access import Identity, PolicySource
+from gateway.http_guard import HttpError, error_response, guard
 from gateway.ratelimit import ConcurrencyLimiter, FailureLimiter, RateLimiter
 from gateway.search import Searcher, SearchFailed, SearchRequestError, SearchUnavailable
 from gateway.search_aggs import aggregations_request
@@ -82,26 +75,6 @@ _SECURITY_HEADERS: Final = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 )
-
-
-class _HttpError(Exception):
-    def __init__(self, status: int, code: str, message: str, **extra: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.extra = extra
-
-
-def _error_response(err: _HttpError) -> JSONResponse:
-    headers = {"WWW-Authenticate": 'Bearer realm="qingfeng"'} if err.status == 401 else None
-    body = {"error": {"code": err.code, "message": str(err), **err.extra}}
-    return JSONResponse(body, status_code=err.status, headers=headers)
-
-
-def _bearer(request: Request) -> str | None:
-    value = request.headers.get("authorization", "")
-    scheme, _, token = value.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 # --- query parameters -> request messages -------------------------------------------------------------------------
@@ -289,46 +262,29 @@ def create_app(
     failed = failures or FailureLimiter(max_failures=20, window_s=60.0)
     in_flight = concurrency or ConcurrencyLimiter(per_identity=64, streams_per_identity=8, per_server=1024)
 
-    def guard(request: Request, method: str) -> Identity:
-        request.state.rpc_method = method
-        # The same key as the gRPC guard's (ipv4:1.2.3.4, ipv6:[::1]): guesses over both count together.
-        host = request.client.host if request.client else "unknown"
-        peer = f"ipv6:[{host}]" if ":" in host else f"ipv4:{host}"
-        if failed.blocked(peer):
-            raise _HttpError(429, "RESOURCE_EXHAUSTED", "too many failed authentications from this address")
-        try:
-            identity = authenticate(current_policy(policy), _bearer(request))
-            request.state.identity = identity
-            authorize(identity, method)
-        except NotAuthenticated as exc:
-            failed.record_failure(peer)
-            raise _HttpError(401, "UNAUTHENTICATED", str(exc)) from None
-        except AccessDenied as exc:
-            raise _HttpError(403, "PERMISSION_DENIED", str(exc)) from None
-        if not limiter.allow(identity.name):
-            raise _HttpError(429, "RESOURCE_EXHAUSTED", f"rate limit exceeded for {identity.name}")
-        return identity
+    def check(request: Request, method: str) -> Identity:
+        return guard(request, method, policy=policy, failures=failed, limiter=limiter)
 
     def api(method: str, run: Callable[[QueryParams, Identity], Any]) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             try:
-                identity = guard(request, method)
+                identity = check(request, method)
                 full = in_flight.acquire(identity.name, stream=False)
                 if full is not None:
-                    raise _HttpError(429, "RESOURCE_EXHAUSTED", full)
+                    raise HttpError(429, "RESOURCE_EXHAUSTED", full)
                 try:
                     reply = await run(request.query_params, identity)
                 finally:
                     in_flight.release(identity.name, stream=False)
-            except _HttpError as err:
-                return _error_response(err)
+            except HttpError as err:
+                return error_response(err)
             except SearchRequestError as err:
                 extra = {"reason": err.reason, "field": err.field}
-                return _error_response(_HttpError(400, "INVALID_ARGUMENT", str(err), **extra))
+                return error_response(HttpError(400, "INVALID_ARGUMENT", str(err), **extra))
             except SearchUnavailable as err:
-                return _error_response(_HttpError(503, "UNAVAILABLE", str(err)))
+                return error_response(HttpError(503, "UNAVAILABLE", str(err)))
             except SearchFailed as err:
-                return _error_response(_HttpError(500, "INTERNAL", str(err)))
+                return error_response(HttpError(500, "INTERNAL", str(err)))
             body = json_format.MessageToDict(reply, preserving_proto_field_name=True)
             return JSONResponse(body, headers={"Cache-Control": "no-store"})
 

@@ -33,6 +33,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.access import Identity, NotAuthenticated, PolicySource, authenticate, current_policy
+from gateway.http_guard import peer as peer_of
 from gateway.ratelimit import FailureLimiter
 
 __all__ = ["COOKIE_NAME", "CSRF_HEADER", "Session", "SessionMiddleware", "SessionStore", "session_routes"]
@@ -182,11 +183,6 @@ def _identity_body(identity: Identity, session: Session, store: SessionStore) ->
     }
 
 
-def _peer(request: Request) -> str:
-    host = request.client.host if request.client else "unknown"
-    return f"ipv6:[{host}]" if ":" in host else f"ipv4:{host}"
-
-
 def session_routes(store: SessionStore, policy: PolicySource, failures: FailureLimiter) -> list[Route]:
     """``/api/session``: POST signs in, GET says who is signed in, DELETE signs out."""
 
@@ -196,7 +192,7 @@ def session_routes(store: SessionStore, policy: PolicySource, failures: FailureL
         )
 
     async def sign_in(request: Request) -> Response:
-        peer = _peer(request)
+        peer = peer_of(request)
         if failures.blocked(peer):
             return _refuse(429, "RESOURCE_EXHAUSTED", "too many failed authentications from this address")
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
