@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,13 +10,10 @@ import grpc
 import httpx
 import pytest
 from google.rpc import error_details_pb2, status_pb2
-from qingfeng.elastic import FAMILIES, IndexNames, bulk_index, create_client, delete_family, ensure_index
-from qingfeng.settings import ElasticsearchSettings, GrpcSettings
 from qingfeng.v1 import common_pb2, post_pb2, search_pb2, search_pb2_grpc
 
-from gateway.app import Gateway, build_gateway, load_policy
-from gateway.settings import GatewaySettings
-from tests.identity import GATEWAY
+from gateway.app import Gateway
+from tests.gateway.search_gateway import indexed_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -104,31 +100,11 @@ EVENTS: list[tuple[str, dict[str, Any]]] = [
 
 @pytest.fixture
 async def gateway(es_url: str, policy_file: Path) -> AsyncIterator[tuple[Gateway, grpc.aio.Channel]]:
-    prefix = f"qftest-gw-{uuid.uuid4().hex[:10]}"
-    es = create_client(ElasticsearchSettings(url=es_url))
-    try:
-        for family, docs in (("posts", POSTS), ("events", EVENTS)):
-            names = await ensure_index(es, prefix, family)
-            result = await bulk_index(es, names.write_alias, [(i, {"id": i, **d}) for i, d in docs], refresh=True)
-            assert result.ok, result.failed
-        settings = GatewaySettings(
-            access_policy=policy_file,
-            grpc=GrpcSettings(port=0, plaintext=True),
-            elasticsearch=ElasticsearchSettings(url=es_url, index_prefix=prefix),
-        )
-        built = build_gateway(settings, load_policy(settings), GATEWAY)
-        try:
-            await built.grpc_server.server.start()
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{built.grpc_server.port}") as channel:
-                yield built, channel
-        finally:
-            await built.grpc_server.server.stop(None)
-            for cleanup in built.cleanups:
-                await cleanup()
-    finally:
-        for family in FAMILIES:
-            await delete_family(es, IndexNames(prefix, family))
-        await es.close()
+    documents = {
+        family: [(i, {"id": i, **d}) for i, d in docs] for family, docs in (("posts", POSTS), ("events", EVENTS))
+    }
+    async with indexed_gateway(es_url, policy_file, "gw", documents) as served:
+        yield served
 
 
 def _auth(token: str) -> tuple[tuple[str, str]]:

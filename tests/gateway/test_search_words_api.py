@@ -3,7 +3,6 @@ first, highlights read as text, signed page tokens (a tampered one is INVALID_AR
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,14 +11,11 @@ import httpx
 import pytest
 from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from pydantic import SecretStr
-from qingfeng.elastic import FAMILIES, IndexNames, bulk_index, create_client, delete_family, ensure_index
-from qingfeng.settings import ElasticsearchSettings, GrpcSettings
 from qingfeng.v1 import common_pb2, post_pb2, search_pb2, search_pb2_grpc
 
-from gateway.app import Gateway, build_gateway, load_policy
-from gateway.settings import GatewaySettings
+from gateway.app import Gateway
 from services.collector.indexer import post_document
-from tests.identity import GATEWAY
+from tests.gateway.search_gateway import indexed_gateway
 
 pytestmark = pytest.mark.integration
 
@@ -42,31 +38,11 @@ def _post(key: str, text: str, day: int) -> post_pb2.Post:
 
 @pytest.fixture
 async def gateway(es_url: str, policy_file: Path) -> AsyncIterator[tuple[Gateway, grpc.aio.Channel]]:
-    prefix = f"qftest-words-{uuid.uuid4().hex[:10]}"
-    es = create_client(ElasticsearchSettings(url=es_url))
-    try:
-        names = await ensure_index(es, prefix, "posts")
-        docs = [(f"p-{k}", post_document(_post(k, t, n + 1))) for n, (k, t) in enumerate(TEXTS.items())]
-        assert (await bulk_index(es, names.write_alias, docs, refresh=True, merge=True)).ok
-        settings = GatewaySettings(
-            access_policy=policy_file,
-            grpc=GrpcSettings(port=0, plaintext=True),
-            elasticsearch=ElasticsearchSettings(url=es_url, index_prefix=prefix),
-            search_page_token_key=SecretStr("k" * 32),
-        )
-        built = build_gateway(settings, load_policy(settings), GATEWAY)
-        try:
-            await built.grpc_server.server.start()
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{built.grpc_server.port}") as channel:
-                yield built, channel
-        finally:
-            await built.grpc_server.server.stop(None)
-            for cleanup in built.cleanups:
-                await cleanup()
-    finally:
-        for family in FAMILIES:
-            await delete_family(es, IndexNames(prefix, family))
-        await es.close()
+    docs = [(f"p-{k}", post_document(_post(k, t, n + 1))) for n, (k, t) in enumerate(TEXTS.items())]
+    async with indexed_gateway(
+        es_url, policy_file, "words", {"posts": docs}, merge=True, search_page_token_key=SecretStr("k" * 32)
+    ) as served:
+        yield served
 
 
 def _auth(token: str) -> tuple[tuple[str, str]]:
