@@ -71,6 +71,7 @@ def test_a_long_lived_or_future_credential_is_refused() -> None:
          "exp": int(now) + 86_400},
         GATEWAY_KEY,
         algorithm="EdDSA",
+        headers={"kid": "gateway"},  # well formed in every way but its lifetime
     )  # fmt: skip
     with pytest.raises(CredentialError, match="lifetime"):
         TRUST.verify(forged, GET_EVENT, now=now)
@@ -138,3 +139,16 @@ def test_removing_an_issuer_from_the_trust_file_revokes_it_without_a_restart(tmp
     path.write_text("version: [broken")  # a broken edit keeps the last good trust and says why
     assert trust.current().verify(GATEWAY.mint(IMPORT, principal="p"), IMPORT).principal == "p"
     assert trust.last_error is not None
+
+
+def test_the_header_issuer_must_be_the_signed_issuer() -> None:
+    """An internal key cannot pose as the gateway: its token names itself in the header but gateway in the claims."""
+    now = time.time()
+    claims = {"iss": "gateway", "sub": "lead", "aud": "qingfeng.v1.CollectorService", "mth": GET_TIP,
+              "iat": int(now), "exp": int(now) + 30, "rol": ["see_submitter"]}  # fmt: skip
+    posing = jwt.encode(claims, IMPORT_KEY, algorithm="EdDSA", headers={"kid": "ops-import"})
+    with pytest.raises(CredentialError, match="invalid credential"):
+        TRUST.verify(posing, GET_TIP)
+    unlabelled = jwt.encode(claims, GATEWAY_KEY, algorithm="EdDSA")
+    with pytest.raises(CredentialError, match="untrusted issuer"):
+        TRUST.verify(unlabelled, GET_TIP)
