@@ -107,8 +107,7 @@ def _walk(message: Message, prefix: str, depth: int, found: list[FieldViolation]
             if len(value) > rule.max_items:
                 found.append(FieldViolation(path, f"at most {rule.max_items} entries, got {len(value)}"))
                 continue
-            entry = field.message_type
-            key_rule, value_rule = (_rules(entry)[0], _rules(entry)[1])
+            key_rule, value_rule = _rules(field.message_type)[:2]
             for key, item in value.items():
                 _scalar(key_rule, key, f"{path}[{key!r}]", found)
                 if value_rule.field.type == FieldDescriptor.TYPE_MESSAGE:

@@ -133,17 +133,17 @@ def _identities() -> tuple[GatewayIdentity, ...]:
         # The sign-off chain (报送审签, services/publisher/policies/signoff.yaml): each leader holds the role of one
         # step, reads the cases routed up to them, acknowledges them, and signs releases. Four-eyes is the
         # publisher's rule: nobody signs a revision they wrote.
-        *(_leader(name, role) for name, role in _SIGNERS),
+        *(_leader(name, agency, role) for name, agency, role in _SIGNERS),
     )
 
 
-# (identity name, sign-off role) of the leaders on the reporting ladder (DESIGN §3); 市委's liaison sits with the
-# commission in this local suite.
+# (identity name, agency, sign-off role) of the leaders on the reporting ladder (DESIGN §3); 市委's liaison sits with
+# the commission in this local suite.
 _SIGNERS = (
-    ("office_director", "舆情信息办公室主任"),
-    ("deputy_standing_member", "分管常委"),
-    ("commission_secretary", "纪委书记"),
-    ("municipal_committee", "市委"),
+    ("office_director", "opinion_office", "舆情信息办公室主任"),
+    ("deputy_standing_member", "discipline_commission", "分管常委"),
+    ("commission_secretary", "discipline_commission", "纪委书记"),
+    ("municipal_committee", "discipline_commission", "市委"),
 )
 
 
@@ -153,8 +153,7 @@ def _task_work() -> tuple[str, ...]:
     return _methods(case_pb2, "CoordinatorService", *names)
 
 
-def _leader(name: str, role: str) -> GatewayIdentity:
-    agency = "opinion_office" if name == "office_director" else "discipline_commission"
+def _leader(name: str, agency: str, role: str) -> GatewayIdentity:
     cases = _methods(case_pb2, "CoordinatorService", "GetCase", "ListCases", "AcknowledgeCase", "GetRapidReport")
     releases = _methods(publication_pb2, "PublisherService", "GetDraft", "ListDrafts", "SignOff", "ListPublications")
     return GatewayIdentity(name, agency, (role,), (*cases, *releases))
