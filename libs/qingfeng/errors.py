@@ -9,8 +9,11 @@ ServiceError                    (base; ``reason`` is an ``ErrorReason`` value na
 ├── PermissionDenied            PERMISSION_DENIED: the caller's role may not do this (says nothing of resources)
 ├── FailedPrecondition          FAILED_PRECONDITION: the resource is not in a state that allows the action
 ├── ConcurrentModification      ABORTED: someone else changed it first; re-read and retry
-├── ResourceExhausted           RESOURCE_EXHAUSTED: a quota or size limit
+├── ResourceExhausted           RESOURCE_EXHAUSTED: a quota or size limit (or an overload: with retry advice)
 └── Unavailable                 UNAVAILABLE: a dependency did not take the effect; retry
+
+``retry_delay_s`` (set by ResourceExhausted and Unavailable when given) becomes a ``google.rpc.RetryInfo``: how long
+the caller should wait before sending the same request again.
 
 A service's own ``errors.py`` subclasses these (to give a more precise ``reason``); ``code`` is the name of a
 ``google.rpc.Code``.
@@ -50,6 +53,8 @@ class ServiceError(Exception):
 
     code: ClassVar[str] = "INTERNAL"
     reason: ClassVar[str] = "ERROR_REASON_UNSPECIFIED"
+    # Seconds after which the same request may succeed (google.rpc.RetryInfo); None: no advice.
+    retry_delay_s: float | None = None
 
     def metadata(self) -> Mapping[str, str]:
         """Machine-readable context for ``ErrorInfo.metadata``."""
@@ -124,7 +129,15 @@ class ResourceExhausted(ServiceError):
     code = "RESOURCE_EXHAUSTED"
     reason = "ERROR_REASON_RATE_LIMITED"
 
+    def __init__(self, message: str = "", *, retry_delay_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_delay_s = retry_delay_s
+
 
 class Unavailable(ServiceError):
     code = "UNAVAILABLE"
     reason = "ERROR_REASON_DEPENDENCY_UNAVAILABLE"
+
+    def __init__(self, message: str = "", *, retry_delay_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_delay_s = retry_delay_s

@@ -1,5 +1,6 @@
 """Every service error into one gRPC status with ``google.rpc`` details: ``ErrorInfo`` (reason, domain
-``qingfeng.v1``, metadata) always, ``BadRequest`` for invalid arguments, ``PreconditionFailure`` for refused steps.
+``qingfeng.v1``, metadata) always, ``BadRequest`` for invalid arguments, ``PreconditionFailure`` for refused steps,
+``RetryInfo`` when the error carries retry advice (``retry_delay_s``; a client reads it back with ``retry_delay_of``).
 The tree itself is ``qingfeng.errors`` (re-exported here)."""
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ __all__ = [
     "ServiceError",
     "Unavailable",
     "abort",
+    "retry_delay_of",
     "status_of",
 ]
 
@@ -57,7 +59,25 @@ def status_of(err: ServiceError) -> status_pb2.Status:
     if isinstance(err, FailedPrecondition):
         violation = error_details_pb2.PreconditionFailure.Violation(type=err.precondition, description=str(err))
         status.details.add().Pack(error_details_pb2.PreconditionFailure(violations=[violation]))
+    if err.retry_delay_s is not None:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromMilliseconds(max(0, round(err.retry_delay_s * 1000)))
+        status.details.add().Pack(retry)
     return status
+
+
+def retry_delay_of(err: grpc.RpcError) -> float | None:
+    """The ``RetryInfo`` delay (seconds) of a failed call's status, or None when it carries no retry advice."""
+    try:
+        status = rpc_status.from_call(err)  # a failed call is its own grpc.Call
+    except (AttributeError, TypeError, ValueError):  # not a call (a test double) or a malformed status
+        return None
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            return float(retry.retry_delay.ToMilliseconds()) / 1000
+    return None
 
 
 async def abort(context: grpc.aio.ServicerContext[Any, Any], err: ServiceError) -> NoReturn:
