@@ -26,6 +26,7 @@ event is merged into the older one and its id redirects to the survivor. Events 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,8 +131,10 @@ class Clusterer:
 
     def __init__(self, config: ClusteringConfig | None = None) -> None:
         self.config = config or ClusteringConfig()
-        # Ordered by last activity (least recent first), so expiry pops from the front.
-        self.clusters: dict[str, Cluster] = {}
+        # Ordered by last activity (least recent first), so expiry pops from the front. OrderedDicts, not
+        # dicts: a dict emptied from the front makes every later next(iter(...)) skip the deleted slots,
+        # which made expiry quadratic on a busy stream.
+        self.clusters: OrderedDict[str, Cluster] = OrderedDict()
         self.posts: dict[str, str] = {}
         # Parents and roots referenced before (or without) being seen themselves.
         self.placeholders: dict[str, str] = {}
@@ -140,11 +143,11 @@ class Clusterer:
         self.postings: dict[str, dict[str, float]] = {}
         self.df: dict[str, int] = {}
         self.docs = 0
-        self.authors: dict[str, tuple[str, float]] = {}
-        self.redirects: dict[str, tuple[str, float]] = {}
-        self.closed: dict[str, float] = {}
+        self.authors: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self.redirects: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self.closed: OrderedDict[str, float] = OrderedDict()
         # Posts that joined no event (post id -> time), remembered so that a redelivery is recognised.
-        self.unattached: dict[str, float] = {}
+        self.unattached: OrderedDict[str, float] = OrderedDict()
 
     # -- queries ---------------------------------------------------------------------------------
 
@@ -333,8 +336,7 @@ class Clusterer:
         if ts < c.first_ts:
             c.first_ts = ts
         # Move to the end: the dict stays ordered by activity for expiry.
-        del self.clusters[cid]
-        self.clusters[cid] = c
+        self.clusters.move_to_end(cid)
         self.posts[post.id] = cid
         c.members.append(post.id)
         holder = self.placeholders.pop(post.id, None)
@@ -376,8 +378,8 @@ class Clusterer:
             c.title = text if len(text) <= cfg.title_chars else text[: cfg.title_chars - 1] + "…"
             c.title_score = score
         if cfg.author_window_seconds > 0 and post.author_id:
-            self.authors.pop(post.author_id, None)
             self.authors[post.author_id] = (cid, ts)
+            self.authors.move_to_end(post.author_id)
 
     def _merge(self, gone_id: str, keep_id: str, ts: float) -> None:
         """Fold event `gone_id` into `keep_id`; `gone_id` redirects to `keep_id` from now on."""
@@ -432,18 +434,18 @@ class Clusterer:
             self.closed[c.id] = now
             gone.append(c.id)
         while self.unattached and next(iter(self.unattached.values())) < cut:
-            del self.unattached[next(iter(self.unattached))]
+            self.unattached.popitem(last=False)
         ttl_cut = now - cfg.redirect_ttl_seconds
         while self.redirects and next(iter(self.redirects.values()))[1] < ttl_cut:
-            del self.redirects[next(iter(self.redirects))]
+            self.redirects.popitem(last=False)
         while self.closed and next(iter(self.closed.values())) < ttl_cut:
-            del self.closed[next(iter(self.closed))]
+            self.closed.popitem(last=False)
         author_cut = now - max(cfg.author_window_seconds, 0.0)
         while self.authors:
-            author, (_, at) = next(iter(self.authors.items()))
+            _, at = next(iter(self.authors.values()))
             if at >= author_cut:
                 break
-            del self.authors[author]
+            self.authors.popitem(last=False)
         return gone
 
     # -- persistence -----------------------------------------------------------------------------
@@ -476,8 +478,8 @@ class Clusterer:
         self.postings = {kw: {cid: at for cid, at in items} for kw, items in data["postings"]}
         self.df = dict(data["df"])
         self.docs = data["docs"]
-        self.authors = {a: (cid, at) for a, cid, at in data["authors"]}
-        self.redirects = {k: (v, at) for k, v, at in data["redirects"]}
-        self.closed = {k: at for k, at in data["closed"]}
-        self.unattached = {k: at for k, at in data.get("unattached", ())}  # absent from states of before
+        self.authors = OrderedDict((a, (cid, at)) for a, cid, at in data["authors"])
+        self.redirects = OrderedDict((k, (v, at)) for k, v, at in data["redirects"])
+        self.closed = OrderedDict((k, at) for k, at in data["closed"])
+        self.unattached = OrderedDict((k, at) for k, at in data.get("unattached", ()))  # absent from states of before
         return self
