@@ -8,15 +8,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 __all__ = [
     "FILE_SCHEMAS",
+    "CalibrationBlock",
     "RegionEntry",
     "RegionFile",
     "RelevanceFile",
     "RelevanceWeights",
     "StopwordFile",
+    "SuppressRule",
     "TermCategory",
     "TermFile",
 ]
@@ -123,6 +125,66 @@ class RelevanceWeights(BaseModel):
     region_corruption: Weight
 
 
+class SuppressRule(BaseModel):
+    """A negative context: near one of ``context``, a lexicon term in ``terms`` means something else (落马 of a
+    jockey, 腐败 of food, 官员 of another country) and contributes nothing; the score gives it as a reason."""
+
+    model_config = _STRICT
+
+    id: CategoryId
+    terms: list[Term] = Field(min_length=1)
+    context: list[Term] = Field(min_length=1)
+    window: int = Field(default=8, ge=0, le=200)
+    """Characters either side of the term searched for a context word; 0 = the whole text."""
+
+    _check_terms = field_validator("terms")(_reject_inner_space)
+    _check_context = field_validator("context")(_reject_inner_space)
+
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class CalibrationBlock(BaseModel):
+    """A monotone map from the raw noisy-or score to a probability of relevance, fitted on labelled posts.
+
+    ``knots`` are (raw, probability) pairs, raw strictly increasing from 0 to 1 and probability non-decreasing;
+    a raw score between two knots is interpolated linearly. The other fields say where the fit came from.
+    """
+
+    model_config = _STRICT
+
+    method: Literal["isotonic", "platt"]
+    knots: list[tuple[Probability, Probability]] = Field(min_length=2, max_length=200)
+    fitted_at: Version
+    labels: Annotated[str, StringConstraints(min_length=1, max_length=300)]
+    """The label file the map was fitted on (path relative to the repository) ..."""
+    labels_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    """... and its SHA-256, so a fit can be traced to the exact labels."""
+    split: Version
+    posts: int = Field(ge=1)
+    relevant: int = Field(ge=0)
+
+    @field_validator("knots")
+    @classmethod
+    def _monotone(cls, knots: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        if knots[0][0] != 0.0 or knots[-1][0] != 1.0:
+            first, last = knots[0][0], knots[-1][0]
+            raise ValueError(f"the first knot's raw score must be 0 and the last's 1, got {first} and {last}")
+        for i in range(1, len(knots)):
+            (x0, y0), (x1, y1) = knots[i - 1], knots[i]
+            if x1 <= x0:
+                raise ValueError(f"knot {i}: raw scores must strictly increase ({x0} then {x1})")
+            if y1 < y0:
+                raise ValueError(f"knot {i}: probabilities must not decrease ({y0} then {y1})")
+        return knots
+
+    @model_validator(mode="after")
+    def _counts(self) -> CalibrationBlock:
+        if self.relevant > self.posts:
+            raise ValueError(f"relevant ({self.relevant}) cannot exceed posts ({self.posts})")
+        return self
+
+
 class RelevanceFile(BaseModel):
     """The relevance policy."""
 
@@ -131,6 +193,9 @@ class RelevanceFile(BaseModel):
     kind: Literal["relevance"]
     version: Version
     weights: RelevanceWeights
+    suppress: list[SuppressRule] = Field(default_factory=list)
+    calibration: CalibrationBlock | None = None
+    """Without one, the score is the raw noisy-or."""
 
 
 FILE_SCHEMAS: dict[str, type[BaseModel]] = {

@@ -73,7 +73,7 @@ class Enricher:
         # URLs, @names and emoticons are not what the post is about
         tokens = segmenter.cut(strip_noise(simplified))
         keywords = segmenter.keywords(tokens, self._keyword_limit, self._tagger.terms)
-        return Enrichment(simplified, keywords, tags, self._scorer.score(tags), self.lexicons.version)
+        return Enrichment(simplified, keywords, tags, self._scorer.score(tags, simplified), self.lexicons.version)
 
 
 @lru_cache(maxsize=1)

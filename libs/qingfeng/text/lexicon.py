@@ -28,6 +28,7 @@ __all__ = [
     "Region",
     "RegionLevel",
     "RelevancePolicy",
+    "Suppression",
     "TermLexicon",
     "load_lexicons",
 ]
@@ -110,6 +111,17 @@ class Region:
 
 
 @dataclass(frozen=True, slots=True)
+class Suppression:
+    """A negative context: ``terms`` (normalised lexicon terms) mean something else within ``window`` characters
+    of a ``context`` word (``window`` 0: anywhere in the text)."""
+
+    id: str
+    terms: frozenset[str]
+    context: tuple[str, ...]
+    window: int
+
+
+@dataclass(frozen=True, slots=True)
 class RelevancePolicy:
     """Weights of the relevance criteria (see ``lexicons/relevance.yaml`` for their meaning)."""
 
@@ -121,6 +133,11 @@ class RelevancePolicy:
     offline_corruption: float
     region: float
     region_corruption: float
+    suppress: tuple[Suppression, ...] = ()
+    calibration: tuple[tuple[float, float], ...] = ()
+    """(raw, probability) knots of the fitted monotone map; empty: the score is the raw noisy-or."""
+    calibration_source: str = ""
+    """Where the map came from: method, date, label file hash and counts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +205,7 @@ class _Builder:
         self.region_origin: dict[str, tuple[str, str]] = {}
         self.stopwords: set[str] = set()
         self.relevance: RelevanceFile | None = None
+        self.relevance_path = "<builtin>"
         self.versions: list[str] = []
 
     def add(self, path: str, text: str, builtin: bool) -> None:
@@ -204,7 +222,7 @@ class _Builder:
         elif isinstance(model, StopwordFile):
             self.stopwords.update(prepare(w) for w in model.words)
         elif isinstance(model, RelevanceFile):
-            self.relevance = model
+            self.relevance, self.relevance_path = model, path
 
     def _add_terms(self, path: str, model: TermFile) -> None:
         cats, owner = self.terms[model.kind], self.owner[model.kind]
@@ -270,6 +288,14 @@ class _Builder:
         if self.relevance is None:  # pragma: no cover - the built-in files always include one
             raise LexiconError("<builtin>", "relevance", "no relevance policy loaded")
         weights = self.relevance.weights
+        calibration = self.relevance.calibration
+        source = ""
+        if calibration is not None:
+            source = (
+                f"{calibration.method} fit {calibration.fitted_at} on {calibration.labels} "
+                f"(sha256 {calibration.labels_sha256[:12]}, split {calibration.split}, "
+                f"{calibration.relevant}/{calibration.posts} relevant)"
+            )
         return Lexicons(
             corruption=self._lexicon("corruption"),
             officials=self._lexicon("official"),
@@ -277,9 +303,31 @@ class _Builder:
             regions={code: Region(code, r["name"], tuple(r["aliases"])) for code, r in sorted(self.regions.items())},
             region_exclude=tuple(self.exclude["region"]),
             stopwords=frozenset(self.stopwords),
-            relevance=RelevancePolicy(version=self.relevance.version, **weights.model_dump()),
+            relevance=RelevancePolicy(
+                version=self.relevance.version,
+                **weights.model_dump(),
+                suppress=self._suppressions(),
+                calibration=tuple(calibration.knots) if calibration is not None else (),
+                calibration_source=source,
+            ),
             version=";".join(self.versions),
         )
+
+    def _suppressions(self) -> tuple[Suppression, ...]:
+        assert self.relevance is not None
+        known = {term for kind in ("corruption", "official", "offline") for term in self.owner[kind]}
+        rules = []
+        for i, rule in enumerate(self.relevance.suppress):
+            terms = [prepare(t) for t in rule.terms]
+            for j, term in enumerate(terms):
+                if term not in known:
+                    # A rule on a word no lexicon tags would silently never apply.
+                    raise LexiconError(
+                        self.relevance_path, f"suppress[{i}].terms[{j}]", f"{term!r} is not a term of any lexicon"
+                    )
+            context = tuple(dict.fromkeys(prepare(c) for c in rule.context))
+            rules.append(Suppression(rule.id, frozenset(terms), context, rule.window))
+        return tuple(rules)
 
     def _lexicon(self, kind: str) -> TermLexicon:
         cats = {
