@@ -18,10 +18,13 @@ and commit before the partitions go to another member. The lock it waits for is 
 never around ``getmany()``: ``getmany()`` can wait on the rebalance, which waits on the listener, so holding the lock
 there would deadlock.
 
-Tracing (choice: per record, plus one span per batch): each record gets a CONSUMER span ``process <topic>`` whose
-parent is the producer span restored from its ``traceparent`` header, so the producer's trace continues on this
-side; it is exposed as ``Record.trace_context`` (``with record.traced():``) for per-record work. The handler itself
-runs under one CONSUMER span ``process batch`` that links to every record span, because a batch mixes many traces.
+Tracing (one span per batch, ``qingfeng.trace_batches``): the handler runs under one CONSUMER span ``<group> process
+batch``, a root linked to the producer span of each record (at most 128 links); records get no span of their own.
+``Record.trace_context`` is the producer's context restored from ``traceparent`` (``with record.traced():``), so
+per-record work continues the producer's trace.
+
+Lag: the gauge ``qingfeng_kafka_consumer_lag`` (``qingfeng.metrics.ConsumerLag``) is set per assigned partition after
+every commit and every empty poll, from the committed offset and the highwater of the fetch responses.
 """
 
 from __future__ import annotations
@@ -33,14 +36,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError
-from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
-from qingfeng.kafka.records import Record
+from qingfeng.kafka.records import Record, record_of
 from qingfeng.kafka.security import client_kwargs
+from qingfeng.metrics import ConsumerLag
 from qingfeng.settings import KafkaSettings
-from qingfeng.telemetry import extract_context
+from qingfeng.trace_batches import start_consumer_batch
 
 __all__ = ["BatchHandler", "run_batches"]
 
@@ -53,16 +55,27 @@ BatchHandler = Callable[[list[Record]], Awaitable[None]]
 class _FinishBatchBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type hints
     """Makes a rebalance wait until the batch in flight has run its handler and committed."""
 
-    def __init__(self, in_flight: asyncio.Lock, group_id: str) -> None:
+    def __init__(self, in_flight: asyncio.Lock, group_id: str, consumer: Any, lag: ConsumerLag) -> None:
         self._in_flight = in_flight
         self._group_id = group_id
+        self._consumer = consumer
+        self._lag = lag
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         async with self._in_flight:
             _log.info("partitions revoked", extra={"group_id": self._group_id, "partitions": sorted(map(str, revoked))})
+            self._lag.revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         _log.info("partitions assigned", extra={"group_id": self._group_id, "partitions": sorted(map(str, assigned))})
+        for tp in assigned:
+            try:  # where the group stands, so the lag is known before this member's first commit
+                offset = await self._consumer.committed(tp)
+            except Exception as err:  # the metric only; consuming does not depend on it
+                _log.debug("committed offset of %s unknown: %s", tp, err)
+                continue
+            if offset is not None:
+                self._lag.committed({tp: offset})
 
 
 async def run_batches(
@@ -97,12 +110,14 @@ async def run_batches(
         max_poll_records=max_records,
     )
     in_flight = asyncio.Lock()
-    consumer.subscribe(topics=list(topics), listener=_FinishBatchBeforeRevoke(in_flight, group_id))
+    lag = ConsumerLag(group_id)
+    consumer.subscribe(topics=list(topics), listener=_FinishBatchBeforeRevoke(in_flight, group_id, consumer, lag))
     await consumer.start()
     try:
         while not stop.is_set():
             fetched = await consumer.getmany(timeout_ms=poll_timeout_ms, max_records=max_records)
             if not fetched:
+                lag.observe(consumer)
                 continue
             async with in_flight:
                 # Partitions revoked between getmany() and here belong to another member now: it re-reads them.
@@ -110,6 +125,8 @@ async def run_batches(
                 batch = {tp: msgs for tp, msgs in fetched.items() if msgs and tp in assigned}
                 if batch:
                     await _process(consumer, tracer, group_id, batch, handler)
+                    lag.committed({tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
+                    lag.observe(consumer)
     finally:
         await consumer.stop()
 
@@ -117,26 +134,8 @@ async def run_batches(
 async def _process(
     consumer: Any, tracer: trace.Tracer, group_id: str, batch: dict[Any, list[Any]], handler: BatchHandler
 ) -> None:
-    records: list[Record] = []
-    spans: list[Span] = []
-    for msgs in batch.values():
-        for msg in msgs:
-            record, span = _to_record(tracer, group_id, msg)
-            records.append(record)
-            spans.append(span)
-    batch_span = tracer.start_span(
-        "process batch",
-        context=otel_context.Context(),  # a root: the batch mixes records of many traces, linked below
-        kind=SpanKind.CONSUMER,
-        links=[Link(s.get_span_context()) for s in spans],
-        attributes={
-            "messaging.system": "kafka",
-            "messaging.operation.type": "process",
-            "messaging.consumer.group.name": group_id,
-            "messaging.batch.message_count": len(records),
-        },
-    )
-    error: BaseException | None = None
+    records = [record_of(msg) for msgs in batch.values() for msg in msgs]
+    batch_span = start_consumer_batch(group_id, records, tracer=tracer)
     try:
         with trace.use_span(batch_span, end_on_exit=False, record_exception=True, set_status_on_exception=True):
             await handler(records)
@@ -147,43 +146,5 @@ async def _process(
                 # The group rebalanced under us; the effect is done and the new owner re-delivers these records to an
                 # idempotent handler. Not an error of this process.
                 _log.warning("commit skipped after rebalance: %s", err, extra={"group_id": group_id})
-    except BaseException as err:
-        error = err
-        raise
     finally:
         batch_span.end()
-        for span in spans:
-            if error is not None:
-                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-            span.end()
-
-
-def _to_record(tracer: trace.Tracer, group_id: str, msg: Any) -> tuple[Record, Span]:
-    headers = tuple((str(k), bytes(v) if v is not None else b"") for k, v in (msg.headers or ()))
-    parent = extract_context(headers)
-    span = tracer.start_span(
-        f"process {msg.topic}",
-        context=parent,
-        kind=SpanKind.CONSUMER,
-        attributes={
-            "messaging.system": "kafka",
-            "messaging.operation.type": "process",
-            "messaging.destination.name": msg.topic,
-            "messaging.consumer.group.name": group_id,
-            "messaging.destination.partition.id": str(msg.partition),
-            "messaging.kafka.offset": msg.offset,
-        },
-    )
-    record = Record(
-        topic=msg.topic,
-        partition=msg.partition,
-        offset=msg.offset,
-        key=msg.key,
-        value=msg.value,
-        headers=headers,
-        timestamp_ms=msg.timestamp,
-        trace_context=trace.set_span_in_context(span, parent),
-    )
-    if record.event_id is not None:
-        span.set_attribute("messaging.message.id", record.event_id)
-    return record, span

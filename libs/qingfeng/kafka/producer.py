@@ -7,18 +7,36 @@ post through every service.
 
     async with Producer(settings.kafka) as producer:
         delivery = await producer.send(POSTS, post.id, post, event_type="post.collected", event_id=post.id)
+
+A fatal producer state is repaired here rather than left to wedge the process. After a broker restart the broker may
+have lost this producer's id or sequence numbers (its producer snapshot is older than the log): every send then fails
+with ``OutOfOrderSequenceNumber`` or ``UnknownProducerId``, which aiokafka treats as not retriable and never recovers
+from (it does not bump the epoch as the Java client does; aio-libs/aiokafka#1017), and a sender task that died leaves
+new records in its accumulator for ever. ``send_many`` then closes the client, starts a new one (a new producer id,
+sequences from 0) and sends again the records that failed with such an error; those were refused by the broker, so
+sending them again writes them once. Records other calls had in flight fail with the same error and are re-sent by
+their own call, on the same new client.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    UnknownProducerId,
+)
 from google.protobuf.message import Message
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -27,12 +45,27 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from qingfeng.kafka import headers as hdr
 from qingfeng.kafka.errors import PayloadTooLargeError
 from qingfeng.kafka.security import client_kwargs
+from qingfeng.metrics import PRODUCER_RENEWED
 from qingfeng.settings import KafkaSettings
 from qingfeng.telemetry import inject_headers
 
-__all__ = ["Delivery", "OutgoingRecord", "Producer", "encode_key"]
+__all__ = ["FATAL_PRODUCER_ERRORS", "Delivery", "OutgoingRecord", "Producer", "encode_key"]
 
+_log = logging.getLogger(__name__)
 _TRACER_NAME = "qingfeng.kafka"
+
+# The client cannot recover from these by itself: the producer id or its sequence numbers no longer match the broker.
+FATAL_PRODUCER_ERRORS: Final = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    ProducerFenced,
+)
+# A call renews the client at most this many times before it gives up and raises the error.
+_RENEWALS_PER_CALL: Final = 2
+# A wedged client may not flush: closing it waits this long, then its records are abandoned (their calls re-send).
+_CLOSE_TIMEOUT_S: Final = 5.0
 
 
 @dataclass(frozen=True)
@@ -72,11 +105,16 @@ class Producer:
         *,
         linger_ms: int = 5,
         tracer_provider: trace.TracerProvider | None = None,
+        client_factory: Callable[..., Any] = AIOKafkaProducer,
     ) -> None:
         self._settings = settings
         self._linger_ms = linger_ms
         self._tracer = trace.get_tracer(_TRACER_NAME, tracer_provider=tracer_provider)
+        self._client_factory = client_factory  # a fake client in unit tests
         self._producer: Any = None
+        self._generation = 0  # bumped by every renewal, so concurrent calls renew a failed client only once
+        self._renewing = asyncio.Lock()
+        self.renewals = 0
 
     @property
     def max_request_size(self) -> int:
@@ -87,7 +125,10 @@ class Producer:
         """Connect to the brokers. Idempotent."""
         if self._producer is not None:
             return
-        producer = AIOKafkaProducer(
+        self._producer = await self._connect()
+
+    async def _connect(self) -> Any:
+        producer = self._client_factory(
             **client_kwargs(self._settings),
             client_id=self._settings.client_id,
             acks="all",
@@ -97,7 +138,7 @@ class Producer:
             linger_ms=self._linger_ms,
         )
         await producer.start()
-        self._producer = producer
+        return producer
 
     async def flush(self) -> None:
         """Wait until every record handed to the producer so far is acknowledged (or failed)."""
@@ -141,39 +182,98 @@ class Producer:
 
         Deliveries come back in input order. If any record fails, the first error is raised after all sends have
         settled; records sent before it may already be written, which is fine because consumers are idempotent.
+        Records refused with a fatal producer error (``FATAL_PRODUCER_ERRORS``) are sent again on a renewed client.
         """
-        producer = self._require_started()
-        started: list[tuple[OutgoingRecord, Span, asyncio.Future[Any] | Exception]] = []
-        for record in records:
-            span = self._start_span(record)
-            try:
-                future: asyncio.Future[Any] | Exception = await self._enqueue(producer, record, span)
-            except Exception as err:  # one bad record must not leave the other spans open
-                future = err
-            started.append((record, span, future))
-        deliveries: list[Delivery] = []
-        first_error: Exception | None = None
-        for record, span, pending in started:
-            try:
-                if isinstance(pending, Exception):
-                    raise pending
-                try:
-                    meta = await pending
-                except MessageSizeTooLargeError as err:  # the broker's limit can be lower than ours
-                    size = record.message.ByteSize()
-                    raise PayloadTooLargeError(record.topic, size, self.max_request_size) from err
-                span.set_attribute("messaging.destination.partition.id", str(meta.partition))
-                span.set_attribute("messaging.kafka.offset", meta.offset)
-                deliveries.append(Delivery(meta.topic, meta.partition, meta.offset))
-            except Exception as err:
-                span.record_exception(err)
-                span.set_status(Status(StatusCode.ERROR, type(err).__name__))
-                first_error = first_error or err
-            finally:
+        batch = list(records)
+        spans = [self._start_span(record) for record in batch]
+        outcomes: list[Delivery | Exception] = [RuntimeError("not sent")] * len(batch)
+        todo = list(range(len(batch)))
+        try:
+            for renewals in range(_RENEWALS_PER_CALL + 1):
+                generation = self._generation
+                producer = await self._live_client(generation)
+                settled = await self._attempt(producer, [batch[i] for i in todo], [spans[i] for i in todo])
+                fatal: list[int] = []
+                for i, outcome in zip(todo, settled, strict=True):
+                    outcomes[i] = outcome
+                    if isinstance(outcome, FATAL_PRODUCER_ERRORS):
+                        fatal.append(i)
+                if not fatal or renewals == _RENEWALS_PER_CALL:
+                    break
+                for i in fatal:
+                    spans[i].add_event("producer renewed", {"exception.type": type(outcomes[i]).__name__})
+                cause = outcomes[fatal[0]]
+                await self._renew(generation, cause if isinstance(cause, Exception) else None)
+                todo = fatal
+        finally:
+            for span, outcome in zip(spans, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    span.record_exception(outcome)
+                    span.set_status(Status(StatusCode.ERROR, type(outcome).__name__))
+                else:
+                    span.set_attribute("messaging.destination.partition.id", str(outcome.partition))
+                    span.set_attribute("messaging.kafka.offset", outcome.offset)
                 span.end()
-        if first_error is not None:
-            raise first_error
+        deliveries: list[Delivery] = []
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                raise outcome
+            deliveries.append(outcome)
         return deliveries
+
+    async def _attempt(
+        self, producer: Any, records: Sequence[OutgoingRecord], spans: Sequence[Span]
+    ) -> list[Delivery | Exception]:
+        """Hand every record to ``producer``, then wait for each one's acknowledgement or error (in input order)."""
+        started: list[asyncio.Future[Any] | Exception] = []
+        for record, span in zip(records, spans, strict=True):
+            try:
+                started.append(await self._enqueue(producer, record, span))
+            except Exception as err:  # one bad record must not keep the others from being sent
+                started.append(err)
+        settled: list[Delivery | Exception] = []
+        for record, pending in zip(records, started, strict=True):
+            if isinstance(pending, Exception):
+                settled.append(pending)
+                continue
+            try:
+                meta = await pending
+            except MessageSizeTooLargeError:  # the broker's limit can be lower than ours
+                settled.append(PayloadTooLargeError(record.topic, record.message.ByteSize(), self.max_request_size))
+            except Exception as err:
+                settled.append(err)
+            else:
+                settled.append(Delivery(meta.topic, meta.partition, meta.offset))
+        return settled
+
+    async def _live_client(self, generation: int) -> Any:
+        """The current client; renewed first if its sender task died (it would never send what it is given) or a
+        renewal closed it and could not connect the next one."""
+        producer = self._require_started()
+        sender = getattr(getattr(producer, "_sender", None), "sender_task", None)
+        dead = sender is not None and sender.done() and not sender.cancelled()
+        if dead or getattr(producer, "_closed", False) is True:
+            await self._renew(generation, sender.exception() if dead and sender is not None else None)
+            producer = self._require_started()
+        return producer
+
+    async def _renew(self, generation: int, cause: BaseException | None) -> None:
+        """Replace the client of ``generation`` by a new one (a new producer id); a no-op if another call did."""
+        async with self._renewing:
+            if generation != self._generation or self._producer is None:
+                return
+            old = self._producer
+            _log.warning(
+                "kafka producer in a fatal state (%s: %s); closing it and starting a new one",
+                type(cause).__name__,
+                cause,
+            )
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(old.stop(), _CLOSE_TIMEOUT_S)
+            self._producer = await self._connect()
+            self._generation += 1
+            self.renewals += 1
+            PRODUCER_RENEWED.inc()
 
     def _require_started(self) -> Any:
         if self._producer is None:
