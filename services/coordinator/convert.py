@@ -75,6 +75,7 @@ TASK_STATUS: Final = {
 _CAUSE: Final = {
     "ack_deadline_missed": case_pb2.ESCALATION_CAUSE_ACK_DEADLINE_MISSED,
     "level_raised": case_pb2.ESCALATION_CAUSE_LEVEL_RAISED,
+    "manual": case_pb2.ESCALATION_CAUSE_MANUAL,
 }
 _DRAFT_KIND: Final = {
     "statement": publication_pb2.DRAFT_KIND_STATEMENT,

@@ -55,7 +55,7 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], err: CoordinatorEr
 
 def _viewer() -> Viewer:
     caller = current_caller()
-    return Viewer(caller.principal, caller.agency)
+    return Viewer(caller.principal, caller.agency, frozenset(caller.roles))
 
 
 def _time(message: Any, field: str) -> datetime | None:
@@ -148,6 +148,14 @@ class CoordinatorServicer(case_pb2_grpc.CoordinatorServiceServicer):
         async def go(v: Viewer) -> case_pb2.MarkCorruptionResponse:
             case = await self._api.mark_corruption(v, request.case_id, request.corruption_related, request.reason)
             return case_pb2.MarkCorruptionResponse(case=self._case(v, case))
+
+        return await self._call(context, go)
+
+    async def EscalateCase(self, request: case_pb2.EscalateCaseRequest, context: Any) -> Any:
+        async def go(v: Viewer) -> case_pb2.EscalateCaseResponse:
+            level = _level(request.level, "level")
+            case = await self._api.escalate(v, request.case_id, level, request.reason, request.request_id)
+            return case_pb2.EscalateCaseResponse(case=self._case(v, case))
 
         return await self._call(context, go)
 

@@ -17,6 +17,7 @@ from services.coordinator.adapters.sql import CaseFilter, TaskFilter
 from services.coordinator.core import cases as case_core
 from services.coordinator.core import tasks as task_core
 from services.coordinator.core.cases import AlertView, InvalidTransition
+from services.coordinator.core.escalation import escalate_case, may_escalate
 from services.coordinator.core.model import (
     Attachment,
     Case,
@@ -119,6 +120,38 @@ class CaseTaskApi(ApiBase):
                 p.routing, p.directory, c, related, reason, viewer.principal, viewer.agency, now
             ),
         )
+        assert change.case is not None
+        return change.case
+
+    async def escalate(
+        self, viewer: Viewer, case_id: str, level: Level | None, reason: str, request_id: str = ""
+    ) -> Case:
+        """Raise the case to ``level`` by hand and re-route it. Once per request id, and once per target level: a
+        retry answers the case as it is instead of escalating again (or failing on the now equal level)."""
+        if not may_escalate(self._policies.routing, viewer.roles):
+            raise PermissionDenied("escalating a case by hand needs a role the routing policy names")
+        if level is None:
+            raise InvalidArgument.of("level", "required")
+        if not reason.strip():
+            raise InvalidArgument.of("reason", "required")
+        p = self._policies
+        now = self._clock()
+        async with self._h.store.unit() as unit:
+            case = await self._visible_case(unit, viewer, case_id, lock=True)
+            if request_id and not await unit.first_time(f"escalate:{case.id}:request:{request_id}", now):
+                return case
+            # Recorded with the escalation it guards; an equal level reached any other way is not a retry.
+            done = f"escalate:{case.id}:wave{case.wave}:{level.key}"
+            if level == case.level and not await unit.first_time(done, now):
+                return case
+            try:
+                change = escalate_case(
+                    p.routing, p.directory, case, level, reason, viewer.principal, viewer.agency, now
+                )
+            except InvalidTransition as err:
+                raise FailedPrecondition(str(err)) from err  # the transaction, and the keys recorded, roll back
+            await unit.first_time(done, now)
+            await self._commit(unit, change, now)
         assert change.case is not None
         return change.case
 

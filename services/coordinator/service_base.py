@@ -26,6 +26,7 @@ class Viewer:
 
     principal: str
     agency: str | None
+    roles: frozenset[str] = frozenset()
 
     @property
     def office(self) -> bool:

@@ -100,6 +100,15 @@ class _Level(Strict):
 class _Escalation(Strict):
     ladder: list[RungName] = Field(min_length=1)
     ack_within: str = "15m"
+    # The identity roles (as the gateway's access policy gives them) that may escalate a case by hand; none: nobody.
+    manual_roles: list[str] = []
+
+    @field_validator("manual_roles")
+    @classmethod
+    def _roles(cls, v: list[str]) -> list[str]:
+        if any(not role.strip() for role in v) or len(set(v)) != len(v):
+            raise ValueError("roles must be non-empty and distinct")
+        return v
 
     @field_validator("ack_within")
     @classmethod

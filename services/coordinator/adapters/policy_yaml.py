@@ -149,6 +149,7 @@ def load_routing(path: Path | str = DEFAULT_ROUTING, text: str | None = None) ->
         levels=levels,
         ladder=tuple(Rung[r.upper()] for r in doc.escalation.ladder),
         escalated_ack_within=duration_of(doc.escalation.ack_within),
+        manual_escalation_roles=frozenset(doc.escalation.manual_roles),
         default_task_within=duration_of(doc.default_task_within),
         calendar=Calendar(
             offset,

@@ -125,6 +125,8 @@ class RoutingPolicy:
     supervision: SupervisionRule
     meetings: MeetingRule
     attachments: AttachmentRule = AttachmentRule()
+    # Roles that may escalate a case by hand (EscalateCase); empty: nobody.
+    manual_escalation_roles: frozenset[str] = frozenset()
 
     def rule(self, level: Level) -> LevelRule:
         # Levels below blue never open a case; the lowest configured rule stands in for safety.
