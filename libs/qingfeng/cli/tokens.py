@@ -154,7 +154,10 @@ def _task_work() -> tuple[str, ...]:
 
 
 def _leader(name: str, agency: str, role: str) -> GatewayIdentity:
-    cases = _methods(case_pb2, "CoordinatorService", "GetCase", "ListCases", "AcknowledgeCase", "GetRapidReport")
+    # EscalateCase: the coordinator's routing policy (escalation.manual_roles) decides which of these roles may.
+    cases = _methods(
+        case_pb2, "CoordinatorService", "GetCase", "ListCases", "AcknowledgeCase", "EscalateCase", "GetRapidReport"
+    )
     releases = _methods(publication_pb2, "PublisherService", "GetDraft", "ListDrafts", "SignOff", "ListPublications")
     return GatewayIdentity(name, agency, (role,), (*cases, *releases))
 
