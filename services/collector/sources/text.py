@@ -1,9 +1,9 @@
 """Markup to plain text, keeping the line structure a reader would see (paragraphs, line breaks, list items).
 
 Deeply nested markup is hostile input: the HTML parser's cost grows with the square of the nesting (40,000 nested
-``<div>`` take lexbor about 4 s, blocking the event loop). ``parse_html`` estimates that cost with one linear scan
-of the tags first and refuses with ``TooDeep``; ``html_to_text`` then falls back to stripping the tags, so the text
-of such an item is still read.
+``<div>`` take lexbor about 4 s, blocking the event loop, closed or not). ``parse_html`` estimates that cost with one
+linear scan of the tags first and refuses with ``TooDeep``; ``html_to_text`` then falls back to stripping the tags, so
+the text of such an item is still read.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ __all__ = ["MAX_NESTING_COST", "TooDeep", "clean_text", "html_to_text", "nesting
 # Sum, over closing tags, of the nesting depth they close at: ~1e7 is ~0.03 s of parsing here, 8e8 is ~4 s.
 MAX_NESTING_COST: Final = 20_000_000
 _TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)[^<>]*?(/?)>")
+# A tag as the HTML tokenizer starts one: "<" and a letter, the name running to a space, "/" or ">" (so "<a<a<a" is
+# one tag), whether or not a ">" ever ends it (``<div a="<">`` is a div); "/>" is noted where it is plain.
+_TAG_START = re.compile(r"<(/?)([A-Za-z][^\s/>]*)(?:[^<>]*?(/)>)?")
 # Elements that never hold others, or that the parser closes implicitly (they do not deepen the tree).
 _FLAT = frozenset(
     {
@@ -33,26 +36,47 @@ class TooDeep(ValueError):
     """Markup nested so deeply that parsing it would take too long; not parsed."""
 
 
-def nesting_cost(markup: str) -> int:
-    """An estimate of the parser's work on nesting: each closing tag costs the depth it closes at."""
-    depth = cost = 0
-    for match in _TAG.finditer(markup):
-        closing, name, self_closing = match.groups()
-        if self_closing or name.lower() in _FLAT:
+def nesting_cost(markup: str, *, stop_above: int | None = None) -> int:
+    """An estimate of the parser's work on nesting: each tag costs the depth of the open elements it meets.
+
+    With ``stop_above`` the scan ends as soon as the cost passes it (what ``parse_html`` needs to know).
+
+    Conservative where it cannot be exact: an end tag closes only an element of its name that is open (a stray
+    ``</span>`` closes nothing), and "/>" closes an element only inside ``<svg>`` or ``<math>`` (HTML ignores it on
+    ``<div/>``); tags inside comments and scripts are counted as if they were markup.
+    """
+    stack: list[str] = []
+    open_by_name: dict[str, int] = {}
+    cost = 0
+    for match in _TAG_START.finditer(markup):
+        closing, raw_name, self_closing = match.groups()
+        name = raw_name.lower()
+        if name in _FLAT:
             continue
         if closing:
-            cost += depth
-            depth = max(0, depth - 1)
-        else:
-            depth += 1
+            if open_by_name.get(name):
+                cost += len(stack)
+                while stack:  # the element and whatever was left open inside it
+                    top = stack.pop()
+                    open_by_name[top] -= 1
+                    if top == name:
+                        break
+            continue
+        cost += len(stack)
+        if stop_above is not None and cost > stop_above:
+            break
+        if self_closing and (open_by_name.get("svg") or open_by_name.get("math")):
+            continue
+        stack.append(name)
+        open_by_name[name] = open_by_name.get(name, 0) + 1
     return cost
 
 
 def parse_html(markup: str) -> LexborHTMLParser:
     """The parsed document; ``TooDeep`` (a ValueError) when its nesting would make parsing slow."""
-    cost = nesting_cost(markup)
+    cost = nesting_cost(markup, stop_above=MAX_NESTING_COST)
     if cost > MAX_NESTING_COST:
-        raise TooDeep(f"markup nested too deeply to parse (nesting cost {cost} > {MAX_NESTING_COST})")
+        raise TooDeep(f"markup nested too deeply to parse (nesting cost over {MAX_NESTING_COST})")
     return LexborHTMLParser(markup)
 
 
