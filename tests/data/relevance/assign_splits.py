@@ -118,7 +118,11 @@ def main() -> None:
         {str(r["id"]): own_words(posts[str(r["id"])]["text"]) for r in labels},
     )
     # A written sentence is its own event.
-    assign(written, {str(r["id"]): str(r["id"]) for r in written}, {str(r["id"]): own_words(str(r["text"])) for r in written})
+    assign(
+        written,
+        {str(r["id"]): str(r["id"]) for r in written},
+        {str(r["id"]): own_words(str(r["text"])) for r in written},
+    )
     write_jsonl(HERE / "labels.jsonl", labels)
     if written:
         write_jsonl(HERE / "written.jsonl", written)
