@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import ParentBased
 from qingfeng.settings import TelemetrySettings
 from qingfeng.telemetry import build_provider, service_name
+from qingfeng.trace_keep import KeepingSampler
 
 from gateway.settings import GatewaySettings
 from services.collector.settings import CollectorSettings
@@ -48,11 +48,11 @@ def test_a_configured_name_wins() -> None:
 def test_sampling_is_parent_based_at_the_configured_ratio() -> None:
     provider = build_provider(TelemetrySettings(sample_ratio=0.0), process="grader")
     try:
-        assert isinstance(provider, TracerProvider) and isinstance(provider.sampler, ParentBased)
+        assert isinstance(provider, TracerProvider) and isinstance(provider.sampler, KeepingSampler)
         assert provider.resource.attributes["service.name"] == "qingfeng-grader"
         tracer = provider.get_tracer("test")
         with tracer.start_as_current_span("new trace") as root:
-            assert not root.is_recording(), "ratio 0: a new trace is not recorded"
+            assert not root.get_span_context().trace_flags.sampled, "ratio 0: a new trace is not sampled"
         sampled_parent = trace.set_span_in_context(
             trace.NonRecordingSpan(
                 trace.SpanContext(

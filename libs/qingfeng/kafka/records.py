@@ -10,15 +10,16 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 from opentelemetry import context as otel_context
 
 from qingfeng.kafka import headers as hdr
+from qingfeng.telemetry import extract_context
 from qingfeng.v1 import post_pb2
 
-__all__ = ["BadRecord", "ParsedBatch", "Record", "parse", "parse_batch"]
+__all__ = ["BadRecord", "ParsedBatch", "Record", "parse", "parse_batch", "record_of"]
 
 M = TypeVar("M", bound=Message)
 
@@ -29,9 +30,9 @@ _UNDECODABLE = post_pb2.DEAD_LETTER_REASON_UNDECODABLE
 class Record:
     """One consumed Kafka record.
 
-    ``trace_context`` holds the record's CONSUMER span, itself a child of the producer's span (restored from the
-    ``traceparent`` header). Wrap per-record work in ``with record.traced():`` so spans and records it produces join
-    the producer's trace.
+    ``trace_context`` holds the producer's span (restored from the ``traceparent`` header; records get no consumer
+    span of their own, their batch does: ``qingfeng.trace_batches``). Wrap per-record work in ``with
+    record.traced():`` so spans and records it produces join the producer's trace.
     """
 
     topic: str
@@ -67,12 +68,27 @@ class Record:
 
     @contextmanager
     def traced(self) -> Iterator[None]:
-        """Make this record's consumer span the current span for the duration of the block."""
+        """Make this record's trace context (its producer's span) current for the duration of the block."""
         token = otel_context.attach(self.trace_context)
         try:
             yield
         finally:
             otel_context.detach(token)
+
+
+def record_of(msg: Any) -> Record:
+    """The ``Record`` of an aiokafka ``ConsumerRecord``, with the trace context its headers carry."""
+    headers = tuple((str(k), bytes(v) if v is not None else b"") for k, v in (msg.headers or ()))
+    return Record(
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        key=msg.key,
+        value=msg.value,
+        headers=headers,
+        timestamp_ms=msg.timestamp,
+        trace_context=extract_context(headers),
+    )
 
 
 @dataclass(frozen=True)
