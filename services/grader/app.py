@@ -35,6 +35,7 @@ from services.grader.adapters.post_events import ElasticPostEvents
 from services.grader.adapters.sql import SqlStateStore
 from services.grader.consumer import PostConsumer
 from services.grader.core import ClusteringConfig, GraderConfig
+from services.grader.history import SqlGradeHistory
 from services.grader.server import GraderServicer
 from services.grader.settings import GraderSettings
 from services.grader.state import EngineOwner
@@ -139,6 +140,7 @@ async def _build(settings: GraderSettings, cleanups: list[Cleanup]) -> GraderApp
         # The posts family is the collector's; the grader only adds event_id to its documents.
         post_events=ElasticPostEvents(es, IndexNames(settings.elasticsearch.index_prefix, "posts")).assign,
         order_log=store,  # a recovery replays in the order the lost run fed the engine (issue 13)
+        history=SqlGradeHistory(engine),  # each event's level changes with their reasons (issue 10)
     )
     policy_file = settings.policy_file
     await owner.activate_configured(policy_file.read_text(encoding="utf-8"), str(policy_file))

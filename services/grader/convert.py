@@ -310,6 +310,7 @@ def alert_proto(
         event_title=a.event_title,
         regions=[names.region(code) for code in a.region_codes],
         grade=grade_proto(a.grade),
+        rising=a.grade.rising,
     )
     if relevance is not None and math.isfinite(relevance):
         out.corruption_relevance = relevance

@@ -2,10 +2,11 @@
 
 Reads (GetEvent, ListEvents, ExplainGrade) look at the events in memory, at the engine's clock (event time);
 events that went idle beyond the clustering horizon are only in the events index (search them through the
-gateway). Commands (UpdatePolicy, OverrideLevel) go through ``EngineOwner.command``: stored with their audit
-record (the caller verified by the credential interceptor, ``qingfeng.rpc.current_caller``) before their alerts
-are published. An invalid policy is answered with its errors and changes nothing. Override TTLs count in event
-time, like every window and cool-down.
+gateway); ListEventGrades reads each event's level history from the database (``history.py``). Commands
+(UpdatePolicy, OverrideLevel) go through ``EngineOwner.command``: stored with their audit record (the caller
+verified by the credential interceptor, ``qingfeng.rpc.current_caller``) before their alerts are published. An
+invalid policy is answered with its errors and changes nothing. Override TTLs count in event time, like every
+window and cool-down.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from services.grader.errors import (
     NotFound,
     Unavailable,
 )
+from services.grader.history import list_changes
 from services.grader.ports import AuditEntry, PolicyRecord, StateStore
 from services.grader.state import ActivePolicy, EngineOwner, policy_record
 
@@ -134,6 +136,17 @@ class GraderServicer(event_pb2_grpc.GraderServiceServicer):
             )
 
         result: event_pb2.ExplainGradeResponse = await self._guard(context, call)
+        return result
+
+    async def ListEventGrades(
+        self, request: event_pb2.ListEventGradesRequest, context: Any
+    ) -> event_pb2.ListEventGradesResponse:
+        async def call() -> event_pb2.ListEventGradesResponse:
+            live = bool(request.event_id) and self._owner.engine.event(request.event_id) is not None
+            changes = await list_changes(self._owner.history, request.event_id, live=live)
+            return event_pb2.ListEventGradesResponse(changes=changes)
+
+        result: event_pb2.ListEventGradesResponse = await self._guard(context, call)
         return result
 
     def _snapshot(self, event_id: str, field: str) -> EventSnapshot:

@@ -12,7 +12,8 @@ Exactly-once alerts across restarts (at-least-once in, exactly-once effect):
   (``OrderLog``: each batch's order is stored before its effects; on a live tail it depends on arrival), then in
   event time. The engine is deterministic, so the replay regenerates the alerts it emitted before the crash with
   the same ids: those are suppressed, the rest published.
-  Event snapshots and index documents are idempotent (keyed by event id) and simply written again.
+  Event snapshots and index documents are idempotent (keyed by event id) and simply written again, as is each
+  event's level history (``history.py``, keyed by alert id), which every effect writes with its alerts.
 - A **command** (override, policy) mutates the engine and stores its checkpoint with the outputs still to publish
   (``Checkpoint.pending``) and its audit record before publishing, so a crash in between re-publishes them.
 
@@ -46,6 +47,7 @@ from services.grader.admission import feed
 from services.grader.convert import RegionNames, alert_proto, event_proto
 from services.grader.core import Alert, EventSnapshot, Grader, GraderConfig, Output, Policy, PostView
 from services.grader.errors import Unavailable
+from services.grader.history import GradeHistory
 from services.grader.ports import (
     AlertLog,
     AuditEntry,
@@ -127,8 +129,11 @@ class EngineOwner:
         monotonic: Callable[[], float] = time.monotonic,
         post_events: Callable[[Mapping[str, str]], Awaitable[None]] | None = None,
         order_log: OrderLog | None = None,
+        history: GradeHistory | None = None,
     ) -> None:
         self._store = store
+        # Each event's level changes with their reasons (history.py), recorded with the alerts that announce them.
+        self.history = history
         self._order_log = order_log
         # The order logged since the checkpoint, read at recovery; the consumer follows it before merging again.
         self.script: list[tuple[int, int, int]] = []
@@ -400,7 +405,9 @@ class EngineOwner:
             self.suppressed += len(outputs.alerts) - len(fresh.alerts)
             self._emitted.difference_update(a.id for a in outputs.alerts)  # each id is replayed once
         try:
-            written, _ = await asyncio.gather(self._sink.publish(fresh), self._index.index(fresh.events))
+            written, *_ = await asyncio.gather(
+                self._sink.publish(fresh), self._index.index(fresh.events), self._record(outputs.alerts)
+            )
         except Exception as err:
             self.stale = True
             raise Unavailable(f"outputs not acknowledged: {type(err).__name__}: {err}") from err
@@ -408,6 +415,11 @@ class EngineOwner:
             if offset > self._alert_offsets.get(partition, -1):
                 self._alert_offsets[partition] = offset
         return len(fresh.alerts)
+
+    async def _record(self, alerts: Sequence[event_pb2.Alert]) -> None:
+        # Every alert, also those a replay suppresses: rewriting one is harmless, missing one would lose a grade.
+        if self.history is not None and alerts:
+            await self.history.record(alerts)
 
     def _checkpoint_due(self) -> bool:
         cadence = self._cadence

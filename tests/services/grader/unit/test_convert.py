@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -166,6 +167,10 @@ def test_event_and_alert_protos() -> None:
     assert total is not None and event.metrics[-1].relevance == pytest.approx(total.relevance)
     with_relevance = alert_proto(alerts[-1], names, NOW, relevance=total.relevance)
     assert with_relevance.corruption_relevance == pytest.approx(total.relevance)
+    # The rising flag of the grade travels with the change (the level history shows it).
+    assert not alert.rising and not alerts[-1].grade.rising
+    rising = replace(alerts[-1], grade=replace(alerts[-1].grade, rising=True))
+    assert alert_proto(rising, names, NOW).rising
 
 
 def test_three_tier_grades_carry_their_tier() -> None:
