@@ -125,6 +125,14 @@ ROUTES: Final = (
         query=("note",),
     ),
     ConsoleRoute(
+        "/api/cases/{id}/escalate",
+        "POST",
+        "CoordinatorService",
+        "EscalateCase",
+        params=(("id", "case_id"),),
+        query=("level", "reason", "request_id"),
+    ),
+    ConsoleRoute(
         "/api/cases/{id}/instructions",
         "GET",
         "CoordinatorService",
