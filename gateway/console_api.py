@@ -108,6 +108,7 @@ ROUTES: Final = (
     ),
     ConsoleRoute("/api/events/{id}", "GET", "GraderService", "GetEvent", params=(("id", "id"),)),
     ConsoleRoute("/api/events/{id}/explain", "GET", "GraderService", "ExplainGrade", params=(("id", "event_id"),)),
+    ConsoleRoute("/api/events/{id}/grades", "GET", "GraderService", "ListEventGrades", params=(("id", "event_id"),)),
     ConsoleRoute(
         "/api/cases",
         "GET",
