@@ -38,8 +38,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from opentelemetry import trace
-from opentelemetry.trace import Link, SpanKind
 from qingfeng.kafka import BadRecord, DeadLetterSpec, Record, parse
+from qingfeng.trace_batches import start_consumer_batch
 from qingfeng.v1 import post_pb2
 
 from services.grader.convert import InvalidPost, post_view
@@ -55,7 +55,6 @@ _tracer = trace.get_tracer(__name__)
 
 _SOURCE: Final = "grader"
 _FUTURE_TOLERANCE: Final = timedelta(days=1)
-_MAX_LINKS: Final = 64
 
 
 @dataclass(frozen=True)
@@ -299,9 +298,9 @@ class PostConsumer:
         return True
 
     async def _process(self, items: list[Item]) -> None:
-        links = [Link(trace.get_current_span(i.record.trace_context).get_span_context()) for i in items[:_MAX_LINKS]]
-        with _tracer.start_as_current_span("grade batch", kind=SpanKind.CONSUMER, links=links) as span:
-            span.set_attribute("messaging.batch.message_count", len(items))
+        # One span per batch, linked to the posts' traces (qingfeng.trace_batches); alerts continue each post's trace.
+        span = start_consumer_batch("grader", [i.record for i in items], tracer=_tracer)
+        with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
             dead = [i.dead for i in items if i.dead is not None]
             views = [i.view for i in items if i.view is not None]
             for item in items:

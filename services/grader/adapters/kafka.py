@@ -27,6 +27,7 @@ from qingfeng.kafka.headers import header_value
 from qingfeng.kafka.security import client_kwargs
 from qingfeng.settings import KafkaSettings
 from qingfeng.telemetry import extract_context
+from qingfeng.trace_keep import keep
 from qingfeng.v1 import event_pb2
 
 from services.grader.errors import Unavailable
@@ -182,7 +183,8 @@ class KafkaOutputSink:
     async def publish(self, outputs: Outputs) -> dict[int, int]:
         causes = outputs.causes
         records = [
-            OutgoingRecord(self._alerts, a.event_id, a, ALERT_EVENT_TYPE, a.id, parent=causes.get(a.event_id))
+            # keep(): an alert's trace is exported whatever the sampling ratio (qingfeng.trace_keep).
+            OutgoingRecord(self._alerts, a.event_id, a, ALERT_EVENT_TYPE, a.id, parent=keep(causes.get(a.event_id)))
             for a in outputs.alerts
         ] + [
             OutgoingRecord(self._events, e.id, e, EVENT_EVENT_TYPE, f"{e.id}:v{e.version}", parent=causes.get(e.id))
