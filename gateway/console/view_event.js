@@ -1,4 +1,5 @@
-// Event page: the spread chart, level and every reason, every criterion of the policy, key posts, its case.
+// Event page: the spread chart, level and every reason, the level history with every grade's reasons, every
+// criterion of the policy, key posts, its case.
 import { api } from "./api.js";
 import { barLine, chartBox } from "./charts.js";
 import { append, el, enumText, fill, levelBadge, link, section, when } from "./dom.js";
@@ -44,6 +45,26 @@ function history(event) {
   if (grade.override) fact("event.override", `${t(`level.${grade.override.level}`)} · ${grade.override.reason || ""}`);
   const now = append(el("p", "grade"), levelBadge(event.level, grade.label), event.rising ? el("span", "rising", ` ▲ ${t("dash.rising")}`) : null);
   return [now, rows, el("h3", null, t("event.reasons")), reasonList(grade.reasons)];
+}
+
+// The level history (GraderService/ListEventGrades): each change newest first, with when (event time), from and to
+// which level, whether the event was rising, and the reasons (criteria that fired, values and thresholds).
+function changes(reply) {
+  const all = (reply.changes || []).slice().reverse();
+  if (!all.length) return el("p", "help", t("event.nochanges"));
+  const list = el("ol", "level-history");
+  for (const change of all) {
+    const grade = change.grade || {};
+    const item = el("li", "level-change");
+    item.dataset.sequence = change.sequence || "";
+    const line = append(el("p", "change"), el("span", "meta", `${when(grade.graded_at || change.emitted_at)} `),
+      levelBadge(change.from_level), " → ", levelBadge(change.to_level, grade.label),
+      change.rising ? el("span", "rising", ` ▲ ${t("event.risingat")}`) : null,
+      grade.policy_version ? el("span", "meta", ` · ${t("event.policy")} ${grade.policy_version}`) : null);
+    append(item, line, reasonList(change.reasons && change.reasons.length ? change.reasons : grade.reasons));
+    list.appendChild(item);
+  }
+  return list;
 }
 
 function explain(reply) {
@@ -106,10 +127,11 @@ export async function render(view, id) {
   if (!event) return;
   const chart = section("event.chart", "chart-panel");
   const grade = section("event.history", "grade-panel");
+  const levels = section("event.changes", "history-panel");
   const criteria = section("event.explain", "explain-panel");
   const posts = section("event.keyposts", "posts-panel");
   const caseBox = section("event.case", "case-panel");
-  append(view, chart, grade, criteria, posts, caseBox);
+  append(view, chart, grade, levels, criteria, posts, caseBox);
   const found = eventPosts(event);
   fill(chart, async () => {
     let histogram = [];
@@ -122,6 +144,7 @@ export async function render(view, id) {
       histogram.length ? el("h3", null, t("event.timeline")) : null, histogram.length ? histogramChart(histogram, t("event.posts")) : null];
   });
   fill(grade, async () => history(event));
+  fill(levels, async () => changes(await api.get(`/api/events/${encodeURIComponent(id)}/grades`)));
   fill(criteria, async () => explain(await api.get(`/api/events/${encodeURIComponent(id)}/explain`)));
   fill(posts, async () => keyPosts(await found));
   fill(caseBox, async () => {
