@@ -1,0 +1,166 @@
+"""POST /api/cases/{id}/escalate through the console API to the real coordinator (its gRPC servicer over SQLite):
+a role the routing policy names escalates with a session and its CSRF token; the analyst's role is refused by the
+coordinator, an identity without the grant by the gateway; no reason, a lower level, an unknown case come back as
+400, 409 and 404; a retry escalates once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+import yaml
+from qingfeng.rpc import CredentialInterceptor
+from qingfeng.storage import build_engine, run_migrations
+from qingfeng.v1 import case_pb2, case_pb2_grpc, event_pb2, publication_pb2
+from starlette.middleware import Middleware
+
+from gateway.access import hash_token, parse_access_policy
+from gateway.console_api import console_routes
+from gateway.http import create_app
+from gateway.ratelimit import ConcurrencyLimiter, FailureLimiter, RateLimiter
+from gateway.sessions import SessionMiddleware, SessionStore, session_routes
+from services.coordinator.adapters.policy_yaml import load_directory, load_playbooks, load_routing
+from services.coordinator.adapters.sql import OutboxTopics, SqlStore
+from services.coordinator.app import MIGRATIONS, VERSION_TABLE
+from services.coordinator.core.cases import AlertView
+from services.coordinator.core.model import Level
+from services.coordinator.handling import Handling, Policies
+from services.coordinator.reporting import Reporting
+from services.coordinator.server import CoordinatorServicer
+from services.coordinator.service import CoordinatorApi
+from tests.e2e.processes import free_port
+from tests.identity import GATEWAY, TRUST
+
+COORDINATOR = case_pb2.DESCRIPTOR.services_by_name["CoordinatorService"]
+_CASES = ("GetCase", "ListCases", "AcknowledgeCase", "EscalateCase")
+TOKENS = {"leader": "leader-token-0123456789", "analyst": "analyst-token-0123456789", "police": "police-token-01234567"}
+
+
+def _policy() -> Any:
+    grants = [f"/qingfeng.v1.CoordinatorService/{m}" for m in _CASES]
+    identities = [
+        ("leader", "discipline_commission", ["分管常委"], list(grants)),
+        ("analyst", "opinion_office", ["analyst"], list(grants)),
+        ("police", "police_cyber", [], ["/qingfeng.v1.CoordinatorService/ListTasks"]),
+    ]
+    doc = {
+        "version": "escalation-1",
+        "identities": [
+            {"name": n, "agency": a, "roles": r, "grants": g, "token_sha256": hash_token(TOKENS[n])}
+            for n, a, r, g in identities
+        ],
+    }
+    return parse_access_policy(yaml.safe_dump(doc, allow_unicode=True))
+
+
+@pytest.fixture
+async def coordinator(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
+    """The real servicer over a fresh SQLite database, with one yellow case; (address, case id)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'coordinator.db'}"
+    await run_migrations(url, MIGRATIONS, VERSION_TABLE)
+    engine = build_engine(url)
+    handling = Handling(
+        SqlStore(engine, OutboxTopics("t.cases", "t.tasks", "t.requests")),
+        Policies(load_routing(), load_playbooks(), load_directory()),
+    )
+
+    def clock() -> datetime:
+        return datetime.now(UTC)
+
+    alert = AlertView(
+        "ev-1:1", "ev-1", 1, Level.NONE, Level.YELLOW, "某局长违规收礼", clock(), (), (("relevance", 0.9),)
+    )
+    case_id = str(await handling.on_alert(alert, clock()))
+    servicer = CoordinatorServicer(CoordinatorApi(handling, clock), Reporting(handling, clock), clock)
+    server = grpc.aio.server(interceptors=[CredentialInterceptor(TRUST)])
+    case_pb2_grpc.add_CoordinatorServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}", case_id
+    finally:
+        await server.stop(None)
+        await engine.dispose()
+
+
+@pytest.fixture
+async def client(coordinator: tuple[str, str]) -> AsyncIterator[httpx.AsyncClient]:
+    policy = _policy()
+    nobody = f"127.0.0.1:{free_port()}"
+    channels = {
+        COORDINATOR: grpc.aio.insecure_channel(coordinator[0]),
+        event_pb2.DESCRIPTOR.services_by_name["GraderService"]: grpc.aio.insecure_channel(nobody),
+        publication_pb2.DESCRIPTOR.services_by_name["PublisherService"]: grpc.aio.insecure_channel(nobody),
+    }
+    limiter, failures = RateLimiter(rate_per_s=100.0, burst=100), FailureLimiter(max_failures=20, window_s=60.0)
+    store = SessionStore()
+    routes = console_routes(
+        policy=policy,
+        limiter=limiter,
+        channels=channels,
+        signer=GATEWAY,
+        failures=failures,
+        concurrency=ConcurrencyLimiter(per_identity=8, streams_per_identity=2, per_server=64),
+        timeout_s=5.0,
+    )
+    app = create_app(
+        policy=policy,
+        limiter=limiter,
+        searcher=None,  # type: ignore[arg-type]  # no search route is called
+        failures=failures,
+        extra_routes=[*session_routes(store, policy, failures), *routes],
+        inner_middleware=[Middleware(SessionMiddleware, store=store)],
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://gateway") as http:
+        yield http
+    for channel in channels.values():
+        await channel.close()
+
+
+async def _signed_in(client: httpx.AsyncClient, who: str) -> dict[str, str]:
+    reply = await client.post("/api/session", json={"token": TOKENS[who]})
+    assert reply.status_code == 200, reply.text
+    return {"X-CSRF-Token": reply.json()["csrf_token"]}
+
+
+async def test_a_leader_escalates_with_a_session(client: httpx.AsyncClient, coordinator: tuple[str, str]) -> None:
+    _, case_id = coordinator
+    path = f"/api/cases/{case_id}/escalate"
+    csrf = await _signed_in(client, "leader")
+    body = {"level": "WARNING_LEVEL_ORANGE", "reason": "传统媒体开始报道", "request_id": "console-1"}
+    refused = await client.post(path, json=body)  # the session's CSRF token is missing
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "CSRF_REFUSED"
+    assert (await client.get(f"/api/cases/{case_id}")).json()["case"]["level"] == "WARNING_LEVEL_YELLOW"
+    reply = await client.post(path, json=body, headers=csrf)
+    assert reply.status_code == 200, reply.text
+    case = reply.json()["case"]
+    assert case["level"] == "WARNING_LEVEL_ORANGE" and case["routed_to"] == "OFFICIAL_LEVEL_SECRETARY"
+    assert [e["cause"] for e in case["escalations"]] == ["ESCALATION_CAUSE_MANUAL"]
+    again = await client.post(path, json=body, headers=csrf)  # a retry (the button pressed twice)
+    assert again.status_code == 200 and len(again.json()["case"]["escalations"]) == 1
+    lower = await client.post(path, json={"level": "WARNING_LEVEL_YELLOW", "reason": "x"}, headers=csrf)
+    assert lower.status_code == 409 and lower.json()["error"]["code"] == "FAILED_PRECONDITION"
+    blank = await client.post(path, json={"level": "WARNING_LEVEL_RED", "reason": " "}, headers=csrf)
+    assert blank.status_code == 400 and blank.json()["error"]["code"] == "INVALID_ARGUMENT"
+    missing = await client.post("/api/cases/case-nope/escalate", json=body, headers=csrf)
+    assert missing.status_code == 404
+    unknown = await client.post(path, json={**body, "level": "WARNING_LEVEL_PURPLE"}, headers=csrf)
+    assert unknown.status_code == 400
+
+
+async def test_roles_without_the_right_are_refused(client: httpx.AsyncClient, coordinator: tuple[str, str]) -> None:
+    _, case_id = coordinator
+    path = f"/api/cases/{case_id}/escalate"
+    body = {"level": "WARNING_LEVEL_RED", "reason": "热度上升"}
+    analyst = await client.post(path, json=body, headers={"Authorization": f"Bearer {TOKENS['analyst']}"})
+    assert analyst.status_code == 403 and "routing policy" in analyst.json()["error"]["message"]  # the coordinator
+    police = await client.post(path, json=body, headers={"Authorization": f"Bearer {TOKENS['police']}"})
+    assert police.status_code == 403
+    assert police.json()["error"]["method"] == "/qingfeng.v1.CoordinatorService/EscalateCase"  # the gateway
+    case = (await client.get(f"/api/cases/{case_id}", headers={"Authorization": f"Bearer {TOKENS['analyst']}"})).json()
+    assert case["case"]["level"] == "WARNING_LEVEL_YELLOW" and "escalations" not in case["case"]
