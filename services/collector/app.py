@@ -24,6 +24,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 from qingfeng.elastic import create_client, ensure_index
 from qingfeng.kafka import Producer, TopicSpec, ensure_topics
 from qingfeng.kafka.topics import DEADLETTER, POSTS, POSTS_DEADLETTER, TOPICS
+from qingfeng.metrics import serve_metrics
 from qingfeng.readiness import elasticsearch_ready, kafka_ready, sql_ready
 from qingfeng.rpc import ReadinessCheck, build_server, credential_interceptor, run_until_stopped
 from qingfeng.storage import create_engine, run_migrations
@@ -129,7 +130,13 @@ def build_scheduler(
     context = SourceContext(
         fetcher=fetcher, secret=_secret_reader(settings.source_secrets_dir), file_roots=settings.fetch.file_roots
     )
-    return Scheduler(store, pipeline, build_adapters(context), SchedulerConfig(tick_s=settings.scheduler_tick_s))
+    return Scheduler(
+        store,
+        pipeline,
+        build_adapters(context),
+        SchedulerConfig(tick_s=settings.scheduler_tick_s),
+        pressure=lambda: pipeline.budget.saturated,  # a full produce budget holds new fetches back
+    )
 
 
 async def run(settings: CollectorSettings) -> None:
@@ -148,6 +155,8 @@ async def run(settings: CollectorSettings) -> None:
             await cleanup()
         raise
     server = build_server(settings.grpc, services=wiring.services, interceptors=[authenticate])
+    # Consumer lag of the indexer, the produce budget (in flight, refused): scraped from loopback when configured.
+    serve_metrics(settings.metrics_port, host=settings.metrics_host)
     _log.info("collector starting", extra={"role": settings.role, "settings": settings.describe()})
     await run_until_stopped(
         server,
@@ -185,7 +194,12 @@ async def _wire(
         pipeline = build_pipeline(settings, producer, produced_ids=SqlProducedIds(engine))
         if cipher is None:
             _log.warning("no QF_COLLECTOR_TIP_KEY: SubmitTip is refused (submitters are never stored unencrypted)")
-        servicer = CollectorServicer(store, pipeline, TipDesk(store, pipeline, cipher))
+        servicer = CollectorServicer(
+            store,
+            pipeline,
+            TipDesk(store, pipeline, cipher),
+            kafka_retry_after_s=settings.pipeline.stalled_retry_after_s,
+        )
         wiring.services.append(
             (
                 source_pb2.DESCRIPTOR.services_by_name["CollectorService"],

@@ -24,6 +24,14 @@ now is waited for, then counted as a re-delivery if that send was acknowledged, 
 
 CPU work (conversion, segmentation, tagging, fingerprints) runs on the event loop in slices of
 ``PipelineSettings.slice_size`` posts; the next slice is enriched while Kafka acknowledges the previous one.
+
+Backpressure (``budget.py``): each slice takes room in the process's produce budget before it is enriched and gives it
+back when its send settles; a call that finds no room within the admission wait (or waits that long for another
+call's send of the same posts) raises ``ProduceOverloaded`` / ``KafkaStalled`` with retry advice. A call whose sends
+are not acknowledged within ``ack_timeout_s`` raises ``KafkaStalled``. In both cases, and when the call is
+cancelled, sends already handed to the producer are not abandoned: they settle in the background, still counted in
+the budget and still claiming their post ids, and are remembered as produced once acknowledged, so the caller's
+retry finds them produced instead of producing them again.
 """
 
 from __future__ import annotations
@@ -46,8 +54,10 @@ from qingfeng.kafka import (
     build_dead_letter,
 )
 from qingfeng.text import Enricher
+from qingfeng.trace_batches import traces_per_record
 from qingfeng.v1 import post_pb2
 
+from services.collector.budget import BudgetConfig, KafkaStalled, ProduceBudget
 from services.collector.convert import fill_post
 from services.collector.core import Deduper, enrich_post
 from services.collector.ports import IngestSummary, Rejected
@@ -145,8 +155,20 @@ class Pipeline:
         topics: CollectorTopics,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         produced_ids: ProducedIds | None = None,
+        budget: ProduceBudget | None = None,
     ) -> None:
         self._sink = sink
+        self.budget = budget or ProduceBudget(
+            BudgetConfig(
+                limit=settings.max_in_flight,
+                admission_wait_s=settings.admission_wait_s,
+                retry_after_s=settings.retry_after_s,
+                stall_after_s=settings.stall_after_s,
+                stalled_retry_after_s=settings.stalled_retry_after_s,
+            )
+        )
+        # Sends of calls that gave up waiting (timeout, cancellation), settling in the background.
+        self._detached: set[asyncio.Task[None]] = set()
         self._durable = produced_ids
         self._enricher = enricher
         self._regions = enricher.lexicons.regions
@@ -171,13 +193,24 @@ class Pipeline:
         # One look-up for the whole call (a round trip per slice costs more than the query itself).
         await self._recall(items)
         done: dict[str, str] = {}  # acknowledged in this call: stored at its end, in one transaction
+        budget = self.budget
         try:
             for start in range(0, len(items), size):
                 chunk = items[start : start + size]
-                await self._wait_for_other_calls(chunk, in_call)
+                await budget.acquire(len(chunk))  # at most one record per item; the excess is given back below
+                try:
+                    async with asyncio.timeout(budget.config.admission_wait_s):
+                        await self._wait_for_other_calls(chunk, in_call)
+                except TimeoutError:
+                    await budget.release(len(chunk), acknowledged=False)
+                    raise budget.refusal() from None
                 # No await between the wait above and registering this slice's ids below: no other call can
                 # claim one of them in between.
-                work = self._prepare(chunk, self._clock(), in_call)
+                try:
+                    work = self._prepare(chunk, self._clock(), in_call)
+                except BaseException:
+                    await budget.release(len(chunk), acknowledged=False)
+                    raise
                 in_call.update(work.produced)
                 results.extend(work.results)
                 if work.records:
@@ -185,19 +218,50 @@ class Pipeline:
                     for post_id in work.produced:
                         self._in_flight[post_id] = acked
                     pending.append(asyncio.create_task(self._send(work, acked, done)))
+                await budget.release(len(chunk) - len(work.records), acknowledged=False)
                 # Let the producer's I/O and other callers run between two CPU-bound slices.
                 await asyncio.sleep(0)
-            for task in pending:
-                await task
+            await self._wait_for_acks(pending)
         except BaseException as err:
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            if isinstance(err, Exception):  # Kafka failed for a slice: what it acknowledged before is kept
-                await self._persist(done)
+            # Sends handed to the producer go on: cancelling them would not unsend their records, only forget that
+            # they were produced (and a retry would produce them again).
+            self._detach(pending, done)
+            if isinstance(err, Exception):  # what this call saw acknowledged is kept now, the rest when it settles
+                await self._persist(dict(done))
             raise
         await self._persist(done)
         return IngestReport(results)
+
+    async def _wait_for_acks(self, pending: list[asyncio.Task[None]]) -> None:
+        """Wait for the call's sends; the first failure is raised, and ``KafkaStalled`` after ``ack_timeout_s``."""
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=self._settings.ack_timeout_s)
+        if late:
+            raise KafkaStalled(
+                f"Kafka did not acknowledge {len(late)} of {len(pending)} slices within "
+                f"{self._settings.ack_timeout_s:g} s; retry later (the sends go on, a retry is not produced twice)",
+                retry_delay_s=self.budget.config.stalled_retry_after_s,
+            )
+        for task in pending:
+            task.result()
+
+    def _detach(self, pending: list[asyncio.Task[None]], done: dict[str, str]) -> None:
+        """Let unsettled sends finish in the background and store what they get acknowledged."""
+        unsettled = [task for task in pending if not task.done()]
+        for task in pending:
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: the caller's error already says the call failed
+        if not unsettled:
+            return
+
+        async def settle() -> None:
+            await asyncio.gather(*unsettled, return_exceptions=True)
+            await self._persist(done)
+
+        task = asyncio.create_task(settle())
+        self._detached.add(task)
+        task.add_done_callback(self._detached.discard)
 
     async def _wait_for_other_calls(self, chunk: Sequence[post_pb2.Post | Rejected], in_call: dict[str, str]) -> None:
         """Wait until no post of ``chunk`` is being produced by another call (a concurrent fetch or import).
@@ -238,11 +302,16 @@ class Pipeline:
             self._remember(dict.fromkeys(known, ""))
 
     async def _send(self, work: _Slice, acked: asyncio.Future[None], done: dict[str, str]) -> None:
+        ok = False
         try:
-            await self._sink.send_many(work.records)
+            # Each post starts a trace of its own; one span per slice in the caller's trace links to them.
+            with traces_per_record("collector send slice", work.records) as records:
+                await self._sink.send_many(records)
             self._remember(work.produced)
             done.update(work.produced)
+            ok = True
         finally:
+            await self.budget.release(len(work.records), acknowledged=ok)
             for post_id in work.produced:
                 if self._in_flight.get(post_id) is acked:
                     del self._in_flight[post_id]

@@ -7,6 +7,10 @@
   ``failure_backoff_max_s``, so a broken site is not hammered and a passing glitch costs one short wait.
 - Nothing escapes a fetch: a bug in an adapter or an ingest failure (Kafka down) is recorded as the source's error,
   and the conditional-GET state is then not advanced, so the next fetch reads the content again.
+- Backpressure (``budget.py``): while the produce budget is full (``pressure()``) a tick starts no fetch, so sources
+  wait instead of piling pages up in memory; a fetch whose ingest is refused with retry advice waits that long and
+  hands the same page again (the adapter fetches its next page only after that), for at most
+  ``backpressure_max_wait_s``, after which the refusal is recorded as the fetch's error.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from opentelemetry import trace
+from qingfeng.errors import ServiceError
 from qingfeng.v1 import common_pb2, source_pb2
 
 from services.collector.ports import FetchState, Ingest, IngestSummary, SourceStore
@@ -43,6 +49,8 @@ class SchedulerConfig:
     fetch_timeout_s: float = 600.0
     # On stop, fetches in flight get this long to finish before they are cancelled.
     shutdown_grace_s: float = 10.0
+    # A fetch whose ingest is refused for backpressure retries the same page for at most this long.
+    backpressure_max_wait_s: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -86,9 +94,12 @@ class Scheduler:
         config: SchedulerConfig | None = None,
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        pressure: Callable[[], bool] = lambda: False,
     ) -> None:
         self._store = store
         self._ingest = ingest
+        self._pressure = pressure  # True while the produce budget is full: start no fetch
+        self._held_ticks = 0
         self._adapters = adapters
         self.config = config or SchedulerConfig()
         self._now = now
@@ -98,6 +109,12 @@ class Scheduler:
     async def tick(self) -> list[asyncio.Task[FetchReport]]:
         """Start a fetch for every due source not already being fetched; returns the started tasks."""
         started: list[asyncio.Task[FetchReport]] = []
+        if self._pressure():
+            self._held_ticks += 1
+            if self._held_ticks == 1 or self._held_ticks % 60 == 0:
+                _log.warning("produce budget full: no fetch started (%d ticks in a row)", self._held_ticks)
+            return started
+        self._held_ticks = 0
         for source in await self._store.due(self._now()):
             if source.paused or source.id in self._in_flight:
                 continue
@@ -156,10 +173,19 @@ class Scheduler:
             nonlocal summary
             if not items:
                 return
-            try:
-                summary = _add(summary, await self._ingest(items))
-            except Exception as err:
-                raise _IngestFailed(f"ingest failed: {type(err).__name__}: {err}") from err
+            waited_until = time.monotonic() + self.config.backpressure_max_wait_s
+            while True:
+                try:
+                    summary = _add(summary, await self._ingest(items))
+                    return
+                except ServiceError as err:
+                    # Backpressure: the same page again after the advised delay; the source waits meanwhile.
+                    delay = err.retry_delay_s
+                    if delay is None or time.monotonic() + delay > waited_until:
+                        raise _IngestFailed(f"ingest failed: {type(err).__name__}: {err}") from err
+                    await asyncio.sleep(delay)
+                except Exception as err:
+                    raise _IngestFailed(f"ingest failed: {type(err).__name__}: {err}") from err
 
         kind_name = common_pb2.SourceKind.Name(source.kind) if source.kind in common_pb2.SourceKind.values() else "?"
         with _tracer.start_as_current_span(

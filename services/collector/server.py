@@ -3,7 +3,9 @@
 Errors are gRPC statuses with ``google.rpc`` details (``errors.py`` draws the tree): INVALID_ARGUMENT carries an
 ``ErrorInfo`` (reason, domain ``qingfeng.v1``) and a ``BadRequest`` with every field violation; NOT_FOUND,
 ALREADY_EXISTS and FAILED_PRECONDITION carry an ``ErrorInfo``; Kafka failing under an import or a tip is UNAVAILABLE
-(safe to retry: re-delivered posts are recognised by id).
+(safe to retry: re-delivered posts are recognised by id). Backpressure (``budget.py``): a full produce budget is
+RESOURCE_EXHAUSTED, a stalled Kafka UNAVAILABLE; both, like every Kafka failure, carry a ``google.rpc.RetryInfo``
+saying when to send the same posts again.
 
 The caller is the one the credential interceptor verified (``callers.py``) and every state change is appended to
 the audit log with it. Never log a ``SubmitTipRequest``: its submitter is sensitive (see ``tips.py``).
@@ -127,8 +129,10 @@ class CollectorServicer(source_pb2_grpc.CollectorServiceServicer):
         *,
         import_chunk: int = 1_000,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        kafka_retry_after_s: float = 5.0,
     ) -> None:
         self._store = store
+        self._kafka_retry_after_s = kafka_retry_after_s
         self._pipeline = pipeline
         self._tips = tips
         self._parse_line = parse_line
@@ -241,7 +245,7 @@ class CollectorServicer(source_pb2_grpc.CollectorServiceServicer):
         except CollectorError as err:
             await _abort(context, err)
         except (KafkaError, KafkaHelperError) as err:
-            await _unavailable(context, "tip", err)
+            await _unavailable(context, "tip", err, self._kafka_retry_after_s)
 
     async def GetTip(
         self, request: source_pb2.GetTipRequest, context: grpc.aio.ServicerContext
@@ -285,7 +289,7 @@ class CollectorServicer(source_pb2_grpc.CollectorServiceServicer):
         except (KafkaError, KafkaHelperError) as err:
             await _settle(in_flight)
             await self._finish_import(caller, tally, index, failed=repr(err))
-            await _unavailable(context, "import", err)
+            await _unavailable(context, "import", err, self._kafka_retry_after_s)
         except BaseException:
             if in_flight is not None:
                 in_flight.cancel()  # the client went away (cancelled call): its chunk is not answered anyway
@@ -376,6 +380,6 @@ async def _abort(context: grpc.aio.ServicerContext, err: CollectorError) -> NoRe
     await abort(context, err)
 
 
-async def _unavailable(context: grpc.aio.ServicerContext, what: str, err: Exception) -> NoReturn:
+async def _unavailable(context: grpc.aio.ServicerContext, what: str, err: Exception, retry_after_s: float) -> NoReturn:
     _log.warning("%s failed on Kafka: %s", what, err)
-    await abort(context, Unavailable(f"Kafka did not acknowledge the {what}; retry"))
+    await abort(context, Unavailable(f"Kafka did not acknowledge the {what}; retry", retry_delay_s=retry_after_s))

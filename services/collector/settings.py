@@ -59,6 +59,16 @@ class PipelineSettings(_Group):
     remember_ids: int = Field(default=200_000, ge=1)
     # Optional directory of extra lexicon files (*.yaml, applied in name order after the built-in ones).
     lexicon_dir: Path | None = None
+    # Backpressure (budget.py): posts handed to Kafka and not yet acknowledged, at most. A call that finds no room
+    # within admission_wait_s is refused: RESOURCE_EXHAUSTED with retry advice retry_after_s, or UNAVAILABLE with
+    # stalled_retry_after_s when Kafka acknowledged nothing for stall_after_s. A call whose sends are not
+    # acknowledged within ack_timeout_s answers UNAVAILABLE (the sends go on; a retry is not produced twice).
+    max_in_flight: int = Field(default=20_000, ge=1)
+    admission_wait_s: float = Field(default=2.0, ge=0)
+    retry_after_s: float = Field(default=1.0, gt=0)
+    stall_after_s: float = Field(default=10.0, gt=0)
+    stalled_retry_after_s: float = Field(default=5.0, gt=0)
+    ack_timeout_s: float = Field(default=30.0, gt=0)
 
 
 class DedupeSettings(_Group):
@@ -132,6 +142,10 @@ class CollectorSettings(ServiceSettings):
     scheduler_tick_s: float = Field(default=5.0, gt=0)
     # Directory of the access tokens sources name (WeiboApiConfig/MastodonConfig.token_secret_name), one per file.
     source_secrets_dir: Path | None = None
+    # Prometheus /metrics (consumer lag, produce budget) on metrics_host:metrics_port; off when unset. `qingfeng up`
+    # sets 9461. Loopback by default: a scraper runs beside the process.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     @model_validator(mode="after")
     def _one_tip_key(self) -> CollectorSettings:

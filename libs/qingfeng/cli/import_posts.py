@@ -8,6 +8,11 @@ The file is sent as several ImportPosts streams of ``--chunk-lines``
 lines, so progress is visible, a failure loses at most one chunk, and ``--skip N`` resumes after the last chunk that
 went through (re-sent posts are recognised by id and counted as duplicates, never indexed twice).
 
+When the collector is overloaded (RESOURCE_EXHAUSTED: its produce budget is full) or Kafka is unreachable
+(UNAVAILABLE) its answer carries a ``google.rpc.RetryInfo``; the client then waits the advised delay and sends the
+same chunk again, saying so on the progress line, for at most ``--max-wait`` seconds per chunk. Nothing is lost and
+nothing is imported twice: the chunk's posts that went through before the refusal come back as duplicates.
+
 Progress (lines sent, rate) goes to stderr; the final summary (accepted, duplicate, rejected and the first
 rejections with their line numbers) to stdout. The exit code is 0 when every chunk was imported, 1 when an RPC failed
 (or the token cannot be read), 2 for a usage error (no such file, bad option).
@@ -29,6 +34,7 @@ from qingfeng.cli._console import CliError
 from qingfeng.cli.paths import state_dir
 from qingfeng.cli.pki import IMPORT_ISSUER, ca_file, key_file
 from qingfeng.rpc.credentials import TrustConfigError, load_signer
+from qingfeng.rpc.errors import retry_delay_of
 from qingfeng.rpc.tls import sync_channel
 from qingfeng.settings import ClientTlsSettings
 from qingfeng.v1 import post_pb2, source_pb2, source_pb2_grpc
@@ -38,6 +44,7 @@ __all__ = ["ImportTotals", "add_arguments", "import_file", "run"]
 DEFAULT_GATEWAY: Final = "127.0.0.1:50051"
 DEFAULT_IDENTITY: Final = "analyst"
 DEFAULT_CHUNK_LINES: Final = 5_000
+DEFAULT_MAX_WAIT_S: Final = 600.0
 _SHOWN_REJECTIONS: Final = 10
 _PROGRESS_EVERY_S: Final = 0.2
 _MAX_MESSAGE_BYTES: Final = 8 * 1024 * 1024
@@ -78,6 +85,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip", type=int, default=0, metavar="N", help="skip the first N lines (resume)")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="send at most N lines")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per chunk (default 600)")
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=DEFAULT_MAX_WAIT_S,
+        help="seconds a chunk may wait on a busy collector's retry advice before the import fails (default 600)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -86,6 +99,8 @@ class ImportTotals:
     """What the collector answered, summed over the chunks, with rejections numbered by file line."""
 
     lines_sent: int = 0
+    # Chunks sent again on the collector's retry advice (RESOURCE_EXHAUSTED / UNAVAILABLE with RetryInfo).
+    advised_retries: int = 0
     accepted: int = 0
     duplicate: int = 0
     rejected: int = 0
@@ -104,6 +119,8 @@ class ImportTotals:
 
 # A chunk is sent again after these (a service restarting, a dropped stream), at most _ATTEMPTS times in all.
 _RETRYABLE: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INTERNAL})
+# With a RetryInfo (backpressure) these are retried after the advised delay for as long as --max-wait allows.
+_ADVISED: Final = frozenset({grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE})
 _ATTEMPTS: Final = 3
 _RETRY_BACKOFF_S: Final = 1.0
 
@@ -133,6 +150,12 @@ class _Progress:
             f"{self.sent / elapsed:,.0f} lines/s"
         )
         self._out.flush()
+
+    def note(self, message: str) -> None:
+        """A line of its own (a retry), after which the status line goes on."""
+        if self._out is not None:
+            self._out.write(f"\r[import] {message}\n")
+            self._out.flush()
 
     def done(self) -> None:
         if self._out is not None:
@@ -172,6 +195,7 @@ def import_file(
     limit: int | None = None,
     timeout_s: float = 600.0,
     progress: IO[str] | None = None,
+    max_wait_s: float = DEFAULT_MAX_WAIT_S,
 ) -> ImportTotals:
     """Send the file in chunks and sum the answers. Raises ``CliError`` (with the line to resume from) on a failure."""
     totals = ImportTotals()
@@ -189,7 +213,7 @@ def import_file(
                 bar.advance()
                 yield source_pb2.ImportPostsRequest(source_id=source_id, jsonl_line=line)
 
-        attempt, sent_before = 0, bar.sent
+        attempt, sent_before, waited = 0, bar.sent, 0.0
         while True:
             attempt += 1
             try:
@@ -200,6 +224,18 @@ def import_file(
             except grpc.RpcError as err:
                 code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
                 details = err.details() if hasattr(err, "details") else str(err)
+                advice = retry_delay_of(err) if code in _ADVISED else None
+                if advice is not None and waited + advice <= max_wait_s:
+                    # Backpressure: the collector said when to come back; the same chunk goes again then.
+                    attempt, waited = 0, waited + advice
+                    totals.advised_retries += 1
+                    bar.sent = sent_before
+                    bar.note(
+                        f"collector busy ({code.name}: {details}); resending lines {numbers[0]}-{numbers[-1]} "
+                        f"in {advice:g} s"
+                    )
+                    time.sleep(advice)
+                    continue
                 if code in _RETRYABLE and attempt < _ATTEMPTS:
                     # Post ids are stable, so re-sending a chunk is safe: what the failed attempt already
                     # accepted comes back as duplicates, nothing is produced twice.
@@ -246,7 +282,8 @@ def _metadata(args: argparse.Namespace) -> Sequence[tuple[str, str]] | Callable[
 def _print_summary(totals: ImportTotals, out: IO[str]) -> None:
     print(
         f"imported {totals.lines_sent:,} lines: accepted {totals.accepted:,}, duplicate {totals.duplicate:,}, "
-        f"rejected {totals.rejected:,}",
+        f"rejected {totals.rejected:,}"
+        + (f" ({totals.advised_retries} chunks re-sent on the collector's advice)" if totals.advised_retries else ""),
         file=out,
     )
     for line, reason, message in totals.rejections[:_SHOWN_REJECTIONS]:
@@ -282,6 +319,7 @@ def run(args: argparse.Namespace) -> int:
             limit=args.limit,
             timeout_s=args.timeout,
             progress=None if args.quiet else sys.stderr,
+            max_wait_s=args.max_wait,
         )
     _print_summary(totals, sys.stdout)
     return 0
