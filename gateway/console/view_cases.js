@@ -1,5 +1,6 @@
-// Case board: open cases with their clocks; one case's acknowledgement, tasks by agency, meetings, instructions and
-// rapid report. Acknowledging is a write: the gateway checks the grant and the session's CSRF token.
+// Case board: open cases with their clocks; one case's acknowledgement and escalation by hand, tasks by agency,
+// meetings, instructions and rapid report. Acknowledging and escalating are writes: the gateway checks the grant and
+// the session's CSRF token, the coordinator the role (its routing policy); the page shows whatever they answer.
 import { api } from "./api.js";
 import { append, el, enumText, errorNode, fill, levelBadge, link, section, when } from "./dom.js";
 import { t } from "./i18n.js";
@@ -30,6 +31,67 @@ function tasksByAgency(tasks) {
     append(box, append(el("div", "task-group"), el("h3", null, agency), ul));
   }
   return groups.size ? box : el("p", "help", t("dash.none"));
+}
+
+const LEVELS = ["WARNING_LEVEL_BLUE", "WARNING_LEVEL_YELLOW", "WARNING_LEVEL_ORANGE", "WARNING_LEVEL_RED"];
+
+function requestId() {
+  return window.crypto && crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+}
+
+// Escalate by hand: a level above the current one and a reason (both required). One request id per form, so a
+// double click or a retry after a lost answer escalates once.
+function escalateForm(c) {
+  const higher = LEVELS.slice(LEVELS.indexOf(c.level) + 1);
+  if (!higher.length || c.status === "CASE_STATUS_CLOSED") return null;
+  const box = el("div", "escalate");
+  const open = el("button", null, t("case.escalate"));
+  open.type = "button";
+  open.id = "escalate";
+  const form = el("form", "escalate-form");
+  form.id = "escalate-form";
+  form.hidden = true;
+  const level = el("select");
+  level.id = "escalate-level";
+  level.required = true;
+  for (const value of higher) {
+    const option = el("option", null, t(`level.${value}`));
+    option.value = value;
+    level.appendChild(option);
+  }
+  const reason = el("textarea");
+  reason.id = "escalate-reason";
+  reason.required = true;
+  reason.maxLength = 2000;
+  reason.rows = 2;
+  reason.placeholder = t("case.escalate.reason");
+  const submit = el("button", "primary", t("case.escalate.go"));
+  submit.type = "submit";
+  submit.id = "escalate-submit";
+  const result = el("span", "action-result");
+  result.id = "escalate-result";
+  const id = requestId();
+  open.addEventListener("click", () => {
+    form.hidden = !form.hidden;
+    if (!form.hidden) reason.focus();
+  });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (!reason.value.trim()) {
+      result.replaceChildren(el("p", "error", t("case.escalate.reason")));
+      return;
+    }
+    submit.disabled = true;
+    try {
+      await api.post(`/api/cases/${encodeURIComponent(c.id)}/escalate`, { level: level.value, reason: reason.value.trim(), request_id: id });
+      window.dispatchEvent(new HashChangeEvent("hashchange"));  // redraw with the new level, route and deadline
+    } catch (err) {
+      result.replaceChildren(errorNode(err));
+      submit.disabled = false;
+    }
+  });
+  append(form, append(el("label", null, `${t("case.escalate.level")} `), level), " ", reason, " ", submit);
+  return append(box, open, form, result);
 }
 
 function detail(view, c) {
@@ -66,7 +128,7 @@ function detail(view, c) {
   report.target = "_blank";
   report.rel = "noopener";
   append(actions, " ", report, " ", result);
-  append(head, actions, el("p", "help", t("case.escalate.note")));
+  append(head, actions, escalateForm(c));
   if ((c.escalations || []).length) {
     const list = el("ul", "escalations");
     for (const e of c.escalations) {
