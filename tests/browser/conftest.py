@@ -65,11 +65,12 @@ _ALL = tuple(
 )
 # The first step of every sign-off chain (services/publisher/policies/signoff.yaml).
 DIRECTOR_ROLE = "舆情信息办公室主任"
+LEADER_ROLE = "分管常委"
 
 
 @pytest.fixture(scope="session")
 def console_tokens() -> dict[str, str]:
-    return {name: secrets.token_urlsafe(24) for name in ("office", "police", "director")}
+    return {name: secrets.token_urlsafe(24) for name in ("office", "police", "director", "leader")}
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +80,8 @@ def console_policy(tmp_path_factory: pytest.TempPathFactory, console_tokens: dic
         ("office", "opinion_office", ["analyst", "see_submitter", "see_tips"], list(_ALL)),
         ("police", "police_cyber", [], [f"/qingfeng.v1.CoordinatorService/{m}" for m in ("ListTasks", "CompleteTask")]),
         ("director", "opinion_office", [DIRECTOR_ROLE], list(every_method(publication_pb2, "PublisherService"))),
+        # A leader on the ladder: a role the coordinator's routing policy lets escalate by hand.
+        ("leader", "discipline_commission", [LEADER_ROLE], list(every_method(case_pb2, "CoordinatorService"))),
     ]
     policy = {
         "version": "browser-1",
