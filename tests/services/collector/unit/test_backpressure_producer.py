@@ -1,0 +1,129 @@
+"""The producer wedge: a fatal sequence error renews the client and the refused records are sent again, once."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaConnectionError, OutOfOrderSequenceNumber, UnknownProducerId
+from qingfeng.kafka import OutgoingRecord, Producer
+from qingfeng.settings import KafkaSettings
+from qingfeng.v1 import post_pb2
+
+
+@dataclass(frozen=True)
+class _Meta:
+    topic: str
+    partition: int
+    offset: int
+
+
+class _Sender:
+    def __init__(self, task: asyncio.Future[None] | None) -> None:
+        self.sender_task = task
+
+
+class FakeClient:
+    """An aiokafka producer in memory. ``refuse``: the error every send's future fails with (a wedged client)."""
+
+    def __init__(self, log: list[tuple[int, bytes]], number: int, refuse: Exception | None, dead: bool) -> None:
+        self.log = log
+        self.number = number
+        self.refuse = refuse
+        self.stopped = False
+        self._closed = False
+        task: asyncio.Future[None] | None = None
+        if dead:  # the sender routine died with the error, as aiokafka's does on OutOfOrderSequenceNumber
+            task = asyncio.get_running_loop().create_future()
+            task.set_exception(OutOfOrderSequenceNumber())
+        self._sender = _Sender(task)
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.stopped = True
+        self._closed = True
+
+    async def send(self, topic: str, *, value: bytes, key: bytes | None, headers: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.refuse is not None:
+            future.set_exception(type(self.refuse)())
+        else:
+            self.log.append((self.number, key or b""))
+            future.set_result(_Meta(topic, 0, len(self.log) - 1))
+        return future
+
+
+class Factory:
+    """Builds the n-th client with the n-th behaviour (then well-behaved ones)."""
+
+    def __init__(self, *behaviours: tuple[Exception | None, bool]) -> None:
+        self.behaviours = list(behaviours)
+        self.clients: list[FakeClient] = []
+        self.log: list[tuple[int, bytes]] = []
+
+    def __call__(self, **_: Any) -> FakeClient:
+        refuse, dead = self.behaviours.pop(0) if self.behaviours else (None, False)
+        client = FakeClient(self.log, len(self.clients), refuse, dead)
+        self.clients.append(client)
+        return client
+
+
+def _records(*ids: str) -> list[OutgoingRecord]:
+    return [OutgoingRecord("t.posts", i, post_pb2.Post(id=i), "post.collected", i) for i in ids]
+
+
+async def test_out_of_order_sequence_renews_the_client_and_sends_the_refused_records_once() -> None:
+    factory = Factory((OutOfOrderSequenceNumber(), False))
+    producer = Producer(KafkaSettings(), client_factory=factory)
+    await producer.start()
+    deliveries = await producer.send_many(_records("a", "b", "c"))
+    assert [d.offset for d in deliveries] == [0, 1, 2]
+    assert factory.log == [(1, b"a"), (1, b"b"), (1, b"c")]  # all on the second client, each once
+    assert producer.renewals == 1
+    assert factory.clients[0].stopped
+    await producer.stop()
+
+
+async def test_a_dead_sender_is_replaced_before_records_are_handed_to_it() -> None:
+    factory = Factory((None, True))
+    producer = Producer(KafkaSettings(), client_factory=factory)
+    await producer.start()
+    await producer.send_many(_records("a"))
+    assert factory.log == [(1, b"a")]
+    assert producer.renewals == 1
+    await producer.stop()
+
+
+async def test_concurrent_calls_renew_a_failed_client_once() -> None:
+    factory = Factory((UnknownProducerId(), False))
+    producer = Producer(KafkaSettings(), client_factory=factory)
+    await producer.start()
+    await asyncio.gather(producer.send_many(_records("a", "b")), producer.send_many(_records("c")))
+    assert producer.renewals == 1
+    assert sorted(key for _, key in factory.log) == [b"a", b"b", b"c"]
+    await producer.stop()
+
+
+async def test_a_client_that_stays_fatal_gives_up_with_the_error() -> None:
+    factory = Factory(*[(OutOfOrderSequenceNumber(), False)] * 5)
+    producer = Producer(KafkaSettings(), client_factory=factory)
+    await producer.start()
+    with pytest.raises(OutOfOrderSequenceNumber):
+        await producer.send_many(_records("a"))
+    assert producer.renewals == 2
+    assert factory.log == []
+    await producer.stop()
+
+
+async def test_an_ordinary_broker_error_does_not_renew() -> None:
+    factory = Factory((KafkaConnectionError(), False))
+    producer = Producer(KafkaSettings(), client_factory=factory)
+    await producer.start()
+    with pytest.raises(KafkaConnectionError):
+        await producer.send_many(_records("a"))
+    assert producer.renewals == 0
+    await producer.stop()
