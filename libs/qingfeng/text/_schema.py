@@ -127,13 +127,15 @@ class RelevanceWeights(BaseModel):
 
 class SuppressRule(BaseModel):
     """A negative context: near one of ``context``, a lexicon term in ``terms`` means something else (落马 of a
-    jockey, 腐败 of food, 官员 of another country) and contributes nothing; the score gives it as a reason."""
+    jockey, 腐败 of food, 官员 of another country) and contributes nothing; the score gives it as a reason.
+    With ``when: not_near`` the term counts only near a context word (表哥 is a cousin unless a watch is near)."""
 
     model_config = _STRICT
 
     id: CategoryId
     terms: list[Term] = Field(min_length=1)
     context: list[Term] = Field(min_length=1)
+    when: Literal["near", "not_near"] = "near"
     window: int = Field(default=8, ge=0, le=200)
     """Characters either side of the term searched for a context word; 0 = the whole text."""
 
@@ -153,7 +155,7 @@ class CalibrationBlock(BaseModel):
 
     model_config = _STRICT
 
-    method: Literal["isotonic", "platt"]
+    method: Literal["isotonic"]
     knots: list[tuple[Probability, Probability]] = Field(min_length=2, max_length=200)
     fitted_at: Version
     labels: Annotated[str, StringConstraints(min_length=1, max_length=300)]

@@ -113,12 +113,13 @@ class Region:
 @dataclass(frozen=True, slots=True)
 class Suppression:
     """A negative context: ``terms`` (normalised lexicon terms) mean something else within ``window`` characters
-    of a ``context`` word (``window`` 0: anywhere in the text)."""
+    of a ``context`` word (``window`` 0: anywhere in the text), or, with ``near`` false, away from all of them."""
 
     id: str
     terms: frozenset[str]
     context: tuple[str, ...]
     window: int
+    near: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,7 +327,7 @@ class _Builder:
                         self.relevance_path, f"suppress[{i}].terms[{j}]", f"{term!r} is not a term of any lexicon"
                     )
             context = tuple(dict.fromkeys(prepare(c) for c in rule.context))
-            rules.append(Suppression(rule.id, frozenset(terms), context, rule.window))
+            rules.append(Suppression(rule.id, frozenset(terms), context, rule.window, rule.when == "near"))
         return tuple(rules)
 
     def _lexicon(self, kind: str) -> TermLexicon:

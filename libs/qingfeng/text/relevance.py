@@ -72,13 +72,16 @@ class _Suppressor:
                 self._rules.setdefault(term, []).append(rule)
 
     def _context(self, hit: TermHit, text: str) -> tuple[str, str] | None:
+        """(rule, why) of the first rule that silences ``hit``, or None."""
         for rule in self._rules.get(hit.term, ()):
             start = 0 if rule.window == 0 else max(0, hit.start - rule.window)
             end = len(text) if rule.window == 0 else hit.start + len(hit.term) + rule.window
             around = text[start:end]
-            for word in rule.context:
-                if word in around:
-                    return rule.id, word
+            word = next((w for w in rule.context if w in around), None)
+            if rule.near and word is not None:
+                return rule.id, word
+            if not rule.near and word is None:
+                return rule.id, "no context"
         return None
 
     def apply(self, tags: Tags, text: str) -> tuple[Tags, list[Reason]]:

@@ -1,0 +1,131 @@
+"""Fit the relevance calibration on the calibrate split of the labelled posts and write it into the policy.
+
+    .venv/bin/python bench/relevance_calibrate.py [--labels tests/data/relevance/labels.jsonl]
+        [--written tests/data/relevance/written.jsonl] [--data ../shared/data] [--policy FILE] [--dry-run]
+
+The raw score (the noisy-or of the criteria, `Relevance.raw`) of every calibrate post with some evidence is paired
+with its label and fitted by isotonic regression (pool adjacent violators): the monotone step function closest to the
+labels in squared error. Each block's value is then smoothed to (relevant + 1) / (posts + 2), so that a handful of
+posts never yields a probability of exactly 0 or 1, and kept non-decreasing. The knots (each block's lowest and
+highest raw score, flat beyond the ends) are written as the `calibration:` block at the end of
+`libs/qingfeng/text/lexicons/relevance.yaml` with the fit's provenance (date, label file and its SHA-256, counts);
+the file is then loaded and validated, and restored if it fails. Posts without evidence are not fitted: they score 0
+whatever the map says (a score is never given without a reason). The report split is never read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from qingfeng.text import Enricher, load_lexicons
+from relevance_eval import DEFAULT_DATA, DEFAULT_LABELS, DEFAULT_WRITTEN, REPO, file_sha256, load_items
+
+__all__ = ["fit_isotonic", "knots_of", "main", "write_block"]
+
+POLICY = REPO / "libs" / "qingfeng" / "text" / "lexicons" / "relevance.yaml"
+MARKER = "# calibration: written by bench/relevance_calibrate.py from the calibrate split; do not edit by hand."
+
+
+def fit_isotonic(pairs: Sequence[tuple[float, int]]) -> list[tuple[float, float, int, int]]:
+    """Pool adjacent violators over (raw score, label) pairs: blocks (lowest raw, highest raw, posts, relevant),
+    in raw order, whose shares relevant are non-decreasing. Equal raw scores always share a block."""
+    blocks: list[list[float]] = []  # [lo, hi, n, positives]
+    for raw, label in sorted(pairs):
+        if blocks and blocks[-1][1] == raw:
+            blocks[-1][2] += 1
+            blocks[-1][3] += label
+        else:
+            blocks.append([raw, raw, 1, label])
+        while len(blocks) > 1 and blocks[-2][3] / blocks[-2][2] >= blocks[-1][3] / blocks[-1][2]:
+            lo, _, n, pos = blocks.pop(-2)
+            last = blocks[-1]
+            last[0], last[2], last[3] = lo, last[2] + n, last[3] + pos
+    return [(b[0], b[1], int(b[2]), int(b[3])) for b in blocks]
+
+
+def knots_of(blocks: Sequence[tuple[float, float, int, int]]) -> list[tuple[float, float]]:
+    """(raw, probability) knots from 0 to 1 through each block's ends, values smoothed and kept non-decreasing."""
+    knots: list[tuple[float, float]] = []
+    level = 0.0
+    for lo, hi, n, pos in blocks:
+        level = max(level, round((pos + 1) / (n + 2), 4))
+        for x in (lo, hi):
+            x = round(x, 4)
+            if knots and x <= knots[-1][0]:
+                continue
+            knots.append((x, level))
+    if not knots or knots[0][0] > 0.0:
+        knots.insert(0, (0.0, knots[0][1] if knots else 0.0))
+    if knots[-1][0] < 1.0:
+        knots.append((1.0, knots[-1][1]))
+    return knots
+
+
+def write_block(policy: Path, block: str) -> None:
+    """Replace everything from the marker line on (or append) with ``block``; restore the file if it fails to load."""
+    before = policy.read_text(encoding="utf-8")
+    head = before.split(MARKER, 1)[0].rstrip("\n")
+    policy.write_text(f"{head}\n{MARKER}\n{block}", encoding="utf-8")
+    try:
+        load_lexicons() if policy.resolve() == POLICY.resolve() else load_lexicons([policy])
+    except Exception:
+        policy.write_text(before, encoding="utf-8")
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
+    parser.add_argument("--written", type=Path, default=DEFAULT_WRITTEN)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--policy", type=Path, default=POLICY, help="the relevance policy file to write")
+    parser.add_argument("--dry-run", action="store_true", help="print the block, do not write it")
+    args = parser.parse_args(argv)
+    items, problems = load_items(args.labels, args.written, args.data)
+    calibrate = [i for i in items if i.split == "calibrate"]
+    enricher = Enricher()
+    pairs = [(enricher.enrich(i.text).relevance.raw, i.label) for i in calibrate]
+    fitted = [(raw, y) for raw, y in pairs if raw > 0]
+    if not fitted:
+        print("no calibrate post has any evidence: nothing to fit", file=sys.stderr)
+        return 1
+    blocks = fit_isotonic(fitted)
+    knots = knots_of(blocks)
+    try:
+        labels = str(args.labels.resolve().relative_to(REPO))
+    except ValueError:
+        labels = str(args.labels)
+    block = "\n".join(
+        [
+            "calibration:",
+            "  method: isotonic",
+            f'  fitted_at: "{datetime.now(UTC).date().isoformat()}"',
+            f"  labels: {labels}",
+            f"  labels_sha256: {file_sha256(args.labels)}",
+            "  split: calibrate",
+            f"  posts: {len(fitted)}        # calibrate posts with some evidence (the others score 0)",
+            f"  relevant: {sum(y for _, y in fitted)}",
+            "  knots:                      # [raw noisy-or, probability relevant], linear in between",
+            *(f"    - [{x}, {y}]" for x, y in knots),
+            "",
+        ]
+    )
+    print(f"calibrate split: {len(calibrate)} posts ({len(problems)} label rows skipped), {len(fitted)} with evidence")
+    print("blocks (raw from..to: posts, relevant):")
+    for lo, hi, n, pos in blocks:
+        print(f"  {lo:.4f}..{hi:.4f}: {n:4d} {pos:4d}")
+    print(block)
+    if not args.dry_run:
+        write_block(args.policy, block)
+        print(f"written to {args.policy}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
