@@ -1,0 +1,281 @@
+"""The engines' limits and the project's ingest paths, measured in one run, each path as a ratio of its limit.
+
+    .venv/bin/python bench/bench_limits.py [--data DIR] [--limit N] [--skip-grpc]
+
+On the shared data (DIR/weibo_posts.jsonl, default $QF_SHARED_DATA else ../shared/data; 57,576 posts), against the
+local stack on loopback (Kafka 127.0.0.1:19092, Elasticsearch http://127.0.0.1:19200; QF_TEST_KAFKA / QF_TEST_ES):
+
+raw limits (one Python client, nothing of ours in the loop):
+- **ES bulk**: the posts' own index documents (built once, beforehand, by the indexer's ``post_document``) into an
+  index made from the project's posts template (``ensure_index``), as NDJSON prepared beforehand, 1,000 documents
+  per request, one request in flight, ``index`` operations with ``_id`` = post id;
+- **Kafka produce**: the same encoded ``Post`` records (``SerializeToString``), keyed by post id, with a bare
+  ``AIOKafkaProducer`` (``acks=all``, idempotent, ``linger_ms=5`` as ours), all sends in flight, until all acked;
+- **Kafka consume**: those records read back with a bare ``AIOKafkaConsumer`` (assigned, no group, no commit).
+
+the project's paths (the code the services run, reused from ``_pipeline.py`` and ``bench_collector_e2e.py``):
+- **enrichment**: ``services.collector.core.enrich_post`` over every post (conversion, tags, keywords, dedupe);
+- **collector in process**: JSONL line → parse → validate, enrich, dedupe → ``Post`` → produce, acked (the
+  collector's ``Pipeline`` over the real ``Producer``, in chunks of 5,000 as ``qingfeng import`` sends them);
+- **indexer**: the ``PostIndexer`` consuming what the collector produced → documents → bulk (``update`` with
+  ``doc_as_upsert``), timed from its first batch (the consumer-group join is left out) to the last acknowledgement;
+- **end to end, one process**: collector and indexer in one process, until every post is searchable;
+- **end to end via ImportPosts**: ``qingfeng import`` in a child process streams the file to the collector's
+  ``ImportPosts`` (TLS off on loopback, signed credential verified), indexer in process, until all searchable.
+
+Paths that end in Elasticsearch are divided by the ES bulk limit, paths that end in a produce by the Kafka produce
+limit (enrichment, which ends in neither, is shown against ES bulk: the rate it would have to sustain). Every topic
+and index has a unique name and is deleted afterwards. The machine's load average is printed before and after: on a
+shared 2-core machine with Kafka and Elasticsearch co-located, every figure moves with what else runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import _pipeline
+import bench_collector_e2e as e2e
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from elasticsearch import AsyncElasticsearch
+from qingfeng.elastic import IndexNames, create_client, delete_family, ensure_index
+from qingfeng.kafka import Producer, Record, ensure_topics
+from qingfeng.text import Enricher
+from qingfeng.v1 import post_pb2
+
+from services.collector.app import topic_specs_for
+from services.collector.core import Deduper, enrich_post
+from services.collector.indexer import PostIndexer, post_document
+from services.collector.settings import CollectorSettings
+
+ES_CHUNK = 1_000
+
+
+ES_LIMIT, PRODUCE_LIMIT = "ES bulk", "Kafka produce"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: a path, its rate, and either the limit it is (``limit``) or the one it is bounded by."""
+
+    path: str
+    items: int
+    seconds: float
+    bound: str | None = None
+    limit: str | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.items / self.seconds if self.seconds > 0 else float("nan")
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min, {os.cpu_count()} CPUs)"
+
+
+# -- raw limits ----------------------------------------------------------------------------------------------------
+
+
+async def raw_es_bulk(es: AsyncElasticsearch, prefix: str, docs: Sequence[tuple[str, dict[str, object]]]) -> float:
+    """Seconds to bulk-index ``docs`` as prepared NDJSON into a fresh index of the posts template."""
+    names = await ensure_index(es, prefix, "posts")
+    bodies = []
+    for start in range(0, len(docs), ES_CHUNK):
+        lines = []
+        for doc_id, doc in docs[start : start + ES_CHUNK]:
+            lines.append(json.dumps({"index": {"_id": doc_id}}))
+            lines.append(json.dumps(doc, ensure_ascii=False))
+        bodies.append(("\n".join(lines) + "\n").encode("utf-8"))
+    try:
+        started = time.perf_counter()
+        for body in bodies:
+            response = await es.bulk(index=names.write_alias, operations=body)  # type: ignore[arg-type]
+            if response.body.get("errors"):
+                first = next(i for i in response.body["items"] if i["index"].get("error"))
+                raise RuntimeError(f"raw bulk refused a document: {first}")
+        return time.perf_counter() - started
+    finally:
+        with contextlib.suppress(Exception):
+            await delete_family(es, IndexNames(prefix, "posts"))
+
+
+async def raw_kafka(settings: CollectorSettings, records: Sequence[tuple[bytes, bytes]]) -> tuple[float, float]:
+    """Seconds to produce ``records`` (key, value) with a bare idempotent producer, and to consume them back."""
+    await ensure_topics(settings.kafka, topic_specs_for(settings))
+    topic = settings.topics.posts
+    try:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka.bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=5
+        )
+        await producer.start()
+        try:
+            started = time.perf_counter()
+            futures = [await producer.send(topic, value, key=key) for key, value in records]
+            await asyncio.gather(*futures)
+            produced = time.perf_counter() - started
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(topic, p) for p in range(settings.kafka.partitions)]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            seen = 0
+            started = time.perf_counter()  # assigned and positioned: from here on it is fetching
+            while seen < len(records):
+                batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+                seen += sum(len(msgs) for msgs in batch.values())
+            consumed = time.perf_counter() - started
+        finally:
+            await consumer.stop()
+        return produced, consumed
+    finally:
+        with contextlib.suppress(Exception):
+            await e2e._delete_topics(settings)
+
+
+# -- the project's paths -------------------------------------------------------------------------------------------
+
+
+def enrichment(enricher: Enricher, posts: Sequence[post_pb2.Post]) -> float:
+    """Wall seconds of the collector's per-post step over ``posts`` (fresh deduper)."""
+    items = [(p.id, p.text, p.created_at.ToDatetime(tzinfo=UTC), p.title) for p in posts]
+    deduper = Deduper()
+    started = time.perf_counter()
+    for post_id, text, created_at, title in items:
+        enrich_post(post_id, text, created_at, title=title, enricher=enricher, deduper=deduper)
+    return time.perf_counter() - started
+
+
+async def collector_and_indexer(settings: CollectorSettings, lines: list[str]) -> tuple[float, float, int]:
+    """Seconds of the collector in process (parse → … → produce, acked), then of the indexer over its output."""
+    await ensure_topics(settings.kafka, topic_specs_for(settings))
+    es = create_client(settings.elasticsearch)
+    try:
+        names = await ensure_index(es, settings.elasticsearch.index_prefix, "posts")
+        async with Producer(settings.kafka) as producer:
+            started = time.perf_counter()
+            await e2e._produce_in_process(settings, producer, lines)
+            produced = time.perf_counter() - started
+
+            indexer = PostIndexer(
+                es, names.write_alias, producer, kafka=settings.kafka, topics=settings.topics, settings=settings.indexer
+            )
+            first: list[float] = []
+            handle = indexer.handle
+
+            async def timed(records: list[Record]) -> None:
+                if not first:
+                    first.append(time.perf_counter())  # from the first batch: the group join is not indexing
+                await handle(records)
+
+            indexer.handle = timed  # type: ignore[method-assign]
+            stop = asyncio.Event()
+            task = asyncio.create_task(indexer.run(stop))
+            try:
+                while indexer.indexed < len(lines):
+                    if task.done():
+                        task.result()
+                        raise RuntimeError("indexer stopped early")
+                    await asyncio.sleep(0.05)
+                indexed_s = time.perf_counter() - first[0]
+            finally:
+                stop.set()
+                await task
+        return produced, indexed_s, indexer.indexed
+    finally:
+        with contextlib.suppress(Exception):
+            await delete_family(es, IndexNames(settings.elasticsearch.index_prefix, "posts"))
+        with contextlib.suppress(Exception):
+            await e2e._delete_topics(settings)
+        await es.close()
+
+
+def _table(rows: Sequence[Row]) -> str:
+    limits = {r.limit: r.rate for r in rows if r.limit is not None}
+    out = [f"| {'path':60s} | {'items':>6s} | {'seconds':>7s} | {'per s':>8s} | ratio to its limit |", f"|{'-' * 62}|"
+           f"{'-' * 8}|{'-' * 9}|{'-' * 10}|{'-' * 21}|"]  # fmt: skip
+    for r in rows:
+        ratio = "" if r.bound is None else f"{r.rate / limits[r.bound]:.2f}x {r.bound}"
+        out.append(f"| {r.path:60s} | {r.items:6d} | {r.seconds:7.2f} | {r.rate:8,.0f} | {ratio:19s} |")
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=_pipeline.default_data_dir(), help="dir with weibo_posts.jsonl")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N posts")
+    parser.add_argument("--skip-grpc", action="store_true", help="leave out the end-to-end run through ImportPosts")
+    args = parser.parse_args(argv)
+    file = args.data / "weibo_posts.jsonl"
+    if not file.is_file():
+        print(f"no weibo_posts.jsonl in {args.data} (set QF_SHARED_DATA or --data)", file=sys.stderr)
+        return 2
+    print(f"limits benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, data {file}")
+    print(f"load average before: {_load()}")
+    lines = e2e._lines(args.data, args.limit)
+    rows = _pipeline.read_rows(file, args.limit or 0)
+    enricher = Enricher()
+    collected = _pipeline.collect(rows, enricher=enricher)  # the collector's own posts, for the raw inputs
+    posts = collected.posts
+    docs = [(p.id, post_document(p)) for p in posts]
+    records = [(p.id.encode(), p.SerializeToString()) for p in posts]
+    print(f"{len(lines)} lines, {len(posts)} posts; {sum(len(v) for _, v in records) / len(records):.0f} B/record")
+    table = asyncio.run(_measure(args, lines, enricher, posts, docs, records))
+    print()
+    print(_table(table))
+    print(f"\nload average after: {_load()}")
+    print(
+        "the machine is shared (other engineers' tests and Kafka/Elasticsearch on the same 2 cores): figures are noisy"
+    )
+    return 0
+
+
+async def _measure(
+    args: argparse.Namespace,
+    lines: list[str],
+    enricher: Enricher,
+    posts: Sequence[post_pb2.Post],
+    docs: Sequence[tuple[str, dict[str, object]]],
+    records: Sequence[tuple[bytes, bytes]],
+) -> list[Row]:
+
+    run = uuid.uuid4().hex[:8]
+    es = create_client(e2e._settings(run).elasticsearch)
+    try:
+        es_s = await raw_es_bulk(es, f"qfbench-{run}-raw", docs)
+    finally:
+        await es.close()
+    produce_s, consume_s = await raw_kafka(e2e._settings(f"{run}-raw"), records)
+    enrich_s = enrichment(enricher, posts)
+    collector_s, indexer_s, indexed = await collector_and_indexer(e2e._settings(f"{run}-path"), lines)
+    one = await e2e.bench_end_to_end(args.data, args.limit, "pipeline", "inprocess", False)
+    table = [
+        Row("raw ES bulk (NDJSON ready, 1 client, 1 in flight)", len(docs), es_s, limit=ES_LIMIT),
+        Row("raw Kafka produce (aiokafka, acks=all, idempotent)", len(records), produce_s, limit=PRODUCE_LIMIT),
+        Row("raw Kafka consume (aiokafka, no group)", len(records), consume_s),
+        Row("enrichment (enrich_post: convert, tag, keywords, dedupe)", len(posts), enrich_s, ES_LIMIT),
+        Row("collector in process (parse→enrich→dedupe→encode→produce)", len(lines), collector_s, PRODUCE_LIMIT),
+        Row("indexer (consume→document→bulk update)", indexed, indexer_s, ES_LIMIT),
+        Row("end to end, one process (collector→Kafka→ES)", int(one["posts"]), one["searchable_s"], ES_LIMIT),
+    ]
+    if not args.skip_grpc:
+        grpc = await e2e.bench_end_to_end(args.data, args.limit, "grpc", "inprocess", False)
+        table.append(Row("end to end via ImportPosts", int(grpc["posts"]), grpc["searchable_s"], ES_LIMIT))
+    return table
+
+
+if __name__ == "__main__":
+    sys.exit(main())
