@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from qingfeng.cli import audit, demo, import_posts, policy, stack, suite, tokens
+from qingfeng.cli import audit, demo, import_posts, lag, policy, stack, suite, tokens
 from qingfeng.cli._console import CliError
 
 __all__ = ["build_parser", "main"]
@@ -47,9 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         func=lambda args: suite.suite_up()
     )
     commands.add_parser("down", help="stop the suite").set_defaults(func=lambda args: suite.suite_down())
-    commands.add_parser("status", help="show which suite processes are alive").set_defaults(
-        func=lambda args: suite.suite_status()
-    )
+    status = commands.add_parser("status", help="show which suite processes are alive and each consumer's lag")
+    lag.add_arguments(status)
+    status.set_defaults(func=lambda args: lag.status(args, suite.suite_status))
 
     demo_parser = commands.add_parser("demo", help="replay a little of ../shared/data through the running suite")
     demo.add_arguments(demo_parser)
