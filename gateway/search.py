@@ -11,6 +11,9 @@ routes (``http.py``) both call it, so the two entries cannot drift. Errors:
 
 Messages never carry Elasticsearch's own text (index names, analyser or cluster details): the log has it.
 
+Posts and events page alike: a point in time plus ``search_after``, with signed page tokens (``search_paging``); a
+forged, altered or foreign token, or one whose point in time expired, is ``INVALID_ARGUMENT`` (HTTP 400).
+
 Every search runs within the caller's ``SearchScope`` (its access policy): tips only for ``see_tips``, and the
 regions or sources its policy limits it to.
 """
@@ -22,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import grpc
-from elasticsearch import ApiError, AsyncElasticsearch, BadRequestError, TransportError
+from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
@@ -32,13 +35,12 @@ from qingfeng.v1 import search_pb2, search_pb2_grpc
 from gateway.documents import event_from_source
 from gateway.interceptors import current_identity
 from gateway.search_aggs import event_aggregations, event_charts
-from gateway.search_paging import PageTokens
+from gateway.search_paging import PageTokens, PitPager
 from gateway.search_posts import PostPages, post_response
 from gateway.search_query import (
     SearchRequestError,
     SearchScope,
     event_search_body,
-    next_page_token,
     resolve_page,
 )
 
@@ -49,6 +51,7 @@ __all__ = [
     "SearchUnavailable",
     "Searcher",
     "abort_invalid_argument",
+    "search_error",
 ]
 
 _log = logging.getLogger(__name__)
@@ -92,6 +95,23 @@ def _root_cause(body: Any) -> str | None:
         return None
 
 
+def search_error(err: Exception, what: str) -> Exception:
+    """An Elasticsearch error raised while doing ``what``, as one of this module's errors (logged with its cause)."""
+    if isinstance(err, ApiError):
+        cause = _root_cause(err.body) or str(err.message)
+        if err.status_code == 400:
+            _log.warning("%s rejected: %s", what, cause)
+            return SearchRequestError(
+                "query", "the search cluster cannot run this query; use fewer or simpler words and filters"
+            )
+        _log.error("%s failed with HTTP %s: %s", what, err.status_code, cause)
+        if err.status_code in _RETRYABLE_STATUSES:
+            return SearchUnavailable("search cluster unavailable; retry later")
+        return SearchFailed("search failed on the server side; the gateway logged the cause")
+    _log.warning("%s failed: %s", what, err)
+    return SearchUnavailable("search cluster unavailable; retry later")
+
+
 class Searcher:
     """Searches the read aliases of one index prefix; pages are at most ``max_page_size`` hits."""
 
@@ -108,12 +128,17 @@ class Searcher:
         self._posts = IndexNames(index_prefix, "posts").read_alias
         self._events = IndexNames(index_prefix, "events").read_alias
         self._max_page_size = max_page_size
+        tokens = page_tokens or PageTokens.random()
+        # Events: PIT + search_after paging with the same signed tokens as posts (their fingerprints differ).
+        self._event_pages = PitPager(
+            es, self._events, tokens=tokens, translate=search_error, what="event search", keep_alive=pit_keep_alive
+        )
         # Posts: words-aware ranking, PIT + search_after paging with signed tokens, charts (search_posts.py).
         self._post_pages = PostPages(
             es,
             self._posts,
             events_alias=self._events,
-            tokens=page_tokens or PageTokens.random(),
+            tokens=tokens,
             splitter=default_splitter(),
             keep_alive=pit_keep_alive,
         )
@@ -122,38 +147,10 @@ class Searcher:
         try:
             # A family nobody has written yet has no read alias: that is an empty result, not an error.
             response = await self._es.search(index=index, ignore_unavailable=True, allow_no_indices=True, **body)
-        except BadRequestError as err:
-            reason = _root_cause(err.body) or str(err.message)
-            _log.warning("search on %s rejected: %s", index, reason)
-            raise SearchRequestError(
-                "query", "the search cluster cannot run this query; use fewer or simpler words and filters"
-            ) from err
-        except ApiError as err:
-            _log.error("search on %s failed with HTTP %s: %s", index, err.status_code, _root_cause(err.body) or err)
-            if err.status_code in _RETRYABLE_STATUSES:
-                raise SearchUnavailable("search cluster unavailable; retry later") from err
-            raise SearchFailed("search failed on the server side; the gateway logged the cause") from err
-        except TransportError as err:
-            _log.warning("search on %s failed: %s", index, err)
-            raise SearchUnavailable("search cluster unavailable; retry later") from err
+        except (ApiError, TransportError) as err:
+            raise search_error(err, f"search on {index}") from err
         found: Mapping[str, Any] = response.body
         return found
-
-    async def _page(
-        self, index: str, request: Any, build: Any, scope: SearchScope
-    ) -> tuple[list[Mapping[str, Any]], dict[str, Any]]:
-        """The hits of one page and the response fields every search shares (total, next token, took)."""
-        page = resolve_page(request, max_size=self._max_page_size)
-        body = await self._search(index, build(request, page, scope))
-        hits: list[Mapping[str, Any]] = body.get("hits", {}).get("hits", [])
-        total, lower_bound = _total(body)
-        common = {
-            "total": total,
-            "total_is_lower_bound": lower_bound,
-            "next_page_token": next_page_token(page, returned=len(hits), total=total),
-            "took": _took(body),
-        }
-        return hits, common
 
     async def search_posts(
         self, request: search_pb2.SearchPostsRequest, scope: SearchScope | None = None
@@ -165,9 +162,27 @@ class Searcher:
     async def search_events(
         self, request: search_pb2.SearchEventsRequest, scope: SearchScope | None = None
     ) -> search_pb2.SearchEventsResponse:
-        """Events matching ``request`` within ``scope``."""
-        request, charts = event_charts(request, scope or SearchScope())  # search_aggs.py
-        hits, common = await self._page(self._events, request, event_search_body, scope or SearchScope())
+        """Events matching ``request`` within ``scope``, one page of a point in time (see the module docstring)."""
+        scope = scope or SearchScope()
+        request, charts = event_charts(request, scope)  # search_aggs.py; charts on the first page only
+        plain = search_pb2.SearchEventsRequest()
+        plain.CopyFrom(request)
+        plain.ClearField("page_token")
+        page = resolve_page(plain, max_size=self._max_page_size)
+        cursor = self._event_pages.cursor(request.page_token, page.fingerprint)
+        body = event_search_body(plain, page, scope)
+        del body["from_"]  # the page starts after the cursor's sort values, never at an offset
+        result = await self._event_pages.page(
+            body, size=page.size, fingerprint=page.fingerprint, origin=cursor.origin if cursor else "", cursor=cursor
+        )
+        hits = result.hits
+        total, lower_bound = _total(result.found)
+        common: dict[str, Any] = {
+            "total": total,
+            "total_is_lower_bound": lower_bound,
+            "next_page_token": result.next_page_token,
+            "took": _took(result.found),
+        }
         if charts is not None:
             found = await self._search(self._events, charts)
             common["aggregations"] = event_aggregations(found.get("aggregations") or {})

@@ -13,29 +13,23 @@ of the events merged into X (looked up in the events index, following chains of 
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, TransportError
+from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 from google.protobuf.duration_pb2 import Duration
 from qingfeng.elastic.words import WordSplitter
 from qingfeng.v1 import search_pb2
 
 from gateway.documents import post_from_source
 from gateway.search_aggs import post_aggregations, post_aggs
-from gateway.search_paging import Cursor, PageTokens, invalid_token
+from gateway.search_paging import PageTokens, PitPager
 from gateway.search_query import SearchScope, parse_query_text, post_search_body, resolve_page
 from gateway.search_words import POST_HIGHLIGHT, clean_highlights, post_text_query
 
 __all__ = ["PostPage", "PostPages", "post_response"]
 
-# The search log: operators find every search failure in one place, with the cluster's own words.
-_log = logging.getLogger("gateway.search")
-
-_RETRYABLE: Final = frozenset({429, 502, 503, 504})
 # Rounds of merged-into lookups (A merged into B merged into X) and events per round: merges are rare and shallow.
 _MERGE_DEPTH: Final = 4
 _MERGED_PER_ROUND: Final = 1000
@@ -64,31 +58,11 @@ class PostPage:
         self.aggregations = aggregations
 
 
-def _root_cause(body: Any) -> str | None:
-    try:
-        cause = body["error"]["root_cause"][0]
-        return f"{cause['type']}: {cause['reason']}"
-    except (KeyError, IndexError, TypeError):
-        return None
-
-
 def _translate(err: Exception, what: str) -> Exception:
-    """An Elasticsearch error as the gateway's search errors, as ``Searcher._search`` maps them."""
-    from gateway.search import SearchFailed, SearchRequestError, SearchUnavailable
+    """An Elasticsearch error as the gateway's search errors (``gateway.search.search_error``)."""
+    from gateway.search import search_error
 
-    if isinstance(err, ApiError):
-        cause = _root_cause(err.body) or str(err.message)
-        if err.status_code == 400:
-            _log.warning("%s rejected: %s", what, cause)
-            return SearchRequestError(
-                "query", "the search cluster cannot run this query; use fewer or simpler words and filters"
-            )
-        _log.error("%s failed with HTTP %s: %s", what, err.status_code, cause)
-        if err.status_code in _RETRYABLE:
-            return SearchUnavailable("search cluster unavailable; retry later")
-        return SearchFailed("search failed on the server side; the gateway logged the cause")
-    _log.warning("%s failed: %s", what, err)
-    return SearchUnavailable("search cluster unavailable; retry later")
+    return search_error(err, what)
 
 
 def _unpaged(request: search_pb2.SearchPostsRequest) -> search_pb2.SearchPostsRequest:
@@ -115,11 +89,11 @@ class PostPages:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._es = es
-        self._alias = alias
         self._events_alias = events_alias
-        self._tokens = tokens
+        self._pager = PitPager(
+            es, alias, tokens=tokens, translate=_translate, what="post search", keep_alive=keep_alive
+        )
         self._splitter = splitter
-        self._keep_alive = keep_alive
         self._clock = clock
 
     def body(
@@ -155,46 +129,21 @@ class PostPages:
         """One page of ``request`` within ``scope``; opens the PIT on the first page, closes it after the last."""
         plain = _unpaged(request)
         page = resolve_page(plain, max_size=max_page_size)
-        cursor = self._tokens.decode(request.page_token, page.fingerprint) if request.page_token else None
+        cursor = self._pager.cursor(request.page_token, page.fingerprint)
         origin = cursor.origin if cursor else self._clock().isoformat(timespec="milliseconds").replace("+00:00", "Z")
         events = await self._event_family(request.filter.event_id) if request.filter.event_id else ()
         body = self.body(request, scope, size=page.size + 1, origin=origin, event_ids=events)
-        pit = cursor.pit if cursor else await self._open()
-        body["pit"] = {"id": pit, "keep_alive": self._keep_alive}
-        if cursor:
-            body["search_after"] = list(cursor.after)
-        try:
-            response = await self._es.search(**body)
-        except NotFoundError as err:
-            if cursor is None:
-                raise _translate(err, "post search") from err
-            raise invalid_token("the search behind this token expired; search again") from err
-        except (ApiError, TransportError) as err:
-            raise _translate(err, "post search") from err
-        found: Mapping[str, Any] = response.body
-        hits: list[Mapping[str, Any]] = found.get("hits", {}).get("hits", [])
-        more = len(hits) > page.size
-        hits = hits[: page.size]
-        served = (cursor.served if cursor else 0) + len(hits)
-        token = ""
-        if more:
-            next_cursor = Cursor(
-                pit=str(found.get("pit_id") or pit),
-                after=tuple(hits[-1]["sort"]),
-                fingerprint=page.fingerprint,
-                origin=origin,
-                served=served,
-            )
-            token = self._tokens.encode(next_cursor)
-        else:
-            await self._close(str(found.get("pit_id") or pit))
+        result = await self._pager.page(
+            body, size=page.size, fingerprint=page.fingerprint, origin=origin, cursor=cursor
+        )
+        found = result.found
         total = found.get("hits", {}).get("total") or {}
         aggs = found.get("aggregations")
         return PostPage(
-            hits,
+            result.hits,
             total=int(total.get("value", 0)),
             lower_bound=total.get("relation") == "gte",
-            next_page_token=token,
+            next_page_token=result.next_page_token,
             took_ms=int(found.get("took", 0)),
             aggregations=post_aggregations(aggs) if aggs is not None else None,
         )
@@ -220,21 +169,6 @@ class PostPages:
                 break
             family += frontier
         return tuple(family)
-
-    async def _open(self) -> str:
-        try:
-            # A family nobody has written yet has no read alias: a PIT over no index, an empty result.
-            response = await self._es.open_point_in_time(
-                index=self._alias, keep_alive=self._keep_alive, ignore_unavailable=True
-            )
-        except (ApiError, TransportError) as err:
-            raise _translate(err, "opening a point in time") from err
-        return str(response.body["id"])
-
-    async def _close(self, pit: str) -> None:
-        # Best effort: an unclosed PIT only lives until its keep-alive runs out.
-        with contextlib.suppress(ApiError, TransportError):
-            await self._es.close_point_in_time(id=pit)
 
 
 def post_response(page: PostPage) -> search_pb2.SearchPostsResponse:
