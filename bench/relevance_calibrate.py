@@ -8,7 +8,7 @@ with its label and fitted by isotonic regression (pool adjacent violators): the 
 labels in squared error. Each block's value is then smoothed to (relevant + 1) / (posts + 2), so that a handful of
 posts never yields a probability of exactly 0 or 1, and kept non-decreasing. The knots (each block's lowest and
 highest raw score, flat beyond the ends) are written as the `calibration:` block at the end of
-`libs/qingfeng/text/lexicons/relevance.yaml` with the fit's provenance (date, label file and its SHA-256, counts);
+`libs/qingfeng/text/lexicons/relevance.yaml` with the fit's provenance (date, label files and their SHA-256, counts);
 the file is then loaded and validated, and restored if it fails. Posts without evidence are not fitted: they score 0
 whatever the map says (a score is never given without a reason). The report split is never read here.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from qingfeng.text import Enricher, load_lexicons
-from relevance_eval import DEFAULT_DATA, DEFAULT_LABELS, DEFAULT_WRITTEN, REPO, file_sha256, load_items
+from relevance_eval import DEFAULT_DATA, DEFAULT_LABELS, DEFAULT_WRITTEN, REPO, labels_sha256, load_items
 
 __all__ = ["fit_isotonic", "knots_of", "main", "write_block"]
 
@@ -97,17 +97,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     blocks = fit_isotonic(fitted)
     knots = knots_of(blocks)
-    try:
-        labels = str(args.labels.resolve().relative_to(REPO))
-    except ValueError:
-        labels = str(args.labels)
+    names = []
+    for path in (args.labels, args.written):
+        if path.is_file():
+            try:
+                names.append(str(path.resolve().relative_to(REPO)))
+            except ValueError:
+                names.append(str(path))
+    labels = " + ".join(names)
     block = "\n".join(
         [
             "calibration:",
             "  method: isotonic",
             f'  fitted_at: "{datetime.now(UTC).date().isoformat()}"',
-            f"  labels: {labels}",
-            f"  labels_sha256: {file_sha256(args.labels)}",
+            f'  labels: "{labels}"',
+            f"  labels_sha256: {labels_sha256(args.labels, args.written)}  # of the files above, in that order",
             "  split: calibrate",
             f"  posts: {len(fitted)}        # calibrate posts with some evidence (the others score 0)",
             f"  relevant: {sum(y for _, y in fitted)}",

@@ -38,7 +38,7 @@ __all__ = [
     "Metrics",
     "best_threshold",
     "evaluate",
-    "file_sha256",
+    "labels_sha256",
     "load_items",
     "metrics",
     "reliability",
@@ -63,6 +63,8 @@ class Item:
     split: str
     kind: str
     text: str
+    source: str = "weibo"
+    """"weibo" (a post of the shared data) or "written" (a sentence the labeller wrote)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +75,12 @@ class Metrics:
     flagged: int
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def labels_sha256(labels: Path, written: Path | None) -> str:
+    """SHA-256 of the label file followed by the written posts' file (when present): what a fit was made on."""
+    digest = hashlib.sha256(labels.read_bytes())
+    if written is not None and written.is_file():
+        digest.update(written.read_bytes())
+    return digest.hexdigest()
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -87,7 +93,10 @@ def load_items(labels: Path, written: Path | None, data: Path) -> tuple[list[Ite
     rows = _jsonl(labels)
     texts: dict[str, str] = {}
     if written is not None and written.is_file():
-        texts.update({str(r["id"]): str(r["text"]) for r in _jsonl(written)})
+        # The labeller's own sentences carry their label, kind and split beside the text.
+        extra = _jsonl(written)
+        rows += extra
+        texts.update({str(r["id"]): str(r["text"]) for r in extra})
     wanted = {str(r.get("id")) for r in rows} - texts.keys()
     with (data / "weibo_posts.jsonl").open(encoding="utf-8") as fh:
         for line in fh:
@@ -105,7 +114,8 @@ def load_items(labels: Path, written: Path | None, data: Path) -> tuple[list[Ite
             problems.append(f"{pid}: labelled twice, first kept")
         else:
             seen.add(pid)
-            items.append(Item(pid, int(label), str(split), str(row.get("kind") or "-"), texts[pid]))
+            source = "written" if "text" in row else "weibo"
+            items.append(Item(pid, int(label), str(split), str(row.get("kind") or "-"), texts[pid], source))
     return items, problems
 
 
@@ -149,15 +159,17 @@ def reliability(
     return out
 
 
-def evaluate(items: Sequence[Item], enricher: Enricher) -> dict[str, Any]:
-    """Every figure the report prints, per split, as plain data."""
+def evaluate(items: Sequence[Item], enricher: Enricher, best: float | None = None) -> dict[str, Any]:
+    """Every figure the report prints, per split, as plain data. ``best``: the threshold to use instead of the
+    one of best F1 on these items' calibrate split."""
     relevances = score_items(items, enricher)
     by_split: dict[str, tuple[list[Item], list[float]]] = {s: ([], []) for s in SPLITS}
     for item, rel in zip(items, relevances, strict=True):
         by_split[item.split][0].append(item)
         by_split[item.split][1].append(rel.score)
     cal_items, cal_scores = by_split["calibrate"]
-    best = best_threshold(cal_scores, [i.label for i in cal_items]) if cal_items else 0.5
+    if best is None:
+        best = best_threshold(cal_scores, [i.label for i in cal_items]) if cal_items else 0.5
     result: dict[str, Any] = {"best_threshold_from_calibrate": best}
     for split, (its, scores) in by_split.items():
         labels = [i.label for i in its]
@@ -215,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     items, problems = load_items(args.labels, args.written, args.data)
     enricher = Enricher()
-    digest = file_sha256(args.labels)
+    digest = labels_sha256(args.labels, args.written)
     print(f"labels {args.labels} (sha256 {digest[:12]}): {len(items)} usable, {len(problems)} skipped")
     for problem in problems[:10]:
         print(f"  skipped {problem}")
@@ -229,6 +241,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = evaluate(items, enricher)
     print(f"best-F1 threshold chosen on the calibrate split: {result['best_threshold_from_calibrate']:.4g}")
     _print(result)
+    for source in ("weibo", "written"):
+        part = [i for i in items if i.source == source]
+        if not part:
+            continue
+        sub = evaluate(part, enricher, result["best_threshold_from_calibrate"])
+        print(f"\n-- {source} posts only (same thresholds) --")
+        for split in SPLITS:
+            print(f"{split}: {sub[split]['posts']} posts, {sub[split]['relevant']} relevant")
+            for name, m in sub[split]["rows"].items():
+                if name in ("all relevant", "none relevant"):
+                    continue
+                print(f"  {name:<38} P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f}")
+        result[f"{source}_only"] = sub
     if args.errors:
         print(f"\nmisjudged at 0.8 ({args.errors} split):")
         for item in items:

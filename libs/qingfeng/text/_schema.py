@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 __all__ = [
     "FILE_SCHEMAS",
     "CalibrationBlock",
+    "ConductRule",
     "RegionEntry",
     "RegionFile",
     "RelevanceFile",
@@ -143,6 +144,21 @@ class SuppressRule(BaseModel):
     _check_context = field_validator("context")(_reject_inner_space)
 
 
+class ConductRule(BaseModel):
+    """Officials' conduct: a holder of public power (an official's title, or one of ``holders``) named together
+    with one of ``cues`` (a word about behaviour: 送礼, 名表, 恶心, 扶贫款 ...) contributes ``weight``. What turns
+    a mention of 某局长 into a story about an official's behaviour when no corruption term is written."""
+
+    model_config = _STRICT
+
+    weight: Weight
+    holders: list[Term] = Field(default_factory=list)
+    cues: list[Term] = Field(min_length=1)
+
+    _check_holders = field_validator("holders")(_reject_inner_space)
+    _check_cues = field_validator("cues")(_reject_inner_space)
+
+
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
 
@@ -196,6 +212,7 @@ class RelevanceFile(BaseModel):
     version: Version
     weights: RelevanceWeights
     suppress: list[SuppressRule] = Field(default_factory=list)
+    conduct: ConductRule | None = None
     calibration: CalibrationBlock | None = None
     """Without one, the score is the raw noisy-or."""
 

@@ -135,6 +135,10 @@ class RelevancePolicy:
     region: float
     region_corruption: float
     suppress: tuple[Suppression, ...] = ()
+    conduct_weight: float = 0.0
+    conduct_holders: tuple[str, ...] = ()
+    conduct_cues: tuple[str, ...] = ()
+    """With an official's title or a holder named, a cue adds the criterion ``official_conduct``."""
     calibration: tuple[tuple[float, float], ...] = ()
     """(raw, probability) knots of the fitted monotone map; empty: the score is the raw noisy-or."""
     calibration_source: str = ""
@@ -289,7 +293,7 @@ class _Builder:
         if self.relevance is None:  # pragma: no cover - the built-in files always include one
             raise LexiconError("<builtin>", "relevance", "no relevance policy loaded")
         weights = self.relevance.weights
-        calibration = self.relevance.calibration
+        calibration, conduct = self.relevance.calibration, self.relevance.conduct
         source = ""
         if calibration is not None:
             source = (
@@ -308,6 +312,9 @@ class _Builder:
                 version=self.relevance.version,
                 **weights.model_dump(),
                 suppress=self._suppressions(),
+                conduct_weight=conduct.weight if conduct else 0.0,
+                conduct_holders=tuple(dict.fromkeys(prepare(w) for w in conduct.holders)) if conduct else (),
+                conduct_cues=tuple(dict.fromkeys(prepare(w) for w in conduct.cues)) if conduct else (),
                 calibration=tuple(calibration.knots) if calibration is not None else (),
                 calibration_source=source,
             ),

@@ -5,8 +5,9 @@ the category weights of the term lexicons); this module only applies them, in th
 
 1. negative contexts: a term near a context word that gives it another meaning (落马 of a jockey, 腐败 of food,
    官员 of another country) is dropped, and a ``suppressed:<rule>`` reason (weight 0) says which and why;
-2. each criterion that fires contributes a weight w and a reason; the raw score is the noisy-or ``1 - Π(1 - w)``:
-   bounded by 1, monotone in every criterion, and order-independent;
+2. each criterion that fires contributes a weight w and a reason (``official_conduct``: an official or a holder of
+   public power named with a word about conduct, found in the text); the raw score is the noisy-or
+   ``1 - Π(1 - w)``: bounded by 1, monotone in every criterion, and order-independent;
 3. the raw score goes through the policy's calibration, a monotone piecewise-linear map fitted on labelled posts
    (``bench/relevance_calibrate.py``), so that a threshold on the score is a threshold on observed precision. A
    post with no evidence scores 0: a score is never given without a reason.
@@ -14,6 +15,7 @@ the category weights of the term lexicons); this module only applies them, in th
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from dataclasses import dataclass, replace
 
@@ -58,6 +60,11 @@ def calibrate(knots: tuple[tuple[float, float], ...], raw: float) -> float:
         return knots[-1][1]
     (x0, y0), (x1, y1) = knots[i - 1], knots[i]
     return y0 + (y1 - y0) * (raw - x0) / (x1 - x0)
+
+
+def _any_of(words: tuple[str, ...]) -> re.Pattern[str] | None:
+    # Longest first, so the evidence names the most specific word.
+    return re.compile("|".join(map(re.escape, sorted(words, key=len, reverse=True)))) if words else None
 
 
 class _Suppressor:
@@ -117,6 +124,8 @@ class RelevanceScorer:
 
     __slots__ = (
         "_corruption_weights",
+        "_cues",
+        "_holders",
         "_nothing",
         "_official_weights",
         "_offline_weights",
@@ -130,15 +139,25 @@ class RelevanceScorer:
         self._official_weights = {c.id: c.weight for c in lexicons.officials.categories.values()}
         self._offline_weights = {c.id: c.weight for c in lexicons.offline.categories.values()}
         self._suppressor = _Suppressor(self._policy.suppress)
+        self._cues = _any_of(self._policy.conduct_cues)
+        self._holders = _any_of(self._policy.conduct_holders)
         self._nothing = Relevance(0.0, (), self._policy.version)
 
     def score(self, tags: Tags, text: str = "") -> Relevance:
         """The relevance of a post with ``tags``; ``text`` (the simplified text they were found in) enables the
         negative contexts."""
-        if tags.is_empty:
+        cue = self._cues.search(text) if self._cues is not None and text else None
+        if tags.is_empty and cue is None:
             return self._nothing
         tags, suppressed = self._suppressor.apply(tags, text)
         reasons = self._criteria(tags)
+        if cue is not None:
+            holder = tags.officials[0].term if tags.officials else None
+            if holder is None and self._holders is not None:
+                found = self._holders.search(text)
+                holder = found.group() if found else None
+            if holder is not None:
+                reasons.append(Reason("official_conduct", self._policy.conduct_weight, (holder, cue.group())))
         remaining = 1.0
         for reason in reasons:
             remaining *= 1.0 - reason.weight

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 from qingfeng.text import Enricher
+from qingfeng.text.relevance import calibrate
 
 CORRUPT = "临沂市委书记贪污受贿被双规，数百名群众聚集上访"
 NEUTRAL = "今天天气不错，和朋友去公园散步"
@@ -47,9 +48,12 @@ def test_reasons_explain_the_score(enricher: Enricher) -> None:
     remaining = 1.0
     for weight in weights:
         remaining *= 1 - weight
-    assert relevance.score == pytest.approx(1 - remaining, abs=1e-3)
+    # the raw score is the noisy-or of the reasons; the score is the policy's calibration of it
+    assert relevance.raw == pytest.approx(1 - remaining, abs=1e-3)
+    assert relevance.score == pytest.approx(calibrate(enricher.lexicons.relevance.calibration, relevance.raw), abs=1e-4)
     assert 0 < relevance.score < 1
 
 
 def test_officials_alone_score_low(enricher: Enricher) -> None:
-    assert 0 < enricher.enrich("县长今天视察了学校").relevance.score < 0.2
+    # some evidence, but below the lower of the policy thresholds (the coordinator's 0.5)
+    assert 0 < enricher.enrich("县长今天视察了学校").relevance.score < 0.5
