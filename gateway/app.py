@@ -54,6 +54,7 @@ from gateway.proxy import proxy_handler
 from gateway.ratelimit import ConcurrencyLimiter, FailureLimiter, RateLimiter
 from gateway.search import Searcher, SearchServicer
 from gateway.search_paging import PageTokens
+from gateway.session_rows import SqlRows
 from gateway.sessions import SessionMiddleware, SessionStore, session_routes
 from gateway.settings import GatewayConfigError, GatewaySettings, HttpSettings
 
@@ -261,7 +262,8 @@ def build_gateway(settings: GatewaySettings, policy: PolicySource, signer: Crede
         ),
     ]
     guard = GuardInterceptor(policy, limiter, failures=failures, concurrency=concurrency)
-    sessions = SessionStore(idle_s=settings.http.session_idle_s, max_s=settings.http.session_max_s)
+    session_rows = SqlRows(settings.session_database.url.get_secret_value())  # migrated on first use
+    sessions = SessionStore(idle_s=settings.http.session_idle_s, max_s=settings.http.session_max_s, rows=session_rows)
     grpc_server = build_server(settings.grpc, services=services, interceptors=[guard])
 
     async def close_channels() -> None:
@@ -287,10 +289,10 @@ def build_gateway(settings: GatewaySettings, policy: PolicySource, signer: Crede
                     timeout_s=limits.upstream_timeout_s,
                 ),
             ],
-            inner_middleware=[Middleware(SessionMiddleware, store=sessions)],
+            inner_middleware=[Middleware(SessionMiddleware, store=sessions, policy=policy)],
         ),
         readiness=[kafka_ready(settings.kafka), elasticsearch_ready(es)],
-        cleanups=[es.close, close_channels],
+        cleanups=[es.close, close_channels, session_rows.close],
     )
 
 

@@ -125,11 +125,11 @@ async def test_logout_needs_csrf_ends_the_session_and_clears_the_cookie(
 ) -> None:
     csrf = (await _sign_in(client, tokens["office"])).json()["csrf_token"]
     assert (await client.delete("/api/session")).status_code == 403
-    assert len(store) == 1
+    assert await store.count() == 1
     reply = await client.delete("/api/session", headers={"X-CSRF-Token": csrf})
     assert reply.status_code == 200 and reply.json() == {"signed_out": True}
     assert "max-age=0" in reply.headers["set-cookie"].lower()
-    assert len(store) == 0
+    assert await store.count() == 0
     assert (await client.get("/api/session")).status_code == 401
 
 
@@ -174,7 +174,7 @@ async def test_a_revoked_identity_loses_its_session(
         limiter=RateLimiter(rate_per_s=100.0, burst=100),
         searcher=_Searcher(),  # type: ignore[arg-type]
         extra_routes=session_routes(store, policy, FailureLimiter(max_failures=3, window_s=60.0)),
-        inner_middleware=[Middleware(SessionMiddleware, store=store)],
+        inner_middleware=[Middleware(SessionMiddleware, store=store, policy=policy)],
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://gateway") as http:
         assert (await _sign_in(http, tokens["office"])).status_code == 200
@@ -184,4 +184,4 @@ async def test_a_revoked_identity_loses_its_session(
         policy.reload()
         assert (await http.get("/api/search/posts", params={"q": "受贿"})).status_code == 401
         assert (await http.get("/api/session")).status_code == 401
-    assert len(store) == 0
+    assert await store.count() == 0
