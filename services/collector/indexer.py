@@ -11,6 +11,9 @@ offsets only after Elasticsearch acknowledged it.
 - When Elasticsearch cannot take the batch at all (unreachable, 429/5xx after the bulk writer's retries), nothing is
   committed: the consumer stops, waits with backoff and resumes from the last commit. Collection is not affected;
   posts wait on Kafka (indexing lag) until Elasticsearch is back.
+- Memory stays bounded whatever Elasticsearch does: one batch (``batch_size`` records) is held while it is written,
+  plus aiokafka's prefetch (``max_partition_fetch_bytes``, 1 MB per partition); a slow bulk request just delays the
+  next poll. The lag is the gauge ``qingfeng_kafka_consumer_lag`` (``run_batches``) and ``qingfeng status``.
 
 Documents hold the post's proto-JSON fields (proto field names) plus the flattened fields the posts template indexes
 (``corruption_categories``, ``region_codes``, ``relevance``, ``duplicate_of`` …), which ``gateway/documents.py``
