@@ -1,7 +1,7 @@
-"""The console's writes beyond acknowledgement, in headless Chromium against the running suite: a leader escalates a
-case from the case board (level and reason), the office's analyst is refused by the coordinator and an identity
-without the grant by the gateway; the approver rejects a draft from the sign-off queue with a required comment, which
-then shows on the draft's history.
+"""The console's escalation and rejection, in headless Chromium against the running suite: a leader escalates a
+case from the case board (level and reason) and acknowledges it, the office's analyst is refused by the coordinator
+and an identity without the grant by the gateway; the approver rejects a draft from the sign-off queue with a
+required comment, which then shows on the draft's history.
 
 Runs before ``test_console.py`` (file order), whose last test stops the publisher."""
 
@@ -90,6 +90,10 @@ def test_a_leader_escalates_and_other_roles_are_refused(browser: Any, console_su
         assert "manual" in leader.text_content("#case-detail .escalations")
     else:  # not 涉腐 (or already at its rung): the level rises, the route stays with the office
         assert not case.get("corruption_related") or case.get("routed_to") == "OFFICIAL_LEVEL_MUNICIPAL_COMMITTEE"
+    # The leader acknowledges it too (it awaits acknowledgement again after the raise).
+    leader.click("#ack")
+    leader.wait_for_selector("#case-detail #acked")
+    assert _api(leader, f"/api/cases/{case['id']}")["body"]["case"]["status"] == "CASE_STATUS_ACKNOWLEDGED"
 
 
 def test_the_approver_rejects_a_draft_with_a_comment(browser: Any, console_suite: ConsoleSuite, leader: Any) -> None:
