@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from pydantic import SecretStr
 from qingfeng.elastic import bulk_index, create_client
 from qingfeng.settings import ElasticsearchSettings
