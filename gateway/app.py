@@ -262,7 +262,7 @@ def build_gateway(settings: GatewaySettings, policy: PolicySource, signer: Crede
         ),
     ]
     guard = GuardInterceptor(policy, limiter, failures=failures, concurrency=concurrency)
-    session_rows = SqlRows(settings.session_database.url.get_secret_value())  # migrated on first use
+    session_rows = SqlRows(settings.database.url.get_secret_value())  # migrated on first use
     sessions = SessionStore(idle_s=settings.http.session_idle_s, max_s=settings.http.session_max_s, rows=session_rows)
     grpc_server = build_server(settings.grpc, services=services, interceptors=[guard])
 

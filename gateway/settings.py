@@ -95,9 +95,9 @@ class GatewaySettings(ServiceSettings):
     access_policy: Path
     # How the gateway connects to the services: TLS verified against this CA (plaintext only when chosen).
     upstream_tls: ClientTlsSettings = ClientTlsSettings()
-    # Console sessions (gateway/session_rows.py): SQLite for one node; replicas behind one address share one
-    # PostgreSQL database (postgresql+asyncpg://…). Variable: QF_GATEWAY_SESSION_DATABASE__URL.
-    session_database: DatabaseSettings = DatabaseSettings(url=SecretStr("sqlite+aiosqlite:///./.qingfeng/gateway.db"))
+    # The gateway's own database, console sessions (gateway/session_rows.py): SQLite for one node; replicas behind
+    # one address share one PostgreSQL database (postgresql+asyncpg://…). Variable: QF_GATEWAY_DATABASE__URL.
+    database: DatabaseSettings = DatabaseSettings(url=SecretStr("sqlite+aiosqlite:///./.qingfeng/gateway.db"))
     # Upstream services the gateway proxies to (host:port).
     collector_addr: str = "127.0.0.1:50061"
     grader_addr: str = "127.0.0.1:50062"

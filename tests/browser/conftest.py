@@ -198,6 +198,7 @@ def console_suite(
         "gateway": {
             **{f"QF_GATEWAY_{k}": v for k, v in common.items()},
             "QF_GATEWAY_ACCESS_POLICY": str(console_policy),
+            "QF_GATEWAY_DATABASE__URL": f"sqlite+aiosqlite:///{tmp}/gateway.db",  # console sessions
             "QF_GATEWAY_HTTP__PORT": str(http_port),
             "QF_GATEWAY_COLLECTOR_ADDR": f"127.0.0.1:{ports['collector']}",
             "QF_GATEWAY_GRADER_ADDR": f"127.0.0.1:{ports['grader']}",
