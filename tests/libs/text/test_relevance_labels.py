@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -25,7 +26,15 @@ POSTS = DATA / "weibo_posts.jsonl"
 SPLITS = {"calibrate", "report"}
 LABEL_FIELDS = {"id", "label", "kind", "note", "found_by", "split"}
 WRITTEN_FIELDS = {"id", "text", "label", "kind", "note", "split"}
-needs_data = pytest.mark.skipif(not POSTS.is_file(), reason=f"shared data not found at {POSTS} (set QF_SHARED_DATA)")
+_skip_without_data = pytest.mark.skipif(
+    not POSTS.is_file(), reason=f"shared data not found at {POSTS} (set QF_SHARED_DATA)"
+)
+
+
+def needs_data(test: Callable[..., None]) -> Callable[..., None]:
+    """Mark a test as reading ../shared/data (marker ``data``) and skip it, saying where we looked, when absent."""
+    marked: Callable[..., None] = pytest.mark.data(_skip_without_data(test))
+    return marked
 
 
 def _read(path: Path) -> list[dict[str, object]]:
