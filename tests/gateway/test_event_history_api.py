@@ -27,15 +27,17 @@ METHOD = "/qingfeng.v1.GraderService/ListEventGrades"
 W = common_pb2.WarningLevel
 
 
-def _change(sequence: int, before: int, after: int, *, rising: bool) -> event_pb2.Alert:
+def _change(
+    sequence: int, before: common_pb2.WarningLevel.ValueType, after: common_pb2.WarningLevel.ValueType, *, rising: bool
+) -> event_pb2.Alert:
     change = event_pb2.Alert(
         id=f"ev-1:{sequence}", event_id="ev-1", sequence=sequence, from_level=before, to_level=after, rising=rising
-    )  # type: ignore[arg-type]
+    )
     change.reasons.add(
         criterion="distinct_authors", value=60.0 + sequence, threshold=50.0, op=common_pb2.COMPARISON_OPERATOR_GE,
         message=f"1小时内参与作者数 {60 + sequence} ≥ 50", level=after,
     )  # fmt: skip
-    change.grade.level = after  # type: ignore[assignment]
+    change.grade.level = after
     change.grade.label = "黄色预警"
     change.grade.graded_at.FromJsonString(f"2025-06-01T08:0{sequence}:00Z")
     return change
@@ -69,7 +71,7 @@ class _NoSearch:
 
 @pytest.fixture
 async def grader() -> AsyncIterator[tuple[str, _Grader]]:
-    servicer = _Grader()
+    servicer = _Grader()  # type: ignore[abstract]  # the rest answer UNIMPLEMENTED
     server = grpc.aio.server(interceptors=[CredentialInterceptor(TRUST)])
     event_pb2_grpc.add_GraderServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
