@@ -26,9 +26,9 @@ def _add_stack(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "QF_STACK_TIMEOUT_S (see deploy/stack/README.md).",
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="{up,down,status}")
-    actions.add_parser("up", help="start both servers (reusing running ones) and wait until healthy").set_defaults(
-        func=lambda args: stack.stack_up()
-    )
+    up = actions.add_parser("up", help="start both servers (reusing running ones) and wait until healthy")
+    up.add_argument("--with-jaeger", action="store_true", help="also build (once) and start a local Jaeger")
+    up.set_defaults(func=lambda args: stack.stack_up(with_jaeger=args.with_jaeger))
     down = actions.add_parser("down", help="stop both servers and their child processes")
     down.add_argument("--wipe", action="store_true", help="also delete Kafka's and Elasticsearch's data")
     down.set_defaults(func=lambda args: stack.stack_down(wipe=args.wipe))

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from qingfeng.cli import es_server, kafka_server
+from qingfeng.cli import es_server, jaeger_server, kafka_server
 from qingfeng.cli._console import CliError, say, tail
 from qingfeng.cli._process import group_members, processes_mentioning, stop_group
 from qingfeng.cli.maven import fetch_artifacts
@@ -52,6 +52,16 @@ _ES = _Server(
     stop_timeout_s=60.0,
 )
 _SERVERS = (_KAFKA, _ES)
+# Opt-in (`stack up --with-jaeger`): in `status` only while running here, never required for a healthy stack.
+_JAEGER = _Server(
+    name="jaeger",
+    address=lambda c: f"{jaeger_server.ui_url(c)} (OTLP 127.0.0.1:{c.jaeger_otlp_port})",
+    running_pid=jaeger_server.running_pid,
+    probe=lambda c: jaeger_server.probe(c),
+    version=jaeger_server.version_of,
+    log_files=jaeger_server.log_files,
+    stop_timeout_s=15.0,
+)
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,7 @@ def _start_es(config: StackConfig) -> int:
 
 
 def _wait_healthy(config: StackConfig, pids: dict[str, int]) -> None:
-    servers = {server.name: server for server in _SERVERS if server.name in pids}
+    servers = {server.name: server for server in (*_SERVERS, _JAEGER) if server.name in pids}
     started = time.monotonic()
     deadline = started + config.timeout_s
     next_progress = started + _PROGRESS_EVERY_S
@@ -141,9 +151,10 @@ def _wait_healthy(config: StackConfig, pids: dict[str, int]) -> None:
 
 
 def collect_status(config: StackConfig) -> list[ServerStatus]:
-    """Probe both servers once."""
+    """Probe both servers once (and Jaeger when it runs)."""
     statuses = []
-    for server in _SERVERS:
+    optional = [_JAEGER] if _JAEGER.running_pid(config) is not None else []
+    for server in (*_SERVERS, *optional):
         reason = server.probe(config)
         statuses.append(
             ServerStatus(
@@ -169,8 +180,8 @@ def format_status(statuses: list[ServerStatus]) -> str:
     return "\n".join(lines)
 
 
-def stack_up(config: StackConfig | None = None) -> int:
-    """Start whatever is not running yet, wait until both servers are healthy, print the status."""
+def stack_up(config: StackConfig | None = None, *, with_jaeger: bool = False) -> int:
+    """Start whatever is not running yet, wait until both servers (and Jaeger) are healthy, print the status."""
     config = config or load_stack_config()
     began = time.monotonic()
     with _locked(config):
@@ -181,10 +192,26 @@ def stack_up(config: StackConfig | None = None) -> int:
         fetch_artifacts(config, need_es_zip=pids["elasticsearch"] is None and not es_server.installed(config))
         kafka_pid = pids["kafka"] or _start_kafka(config)
         es_pid = pids["elasticsearch"] or _start_es(config)
-        _wait_healthy(config, {"kafka": kafka_pid, "elasticsearch": es_pid})
+        started = {"kafka": kafka_pid, "elasticsearch": es_pid}
+        if with_jaeger:
+            started["jaeger"] = _jaeger_pid(config)
+        _wait_healthy(config, started)
     say("stack", f"up in {time.monotonic() - began:.0f}s (home {config.home})")
     print(format_status(collect_status(config)))
     return 0
+
+
+def _jaeger_pid(config: StackConfig) -> int:
+    pid = jaeger_server.running_pid(config)
+    if pid is not None:
+        say("jaeger", f"already running (pid {pid})")
+        return pid
+    jaeger_server.build(config)
+    _ensure_port_free(config.jaeger_otlp_port, "QF_STACK_JAEGER_OTLP_PORT")
+    _ensure_port_free(config.jaeger_ui_port, "QF_STACK_JAEGER_UI_PORT")
+    pid = jaeger_server.start(config)
+    say("jaeger", f"started (pid {pid}), UI {jaeger_server.ui_url(config)}, log {jaeger_server.log_files(config)[0]}")
+    return pid
 
 
 def stack_status(*, as_json: bool = False, config: StackConfig | None = None) -> int:
@@ -195,17 +222,19 @@ def stack_status(*, as_json: bool = False, config: StackConfig | None = None) ->
         print(json.dumps([asdict(status) for status in statuses], indent=2))
     else:
         print(format_status(statuses))
-    return 0 if all(status.healthy for status in statuses) else 1
+    required = {server.name for server in _SERVERS}
+    return 0 if all(status.healthy for status in statuses if status.name in required) else 1
 
 
 def stack_down(*, wipe: bool = False, config: StackConfig | None = None) -> int:
     """Stop both servers and every process left from this stack home; `wipe` also deletes their data."""
     config = config or load_stack_config()
     with _locked(config):
-        for server in _SERVERS:
+        for server in (*_SERVERS, _JAEGER):
             pid = server.running_pid(config)
             if pid is None:
-                say(server.name, "not running")
+                if server is not _JAEGER:
+                    say(server.name, "not running")
                 continue
             say(server.name, f"stopping (pid {pid})")
             killed = stop_group(pid, timeout_s=server.stop_timeout_s)

@@ -11,6 +11,8 @@ Environment variables (all optional):
 | QF_STACK_ES_TRANSPORT_PORT        | ES port + 100 (19300)                                       |
 | QF_STACK_JAVA_HOME                | the JDK 17 (/usr/lib/jvm/java-17-openjdk-amd64, else `java` on PATH) |
 | QF_STACK_TIMEOUT_S                | 300 (how long `stack up` waits for each server to be healthy) |
+| QF_STACK_JAEGER_OTLP_PORT         | 4317 (Jaeger's OTLP gRPC receiver, with `stack up --with-jaeger`) |
+| QF_STACK_JAEGER_UI_PORT           | 16686 (Jaeger's UI and HTTP API; its query gRPC port is one below) |
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class StackConfig:
     java_home: Path
     timeout_s: float
     es_user: str | None
+    jaeger_otlp_port: int = 4317
+    jaeger_ui_port: int = 16686
 
     @property
     def pom(self) -> Path:
@@ -174,4 +178,6 @@ def load_stack_config(env: Mapping[str, str] | None = None, *, euid: int | None 
         java_home=find_java_home(env),
         timeout_s=timeout_s,
         es_user=ES_USER if euid == 0 else None,
+        jaeger_otlp_port=_port(env, "QF_STACK_JAEGER_OTLP_PORT", 4317),
+        jaeger_ui_port=_port(env, "QF_STACK_JAEGER_UI_PORT", 16686),
     )
