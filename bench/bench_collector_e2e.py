@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_collector_e2e.py [--data DIR] [--limit N] [--via pipeline|grpc]
                                                   [--indexer inprocess|process] [--skip-pipeline] [--keep]
+                                                  [--tracing off|default|full [--tracing-drop] [--otlp-endpoint URL]]
 
 Needs `qingfeng stack up` (Kafka 127.0.0.1:19092, Elasticsearch http://127.0.0.1:19200; override with QF_TEST_KAFKA,
 QF_TEST_ES). Every run uses its own topics and index prefix, deleted afterwards unless --keep.
@@ -14,6 +15,11 @@ Two measurements, each with a fresh pipeline (empty dedupe window):
    streamed through the collector's ImportPosts by a client in a child process, as `qingfeng import` does) while the
    indexer consumes the topic and bulk-indexes it in the same process, as ``QF_COLLECTOR_ROLE=all`` runs it
    (``--indexer process``: in a `python -m services.collector` child with ``QF_COLLECTOR_ROLE=index``).
+
+``--tracing`` (issue 12): ``off`` (no SDK, the API's no-op), ``default`` (the SDK at the default sample ratio) or
+``full`` (ratio 1.0), as the collector sets it up (``qingfeng.telemetry``); spans go to ``--otlp-endpoint`` (the
+local Jaeger of ``stack up --with-jaeger``) when given. ``--tracing-drop``: the ratio's rejects are DROPped instead of
+recorded (RECORD_ONLY, the default, lets errors be kept).
 
 Target (issue 3): end to end >= 2,315 posts/s sustained (200 million items a day) on this 2-core machine with Kafka
 and Elasticsearch co-located.
@@ -301,7 +307,19 @@ async def main() -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the topics and the index afterwards")
     parser.add_argument("--skip-pipeline", action="store_true", help="only the end-to-end measurement")
+    parser.add_argument("--tracing", choices=("off", "default", "full"), default="off")
+    parser.add_argument("--tracing-drop", action="store_true", help="DROP unsampled spans instead of RECORD_ONLY")
+    parser.add_argument("--otlp-endpoint", default=None, help="export spans over OTLP, e.g. http://127.0.0.1:4317")
     args = parser.parse_args()
+    if args.tracing != "off":
+        from qingfeng.settings import TelemetrySettings
+        from qingfeng.telemetry import setup_tracing
+
+        ratio = 1.0 if args.tracing == "full" else TelemetrySettings().sample_ratio
+        telemetry = TelemetrySettings(sample_ratio=ratio, otlp_endpoint=args.otlp_endpoint)
+        setup_tracing(telemetry, process="collector", record_unsampled=not args.tracing_drop)
+        mode = "DROP" if args.tracing_drop else "RECORD_ONLY"
+        print(f"tracing {args.tracing}: ratio {ratio}, unsampled {mode}, export {args.otlp_endpoint or 'none'}")
     if not (args.data / "weibo_posts.jsonl").is_file():
         print(f"no weibo_posts.jsonl in {args.data} (set QF_SHARED_DATA)", file=sys.stderr)
         return 2
