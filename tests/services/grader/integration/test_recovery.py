@@ -1,4 +1,5 @@
-"""Restarts neither repeat nor lose alerts: a graceful stop and a crash in the middle of a stream, then the rest.
+"""Restarts neither repeat nor lose alerts, nor level history: a graceful stop and a crash in the middle of a stream,
+then the rest.
 
 The same stream is graded once without interruption (the reference) and once in three runs on fresh topics and a
 fresh database: run A grades the first part and stops gracefully (final checkpoint); run B grades part of the
@@ -78,6 +79,10 @@ async def test_graceful_stop_and_crash_neither_repeat_nor_lose_alerts(
     await _wait_all(c, len(stream))
     levels = {s.event_id: s.level for s in c.app.owner.engine.snapshots()}
     suppressed = c.app.owner.suppressed
+    # The level history in the database, written by runs A, B (up to its crash) and C (replaying B's lost part).
+    history = c.app.owner.history
+    assert history is not None
+    kept = [change for event_id in sorted(levels) for change in await history.changes(event_id)]
     await c.graceful()
 
     alerts = await read_alerts(settings.kafka, settings.topics.alerts, expect=len(expected))
@@ -85,6 +90,8 @@ async def test_graceful_stop_and_crash_neither_repeat_nor_lose_alerts(
     assert len(ids) == len(set(ids)), "an alert was published twice"
     assert _keys(alerts) == expected
     assert levels == expected_levels
+    assert _keys(kept) == expected, "the level history holds every change once, across the stop and the crash"
+    assert all(change.reasons for change in kept)
     if every_batches > 100:
         assert suppressed > 0, "run C must have regenerated (and suppressed) the alerts B published"
 
