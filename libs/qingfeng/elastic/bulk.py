@@ -7,18 +7,22 @@ is ``update`` with ``doc_as_upsert`` instead: the fields given replace theirs an
 Items rejected with 429 (bulk queue full) or 503 (shard unavailable) are retried with exponential backoff, as is a
 whole request that failed that way or on the connection; anything else is reported per item and never raised, so
 the caller decides (most dead-letter the item and commit).
+
+Each document is serialised once, by the client's own JSON serializer, into the bytes of its NDJSON line: that line
+measures the request size for chunking and is the request body, so the client does not serialise it a second time
+(before, the size estimate and the client each ran ``json.dumps`` over every document).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from elasticsearch import ApiError, AsyncElasticsearch, ConnectionError, ConnectionTimeout
+from elasticsearch.serializer import JsonSerializer
 
 __all__ = ["BulkFailure", "BulkResult", "Refresh", "bulk_index"]
 
@@ -27,6 +31,11 @@ _log = logging.getLogger(__name__)
 Refresh = Literal[False, True, "wait_for"]
 
 _RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
+# The serializer AsyncElasticsearch uses by default (compact, UTF-8, datetimes as ISO 8601): the bytes are the same
+# as the client would have sent.
+_JSON: Final = JsonSerializer()
+# (id, document, its serialised JSON)
+_Doc = tuple[str, Mapping[str, Any], bytes]
 
 
 @dataclass(frozen=True)
@@ -90,13 +99,13 @@ async def bulk_index(
                 delay = min(max_backoff_s, backoff_s * 2 ** (attempt - 1))
                 _log.warning("bulk: %d documents to retry in %.1fs", len(outcome.retry), delay, extra={"alias": alias})
                 await asyncio.sleep(delay)
-                pending = [(doc_id, doc) for doc_id, doc, _ in outcome.retry]
+                pending = [doc for doc, _ in outcome.retry]
                 failed.extend(outcome.failed)
                 continue
             failed.extend(outcome.failed)
             failed.extend(
                 BulkFailure(doc_id, status, "retries_exhausted", f"still failing after {attempt} retries: {why}")
-                for doc_id, _, (status, why) in outcome.retry
+                for (doc_id, _, _), (status, why) in outcome.retry
             )
             pending = []
     if refresh is True:
@@ -111,36 +120,38 @@ class _Outcome:
     created: int
     updated: int
     failed: list[BulkFailure]
-    # (id, doc, (status, reason)) of the items worth retrying.
-    retry: list[tuple[str, Mapping[str, Any], tuple[int, str]]]
+    # (the document, (status, reason)) of the items worth retrying.
+    retry: list[tuple[_Doc, tuple[int, str]]]
 
 
 async def _send(
     es: AsyncElasticsearch,
     alias: str,
-    docs: list[tuple[str, Mapping[str, Any]]],
+    docs: list[_Doc],
     *,
     refresh: Refresh,
     merge: bool = False,
 ) -> _Outcome:
-    operations: list[Mapping[str, Any]] = []
+    operations: list[bytes] = []
     op = "update" if merge else "index"
-    for doc_id, doc in docs:
-        operations.append({op: {"_id": doc_id}})
-        operations.append({"doc": doc, "doc_as_upsert": True} if merge else doc)
+    for doc_id, _, line in docs:
+        operations.append(_JSON.dumps({op: {"_id": doc_id}}))
+        # byte for byte what the client makes of {"doc": doc, "doc_as_upsert": True}
+        operations.append(b'{"doc":' + line + b',"doc_as_upsert":true}' if merge else line)
     try:
-        response = await es.bulk(index=alias, operations=operations, refresh=refresh)
+        # the client sends bytes lines as they are (its NDJSON serializer only joins them)
+        response = await es.bulk(index=alias, operations=operations, refresh=refresh)  # type: ignore[arg-type]
     except ApiError as err:
         if err.status_code in _RETRY_STATUSES:
-            return _Outcome(0, 0, [], [(i, d, (err.status_code, str(err.error))) for i, d in docs])
+            return _Outcome(0, 0, [], [(d, (err.status_code, str(err.error))) for d in docs])
         reason = f"{err.error}: {_reason_of(err.body)}"
-        return _Outcome(0, 0, [BulkFailure(i, err.status_code, str(err.error), reason) for i, _ in docs], [])
+        return _Outcome(0, 0, [BulkFailure(i, err.status_code, str(err.error), reason) for i, _, _ in docs], [])
     except (ConnectionError, ConnectionTimeout) as err:
-        return _Outcome(0, 0, [], [(i, d, (0, type(err).__name__)) for i, d in docs])
+        return _Outcome(0, 0, [], [(d, (0, type(err).__name__)) for d in docs])
     created = updated = 0
     failed: list[BulkFailure] = []
-    retry: list[tuple[str, Mapping[str, Any], tuple[int, str]]] = []
-    for (doc_id, doc), item in zip(docs, response.body.get("items", []), strict=True):
+    retry: list[tuple[_Doc, tuple[int, str]]] = []
+    for doc, item in zip(docs, response.body.get("items", []), strict=True):
         result = item.get(op, {})
         status = int(result.get("status", 0))
         if 200 <= status < 300:
@@ -153,9 +164,9 @@ async def _send(
         error_type = str(error.get("type", "unknown")) if isinstance(error, dict) else "unknown"
         reason = _reason_of({"error": error})
         if status in _RETRY_STATUSES:
-            retry.append((doc_id, doc, (status, f"{error_type}: {reason}")))
+            retry.append((doc, (status, f"{error_type}: {reason}")))
         else:
-            failed.append(BulkFailure(doc_id, status, error_type, reason))
+            failed.append(BulkFailure(doc[0], status, error_type, reason))
     return _Outcome(created, updated, failed, retry)
 
 
@@ -173,18 +184,16 @@ def _reason_of(body: Any) -> str:
     return str(body)
 
 
-def _chunks(
-    docs: Iterable[tuple[str, Mapping[str, Any]]], max_docs: int, max_bytes: int
-) -> Iterator[list[tuple[str, Mapping[str, Any]]]]:
-    chunk: list[tuple[str, Mapping[str, Any]]] = []
+def _chunks(docs: Iterable[tuple[str, Mapping[str, Any]]], max_docs: int, max_bytes: int) -> Iterator[list[_Doc]]:
+    chunk: list[_Doc] = []
     size = 0
     for doc_id, doc in docs:
-        # An estimate is enough: it only keeps requests well under http.max_content_length (100 MB by default).
-        doc_size = len(json.dumps(doc, ensure_ascii=False, default=str).encode("utf-8")) + len(doc_id) + 32
+        line = _JSON.dumps(doc)
+        doc_size = len(line) + len(doc_id) + 32  # the action line is about 32 bytes besides the id
         if chunk and (len(chunk) >= max_docs or size + doc_size > max_bytes):
             yield chunk
             chunk, size = [], 0
-        chunk.append((doc_id, doc))
+        chunk.append((doc_id, doc, line))
         size += doc_size
     if chunk:
         yield chunk

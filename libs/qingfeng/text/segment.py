@@ -8,6 +8,7 @@ dictionary so that they come out as single keywords (超标准接待 rather than
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 
 import rjieba
@@ -56,19 +57,28 @@ class Segmenter:
         Without a corpus there is no idf, so salience is term frequency with a bonus for lexicon terms and length.
         """
         verdicts = self._verdicts
+        # Count every token in C first, then judge each distinct token once: a long text repeats its tokens (and
+        # its punctuation) many times. Counter keeps first-occurrence order, which the ranking's ties rely on.
         counts: dict[str, int] = {}
-        for token in tokens:
+        for token, n in Counter(tokens).items():
             ok = verdicts.get(token)
             if ok is None:
                 ok = self._judge(token)
             if ok:
-                counts[token] = counts.get(token, 0) + 1
+                counts[token] = n
         if not counts:
             return ()
         if len(counts) > 1:
+            candidates: Iterable[str] = counts
+            if len(counts) > limit:
+                # The bonuses add at most 12 < 16, so frequency decides first: only tokens at least as frequent as
+                # the limit-th can rank, and ranking just those (in their first-occurrence order) gives the same
+                # head as ranking all. A long text has hundreds of distinct tokens, most of them seen once.
+                floor = sorted(counts.values(), reverse=True)[limit - 1]
+                candidates = [t for t, n in counts.items() if n >= floor]
             # one int per token: frequency dominates, then lexicon membership, then length (capped at 4);
             # sorted() is stable, so first occurrence breaks the remaining ties
-            ranked = sorted(counts, key=lambda t: -(counts[t] * 16 + (8 if t in boost else 0) + min(len(t), 4)))
+            ranked = sorted(candidates, key=lambda t: -(counts[t] * 16 + (8 if t in boost else 0) + min(len(t), 4)))
             return tuple(ranked[:limit])
         return tuple(counts)
 

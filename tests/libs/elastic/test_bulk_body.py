@@ -1,0 +1,64 @@
+"""bulk_index serialises each document once and sends the bytes the client would have made of the mappings.
+
+A fake client records the ``operations`` it is given; the client's own NDJSON serializer turns them into the request
+body, which must equal what it makes of the operations as mappings (how bulk_index called it before).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from elasticsearch.serializer import NdjsonSerializer
+from qingfeng.elastic import bulk_index
+
+DOCS: list[tuple[str, dict[str, Any]]] = [
+    ("p1", {"text": "某局长涉嫌受贿", "keywords": ["局长", "受贿"], "relevance": 0.75, "reposts": 3}),
+    ('p"2', {"text": 'quote " and \\ backslash, emoji \U0001f600', "nested": {"a": [1, None, True]}}),
+    ("p3", {"created_at": datetime(2025, 3, 1, 8, 30, tzinfo=UTC), "empty": {}, "list": []}),
+]
+
+
+class _FakeEs:
+    def __init__(self, statuses: list[list[int]]) -> None:
+        self.bodies: list[bytes] = []
+        self._statuses = statuses
+
+    async def bulk(self, *, index: str, operations: list[Any], refresh: Any) -> Any:
+        self.bodies.append(NdjsonSerializer().dumps(operations))
+        statuses = self._statuses.pop(0)
+        op = "update" if b'"update"' in self.bodies[-1].split(b"\n", 1)[0] else "index"
+        items = [{op: {"status": s, "result": "created"} if s < 300 else {"status": s, "error": {"type": "x"}}}
+                 for s in statuses]  # fmt: skip
+        return SimpleNamespace(body={"items": items})
+
+
+def _as_mappings(docs: list[tuple[str, dict[str, Any]]], merge: bool) -> bytes:
+    operations: list[Any] = []
+    for doc_id, doc in docs:
+        operations.append({"update" if merge else "index": {"_id": doc_id}})
+        operations.append({"doc": doc, "doc_as_upsert": True} if merge else doc)
+    return NdjsonSerializer().dumps(operations)
+
+
+@pytest.mark.parametrize("merge", [False, True])
+async def test_request_body_is_what_the_client_makes_of_the_mappings(merge: bool) -> None:
+    es = _FakeEs([[201, 201, 201]])
+    result = await bulk_index(es, "alias", DOCS, merge=merge)  # type: ignore[arg-type]
+    assert result.indexed == 3 and result.ok
+    assert es.bodies == [_as_mappings(DOCS, merge)]
+
+
+async def test_only_the_refused_documents_are_sent_again() -> None:
+    es = _FakeEs([[201, 429, 201], [201]])
+    result = await bulk_index(es, "alias", DOCS, backoff_s=0.0, merge=True)  # type: ignore[arg-type]
+    assert result.indexed == 3 and result.retries == 1
+    assert es.bodies[1] == _as_mappings(DOCS[1:2], merge=True)
+
+
+async def test_chunks_split_by_count() -> None:
+    es = _FakeEs([[201, 201], [201]])
+    await bulk_index(es, "alias", DOCS, chunk_docs=2)  # type: ignore[arg-type]
+    assert es.bodies == [_as_mappings(DOCS[:2], False), _as_mappings(DOCS[2:], False)]

@@ -1,0 +1,125 @@
+"""The fast routes of the text kernel give what the straightforward ones gave, on real and long texts.
+
+- ``simhash64``'s packed route (texts of ``PACKED_MIN_POSITIONS`` shingles or more) against its per-position route;
+- ``Segmenter.keywords`` (count first, rank only the tokens frequent enough) against the former rank-everything code.
+
+Compared on the long-text fixture (always) and on the shared Weibo data (when ../shared/data is present).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+from qingfeng.text import Enricher, normalize_for_hash, prepare, simhash64, strip_noise
+from qingfeng.text import fingerprint as fp
+
+REPO = Path(__file__).resolve().parents[3]
+LONG_TEXTS = REPO / "tests" / "fixtures" / "long_texts" / "articles.jsonl"
+POSTS = Path(os.environ.get("QF_SHARED_DATA", REPO / ".." / "shared" / "data")) / "weibo_posts.jsonl"
+
+
+def _long_texts() -> list[str]:
+    rows = [json.loads(line) for line in LONG_TEXTS.read_text(encoding="utf-8").splitlines()]
+    return [prepare(f"{row['title']}\n{row['text']}") for row in rows]
+
+
+def _shared_texts() -> list[str]:
+    with POSTS.open(encoding="utf-8") as fh:
+        return [prepare(json.loads(line)["text"] or "") for line in fh]
+
+
+needs_data = pytest.mark.skipif(not POSTS.is_file(), reason=f"shared data not found at {POSTS} (set QF_SHARED_DATA)")
+
+
+def _per_position(text: str, size: int, monkeypatch: pytest.MonkeyPatch) -> int:
+    with monkeypatch.context() as m:
+        m.setattr(fp, "PACKED_MIN_POSITIONS", 1 << 30)
+        return simhash64(text, size)
+
+
+def _packed(text: str, size: int, monkeypatch: pytest.MonkeyPatch) -> int:
+    with monkeypatch.context() as m:
+        m.setattr(fp, "PACKED_MIN_POSITIONS", 1)
+        return simhash64(text, size)
+
+
+def test_the_fixture_is_long() -> None:
+    texts = _long_texts()
+    assert len(texts) == 40
+    assert all(500 <= len(t) <= 5_100 for t in texts)  # body 500-5,000 plus its title
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4])
+def test_packed_simhash_equals_per_position_on_long_texts(size: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    canonical = [normalize_for_hash(t, simplified=True) for t in _long_texts()]
+    assert all(len(c) - size + 1 >= fp.PACKED_MIN_POSITIONS for c in canonical)  # the default takes the packed route
+    for text in canonical:
+        expected = _per_position(text, size, monkeypatch)
+        assert simhash64(text, size) == expected
+        assert _packed(text, size, monkeypatch) == expected
+
+
+def test_packed_simhash_on_edge_texts(monkeypatch: pytest.MonkeyPatch) -> None:
+    # shorter than a shingle (padded), lone surrogates, astral characters, one character repeated
+    for text in ["", "a", "ab", "abc", "a\U0001f600b\ud800c" * 40, "哈" * 500, "x" * 61_000]:
+        for size in (1, 3):
+            assert _packed(text, size, monkeypatch) == _per_position(text, size, monkeypatch)
+
+
+@needs_data
+@pytest.mark.data
+def test_packed_simhash_equals_per_position_on_shared_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    canonical = [c for c in (normalize_for_hash(t, simplified=True) for t in _shared_texts()) if len(c) >= 3]
+    assert len(canonical) > 10_000
+    with monkeypatch.context() as m:
+        m.setattr(fp, "PACKED_MIN_POSITIONS", 1)
+        packed = [simhash64(c) for c in canonical]
+    with monkeypatch.context() as m:
+        m.setattr(fp, "PACKED_MIN_POSITIONS", 1 << 30)
+        per_position = [simhash64(c) for c in canonical]
+    assert packed == per_position
+
+
+def _former_keywords(
+    verdicts: dict[str, bool], judge: object, tokens: Iterable[str], limit: int, boost: frozenset[str]
+) -> tuple[str, ...]:
+    """``Segmenter.keywords`` as it was before counting came first (kept here as the reference)."""
+    counts: dict[str, int] = {}
+    for token in tokens:
+        ok = verdicts.get(token)
+        if ok is None:
+            ok = judge(token)  # type: ignore[operator]
+        if ok:
+            counts[token] = counts.get(token, 0) + 1
+    if not counts:
+        return ()
+    if len(counts) > 1:
+        ranked = sorted(counts, key=lambda t: -(counts[t] * 16 + (8 if t in boost else 0) + min(len(t), 4)))
+        return tuple(ranked[:limit])
+    return tuple(counts)
+
+
+def _check_keywords(enricher: Enricher, texts: Iterable[str]) -> int:
+    segmenter, boost = enricher.segmenter, enricher.tagger.terms
+    checked = 0
+    for text in texts:
+        tokens = segmenter.cut(strip_noise(text))
+        for limit in (1, 3, 8):
+            expected = _former_keywords(segmenter._verdicts, segmenter._judge, tokens, limit, boost)
+            assert segmenter.keywords(tokens, limit, boost) == expected, text[:40]
+        checked += 1
+    return checked
+
+
+def test_keywords_unchanged_on_long_texts(enricher: Enricher) -> None:
+    assert _check_keywords(enricher, _long_texts()) == 40
+
+
+@needs_data
+@pytest.mark.data
+def test_keywords_unchanged_on_shared_data(enricher: Enricher) -> None:
+    assert _check_keywords(enricher, _shared_texts()) > 50_000
