@@ -1,6 +1,7 @@
 """``GraderService`` over gRPC: protobuf in, the engine's owner in the middle, protobuf or a status out.
 
-Reads (GetEvent, ListEvents, ExplainGrade) look at the events in memory, at the engine's clock (event time);
+Reads (GetEvent, ListEvents, ExplainGrade) look at the events in memory (ListEvents filters and pages them in
+``listing.py``, with signed page tokens), at the engine's clock (event time);
 events that went idle beyond the clustering horizon are only in the events index (search them through the
 gateway); ListEventGrades reads each event's level history from the database (``history.py``). Commands
 (UpdatePolicy, OverrideLevel) go through ``EngineOwner.command``: stored with their audit record (the caller
@@ -11,10 +12,6 @@ window and cool-down.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -22,10 +19,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NoReturn
 
 import grpc
-from google.protobuf.message import Message
 from qingfeng.rpc import Caller, current_caller
 from qingfeng.rpc.errors import abort, status_of
-from qingfeng.text.conversion import normalize_width, to_simplified
 from qingfeng.v1 import common_pb2, event_pb2, event_pb2_grpc
 
 from services.grader.adapters.policy_yaml import PolicyError, PolicyLoadError, load_policy
@@ -36,11 +31,11 @@ from services.grader.errors import (
     ConcurrentModification,
     GraderError,
     InvalidArgument,
-    InvalidPageToken,
     NotFound,
     Unavailable,
 )
 from services.grader.history import list_changes
+from services.grader.listing import EventPageTokens, list_events
 from services.grader.ports import AuditEntry, PolicyRecord, StateStore
 from services.grader.state import ActivePolicy, EngineOwner, policy_record
 
@@ -48,9 +43,6 @@ __all__ = ["GraderServicer", "status_of"]
 
 _log = logging.getLogger(__name__)
 
-_DEFAULT_PAGE: Final = 50
-_MAX_PAGE: Final = 500
-_REGION: Final = re.compile(r"^\d{6}$")
 _AGENCIES: Final = {name: number for name, number in common_pb2.Agency.items()}
 
 
@@ -91,11 +83,17 @@ class GraderServicer(event_pb2_grpc.GraderServiceServicer):
     """The gRPC face of the grader (see the module docstring)."""
 
     def __init__(
-        self, owner: EngineOwner, store: StateStore, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        owner: EngineOwner,
+        store: StateStore,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        page_tokens: EventPageTokens | None = None,
     ) -> None:
         self._owner = owner
         self._store = store
         self._clock = clock
+        self._page_tokens = page_tokens or EventPageTokens()
 
     async def _guard(self, context: grpc.aio.ServicerContext[Any, Any], call: Any) -> Any:
         try:
@@ -114,7 +112,10 @@ class GraderServicer(event_pb2_grpc.GraderServiceServicer):
 
     async def ListEvents(self, request: event_pb2.ListEventsRequest, context: Any) -> event_pb2.ListEventsResponse:
         async def call() -> event_pb2.ListEventsResponse:
-            return self._list(request)
+            page, token = list_events(self._owner.engine.snapshots(), request, self._page_tokens)
+            return event_pb2.ListEventsResponse(
+                events=[self._owner.render_event(s) for s in page], next_page_token=token
+            )
 
         result: event_pb2.ListEventsResponse = await self._guard(context, call)
         return result
@@ -156,27 +157,6 @@ class GraderServicer(event_pb2_grpc.GraderServiceServicer):
         if snapshot is None:
             raise NotFound("event", event_id, f"event {event_id!r} is not live in the grader (search the index)")
         return snapshot
-
-    def _list(self, request: event_pb2.ListEventsRequest) -> event_pb2.ListEventsResponse:
-        size = request.page_size or _DEFAULT_PAGE
-        if size < 0:
-            raise InvalidArgument.of("page_size", "must not be negative")
-        size = min(size, _MAX_PAGE)
-        keep = _filter(request)
-        fingerprint = _fingerprint(request)
-        after = _decode_token(request.page_token, fingerprint) if request.page_token else None
-        rows = sorted(
-            (s for s in self._owner.engine.snapshots() if keep(s)),
-            key=lambda s: (-s.last_seen.timestamp(), s.event_id),
-        )
-        if after is not None:
-            rows = [s for s in rows if (-s.last_seen.timestamp(), s.event_id) > after]
-        page = rows[:size]
-        token = ""
-        if len(rows) > size:
-            last = page[-1]
-            token = _encode_token((-last.last_seen.timestamp(), last.event_id), fingerprint)
-        return event_pb2.ListEventsResponse(events=[self._owner.render_event(s) for s in page], next_page_token=token)
 
     # -- policy --------------------------------------------------------------------------------------------------
 
@@ -351,66 +331,3 @@ def _summary(s: EventSnapshot) -> str:
     if s.rising:
         parts.append("增长势头显示可能在黄金期内升级，请提前研判。")
     return "".join(parts)
-
-
-# -- ListEvents filters and page tokens ----------------------------------------------------------------------------
-
-
-def _filter(request: event_pb2.ListEventsRequest) -> Callable[[EventSnapshot], bool]:
-    min_level = request.min_level
-    if min_level and level_name(min_level) is None:
-        raise InvalidArgument.of("min_level", f"unknown level {min_level}")
-    start = request.active.start_time.ToDatetime(tzinfo=UTC) if request.active.HasField("start_time") else None
-    end = request.active.end_time.ToDatetime(tzinfo=UTC) if request.active.HasField("end_time") else None
-    if start is not None and end is not None and end <= start:
-        raise InvalidArgument.of("active", "end_time must be after start_time")
-    prefix = ""
-    if request.region_code:
-        if not _REGION.match(request.region_code):
-            raise InvalidArgument.of("region_code", "must be a six-digit GB/T 2260 code")
-        code = request.region_code
-        prefix = code[:2] if code.endswith("0000") else code[:4] if code.endswith("00") else code
-    words = [to_simplified(normalize_width(w)).casefold() for w in request.query.split()]
-
-    def keep(s: EventSnapshot) -> bool:
-        if min_level and level_enum(s.level) < min_level:
-            return False
-        if start is not None and s.last_seen < start:
-            return False
-        if end is not None and s.last_seen >= end:
-            return False
-        if prefix and not any(c.startswith(prefix) for c in s.region_codes):
-            return False
-        if request.rising_only and not s.rising:
-            return False
-        if words:
-            haystack = " ".join((s.title, *s.keywords)).casefold()
-            return all(w in haystack for w in words)
-        return True
-
-    return keep
-
-
-def _fingerprint(request: event_pb2.ListEventsRequest) -> str:
-    query: Message = event_pb2.ListEventsRequest()
-    query.CopyFrom(request)
-    query.ClearField("page_token")
-    query.ClearField("page_size")
-    return hashlib.sha256(query.SerializeToString(deterministic=True)).hexdigest()[:16]
-
-
-def _encode_token(key: tuple[float, str], fingerprint: str) -> str:
-    raw = json.dumps({"k": list(key), "f": fingerprint}, separators=(",", ":")).encode("utf-8")
-    return base64.urlsafe_b64encode(raw).decode("ascii")
-
-
-def _decode_token(token: str, fingerprint: str) -> tuple[float, str]:
-    try:
-        doc = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
-        key = (float(doc["k"][0]), str(doc["k"][1]))
-        same = doc["f"] == fingerprint
-    except (ValueError, KeyError, IndexError, TypeError, binascii.Error) as err:
-        raise InvalidPageToken.of("page_token", "is not a token this server issued") from err
-    if not same:
-        raise InvalidPageToken.of("page_token", "belongs to another query")
-    return key
