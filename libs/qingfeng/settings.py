@@ -164,6 +164,10 @@ class ServiceSettings(BaseSettings):
     log: LogSettings = LogSettings()
     grpc: GrpcSettings = GrpcSettings()
     identity: IdentitySettings = IdentitySettings()
+    # Prometheus /metrics (qingfeng.metrics: consumer lag, the collector's produce budget) on metrics_host:port;
+    # off when unset. Loopback by default: a scraper runs beside the process.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     def describe(self) -> dict[str, Any]:
         """The effective settings with secrets masked, for the start-up log line."""

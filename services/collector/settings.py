@@ -142,10 +142,6 @@ class CollectorSettings(ServiceSettings):
     scheduler_tick_s: float = Field(default=5.0, gt=0)
     # Directory of the access tokens sources name (WeiboApiConfig/MastodonConfig.token_secret_name), one per file.
     source_secrets_dir: Path | None = None
-    # Prometheus /metrics (consumer lag, produce budget) on metrics_host:metrics_port; off when unset. `qingfeng up`
-    # sets 9461. Loopback by default: a scraper runs beside the process.
-    metrics_port: int | None = Field(default=None, ge=0, le=65535)
-    metrics_host: str = "127.0.0.1"
 
     @model_validator(mode="after")
     def _one_tip_key(self) -> CollectorSettings:

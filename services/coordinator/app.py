@@ -15,6 +15,7 @@ from typing import Any
 
 from qingfeng.kafka import DeadLetterSender, OutboxSender, Producer, TopicSpec, ensure_topics, topic_specs
 from qingfeng.kafka.topics import TOPICS
+from qingfeng.metrics import serve_metrics
 from qingfeng.readiness import kafka_ready, sql_ready
 from qingfeng.rpc import ReadinessCheck, build_server, credential_interceptor, run_until_stopped
 from qingfeng.storage import create_engine, run_migrations, run_relay
@@ -158,6 +159,7 @@ async def run(settings: CoordinatorSettings) -> None:
         for cleanup in reversed(app.cleanups):
             await cleanup()
         raise
+    serve_metrics(settings.metrics_port, host=settings.metrics_host)  # consumer lag, when QF_COORDINATOR_METRICS_PORT
     _log.info("coordinator starting", extra={"settings": settings.describe()})
     await run_until_stopped(
         server,

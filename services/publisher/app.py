@@ -24,6 +24,7 @@ from qingfeng.kafka import (
     run_batches,
 )
 from qingfeng.kafka.topics import TOPICS
+from qingfeng.metrics import serve_metrics
 from qingfeng.readiness import kafka_ready, sql_ready
 from qingfeng.rpc import build_server, credential_interceptor, run_until_stopped
 from qingfeng.storage import create_engine, run_migrations, run_relay
@@ -144,6 +145,7 @@ async def run(
         )
     ]
     server = build_server(settings.grpc, services=services, interceptors=[authenticate])
+    serve_metrics(settings.metrics_port, host=settings.metrics_host)  # consumer lag, when QF_PUBLISHER_METRICS_PORT
     _log.info("publisher starting", extra={"settings": settings.describe(), "channels": sorted(adapters)})
     await run_until_stopped(
         server,

@@ -64,8 +64,10 @@ def _environment(state: Path) -> dict[str, str]:
     env.update(pki.security_environment(state, env))
     # Partners identified by a client certificate of the local CA call this second listener (it requires one).
     env.setdefault("QF_GATEWAY_GRPC__MTLS_PORT", str(pki.GATEWAY_MTLS_PORT))
-    # The collector's /metrics (indexer lag, produce budget) on a fixed loopback port.
+    # /metrics (consumer lag, the collector's produce budget) on fixed loopback ports.
     env.setdefault("QF_COLLECTOR_METRICS_PORT", "9461")
+    env.setdefault("QF_COORDINATOR_METRICS_PORT", "9463")
+    env.setdefault("QF_PUBLISHER_METRICS_PORT", "9464")
     if "QF_COLLECTOR_TIP_KEY" not in env and "QF_COLLECTOR_TIP_KEY_FILE" not in env:
         env["QF_COLLECTOR_TIP_KEY_FILE"] = str(tokens.provision_tip_key(state))
     return env
