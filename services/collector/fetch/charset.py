@@ -27,6 +27,9 @@ _ALIASES = {
     "euc-cn": "gb18030",
     "utf8": "utf-8",
 }
+# Python codecs no web document is written in, which a hostile label must not select: escape codecs turn "\u..." in
+# the text into other characters (and warn on bad escapes), "undefined" refuses everything, UTF-7 smuggles markup.
+_NOT_DOCUMENT_CODECS = frozenset({"unicode-escape", "raw-unicode-escape", "idna", "punycode", "undefined", "utf-7"})
 _HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 _XML_DECL = re.compile(rb"^\s*<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']", re.IGNORECASE)
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9._:-]+)", re.IGNORECASE)
@@ -38,9 +41,10 @@ def normalise_label(label: str) -> str | None:
     """The Python codec name for a charset label, or None when Python does not know it."""
     name = _ALIASES.get(label.strip().lower(), label.strip().lower())
     try:
-        return codecs.lookup(name).name
-    except LookupError:
+        codec = codecs.lookup(name).name
+    except (LookupError, ValueError):  # ValueError: a label with a NUL character or a lone surrogate
         return None
+    return None if codec in _NOT_DOCUMENT_CODECS else codec
 
 
 def header_charset(content_type: str) -> str | None:
@@ -79,6 +83,6 @@ def decode_body(body: bytes, content_type: str = "", default: str = "") -> tuple
     for codec in candidates:
         try:
             return body.decode(codec), codec
-        except (UnicodeDecodeError, LookupError):
+        except (UnicodeError, LookupError):  # UnicodeError: codecs that refuse every input ("undefined")
             continue
     raise ValueError(", ".join(candidates))
