@@ -5,22 +5,28 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 
+import grpc
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from google.rpc import code_pb2, error_details_pb2  # type: ignore[import-untyped]
 from qingfeng.kafka import Delivery, OutgoingRecord
-from qingfeng.rpc.errors import status_of
+from qingfeng.rpc.errors import retry_delay_of, status_of
 from qingfeng.text import default_enricher
-from qingfeng.v1 import common_pb2, post_pb2
+from qingfeng.v1 import common_pb2, post_pb2, source_pb2
 
 from services.collector.budget import BudgetConfig, KafkaStalled, ProduceBudget, ProduceOverloaded
 from services.collector.core import Deduper
 from services.collector.pipeline import Outcome, Pipeline
 from services.collector.ports import IngestSummary
 from services.collector.scheduler import Scheduler, SchedulerConfig
+from services.collector.server import CollectorServicer
 from services.collector.settings import CollectorTopics, PipelineSettings
 from services.collector.sources.base import Outcome as FetchOutcome
+from services.collector.tips import TipDesk
 from tests.services.collector.fakes import FakeSourceStore, make_source
+from tests.services.collector.harness import migrated_store, serving
 
 NOW = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 TOPICS = CollectorTopics(posts="t.posts", posts_deadletter="t.posts.dl", deadletter="t.dl")
@@ -191,3 +197,34 @@ async def test_a_refused_page_is_handed_again_after_the_advice() -> None:
     assert report.error is None
     assert calls == [2, 2, 2]
     assert report.summary.accepted == 2
+
+
+class BrokenSink(HeldSink):
+    """A Kafka that fails every send, as an unreachable broker does once aiokafka gives up."""
+
+    async def send_many(self, records: Iterable[OutgoingRecord]) -> list[Delivery]:
+        raise KafkaConnectionError("no broker")
+
+
+async def _refusal_of(pipeline: Pipeline, tmp_path: Path) -> grpc.aio.AioRpcError:
+    async with migrated_store(tmp_path / "c.db") as (_, store):
+        servicer = CollectorServicer(store, pipeline, TipDesk(store, pipeline, None), kafka_retry_after_s=4.0)
+        async with serving(servicer) as stub:
+            requests = [source_pb2.ImportPostsRequest(post=_post(i)) for i in range(3)]
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.ImportPosts(iter(requests))
+    return refused.value
+
+
+async def test_import_over_an_unreachable_kafka_is_unavailable_with_retry_info(tmp_path: Path) -> None:
+    refused = await _refusal_of(_pipeline(BrokenSink()), tmp_path)
+    assert refused.code() == grpc.StatusCode.UNAVAILABLE
+    assert retry_delay_of(refused) == 4.0
+
+
+async def test_import_over_a_stalled_kafka_is_unavailable_with_the_stall_advice(tmp_path: Path) -> None:
+    sink = HeldSink()
+    refused = await _refusal_of(_pipeline(sink, ack_timeout_s=0.1, stalled_retry_after_s=6.0), tmp_path)
+    assert refused.code() == grpc.StatusCode.UNAVAILABLE
+    assert retry_delay_of(refused) == 6.0
+    sink.gate.set()
