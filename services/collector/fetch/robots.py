@@ -119,7 +119,10 @@ class RobotsCache:
     async def allowed(self, url: str) -> bool:
         """Whether robots.txt of the URL's host lets us fetch it."""
         entry = await self._entry(url)
-        return entry.parser.can_fetch(self._user_agent, url)
+        try:
+            return entry.parser.can_fetch(self._user_agent, url)
+        except ValueError:  # a URL the standard parser cannot quote (a lone surrogate) is no URL to fetch
+            return False
 
     async def crawl_delay(self, url: str) -> float:
         """The host's Crawl-delay (or 1/Request-rate) for us in seconds, 0 when it sets none."""
