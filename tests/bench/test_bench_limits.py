@@ -1,0 +1,44 @@
+"""The pure part of bench/bench_limits.py: rates and the ratio of each path to the limit it is bounded by.
+
+The bench itself needs the local stack and the shared data and is run by hand (see its docstring).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    sys.path.insert(0, str(ROOT / "bench"))  # the bench imports its siblings (_pipeline, bench_collector_e2e)
+    spec = importlib.util.spec_from_file_location("bench_limits", ROOT / "bench" / "bench_limits.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_limits"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_table_divides_each_path_by_its_own_limit(bench: ModuleType) -> None:
+    rows = [
+        bench.Row("es", 10_000, 1.0, limit=bench.ES_LIMIT),
+        bench.Row("kafka", 30_000, 0.5, limit=bench.PRODUCE_LIMIT),
+        bench.Row("indexer", 4_000, 1.0, bench.ES_LIMIT),
+        bench.Row("collector", 12_000, 1.0, bench.PRODUCE_LIMIT),
+    ]
+    lines = bench._table(rows).splitlines()
+    assert len(lines) == 2 + len(rows)
+    assert "10,000" in lines[2] and "x" not in lines[2].split("|")[5]  # a limit has no ratio
+    assert "0.40x ES bulk" in lines[4]
+    assert "0.20x Kafka produce" in lines[5]
+
+
+def test_rate_is_items_per_second(bench: ModuleType) -> None:
+    assert bench.Row("p", 500, 0.25).rate == 2_000
