@@ -15,10 +15,10 @@ the category weights of the term lexicons); this module only applies them, in th
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_right
 from dataclasses import dataclass, replace
 
+from qingfeng.text._trie import compile_terms
 from qingfeng.text.lexicon import Lexicons, Suppression
 from qingfeng.text.tagging import Tags, TermHit
 
@@ -60,11 +60,6 @@ def calibrate(knots: tuple[tuple[float, float], ...], raw: float) -> float:
         return knots[-1][1]
     (x0, y0), (x1, y1) = knots[i - 1], knots[i]
     return y0 + (y1 - y0) * (raw - x0) / (x1 - x0)
-
-
-def _any_of(words: tuple[str, ...]) -> re.Pattern[str] | None:
-    # Longest first, so the evidence names the most specific word.
-    return re.compile("|".join(map(re.escape, sorted(words, key=len, reverse=True)))) if words else None
 
 
 class _Suppressor:
@@ -139,25 +134,26 @@ class RelevanceScorer:
         self._official_weights = {c.id: c.weight for c in lexicons.officials.categories.values()}
         self._offline_weights = {c.id: c.weight for c in lexicons.offline.categories.values()}
         self._suppressor = _Suppressor(self._policy.suppress)
-        self._cues = _any_of(self._policy.conduct_cues)
-        self._holders = _any_of(self._policy.conduct_holders)
+        # one trie-shaped regex each (leftmost-longest), like the taggers' vocabularies
+        self._cues = compile_terms(self._policy.conduct_cues)
+        self._holders = compile_terms(self._policy.conduct_holders)
         self._nothing = Relevance(0.0, (), self._policy.version)
 
     def score(self, tags: Tags, text: str = "") -> Relevance:
         """The relevance of a post with ``tags``; ``text`` (the simplified text they were found in) enables the
         negative contexts."""
-        cue = self._cues.search(text) if self._cues is not None and text else None
-        if tags.is_empty and cue is None:
+        # Most posts name no holder of power (and no official) and skip the cue search.
+        found = None if tags.officials or not text or self._holders is None else self._holders.search(text)
+        holder = found.group() if found is not None else None
+        if tags.is_empty and holder is None:
             return self._nothing
         tags, suppressed = self._suppressor.apply(tags, text)
         reasons = self._criteria(tags)
-        if cue is not None:
-            holder = tags.officials[0].term if tags.officials else None
-            if holder is None and self._holders is not None:
-                found = self._holders.search(text)
-                holder = found.group() if found else None
-            if holder is not None:
-                reasons.append(Reason("official_conduct", self._policy.conduct_weight, (holder, cue.group())))
+        if tags.officials:
+            holder = tags.officials[0].term
+        cue = self._cues.search(text) if holder is not None and self._cues is not None else None
+        if holder is not None and cue is not None:
+            reasons.append(Reason("official_conduct", self._policy.conduct_weight, (holder, cue.group())))
         remaining = 1.0
         for reason in reasons:
             remaining *= 1.0 - reason.weight
