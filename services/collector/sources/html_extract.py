@@ -79,14 +79,14 @@ def _select_first(node: LexborNode | LexborHTMLParser, selector: str) -> LexborN
         return None
     try:
         return node.css_first(selector)
-    except SelectolaxError as err:
+    except (SelectolaxError, ValueError) as err:  # ValueError: a selector UTF-8 cannot carry (a lone surrogate)
         raise RulesError(f"invalid CSS selector {selector!r}") from err
 
 
 def _select_all(node: LexborNode | LexborHTMLParser, selector: str) -> list[LexborNode]:
     try:
         return list(node.css(selector))
-    except SelectolaxError as err:
+    except (SelectolaxError, ValueError) as err:
         raise RulesError(f"invalid CSS selector {selector!r}") from err
 
 
