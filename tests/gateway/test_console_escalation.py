@@ -14,6 +14,7 @@ import grpc
 import httpx
 import pytest
 import yaml
+from qingfeng.cli.tokens import DEFAULT_IDENTITIES
 from qingfeng.rpc import CredentialInterceptor
 from qingfeng.storage import build_engine, run_migrations
 from qingfeng.v1 import case_pb2, case_pb2_grpc, event_pb2, publication_pb2
@@ -28,6 +29,7 @@ from services.coordinator.adapters.policy_yaml import load_directory, load_playb
 from services.coordinator.adapters.sql import OutboxTopics, SqlStore
 from services.coordinator.app import MIGRATIONS, VERSION_TABLE
 from services.coordinator.core.cases import AlertView
+from services.coordinator.core.escalation import may_escalate
 from services.coordinator.core.model import Level
 from services.coordinator.handling import Handling, Policies
 from services.coordinator.reporting import Reporting
@@ -164,3 +166,11 @@ async def test_roles_without_the_right_are_refused(client: httpx.AsyncClient, co
     assert police.json()["error"]["method"] == "/qingfeng.v1.CoordinatorService/EscalateCase"  # the gateway
     case = (await client.get(f"/api/cases/{case_id}", headers={"Authorization": f"Bearer {TOKENS['analyst']}"})).json()
     assert case["case"]["level"] == "WARNING_LEVEL_YELLOW" and "escalations" not in case["case"]
+
+
+def test_the_local_leaders_are_granted_it_and_hold_a_role_the_policy_names() -> None:
+    routing = load_routing()
+    granted = [i for i in DEFAULT_IDENTITIES if "/qingfeng.v1.CoordinatorService/EscalateCase" in i.grants]
+    may = {i.name for i in granted if may_escalate(routing, frozenset(i.roles))}
+    assert may == {"office_director", "deputy_standing_member", "commission_secretary", "municipal_committee"}
+    assert {i.name for i in granted} - may == {"analyst", "lead_handler"}  # every method, but not the role
