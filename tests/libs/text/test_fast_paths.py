@@ -56,7 +56,8 @@ def test_the_fixture_is_long() -> None:
 @pytest.mark.parametrize("size", [1, 2, 3, 4])
 def test_packed_simhash_equals_per_position_on_long_texts(size: int, monkeypatch: pytest.MonkeyPatch) -> None:
     canonical = [normalize_for_hash(t, simplified=True) for t in _long_texts()]
-    assert all(len(c) - size + 1 >= fp.PACKED_MIN_POSITIONS for c in canonical)  # the default takes the packed route
+    packed = sum(len(c) - size + 1 >= fp.PACKED_MIN_POSITIONS for c in canonical)
+    assert packed >= 30  # by default most take the packed route, the shortest the per-position one
     for text in canonical:
         expected = _per_position(text, size, monkeypatch)
         assert simhash64(text, size) == expected
