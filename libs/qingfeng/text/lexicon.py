@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
+from qingfeng.safe_yaml import SafeYamlError, load_yaml
 from qingfeng.text._schema import FILE_SCHEMAS, RegionFile, RelevanceFile, StopwordFile, TermFile
 from qingfeng.text.conversion import prepare
 
@@ -169,9 +169,12 @@ def _field_of(loc: Iterable[int | str]) -> str:
 
 def _read(path: str, text: str) -> tuple[str, BaseModel]:
     try:
-        data: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise LexiconError(path, "<yaml>", f"not valid YAML: {exc}") from exc
+        # The refusing loader every policy file goes through: an extra lexicon is deployment input. yaml.safe_load
+        # kept the last of two categories with one key (silently dropping the first one's terms), and took any size.
+        data: Any = load_yaml(text, source=path)
+    except SafeYamlError as exc:
+        where = f" (line {exc.line})" if exc.line else ""
+        raise LexiconError(path, "<yaml>", f"not valid YAML: {exc.problem}{where}") from exc
     if not isinstance(data, dict):
         raise LexiconError(path, "<root>", "must be a mapping with a 'kind' and a 'version'")
     kind = data.get("kind")

@@ -44,6 +44,9 @@ _KIND = "grading-policy"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 MAX_WINDOW_SECONDS = 7 * 86400.0
+# No duration of a policy means more than a century; past it one is a typo, and adding it to an event time overflows
+# datetime (``cooldown: 99999999999d`` was accepted and crashed the engine at the first cool-down).
+MAX_DURATION_SECONDS = 36_500 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,11 +144,14 @@ class Policy:
 
 
 def parse_duration(value: object) -> float | None:
-    """'90s', '10m', '1h30m', '2d' or a number of seconds -> seconds; None when malformed."""
+    """'90s', '10m', '1h30m', '2d' or a number of seconds -> seconds; None when malformed, negative, not finite or
+    longer than ``MAX_DURATION_SECONDS``."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value) if value >= 0 else None
+        if isinstance(value, int) and value > MAX_DURATION_SECONDS:  # float() of a 400-digit int overflows
+            return None
+        return _bounded(float(value))
     if not isinstance(value, str) or not value.strip():
         return None
     text = value.strip().replace(" ", "")
@@ -155,7 +161,11 @@ def parse_duration(value: object) -> float | None:
             return None
         total += float(m.group(1)) * _UNIT[m.group(2)]
         pos = m.end()
-    return total if pos == len(text) else None
+    return _bounded(total) if pos == len(text) else None
+
+
+def _bounded(seconds: float) -> float | None:
+    return seconds if 0.0 <= seconds <= MAX_DURATION_SECONDS else None  # NaN fails both comparisons
 
 
 class _Reader:
@@ -195,7 +205,7 @@ class _Reader:
             return default
         seconds = parse_duration(data[key])
         if seconds is None:
-            self.fail(_join(path, key), "must be a duration such as 30s, 10m, 2h or 1d")
+            self.fail(_join(path, key), "must be a duration such as 30s, 10m, 2h or 1d, of at most 36500d")
             return 0.0
         return seconds
 
