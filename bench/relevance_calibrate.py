@@ -5,9 +5,10 @@
 
 The raw score (the noisy-or of the criteria, `Relevance.raw`) of every calibrate post with some evidence is paired
 with its label and fitted by isotonic regression (pool adjacent violators): the monotone step function closest to the
-labels in squared error. Each block's value is then smoothed to (relevant + 1) / (posts + 2), so that a handful of
-posts never yields a probability of exactly 0 or 1, and kept non-decreasing. The knots (each block's lowest and
-highest raw score, flat beyond the ends) are written as the `calibration:` block at the end of
+labels in squared error. A block of fewer than `--min-posts` (20) posts is merged into its closest neighbour, so
+that each probability is measured on enough posts (±0.1 or so), and each block's value is smoothed to
+(relevant + 0.5) / (posts + 1) (Jeffreys), so that no block yields a probability of exactly 0 or 1. The knots
+(each block's lowest and highest raw score, flat beyond the ends) are written as the `calibration:` block at the end of
 `libs/qingfeng/text/lexicons/relevance.yaml` with the fit's provenance (date, label files and their SHA-256, counts);
 the file is then loaded and validated, and restored if it fails. Posts without evidence are not fitted: they score 0
 whatever the map says (a score is never given without a reason). The report split is never read here.
@@ -32,20 +33,29 @@ POLICY = REPO / "libs" / "qingfeng" / "text" / "lexicons" / "relevance.yaml"
 MARKER = "# calibration: written by bench/relevance_calibrate.py from the calibrate split; do not edit by hand."
 
 
-def fit_isotonic(pairs: Sequence[tuple[float, int]]) -> list[tuple[float, float, int, int]]:
+def fit_isotonic(pairs: Sequence[tuple[float, int]], min_posts: int = 1) -> list[tuple[float, float, int, int]]:
     """Pool adjacent violators over (raw score, label) pairs: blocks (lowest raw, highest raw, posts, relevant),
-    in raw order, whose shares relevant are non-decreasing. Equal raw scores always share a block."""
+    in raw order, whose shares relevant are non-decreasing. Equal raw scores always share a block. A block of
+    fewer than ``min_posts`` posts is then merged into the neighbour whose share is closest (still monotone)."""
+    counts: dict[float, list[int]] = {}  # raw -> [posts, relevant]: equal scores are one point of the fit
+    for raw, label in pairs:
+        n_pos = counts.setdefault(raw, [0, 0])
+        n_pos[0] += 1
+        n_pos[1] += label
     blocks: list[list[float]] = []  # [lo, hi, n, positives]
-    for raw, label in sorted(pairs):
-        if blocks and blocks[-1][1] == raw:
-            blocks[-1][2] += 1
-            blocks[-1][3] += label
-        else:
-            blocks.append([raw, raw, 1, label])
+    for raw, (n, pos) in sorted(counts.items()):
+        blocks.append([raw, raw, n, pos])
         while len(blocks) > 1 and blocks[-2][3] / blocks[-2][2] >= blocks[-1][3] / blocks[-1][2]:
             lo, _, n, pos = blocks.pop(-2)
             last = blocks[-1]
             last[0], last[2], last[3] = lo, last[2] + n, last[3] + pos
+    while len(blocks) > 1 and min(b[2] for b in blocks) < min_posts:
+        i = min(range(len(blocks)), key=lambda k: blocks[k][2])
+        share = blocks[i][3] / blocks[i][2]
+        neighbours = [k for k in (i - 1, i + 1) if 0 <= k < len(blocks)]
+        j = min(neighbours, key=lambda k: abs(blocks[k][3] / blocks[k][2] - share))
+        a, b = sorted((i, j))
+        blocks[a : b + 1] = [[blocks[a][0], blocks[b][1], blocks[a][2] + blocks[b][2], blocks[a][3] + blocks[b][3]]]
     return [(b[0], b[1], int(b[2]), int(b[3])) for b in blocks]
 
 
@@ -54,7 +64,7 @@ def knots_of(blocks: Sequence[tuple[float, float, int, int]]) -> list[tuple[floa
     knots: list[tuple[float, float]] = []
     level = 0.0
     for lo, hi, n, pos in blocks:
-        level = max(level, round((pos + 1) / (n + 2), 4))
+        level = max(level, round((pos + 0.5) / (n + 1), 4))
         for x in (lo, hi):
             x = round(x, 4)
             if knots and x <= knots[-1][0]:
@@ -85,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--written", type=Path, default=DEFAULT_WRITTEN)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--policy", type=Path, default=POLICY, help="the relevance policy file to write")
+    parser.add_argument("--min-posts", type=int, default=20, help="fewest calibrate posts in a block of the map")
     parser.add_argument("--dry-run", action="store_true", help="print the block, do not write it")
     args = parser.parse_args(argv)
     items, problems = load_items(args.labels, args.written, args.data)
@@ -95,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not fitted:
         print("no calibrate post has any evidence: nothing to fit", file=sys.stderr)
         return 1
-    blocks = fit_isotonic(fitted)
+    blocks = fit_isotonic(fitted, args.min_posts)
     knots = knots_of(blocks)
     names = []
     for path in (args.labels, args.written):

@@ -57,6 +57,19 @@ def test_isotonic_fit_pools_violators_into_monotone_knots() -> None:
     assert all(0 < y < 1 for _, y in knots)  # smoothed: never a certainty from a handful of posts
 
 
+def test_isotonic_fit_keeps_equal_scores_together_whatever_their_order() -> None:
+    # a negative at 0.45 sorts before the positives at 0.45; it must not drag them into the block below
+    pairs = [(0.03, 0)] * 10 + [(0.4, 0)] + [(0.45, 0)] + [(0.45, 1)] * 4
+    assert relevance_calibrate.fit_isotonic(pairs) == [(0.03, 0.4, 11, 0), (0.45, 0.45, 5, 4)]
+
+
+def test_isotonic_fit_merges_small_blocks_into_the_closest_neighbour() -> None:
+    pairs = [(0.1, 0)] * 20 + [(0.5, 1)] * 3 + [(0.5, 0)] + [(0.6, 1)] * 19 + [(0.6, 0)]
+    blocks = relevance_calibrate.fit_isotonic(pairs, min_posts=10)
+    assert blocks == [(0.1, 0.1, 20, 0), (0.5, 0.6, 24, 22)]  # 3/4 joins 19/20, not 0/20
+    assert relevance_calibrate.fit_isotonic(pairs) == [(0.1, 0.1, 20, 0), (0.5, 0.5, 4, 3), (0.6, 0.6, 20, 19)]
+
+
 @pytest.mark.parametrize(
     ("text", "rule"),
     [
