@@ -25,6 +25,7 @@ from gateway.console_api import console_routes
 from gateway.http import create_app
 from gateway.ratelimit import ConcurrencyLimiter, FailureLimiter, RateLimiter
 from gateway.sessions import SessionMiddleware, SessionStore, session_routes
+from gateway.validation import violations
 from services.coordinator.adapters.policy_yaml import load_directory, load_playbooks, load_routing
 from services.coordinator.adapters.sql import OutboxTopics, SqlStore
 from services.coordinator.app import MIGRATIONS, VERSION_TABLE
@@ -174,3 +175,10 @@ def test_the_local_leaders_are_granted_it_and_hold_a_role_the_policy_names() -> 
     may = {i.name for i in granted if may_escalate(routing, frozenset(i.roles))}
     assert may == {"office_director", "deputy_standing_member", "commission_secretary", "municipal_committee"}
     assert {i.name for i in granted} - may == {"analyst", "lead_handler"}  # every method, but not the role
+
+
+def test_the_gateway_checks_the_declared_field_rules_before_any_call() -> None:
+    ok = case_pb2.EscalateCaseRequest(case_id="c", level=4, reason="理由", request_id="r")
+    assert violations(ok) == []
+    bad = case_pb2.EscalateCaseRequest(reason="x" * 2001, request_id="r" * 129)
+    assert sorted(v.field for v in violations(bad)) == ["case_id", "level", "reason", "request_id"]
