@@ -43,8 +43,8 @@ def fit_isotonic(pairs: Sequence[tuple[float, int]], min_posts: int = 1) -> list
         n_pos[0] += 1
         n_pos[1] += label
     blocks: list[list[float]] = []  # [lo, hi, n, positives]
-    for raw, (n, pos) in sorted(counts.items()):
-        blocks.append([raw, raw, n, pos])
+    for raw, (count, positives) in sorted(counts.items()):
+        blocks.append([raw, raw, count, positives])
         while len(blocks) > 1 and blocks[-2][3] / blocks[-2][2] >= blocks[-1][3] / blocks[-1][2]:
             lo, _, n, pos = blocks.pop(-2)
             last = blocks[-1]
