@@ -124,3 +124,11 @@ def test_keywords_unchanged_on_long_texts(enricher: Enricher) -> None:
 @pytest.mark.data
 def test_keywords_unchanged_on_shared_data(enricher: Enricher) -> None:
     assert _check_keywords(enricher, _shared_texts()) > 50_000
+
+
+def test_packed_simhash_after_its_table_is_cleared(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fp, "_TABLE_MAX", 64)  # every text below overflows the table, which is then rebuilt
+    monkeypatch.setattr(fp, "_packed", {})
+    for start in (0x4E00, 0x5000, 0x4E20):
+        text = "".join(chr(start + (i * 7) % 700) for i in range(900))
+        assert _packed(text, 3, monkeypatch) == _per_position(text, 3, monkeypatch)
