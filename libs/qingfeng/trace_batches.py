@@ -20,14 +20,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
-from qingfeng.kafka.producer import OutgoingRecord
-from qingfeng.kafka.records import Record
+from qingfeng.trace_keep import ITEM_ATTRIBUTE
+
+if TYPE_CHECKING:  # qingfeng.kafka imports this module: its classes are only annotations here
+    from qingfeng.kafka.producer import OutgoingRecord
+    from qingfeng.kafka.records import Record
 
 __all__ = ["LINKS_DROPPED", "MAX_LINKS", "links_to", "start_consumer_batch", "traces_per_record"]
 
@@ -38,11 +41,11 @@ _TRACER_NAME: Final = "qingfeng.batches"
 
 
 def links_to(contexts: Iterable[otel_context.Context], *, cap: int = MAX_LINKS) -> tuple[list[Link], int]:
-    """Links to the span of each context that has a valid one (each span once), at most ``cap``; and how many
-    more there were."""
-    links: list[Link] = []
+    """Links to the span of each context that has a valid one (each span once), at most ``cap``, sampled traces
+    first (the others are not exported, but their trace ids still find the logs); and how many more there were."""
+    sampled: list[Link] = []
+    unsampled: list[Link] = []
     seen: set[tuple[int, int]] = set()
-    dropped = 0
     for ctx in contexts:
         span_context = trace.get_current_span(ctx).get_span_context()
         if not span_context.is_valid:
@@ -51,11 +54,9 @@ def links_to(contexts: Iterable[otel_context.Context], *, cap: int = MAX_LINKS) 
         if key in seen:
             continue
         seen.add(key)
-        if len(links) < cap:
-            links.append(Link(span_context))
-        else:
-            dropped += 1
-    return links, dropped
+        (sampled if span_context.trace_flags.sampled else unsampled).append(Link(span_context))
+    links = (sampled + unsampled)[:cap]
+    return links, len(seen) - len(links)
 
 
 def start_consumer_batch(consumer: str, records: Sequence[Record], *, tracer: trace.Tracer | None = None) -> Span:
@@ -105,7 +106,11 @@ def traces_per_record(
             f"collect {record.topic}",
             context=otel_context.Context(),
             kind=SpanKind.INTERNAL,
-            attributes={"messaging.message.id": record.event_id, "qingfeng.event_type": record.event_type},
+            attributes={
+                "messaging.message.id": record.event_id,
+                "qingfeng.event_type": record.event_type,
+                ITEM_ATTRIBUTE: True,  # dropped, not recorded, when unsampled: one per post is most of the spans
+            },
         )
         roots.append(root)
         out.append(dataclasses.replace(record, parent=trace.set_span_in_context(root)))

@@ -85,6 +85,20 @@ def test_a_consumer_batch_is_one_root_span_linked_to_each_records_trace(
     assert batch.attributes[LINKS_DROPPED] == 0
 
 
+def test_links_prefer_sampled_traces(exporter: InMemorySpanExporter) -> None:
+    provider = _provider(exporter, 0.2)
+    try:
+        records = _records(provider, 400)
+        sampled = sum(trace.get_current_span(r.trace_context).get_span_context().trace_flags.sampled for r in records)
+        assert 0 < sampled < MAX_LINKS  # about 80 of 400 at ratio 0.2: fewer than the links a batch may have
+        span = start_consumer_batch("indexer", records, tracer=provider.get_tracer("t"))
+        span.end()
+        flags = [link.context.trace_flags.sampled for link in span.links]  # type: ignore[attr-defined]
+        assert len(flags) == MAX_LINKS and flags == [True] * sampled + [False] * (MAX_LINKS - sampled)
+    finally:
+        provider.shutdown()
+
+
 def test_links_are_capped_and_the_rest_counted(full: TracerProvider, exporter: InMemorySpanExporter) -> None:
     records = _records(full, MAX_LINKS + 72)
     # A record without trace context (an old producer) is not linked and not counted as dropped.
@@ -127,15 +141,23 @@ def test_records_produced_by_a_batch_each_start_their_own_trace(
     assert {link.context.trace_id for link in batch.links} == trace_ids
 
 
-def test_a_failed_send_marks_the_new_traces_and_the_batch_as_errors(
+def test_a_failed_send_marks_the_batch_as_an_error_and_it_is_kept_at_ratio_zero(
     none: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
-    with pytest.raises(RuntimeError), traces_per_record("collector send slice", _outgoing(2), tracer_provider=none):
+    tracer = none.get_tracer("t")
+    with (
+        pytest.raises(RuntimeError),
+        traces_per_record("collector send slice", _outgoing(2), tracer_provider=none) as sent,
+    ):
+        for record in sent:  # as the producer does: its send span under the post's new trace
+            tracer.start_span("send posts", context=record.parent).end()
         raise RuntimeError("kafka down")
-    spans = exporter.get_finished_spans()
-    # Ratio 0: nothing is sampled, yet all three failed spans are exported.
-    assert sorted(s.name for s in spans) == ["collect posts", "collect posts", "collector send slice"]
-    assert all(s.status.status_code is StatusCode.ERROR for s in spans)
+    # Ratio 0: the posts' own traces are dropped (not even recorded: one per post is too many to record), the batch
+    # span is recorded and, failed, exported.
+    (batch,) = exporter.get_finished_spans()
+    assert batch.name == "collector send slice" and batch.status.status_code is StatusCode.ERROR
+    # Still linked: their trace ids find the posts' log lines.
+    assert len(batch.links) == 2 and not any(link.context.trace_flags.sampled for link in batch.links)
 
 
 def test_at_ratio_zero_ordinary_spans_are_not_exported(none: TracerProvider, exporter: InMemorySpanExporter) -> None:
