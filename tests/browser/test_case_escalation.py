@@ -1,9 +1,7 @@
 """The console's escalation and rejection, in headless Chromium against the running suite: a leader escalates a
 case from the case board (level and reason) and acknowledges it, the office's analyst is refused by the coordinator
 and an identity without the grant by the gateway; the approver rejects a draft from the sign-off queue with a
-required comment, which then shows on the draft's history.
-
-Runs before ``test_console.py`` (file order), whose last test stops the publisher."""
+required comment, which then shows on the draft's history."""
 
 from __future__ import annotations
 

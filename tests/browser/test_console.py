@@ -250,8 +250,14 @@ def test_language_toggle_and_wall_mode(console_suite: ConsoleSuite, office: Any)
 
 
 def test_publications_say_the_publisher_is_not_there(console_suite: ConsoleSuite, office: Any) -> None:
-    assert console_suite.processes["publisher"].stop() == 0
-    office.goto(console_suite.url + "/#/publications")
-    office.wait_for_selector(".drafts .status-503")
-    assert "暂不可用" in office.text_content(".drafts")
-    assert office.locator("header h1").text_content() == "清风 · 舆情工作台"
+    publisher = console_suite.processes["publisher"]
+    assert publisher.stop() == 0
+    try:
+        office.goto(console_suite.url + "/#/publications")
+        office.wait_for_selector(".drafts .status-503")
+        assert "暂不可用" in office.text_content(".drafts")
+        assert office.locator("header h1").text_content() == "清风 · 舆情工作台"
+    finally:
+        # Later tests (in any order) find the suite whole again.
+        publisher.restart()
+        assert publisher.wait_serving(timeout_s=90) == 1, publisher.log_tail()

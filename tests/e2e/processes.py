@@ -45,6 +45,8 @@ class Running:
     proc: subprocess.Popen[bytes]
     log_path: Path
     ca_file: Path | None = None
+    env: Mapping[str, str] | None = None  # the whole environment it was started with, for restart()
+    module: str = ""
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
@@ -75,6 +77,15 @@ class Running:
             message = f"{self.name} did not stop within {timeout_s} s of SIGTERM:\n{self.log_tail()}"
             raise AssertionError(message) from err
 
+    def restart(self) -> None:
+        """Start the process again as it was started (same module, port and environment), after a stop()."""
+        assert self.proc.poll() is not None, f"{self.name} is still running"
+        assert self.env is not None and self.module, f"{self.name} was not started by start()"
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", self.module], cwd=ROOT, env=dict(self.env), stdout=log, stderr=subprocess.STDOUT
+            )
+
 
 def start(name: str, module: str, env: Mapping[str, str], log_dir: Path, *, port: int | None = None) -> Running:
     """Start ``python -m module`` from the repository root with ``env`` added to the environment; health is checked
@@ -88,7 +99,7 @@ def start(name: str, module: str, env: Mapping[str, str], log_dir: Path, *, port
             [sys.executable, "-m", module], cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT
         )
     ca = full_env.get("QF_E2E_CA_FILE")
-    return Running(name, port, proc, log_path, Path(ca) if ca else None)
+    return Running(name, port, proc, log_path, Path(ca) if ca else None, full_env, module)
 
 
 def tls_channel(port: int, suite_state: Path) -> grpc.aio.Channel:
