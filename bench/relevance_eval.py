@@ -217,6 +217,20 @@ def _print(result: dict[str, Any]) -> None:
             print(f"  {kind:<40} {k['posts']:5d} {k['correct_at_0.8']:5d}")
 
 
+def _markdown(result: dict[str, Any]) -> str:
+    """The report split's table as the README shows it: all labelled posts, and the Weibo posts alone."""
+    lines = [
+        "| rule (report split) | P | R | F1 | Weibo posts only: P | R | F1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    weibo = result.get("weibo_only", {}).get("report", {}).get("rows", {})
+    for name, m in result["report"]["rows"].items():
+        w = weibo.get(name)
+        tail = f"{w['precision']:.3f} | {w['recall']:.3f} | {w['f1']:.3f}" if w else "- | - | -"
+        lines.append(f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {tail} |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
@@ -224,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="directory holding weibo_posts.jsonl")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     parser.add_argument("--errors", choices=SPLITS, help="list the posts of this split misjudged at 0.8")
+    parser.add_argument("--markdown", action="store_true", help="also print the report split as a Markdown table")
     args = parser.parse_args(argv)
     items, problems = load_items(args.labels, args.written, args.data)
     enricher = Enricher()
@@ -233,9 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  skipped {problem}")
     print(
         f"relevance policy {enricher.lexicons.relevance.version}; calibration: "
-        f"{enricher.lexicons.relevance.calibration_source or 'none (raw noisy-or)'}"
+        f"{getattr(enricher.lexicons.relevance, 'calibration_source', '') or 'none (raw noisy-or)'}"
     )
-    source = enricher.lexicons.relevance.calibration_source
+    source = getattr(enricher.lexicons.relevance, "calibration_source", "")  # absent in older versions
     if source and f"sha256 {digest[:12]}" not in source:
         print("WARNING: the calibration was fitted on other labels than these; run bench/relevance_calibrate.py")
     result = evaluate(items, enricher)
@@ -266,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"  {item.id} label={item.label} {item.kind} score={rel.score} raw={rel.raw} [{why}] "
                     f"{item.text[:80]!r}"
                 )
+    if args.markdown:
+        print(_markdown(result))
     if args.json:
         args.json.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
     return 0
