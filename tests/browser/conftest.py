@@ -3,7 +3,8 @@ processes with TLS, signed credentials and a slice of the shared data imported t
 
 Chromium is Debian's (``/usr/bin/chromium``, or ``QF_CHROMIUM``), driven by Playwright's Python package with its
 executable path set (``playwright install`` is not used). Without it the tests FAIL in CI (env ``CI`` set) and are
-skipped with the reason locally. The publisher runs too; one test stops it to see its part of the page say so, then starts it again.
+skipped with the reason locally. The publisher runs too; one test stops it to see its part of the page say so,
+then starts it again.
 """
 
 from __future__ import annotations
