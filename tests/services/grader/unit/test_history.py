@@ -25,7 +25,10 @@ from services.grader.server import GraderServicer
 from services.grader.settings import CheckpointSettings
 from services.grader.state import EngineOwner
 from tests.identity import TRUST, signed_channel
+from tests.libs.storage.conftest import pg_admin_url, pg_database_url
 from tests.services.grader.unit.test_state import T0, FakeAlertLog, FakeIndex, FakeSink, feed, story
+
+__all__ = ["pg_admin_url", "pg_database_url"]  # fixtures of the throwaway PostgreSQL cluster
 
 W = common_pb2.WarningLevel
 
@@ -112,8 +115,17 @@ async def test_a_crash_replay_records_the_same_history_not_a_second_copy(tmp_pat
         await engine.dispose()
 
 
-async def test_history_keeps_the_last_changes_of_each_event_and_replaces_a_rewritten_one(tmp_path: Path) -> None:
-    engine = build_engine(await _database(tmp_path))
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: a SQLite file, or a fresh database of the throwaway PostgreSQL cluster."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'grader.db'}"
+    return str(request.getfixturevalue("pg_database_url"))
+
+
+async def test_history_keeps_the_last_changes_of_each_event_and_replaces_a_rewritten_one(db_url: str) -> None:
+    await run_migrations(db_url, MIGRATIONS, VERSION_TABLE)
+    engine = build_engine(db_url)
     history = SqlGradeHistory(engine, keep=3)
     try:
         await history.record([_alert("ev-a", n) for n in range(1, 5)] + [_alert("ev-b", 1)])
