@@ -62,3 +62,11 @@ async def test_chunks_split_by_count() -> None:
     es = _FakeEs([[201, 201], [201]])
     await bulk_index(es, "alias", DOCS, chunk_docs=2)  # type: ignore[arg-type]
     assert es.bodies == [_as_mappings(DOCS[:2], False), _as_mappings(DOCS[2:], False)]
+
+
+async def test_what_orjson_refuses_is_serialised_as_the_client_would() -> None:
+    odd = [("big", {"n": 1 << 70}), ("surrogate", {"text": "a\ud800b"}), ("ok", {"text": "受贿"})]
+    es = _FakeEs([[201, 201, 201]])
+    result = await bulk_index(es, "alias", odd)  # type: ignore[arg-type]
+    assert result.indexed == 3
+    assert es.bodies == [_as_mappings(odd, False)]
