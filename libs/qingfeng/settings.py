@@ -81,8 +81,9 @@ class TelemetrySettings(_Group):
     # the class defaults, so a per-process default here would be lost as soon as any TELEMETRY__ variable is set.
     service_name: str | None = None
     otlp_endpoint: str | None = None
-    # Share of new traces recorded; a call or record that arrives with a sampled parent is always recorded.
-    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    # Share of new traces exported; a call or record that arrives with a sampled parent is always exported, and so are
+    # alerts and errors at any ratio (qingfeng.trace_keep). 0.1: the tracing cost stays small at load (README).
+    sample_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
     # Write finished spans to the log as JSON lines (debugging without a collector).
     console_export: bool = False
 
