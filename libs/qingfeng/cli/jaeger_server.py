@@ -153,7 +153,6 @@ def build(config: StackConfig) -> Path:
         text=True,
         timeout=_BUILD_TIMEOUT_S,
         check=False,
-        env={**os.environ, "CGO_ENABLED": "0"},
     )
     if result.returncode != 0:
         raise CliError(f"building Jaeger failed (exit {result.returncode}):\n{result.stdout}{result.stderr}"[-4000:])
