@@ -131,6 +131,7 @@ def _free_port() -> int:
 
 
 def _settings(args: argparse.Namespace, run: str, db: Path, port: int) -> GraderSettings:
+    batch = {"batch_size": args.batch_size} if args.batch_size else {}
     return GraderSettings(
         kafka=KafkaSettings(bootstrap_servers=args.kafka, client_id=f"qfbench-{run}", partitions=args.partitions),
         elasticsearch=ElasticsearchSettings(url=args.es, index_prefix=f"qfbench-{run}"),
@@ -141,7 +142,7 @@ def _settings(args: argparse.Namespace, run: str, db: Path, port: int) -> Grader
             deadletter=f"qfbench.{run}.deadletter.v1",
         ),
         database={"url": f"sqlite+aiosqlite:///{db}"},  # type: ignore[arg-type]
-        consumer={"group_id": f"qfbench-{run}-grader"},  # type: ignore[arg-type]
+        consumer={"group_id": f"qfbench-{run}-grader", **batch},  # type: ignore[arg-type]
         # A benchmark on loopback: plaintext by explicit choice, and a trust file of its own (nobody calls the API).
         grpc={"port": port, "plaintext": True},  # type: ignore[arg-type]
         identity={"trust_file": provision_identities(db.parent / "pki-state")},  # type: ignore[arg-type]
@@ -168,6 +169,7 @@ def _env(settings: GraderSettings) -> dict[str, str]:
             "QF_GRADER_GRPC__PLAINTEXT": "true",
             "QF_GRADER_IDENTITY__TRUST_FILE": str(settings.identity.trust_file),
             "QF_GRADER_LOG__LEVEL": "WARNING",
+            "QF_GRADER_CONSUMER__BATCH_SIZE": str(settings.consumer.batch_size),
         }
     )
     return env
@@ -240,6 +242,26 @@ async def _produce(settings: GraderSettings, rate: float, duration: float, strea
         await producer.stop()
 
 
+@dataclass(frozen=True)
+class Usage:
+    """A process's CPU seconds (user + system) and resident memory at one moment (Linux /proc)."""
+
+    cpu_s: float
+    rss_mb: float
+    peak_rss_mb: float
+
+    @classmethod
+    def of(cls, pid: int) -> Usage:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        cpu = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+        )
+        kib = {k: int(status[k].split()[0]) for k in ("VmRSS", "VmHWM")}
+        return cls(cpu, kib["VmRSS"] / 1024, kib["VmHWM"] / 1024)
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -267,6 +289,8 @@ async def main(args: argparse.Namespace) -> int:
         collector = asyncio.create_task(_collect_alerts(settings, alerts, ready, stop))
         await ready.wait()
         load_before = os.getloadavg()
+        pid = process.pid if process is not None else os.getpid()
+        usage_start = Usage.of(pid)
         where = "in-process" if args.in_process else "grader subprocess"
         print(f"producing {args.rate:.0f} posts/s for {args.duration:.0f}s into {settings.kafka.partitions} "
               f"partitions ({where}); load {load_before[0]:.2f}", flush=True)  # fmt: skip
@@ -282,6 +306,7 @@ async def main(args: argparse.Namespace) -> int:
                 break
             await asyncio.sleep(0.2)
         drained_s = time.monotonic() - started
+        usage_end = Usage.of(pid)
         await asyncio.sleep(2.0)
         stop.set()
         await collector
@@ -297,6 +322,8 @@ async def main(args: argparse.Namespace) -> int:
             stop_app.set()
             await app_task
             await app.close()
+            c = app.consumer
+            print(f"batches    {c.batches} of {c.posts / max(c.batches, 1):.0f} posts on average (in-process)")
         await _cleanup(settings)
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -307,6 +334,13 @@ async def main(args: argparse.Namespace) -> int:
     lagging = "" if committed >= sent else "  (NOT all committed within 120s)"
     print(f"graded     {committed} posts committed after {drained_s:.1f}s = "
           f"{committed / drained_s:.0f} posts/s sustained{lagging}")  # fmt: skip
+    cpu = usage_end.cpu_s - usage_start.cpu_s
+    who = "grader + producer (in-process)" if args.in_process else "grader"
+    print(f"cpu        {who}: {cpu:.1f} s over {drained_s:.1f} s = {cpu / drained_s * 100:.0f} % of one core, "
+          f"{cpu / max(committed, 1) * 1e6:.0f} µs per post committed")  # fmt: skip
+    growth = (usage_end.rss_mb / usage_start.rss_mb - 1) * 100
+    print(f"rss        {who}: {usage_start.rss_mb:.0f} MB at start, {usage_end.rss_mb:.0f} MB when drained "
+          f"({growth:+.0f} %), peak {usage_end.peak_rss_mb:.0f} MB")  # fmt: skip
     shown = ", ".join(f"{k.removeprefix('WARNING_LEVEL_').lower()} {v}" for k, v in levels.items() if v)
     print(f"alerts     {len(alerts)} ({shown})")
     if latencies:
@@ -343,6 +377,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--stories-per-s", type=float, default=7.0, help="new stories per second (default 7)")
     parser.add_argument("--story-lifetime-s", type=float, default=30.0, help="seconds a story gets posts (default 30)")
+    parser.add_argument("--batch-size", type=int, default=0, help="the grader's batch size (default: its own)")
     parser.add_argument("--in-process", action="store_true", help="run the grader in this process")
     parser.add_argument("--kafka", default=os.environ.get("QF_TEST_KAFKA", "127.0.0.1:19092"))
     parser.add_argument("--es", default=os.environ.get("QF_TEST_ES", "http://127.0.0.1:19200"))

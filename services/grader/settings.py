@@ -43,8 +43,11 @@ class ConsumerSettings(_Group):
     # Offsets are committed to this group after every batch, for lag monitoring; the position the grader resumes
     # from is the one stored with its state (see README, "Recovery").
     group_id: str = "grader"
-    # Records handed to the engine at most per batch (one publish + one bulk request per batch).
-    batch_size: int = Field(default=500, ge=1, le=20_000)
+    # Records handed to the engine at most per batch (one publish + one bulk request per batch). A batch costs
+    # about one snapshot per event it touched plus a few round trips, whatever its size: behind the stream, larger
+    # batches amortise that (500 -> 2000 took the benchmark from ~310 to ~200 µs CPU per post); on a live tail a
+    # batch is whatever arrived meanwhile, so this does not delay alerts.
+    batch_size: int = Field(default=2000, ge=1, le=20_000)
     # Longest wait of one fetch when the stream is quiet.
     poll_timeout_ms: int = Field(default=200, ge=1, le=10_000)
     # With no state stored yet, start from the oldest retained post (rebuilds the events) or from new posts only.
