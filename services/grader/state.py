@@ -271,9 +271,7 @@ class EngineOwner:
             outputs = self._render(outs)
             if contexts and outputs:
                 outputs = replace(outputs, causes=self._causes(posts, contexts))
-            published = await self._effect(outputs)
-            if self._post_events is not None and posts:
-                await self._assign(self._post_events, posts)
+            published = await self._effects(outputs, posts)
             self.positions.update(positions)
             self._batches_since += 1
             if self._checkpoint_due():
@@ -371,6 +369,20 @@ class EngineOwner:
             if ctx is not None and event_id is not None:
                 causes[event_id] = ctx
         return causes
+
+    async def _effects(self, outputs: Outputs, posts: Sequence[PostView]) -> int:
+        """The batch's outputs and its posts' event ids, written concurrently (independent, both idempotent): one
+        round of requests per batch instead of two in a row. Both are done, or failed, before this returns."""
+        if self._post_events is None or not posts:
+            return await self._effect(outputs)
+        published, assigned = await asyncio.gather(
+            self._effect(outputs), self._assign(self._post_events, posts), return_exceptions=True
+        )
+        for outcome in (published, assigned):
+            if isinstance(outcome, BaseException):
+                raise outcome  # each set ``stale`` itself
+        assert isinstance(published, int)
+        return published
 
     async def _assign(self, write: Callable[[Mapping[str, str]], Awaitable[None]], posts: Sequence[PostView]) -> None:
         """Write the live event (merges followed) of each post of the batch onto its posts document."""
