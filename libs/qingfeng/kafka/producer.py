@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     InvalidProducerEpoch,
     InvalidProducerIdMapping,
+    KafkaError,
     MessageSizeTooLargeError,
     OutOfOrderSequenceNumber,
     ProducerFenced,
@@ -62,6 +63,14 @@ FATAL_PRODUCER_ERRORS: Final = (
     InvalidProducerIdMapping,
     ProducerFenced,
 )
+
+
+class _ClientReplaced(KafkaError):  # type: ignore[misc]  # aiokafka ships no type hints
+    """A record was still waiting in a client that a renewal closed: its call sends it again on the new client."""
+
+
+# Records failing with these are sent again on the renewed client.
+_RESEND: Final = (*FATAL_PRODUCER_ERRORS, _ClientReplaced)
 # A call renews the client at most this many times before it gives up and raises the error.
 _RENEWALS_PER_CALL: Final = 2
 # A wedged client may not flush: closing it waits this long, then its records are abandoned (their calls re-send).
@@ -113,6 +122,7 @@ class Producer:
         self._client_factory = client_factory  # a fake client in unit tests
         self._producer: Any = None
         self._generation = 0  # bumped by every renewal, so concurrent calls renew a failed client only once
+        self._unsettled: set[asyncio.Future[Any]] = set()  # the current client's futures not resolved yet
         self._renewing = asyncio.Lock()
         self.renewals = 0
 
@@ -196,7 +206,7 @@ class Producer:
                 fatal: list[int] = []
                 for i, outcome in zip(todo, settled, strict=True):
                     outcomes[i] = outcome
-                    if isinstance(outcome, FATAL_PRODUCER_ERRORS):
+                    if isinstance(outcome, _RESEND):
                         fatal.append(i)
                 if not fatal or renewals == _RENEWALS_PER_CALL:
                     break
@@ -228,9 +238,14 @@ class Producer:
         started: list[asyncio.Future[Any] | Exception] = []
         for record, span in zip(records, spans, strict=True):
             try:
-                started.append(await self._enqueue(producer, record, span))
+                future = await self._enqueue(producer, record, span)
             except Exception as err:  # one bad record must not keep the others from being sent
                 started.append(err)
+                continue
+            if producer is self._producer:
+                self._unsettled.add(future)
+                future.add_done_callback(self._unsettled.discard)
+            started.append(future)
         settled: list[Delivery | Exception] = []
         for record, pending in zip(records, started, strict=True):
             if isinstance(pending, Exception):
@@ -270,6 +285,16 @@ class Producer:
             )
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(old.stop(), _CLOSE_TIMEOUT_S)
+            # What the old client could not settle while closing would wait for ever (idempotent batches never
+            # expire): its calls send it again on the new client. Such a record may have reached the log already,
+            # as may one refused with OutOfOrderSequenceNumber (a retried batch older than the five the broker
+            # remembers); consumers are idempotent on the event id, so a copy costs only itself.
+            leftovers, self._unsettled = self._unsettled, set()
+            for future in leftovers:
+                if not future.done():
+                    future.set_exception(
+                        _ClientReplaced("the producer was renewed before this record was acknowledged")
+                    )
             self._producer = await self._connect()
             self._generation += 1
             self.renewals += 1

@@ -29,6 +29,7 @@ class FakeClient:
     """An aiokafka producer in memory. ``refuse``: the error every send's future fails with (a wedged client)."""
 
     def __init__(self, log: list[tuple[int, bytes]], number: int, refuse: Exception | None, dead: bool) -> None:
+        self.hang: set[bytes] = set()  # keys whose futures never resolve (a batch stuck in a wedged client)
         self.log = log
         self.number = number
         self.refuse = refuse
@@ -49,6 +50,8 @@ class FakeClient:
 
     async def send(self, topic: str, *, value: bytes, key: bytes | None, headers: Any) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if key in self.hang:
+            return future
         if self.refuse is not None:
             future.set_exception(type(self.refuse)())
         else:
@@ -126,4 +129,19 @@ async def test_an_ordinary_broker_error_does_not_renew() -> None:
     with pytest.raises(KafkaConnectionError):
         await producer.send_many(_records("a"))
     assert producer.renewals == 0
+    await producer.stop()
+
+
+async def test_a_record_stuck_in_the_replaced_client_is_sent_again_by_its_own_call() -> None:
+    factory = Factory((OutOfOrderSequenceNumber(), False))
+    producer = Producer(KafkaSettings(), client_factory=factory)
+    await producer.start()
+    factory.clients[0].hang.add(b"stuck")
+    stuck = asyncio.create_task(producer.send_many(_records("stuck")))
+    await asyncio.sleep(0)
+    await producer.send_many(_records("a"))  # fails on the old client, renews it
+    delivered = await asyncio.wait_for(stuck, timeout=5)  # without the renewal's clean-up it would wait for ever
+    assert len(delivered) == 1
+    assert sorted(factory.log) == [(1, b"a"), (1, b"stuck")]
+    assert producer.renewals == 1
     await producer.stop()
