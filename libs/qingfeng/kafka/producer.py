@@ -13,9 +13,12 @@ have lost this producer's id or sequence numbers (its producer snapshot is older
 with ``OutOfOrderSequenceNumber`` or ``UnknownProducerId``, which aiokafka treats as not retriable and never recovers
 from (it does not bump the epoch as the Java client does; aio-libs/aiokafka#1017), and a sender task that died leaves
 new records in its accumulator for ever. ``send_many`` then closes the client, starts a new one (a new producer id,
-sequences from 0) and sends again the records that failed with such an error; those were refused by the broker, so
-sending them again writes them once. Records other calls had in flight fail with the same error and are re-sent by
-their own call, on the same new client.
+sequences from 0) and sends again the records that failed with such an error. Records other calls had in flight fail
+with the same error (or, if the closing client cannot settle them, ``_ClientReplaced``) and are re-sent by their own
+call, on the same new client. A re-sent record can be a second copy: the broker also answers OutOfOrderSequenceNumber
+to a retried batch it did write but no longer remembers (it keeps the last five per producer and partition), and
+nothing tells the two cases apart. Consumers are idempotent on the event id, so such a copy costs only itself; the
+alternative, a collector refusing every import until restarted, loses the whole ingest.
 """
 
 from __future__ import annotations
