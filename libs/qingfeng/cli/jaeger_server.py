@@ -7,8 +7,9 @@ downloaded tree. The binary is cached in the stack home like the Kafka classpath
 first build takes minutes (about 300 modules), later `stack up`s start it at once.
 
 It keeps traces in memory, takes OTLP over gRPC on 127.0.0.1:4317 (set the services' ``QF_<SERVICE>_TELEMETRY__
-OTLP_ENDPOINT=http://127.0.0.1:4317``) and serves its UI and HTTP API on http://127.0.0.1:16686. Every listener is
-bound to 127.0.0.1; its own metrics endpoint is off.
+OTLP_ENDPOINT=http://127.0.0.1:4317``) and serves its HTTP API on http://127.0.0.1:16686 (``/api/traces?service=…``;
+the module carries no UI assets, so the page there is Jaeger's placeholder). Every listener is bound to 127.0.0.1;
+its own metrics endpoint is off.
 """
 
 from __future__ import annotations

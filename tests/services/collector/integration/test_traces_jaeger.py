@@ -1,4 +1,5 @@
-"""A 3,000-post `qingfeng import` into a collector process that exports to the real local Jaeger yields bounded traces.
+"""A 3,000-post `qingfeng import` into a collector process that exports to the real local Jaeger yields bounded traces;
+at sample ratio 0 an error and an alert still reach Jaeger, and nothing else does.
 
 Needs `qingfeng stack up --with-jaeger` (OTLP 127.0.0.1:4317, API http://127.0.0.1:16686). Jaeger is opt-in: CI does
 not build it (the Go build takes over three minutes), so without it this test is skipped, locally and in CI, and
@@ -20,7 +21,11 @@ from typing import Any
 
 import pytest
 from elasticsearch import AsyncElasticsearch
+from opentelemetry.trace import Status, StatusCode
 from qingfeng.cli.pki import IMPORT_ISSUER, ca_file, key_file
+from qingfeng.settings import TelemetrySettings
+from qingfeng.telemetry import build_provider
+from qingfeng.trace_keep import keep
 
 from services.collector.settings import CollectorSettings
 from tests.services.collector.integration.test_import_shared_data import (
@@ -116,3 +121,30 @@ async def test_a_3000_post_import_is_many_small_traces_in_jaeger(
     # A link leads somewhere: the linked trace is in Jaeger with the post's collect and send spans.
     (one,) = (await asyncio.to_thread(_get, f"/api/traces/{sorted(linked)[0]}"))["data"]
     assert sorted(s["operationName"].split(" ")[0] for s in one["spans"]) == ["collect", "send"]
+
+
+async def test_at_ratio_zero_errors_and_alerts_reach_jaeger_and_nothing_else() -> None:
+    if not _jaeger_up():
+        pytest.skip(f"no Jaeger at {JAEGER}: `qingfeng stack up --with-jaeger` (opt-in, not built in CI)")
+    service = f"qingfeng-keep-test-{uuid.uuid4().hex[:8]}"
+    settings = TelemetrySettings(sample_ratio=0.0, otlp_endpoint="http://127.0.0.1:4317", service_name=service)
+    provider = build_provider(settings, process="grader")
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("grader process batch"):
+        with tracer.start_as_current_span("fine"):
+            pass
+        with tracer.start_as_current_span("bulk") as failing:
+            failing.set_status(Status(StatusCode.ERROR, "refused"))
+    with tracer.start_as_current_span("quiet batch"):
+        pass
+    # As the grader's KafkaOutputSink sends an alert: the parent context marked keep().
+    with tracer.start_as_current_span("send qingfeng.alerts.v1", context=keep()):
+        pass
+    provider.shutdown()  # flushes the OTLP exporter
+    names: list[str] = []
+    for _ in range(20):
+        names = sorted(s["operationName"] for t in await asyncio.to_thread(_traces, service) for s in t["spans"])
+        if len(names) >= 3:
+            break
+        await asyncio.sleep(1.0)
+    assert names == ["bulk", "grader process batch", "send qingfeng.alerts.v1"]
