@@ -10,7 +10,9 @@ bounded and links still lead from the batch to each item's trace and back:
   what it produces continue the item's trace.
 - ``traces_per_record``: records produced for a batch (a slice of an import or a fetch) each start a trace of their
   own (a ``collect`` root span, sampled at the ratio, then the producer's ``send`` span), and one span for the
-  batch, in the caller's trace, links to them.
+  batch, in the caller's trace, links to them. A batch of at most ``SMALL_BATCH`` records (a tip, a small import)
+  stays in the caller's trace instead: one trace then follows the request from the gateway to the alert (DESIGN
+  §4), and it stays bounded.
 
 Links are capped at ``MAX_LINKS`` per span; the rest are counted in ``qingfeng.links.dropped``.
 """
@@ -32,10 +34,12 @@ if TYPE_CHECKING:  # qingfeng.kafka imports this module: its classes are only an
     from qingfeng.kafka.producer import OutgoingRecord
     from qingfeng.kafka.records import Record
 
-__all__ = ["LINKS_DROPPED", "MAX_LINKS", "links_to", "start_consumer_batch", "traces_per_record"]
+__all__ = ["LINKS_DROPPED", "MAX_LINKS", "SMALL_BATCH", "links_to", "start_consumer_batch", "traces_per_record"]
 
 # Jaeger and OTLP take more, but a span with thousands of links is unreadable and costs memory on every batch.
 MAX_LINKS: Final = 128
+# Up to this many produced records stay in the caller's trace (a few spans each, downstream included).
+SMALL_BATCH: Final = 8
 LINKS_DROPPED: Final = "qingfeng.links.dropped"
 _TRACER_NAME: Final = "qingfeng.batches"
 
@@ -92,14 +96,15 @@ def traces_per_record(
     """Give each record a trace of its own and wrap the block in one span ``name`` (current trace) linking to them.
 
     Yields the records with their ``parent`` set to their new trace: send those. A record that already has a
-    parent keeps it (it answers a record of another trace). The spans end when the block does, with an error
-    status if it raised.
+    parent keeps it (it answers a record of another trace); so do all records of a batch of at most ``SMALL_BATCH``
+    under a valid caller span. The spans end when the block does, with an error status if it raised.
     """
     tracer = trace.get_tracer(_TRACER_NAME, tracer_provider=tracer_provider)
     roots: list[Span] = []
     out: list[OutgoingRecord] = []
+    small = len(records) <= SMALL_BATCH and trace.get_current_span().get_span_context().is_valid
     for record in records:
-        if record.parent is not None:
+        if small or record.parent is not None:
             out.append(record)
             continue
         root = tracer.start_span(

@@ -13,7 +13,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from qingfeng.kafka import OutgoingRecord, Record
 from qingfeng.settings import TelemetrySettings
 from qingfeng.telemetry import build_provider, extract_context, inject_headers
-from qingfeng.trace_batches import LINKS_DROPPED, MAX_LINKS, start_consumer_batch, traces_per_record
+from qingfeng.trace_batches import LINKS_DROPPED, MAX_LINKS, SMALL_BATCH, start_consumer_batch, traces_per_record
 from qingfeng.trace_keep import KEEP_ATTRIBUTE, keep
 from qingfeng.v1 import post_pb2
 
@@ -122,7 +122,8 @@ def test_records_produced_by_a_batch_each_start_their_own_trace(
 ) -> None:
     tracer = full.get_tracer("t")
     answered = trace.set_span_in_context(tracer.start_span("consumed elsewhere"))
-    records = [*_outgoing(3), OutgoingRecord("posts", "x", post_pb2.Post(), "post.collected", "x", parent=answered)]
+    many = SMALL_BATCH + 2
+    records = [*_outgoing(many), OutgoingRecord("posts", "x", post_pb2.Post(), "post.collected", "x", parent=answered)]
     with (
         tracer.start_as_current_span("ImportPosts") as call,
         traces_per_record("collector send slice", records, tracer_provider=full) as sent,
@@ -131,14 +132,29 @@ def test_records_produced_by_a_batch_each_start_their_own_trace(
         assert trace.get_current_span().get_span_context().trace_id == call.get_span_context().trace_id
     spans = {s.name: s for s in exporter.get_finished_spans()}
     roots = [s for s in exporter.get_finished_spans() if s.name == "collect posts"]
-    assert len(roots) == 3 and all(s.parent is None for s in roots)
-    # Three new traces, none of them the call's; the record that answers another trace keeps its parent.
-    trace_ids = {p.trace_id for p in parents[:3]}
-    assert len(trace_ids) == 3 and call.get_span_context().trace_id not in trace_ids
-    assert parents[3] == trace.get_current_span(answered).get_span_context()
+    assert len(roots) == many and all(s.parent is None for s in roots)
+    # New traces, none of them the call's; the record that answers another trace keeps its parent.
+    trace_ids = {p.trace_id for p in parents[:many]}
+    assert len(trace_ids) == many and call.get_span_context().trace_id not in trace_ids
+    assert parents[many] == trace.get_current_span(answered).get_span_context()
     batch = spans["collector send slice"]
     assert batch.parent is not None and batch.parent.span_id == call.get_span_context().span_id
     assert {link.context.trace_id for link in batch.links} == trace_ids
+
+
+def test_a_small_batch_stays_in_the_callers_trace(full: TracerProvider, exporter: InMemorySpanExporter) -> None:
+    tracer = full.get_tracer("t")
+    with (
+        tracer.start_as_current_span("SubmitTip") as call,
+        traces_per_record("collector send slice", _outgoing(SMALL_BATCH), tracer_provider=full) as sent,
+    ):
+        assert all(r.parent is None for r in sent)  # the producer's span joins the current trace
+        for _ in sent:
+            tracer.start_span("send posts").end()
+    spans = exporter.get_finished_spans()
+    assert not [s for s in spans if s.name.startswith("collect ")]
+    assert {s.context.trace_id for s in spans} == {call.get_span_context().trace_id}
+    assert len(spans) == SMALL_BATCH + 2
 
 
 def test_a_failed_send_marks_the_batch_as_an_error_and_it_is_kept_at_ratio_zero(
