@@ -66,8 +66,10 @@ def concurrent_rows(
             start[eid] = ts
     rng = random.Random(seed)
     base = CONCURRENT_START.timestamp()
-    # Sorted ids: the draw does not depend on the file's order.
-    offsets = {eid: base + rng.uniform(0.0, hours * 3600.0) - start[eid] for eid in sorted(start)}
+    # Sorted ids: the draw does not depend on the file's order. Whole seconds, like the posts' times: with a
+    # fractional offset the ground-truth start (source time + offset) fell up to half a second after the moved
+    # source post, and an alert at the source post itself was taken for one from before the event.
+    offsets = {eid: float(round(base + rng.uniform(0.0, hours * 3600.0) - start[eid])) for eid in sorted(start)}
     out: list[tuple[float, str, dict[str, Any]]] = []
     for r in rows:
         ts = datetime.fromisoformat(r["created_at"]).timestamp() + offsets[r["event_id"]]

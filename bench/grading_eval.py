@@ -49,6 +49,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _eval_baselines import BASELINES, baseline
+from _eval_explain import explain_early, missed_top, print_explain
 from _eval_red import red_demo
 from _eval_replay import OWN_WORDS_MIN, concurrent_rows, event_split, text_bearing
 from _eval_scores import Scores, TruthEvent, average_ranks, half_size_time, score, spearman, truth_events
@@ -172,6 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--split-seed", type=int, default=0, help="seed of --split event")
     ap.add_argument("--baselines", default=",".join(BASELINES), help="comma-separated trivial clusterings ('' none)")
     ap.add_argument("--red-top", type=int, default=20, help="largest cascades for the red demonstration (0: none)")
+    ap.add_argument(
+        "--explain-early",
+        action="store_true",
+        help="for each top event of the first replay missing an early orange/red alert: which orange criteria held",
+    )
     args = ap.parse_args(argv)
     if not args.data.is_file():
         print(f"no data file {args.data} (set QF_SHARED_DATA or pass --data)", file=sys.stderr)
@@ -209,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"collector: {len(collected.posts)} posts out ({collected.duplicates} marked duplicates, "
         f"{collected.rejected} rejected)"
     )
-    report = events
+    report = calib = events
     calib_note = f"thresholds: policy {policy.version} as shipped, scored on every event (in-sample)"
     if args.split:
         keys = [f"{events[e].year}|{e}" for e in events] if args.split.startswith("year:") else list(events)
@@ -242,6 +248,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             scores.append(score(variant.name, method, result, events=report, top_share=args.top_share, **ctx))
     print_table(scores, args.top_share)
     print()
+    if args.explain_early:
+        variant = variants[0]
+        views = to_views(variant_posts(collected.posts, variant), convert)
+        config = grader_config(variant.parents)
+        first_replay = replay(views, policy, config)
+        # Diagnosed on the calibration part (what a policy change may be chosen on), never on the reported part.
+        missed = missed_top(first_replay, native_of, truth_post, calib, args.top_share)
+        orange = next(lv for lv in policy.levels if lv.warning_level == "orange")
+        print(f"{variant.name}, grader, on the {len(calib)} calibration events:")
+        print_explain(explain_early(views, policy, config, first_replay, missed, calib), orange.at_least)
+        print()
     print("levels reached (ground-truth events, via their majority event):")
     for s in scores:
         print(f"  {s.variant:34} {s.method:16} " + " ".join(f"{k}={v}" for k, v in s.levels.items()))
