@@ -199,6 +199,23 @@ def test_bad_policy_blocks_are_refused_with_file_and_field(tmp_path: Path, tail:
     assert message in str(caught.value)
 
 
+def test_evaluation_metrics_on_a_small_table() -> None:
+    m = relevance_eval.metrics([True, True, False, False], [1, 0, 1, 0])
+    assert (m.precision, m.recall, m.f1, m.flagged) == (0.5, 0.5, 0.5, 2)
+    assert relevance_eval.metrics([False, False], [1, 0]).f1 == 0.0
+    scores, labels = [0.9, 0.85, 0.6, 0.2, 0.0], [1, 1, 0, 1, 0]
+    assert relevance_eval.best_threshold(scores, labels) == 0.2  # F1 0.857 beats 0.85's 0.8
+    assert relevance_eval.best_threshold([0.9, 0.8], [1, 1]) == 0.8
+    table = relevance_eval.reliability(scores, labels, (0.0, 0.0001, 0.5, 1.0))
+    assert [(name, n) for name, n, _, _ in table] == [("0 (no evidence)", 1), ("[0.00, 0.50)", 1), ("[0.50, 1.00]", 3)]
+    assert table[2][3] == pytest.approx(2 / 3)
+
+
+def test_keyword_rule_is_the_one_liner() -> None:
+    assert relevance_eval.KEYWORD_RULE.search("某官员被查")
+    assert not relevance_eval.KEYWORD_RULE.search("县长视察学校")
+
+
 _LABELS = REPO / "tests" / "data" / "relevance" / "labels.jsonl"
 
 
