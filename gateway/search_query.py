@@ -1,16 +1,23 @@
-"""From a search request to an Elasticsearch request body: query text, filters, order, highlights and paging.
+"""From a search request to an Elasticsearch request body: query text, filters, order and highlights, plus the page
+size and the query's fingerprint that the page tokens carry.
 
 Pure functions over the protobuf requests (no I/O), so every rule is a table test.
 
 Query text: words separated by spaces are ANDed, ``"quoted phrases"`` (ASCII or Chinese quotes) match as phrases.
 Text is folded to simplified Chinese and half-width first, the way posts are indexed (``text_simplified``), so a
-traditional query finds simplified posts. Each word is matched as a phrase over the CJK-analysed fields: with the
-bigram analyzer a word of two characters is one term and a longer word is a phrase of overlapping bigrams, which
-keeps its characters together and in order (受贿 does not match 受到表扬，贿选). A single CJK character has no
-bigram and matches only where it stands alone; the console says so in its help.
+traditional query finds simplified posts. Here each word is matched as a phrase over the CJK-analysed fields, which
+keeps its characters together and in order (受贿 does not match 受到表扬，贿选): one token per character on the local
+stack, overlapping bigrams on a cluster with the CJK analyser. Event searches use this text part as it is; post
+searches replace it with the words-aware query of ``search_words`` (see ``search_posts``) and keep the filters, scope,
+order and highlights built here.
 
-Paging uses from-offsets: ``next_page_token`` encodes the next offset and a fingerprint of the query, so a token
-replayed with another query is refused instead of silently returning an unrelated page.
+Paging is not done here. Posts and events page with a point in time plus ``search_after`` and HMAC-signed page
+tokens (``search_paging.PitPager``, driven by ``search_posts`` and ``search.Searcher``), so hits indexed meanwhile
+neither shift, repeat nor hide a page. This module gives them the page size (``resolve_page`` on the request without
+its token) and the query's fingerprint, which every token carries: a token replayed with another query is refused.
+The bodies built here still hold ``from_`` (always 0 there), which the callers drop. ``next_page_token``, the
+``offset`` of ``Page`` and ``MAX_RESULT_WINDOW`` are what is left of the earlier from-offset paging (the first 10,000
+hits only); the servers no longer issue or accept those offset tokens.
 
 Documents follow the index templates of ``qingfeng.elastic`` with protobuf enums stored by value name
 (``SOURCE_KIND_RSS``, ``CORRUPTION_CATEGORY_BRIBERY``, ``WARNING_LEVEL_ORANGE``) and times in RFC 3339.
@@ -45,7 +52,8 @@ __all__ = [
 ]
 
 DEFAULT_PAGE_SIZE: Final = 20
-# Elasticsearch's index.max_result_window: from + size beyond it is refused by the cluster.
+# Elasticsearch's index.max_result_window: from + size beyond it is refused by the cluster. It bounded the former
+# offset paging; PIT + search_after (search_paging) has no such window, and from is always 0 now.
 MAX_RESULT_WINDOW: Final = 10_000
 _MAX_QUERY_CHARS: Final = 256
 _MAX_TERMS: Final = 16
@@ -102,7 +110,8 @@ class SearchRequestError(ValueError):
 
 @dataclass(frozen=True)
 class Page:
-    """Where a page starts and how many hits it holds, plus the fingerprint its next token carries."""
+    """How many hits a page holds and the fingerprint its next (PIT) token carries; ``offset`` is 0 for every request
+    the servers resolve (they strip the token first: the PIT cursor says where a page starts)."""
 
     offset: int
     size: int
@@ -135,7 +144,10 @@ def _fingerprint(request: Message) -> str:
 
 
 def resolve_page(request: search_pb2.SearchPostsRequest | search_pb2.SearchEventsRequest, *, max_size: int) -> Page:
-    """Validate ``page_size`` (0 = default, clamped to ``max_size``) and decode ``page_token`` into an offset."""
+    """Validate ``page_size`` (0 = default, clamped to ``max_size``) and fingerprint the query.
+
+    Callers pass the request without its ``page_token`` (the PIT cursor of ``search_paging`` says where the page
+    starts); a token left in is decoded as a former offset token and refused unless it is one."""
     if request.page_size < 0:
         raise SearchRequestError("page_size", f"must not be negative, got {request.page_size}")
     size = min(request.page_size or DEFAULT_PAGE_SIZE, max_size)
@@ -151,7 +163,8 @@ def resolve_page(request: search_pb2.SearchPostsRequest | search_pb2.SearchEvent
 
 
 def next_page_token(page: Page, *, returned: int, total: int) -> str:
-    """The token of the page after ``page``; empty when there is none (or it lies beyond the result window)."""
+    """The former offset token of the page after ``page``; empty when there is none (or it lies beyond the result
+    window). The servers no longer issue it: their tokens are the signed PIT cursors of ``search_paging``."""
     following = page.offset + returned
     if returned < page.size or following >= min(total, MAX_RESULT_WINDOW):
         return ""
