@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode
 
 from qingfeng.trace_keep import ITEM_ATTRIBUTE
 
@@ -47,20 +47,23 @@ _TRACER_NAME: Final = "qingfeng.batches"
 def links_to(contexts: Iterable[otel_context.Context], *, cap: int = MAX_LINKS) -> tuple[list[Link], int]:
     """Links to the span of each context that has a valid one (each span once), at most ``cap``, sampled traces
     first (the others are not exported, but their trace ids still find the logs); and how many more there were."""
-    sampled: list[Link] = []
-    unsampled: list[Link] = []
+    return _links((trace.get_current_span(ctx).get_span_context() for ctx in contexts), cap)
+
+
+def _links(span_contexts: Iterable[SpanContext], cap: int) -> tuple[list[Link], int]:
+    sampled: list[SpanContext] = []
+    unsampled: list[SpanContext] = []
     seen: set[tuple[int, int]] = set()
-    for ctx in contexts:
-        span_context = trace.get_current_span(ctx).get_span_context()
+    for span_context in span_contexts:
         if not span_context.is_valid:
             continue
         key = (span_context.trace_id, span_context.span_id)
         if key in seen:
             continue
         seen.add(key)
-        (sampled if span_context.trace_flags.sampled else unsampled).append(Link(span_context))
-    links = (sampled + unsampled)[:cap]
-    return links, len(seen) - len(links)
+        (sampled if span_context.trace_flags.sampled else unsampled).append(span_context)
+    chosen = (sampled + unsampled)[:cap]  # Link objects only for the chosen: a batch may have thousands
+    return [Link(c) for c in chosen], len(seen) - len(chosen)
 
 
 def start_consumer_batch(consumer: str, records: Sequence[Record], *, tracer: trace.Tracer | None = None) -> Span:
@@ -119,7 +122,7 @@ def traces_per_record(
         )
         roots.append(root)
         out.append(dataclasses.replace(record, parent=trace.set_span_in_context(root)))
-    links, dropped = links_to(trace.set_span_in_context(root) for root in roots)
+    links, dropped = _links((root.get_span_context() for root in roots), MAX_LINKS)
     topics = sorted({record.topic for record in records})
     batch = tracer.start_span(
         name,
