@@ -43,9 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_stack(commands)
 
-    commands.add_parser("up", help="start the whole suite in the background").set_defaults(
-        func=lambda args: suite.suite_up()
+    up = commands.add_parser("up", help="start the whole suite in the background")
+    up.add_argument(
+        "--indexers",
+        type=int,
+        choices=range(33),
+        metavar="N",
+        default=None,
+        help="separate indexer processes (a consumer group) beside the collector's fetch role; 0: one collector "
+        "does both (default: QF_SUITE_INDEXERS, else 1)",
     )
+    up.set_defaults(func=lambda args: suite.suite_up(args.indexers))
     commands.add_parser("down", help="stop the suite").set_defaults(func=lambda args: suite.suite_down())
     status = commands.add_parser("status", help="show which suite processes are alive and each consumer's lag")
     lag.add_arguments(status)

@@ -2,6 +2,10 @@
 
 Each process runs `python -m <module>` from the repository root, in its own session, with its log and
 pid file under the state directory (QF_STATE_DIR, default ./.qingfeng): logs/<name>.log, run/<name>.pid.
+
+With N indexers (`qingfeng up --indexers N`, or QF_SUITE_INDEXERS; default 1) the collector runs its fetch role
+(ImportPosts, sources, enrichment, produce) and N more collector processes run the index role as one Kafka consumer
+group, so fetching and indexing use different cores. 0 keeps one collector process doing both.
 """
 
 from __future__ import annotations
@@ -9,15 +13,15 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from qingfeng.cli import pki, tokens
-from qingfeng.cli._console import say, tail
+from qingfeng.cli._console import CliError, say, tail
 from qingfeng.cli._process import child_returncode, group_members, read_pid, spawn_detached, stop_group
 from qingfeng.cli.paths import repo_root, state_dir
 
-__all__ = ["PROCESSES", "SuiteProcess", "suite_down", "suite_status", "suite_up"]
+__all__ = ["PROCESSES", "SuiteProcess", "default_indexers", "plan", "suite_down", "suite_status", "suite_up"]
 
 # How long fresh processes are watched before `up` calls them started: long enough to catch import errors, bad
 # settings and a refused first connection to Kafka, Elasticsearch or the database.
@@ -30,6 +34,7 @@ class SuiteProcess:
 
     name: str
     module: str
+    env: tuple[tuple[str, str], ...] = ()  # added to the suite's environment for this process only
 
 
 PROCESSES = (
@@ -39,6 +44,50 @@ PROCESSES = (
     SuiteProcess("publisher", "services.publisher"),
     SuiteProcess("gateway", "gateway"),
 )
+
+
+# Each indexer's /metrics (its consumer lag) on a port of its own: 9471, 9472, ...
+_INDEXER_METRICS_BASE = 9470
+_COLLECTOR = "services.collector"
+
+
+def default_indexers() -> int:
+    """QF_SUITE_INDEXERS, else 1: on two cores, fetch and index in separate processes beat one process doing both."""
+    raw = os.environ.get("QF_SUITE_INDEXERS", "1")
+    try:
+        value = int(raw)
+    except ValueError:
+        raise CliError(f"QF_SUITE_INDEXERS must be a whole number, not {raw!r}") from None
+    if not 0 <= value <= 32:
+        raise CliError(f"QF_SUITE_INDEXERS must be between 0 and 32, not {value}")
+    return value
+
+
+def plan(indexers: int) -> tuple[SuiteProcess, ...]:
+    """The processes of a suite with `indexers` separate indexer processes (0: the collector indexes itself)."""
+    if indexers <= 0:
+        return PROCESSES
+    out: list[SuiteProcess] = []
+    for process in PROCESSES:
+        if process.module != _COLLECTOR:
+            out.append(process)
+            continue
+        out.append(replace(process, env=(*process.env, ("QF_COLLECTOR_ROLE", "fetch"))))
+        for i in range(1, indexers + 1):
+            role = (
+                ("QF_COLLECTOR_ROLE", "index"),
+                ("QF_COLLECTOR_GRPC__PORT", "0"),  # health only; the kernel picks a free port
+                ("QF_COLLECTOR_METRICS_PORT", str(_INDEXER_METRICS_BASE + i)),
+            )
+            out.append(SuiteProcess(f"indexer-{i}", _COLLECTOR, role))
+    return tuple(out)
+
+
+def _known(state: Path) -> tuple[SuiteProcess, ...]:
+    """The processes `status` and `down` look after: the base suite and every indexer that has a pid file."""
+    run = state / "run"
+    started = [int(m) for p in run.glob("indexer-*.pid") if (m := p.stem.removeprefix("indexer-")).isdigit()]
+    return plan(max(started, default=0)) if started else PROCESSES
 
 
 def _pid_file(state: Path, process: SuiteProcess) -> Path:
@@ -83,12 +132,13 @@ def _settle(fresh: dict[str, int]) -> set[str]:
     return exited
 
 
-def suite_up() -> int:
+def suite_up(indexers: int | None = None) -> int:
     """Start every process not already running; fail (exit 1) if one exits within its first seconds."""
     state, root = state_dir(), repo_root()
     env = _environment(state)
+    processes = plan(default_indexers() if indexers is None else indexers)
     fresh: dict[str, int] = {}
-    for process in PROCESSES:
+    for process in processes:
         pid = _running_pid(state, process)
         if pid is not None:
             say(process.name, f"already running (pid {pid})")
@@ -98,11 +148,11 @@ def suite_up() -> int:
             log_file=_log_file(state, process),
             pid_file=_pid_file(state, process),
             cwd=root,
-            env=env,
+            env={**env, **dict(process.env)},
         )
         say(process.name, f"started (pid {fresh[process.name]}), log {_log_file(state, process)}")
     exited = _settle(fresh) if fresh else set()
-    for process in PROCESSES:
+    for process in processes:
         if process.name in exited:
             code = child_returncode(fresh[process.name])
             say(process.name, f"exited at once (exit {code}):\n{tail(_log_file(state, process), lines=20)}")
@@ -113,18 +163,19 @@ def suite_status() -> int:
     """Print each process alive or not; exit 0 only if all are alive."""
     state = state_dir()
     alive = 0
-    for process in PROCESSES:
+    processes = _known(state)
+    for process in processes:
         pid = _running_pid(state, process)
         alive += pid is not None
         print(f"{process.name:<12} {'alive' if pid else 'down':<6} {f'pid {pid}' if pid else '-'}")
-    return 0 if alive == len(PROCESSES) else 1
+    return 0 if alive == len(processes) else 1
 
 
 def suite_down(*, timeout_s: float = 20.0) -> int:
     """SIGTERM every running process (its whole group), wait for it, SIGKILL after `timeout_s`."""
     state = state_dir()
     # In reverse: the gateway stops taking requests before the services behind it go away.
-    for process in reversed(PROCESSES):
+    for process in reversed(_known(state)):
         pid = _running_pid(state, process)
         if pid is None:
             say(process.name, "not running")

@@ -51,3 +51,31 @@ def test_the_gateway_gets_the_state_dirs_access_policy(tmp_path: Path, monkeypat
     assert any((tmp_path / "tokens").iterdir())
     monkeypatch.setenv("QF_GATEWAY_ACCESS_POLICY", "/etc/qingfeng/access.yaml")
     assert suite._environment(tmp_path)["QF_GATEWAY_ACCESS_POLICY"] == "/etc/qingfeng/access.yaml"
+
+
+def test_indexers_run_the_index_role_beside_the_fetching_collector() -> None:
+    assert suite.plan(0) == suite.PROCESSES
+    processes = {p.name: dict(p.env) for p in suite.plan(2)}
+    assert list(processes) == ["collector", "indexer-1", "indexer-2", "grader", "coordinator", "publisher", "gateway"]
+    assert processes["collector"] == {"QF_COLLECTOR_ROLE": "fetch"}
+    assert processes["indexer-1"]["QF_COLLECTOR_ROLE"] == processes["indexer-2"]["QF_COLLECTOR_ROLE"] == "index"
+    assert processes["indexer-1"]["QF_COLLECTOR_GRPC__PORT"] == "0"
+    ports = {processes[n]["QF_COLLECTOR_METRICS_PORT"] for n in ("indexer-1", "indexer-2")}
+    assert len(ports) == 2 and "9461" not in ports  # the fetching collector's /metrics keeps 9461
+
+
+@pytest.mark.parametrize(("raw", "message"), [("two", "whole number"), ("-1", "between 0 and 32"), ("99", "between")])
+def test_a_bad_indexer_count_is_refused_with_the_reason(
+    raw: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QF_SUITE_INDEXERS", raw)
+    with pytest.raises(suite.CliError, match=message):
+        suite.default_indexers()
+
+
+def test_status_and_down_find_the_indexers_that_were_started(tmp_path: Path) -> None:
+    assert suite._known(tmp_path) == suite.PROCESSES
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "indexer-3.pid").write_text("1\n")
+    assert [p.name for p in suite._known(tmp_path)].count("indexer-3") == 1
+    assert len(suite._known(tmp_path)) == len(suite.PROCESSES) + 3
