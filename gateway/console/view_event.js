@@ -55,7 +55,7 @@ function changes(reply) {
   const list = el("ol", "level-history");
   for (const change of all) {
     const grade = change.grade || {};
-    const item = el("li", "level-change");
+    const item = el("li", `level-change to-${change.to_level || "WARNING_LEVEL_UNSPECIFIED"}`);  // the timeline dot's colour
     item.dataset.sequence = change.sequence || "";
     const line = append(el("p", "change"), el("span", "meta", `${when(grade.graded_at || change.emitted_at)} `),
       levelBadge(change.from_level), " → ", levelBadge(change.to_level, grade.label),

@@ -137,6 +137,7 @@ def test_event_page_draws_its_chart_and_reasons(console_suite: ConsoleSuite, off
     office.wait_for_selector(".posts-panel ol.posts li")
     office.wait_for_selector(".explain-panel .criteria tr")
     office.wait_for_selector(".case-panel .panel-body > *")
+    office.wait_for_selector(".history-panel .panel-body :is(ol.level-history, p)")  # in the screenshot too
     office.screenshot(path=str(shots / "event.png"), full_page=True)
 
 
