@@ -62,6 +62,10 @@ class CheckpointSettings(_Group):
 
     every_batches: int = Field(default=50, ge=1)
     every_s: float = Field(default=30.0, gt=0)
+    # Encoding the state (every post of the clustering horizon) takes CPU that grows with it: a checkpoint is
+    # postponed until the time since the last one is at least that one's encoding CPU divided by this share
+    # (0.05: one that took 1 s is next due 20 s later at the earliest). Recovery then replays a little more.
+    max_cpu_share: float = Field(default=0.05, gt=0, le=1)
 
 
 class GraderSettings(ServiceSettings):

@@ -72,10 +72,15 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
+# A checkpoint whose encoding took less CPU than this is never postponed (small states: tests, a fresh grader).
+_CHEAP_CHECKPOINT_S = 0.05
+
 
 def encode_state(data: dict[str, Any]) -> bytes:
     """The engine state as stored: compact JSON, zlib level 1 (fast; the state is mostly ids and numbers)."""
-    return zlib.compress(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8"), 1)
+    # check_circular off: the snapshot is a tree of plain values, and the check tracked every list and dict in it.
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, check_circular=False)
+    return zlib.compress(text.encode("utf-8"), 1)
 
 
 def decode_state(blob: bytes) -> dict[str, Any]:
@@ -127,6 +132,7 @@ class EngineOwner:
         cadence: CheckpointSettings,
         clock: Callable[[], datetime] = _now,
         monotonic: Callable[[], float] = time.monotonic,
+        cpu_clock: Callable[[], float] = time.thread_time,
         post_events: Callable[[Mapping[str, str]], Awaitable[None]] | None = None,
         order_log: OrderLog | None = None,
         history: GradeHistory | None = None,
@@ -146,6 +152,7 @@ class EngineOwner:
         self._cadence = cadence
         self._clock = clock
         self._monotonic = monotonic
+        self._cpu_clock = cpu_clock
         self.lock = asyncio.Lock()
         self.names = RegionNames()
         self.active: ActivePolicy | None = None
@@ -160,6 +167,7 @@ class EngineOwner:
         self.stale = True
         self._batches_since = 0
         self._last_checkpoint = monotonic()
+        self._checkpoint_cpu = 0.0  # CPU seconds the last checkpoint spent encoding the state (see _checkpoint_due)
         self.checkpoints = 0  # taken since start (tests, logs)
         self.suppressed = 0  # replayed alerts not published again (tests, logs)
         self.dropped: dict[str, int] = {"duplicate": 0, "late": 0}  # posts not applied, by reason (since start)
@@ -435,17 +443,23 @@ class EngineOwner:
 
     def _checkpoint_due(self) -> bool:
         cadence = self._cadence
-        return (
-            self._batches_since >= cadence.every_batches or self._monotonic() - self._last_checkpoint >= cadence.every_s
-        )
+        elapsed = self._monotonic() - self._last_checkpoint
+        if self._checkpoint_cpu >= _CHEAP_CHECKPOINT_S and elapsed < self._checkpoint_cpu / cadence.max_cpu_share:
+            # The state is the whole horizon's posts, and encoding it blocks the loop: a checkpoint that cost 1.5 s
+            # every 50 (small, live-tail) batches took a tenth of the grader's CPU and stalled alerts meanwhile.
+            return False
+        return self._batches_since >= cadence.every_batches or elapsed >= cadence.every_s
 
     async def _checkpoint(
         self, *, pending: Outputs | None = None, policy: PolicyRecord | None = None, audit: Sequence[AuditEntry] = ()
     ) -> None:
+        started = self._cpu_clock()
+        state = encode_state(self.engine.snapshot())
+        self._checkpoint_cpu = self._cpu_clock() - started
         checkpoint = Checkpoint(
             positions=dict(self.positions),
             alert_offsets=dict(self._alert_offsets),
-            state=encode_state(self.engine.snapshot()),
+            state=state,
             policy_version=self.engine.state_policy_version,
             saved_at=self._clock(),
             pending=pending or Outputs(),
