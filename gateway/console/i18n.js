@@ -48,6 +48,7 @@ const TEXT = {
     "status.AGENCY_MUNICIPAL_COMMITTEE": "市委", "status.AGENCY_RESPONSIBLE_UNIT": "责任单位",
     "status.DRAFT_STATUS_EDITING": "编辑中", "status.DRAFT_STATUS_IN_REVIEW": "审签中", "status.DRAFT_STATUS_APPROVED": "已批准",
     "status.DRAFT_STATUS_REJECTED": "已退回", "status.DRAFT_STATUS_SCHEDULED": "已排期", "status.DRAFT_STATUS_PUBLISHED": "已发布",
+    "status.SIGN_OFF_DECISION_APPROVED": "同意", "status.SIGN_OFF_DECISION_REJECTED": "退回",
     "err.401": "未登录或会话已过期", "err.403": "无权访问此功能（网关拒绝）", "err.404": "未找到或无权查看",
     "err.501": "该服务尚未提供此功能", "err.503": "该服务暂不可用", "err.other": "请求失败",
     "loading": "加载中…",
