@@ -25,6 +25,28 @@ from aiokafka.protocol.admin import DeleteGroupsRequest
 from qingfeng.elastic import create_client
 from qingfeng.settings import ElasticsearchSettings
 
+# Every topic and consumer group each service reads or writes, named from a run's prefix (see ``suite_env``).
+_TOPICS = {
+    "collector": {"POSTS": "posts", "POSTS_DEADLETTER": "posts-deadletter", "DEADLETTER": "deadletter"},
+    "grader": {"POSTS": "posts", "EVENTS": "events", "ALERTS": "alerts", "DEADLETTER": "deadletter"},
+    "coordinator": {
+        **{name.upper(): name for name in ("alerts", "events", "publications", "cases", "tasks", "audit")},
+        "PUBLICATION_REQUESTS": "publication_requests",
+        "DEADLETTER": "deadletter",
+    },
+    "publisher": {
+        "REQUESTS": "publication_requests",
+        "PUBLICATIONS": "publications",
+        "DEADLETTER": "publications-deadletter",
+    },
+    "gateway": {},
+}
+_GROUP_SETTING = {
+    "collector": "INDEXER__GROUP_ID",
+    "grader": "CONSUMER__GROUP_ID",
+    "coordinator": "CONSUMER__GROUP_ID",
+    "publisher": "GROUP_ID",
+}
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 _GROUP_NOT_FOUND, _GROUP_NOT_EMPTY = 69, 68  # Kafka error codes a delete may meet and wait out or ignore
 
@@ -44,6 +66,19 @@ class RunNames:
 
     def describe(self) -> str:
         return "; ".join(f"{f.name}: {', '.join(getattr(self, f.name))}" for f in fields(self) if getattr(self, f.name))
+
+
+def suite_env(service: str, prefix: str) -> dict[str, str]:
+    """The ``QF_<SERVICE>_`` variables that put every topic, consumer group and index of ``service`` under ``prefix``.
+
+    A process started with a default name instead would share the developer's ``qingfeng.*`` topics and groups
+    (a test coordinator in group ``coordinator`` takes partitions of ``qingfeng.alerts.v1`` from the running one)
+    and leave names ``drop_run`` cannot find."""
+    env = {f"QF_{service.upper()}_ELASTICSEARCH__INDEX_PREFIX": prefix}
+    env.update({f"QF_{service.upper()}_TOPICS__{key}": f"{prefix}.{name}" for key, name in _TOPICS[service].items()})
+    if service in _GROUP_SETTING:
+        env[f"QF_{service.upper()}_{_GROUP_SETTING[service]}"] = f"{prefix}-{service}"
+    return env
 
 
 def _check_prefix(prefix: str) -> None:

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer
 from qingfeng.v1 import common_pb2, event_pb2, event_pb2_grpc, search_pb2, search_pb2_grpc, source_pb2, source_pb2_grpc
 
 from tests.e2e.processes import Running, free_port, start, tls_channel
+from tests.shared_servers import drop_run, suite_env
 
 pytestmark = pytest.mark.integration
 
@@ -60,29 +61,26 @@ def suite(
     kafka_bootstrap: str, es_url: str, tmp_path: Path, access_policy_file: Path, identity_env: dict[str, str]
 ) -> Iterator[tuple[dict[str, Running], str]]:
     run_id = secrets.token_hex(4)
-    posts, alerts = f"qf-e2e-{run_id}.posts", f"qf-e2e-{run_id}.alerts"
     prefix = f"qf-e2e-{run_id}"
     common = {"KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap, "ELASTICSEARCH__URL": es_url}
-    common["ELASTICSEARCH__INDEX_PREFIX"] = prefix
     tip_key = tmp_path / "tip.key"
     tip_key.write_text("c2VjcmV0LWtleS1mb3ItZTJlLXRlc3RzLW9ubHktMzI=\n")
     collector_port, grader_port = free_port(), free_port()
     envs = {
         "collector": {
             **{f"QF_COLLECTOR_{k}": v for k, v in common.items()},
+            **suite_env("collector", prefix),
             "QF_COLLECTOR_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path}/collector.db",
-            "QF_COLLECTOR_TOPICS__POSTS": posts,
             "QF_COLLECTOR_TIP_KEY_FILE": str(tip_key),
         },
         "grader": {
             **{f"QF_GRADER_{k}": v for k, v in common.items()},
+            **suite_env("grader", prefix),
             "QF_GRADER_DATABASE__URL": f"sqlite+aiosqlite:///{tmp_path}/grader.db",
-            "QF_GRADER_TOPICS__POSTS": posts,
-            "QF_GRADER_TOPICS__ALERTS": alerts,
-            "QF_GRADER_TOPICS__EVENTS": f"qf-e2e-{run_id}.events",
         },
         "gateway": {
             **{f"QF_GATEWAY_{k}": v for k, v in common.items()},
+            **suite_env("gateway", prefix),
             "QF_GATEWAY_ACCESS_POLICY": str(access_policy_file),
             "QF_GATEWAY_HTTP__PORT": str(free_port()),
             "QF_GATEWAY_COLLECTOR_ADDR": f"127.0.0.1:{collector_port}",
@@ -99,8 +97,11 @@ def suite(
             assert process.wait_serving(timeout_s=90) == 1, process.log_tail()
         yield running, run_id
     finally:
-        for process in running.values():
-            process.stop()
+        try:
+            for process in running.values():
+                process.stop()
+        finally:  # after the processes, which would recreate what is deleted under them
+            drop_run(kafka_bootstrap, es_url, prefix)
 
 
 async def _first_alert(bootstrap: str, topic: str, timeout_s: float) -> tuple[event_pb2.Alert, dict[str, bytes]]:

@@ -13,7 +13,6 @@ topic and the index are still unchanged. Before issue 13 both steps produced ``e
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
@@ -29,14 +28,13 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from qingfeng.cli.pki import IMPORT_ISSUER, ca_file, key_file
-from qingfeng.elastic import IndexNames, create_client, delete_family
-from qingfeng.settings import ElasticsearchSettings, KafkaSettings
+from qingfeng.settings import KafkaSettings
 from qingfeng.v1 import common_pb2, event_pb2
 
 from services.grader.adapters.kafka import topic_partitions
 from tests.e2e.processes import Running, free_port, start
+from tests.shared_servers import drop_run_async, suite_env
 
 pytestmark = pytest.mark.integration
 
@@ -66,21 +64,21 @@ class Suite:
     def prefix(self) -> str:
         return f"qf-e2e-{self.run_id}"
 
+    def group(self, name: str) -> str:
+        return f"{self.prefix}-{name}"
+
     def env(self, name: str, *, database: str, group: str = "grader") -> dict[str, str]:
         service = f"QF_{name.upper()}_"
         env = {
             f"{service}KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
             f"{service}ELASTICSEARCH__URL": self.es_url,
-            f"{service}ELASTICSEARCH__INDEX_PREFIX": self.prefix,
+            **suite_env(name, self.prefix),
             f"{service}DATABASE__URL": f"sqlite+aiosqlite:///{self.tmp}/{database}",
-            f"{service}TOPICS__POSTS": self.posts_topic,
         }
         if name == "grader":
-            env[f"{service}TOPICS__ALERTS"] = self.alerts_topic
-            env[f"{service}TOPICS__EVENTS"] = f"{self.prefix}.events"
             # A fresh group per run of the grader: its committed offsets then say how far this run has graded
             # (the checkpoint, not the group, says where it resumes).
-            env[f"{service}CONSUMER__GROUP_ID"] = group
+            env[f"{service}CONSUMER__GROUP_ID"] = self.group(group)
         return {**env, **self.identity}
 
     def start(self, name: str, *, database: str, group: str = "grader") -> Running:
@@ -125,21 +123,11 @@ async def suite(
     try:
         yield s
     finally:
-        for process in s.running.values():
-            process.stop()
-        es = create_client(ElasticsearchSettings(url=es_url))
         try:
-            for family in ("posts", "events"):
-                await delete_family(es, IndexNames(s.prefix, family))
-        finally:
-            await es.close()
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:
-            with contextlib.suppress(Exception):  # a topic never created
-                await admin.delete_topics([s.posts_topic, s.alerts_topic, f"{s.prefix}.events"])
-        finally:
-            await admin.close()
+            for process in s.running.values():
+                process.stop()
+        finally:  # after the processes, which would recreate what is deleted under them
+            await drop_run_async(kafka_bootstrap, es_url, s.prefix)
 
 
 def _cascades(shared_data: Path, dest: Path) -> Path:
@@ -235,7 +223,7 @@ async def test_reimport_after_kill_9_changes_nothing_downstream(suite: Suite, sh
     posts = accepted + duplicate
     assert posts > 900 and accepted + duplicate + rejected == LINES
     _wait_indexed(suite.es_url, suite.prefix, posts)
-    await _graded_to_end(suite.bootstrap, suite.posts_topic, "grader-1")
+    await _graded_to_end(suite.bootstrap, suite.posts_topic, suite.group("grader-1"))
     before = await _alerts(suite.bootstrap, suite.alerts_topic)
     assert len({a.event_id for a in before}) >= 3, "the cascades raise alerts"
     _check_alerts(before)
@@ -248,7 +236,7 @@ async def test_reimport_after_kill_9_changes_nothing_downstream(suite: Suite, sh
     suite.start("grader", database="grader.db", group="grader-2")
     assert suite.import_file(path) == (0, posts, rejected)
     assert sum((await _end_offsets(suite.bootstrap, suite.posts_topic)).values()) == produced, "nothing produced"
-    await _graded_to_end(suite.bootstrap, suite.posts_topic, "grader-2")
+    await _graded_to_end(suite.bootstrap, suite.posts_topic, suite.group("grader-2"))
     after = await _alerts(suite.bootstrap, suite.alerts_topic)
     _check_alerts(after)
     assert sorted(a.id for a in after) == sorted(a.id for a in before)
@@ -261,7 +249,7 @@ async def test_reimport_after_kill_9_changes_nothing_downstream(suite: Suite, sh
     accepted, duplicate, _ = suite.import_file(path)
     assert accepted + duplicate == posts
     assert sum((await _end_offsets(suite.bootstrap, suite.posts_topic)).values()) >= produced + posts
-    await _graded_to_end(suite.bootstrap, suite.posts_topic, "grader-2")
+    await _graded_to_end(suite.bootstrap, suite.posts_topic, suite.group("grader-2"))
     again = await _alerts(suite.bootstrap, suite.alerts_topic)
     _check_alerts(again)
     assert sorted(a.id for a in again) == sorted(a.id for a in before)

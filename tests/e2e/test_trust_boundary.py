@@ -7,6 +7,7 @@ The methods are discovered through each service's own server reflection, so a me
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from qingfeng.rpc import CredentialSigner
 from qingfeng.rpc.credentials import CREDENTIAL_HEADER, generate_key
 
 from tests.e2e.processes import Running, free_port, start
+from tests.shared_servers import drop_run, suite_env
 
 pytestmark = pytest.mark.integration
 
@@ -44,27 +46,29 @@ def services(
     kafka_bootstrap: str, es_url: str, tmp_path_factory: pytest.TempPathFactory, identity_env: dict[str, str]
 ) -> Iterator[dict[str, Running]]:
     tmp = tmp_path_factory.mktemp("trust-boundary")
+    run = f"qf-trust-{secrets.token_hex(4)}"  # every topic, group and index of this module's processes
     running: dict[str, Running] = {}
     try:
         for name, module in SERVICES.items():
             prefix = f"QF_{name.upper()}_"
             env = {
                 **identity_env,
+                **suite_env(name, run),
                 f"{prefix}KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
                 f"{prefix}ELASTICSEARCH__URL": es_url,
-                f"{prefix}ELASTICSEARCH__INDEX_PREFIX": f"qf-trust-{tmp.name}",
                 f"{prefix}DATABASE__URL": f"sqlite+aiosqlite:///{tmp}/{name}.db",
                 f"{prefix}LOG__LEVEL": "WARNING",
             }
-            if name in ("collector", "grader"):
-                env[f"{prefix}TOPICS__POSTS"] = f"qf-trust-{tmp.name}.posts"
             running[name] = start(name, module, env, tmp, port=free_port())
         for process in running.values():
             assert process.wait_serving(timeout_s=90) == 1, process.log_tail()
         yield running
     finally:
-        for process in running.values():
-            process.stop()
+        try:
+            for process in running.values():
+                process.stop()
+        finally:  # after the processes, which would recreate what is deleted under them
+            drop_run(kafka_bootstrap, es_url, run)
 
 
 def _methods(channel: grpc.Channel) -> list[tuple[str, bool, bool]]:
