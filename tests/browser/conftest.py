@@ -29,6 +29,7 @@ from qingfeng.v1 import case_pb2, event_pb2, publication_pb2, search_pb2, search
 from gateway.access import hash_token
 from tests.e2e.conftest import identity_env, suite_state  # noqa: F401
 from tests.e2e.processes import Running, free_port, start
+from tests.shared_servers import drop_run, suite_env
 
 CHROMIUM = Path(os.environ.get("QF_CHROMIUM", "/usr/bin/chromium"))
 # The first posts of the shared data (sorted by time): a few cascades, enough for events, grades and a case.
@@ -157,47 +158,38 @@ def console_suite(
 ) -> Iterator[ConsoleSuite]:
     run_id = secrets.token_hex(4)
     tmp = tmp_path_factory.mktemp("browser-suite")
-    topic = f"qf-browser-{run_id}"
+    topic = f"qf-browser-{run_id}"  # the prefix of every topic, consumer group and index of this suite
     common = {"KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap, "ELASTICSEARCH__URL": es_url}
-    common["ELASTICSEARCH__INDEX_PREFIX"] = topic
     tip_key = tmp / "tip.key"
     tip_key.write_text("c2VjcmV0LWtleS1mb3ItZTJlLXRlc3RzLW9ubHktMzI=\n")
     ports = {name: free_port() for name in ("collector", "grader", "coordinator", "publisher", "gateway")}
     http_port = free_port()
-    coordinator_topics = ("cases", "tasks", "publications", "publication_requests", "audit", "deadletter")
     envs = {
         "collector": {
             **{f"QF_COLLECTOR_{k}": v for k, v in common.items()},
+            **suite_env("collector", topic),
             "QF_COLLECTOR_DATABASE__URL": f"sqlite+aiosqlite:///{tmp}/collector.db",
-            "QF_COLLECTOR_TOPICS__POSTS": f"{topic}.posts",
             "QF_COLLECTOR_TIP_KEY_FILE": str(tip_key),
         },
         "grader": {
             **{f"QF_GRADER_{k}": v for k, v in common.items()},
+            **suite_env("grader", topic),
             "QF_GRADER_DATABASE__URL": f"sqlite+aiosqlite:///{tmp}/grader.db",
-            "QF_GRADER_TOPICS__POSTS": f"{topic}.posts",
-            "QF_GRADER_TOPICS__ALERTS": f"{topic}.alerts",
-            "QF_GRADER_TOPICS__EVENTS": f"{topic}.events",
         },
         "coordinator": {
+            **suite_env("coordinator", topic),
             "QF_COORDINATOR_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
             "QF_COORDINATOR_DATABASE__URL": f"sqlite+aiosqlite:///{tmp}/coordinator.db",
-            "QF_COORDINATOR_TOPICS__ALERTS": f"{topic}.alerts",
-            "QF_COORDINATOR_TOPICS__EVENTS": f"{topic}.events",
-            "QF_COORDINATOR_CONSUMER__GROUP_ID": f"{topic}-coordinator",
-            **{f"QF_COORDINATOR_TOPICS__{name.upper()}": f"{topic}.{name}" for name in coordinator_topics},
         },
         "publisher": {
+            **suite_env("publisher", topic),
             "QF_PUBLISHER_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
             "QF_PUBLISHER_DATABASE__URL": f"sqlite+aiosqlite:///{tmp}/publisher.db",
-            "QF_PUBLISHER_TOPICS__REQUESTS": f"{topic}.publication_requests",
-            "QF_PUBLISHER_TOPICS__PUBLICATIONS": f"{topic}.publications",
-            "QF_PUBLISHER_TOPICS__DEADLETTER": f"{topic}.publications-deadletter",
-            "QF_PUBLISHER_GROUP_ID": f"{topic}-publisher",
             "QF_PUBLISHER_FEED__PORT": str(free_port()),
         },
         "gateway": {
             **{f"QF_GATEWAY_{k}": v for k, v in common.items()},
+            **suite_env("gateway", topic),
             "QF_GATEWAY_ACCESS_POLICY": str(console_policy),
             "QF_GATEWAY_DATABASE__URL": f"sqlite+aiosqlite:///{tmp}/gateway.db",  # console sessions
             "QF_GATEWAY_HTTP__PORT": str(http_port),
@@ -228,8 +220,11 @@ def console_suite(
         url = f"https://127.0.0.1:{http_port}"
         yield ConsoleSuite(url, ports["gateway"], suite_state, console_tokens, run_id, running)
     finally:
-        for process in running.values():
-            process.stop()
+        try:
+            for process in running.values():
+                process.stop()
+        finally:  # after the processes, which would recreate what is deleted under them
+            drop_run(kafka_bootstrap, es_url, topic)
 
 
 @pytest.fixture(scope="module")
