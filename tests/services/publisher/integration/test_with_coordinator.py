@@ -69,7 +69,7 @@ async def settings(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Coordi
     await admin.start()
     try:
         with contextlib.suppress(Exception):
-            await admin.delete_topics(sorted(set(topics.model_dump().values())))
+            await admin.delete_topics(sorted({*topics.model_dump().values(), f"{topics.publications}.deadletter"}))
     finally:
         await admin.close()
 
