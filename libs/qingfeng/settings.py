@@ -82,8 +82,9 @@ class TelemetrySettings(_Group):
     service_name: str | None = None
     otlp_endpoint: str | None = None
     # Share of new traces exported; a call or record that arrives with a sampled parent is always exported, and so are
-    # alerts and errors at any ratio (qingfeng.trace_keep). 0.1: the tracing cost stays small at load (README).
-    sample_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
+    # alerts and errors at any ratio (qingfeng.trace_keep). 0.01: measured, 0.1 costs the collector ~23 % CPU per post
+    # (exporting a span costs ~0.2 ms of CPU in Python), 0.01 ~2 % (README, bench/bench_tracing_cost.py).
+    sample_ratio: float = Field(default=0.01, ge=0.0, le=1.0)
     # Write finished spans to the log as JSON lines (debugging without a collector).
     console_export: bool = False
 
