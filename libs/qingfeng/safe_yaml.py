@@ -102,7 +102,11 @@ def compose_yaml(
 ) -> yaml.Node | None:
     """The single document's node tree (None when the text holds no document), or SafeYamlError."""
     _check_size(text, source=source, max_bytes=max_bytes)
-    loader = _RefusingLoader(text, source=source, max_depth=max_depth)
+    try:
+        # The reader checks the whole text for characters YAML does not allow (NUL, most C0 controls) right here.
+        loader = _RefusingLoader(text, source=source, max_depth=max_depth)
+    except yaml.YAMLError as exc:
+        raise SafeYamlError(f"not valid YAML: {exc}", source=source) from None
     try:
         node: yaml.Node | None = loader.get_single_node()
     except SafeYamlError:
@@ -154,6 +158,8 @@ def _construct(node: yaml.Node, constructor: SafeConstructor, source: str) -> An
         return [_construct(item, constructor, source) for item in node.value]
     try:
         return constructor.construct_object(node, deep=True)
-    except (yaml.YAMLError, ValueError) as exc:
-        # ValueError: e.g. an integer beyond Python's int-from-string digit limit, or a bad date.
-        raise SafeYamlError(f"bad value: {exc}", source=source, line=node.start_mark.line + 1) from None
+    except (yaml.YAMLError, ValueError, AttributeError, KeyError) as exc:
+        # ValueError: e.g. an integer beyond Python's int-from-string digit limit, or a bad date; AttributeError and
+        # KeyError: what PyYAML's constructors raise for "!!timestamp x" and "!!bool x".
+        problem = str(exc) if not isinstance(exc, AttributeError | KeyError) else f"not a {node.tag.rsplit(':', 1)[-1]}"
+        raise SafeYamlError(f"bad value: {problem}", source=source, line=node.start_mark.line + 1) from None

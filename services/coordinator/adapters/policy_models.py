@@ -65,6 +65,9 @@ def duration_of(value: Any) -> timedelta:
     if not match:
         raise ValueError("not a duration like 15m, 2h or 3d")
     n, unit = int(match.group(1)), match.group(2)
+    # A century at most: "99999999999d" overflowed timedelta, and shorter ones overflowed the first deadline.
+    if n * {"m": 60, "h": 3600, "d": 86400}[unit] > 36_500 * 86400:
+        raise ValueError("not a duration like 15m, 2h or 3d of at most 36500d")
     return timedelta(minutes=n) if unit == "m" else timedelta(hours=n) if unit == "h" else timedelta(days=n)
 
 

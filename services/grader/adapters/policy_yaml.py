@@ -103,17 +103,14 @@ def validate_policy(text: str) -> list[PolicyError]:
     return []
 
 
-_constructor = yaml.constructor.SafeConstructor()
-
-
 def _plain(node: yaml.Node, path: str, marks: dict[str, tuple[int, int]], errors: list[PolicyError]) -> Any:
     """Convert a composed node to plain data, recording where each path starts."""
     marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = _constructor.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else None
             line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+            key = _scalar(key_node, path, errors) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str):
                 errors.append(PolicyError(line, col, path, f"keys must be strings, not {key!r}"))
                 continue
@@ -126,7 +123,21 @@ def _plain(node: yaml.Node, path: str, marks: dict[str, tuple[int, int]], errors
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_plain(item, f"{path}[{i}]", marks, errors) for i, item in enumerate(node.value)]
-    return _constructor.construct_object(node)
+    return _scalar(node, path, errors)
+
+
+def _scalar(node: yaml.Node, path: str, errors: list[PolicyError]) -> Any:
+    """A scalar's value; a tagged value that is not what its tag says (``!!int abc``, ``2024-13-45``) is an error."""
+    try:
+        # A fresh constructor each time: one kept at module level remembered every node it built (construct_object
+        # caches by node and only construct_document clears it), about 100 KB per policy load, never freed.
+        return yaml.constructor.SafeConstructor().construct_object(node)
+    except (yaml.YAMLError, ValueError, AttributeError, KeyError) as exc:  # PyYAML's constructors raise all four
+        problem = str(exc).split("\n", 1)[0] if isinstance(exc, yaml.YAMLError | ValueError) else ""
+        tag = node.tag.rsplit(":", 1)[-1]
+        line, col = node.start_mark.line + 1, node.start_mark.column + 1
+        errors.append(PolicyError(line, col, path, f"is not a valid {tag}" + (f" ({problem})" if problem else "")))
+        return None
 
 
 def _locate(path: str, marks: dict[str, tuple[int, int]]) -> tuple[int, int]:

@@ -7,6 +7,7 @@ Nothing partial is ever returned, so an invalid policy can never replace the act
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -149,7 +150,7 @@ def parse_duration(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        if isinstance(value, int) and value > MAX_DURATION_SECONDS:  # float() of a 400-digit int overflows
+        if isinstance(value, int) and not 0 <= value <= MAX_DURATION_SECONDS:  # float() of 400 digits overflows
             return None
         return _bounded(float(value))
     if not isinstance(value, str) or not value.strip():
@@ -162,6 +163,13 @@ def parse_duration(value: object) -> float | None:
         total += float(m.group(1)) * _UNIT[m.group(2)]
         pos = m.end()
     return _bounded(total) if pos == len(text) else None
+
+
+def _finite(number: float) -> bool:
+    try:
+        return math.isfinite(float(number))
+    except OverflowError:
+        return False
 
 
 def _bounded(seconds: float) -> float | None:
@@ -377,6 +385,9 @@ def _criteria(r: _Reader, value: object, path: str, windows: set[str]) -> tuple[
             threshold = _SCOPES[threshold]
         if isinstance(threshold, bool) or not isinstance(threshold, int | float):
             r.fail(f"{p}.threshold", "must be a number")
+            ok = False
+        elif not _finite(threshold):  # NaN would never compare true; a 400-digit integer overflowed float()
+            r.fail(f"{p}.threshold", "must be a finite number within float range")
             ok = False
         if ok:
             out.append(Criterion(str(metric), str(window), str(op), float(threshold)))

@@ -6,6 +6,7 @@ loading returns complete core values or raises ``PolicyLoadError`` listing every
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ CHANNELS_FILE = POLICY_DIR / "channels.yaml"
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_MAX_DURATION_S = 36_500 * 86400.0
 _ID = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 
 NonEmpty = Annotated[str, Field(min_length=1)]
@@ -108,9 +110,11 @@ class _Step(_Model):
 
 def _duration(value: Any) -> timedelta:
     match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"a duration like 30m, 2h or 1d, not {value!r}")
-    return timedelta(seconds=float(match.group(1)) * _UNIT[match.group(2)])
+    # A century at most: "99999999999d" overflowed timedelta (OverflowError, which pydantic does not report).
+    seconds = float(match.group(1)) * _UNIT[match.group(2)] if match else math.inf
+    if not seconds <= _MAX_DURATION_S:
+        raise ValueError(f"a duration like 30m, 2h or 1d (at most 36500d), not {value!r}")
+    return timedelta(seconds=seconds)
 
 
 class _Clocks(_Model):
