@@ -22,6 +22,7 @@ from services.coordinator.core.model import (
     Task,
     TaskStatus,
 )
+from services.coordinator.errors import InvalidArgument
 
 __all__ = [
     "AGENCY_OF",
@@ -110,8 +111,13 @@ def timestamp(at: datetime | None) -> Timestamp | None:
     return ts
 
 
-def from_timestamp(ts: Timestamp) -> datetime:
-    return ts.ToDatetime(tzinfo=UTC)
+def from_timestamp(ts: Timestamp, field: str = "timestamp") -> datetime:
+    """``ts`` as an aware datetime; ``InvalidArgument`` naming ``field`` when it is outside years 1 to 9999 or its
+    nanos are out of range (a record or request from elsewhere can carry any seconds and nanos)."""
+    try:
+        return ts.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as err:
+        raise InvalidArgument.of(field, f"not a valid time ({err})") from None
 
 
 def _actor(principal: str, agency: str | None = None) -> common_pb2.Actor | None:

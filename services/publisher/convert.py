@@ -18,6 +18,7 @@ from services.publisher.core.model import (
     Version,
 )
 from services.publisher.core.policy import ChannelRule, Template
+from services.publisher.errors import InvalidArgument
 
 __all__ = [
     "KIND_OF",
@@ -118,8 +119,13 @@ def timestamp(at: datetime) -> Timestamp:
     return out
 
 
-def to_datetime(ts: Timestamp) -> datetime:
-    return ts.ToDatetime(tzinfo=UTC)
+def to_datetime(ts: Timestamp, field: str = "timestamp") -> datetime:
+    """``ts`` as an aware datetime; ``InvalidArgument`` naming ``field`` when it is outside years 1 to 9999 or its
+    nanos are out of range (a record or request from elsewhere can carry any seconds and nanos)."""
+    try:
+        return ts.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as err:
+        raise InvalidArgument.of(field, f"not a valid time ({err})") from None
 
 
 def actor_proto(principal: str, agency: str | None = None, role: str = "") -> common_pb2.Actor:
