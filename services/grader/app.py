@@ -141,6 +141,7 @@ async def _build(settings: GraderSettings, cleanups: list[Cleanup]) -> GraderApp
         post_events=ElasticPostEvents(es, IndexNames(settings.elasticsearch.index_prefix, "posts")).assign,
         order_log=store,  # a recovery replays in the order the lost run fed the engine (issue 13)
         history=SqlGradeHistory(engine),  # each event's level changes with their reasons (issue 10)
+        snapshot_interval_s=settings.snapshot_interval_s,  # unchanged events' snapshots paced (pacing.py)
     )
     policy_file = settings.policy_file
     await owner.activate_configured(policy_file.read_text(encoding="utf-8"), str(policy_file))

@@ -253,7 +253,10 @@ class PostConsumer:
                 if progressed:
                     delay = self._settings.retry_backoff_s
                     self._idle_since = loop.time()
-                elif self._idle_tick_s > 0 and loop.time() - self._idle_since >= self._idle_tick_s:
+                    continue
+                # A quiet stream: event snapshots the owner held back (pacing.py) go out once due.
+                await self._owner.flush_held()
+                if self._idle_tick_s > 0 and loop.time() - self._idle_since >= self._idle_tick_s:
                     self._idle_since = loop.time()
                     self.alerts += await self._owner.tick(self._clock())
                 continue

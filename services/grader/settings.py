@@ -88,3 +88,8 @@ class GraderSettings(ServiceSettings):
     # > 0: after this many seconds without posts, advance event time to the wall clock (live streams only: a
     # replay of old posts would see every event cool down at once).
     idle_tick_s: float = Field(default=0.0, ge=0)
+    # An event whose snapshot was published less than this many seconds ago and that changed without a level
+    # change gets its next snapshot when the interval has passed (the latest one; alerts are never held, and every
+    # held snapshot goes out before a checkpoint). 0: every batch publishes every changed event (services/grader/
+    # pacing.py: on a live tail that was a third of the grader's CPU).
+    snapshot_interval_s: float = Field(default=2.0, ge=0)

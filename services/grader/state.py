@@ -48,6 +48,7 @@ from services.grader.convert import RegionNames, alert_proto, event_proto
 from services.grader.core import Alert, EventSnapshot, Grader, GraderConfig, Output, Policy, PostView
 from services.grader.errors import Unavailable
 from services.grader.history import GradeHistory
+from services.grader.pacing import SnapshotPacer
 from services.grader.ports import (
     AlertLog,
     AuditEntry,
@@ -136,10 +137,13 @@ class EngineOwner:
         post_events: Callable[[Mapping[str, str]], Awaitable[None]] | None = None,
         order_log: OrderLog | None = None,
         history: GradeHistory | None = None,
+        snapshot_interval_s: float = 0.0,
     ) -> None:
         self._store = store
         # Each event's level changes with their reasons (history.py), recorded with the alerts that announce them.
         self.history = history
+        # Snapshots of events changing without a level change, published at most every interval (pacing.py).
+        self._pacer = SnapshotPacer(snapshot_interval_s, monotonic)
         self._order_log = order_log
         # The order logged since the checkpoint, read at recovery; the consumer follows it before merging again.
         self.script: list[tuple[int, int, int]] = []
@@ -231,6 +235,7 @@ class EngineOwner:
         self._emitted = emitted
         self.script = script
         self.stale = False
+        self._pacer.reset()
         if pending:
             await self._effect(pending)
         if regraded:
@@ -276,7 +281,7 @@ class EngineOwner:
             if watermark is not None:
                 # Event time passes with the stream: time-driven re-grades (cool-downs) up to the newest post.
                 outs += self.engine.tick(watermark)
-            outputs = self._render(outs)
+            outputs = self._render(self._pacer.pace(outs, self._live))
             if contexts and outputs:
                 outputs = replace(outputs, causes=self._causes(posts, contexts))
             published = await self._effects(outputs, posts)
@@ -290,11 +295,23 @@ class EngineOwner:
         """Advance event time with the wall clock (``idle_tick_s``); checkpoint when it changed anything."""
         async with self.lock:
             self._require_fresh()
-            outputs = self._render(self.engine.tick(now))
+            outputs = self._render(self._pacer.pace(self.engine.tick(now), self._live))
             published = await self._effect(outputs)
             if outputs:
                 await self._checkpoint()
             return published
+
+    async def flush_held(self) -> int:
+        """Publish the held event snapshots that are due (the consumer calls it while the stream is quiet)."""
+        if not self._pacer.held or self.stale:
+            return 0
+        async with self.lock:
+            if self.stale:
+                return 0
+            return await self._effect(self._render(list(self._pacer.due())))
+
+    def _live(self, event_id: str) -> bool:
+        return self.engine.clusterer.resolve(event_id) == event_id
 
     async def close(self) -> None:
         """Final checkpoint on a graceful stop (skipped when the engine is ahead of what is durable)."""
@@ -453,6 +470,9 @@ class EngineOwner:
     async def _checkpoint(
         self, *, pending: Outputs | None = None, policy: PolicyRecord | None = None, audit: Sequence[AuditEntry] = ()
     ) -> None:
+        held = self._pacer.take_all()
+        if held:  # a checkpoint must not cover a post whose event snapshot is still held back
+            await self._effect(self._render(list(held)))
         started = self._cpu_clock()
         state = encode_state(self.engine.snapshot())
         self._checkpoint_cpu = self._cpu_clock() - started
