@@ -18,6 +18,7 @@ from qingfeng.v1 import event_pb2, post_pb2, publication_pb2
 from services.coordinator.convert import from_timestamp
 from services.coordinator.core.cases import AlertView
 from services.coordinator.core.model import Level
+from services.coordinator.errors import InvalidArgument
 from services.coordinator.handling import Handling
 from services.coordinator.settings import ConsumerSettings, CoordinatorTopics
 
@@ -86,7 +87,11 @@ class InputConsumer:
                 return alert
             if not alert.event_id:
                 return BadRecord(record, _INVALID, "alert without event_id")
-            await self._handling.on_alert(alert_view(alert, now), now)
+            try:
+                view = alert_view(alert, now)
+            except InvalidArgument as err:  # emitted_at outside years 1-9999: this record only, not the batch
+                return BadRecord(record, _INVALID, f"alert {err}")
+            await self._handling.on_alert(view, now)
         elif record.topic == self._topics.events:
             if record.value is None:
                 return None  # a compaction tombstone
@@ -101,7 +106,10 @@ class InputConsumer:
             if isinstance(publication, BadRecord):
                 return publication
             if publication.status == publication_pb2.PUBLICATION_STATUS_PUBLISHED and publication.case_id:
-                at = from_timestamp(publication.published_at) if publication.HasField("published_at") else now
+                try:
+                    at = from_timestamp(publication.published_at) if publication.HasField("published_at") else now
+                except InvalidArgument as err:
+                    return BadRecord(record, _INVALID, f"publication {err}")
                 await self._handling.on_publication(publication.id, publication.case_id, at, now)
         return None
 
