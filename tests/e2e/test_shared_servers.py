@@ -71,3 +71,24 @@ async def test_drop_run_refuses_what_is_not_a_test_run_on_loopback(kafka_bootstr
         await drop_run_async(kafka_bootstrap, es_url, "qf-")
     with pytest.raises(ValueError, match="loopback only"):
         await drop_run_async("10.0.0.1:9092", es_url, f"qf-e2e-{secrets.token_hex(4)}")
+
+
+async def test_drop_run_fails_naming_what_a_live_process_still_holds(kafka_bootstrap: str, es_url: str) -> None:
+    """The guard can fail: a consumer still in its group (a process not stopped) keeps the group alive, and
+    ``drop_run`` says so instead of passing quietly."""
+    prefix = f"qf-e2e-{secrets.token_hex(4)}"
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, partitions=1, request_timeout_s=20)
+    await ensure_topics(kafka, [TopicSpec(f"{prefix}.posts", partitions=1)])
+    # No auto-commit: a final commit on close would retry forever once its topic is deleted.
+    consumer = AIOKafkaConsumer(
+        f"{prefix}.posts", bootstrap_servers=kafka_bootstrap, group_id=f"{prefix}-grader", enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await consumer.getmany(timeout_ms=3000)  # joined: the group has a member now
+        with pytest.raises(AssertionError, match=f"groups: {prefix}-grader"):
+            await drop_run_async(kafka_bootstrap, es_url, prefix, wait_s=3)
+    finally:
+        await consumer.stop()  # leaves the group, which can then be deleted
+        await drop_run_async(kafka_bootstrap, es_url, prefix)
+    assert not await find_run(kafka_bootstrap, es_url, prefix)
