@@ -29,10 +29,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Final
 
 from elasticsearch import AsyncElasticsearch
+from google.protobuf import timestamp_pb2
 from google.protobuf.descriptor import FileDescriptor
 from qingfeng.elastic import bulk_index
 from qingfeng.elastic.words import WordSplitter, default_splitter
@@ -64,12 +66,137 @@ _OFFLINE: Final = _names(post_pb2.DESCRIPTOR, "OfflineActionKind")
 _DUPLICATE: Final = _names(post_pb2.DESCRIPTOR, "DuplicateKind")
 
 
+# Documents of posts without tags share these (copied into each document: documents are mutable dicts).
+_EMPTY: Final[tuple[()]] = ()
+
+# Timestamp.ToJsonString's valid range (years 1..9999); outside it the slow path raises as it always did.
+_MIN_SECONDS: Final = -62_135_596_800
+_MAX_SECONDS: Final = 253_402_300_799
+_EPOCH: Final = datetime(1970, 1, 1)
+# Memo bounds: a batch's posts share collected_at and many created_at seconds; repeated texts (reposts, copies)
+# share their words. Cleared when full, so memory stays bounded whatever the input (about 16 MB of text at most).
+_TIMES_MAX: Final = 8192
+_WORDS_MAX_CHARS: Final = 4_000_000
+
+
+def _json_time(seconds: int, nanos: int) -> str:
+    """``Timestamp.ToJsonString`` of (seconds, nanos), the same text, without the message and its validity check."""
+    if not (_MIN_SECONDS <= seconds <= _MAX_SECONDS and 0 <= nanos < 1_000_000_000):
+        return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos).ToJsonString()  # raises, as it did before
+    text = (_EPOCH + timedelta(0, seconds)).isoformat()
+    if nanos == 0:
+        return text + "Z"
+    if nanos % 1_000_000 == 0:
+        return f"{text}.{nanos // 1_000_000:03d}Z"
+    if nanos % 1_000 == 0:
+        return f"{text}.{nanos // 1_000:06d}Z"
+    return f"{text}.{nanos:09d}Z"
+
+
+class _DocumentBuilder:
+    """``post_document`` with memos: the words of a text seen recently and the JSON of a time seen recently.
+
+    Both are pure functions of their key (one splitter per builder), so a memo hit gives exactly what a miss would.
+    """
+
+    __slots__ = ("_splitter", "_times", "_words", "_words_chars")
+
+    def __init__(self, splitter: WordSplitter) -> None:
+        self._splitter = splitter
+        self._times: dict[tuple[int, int], str] = {}
+        self._words: dict[str, str] = {}
+        self._words_chars = 0
+
+    def words(self, text: str) -> str:
+        words = self._words.get(text)
+        if words is None:
+            words = self._splitter.field(text)
+            if self._words_chars + len(text) > _WORDS_MAX_CHARS:
+                self._words.clear()
+                self._words_chars = 0
+            self._words[text] = words
+            self._words_chars += len(text)
+        return words
+
+    def time(self, stamp: timestamp_pb2.Timestamp) -> str:
+        key = (stamp.seconds, stamp.nanos)
+        text = self._times.get(key)
+        if text is None:
+            text = _json_time(*key)
+            if len(self._times) >= _TIMES_MAX:
+                self._times.clear()
+            self._times[key] = text
+        return text
+
+    def document(self, post: post_pb2.Post) -> dict[str, Any]:
+        # Each protobuf field is read once: an attribute of a upb message costs far more than a local.
+        d = post.dedupe
+        content_hash = d.content_hash
+        simhash = d.simhash
+        duplicate_of = d.duplicate_of
+        text_simplified = post.text_simplified
+        keywords = post.keywords
+        media_urls = post.media_urls
+        enrichment, flat = _enrichment(post.enrichment)
+        doc: dict[str, Any] = {
+            "id": post.id,
+            "source_id": post.source_id,
+            "source_kind": _SOURCE_KIND.get(post.source_kind, ""),
+            "native_id": post.native_id,
+            "url": post.url,
+            "platform": post.platform,
+            "title": post.title,
+            "text": post.text,
+            "text_simplified": text_simplified,
+            "words": self.words(text_simplified),
+            "keywords": list(keywords) if keywords else [],
+            "reposts": post.reposts,
+            "comments": post.comments,
+            "likes": post.likes,
+            "views": post.views,
+            "parent_id": post.parent_id,
+            "root_id": post.root_id,
+            "language": post.language,
+            "media_urls": list(media_urls) if media_urls else [],
+            "enrichment": enrichment,
+            "dedupe": {
+                "content_hash": content_hash,
+                "simhash": str(simhash),
+                "duplicate_of": duplicate_of,
+                "duplicate_kind": _DUPLICATE.get(d.duplicate_kind, ""),
+                "hamming_distance": d.hamming_distance,
+            },
+            # Flattened for filters and aggregations (the template's mapping).
+            **flat,
+            "content_hash": content_hash,
+            "simhash": f"{simhash:016x}",
+            "duplicate_of": duplicate_of,
+        }
+        if post.HasField("author"):
+            author = post.author
+            doc["author"] = {
+                "id": author.id,
+                "name": author.name,
+                "followers": author.followers,
+                "is_media": author.is_media,
+                "is_verified": author.is_verified,
+            }
+        if post.HasField("created_at"):
+            doc["created_at"] = self.time(post.created_at)
+        if post.HasField("collected_at"):
+            doc["collected_at"] = self.time(post.collected_at)
+        return doc
+
+
 def _enrichment(e: post_pb2.Enrichment) -> tuple[dict[str, Any], dict[str, Any]]:
     """The enrichment as proto-JSON and its flattened fields; most posts have no tags, so that case is cheap."""
-    terms = e.corruption_terms
-    titles = e.official_titles
-    regions = e.regions
-    signals = e.offline_signals
+    terms = e.corruption_terms or _EMPTY
+    titles = e.official_titles or _EMPTY
+    regions = e.regions or _EMPTY
+    signals = e.offline_signals or _EMPTY
+    reasons = e.relevance_reasons or _EMPTY
+    relevance = e.relevance
+    lexicon_version = e.lexicon_version
     nested: dict[str, Any] = {
         "corruption_terms": [
             {"term": t.term, "category": _CATEGORY.get(t.category, ""), "count": t.count} for t in terms
@@ -79,77 +206,44 @@ def _enrichment(e: post_pb2.Enrichment) -> tuple[dict[str, Any], dict[str, Any]]
         ],
         "regions": [{"code": r.code, "name": r.name} for r in regions],
         "offline_signals": [{"kind": _OFFLINE.get(s.kind, ""), "term": s.term, "planned": s.planned} for s in signals],
-        "relevance": e.relevance,
-        "relevance_reasons": [
-            {"criterion": r.criterion, "value": r.value, "message": r.message} for r in e.relevance_reasons
-        ],
-        "lexicon_version": e.lexicon_version,
+        "relevance": relevance,
+        "relevance_reasons": [{"criterion": r.criterion, "value": r.value, "message": r.message} for r in reasons],
+        "lexicon_version": lexicon_version,
     }
+    if terms:
+        term_list = nested["corruption_terms"]
+        flat_terms = list(dict.fromkeys(t["term"] for t in term_list))
+        categories = list(dict.fromkeys(t["category"] for t in term_list))
+    else:
+        flat_terms, categories = [], []
+    if regions:
+        region_list = nested["regions"]
+        codes = [r["code"] for r in region_list]
+        names = [r["name"] for r in region_list]
+    else:
+        codes, names = [], []
     flat: dict[str, Any] = {
-        "corruption_terms": list(dict.fromkeys(t.term for t in terms)) if terms else [],
-        "corruption_categories": list(dict.fromkeys(_CATEGORY.get(t.category, "") for t in terms)) if terms else [],
-        "official_titles": [o.title for o in titles],
-        "region_codes": [r.code for r in regions],
-        "region_names": [r.name for r in regions],
-        "offline_actions": list(dict.fromkeys(_OFFLINE.get(s.kind, "") for s in signals)) if signals else [],
-        "relevance": e.relevance,
-        "lexicon_version": e.lexicon_version,
+        "corruption_terms": flat_terms,
+        "corruption_categories": categories,
+        "official_titles": [o["title"] for o in nested["official_titles"]] if titles else [],
+        "region_codes": codes,
+        "region_names": names,
+        "offline_actions": list(dict.fromkeys(s["kind"] for s in nested["offline_signals"])) if signals else [],
+        "relevance": relevance,
+        "lexicon_version": lexicon_version,
     }
     return nested, flat
 
 
 def post_document(post: post_pb2.Post, splitter: WordSplitter | None = None) -> dict[str, Any]:
     """The posts-index document of ``post`` (see the module docstring); ``splitter``: the process-wide one."""
-    d = post.dedupe
-    author = post.author
-    enrichment, flat = _enrichment(post.enrichment)
-    doc: dict[str, Any] = {
-        "id": post.id,
-        "source_id": post.source_id,
-        "source_kind": _SOURCE_KIND.get(post.source_kind, ""),
-        "native_id": post.native_id,
-        "url": post.url,
-        "platform": post.platform,
-        "title": post.title,
-        "text": post.text,
-        "text_simplified": post.text_simplified,
-        "words": (splitter or default_splitter()).field(post.text_simplified),
-        "keywords": list(post.keywords),
-        "reposts": post.reposts,
-        "comments": post.comments,
-        "likes": post.likes,
-        "views": post.views,
-        "parent_id": post.parent_id,
-        "root_id": post.root_id,
-        "language": post.language,
-        "media_urls": list(post.media_urls),
-        "enrichment": enrichment,
-        "dedupe": {
-            "content_hash": d.content_hash,
-            "simhash": str(d.simhash),
-            "duplicate_of": d.duplicate_of,
-            "duplicate_kind": _DUPLICATE.get(d.duplicate_kind, ""),
-            "hamming_distance": d.hamming_distance,
-        },
-        # Flattened for filters and aggregations (the template's mapping).
-        **flat,
-        "content_hash": d.content_hash,
-        "simhash": f"{d.simhash:016x}",
-        "duplicate_of": d.duplicate_of,
-    }
-    if post.HasField("author"):
-        doc["author"] = {
-            "id": author.id,
-            "name": author.name,
-            "followers": author.followers,
-            "is_media": author.is_media,
-            "is_verified": author.is_verified,
-        }
-    if post.HasField("created_at"):
-        doc["created_at"] = post.created_at.ToJsonString()
-    if post.HasField("collected_at"):
-        doc["collected_at"] = post.collected_at.ToJsonString()
-    return doc
+    return _builder(splitter or default_splitter()).document(post)
+
+
+@lru_cache(maxsize=4)
+def _builder(splitter: WordSplitter) -> _DocumentBuilder:
+    # One per splitter (in practice the process-wide one), so the memos last across batches and callers.
+    return _DocumentBuilder(splitter)
 
 
 class PostIndexer:
@@ -172,7 +266,7 @@ class PostIndexer:
         self._kafka = kafka
         self._topics = topics
         self._settings = settings
-        self._splitter = default_splitter()
+        self._documents = _builder(default_splitter())
         self.indexed = 0  # documents acknowledged since start, for logs and the benchmark
 
     async def handle(self, records: list[Record]) -> None:
@@ -186,7 +280,8 @@ class PostIndexer:
                 latest[post.id] = (record, post)
             else:
                 specs.append(self._refused(record, "post has no id"))
-        docs = [(post_id, post_document(post, self._splitter)) for post_id, (_, post) in latest.items()]
+        document = self._documents.document
+        docs = [(post_id, document(post)) for post_id, (_, post) in latest.items()]
         if docs:
             # merge: a post the grader already gave an event id keeps it when re-indexed (or indexed after it).
             result = await bulk_index(

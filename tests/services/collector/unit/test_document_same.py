@@ -228,3 +228,42 @@ def test_every_field_filled_gives_the_same_document() -> None:
 def test_an_empty_post_gives_the_same_document() -> None:
     _same(post_pb2.Post())
     _same(post_pb2.Post(id="only-id", text_simplified="  \n "))
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [
+        (-62_135_596_800, 0),
+        (253_402_300_799, 999_999_999),
+        (0, 0),
+        (0, 1),
+        (0, 1_000),
+        (0, 1_000_000),
+        (-1, 500),
+        (1_700_000_000, 123_456_789),
+        (1_700_000_000, 120_000_000),
+        (1_700_000_000, 120_000),
+    ],
+)
+def test_times_are_written_as_timestamp_json(seconds: int, nanos: int) -> None:
+    post = post_pb2.Post(id="t")
+    post.created_at.seconds = seconds
+    post.created_at.nanos = nanos
+    assert post_document(post)["created_at"] == post.created_at.ToJsonString()
+
+
+@pytest.mark.parametrize(("seconds", "nanos"), [(-62_135_596_801, 0), (253_402_300_800, 0), (0, -1)])
+def test_a_time_out_of_range_still_raises(seconds: int, nanos: int) -> None:
+    post = post_pb2.Post(id="t")
+    post.created_at.seconds = seconds
+    post.created_at.nanos = nanos
+    with pytest.raises(ValueError):
+        old_post_document(post)
+    with pytest.raises(ValueError):
+        post_document(post)
+
+
+def test_repeated_texts_and_times_come_from_the_memo_unchanged(shared_posts: list[post_pb2.Post]) -> None:
+    # Twice over: the second pass is all memo hits, and must give the same documents as the frozen code.
+    for post in shared_posts[:500] + shared_posts[:500]:
+        _same(post)
