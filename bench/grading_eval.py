@@ -53,6 +53,7 @@ from _eval_explain import explain_early, missed_top, print_explain
 from _eval_red import red_demo
 from _eval_replay import OWN_WORDS_MIN, concurrent_rows, event_split, text_bearing
 from _eval_scores import Scores, TruthEvent, average_ranks, half_size_time, score, spearman, truth_events
+from _eval_search import record, search
 from _pipeline import (
     VARIANTS,
     Collected,
@@ -174,6 +175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--baselines", default=",".join(BASELINES), help="comma-separated trivial clusterings ('' none)")
     ap.add_argument("--red-top", type=int, default=20, help="largest cascades for the red demonstration (0: none)")
     ap.add_argument(
+        "--search-criteria",
+        action="store_true",
+        help="with --split: search each yellow/orange threshold on the calibration part (recommendation only)",
+    )
+    ap.add_argument(
         "--explain-early",
         action="store_true",
         help="for each top event of the first replay missing an early orange/red alert: which orange criteria held",
@@ -227,6 +233,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"calibration on {len(calib)} events ({how}); grid (objective Spearman + early share, first replay):")
         print("  " + "; ".join(grid))
         calib_note = f"thresholds: {policy.version} chosen on the calibration part; scored on the other {len(report)}"
+        if args.search_criteria:
+            views = to_views(variant_posts(collected.posts, VARIANTS[0]))
+            rec = record(views, policy, grader_config(True), native_of, truth_post, calib)
+            kept, log = search(rec, policy, calib, args.top_share, seed=args.split_seed)
+            print(f"per-criterion search on the {len(calib)} calibration events ({VARIANTS[0].name}):")
+            print("  " + "; ".join(log))
+            thresholds = {(lv.warning_level, f"{c.metric}@{c.window}"): c.threshold for lv in policy.levels
+                          for c in lv.criteria}  # fmt: skip
+            for (level, crit), factor in sorted(kept.items()):
+                print(
+                    f"  recommended: {level} {crit} {thresholds[level, crit]:g} -> {thresholds[level, crit] * factor:g}"
+                )
     print(f"policy {policy.version} ({args.policy.name}); {calib_note}")
     print("parent_id removed rows use ClusteringConfig.for_lost_parents(); parents kept rows the default config")
     print()

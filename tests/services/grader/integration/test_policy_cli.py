@@ -23,7 +23,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("policy", "expected"),
     [
-        (DEFAULT_POLICY, "OK four_color four-level.v1: 4 levels"),
+        (DEFAULT_POLICY, "OK four_color four-level.v2: 4 levels"),
         (THREE_TIER_POLICY, "OK three_tier three-tier.v1: 3 levels"),
     ],
 )
@@ -35,7 +35,7 @@ def test_bundled_policies_are_valid(policy: Path, expected: str, tmp_path: Path)
 
 def test_a_broken_policy_fails_with_file_line_field_and_message(tmp_path: Path) -> None:
     text = DEFAULT_POLICY.read_text(encoding="utf-8")
-    text = text.replace("threshold: 120}", "threshold: fast}").replace("scheme: four_color", "scheme: rainbow")
+    text = text.replace("threshold: 144}", "threshold: fast}").replace("scheme: four_color", "scheme: rainbow")
     (tmp_path / "broken.yaml").write_text(text, encoding="utf-8")
     result = _cli("policy", "validate", "broken.yaml", cwd=tmp_path)  # a path relative to the caller's directory
     assert result.returncode == 1
