@@ -159,6 +159,7 @@ documents = st.one_of(
 @example(atom([{**good_entry(1), "published": "10000-01-01T00:00:00Z"}]))
 @example('<!DOCTYPE r [<!ENTITY a "aaaa">]><rss><channel><item><title>&a;</title></item></channel></rss>')
 @example("<rss>" + "<x>" * 50_000 + "</x>" * 50_000 + "</rss>")
+@example("\ud800")
 def test_any_document_is_a_feed_or_a_feed_error(text: str) -> None:
     items, error = run("rss.read_feed", read_feed, text, FEED, collected_at=NOW, errors=(FeedError,))
     if error is None:

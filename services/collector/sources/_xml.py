@@ -17,6 +17,10 @@ __all__ = ["MalformedXml", "parse_xml"]
 
 _XML_ENTITIES = frozenset({"amp", "lt", "gt", "quot", "apos"})
 _NAMED_ENTITY = re.compile(r"&([A-Za-z][A-Za-z0-9]{1,31});")
+# Characters XML 1.0 does not allow anywhere: one stray control character in one item's title made the whole feed
+# "not well-formed", so every item of it was lost. Control characters are dropped, lone surrogates become U+FFFD.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class MalformedXml(ValueError):
@@ -60,6 +64,7 @@ def parse_xml(text: str) -> ET.Element:
     parser.EntityDeclHandler = _forbid_entity_decl
     parser.UnparsedEntityDeclHandler = _forbid_entity_decl
     parser.ExternalEntityRefHandler = _forbid_external
+    text = _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
     try:
         parser.Parse(_NAMED_ENTITY.sub(_html_entity, text), True)
         return builder.close()
