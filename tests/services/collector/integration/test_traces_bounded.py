@@ -92,8 +92,10 @@ async def collector(settings: CollectorSettings, es: AsyncElasticsearch, tmp_pat
             ],
             interceptors=[CredentialInterceptor(TRUST)],
         )
+        # Batches of 200: a bulk body over 1 MiB of bytes makes aiohttp warn, and warnings are errors in the tests.
+        small_batches = settings.indexer.model_copy(update={"batch_size": 200})
         indexer = PostIndexer(
-            es, names.write_alias, producer, kafka=settings.kafka, topics=settings.topics, settings=settings.indexer
+            es, names.write_alias, producer, kafka=settings.kafka, topics=settings.topics, settings=small_batches
         )
         indexing = asyncio.create_task(indexer.run(stop))
         await server.server.start()
