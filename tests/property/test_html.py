@@ -81,6 +81,7 @@ def test_deep_and_long_markup_becomes_text_within_a_second(markup: str) -> None:
     assert isinstance(text, str)
 
 
+@fewer(2_000)  # the HTML parser's main property is the one above; this one adds the selectors around it
 @given(_markup(200), _rules, _urls)
 @example("<div class=post><span class=time>今天 24:00</span>x</div>", HtmlRules(".post", time_selector=".time"), PAGE)
 @example("<div class=post><a href='http://[x'>t</a></div>", HtmlRules(".post", link_selector="a"), PAGE)

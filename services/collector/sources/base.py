@@ -8,6 +8,7 @@ bad input or a failing site: broken items become ``Rejected``, a failed fetch be
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ Emit = Callable[[Sequence[Item]], Awaitable[None]]
 # The dead-letter topic carries the original bytes; past this they are cut so one record stays well under Kafka's
 # 1 MiB message limit (the message text says so).
 MAX_DEAD_LETTER_PAYLOAD = 256 * 1024
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Kafka keys and Elasticsearch ids stay short: a native id longer than this is hashed into the Post id.
 _MAX_NATIVE_ID_IN_POST_ID = 96
 
@@ -197,6 +199,8 @@ def rejected(
 ) -> Rejected:
     """A dead-letter item; the payload is the original input (cut at ``MAX_DEAD_LETTER_PAYLOAD`` bytes)."""
     data = payload.encode("utf-8", errors="replace") if isinstance(payload, str) else payload
+    # The message goes into a protobuf string and the origin into a Kafka header: both must be valid UTF-8.
+    message, origin = _SURROGATE.sub("\ufffd", message), _SURROGATE.sub("\ufffd", origin)
     if len(data) > MAX_DEAD_LETTER_PAYLOAD:
         message = f"{message} (payload cut to {MAX_DEAD_LETTER_PAYLOAD} of {len(data)} bytes)"
         data = data[:MAX_DEAD_LETTER_PAYLOAD]
