@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+import orjson
+
 __all__ = ["INT64_MAX", "ShapeError", "count", "dig", "ident", "loads", "mapping", "opt_str", "scrub_surrogates"]
 
 INT64_MAX: Final = 2**63 - 1
@@ -21,6 +23,13 @@ INT64_MAX: Final = 2**63 - 1
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ASCII_DIGITS = re.compile(r"[0-9]+")
+# An integer literal that may not fit 64 bits (orjson reads those as floats): 19 digits in a row, anywhere.
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+# json's C scanner fails at a depth of the recursion limit (1,000) less the caller's stack depth; a text with fewer
+# brackets than this nests too shallow for that to happen in any real stack, so orjson reads it the same. Texts
+# shorter than twice this cannot hold that many brackets (a JSONL post has a handful; an API page may go the slow way).
+_DEEP_BRACKETS: Final = 100
+_DEEP_CHARS: Final = 2 * _DEEP_BRACKETS
 
 
 class ShapeError(ValueError):
@@ -30,6 +39,16 @@ class ShapeError(ValueError):
 def loads(text: str | bytes) -> Any:
     """``json.loads``; raises ``ValueError`` (``json.JSONDecodeError``) with line and column for bad JSON, or for
     nesting deeper than the parser's recursion limit. Lone surrogates in strings come back as U+FFFD."""
+    if isinstance(text, str) and not _LONG_DIGITS.search(text) and (len(text) < _DEEP_CHARS or not _deep(text)):
+        # orjson (several times faster) where it gives exactly what json.loads gives: it refuses everything json
+        # reads differently (NaN, Infinity, overflowing floats, lone surrogates, a BOM, nesting past 1,024), and those
+        # texts take the json path below, with its values and error messages. Integers past 64 bits it would read as
+        # floats, so a text with a run of 19+ digits anywhere goes that way too; and so does one that may nest deeper
+        # than json's recursion limit, which orjson would accept.
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
     try:
         value = json.loads(text, parse_int=_bounded_int)
     except RecursionError:
@@ -38,6 +57,11 @@ def loads(text: str | bytes) -> Any:
     if _SURROGATE_ESCAPE.search(raw) or _SURROGATE.search(raw):
         value = scrub_surrogates(value)
     return value
+
+
+def _deep(text: str) -> bool:
+    """Whether ``text`` has enough brackets to nest near json's recursion limit (a cheap upper bound on depth)."""
+    return text.count("[") + text.count("{") >= _DEEP_BRACKETS
 
 
 def _bounded_int(digits: str) -> int | float:
@@ -85,6 +109,8 @@ def mapping(value: object, what: str) -> Mapping[str, Any]:
 
 def dig(obj: Mapping[str, Any], dotted: str) -> Any:
     """The value at a dotted path (``user.screen_name``), None when any step is missing."""
+    if type(obj) is dict and "." not in dotted:  # the common case, without the Mapping check (an ABC: slow)
+        return obj.get(dotted)
     value: Any = obj
     for part in dotted.split("."):
         if not isinstance(value, Mapping) or part not in value:
