@@ -56,11 +56,11 @@ def test_evaluate_fires_with_reasons(four_level):
     cp = compile_policy(four_level)
     rank, reasons = evaluate(cp, metrics(total={"posts": 2}))
     assert rank == 0 and reasons[0].criterion == "below_lowest_level"
-    rank, reasons = evaluate(cp, metrics(total={"posts": 5}, **{"1h": {"posts": 40, "distinct_authors": 25}}))
+    rank, reasons = evaluate(cp, metrics(total={"posts": 5}, **{"1h": {"posts": 40, "distinct_authors": 30}}))
     assert rank == 2
     assert [(r.criterion, r.window, r.value, r.threshold, r.level) for r in reasons] == [
         ("posts", "1h", 40, 30, "yellow"),
-        ("distinct_authors", "1h", 25, 20, "yellow"),
+        ("distinct_authors", "1h", 30, 28, "yellow"),
     ]
     assert reasons[0].message == "1小时内帖子数 40 ≥ 30"
 
