@@ -30,6 +30,7 @@ _LONG_DIGITS = re.compile(r"[0-9]{19}")
 # shorter than twice this cannot hold that many brackets (a JSONL post has a handful; an API page may go the slow way).
 _DEEP_BRACKETS: Final = 100
 _DEEP_CHARS: Final = 2 * _DEEP_BRACKETS
+_EXACT_TYPES: Final = frozenset({str, int, bool, type(None)})
 
 
 class ShapeError(ValueError):
@@ -39,16 +40,20 @@ class ShapeError(ValueError):
 def loads(text: str | bytes) -> Any:
     """``json.loads``; raises ``ValueError`` (``json.JSONDecodeError``) with line and column for bad JSON, or for
     nesting deeper than the parser's recursion limit. Lone surrogates in strings come back as U+FFFD."""
-    if isinstance(text, str) and not _LONG_DIGITS.search(text) and (len(text) < _DEEP_CHARS or not _deep(text)):
+    if isinstance(text, str) and (len(text) < _DEEP_CHARS or not _deep(text)):
         # orjson (several times faster) where it gives exactly what json.loads gives: it refuses everything json
         # reads differently (NaN, Infinity, overflowing floats, lone surrogates, a BOM, nesting past 1,024), and those
-        # texts take the json path below, with its values and error messages. Integers past 64 bits it would read as
-        # floats, so a text with a run of 19+ digits anywhere goes that way too; and so does one that may nest deeper
-        # than json's recursion limit, which orjson would accept.
+        # texts take the json path below, with its values and error messages. Integers past 64 bits it reads as
+        # floats: a result with no float in it had none (a flat object of strings, ints, bools and nulls, as JSONL
+        # lines are), otherwise a text with a run of 19+ digits anywhere goes the json way. So does a text that may
+        # nest deeper than json's recursion limit, which orjson would accept.
         try:
-            return orjson.loads(text)
+            value = orjson.loads(text)
         except orjson.JSONDecodeError:
             pass
+        else:
+            if _exact(value) or not _LONG_DIGITS.search(text):
+                return value
     try:
         value = json.loads(text, parse_int=_bounded_int)
     except RecursionError:
@@ -57,6 +62,11 @@ def loads(text: str | bytes) -> Any:
     if _SURROGATE_ESCAPE.search(raw) or _SURROGATE.search(raw):
         value = scrub_surrogates(value)
     return value
+
+
+def _exact(value: Any) -> bool:
+    """Whether ``value`` is an object of strings, integers, booleans and nulls only (no float, nothing nested)."""
+    return type(value) is dict and all(type(v) in _EXACT_TYPES for v in value.values())
 
 
 def _deep(text: str) -> bool:

@@ -13,21 +13,23 @@ import glob
 import hashlib
 import os
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from qingfeng.v1 import common_pb2, post_pb2, source_pb2
 
 from services.collector.ports import FetchState
 from services.collector.sources._json import ShapeError, count, dig, ident, loads, opt_str
-from services.collector.sources.base import Emit, Item, Outcome, SourceContext, new_post, post_id, rejected, set_time
+from services.collector.sources.base import Emit, Item, Outcome, SourceContext, new_post, post_id, rejected
 from services.collector.sources.timeparse import parse_time
 
 __all__ = ["DEFAULT_FIELD_MAP", "MAX_LINE_BYTES", "JsonlSource", "file_signature", "iter_jsonl", "parse_jsonl_line"]
 
 MAX_LINE_BYTES = 1024 * 1024
 _KIND = common_pb2.SOURCE_KIND_JSONL_IMPORT
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Post field -> JSON key. The shared data's keys where they differ from Post's names, Post's own names otherwise.
 DEFAULT_FIELD_MAP: Mapping[str, str] = {
@@ -63,7 +65,18 @@ def _field_map(overrides: Mapping[str, str]) -> dict[str, str]:
 
 
 def _value(obj: Mapping[str, Any], fields: Mapping[str, str], name: str) -> Any:
-    return dig(obj, fields[name])
+    key = fields[name]
+    if type(obj) is dict and "." not in key:  # dig's answer for this case, without its call
+        return obj.get(key)
+    return dig(obj, key)
+
+
+def _set_time(field: Timestamp, value: datetime) -> None:
+    """``base.set_time``: the same seconds and nanos (floor seconds since the epoch, the UTC time's microseconds),
+    from one subtraction instead of a UTC conversion, a time tuple and ``calendar.timegm``."""
+    delta = value - _EPOCH
+    field.seconds = delta.days * 86_400 + delta.seconds
+    field.nanos = delta.microseconds * 1_000
 
 
 def _author(post: post_pb2.Post, obj: Mapping[str, Any], fields: Mapping[str, str]) -> None:
@@ -102,7 +115,7 @@ def _to_post(
     post = new_post(source, native_id=native, url=url, collected_at=collected_at, platform=platform)
     post.title = opt_str(_value(obj, fields, "title"), fields["title"])
     post.text = text
-    set_time(post.created_at, created_at)
+    _set_time(post.created_at, created_at)
     post.language = opt_str(_value(obj, fields, "language"), fields["language"])
     _author(post, obj, fields)
     for name in _COUNTS:
@@ -128,7 +141,13 @@ def parse_jsonl_line(
 
     Raises ``ValueError`` only for a ``field_map`` naming fields Post does not have (a configuration error).
     """
-    fields = _field_map(field_map or {})
+    return _parse_line(line, source, collected_at, origin, _field_map(field_map or {}))
+
+
+def _parse_line(
+    line: str | bytes, source: source_pb2.Source, collected_at: datetime, origin: str, fields: Mapping[str, str]
+) -> Item:
+    """``parse_jsonl_line`` with the field map already merged and checked (once per file, not per line)."""
     raw = line if isinstance(line, bytes) else line.encode("utf-8", errors="surrogatepass")
     if len(raw) > MAX_LINE_BYTES:
         message = f"line of {len(raw)} bytes is over the {MAX_LINE_BYTES}-byte limit"
@@ -170,9 +189,7 @@ def iter_jsonl(
         for number, line in enumerate(handle, start=1):
             stripped = line.strip()
             if stripped:
-                yield parse_jsonl_line(
-                    stripped, source, collected_at=collected_at, origin=f"{path}:{number}", field_map=fields
-                )
+                yield _parse_line(stripped, source, collected_at, f"{path}:{number}", fields)
 
 
 def _inside(file: Path, roots: tuple[Path, ...]) -> bool:
