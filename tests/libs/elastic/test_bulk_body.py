@@ -35,6 +35,17 @@ class _FakeEs:
         return SimpleNamespace(body={"items": items})
 
 
+class _PerRequest:
+    """Statuses for a fake whose requests vary in size: 201 for every document of the request at hand."""
+
+    def __init__(self) -> None:
+        self.es: _FakeEs | None = None
+
+    def pop(self, _: int) -> list[int]:
+        assert self.es is not None
+        return [201] * (self.es.bodies[-1].count(b"\n") // 2)
+
+
 def _as_mappings(docs: list[tuple[str, dict[str, Any]]], merge: bool) -> bytes:
     operations: list[Any] = []
     for doc_id, doc in docs:
@@ -70,3 +81,16 @@ async def test_what_orjson_refuses_is_serialised_as_the_client_would() -> None:
     result = await bulk_index(es, "alias", odd)  # type: ignore[arg-type]
     assert result.indexed == 3
     assert es.bodies == [_as_mappings(odd, False)]
+
+
+async def test_long_documents_are_sent_in_requests_under_a_mebibyte() -> None:
+    # aiohttp warns (ResourceWarning, an error under this suite's filterwarnings) on a bytes body over 1 MiB.
+    long_docs = [(f"a{i}", {"text": "纪" * 3000}) for i in range(500)]  # 9 KB of UTF-8 each: 4.5 MB in all
+    es = _FakeEs([])
+    statuses = _PerRequest()
+    es._statuses = statuses  # type: ignore[assignment]
+    statuses.es = es
+    result = await bulk_index(es, "alias", long_docs)  # type: ignore[arg-type]
+    assert result.indexed == 500
+    assert len(es.bodies) > 4
+    assert max(len(b) for b in es.bodies) < 2**20
