@@ -88,7 +88,7 @@ class _RefusingLoader(yaml.SafeLoader):
 
 def _check_size(text: str | bytes, *, source: str, max_bytes: int) -> None:
     # A str has at least one byte per character: refuse huge ones before paying for the encode.
-    size = len(text) if isinstance(text, bytes) or len(text) > max_bytes else len(text.encode("utf-8"))
+    size = len(text) if isinstance(text, bytes) or len(text) > max_bytes else len(text.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
         raise SafeYamlError(f"larger than {max_bytes} bytes", source=source)
 

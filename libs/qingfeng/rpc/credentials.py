@@ -188,7 +188,7 @@ class _TrustModel(BaseModel):
 
 def parse_trust(text: str, *, source: str = "<string>") -> TrustStore:
     """Validate a trust file's text; errors name ``source`` and the failing field."""
-    if len(text.encode("utf-8")) > _MAX_TRUST_BYTES:
+    if len(text.encode("utf-8", "surrogatepass")) > _MAX_TRUST_BYTES:  # a lone surrogate is refused by the parser
         raise TrustConfigError(f"{source}: larger than {_MAX_TRUST_BYTES} bytes")
     try:
         raw = load_yaml(text, source=source, max_bytes=_MAX_TRUST_BYTES)

@@ -11,12 +11,24 @@ from __future__ import annotations
 import json
 import math
 import re
+import reprlib
 from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
 
-__all__ = ["INT64_MAX", "ShapeError", "count", "dig", "ident", "loads", "mapping", "opt_str", "scrub_surrogates"]
+__all__ = [
+    "INT64_MAX",
+    "ShapeError",
+    "count",
+    "dead_letter_json",
+    "dig",
+    "ident",
+    "loads",
+    "mapping",
+    "opt_str",
+    "scrub_surrogates",
+]
 
 INT64_MAX: Final = 2**63 - 1
 # A JSON escape of a UTF-16 surrogate; a valid pair is joined by the parser, so what survives it is a lone half.
@@ -109,6 +121,15 @@ def scrub_surrogates(value: Any) -> Any:
             node.clear()
             node.update(items)
     return root
+
+
+def dead_letter_json(value: object) -> str:
+    """``value`` as JSON text for a dead letter's payload; nesting too deep to encode gives its ``repr`` instead (the
+    parser accepts ~1,000 levels; the encoder ran out of stack in the handler that was rejecting the item)."""
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (RecursionError, ValueError):
+        return reprlib.repr(value)
 
 
 def mapping(value: object, what: str) -> Mapping[str, Any]:

@@ -19,7 +19,7 @@ from qingfeng.v1 import common_pb2, post_pb2, source_pb2
 
 from services.collector.fetch import Credentials, FetchError, Politeness, origin_of
 from services.collector.ports import FetchState
-from services.collector.sources._json import ShapeError, count, ident, loads, mapping, opt_str
+from services.collector.sources._json import ShapeError, count, dead_letter_json, ident, loads, mapping, opt_str
 from services.collector.sources.base import (
     Emit,
     Item,
@@ -102,7 +102,7 @@ def _status_items(status: object, source: source_pb2.Source, collected_at: datet
         post.root_id = original.root_id or original.parent_id or original.id
         return [original, post]
     except (ValueError, OverflowError, TypeError) as err:  # ShapeError, or one we did not foresee: this item only
-        payload = json.dumps(status, ensure_ascii=False, default=str)
+        payload = dead_letter_json(status)
         message = str(err) if isinstance(err, ShapeError) else f"status could not be read: {type(err).__name__}: {err}"
         return [rejected(source, post_pb2.DEAD_LETTER_REASON_INVALID, message, payload, where)]
 

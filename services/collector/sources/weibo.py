@@ -9,7 +9,6 @@ header, never in a URL that could end up in a log or a dead letter.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -19,7 +18,7 @@ from qingfeng.v1 import common_pb2, post_pb2, source_pb2
 
 from services.collector.fetch import Credentials, FetchError, Politeness
 from services.collector.ports import FetchState
-from services.collector.sources._json import ShapeError, count, ident, loads, mapping, opt_str
+from services.collector.sources._json import ShapeError, count, dead_letter_json, ident, loads, mapping, opt_str
 from services.collector.sources.base import (
     Emit,
     Item,
@@ -95,7 +94,7 @@ def _status_items(status: object, source: source_pb2.Source, collected_at: datet
             return [post]
         return [_status_post(original_body, source, collected_at, f"{where}.retweeted_status"), post]
     except (ValueError, OverflowError, TypeError) as err:  # ShapeError, or one we did not foresee: this item only
-        payload = json.dumps(status, ensure_ascii=False, default=str)
+        payload = dead_letter_json(status)
         message = str(err) if isinstance(err, ShapeError) else f"status could not be read: {type(err).__name__}: {err}"
         return [rejected(source, post_pb2.DEAD_LETTER_REASON_INVALID, message, payload, where)]
 

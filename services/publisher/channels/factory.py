@@ -143,7 +143,7 @@ def load_channels(path: Path, *, feed_store: FeedStore | None = None) -> dict[st
     """Every enabled channel of a channels YAML (``channels: [entry, ...]``), by id."""
     try:
         document = load_yaml(path.read_text(encoding="utf-8"), source=str(path))
-    except (OSError, SafeYamlError) as err:
+    except (OSError, UnicodeDecodeError, SafeYamlError) as err:  # a file that is not UTF-8 is a config error too
         raise ChannelConfigError(f"{path}: {err}") from None
     if not isinstance(document, dict) or not isinstance(document.get("channels"), list):
         raise ChannelConfigError(f"{path}: channels: expected a list of channel entries")
