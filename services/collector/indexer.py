@@ -266,7 +266,8 @@ class PostIndexer:
         self._kafka = kafka
         self._topics = topics
         self._settings = settings
-        self._documents = _builder(default_splitter())
+        # Its own memos (not post_document's), so what other callers built beforehand never warms them.
+        self._documents = _DocumentBuilder(default_splitter())
         self.indexed = 0  # documents acknowledged since start, for logs and the benchmark
 
     async def handle(self, records: list[Record]) -> None:
