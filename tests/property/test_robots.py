@@ -55,6 +55,8 @@ def _ask(file: RobotsFile, path: str) -> tuple[bool, float]:
 @example(200, "User-agent: *\nRequest-rate: 1/0", "")
 @example(200, "User-agent: *\nRequest-rate: 0/0", "")
 @example(200, "User-agent: *\nDisallow: /\x00", "\ud800")
+@example(200, "User-agent:*\nDisallow:http://[x", "")
+@example(200, "User-agent:*\nDisallow:\ud800", "")
 def test_any_robots_txt_gives_a_bool_and_a_bounded_delay(status: int, text: str, path: str) -> None:
     answer, _ = run("robots.allowed+crawl_delay", _ask, RobotsFile(status, text), path)
     assert answer is not None

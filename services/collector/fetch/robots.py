@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import urllib.parse
 import urllib.robotparser
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,10 +31,27 @@ _RATE_LINE = re.compile(r"^\s*(crawl-delay|request-rate)\s*:\s*(?P<value>[^#]*)"
 _ASCII_RATE = re.compile(r"[0-9]{1,12}(\s*/\s*[0-9]{1,12})?")
 
 
+_RULE_LINE = re.compile(r"^\s*(allow|disallow)\s*:\s*(?P<value>[^#]*)", re.IGNORECASE)
+
+
+def _readable_path(value: str) -> bool:
+    """Whether the standard parser can read this Allow/Disallow value (it raised ValueError for "http://[x", which
+    then failed every fetch from the site with an unexpected exception)."""
+    try:
+        urllib.parse.quote(urllib.parse.urlunparse(urllib.parse.urlparse(urllib.parse.unquote(value.strip()))))
+    except ValueError:  # also UnicodeEncodeError: a lone surrogate
+        return False
+    return True
+
+
 def _sane_lines(text: str) -> list[str]:
-    """The lines of a robots.txt, without Crawl-delay / Request-rate lines whose numbers are not plain digits."""
+    """The lines of a robots.txt, without Crawl-delay / Request-rate lines whose numbers are not plain digits and
+    without Allow/Disallow lines whose path the standard parser cannot read."""
     lines = []
     for line in text.splitlines():
+        rule = _RULE_LINE.match(line)
+        if rule and not _readable_path(rule["value"]):
+            continue
         match = _RATE_LINE.match(line)
         if match and not _ASCII_RATE.fullmatch(match["value"].strip()):
             value = match["value"].strip()
