@@ -198,6 +198,10 @@ def queries(span_s: float, start_s: float, event_ids: Sequence[str]) -> list[Any
     return out
 
 
+# Latencies (ms) of each query's measured calls, by a label of the query: the slowest are printed under the table.
+by_query: dict[str, list[float]] = {}
+
+
 async def run_queries(port: int, ca: bytes, token: str, requests: Sequence[Any], *, rounds: int, concurrency: int
                       ) -> tuple[list[tuple[float, bool, int]], int]:  # fmt: skip
     """(latency ms, with aggregations, ES took ms) of each call, and the number of failed calls."""
@@ -206,6 +210,8 @@ async def run_queries(port: int, ca: bytes, token: str, requests: Sequence[Any],
 
     metadata = (("authorization", f"Bearer {token}"),)
     results: list[tuple[float, bool, int]] = []
+    labels = {id(r): f"{r.query} [{'aggs, ' if r.HasField('aggregations') else ''}order {r.order}]" for r in requests}
+    by_query.clear()
     failed = 0
     async with grpc.aio.secure_channel(f"127.0.0.1:{port}", grpc.ssl_channel_credentials(ca)) as channel:
         stub = search_pb2_grpc.SearchServiceStub(channel)
@@ -229,6 +235,7 @@ async def run_queries(port: int, ca: bytes, token: str, requests: Sequence[Any],
                     continue
                 ms = (time.perf_counter() - t0) * 1000
                 results.append((ms, request.HasField("aggregations"), reply.took.ToMilliseconds()))
+                by_query.setdefault(labels[id(request)], []).append(ms)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return results, failed
@@ -270,6 +277,11 @@ def report(results: Sequence[tuple[float, bool, int]], total_posts: int, concurr
     verdict = "met" if p99 <= TARGET_P99_MS else f"missed by {p99 - TARGET_P99_MS:.0f} ms"
     mean = statistics.fmean(all_ms) if all_ms else 0.0
     lines.append(f"target p99 <= {TARGET_P99_MS:.0f} ms: {verdict} (mean {mean:.1f} ms)")
+    slowest = sorted(by_query.items(), key=lambda kv: -max(kv[1]))[:5]
+    lines.append(
+        "slowest queries (max / median ms): "
+        + "; ".join(f"{label} {max(ms):.0f} / {statistics.median(ms):.0f}" for label, ms in slowest)
+    )
     return "\n".join(lines)
 
 
