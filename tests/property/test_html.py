@@ -95,6 +95,7 @@ def test_deep_and_long_markup_becomes_text_within_a_second(markup: str) -> None:
 @example("<div class=post><a href='http://[x'>t</a></div>", HtmlRules(".post", link_selector="a"), PAGE)
 @example("<div>" * 40_000, HtmlRules("div"), PAGE)
 @example("<p>x</p>", HtmlRules("[["), PAGE)
+@example("²", HtmlRules("*"), "\ud800")  # a page URL that is not valid Unicode: the post's url and id still build
 def test_any_page_is_posts_and_dead_letters_or_a_page_error(markup: str, rules: HtmlRules, url: str) -> None:
     page, _ = run(
         "html_extract.parse_list_page",

@@ -161,6 +161,10 @@ def platform_of(url: str) -> str:
     return host.removeprefix("www.")
 
 
+def _storable(text: str) -> str:
+    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
+
+
 def set_time(field: Timestamp, value: datetime) -> None:
     """Set a ``google.protobuf.Timestamp`` field from an aware datetime."""
     field.FromDatetime(value.astimezone(UTC))
@@ -175,6 +179,9 @@ def new_post(
     platform: str = "",
 ) -> post_pb2.Post:
     """A Post with its identity filled in: id, source, native id, url, platform, collection time, default regions."""
+    # Protobuf strings must be valid UTF-8: a lone surrogate (from a hostile page or feed) becomes "?" here instead of
+    # failing the whole page when the message is built.
+    native_id, url = _storable(native_id), _storable(url)
     post = post_pb2.Post(
         id=post_id(source.kind, source.id, native_id, url),
         source_id=source.id,
