@@ -6,7 +6,8 @@ message: the caller dead-letters it and carries on. Decoding never raises and ne
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,12 +15,23 @@ from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
 
 from qingfeng.kafka import headers as hdr
 from qingfeng.telemetry import extract_context
 from qingfeng.v1 import post_pb2
 
-__all__ = ["BadRecord", "ParsedBatch", "Record", "parse", "parse_batch", "record_of"]
+__all__ = [
+    "BadRecord",
+    "ParsedBatch",
+    "Record",
+    "headers_of",
+    "parse",
+    "parse_batch",
+    "record_of",
+    "trace_context_of",
+]
 
 M = TypeVar("M", bound=Message)
 
@@ -76,9 +88,50 @@ class Record:
             otel_context.detach(token)
 
 
+# A W3C traceparent as our producers write it (version 00, lower-case hex, nothing after the flags).
+_TRACEPARENT = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+
+
+def trace_context_of(headers: Sequence[tuple[str, bytes]]) -> Context:
+    """The trace context the headers carry: what ``extract_context`` returns, in a fraction of its time.
+
+    Every record carries a traceparent, and the generic propagator (a regex search, a carrier dict, a logger check)
+    cost ~15 µs per record. The common case (one version-00 traceparent, no tracestate) is read here; anything else
+    (a tracestate, another version, a malformed or zero id) goes to ``extract_context``, so the result is the same
+    whatever the headers hold (tests/libs/kafka/test_trace_context.py).
+    """
+    parent: bytes | None = None
+    for key, value in headers:
+        if key == "traceparent":
+            parent = value
+        elif key == "tracestate":
+            return extract_context(headers)
+    if parent is None:
+        return Context()
+    match = _TRACEPARENT.fullmatch(parent)
+    trace_id = int(match[1], 16) if match else 0
+    span_id = int(match[2], 16) if match else 0
+    if match is None or not trace_id or not span_id:
+        return extract_context(headers)
+    span = trace.NonRecordingSpan(
+        trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(int(match[3], 16)))
+    )
+    return trace.set_span_in_context(span, Context())
+
+
+def headers_of(raw: Any) -> tuple[tuple[str, bytes], ...]:
+    """The headers as (str, bytes) pairs: aiokafka's as they are when they already are (nearly always)."""
+    if not raw:
+        return ()
+    for pair in raw:
+        if type(pair) is not tuple or type(pair[1]) is not bytes or type(pair[0]) is not str:
+            return tuple((str(k), bytes(v) if v is not None else b"") for k, v in raw)
+    return tuple(raw)
+
+
 def record_of(msg: Any) -> Record:
     """The ``Record`` of an aiokafka ``ConsumerRecord``, with the trace context its headers carry."""
-    headers = tuple((str(k), bytes(v) if v is not None else b"") for k, v in (msg.headers or ()))
+    headers = headers_of(msg.headers)
     return Record(
         topic=msg.topic,
         partition=msg.partition,
@@ -87,7 +140,7 @@ def record_of(msg: Any) -> Record:
         value=msg.value,
         headers=headers,
         timestamp_ms=msg.timestamp,
-        trace_context=extract_context(headers),
+        trace_context=trace_context_of(headers),
     )
 
 
