@@ -7,12 +7,14 @@ would; a test never sets ``x-qingfeng-*`` metadata and expects it to be believed
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import grpc
 from cryptography.hazmat.primitives import serialization
+from qingfeng.rpc.auth import CredentialInterceptor
 from qingfeng.rpc.credentials import (
     CREDENTIAL_HEADER,
     CredentialSigner,
@@ -22,7 +24,16 @@ from qingfeng.rpc.credentials import (
     trust_yaml,
 )
 
-__all__ = ["GATEWAY", "TRUST", "TRUST_YAML", "as_caller", "signed_channel", "signer_key_file", "trust_file"]
+__all__ = [
+    "GATEWAY",
+    "TRUST",
+    "TRUST_YAML",
+    "as_caller",
+    "signed_channel",
+    "signer_key_file",
+    "trust_file",
+    "trusting_server",
+]
 
 _KEY = generate_key()
 GATEWAY = CredentialSigner(issuer="gateway", key=_KEY, ttl_s=30.0)
@@ -109,3 +120,16 @@ def signed_channel(
     role_tuple = tuple(roles)
     interceptors = [cls(principal, agency, role_tuple) for cls in (_UU, _US, _SU, _SS)]
     return grpc.aio.insecure_channel(target, interceptors=interceptors)
+
+
+@asynccontextmanager
+async def trusting_server(add: Callable[[grpc.aio.Server], None]) -> AsyncIterator[str]:
+    """A gRPC server on 127.0.0.1 (a free port) that believes ``TRUST``, with what ``add`` registers; its address."""
+    server = grpc.aio.server(interceptors=[CredentialInterceptor(TRUST)])
+    add(server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(None)

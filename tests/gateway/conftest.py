@@ -5,17 +5,18 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import grpc
 import pytest
 import yaml
 from qingfeng.cli.tokens import REFLECTION_METHODS, every_method
-from qingfeng.rpc import Caller, CredentialInterceptor, current_caller
+from qingfeng.rpc import Caller, current_caller
 from qingfeng.v1 import case_pb2, case_pb2_grpc, common_pb2, event_pb2, publication_pb2, search_pb2, source_pb2
 
 from gateway.access import AccessPolicy, hash_token, parse_access_policy
-from tests.identity import TRUST
+from tests.identity import trusting_server
 
 LIST_TASKS = "/qingfeng.v1.CoordinatorService/ListTasks"
 GET_CASE = "/qingfeng.v1.CoordinatorService/GetCase"
@@ -126,11 +127,5 @@ class FakeCoordinator(case_pb2_grpc.CoordinatorServiceServicer):
 async def upstream() -> AsyncIterator[tuple[str, FakeCoordinator]]:
     """A CoordinatorService on 127.0.0.1:<free port>: its address and the servicer (to inspect what it saw)."""
     servicer = FakeCoordinator()
-    server = grpc.aio.server(interceptors=[CredentialInterceptor(TRUST)])
-    case_pb2_grpc.add_CoordinatorServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}", servicer
-    finally:
-        await server.stop(None)
+    async with trusting_server(partial(case_pb2_grpc.add_CoordinatorServiceServicer_to_server, servicer)) as address:
+        yield address, servicer

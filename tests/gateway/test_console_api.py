@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import grpc
 import httpx
 import pytest
 import yaml
-from qingfeng.rpc import CredentialInterceptor, current_caller
+from qingfeng.rpc import current_caller
 from qingfeng.settings import GrpcSettings
 from qingfeng.v1 import case_pb2, case_pb2_grpc, event_pb2, publication_pb2, search_pb2
 from starlette.middleware import Middleware
@@ -28,7 +29,7 @@ from gateway.sessions import SessionMiddleware, SessionStore, session_routes
 from gateway.settings import GatewaySettings
 from tests.e2e.processes import free_port
 from tests.gateway.conftest import FakeCoordinator
-from tests.identity import GATEWAY, TRUST
+from tests.identity import GATEWAY, trusting_server
 
 OPENAPI = Path(__file__).resolve().parents[2] / "gateway" / "openapi.yaml"
 COORDINATOR = case_pb2.DESCRIPTOR.services_by_name["CoordinatorService"]
@@ -70,14 +71,8 @@ class _Searcher:
 async def coordinator() -> AsyncIterator[tuple[str, _Coordinator]]:
     servicer = _Coordinator()  # type: ignore[abstract]  # the rest answer UNIMPLEMENTED
     servicer.acks = []
-    server = grpc.aio.server(interceptors=[CredentialInterceptor(TRUST)])
-    case_pb2_grpc.add_CoordinatorServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}", servicer
-    finally:
-        await server.stop(None)
+    async with trusting_server(partial(case_pb2_grpc.add_CoordinatorServiceServicer_to_server, servicer)) as address:
+        yield address, servicer
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,6 @@ import httpx
 import pytest
 import yaml
 from qingfeng.cli.tokens import DEFAULT_IDENTITIES
-from qingfeng.rpc import CredentialInterceptor
 from qingfeng.storage import build_engine, run_migrations
 from qingfeng.v1 import case_pb2, case_pb2_grpc, event_pb2, publication_pb2
 from starlette.middleware import Middleware
@@ -37,7 +37,7 @@ from services.coordinator.reporting import Reporting
 from services.coordinator.server import CoordinatorServicer
 from services.coordinator.service import CoordinatorApi
 from tests.e2e.processes import free_port
-from tests.identity import GATEWAY, TRUST
+from tests.identity import GATEWAY, trusting_server
 
 COORDINATOR = case_pb2.DESCRIPTOR.services_by_name["CoordinatorService"]
 _CASES = ("GetCase", "ListCases", "AcknowledgeCase", "EscalateCase")
@@ -80,14 +80,12 @@ async def coordinator(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
     )
     case_id = str(await handling.on_alert(alert, clock()))
     servicer = CoordinatorServicer(CoordinatorApi(handling, clock), Reporting(handling, clock), clock)
-    server = grpc.aio.server(interceptors=[CredentialInterceptor(TRUST)])
-    case_pb2_grpc.add_CoordinatorServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
     try:
-        yield f"127.0.0.1:{port}", case_id
+        async with trusting_server(
+            partial(case_pb2_grpc.add_CoordinatorServiceServicer_to_server, servicer)
+        ) as address:
+            yield address, case_id
     finally:
-        await server.stop(None)
         await engine.dispose()
 
 

@@ -5,13 +5,14 @@ request's field rules hold at the edge; the local tokens grant the method to the
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import grpc
 import httpx
 import pytest
 from qingfeng.cli.tokens import DEFAULT_IDENTITIES
-from qingfeng.rpc import CredentialInterceptor, current_caller
+from qingfeng.rpc import current_caller
 from qingfeng.v1 import case_pb2, common_pb2, event_pb2, event_pb2_grpc, publication_pb2
 
 from gateway.access import AccessPolicy
@@ -20,7 +21,7 @@ from gateway.http import create_app
 from gateway.ratelimit import ConcurrencyLimiter, FailureLimiter, RateLimiter
 from gateway.validation import violations
 from tests.e2e.processes import free_port
-from tests.identity import GATEWAY, TRUST
+from tests.identity import GATEWAY, trusting_server
 
 GRADER = event_pb2.DESCRIPTOR.services_by_name["GraderService"]
 METHOD = "/qingfeng.v1.GraderService/ListEventGrades"
@@ -72,14 +73,8 @@ class _NoSearch:
 @pytest.fixture
 async def grader() -> AsyncIterator[tuple[str, _Grader]]:
     servicer = _Grader()  # type: ignore[abstract]  # the rest answer UNIMPLEMENTED
-    server = grpc.aio.server(interceptors=[CredentialInterceptor(TRUST)])
-    event_pb2_grpc.add_GraderServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        yield f"127.0.0.1:{port}", servicer
-    finally:
-        await server.stop(None)
+    async with trusting_server(partial(event_pb2_grpc.add_GraderServiceServicer_to_server, servicer)) as address:
+        yield address, servicer
 
 
 @pytest.fixture
