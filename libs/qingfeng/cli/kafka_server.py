@@ -37,8 +37,15 @@ JVM_MAIN = "kafka.Kafka"
 
 
 def new_cluster_id() -> str:
-    """A Kafka cluster id: 16 random bytes in URL-safe base64 without padding (what `random-uuid` prints)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka cluster id: 16 random bytes in URL-safe base64 without padding (what `random-uuid` prints).
+
+    Never one starting with "-": `kafka-storage format -t <id>` would read it as an option and refuse to format
+    (one id in 64); Kafka's own random ids skip those too.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def render_server_properties(template: str, config: StackConfig) -> str:

@@ -90,6 +90,11 @@ def test_cluster_id_is_16_bytes_of_urlsafe_base64() -> None:
     assert cluster_id != kafka_server.new_cluster_id()
 
 
+def test_no_cluster_id_looks_like_an_option() -> None:
+    # `kafka-storage format -t -abc…` refuses to format; one random id in 64 starts with "-" (CI met one).
+    assert not any(kafka_server.new_cluster_id().startswith("-") for _ in range(3000))
+
+
 def test_kafka_jvm_uses_the_stack_log4j2_config_and_heap() -> None:
     argv = kafka_server.java_argv(_config(), "kafka.Kafka", "server.properties")
     assert "-Xmx512m" in argv

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,9 @@ async def test_list_and_replay_a_dead_letter(tmp_path: Path) -> None:
             last = (await read_audit(s, limit=1000))[-1]
         assert (last.action, last.actor, last.agency) == ("publication.replay", "ops-li", "channel_operator")
 
+        # The CLI replayed on the real clock: the worker's settable clock must not be behind it (it starts at a fixed
+        # instant, 2026-11-30 08:00 UTC, which the real clock has passed).
+        h.clock.now = max(h.clock.now, datetime.now(UTC))
         await h.worker.run_once()
         assert (await h.publisher.get_publication(pub.id))[0].status is PublicationStatus.PUBLISHED
         again = _cli(db_url, "replay", pub.id, "--operator", "ops-li")
