@@ -10,25 +10,20 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 import pytest
 import yaml
 from qingfeng.rpc import current_caller
 from qingfeng.settings import GrpcSettings
 from qingfeng.v1 import case_pb2, case_pb2_grpc, event_pb2, publication_pb2, search_pb2
-from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 
 from gateway.access import AccessPolicy
 from gateway.app import build_gateway, load_policy
-from gateway.console_api import ROUTES, console_routes
-from gateway.http import create_app
-from gateway.ratelimit import ConcurrencyLimiter, FailureLimiter, RateLimiter
-from gateway.sessions import SessionMiddleware, SessionStore, session_routes
+from gateway.console_api import ROUTES
 from gateway.settings import GatewaySettings
-from tests.e2e.processes import free_port
 from tests.gateway.conftest import FakeCoordinator
+from tests.gateway.console_app import console_app
 from tests.identity import GATEWAY, trusting_server
 
 OPENAPI = Path(__file__).resolve().parents[2] / "gateway" / "openapi.yaml"
@@ -77,35 +72,9 @@ async def coordinator() -> AsyncIterator[tuple[str, _Coordinator]]:
 
 @pytest.fixture
 async def app(policy: AccessPolicy, coordinator: tuple[str, _Coordinator]) -> AsyncIterator[Any]:
-    address, _ = coordinator
-    nobody = f"127.0.0.1:{free_port()}"  # the grader and publisher are not running
-    channels = {
-        COORDINATOR: grpc.aio.insecure_channel(address),
-        GRADER: grpc.aio.insecure_channel(nobody),
-        PUBLISHER: grpc.aio.insecure_channel(nobody),
-    }
-    limiter = RateLimiter(rate_per_s=100.0, burst=100)
-    failures = FailureLimiter(max_failures=20, window_s=60.0)
-    store = SessionStore()
-    routes = console_routes(
-        policy=policy,
-        limiter=limiter,
-        channels=channels,
-        signer=GATEWAY,
-        failures=failures,
-        concurrency=ConcurrencyLimiter(per_identity=8, streams_per_identity=2, per_server=64),
-        timeout_s=5.0,
-    )
-    yield create_app(
-        policy=policy,
-        limiter=limiter,
-        searcher=_Searcher(),  # type: ignore[arg-type]
-        failures=failures,
-        extra_routes=[*session_routes(store, policy, failures), *routes],
-        inner_middleware=[Middleware(SessionMiddleware, store=store)],
-    )
-    for channel in channels.values():
-        await channel.close()
+    address, _ = coordinator  # the grader and publisher are not running
+    async with console_app(policy, {COORDINATOR: address}, searcher=_Searcher()) as app:
+        yield app
 
 
 @pytest.fixture

@@ -11,20 +11,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 import pytest
 import yaml
 from qingfeng.cli.tokens import DEFAULT_IDENTITIES
 from qingfeng.storage import build_engine, run_migrations
-from qingfeng.v1 import case_pb2, case_pb2_grpc, event_pb2, publication_pb2
-from starlette.middleware import Middleware
+from qingfeng.v1 import case_pb2, case_pb2_grpc
 
 from gateway.access import hash_token, parse_access_policy
-from gateway.console_api import console_routes
-from gateway.http import create_app
-from gateway.ratelimit import ConcurrencyLimiter, FailureLimiter, RateLimiter
-from gateway.sessions import SessionMiddleware, SessionStore, session_routes
 from gateway.validation import violations
 from services.coordinator.adapters.policy_yaml import load_directory, load_playbooks, load_routing
 from services.coordinator.adapters.sql import OutboxTopics, SqlStore
@@ -36,8 +30,8 @@ from services.coordinator.handling import Handling, Policies
 from services.coordinator.reporting import Reporting
 from services.coordinator.server import CoordinatorServicer
 from services.coordinator.service import CoordinatorApi
-from tests.e2e.processes import free_port
-from tests.identity import GATEWAY, trusting_server
+from tests.gateway.console_app import console_app
+from tests.identity import trusting_server
 
 COORDINATOR = case_pb2.DESCRIPTOR.services_by_name["CoordinatorService"]
 _CASES = ("GetCase", "ListCases", "AcknowledgeCase", "EscalateCase")
@@ -91,36 +85,11 @@ async def coordinator(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
 
 @pytest.fixture
 async def client(coordinator: tuple[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    policy = _policy()
-    nobody = f"127.0.0.1:{free_port()}"
-    channels = {
-        COORDINATOR: grpc.aio.insecure_channel(coordinator[0]),
-        event_pb2.DESCRIPTOR.services_by_name["GraderService"]: grpc.aio.insecure_channel(nobody),
-        publication_pb2.DESCRIPTOR.services_by_name["PublisherService"]: grpc.aio.insecure_channel(nobody),
-    }
-    limiter, failures = RateLimiter(rate_per_s=100.0, burst=100), FailureLimiter(max_failures=20, window_s=60.0)
-    store = SessionStore()
-    routes = console_routes(
-        policy=policy,
-        limiter=limiter,
-        channels=channels,
-        signer=GATEWAY,
-        failures=failures,
-        concurrency=ConcurrencyLimiter(per_identity=8, streams_per_identity=2, per_server=64),
-        timeout_s=5.0,
-    )
-    app = create_app(
-        policy=policy,
-        limiter=limiter,
-        searcher=None,  # type: ignore[arg-type]  # no search route is called
-        failures=failures,
-        extra_routes=[*session_routes(store, policy, failures), *routes],
-        inner_middleware=[Middleware(SessionMiddleware, store=store)],
-    )
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://gateway") as http:
+    async with (
+        console_app(_policy(), {COORDINATOR: coordinator[0]}) as app,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://gateway") as http,
+    ):
         yield http
-    for channel in channels.values():
-        await channel.close()
 
 
 async def _signed_in(client: httpx.AsyncClient, who: str) -> dict[str, str]:

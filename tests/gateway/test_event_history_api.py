@@ -13,15 +13,12 @@ import httpx
 import pytest
 from qingfeng.cli.tokens import DEFAULT_IDENTITIES
 from qingfeng.rpc import current_caller
-from qingfeng.v1 import case_pb2, common_pb2, event_pb2, event_pb2_grpc, publication_pb2
+from qingfeng.v1 import common_pb2, event_pb2, event_pb2_grpc
 
 from gateway.access import AccessPolicy
-from gateway.console_api import console_routes
-from gateway.http import create_app
-from gateway.ratelimit import ConcurrencyLimiter, FailureLimiter, RateLimiter
 from gateway.validation import violations
-from tests.e2e.processes import free_port
-from tests.identity import GATEWAY, trusting_server
+from tests.gateway.console_app import console_app
+from tests.identity import trusting_server
 
 GRADER = event_pb2.DESCRIPTOR.services_by_name["GraderService"]
 METHOD = "/qingfeng.v1.GraderService/ListEventGrades"
@@ -79,30 +76,12 @@ async def grader() -> AsyncIterator[tuple[str, _Grader]]:
 
 @pytest.fixture
 async def client(policy: AccessPolicy, grader: tuple[str, _Grader]) -> AsyncIterator[httpx.AsyncClient]:
-    nobody = f"127.0.0.1:{free_port()}"  # the coordinator and publisher are not running
-    channels = {
-        GRADER: grpc.aio.insecure_channel(grader[0]),
-        case_pb2.DESCRIPTOR.services_by_name["CoordinatorService"]: grpc.aio.insecure_channel(nobody),
-        publication_pb2.DESCRIPTOR.services_by_name["PublisherService"]: grpc.aio.insecure_channel(nobody),
-    }
-    limiter = RateLimiter(rate_per_s=100.0, burst=100)
-    failures = FailureLimiter(max_failures=20, window_s=60.0)
-    routes = console_routes(
-        policy=policy,
-        limiter=limiter,
-        channels=channels,
-        signer=GATEWAY,
-        failures=failures,
-        concurrency=ConcurrencyLimiter(per_identity=8, streams_per_identity=2, per_server=64),
-        timeout_s=5.0,
-    )
-    app = create_app(policy=policy, limiter=limiter, searcher=_NoSearch(), failures=failures, extra_routes=routes)  # type: ignore[arg-type]
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://gateway") as http:
-            yield http
-    finally:
-        for channel in channels.values():
-            await channel.close()
+    # The coordinator and publisher are not running.
+    async with (
+        console_app(policy, {GRADER: grader[0]}, searcher=_NoSearch()) as app,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://gateway") as http,
+    ):
+        yield http
 
 
 def _bearer(token: str) -> dict[str, str]:
