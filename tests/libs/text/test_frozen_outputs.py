@@ -1,4 +1,4 @@
-"""The text kernel's outputs are frozen: speed work on conversion, tagging, keywords and fingerprints must not change them.
+"""The text kernel's outputs are frozen: speed work on conversion, tagging, keywords and fingerprints keeps them.
 
 For every text: the simplified form, the keywords, every tag (term, category, offset; regions, codes, primary region),
 the canonical form for hashing, its content hash and its SimHash. Relevance is not frozen (its policy changes on its
