@@ -272,6 +272,11 @@ def run_soak(options: SoakOptions) -> SoakResult:
             )
         print(report, flush=True)
         return SoakResult(verdict, feeder.stats, faults, report, drained)
+    except BaseException:
+        # The stack home is wiped below; a failed run keeps the servers' logs where the next engineer can read them.
+        kept = stack.keep_logs(_stack_home(tag).parent / f"failed-{tag}-logs")
+        _say(f"the run failed: Kafka's and Elasticsearch's logs are kept in {kept}")
+        raise
     finally:
         if lag is not None:
             lag.stop()
