@@ -28,6 +28,7 @@ DEFAULT_KAFKA_PORT = 29092
 DEFAULT_ES_PORT = 29200
 # A restart whose server exits while starting is tried again (as an operator would), this many times in all.
 RESTART_ATTEMPTS = 3
+RETRY_PAUSE_S = 2.0  # times the attempt number: a lock or port the old process held has time to be released
 # Lines of each log file quoted when a server exits, so a failed run says why without its (wiped) home.
 LOG_TAIL_LINES = 25
 
@@ -178,7 +179,7 @@ class SoakStack:
                 print(f"[soak] restart {name}, attempt {attempt} of {RESTART_ATTEMPTS}: {exited}", flush=True)
                 if group_members(pid):
                     stop_group(pid, timeout_s=stop_timeout_s)
-                time.sleep(2.0 * attempt)
+                time.sleep(RETRY_PAUSE_S * attempt)
         raise AssertionError("unreachable")
 
     def restart_kafka(self) -> float:
