@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _eval_baselines import BASELINES, baseline
 from _eval_explain import explain_early, missed_top, print_explain
 from _eval_red import red_demo
+from _eval_relevance import event_labels, event_relevance, first_posts, print_event_relevance
 from _eval_replay import OWN_WORDS_MIN, concurrent_rows, event_split, text_bearing
 from _eval_scores import Scores, TruthEvent, average_ranks, half_size_time, score, spearman, truth_events
 from _eval_search import record, search
@@ -254,6 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "noparents": tuple(v for v in VARIANTS if not v.parents),
     }[args.only]
     scores: list[Scores] = []
+    relevance_rows: list[tuple[str, Any]] = []
+    first_post = first_posts(rows)
+    labels = event_labels(truth_post, first_post)
     convert_s = 0.0
     for variant in variants:
         t0 = time.perf_counter()
@@ -264,6 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             clusterer = None if method == "grader" else baseline(method, config.clustering)
             result = replay(views, policy, config, clusterer=clusterer)
             scores.append(score(variant.name, method, result, events=report, top_share=args.top_share, **ctx))
+            if method == "grader" and variant.counts:
+                er = event_relevance(result, views, native_of, truth_post, first_post, report, labels)
+                relevance_rows.append((variant.name, er))
     print_table(scores, args.top_share)
     print()
     if args.explain_early:
@@ -280,6 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("levels reached (ground-truth events, via their majority event):")
     for s in scores:
         print(f"  {s.variant:34} {s.method:16} " + " ".join(f"{k}={v}" for k, v in s.levels.items()))
+    for name, er in relevance_rows:
+        print_event_relevance(name, er)
     print(f"rising flag: raised / followed by a higher level within the golden period ({golden / 3600:g} h):")
     for s in (s for s in scores if s.method == "grader"):
         share = f"{s.rising_escalated / s.rising_flags:.0%}" if s.rising_flags else "n/a"

@@ -64,6 +64,7 @@ class EventMetrics:
         self.advance(now)
         if ts < self.first_ts:
             self.first_ts = ts
+            self.total.source_relevance = c.relevance  # the earliest post is the event's source post
             self._age(now)
         followers = self.followers
         known = followers.get(c.author)
@@ -167,6 +168,8 @@ class EventMetrics:
             mine.absorb(bucket)
         self.total.absorb(other.total)
         self.total.top_valid = False
+        if other.first_ts < self.first_ts:  # the older event's source post is the merged event's
+            self.total.source_relevance = other.total.source_relevance
         for author, f in other.followers.items():
             if f > self.followers.get(author, -1):
                 self.followers[author] = f
@@ -198,6 +201,7 @@ class EventMetrics:
             "late": self.late,
             "first_ts": None if self.first_ts == _INF else self.first_ts,
             "now": None if self.now == -_INF else self.now,
+            "source_relevance": self.total.source_relevance,
         }
 
     @classmethod
@@ -219,6 +223,7 @@ class EventMetrics:
             m.order.append(bucket)
         m.total.load(data["total"])
         m.total.top_valid = False
+        m.total.source_relevance = data.get("source_relevance", 0)  # absent from states of before: the mean alone
         m.followers.update(data["followers"])
         m.late = data["late"]
         m.first_ts = _INF if data["first_ts"] is None else data["first_ts"]

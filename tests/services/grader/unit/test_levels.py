@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 from datetime import timedelta
 
-from services.grader.core import Alert, EventMetrics, EventSnapshot, compile_policy, evaluate
+import pytest
+
+from services.grader.core import Alert, EventMetrics, EventSnapshot, PostView, compile_policy, evaluate
 
 MIN = timedelta(minutes=1)
 SEC = timedelta(seconds=1)
@@ -238,3 +240,50 @@ def test_cooldown_starts_exactly_when_the_level_lapses(feed, four_level):
     f.tick(timedelta(hours=3))
     (down,) = [a for a in f.alerts() if a.from_level == "orange"]
     assert down.at.timestamp() == lapse + four_level.cooldown_seconds
+
+
+def test_a_relevant_source_post_makes_blue_through_its_empty_reposts(feed, four_level):
+    """Blue's relevance criterion (total >= 0.8) on an event of one relevant source post and empty reposts: the
+    reposts carry no evidence, so the event keeps its source post's relevance (with the mean over every post it
+    fell to 0.95 / 3 after two reposts, and blue came only from the post count)."""
+    from dataclasses import replace
+
+    blue = next(lv for lv in four_level.levels if lv.warning_level == "blue")
+    only_relevance = replace(blue, criteria=tuple(c for c in blue.criteria if c.metric == "relevance"))
+    policy = replace(four_level, levels=(only_relevance, *four_level.levels[1:]))
+    f = feed(policy)
+    source = f.post(text="某局长受贿被纪委带走", relevance=0.95)
+    f.burst(2, MIN, parent_id=source.id, text="转发微博")
+    snap = f.last("ev-p1")
+    assert snap.level == "blue" and snap.window("total").relevance == 0.95
+    assert [(r.criterion, r.level) for r in snap.grade.reasons] == [("relevance", "blue")]
+    quiet = feed(policy)
+    quiet_source = quiet.post(text="今天天气很好")
+    quiet.burst(2, MIN, parent_id=quiet_source.id, text="转发微博")
+    assert quiet.last("ev-p1").level == "none"
+
+
+def test_a_state_written_before_the_relevance_aggregate_changed_restores_and_continues(feed, four_level):
+    """A grader snapshot of before (bucket/total lists without the count of posts with evidence, no source post
+    score) restores: the event keeps the mean over all its posts, then grades on."""
+    import json
+
+    from services.grader.core import Grader
+
+    f = feed()
+    source = f.post(relevance=0.9)
+    f.burst(3, MIN, parent_id=source.id)
+    state = json.loads(json.dumps(f.grader.snapshot()))
+    for row in state["events"]:
+        m = row["metrics"]
+        m.pop("source_relevance")
+        m["total"] = m["total"][:12]
+        m["buckets"] = [b[:13] for b in m["buckets"]]
+    old = Grader.restore(state, four_level)
+    assert old.event("ev-p1").window("total").relevance == pytest.approx(0.9 / 4)
+    new = Grader.restore(json.loads(json.dumps(f.grader.snapshot())), four_level)
+    assert new.event("ev-p1").window("total").relevance == pytest.approx(0.9)
+    later = source.created_at + 10 * MIN
+    out = old.process(PostView("p9", later, author_id="u9", parent_id=source.id, relevance=0.8))
+    assert [o.post_count for o in out if isinstance(o, EventSnapshot)] == [5]
+    assert old.event("ev-p1").window("total").relevance == pytest.approx(1.7 / 5)

@@ -81,7 +81,7 @@ def test_derived_metrics():
     assert (v.media_involved, v.sources, v.platforms) == (1, 2, 2)
     assert v.regional_scope == 2  # two prefectures of Zhejiang
     assert v.offline_posts == 2 and v.offline_risk == pytest.approx(3 / 8)
-    assert v.relevance == pytest.approx(0.4)
+    assert v.relevance == pytest.approx(0.6)  # the mean over the two posts with evidence; the paper's 0 is none
     assert v.top_author_reach == 1_000_070
     assert m.region_codes() == ("330100", "330200")
 
@@ -117,9 +117,87 @@ def test_incremental_windows_equal_a_rebuild_from_buckets():
         now += rng.choice([1, 5, 30, 60, 300, 1800])
         ts = now - rng.choice([0, 0, 0, 30, 200, 900])  # some late, some beyond the 10-minute lateness
         c = contrib(f"u{rng.randrange(40)}", rng.randrange(10_000), reposts=rng.randrange(3),
-                    offline=rng.random() < 0.05, regions=rng.choice([(), ("330100",), ("110000",)]))  # fmt: skip
+                    offline=rng.random() < 0.05, regions=rng.choice([(), ("330100",), ("110000",)]),
+                    relevance=rng.choice([0, 0, 0, 190, 850, 990]))  # fmt: skip
         m.add(c, ts, now, now - 600)
         if rng.random() < 0.02:
             copy = EventMetrics.from_dict(json.loads(json.dumps(m.to_dict())), WINDOWS, 3, now)
             when = datetime.fromtimestamp(now, UTC)
             assert copy.view(when, now) == m.view(when, now)
+
+
+def test_empty_reposts_do_not_dilute_event_relevance():
+    """A source post scoring 0.9 and fifty reposts without evidence: the event's relevance stays 0.9 (the mean
+    over all posts gave 0.018, under the routing 0.5 and the blue 0.8)."""
+    m = EventMetrics(WINDOWS, top_k=3)
+    m.add(contrib("src", relevance=900), T0, T0, T0 - 600)
+    for i in range(50):
+        m.add(contrib(f"r{i}"), T0 + 10 + i, T0 + 10 + i, T0 - 600)
+    v = at(m, 1)
+    assert v["total"].relevance == pytest.approx(0.9) and v["1h"].relevance == pytest.approx(0.9)
+    m.add(contrib("other", relevance=100), T0 + 70, T0 + 70, T0 - 600)
+    v = at(m, 2)
+    assert v["1h"].relevance == pytest.approx(0.5)  # a sliding window: the mean over its posts with evidence
+    assert v["total"].relevance == pytest.approx(0.9)  # the lifetime: the source post's score is the larger
+    empty = EventMetrics(WINDOWS, top_k=3)
+    empty.add(contrib("x"), T0, T0, T0 - 600)
+    assert at(empty, 1)["total"].relevance == 0.0
+
+
+def test_weak_replies_do_not_sink_a_relevant_source_and_replies_can_lift_a_silent_one():
+    m = EventMetrics(WINDOWS, top_k=3)
+    m.add(contrib("src", relevance=990), T0, T0, T0 - 600)
+    for i in range(4):
+        m.add(contrib(f"r{i}", relevance=190), T0 + 1 + i, T0 + 1 + i, T0 - 600)
+    v = at(m, 1)
+    assert v["1h"].relevance == pytest.approx((0.99 + 4 * 0.19) / 5)
+    assert v["total"].relevance == pytest.approx(0.99)
+    silent = EventMetrics(WINDOWS, top_k=3)
+    silent.add(contrib("src"), T0, T0, T0 - 600)  # a source post without evidence (a picture, a link)
+    for i in range(3):
+        silent.add(contrib(f"r{i}", relevance=870), T0 + 1 + i, T0 + 1 + i, T0 - 600)
+    assert at(silent, 1)["total"].relevance == pytest.approx(0.87)
+    late = EventMetrics(WINDOWS, top_k=3)
+    late.add(contrib("reply", relevance=190), T0 + 60, T0 + 60, T0 - 600)
+    late.add(contrib("src", relevance=870), T0, T0 + 60, T0 - 600)  # the source post arrives after a reply
+    assert at(late, 1)["total"].relevance == pytest.approx(0.87)
+
+
+def test_a_merged_event_keeps_the_older_source_post():
+    old, young = EventMetrics(WINDOWS, top_k=3), EventMetrics(WINDOWS, top_k=3)
+    old.add(contrib("a", relevance=870), T0, T0, T0 - 600)
+    old.add(contrib("a2"), T0 + 1, T0 + 1, T0 - 600)
+    young.add(contrib("b", relevance=190), T0 + 30, T0 + 30, T0 - 600)
+    young.merge(old, T0 + 30)
+    assert young.total.relevance == pytest.approx(0.87)  # max(0.87 source, (0.87 + 0.19) / 2)
+    assert young.view(datetime.fromtimestamp(T0 + 30, UTC))["1h"].relevance == pytest.approx(0.53)
+
+
+def test_relevance_leaves_a_window_with_its_bucket():
+    m = EventMetrics(WINDOWS, top_k=3)
+    m.add(contrib("a", relevance=900), T0, T0, T0 - 600)
+    m.add(contrib("b", relevance=300), T0 + 1200, T0 + 1200, T0 + 600)
+    v = at(m, 20)
+    assert v["10m"].relevance == pytest.approx(0.3)  # the first post's bucket left the 10-minute window
+    assert v["1h"].relevance == pytest.approx(0.6) and v["total"].relevance == pytest.approx(0.9)
+
+
+def test_states_written_before_relevance_posts_restore_with_the_old_mean():
+    """Bucket and total lists of 12 items (no count of posts with evidence, appended 13th since) and no source
+    post's score still load: the event keeps the mean over all its posts it had, and new posts then count with
+    evidence. A state of now restores exactly."""
+    m = EventMetrics(WINDOWS, top_k=3)
+    m.add(contrib("a", relevance=800), T0, T0, T0 - 600)
+    m.add(contrib("b"), T0 + 1, T0 + 1, T0 - 600)
+    data = json.loads(json.dumps(m.to_dict()))
+    assert len(data["total"]) == 13 and all(len(b) == 14 for b in data["buckets"])
+    old = {k: v for k, v in data.items() if k != "source_relevance"}
+    old.update(total=data["total"][:12], buckets=[b[:13] for b in data["buckets"]])
+    restored = EventMetrics.from_dict(old, WINDOWS, 3, T0 + 1)
+    assert restored.total.relevance == pytest.approx(0.4)  # as the old state graded it: 800 / 2 posts
+    assert restored.view(datetime.fromtimestamp(T0 + 1, UTC))["1h"].relevance == pytest.approx(0.4)
+    restored.add(contrib("c", relevance=500), T0 + 2, T0 + 2, T0 - 600)
+    assert restored.total.relevance == pytest.approx(1.3 / 3)
+    same = EventMetrics.from_dict(data, WINDOWS, 3, T0 + 1)
+    when = datetime.fromtimestamp(T0 + 1, UTC)
+    assert same.view(when) == m.view(when, T0 + 1) and same.total.relevance == pytest.approx(0.8)
