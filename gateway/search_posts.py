@@ -26,7 +26,7 @@ from gateway.documents import post_from_source
 from gateway.search_aggs import post_aggregations, post_aggs
 from gateway.search_paging import PageTokens, PitPager
 from gateway.search_query import SearchScope, parse_query_text, post_search_body, resolve_page
-from gateway.search_words import POST_HIGHLIGHT, clean_highlights, post_text_query
+from gateway.search_words import POST_HIGHLIGHT, clean_highlights, post_highlight_query, post_text_query
 
 __all__ = ["PostPage", "PostPages", "post_response"]
 
@@ -117,8 +117,13 @@ class PostPages:
             plain.filter.ClearField("event_id")
         base = post_search_body(plain, resolve_page(plain, max_size=size), scope)
         filters.append(base["query"])
-        filtered = post_text_query(terms, self._splitter, filters=filters, must_not=[], origin=origin)
-        body: dict[str, Any] = {"query": filtered, "sort": base["sort"], "size": size, "highlight": POST_HIGHLIGHT}
+        scored = "_score" in base["sort"][0]
+        filtered = post_text_query(terms, self._splitter, filters=filters, must_not=[], origin=origin, scored=scored)
+        highlight = dict(POST_HIGHLIGHT)
+        marks = post_highlight_query(terms, self._splitter)
+        if marks is not None:
+            highlight["highlight_query"] = marks
+        body: dict[str, Any] = {"query": filtered, "sort": base["sort"], "size": size, "highlight": highlight}
         if request.HasField("aggregations") and not request.page_token:
             body["aggs"] = post_aggs(request.aggregations)
         return body

@@ -130,6 +130,24 @@ async def test_grpc_search_posts_finds_the_bribery_post_with_a_highlight(
     assert fragments["title"] == ["某县住建局局长涉嫌<em>受贿</em>"]
 
 
+async def test_newest_first_matches_and_marks_as_relevance_order_does(
+    gateway: tuple[Gateway, grpc.aio.Channel], tokens: dict[str, str]
+) -> None:
+    # Ordered by a field, the search runs unscored (filter context): the posts found and the words marked stay.
+    stub = search_pb2_grpc.SearchServiceStub(gateway[1])
+    office = _auth(tokens["office"])
+    found = {}
+    for order in (search_pb2.SEARCH_ORDER_RELEVANCE, search_pb2.SEARCH_ORDER_NEWEST):
+        request = search_pb2.SearchPostsRequest(
+            query="受贿 局长", order=order, filter=search_pb2.PostFilter(include_duplicates=True)
+        )
+        reply = await stub.SearchPosts(request, metadata=office)
+        found[order] = {hit.post.id: sorted(f for h in hit.highlights for f in h.fragments) for hit in reply.hits}
+    assert found[search_pb2.SEARCH_ORDER_NEWEST] == found[search_pb2.SEARCH_ORDER_RELEVANCE]
+    assert "p-bribe" in found[search_pb2.SEARCH_ORDER_NEWEST]
+    assert any("<em>受贿</em>" in f for f in found[search_pb2.SEARCH_ORDER_NEWEST]["p-bribe"])
+
+
 async def test_traditional_query_and_filters(gateway: tuple[Gateway, grpc.aio.Channel], tokens: dict[str, str]) -> None:
     _, channel = gateway
     stub = search_pb2_grpc.SearchServiceStub(channel)

@@ -68,6 +68,29 @@ def test_no_words_is_every_post_within_the_filters(splitter: WordSplitter) -> No
     assert "should" not in query["function_score"]["query"]["bool"]
 
 
+def test_a_search_ordered_by_a_field_matches_the_same_posts_unscored(splitter: WordSplitter) -> None:
+    ranked = post_text_query(["受贿", "局长"], splitter, filters=[{"term": {"a": 1}}], must_not=[], origin="o")
+    plain = post_text_query(
+        ["受贿", "局长"], splitter, filters=[{"term": {"a": 1}}], must_not=[], origin="o", scored=False
+    )
+    assert "function_score" not in json.dumps(plain), "no score is computed for a sort that ignores it"
+    (term_filter, either) = plain["bool"]["filter"]
+    assert term_filter == {"term": {"a": 1}}
+    assert either == {"bool": {"should": _clauses(ranked), "minimum_should_match": 1}}, "either word, as ranked"
+
+
+def test_an_unscored_search_highlights_the_same_words(splitter: WordSplitter) -> None:
+    body = PostPages.__new__(PostPages)
+    body._splitter = splitter  # body() needs only the splitter
+    request = search_pb2.SearchPostsRequest(query="受贿 局长", order=search_pb2.SEARCH_ORDER_NEWEST)
+    made = body.body(request, SearchScope(), size=10, origin="2025-01-01T00:00:00Z")
+    assert "function_score" not in json.dumps(made["query"])
+    marks = made["highlight"]["highlight_query"]["bool"]["should"]
+    assert len(marks) == 2 and marks[0]["bool"]["should"][0]["match_phrase"]["words"]["query"] == "受贿"
+    ranked = body.body(search_pb2.SearchPostsRequest(query="受贿"), SearchScope(), size=10, origin="o")
+    assert "function_score" in ranked["query"]
+
+
 def test_highlights_prefer_whole_words_and_read_as_text() -> None:
     found = {
         "words": ["局长 涉嫌 <em>受贿</em>"],
