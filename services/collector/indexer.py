@@ -1,9 +1,11 @@
 """The posts indexer: a consumer of ``qingfeng.posts.v1`` (group ``collector-indexer``) that bulk-indexes posts.
 
-Each batch becomes one bulk request to the posts write alias with ``_id`` = post id, so a redelivered batch replaces
-the same documents (idempotent). The request updates with ``doc_as_upsert`` rather than indexes, so the ``event_id``
-the grader writes onto a post survives the post being indexed after it or again. The runner commits the batch's
-offsets only after Elasticsearch acknowledged it.
+Each batch is written to the posts write alias with ``_id`` = post id, so a redelivered batch replaces the same
+documents (idempotent); it goes out as bulk requests of ``bulk_docs`` documents, up to ``bulk_concurrency`` in flight
+while the next request's documents are built (issue 12: the indexer and Elasticsearch no longer wait for each other).
+The requests update with ``doc_as_upsert`` rather than index, so the ``event_id`` the grader writes onto a post
+survives the post being indexed after it or again. The runner commits the batch's offsets only after Elasticsearch
+acknowledged every request of it.
 
 - A record that does not decode as a ``Post`` is dead-lettered to ``qingfeng.deadletter.v1`` (reason UNDECODABLE).
 - A document Elasticsearch refuses for good (a mapping conflict: 400) is dead-lettered with PROCESSING_ERROR and the
@@ -282,17 +284,22 @@ class PostIndexer:
             else:
                 specs.append(self._refused(record, "post has no id"))
         document = self._documents.document
-        docs = [(post_id, document(post)) for post_id, (_, post) in latest.items()]
-        if docs:
+        if latest:
             # merge: a post the grader already gave an event id keeps it when re-indexed (or indexed after it).
+            # The documents are built lazily, a request at a time, while the requests before are in flight.
             result = await bulk_index(
-                self._es, self._alias, docs, chunk_docs=max(500, self._settings.batch_size), merge=True
+                self._es,
+                self._alias,
+                ((post_id, document(post)) for post_id, (_, post) in latest.items()),
+                chunk_docs=self._settings.bulk_docs,
+                concurrency=self._settings.bulk_concurrency,
+                merge=True,
             )
             transient = [f for f in result.failed if f.status != _REFUSED]
             if transient:
                 first = transient[0]
                 raise IndexingUnavailable(
-                    f"{len(transient)} of {len(docs)} posts not indexed into {self._alias}: "
+                    f"{len(transient)} of {len(latest)} posts not indexed into {self._alias}: "
                     f"{first.status} {first.error_type}: {first.reason}"
                 )
             self.indexed += result.indexed

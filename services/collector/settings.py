@@ -83,8 +83,12 @@ class IndexerSettings(_Group):
     """The consumer that bulk-indexes qingfeng.posts.v1 into the posts write alias."""
 
     group_id: str = "collector-indexer"
-    # Records per batch (one bulk request per batch, committed after Elasticsearch acknowledged it).
+    # Records per batch (committed after Elasticsearch acknowledged every document of it).
     batch_size: int = Field(default=2_000, ge=1, le=20_000)
+    # A batch goes out as bulk requests of at most bulk_docs documents (and under 1 MiB), up to bulk_concurrency
+    # of them in flight: the next request's documents are built while Elasticsearch indexes the previous ones.
+    bulk_docs: int = Field(default=500, ge=1, le=20_000)
+    bulk_concurrency: int = Field(default=3, ge=1, le=16)
     # Waits before restarting the consumer after Elasticsearch or Kafka failed (doubles up to the maximum).
     retry_backoff_s: float = Field(default=1.0, gt=0)
     retry_backoff_max_s: float = Field(default=30.0, gt=0)

@@ -6,6 +6,8 @@ body, which must equal what it makes of the operations as mappings (how bulk_ind
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -26,7 +28,9 @@ class _FakeEs:
         self.bodies: list[bytes] = []
         self._statuses = statuses
 
-    async def bulk(self, *, index: str, operations: list[Any], refresh: Any) -> Any:
+    async def bulk(self, *, index: str, operations: list[Any], refresh: Any, filter_path: str) -> Any:
+        # Only what bulk_index reads comes back: each item's status, result and error.
+        assert set(filter_path.split(",")) == {"items.*.status", "items.*.result", "items.*.error"}
         self.bodies.append(NdjsonSerializer().dumps(operations))
         statuses = self._statuses.pop(0)
         op = "update" if b'"update"' in self.bodies[-1].split(b"\n", 1)[0] else "index"
@@ -94,3 +98,76 @@ async def test_long_documents_are_sent_in_requests_under_a_mebibyte() -> None:
     assert result.indexed == 500
     assert len(es.bodies) > 4
     assert max(len(b) for b in es.bodies) < 2**20
+
+
+class _Slow:
+    """A fake whose requests take a while: counts how many are in flight at once and how far ``docs`` was read.
+
+    The first request holding document ``d4`` is refused with 429 (retried alone); everything else is created.
+    """
+
+    def __init__(self, pulled: list[int]) -> None:
+        self.in_flight = 0
+        self.most = 0
+        self.bodies: list[bytes] = []
+        self.pulled_at_send: list[int] = []
+        self._pulled = pulled
+        self._refused = False
+        self.cancelled = 0
+
+    async def bulk(self, *, index: str, operations: list[Any], refresh: Any, filter_path: str) -> Any:
+        body = NdjsonSerializer().dumps(operations)
+        self.bodies.append(body)
+        self.pulled_at_send.append(len(self._pulled))
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.in_flight -= 1
+        refuse = b'"d4"' in body and not self._refused
+        self._refused |= refuse
+        items = [{"index": {"status": 429 if refuse else 201, "result": "created"}} for _ in operations[::2]]
+        return SimpleNamespace(body={"items": items})
+
+
+def _numbered(*ids: int) -> list[tuple[str, dict[str, Any]]]:
+    return [(f"d{i}", {"n": i}) for i in ids]
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+async def test_requests_in_flight_are_bounded_and_docs_are_read_lazily(concurrency: int) -> None:
+    pulled: list[int] = []
+
+    def docs() -> Iterator[tuple[str, dict[str, Any]]]:
+        for doc_id, doc in _numbered(*range(10)):
+            pulled.append(doc["n"])
+            yield doc_id, doc
+
+    es = _Slow(pulled)
+    result = await bulk_index(es, "alias", docs(), chunk_docs=2, concurrency=concurrency, backoff_s=0.0)  # type: ignore[arg-type]
+    # Every document indexed, the refused pair retried alone; the requests are those sent one after another.
+    assert result.indexed == 10 and result.ok and result.retries == 1
+    assert es.most == concurrency
+    pairs = [_numbered(i, i + 1) for i in range(0, 10, 2)]
+    assert sorted(es.bodies) == sorted([_as_mappings(p, False) for p in pairs] + [_as_mappings(pairs[2], False)])
+    # A request is built only when there is room for it: documents are read one request (+1 to see its end) ahead.
+    assert all(n <= 2 * (i + 1) + 1 for i, n in enumerate(es.pulled_at_send[:5]))
+
+
+async def test_an_exception_cancels_the_requests_in_flight() -> None:
+    es = _Slow([])
+
+    def docs() -> Iterator[tuple[str, dict[str, Any]]]:
+        yield "a", {"n": 1}
+        yield "b", {"n": 2}
+        yield "c", {"n": 3}  # a request is cut when the next document shows it is full: "b" goes out here
+        raise RuntimeError("the document builder failed")
+
+    with pytest.raises(RuntimeError, match="builder failed"):
+        await bulk_index(es, "alias", docs(), chunk_docs=1, concurrency=3)  # type: ignore[arg-type]
+    # The two requests already sent were cancelled and waited for: none is left running after the call.
+    assert len(es.bodies) == 2 and es.cancelled == 2 and es.in_flight == 0
