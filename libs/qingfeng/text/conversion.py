@@ -54,15 +54,21 @@ def _width_table() -> dict[int, str]:
 
 
 _WIDTH_TABLE = _width_table()
-# Finding "nothing to do" with one regex search is much cheaper than str.translate over every post.
-_NEEDS_WIDTH = re.compile("[" + "".join(re.escape(chr(cp)) for cp in sorted(_WIDTH_TABLE)) + "]")
+# Finding "nothing to do" with one regex search is much cheaper than str.translate over every post, and so is
+# translating only the runs that need it: str.translate of a non-ASCII text looks every character up in the dict
+# (~100 ns each), while a Chinese article has a few full-width letters or digits in thousands of characters.
+_NEEDS_WIDTH = re.compile("[" + "".join(re.escape(chr(cp)) for cp in sorted(_WIDTH_TABLE)) + "]+")
+
+
+def _translate_run(match: re.Match[str]) -> str:
+    return match.group().translate(_WIDTH_TABLE)
 
 
 def normalize_width(text: str) -> str:
     """Map full-width ASCII, the ideographic space and compatibility ideographs to their normal forms."""
     if text.isascii() or _NEEDS_WIDTH.search(text) is None:
         return text
-    return text.translate(_WIDTH_TABLE)
+    return _NEEDS_WIDTH.sub(_translate_run, text)
 
 
 @lru_cache(maxsize=1)

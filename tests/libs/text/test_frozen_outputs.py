@@ -89,7 +89,8 @@ def outputs(enricher: Enricher, title: str, text: str) -> dict[str, object]:
         "content_hash": content_hash(canonical),
         "simhash": simhash64(canonical, 3),
         "simhash_2": simhash64(canonical, 2),
-        "lexicon_version": result.lexicon_version,
+        # the relevance policy's version changes with the relevance work, which is not frozen here
+        "lexicon_version": ";".join(v for v in result.lexicon_version.split(";") if not v.startswith("relevance@")),
     }
 
 
