@@ -32,15 +32,14 @@ import contextlib
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Final
 
 from opentelemetry import trace
 from qingfeng.kafka import BadRecord, DeadLetterSpec, Record, parse
 from qingfeng.trace_batches import start_consumer_batch
-from qingfeng.v1 import post_pb2
+from qingfeng.v1 import common_pb2, post_pb2
 
 from services.grader.convert import InvalidPost, post_view
 from services.grader.core import PostView
@@ -54,18 +53,39 @@ _log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
 
 _SOURCE: Final = "grader"
-_FUTURE_TOLERANCE: Final = timedelta(days=1)
+_FUTURE_TOLERANCE_S: Final = 86400.0  # a day
+# What a datetime holds (years 1-9999), as epoch seconds.
+_MIN_RECORD_S: Final = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+_MAX_RECORD_S: Final = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 
 
-@dataclass(frozen=True)
 class Item:
-    """One consumed record: the post view to grade, or the dead letter to send instead."""
+    """One consumed record: the post view to grade, or the dead letter to send instead.
 
-    record: Record
-    key: float  # event time (epoch seconds); -inf for dead letters, which go first
-    view: PostView | None = None
-    post: post_pb2.Post | None = None
-    dead: DeadLetterSpec | None = None
+    A plain class with slots, not a frozen dataclass: one is built per consumed record, and a frozen dataclass's
+    ``__init__`` cost several times as much.
+    """
+
+    __slots__ = ("dead", "key", "record", "regions", "view")
+
+    def __init__(
+        self,
+        record: Record,
+        key: float,  # event time (epoch seconds); -inf for dead letters, which go first
+        view: PostView | None = None,
+        dead: DeadLetterSpec | None = None,
+        regions: Sequence[common_pb2.Region] = (),
+    ) -> None:
+        self.record = record
+        self.key = key
+        self.view = view
+        self.dead = dead
+        self.regions = regions  # those with a name (RegionNames): the core keeps codes only
+
+
+def _dead(record: Record, reason: post_pb2.DeadLetterReason.ValueType, message: str) -> Item:
+    bad = BadRecord(record, reason, message)
+    return Item(record, -math.inf, dead=DeadLetterSpec.from_bad_record(bad, source=_SOURCE))
 
 
 def to_item(record: Record) -> Item:
@@ -75,30 +95,32 @@ def to_item(record: Record) -> Item:
         return Item(record, -math.inf, dead=DeadLetterSpec.from_bad_record(parsed, source=_SOURCE))
     try:
         view = post_view(parsed)
-        written = _record_time(record)
-        if view.created_at > written + _FUTURE_TOLERANCE:
+        key = view.created_at.timestamp()
+        written_s = _record_seconds(record)
+        if key > written_s + _FUTURE_TOLERANCE_S:
             # One post from the future would move event time past every window and cool every event down.
-            raise InvalidPost(f"created_at {view.created_at.isoformat()} is after the record time {written}")
+            raise InvalidPost(f"created_at {view.created_at.isoformat()} is after the record time {record.timestamp}")
     except InvalidPost as err:
-        bad = BadRecord(record, post_pb2.DEAD_LETTER_REASON_INVALID, str(err))
-        return Item(record, -math.inf, dead=DeadLetterSpec.from_bad_record(bad, source=_SOURCE))
+        return _dead(record, post_pb2.DEAD_LETTER_REASON_INVALID, str(err))
     except Exception as err:  # whatever a record holds, it costs only itself (issue 13)
         # An exception here would fail the batch, and the recovery would read the same record again, forever.
-        bad = BadRecord(record, post_pb2.DEAD_LETTER_REASON_INVALID, f"unreadable post: {type(err).__name__}: {err}")
-        return Item(record, -math.inf, dead=DeadLetterSpec.from_bad_record(bad, source=_SOURCE))
-    return Item(record, view.created_at.timestamp(), view=view, post=parsed)
+        return _dead(record, post_pb2.DEAD_LETTER_REASON_INVALID, f"unreadable post: {type(err).__name__}: {err}")
+    regions = parsed.enrichment.regions if view.region_codes else ()
+    named = [r for r in regions if r.name] if regions else ()
+    return Item(record, key, view=view, regions=named)
 
 
-def _record_time(record: Record) -> datetime:
-    """The record's timestamp; ``InvalidPost`` when it is outside what a datetime holds (years 1-9999).
+def _record_seconds(record: Record) -> float:
+    """The record's timestamp in epoch seconds; ``InvalidPost`` when it is outside what a datetime holds (years
+    1-9999).
 
     A producer sets CreateTime freely: a timestamp past year 9999 (or before year 1) raised from the property and
     made the batch fail, and the recovery re-read the same record forever.
     """
-    try:
-        return record.timestamp
-    except (ValueError, OverflowError, OSError) as err:
-        raise InvalidPost(f"record timestamp {record.timestamp_ms} ms is not a valid time ({err})") from None
+    seconds = record.timestamp_ms / 1000
+    if _MIN_RECORD_S <= seconds <= _MAX_RECORD_S:
+        return seconds
+    raise InvalidPost(f"record timestamp {record.timestamp_ms} ms is not a valid time (outside years 1-9999)")
 
 
 def _runs(items: Iterable[Item]) -> list[tuple[int, int, int]]:
@@ -306,9 +328,10 @@ class PostConsumer:
         with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
             dead = [i.dead for i in items if i.dead is not None]
             views = [i.view for i in items if i.view is not None]
+            names = self._owner.names
             for item in items:
-                if item.post is not None and item.post.enrichment.regions:
-                    self._owner.names.note(item.post.enrichment.regions)
+                if item.regions:
+                    names.note(item.regions)
             positions: dict[int, int] = {}
             for item in items:
                 positions[item.record.partition] = item.record.offset + 1

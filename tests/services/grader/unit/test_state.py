@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -375,7 +375,7 @@ def test_merge_waits_for_a_partition_that_is_not_at_its_end() -> None:
     assert merge.release(10, lambda p, n: False) == []  # partition 1 may still hold an earlier post
     released = merge.release(10, lambda p, n: p == 1)  # partition 1 is at its end: nothing to wait for
     assert [i.record.offset for i in released] == [0, 1, 2]
-    merge.add(1, [replace(items[1][0], key=-1.0)])
+    merge.add(1, [Item(items[1][0].record, -1.0)])
     assert merge.needy(1) == [0]
 
 
