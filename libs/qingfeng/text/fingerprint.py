@@ -16,13 +16,13 @@ post in CPython). Here every step runs in C loops over whole lists:
   additions, and the majority test is done on all
   64 lanes at once by adding a bias that carries into each lane's top bit exactly when the count passes half.
 
-Long texts take a second route to the same fingerprint, because there the per-position work dominates (three
-lookups, two XORs of 1024-bit integers and a set insertion per character, about 0.35 µs): one lookup per character
-fetches the character's hashes for every shingle position at once (packed little-endian 64-bit words), the XOR of
-the k shifted columns is done on three big integers, the distinct shingle hashes are a set of plain 64-bit
-integers, and the per-bit majority is counted column by column over their bytes with big-integer ANDs and
-popcounts. Both routes use the same character hashes, so they give the same fingerprint (tested on the shared data
-and long texts).
+Longer texts take a second route to the same fingerprint, in numpy, because there the per-position work dominates
+(three lookups, two XORs of 1024-bit integers and a set insertion per character, about 0.35 µs): the text's code
+points index a dense table of every BMP character's hashes for each shingle position (the same BLAKE2b words, as
+unsigned 64-bit integers; characters beyond the BMP come from a small dict), the k shifted columns are XORed into
+every shingle's hash at once, sorting and dropping repeats leaves the distinct hashes, and the per-bit majority is
+read from one histogram of their bytes (byte value by byte position, then bit by bit through a 256 x 8 table). Both
+routes use the same character hashes, so they give the same fingerprint (tested on the shared data and long texts).
 
 LSH: split the 64 bits into ``bands`` bands; two fingerprints within Hamming distance ``bands - 1`` agree on at
 least one whole band (pigeonhole), so looking up each band of a query in a hash table finds every candidate.
@@ -30,12 +30,12 @@ least one whole band (pigeonhole), so looking up each band of a query in a hash 
 
 from __future__ import annotations
 
-import codecs
 import hashlib
-import struct
-from array import array
 from collections.abc import Hashable, Iterable
 from operator import xor
+
+import numpy as np
+import numpy.typing as npt
 
 __all__ = ["MAX_FINGERPRINT_CHARS", "SimhashIndex", "hamming", "simhash64"]
 
@@ -54,9 +54,9 @@ MAX_FINGERPRINT_CHARS = 60_000
 """Only the first this many characters are fingerprinted (lane capacity; no post is that long in practice)."""
 
 _TABLE_MAX = 1 << 16  # distinct characters cached per table before it is cleared (bounded memory)
-# From this many shingle positions on, the packed route is faster: measured on the shared posts' canonical forms
-# (2026-11-30, one process, loaded machine), it costs 1.88x the per-position route at 15 characters, 1.01x at 54,
-# 0.75x at 110, 0.62x at 225 and 0.41-0.52x from 450 on (its fixed cost is ~150 C calls per text).
+# From this many shingle positions on, the numpy route is faster (its fixed cost is ~20 numpy calls, ~28 µs, per
+# text): measured on the shared posts' canonical forms (2026-11-30, one process, loaded machine) it costs 3.4x the
+# per-position route at 15 characters, 1.15x at 54, 0.67x at 110, 0.36x at 225 and 0.17x at 900.
 PACKED_MIN_POSITIONS = 64
 
 
@@ -79,41 +79,63 @@ class _SpreadTable(dict[str, int]):
         return value
 
 
-class _PackedTable:
-    """Code point → its hashes for shingle positions 0..k-1 as k little-endian 64-bit words, computed on first use.
+_BMP = 1 << 16
+# _BYTE_SLOTS[k]: 256 * k, so that byte k of a hash with value v counts in histogram slot 256 * k + v
+_BYTE_SLOTS = np.arange(0, 8 * 256, 256, dtype=np.intp)
+# _BITS_OF_BYTE[v, j]: bit j of the byte value v
+_BITS_OF_BYTE = ((np.arange(256, dtype=np.int64)[:, None] >> np.arange(8, dtype=np.int64)) & 1).astype(np.int64)
+_HASH = np.dtype("<u8")  # little-endian whatever the machine, so byte k of a hash is bits 8k..8k+7
 
-    The words are the BLAKE2b digests ``_SpreadTable`` spreads, so both routes hash characters identically. A text
-    is packed by the ``charmap`` codec, which looks every character up in this dict in C, without making a Python
-    string per character (about half the cost of ``b"".join(map(table.__getitem__, text))``).
+
+class _WordTable:
+    """Code point → its hashes for shingle positions 0..k-1 (the BLAKE2b words ``_SpreadTable`` spreads).
+
+    A dense numpy table over the BMP (64 Ki rows of k words: 1.5 MB for k = 3), filled on first use of a character, so
+    a text's hashes are one indexing operation; characters beyond the BMP (emoji, rare ideographs) are looked up in
+    a dict, cleared when it reaches ``_TABLE_MAX`` entries (bounded memory, as for ``_SpreadTable``).
     """
 
-    __slots__ = ("_codes", "_persons")
+    __slots__ = ("_astral", "_known", "_persons", "_words")
 
     def __init__(self, size: int) -> None:
         self._persons = tuple(f"qf-simhash-{k}".encode() for k in range(size))
-        self._codes: dict[int, bytes] = {}
+        self._words = np.zeros((_BMP, size), dtype=_HASH)
+        self._known = np.zeros(_BMP, dtype=np.bool_)
+        self._astral: dict[int, list[int]] = {}
 
-    def pack(self, text: str) -> bytes:
-        """The words of every character of ``text``, in order."""
-        try:
-            packed: bytes = codecs.charmap_encode(text, "strict", self._codes)[0]
-        except UnicodeEncodeError:  # a character not seen before: hash the new ones, then pack
-            self._learn(text)
-            packed = codecs.charmap_encode(text, "strict", self._codes)[0]
-        return packed
+    def _row(self, code: int) -> list[int]:
+        data = chr(code).encode("utf-8", "surrogatepass")
+        return [
+            int.from_bytes(hashlib.blake2b(data, digest_size=8, person=p).digest(), "little") for p in self._persons
+        ]
 
-    def _learn(self, text: str) -> None:
-        codes = self._codes
-        present = {ord(ch) for ch in set(text)}
-        if len(codes) + len(present) > _TABLE_MAX:
-            codes.clear()  # bounded memory, as for _SpreadTable
-        for code in present - codes.keys():
-            data = chr(code).encode("utf-8", "surrogatepass")
-            codes[code] = b"".join(hashlib.blake2b(data, digest_size=8, person=p).digest() for p in self._persons)
+    def words(self, text: str) -> npt.NDArray[np.uint64]:
+        """Row i: the hashes of character i of ``text`` for each shingle position."""
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        astral = codes >= _BMP
+        has_astral = bool(astral.any())
+        index = np.where(astral, 0, codes) if has_astral else codes
+        known = self._known[index]
+        if not known.all():
+            for code in np.unique(index[~known]).tolist():
+                self._words[code] = self._row(code)
+                self._known[code] = True
+        words: npt.NDArray[np.uint64] = self._words[index]
+        if has_astral:
+            table = self._astral
+            for position in np.flatnonzero(astral).tolist():
+                code = int(codes[position])
+                row = table.get(code)
+                if row is None:
+                    if len(table) >= _TABLE_MAX:
+                        table.clear()
+                    row = table[code] = self._row(code)
+                words[position] = row
+        return words
 
 
 _tables: dict[int, tuple[_SpreadTable, ...]] = {}
-_packed: dict[int, _PackedTable] = {}
+_packed: dict[int, _WordTable] = {}
 
 
 def simhash64(text: str, shingle_size: int = 3) -> int:
@@ -144,46 +166,29 @@ def simhash64(text: str, shingle_size: int = 3) -> int:
 
 
 def _simhash_packed(text: str, size: int, positions: int) -> int:
-    """``simhash64`` of a long text (``positions`` = number of shingles); see the module docstring."""
+    """``simhash64`` of a longer text (``positions`` = number of shingles); see the module docstring."""
     table = _packed.get(size)
     if table is None:
-        table = _packed[size] = _PackedTable(size)
-    words = array("Q", table.pack(text))
+        table = _packed[size] = _WordTable(size)
+    words = table.words(text)
     # word k of each character is its hash for shingle position k; taken from character k on, it lines up with the
-    # shingle starts, so the XOR of the k columns (as big integers, in C) is every shingle's hash at once
-    shingles = 0
-    for k in range(size):
-        shingles ^= int.from_bytes(words[k * size + k : (k + positions) * size : size], "little")
-    # native-order words round-trip through the set unchanged, so their bytes are the little-endian hashes again
-    distinct = set(memoryview(shingles.to_bytes(8 * positions, "little")).cast("Q"))
+    # shingle starts, so the XOR of the k columns is every shingle's hash at once
+    shingles = words[0:positions, 0].copy()
+    for k in range(1, size):
+        shingles ^= words[k : k + positions, k]
+    shingles.sort()
+    keep = np.empty(positions, dtype=np.bool_)
+    keep[0] = True
+    np.not_equal(shingles[1:], shingles[:-1], out=keep[1:])
+    distinct = shingles[keep]
     count = len(distinct)
-    half = count // 2
-    data = struct.pack(f"{count}Q", *distinct)
-    masks = _bit_masks(count)
-    fingerprint = 0
-    for byte in range(8):
-        # byte k of every hash as one integer; AND with "bit j of every byte" and a popcount count the hashes with
-        # bit 8k+j set (eight C calls per column where a loop over the hashes would be thousands of Python steps)
-        column = int.from_bytes(data[byte::8], "little")
-        for bit, mask in enumerate(masks):
-            if (column & mask).bit_count() > half:
-                fingerprint |= 1 << (8 * byte + bit)
-    return fingerprint
-
-
-_masks: list[tuple[int, ...]] = [()]
-
-
-def _bit_masks(length: int) -> tuple[int, ...]:
-    """For j in 0..7, an integer of at least ``length`` bytes with bit j of every byte set (grown on demand).
-
-    An AND costs the length of the shorter operand, so a long mask serves every shorter column.
-    """
-    masks = _masks[0]
-    if not masks or masks[0].bit_length() < 8 * (length - 1) + 1:
-        size = max(length, 2 * ((masks[0].bit_length() + 7) // 8) if masks else 4096)
-        masks = _masks[0] = tuple(int.from_bytes(bytes([1 << j]) * size, "little") for j in range(8))
-    return masks
+    # one histogram of (byte position, byte value) over the distinct hashes, then bit j of byte k counted through
+    # the byte values that have it: counts[k, j] hashes have bit 8k + j set
+    slots = distinct.view(np.uint8).reshape(count, 8) + _BYTE_SLOTS
+    histogram = np.bincount(slots.ravel(), minlength=8 * 256).reshape(8, 256)
+    counts = histogram @ _BITS_OF_BYTE
+    majority = np.packbits(counts.ravel() > count // 2, bitorder="little")
+    return int.from_bytes(majority.tobytes(), "little")
 
 
 def hamming(a: int, b: int) -> int:

@@ -127,8 +127,19 @@ def test_keywords_unchanged_on_shared_data(enricher: Enricher) -> None:
 
 
 def test_packed_simhash_after_its_table_is_cleared(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fp, "_TABLE_MAX", 64)  # every text below overflows the table, which is then rebuilt
+    # characters beyond the BMP (emoji, rare ideographs) are kept in a bounded dict: every text below overflows it
+    monkeypatch.setattr(fp, "_TABLE_MAX", 64)
     monkeypatch.setattr(fp, "_packed", {})
-    for start in (0x4E00, 0x5000, 0x4E20):
-        text = "".join(chr(start + (i * 7) % 700) for i in range(900))
+    for start in (0x20000, 0x1F300, 0x20010):
+        text = "".join(chr(start + (i * 7) % 700) if i % 3 else chr(0x4E00 + i % 50) for i in range(900))
         assert _packed(text, 3, monkeypatch) == _per_position(text, 3, monkeypatch)
+
+
+def test_packed_simhash_learns_new_characters_between_texts(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the dense table is filled on first use: a text with characters never seen before, then one mixing old and new
+    monkeypatch.setattr(fp, "_packed", {})
+    texts = ["".join(chr(0x4E00 + (i * 13 + j) % 2000) for i in range(300)) for j in range(0, 3000, 700)]
+    texts.append("".join(texts)[::7] + "\u3000\uff21\ud801x")
+    for text in texts:
+        for size in (2, 3):
+            assert _packed(text, size, monkeypatch) == _per_position(text, size, monkeypatch)
