@@ -103,9 +103,18 @@ _NOISE = re.compile(
 _NON_WORD = re.compile(r"[\W_]+")
 
 
+# The collector strips the noise of a text for its keywords, then normalises the same text for hashing, which strips
+# the noise of its lower-case form: when that is the same string (no upper case), the first answer is reused. One
+# (input, output) pair, replaced as a whole, so a reader never sees an output that is not its input's.
+_last_stripped: tuple[str, str] = ("", "")
+
+
 def strip_noise(text: str) -> str:
     """Remove URLs, @mentions, repost chains, 转发微博 and emoticons, keeping spacing and punctuation."""
-    return _NOISE.sub("", text)
+    global _last_stripped
+    stripped = _NOISE.sub("", text)
+    _last_stripped = (text, stripped)
+    return stripped
 
 
 def normalize_for_hash(text: str, *, simplified: bool = False) -> str:
@@ -115,7 +124,10 @@ def normalize_for_hash(text: str, *, simplified: bool = False) -> str:
     """
     if not simplified:
         text = prepare(text)
-    return _NON_WORD.sub("", _NOISE.sub("", text.lower()))
+    lowered = text.lower()
+    last_input, last_output = _last_stripped
+    stripped = last_output if lowered == last_input else _NOISE.sub("", lowered)
+    return _NON_WORD.sub("", stripped)
 
 
 def content_hash(normalized: str) -> str:

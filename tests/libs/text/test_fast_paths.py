@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
-from qingfeng.text import Enricher, normalize_for_hash, prepare, simhash64, strip_noise
+from qingfeng.text import Enricher, conversion, normalize_for_hash, prepare, simhash64, strip_noise
 from qingfeng.text import fingerprint as fp
 
 REPO = Path(__file__).resolve().parents[3]
@@ -143,3 +143,24 @@ def test_packed_simhash_learns_new_characters_between_texts(monkeypatch: pytest.
     for text in texts:
         for size in (2, 3):
             assert _packed(text, size, monkeypatch) == _per_position(text, size, monkeypatch)
+
+
+def _reference_normalize(text: str) -> str:
+    return conversion._NON_WORD.sub("", conversion._NOISE.sub("", text.lower()))
+
+
+def test_normalize_for_hash_reuses_the_stripped_text_only_when_it_is_the_same() -> None:
+    texts = [
+        "转发微博 @小明 你好，http://t.cn/abc 看这个[哈哈]",
+        "完全不同的文本 //@老王: 真的吗",
+        "Upper CASE 文本 @Someone HTTP://X.CN/a",  # lower() changes it: the stripped text cannot be reused
+        "",
+    ]
+    for first in texts:
+        for second in texts:
+            conversion.strip_noise(first)
+            assert normalize_for_hash(second, simplified=True) == _reference_normalize(second), (first, second)
+    # the same string, as the collector passes it: strip for keywords, then normalise for hashing
+    for text in texts:
+        assert conversion.strip_noise(text) == conversion._NOISE.sub("", text)
+        assert normalize_for_hash(text, simplified=True) == _reference_normalize(text)
