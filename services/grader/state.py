@@ -390,7 +390,7 @@ class EngineOwner:
         causes: dict[str, Context] = {}
         for post in posts:
             ctx = contexts.get(post.id)
-            event_id = clusterer.resolve(clusterer.posts.get(post.id, ""))
+            event_id = clusterer.resolve(clusterer.posts.get(post.id) or "")
             if ctx is not None and event_id is not None:
                 causes[event_id] = ctx
         return causes
@@ -412,7 +412,7 @@ class EngineOwner:
     async def _assign(self, write: Callable[[Mapping[str, str]], Awaitable[None]], posts: Sequence[PostView]) -> None:
         """Write the live event (merges followed) of each post of the batch onto its posts document."""
         clusterer = self.engine.clusterer
-        assigned = {p.id: clusterer.resolve(clusterer.posts.get(p.id, "")) or "" for p in posts}
+        assigned = {p.id: clusterer.resolve(clusterer.posts.get(p.id) or "") or "" for p in posts}
         try:
             await write(assigned)
         except Exception as err:

@@ -32,6 +32,7 @@ from typing import Any
 
 from ._cluster import Cluster
 from ._lsh import BandIndex
+from ._postmap import PostMap
 from .model import PostView
 
 __all__ = ["Assignment", "Clusterer", "ClusteringConfig"]
@@ -135,7 +136,9 @@ class Clusterer:
         # dicts: a dict emptied from the front makes every later next(iter(...)) skip the deleted slots,
         # which made expiry quadratic on a busy stream.
         self.clusters: OrderedDict[str, Cluster] = OrderedDict()
-        self.posts: dict[str, str] = {}
+        # Post id -> event id over the horizon, compactly (~16-32 bytes a post; _postmap.py): event members are
+        # not kept as lists of ids, the map merges and drops whole events.
+        self.posts = PostMap()
         # Parents and roots referenced before (or without) being seen themselves.
         self.placeholders: dict[str, str] = {}
         cfg = self.config
@@ -338,7 +341,6 @@ class Clusterer:
         # Move to the end: the dict stays ordered by activity for expiry.
         self.clusters.move_to_end(cid)
         self.posts[post.id] = cid
-        c.members.append(post.id)
         holder = self.placeholders.pop(post.id, None)
         if holder is not None:
             self.clusters[holder].placeholders.remove(post.id)
@@ -384,8 +386,7 @@ class Clusterer:
     def _merge(self, gone_id: str, keep_id: str, ts: float) -> None:
         """Fold event `gone_id` into `keep_id`; `gone_id` redirects to `keep_id` from now on."""
         gone, keep = self.clusters.pop(gone_id), self.clusters[keep_id]
-        for pid in gone.members:
-            self.posts[pid] = keep_id
+        self.posts.merge(gone_id, keep_id)
         for pid in gone.placeholders:
             self.placeholders[pid] = keep_id
         keep.members.extend(gone.members)
@@ -422,8 +423,7 @@ class Clusterer:
             if c.last_ts >= cut:
                 break
             del self.clusters[c.id]
-            for pid in c.members:
-                self.posts.pop(pid, None)
+            self.posts.drop(c.id)
             for pid in c.placeholders:
                 self.placeholders.pop(pid, None)
             for kw in c.profile:
@@ -462,6 +462,7 @@ class Clusterer:
             "redirects": [[k, v, at] for k, (v, at) in self.redirects.items()],
             "closed": list(map(list, self.closed.items())),
             "unattached": list(map(list, self.unattached.items())),
+            "posts": self.posts.to_data(),
         }
 
     @classmethod
@@ -470,10 +471,14 @@ class Clusterer:
         for row in data["clusters"]:
             c = Cluster.from_list(row)
             self.clusters[c.id] = c
-            for pid in c.members:
-                self.posts[pid] = c.id
+            if "posts" not in data:  # a state of before the post map: its events listed their posts
+                for pid in c.members:
+                    self.posts[pid] = c.id
+                c.members = []
             for pid in c.placeholders:
                 self.placeholders[pid] = c.id
+        if "posts" in data:
+            self.posts = PostMap.from_data(data["posts"])
         self.near.load(data["bands"])
         self.postings = {kw: {cid: at for cid, at in items} for kw, items in data["postings"]}
         self.df = dict(data["df"])
