@@ -13,6 +13,7 @@ closed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -146,18 +147,24 @@ async def _build(settings: GraderSettings, cleanups: list[Cleanup]) -> GraderApp
     policy_file = settings.policy_file
     await owner.activate_configured(policy_file.read_text(encoding="utf-8"), str(policy_file))
     dead_letters = DeadLetterSender(producer, source="grader", topic=topics.deadletter)
-    consumer = PostConsumer(owner, reader, dead_letters, settings.consumer, idle_tick_s=settings.idle_tick_s)
+    stores = [kafka_ready(settings.kafka), elasticsearch_ready(es), sql_ready(engine)]
+
+    async def stores_answer() -> None:
+        # After a failure the loop recovers only once every store answers (see consumer.py, "Failures").
+        for check in stores:
+            try:
+                await asyncio.wait_for(check.probe(), settings.consumer.store_probe_timeout_s)
+            except Exception as err:
+                raise ConnectionError(f"{check.name}: {type(err).__name__}: {err}") from err
+
+    consumer = PostConsumer(owner, reader, dead_letters, settings.consumer, idle_tick_s=settings.idle_tick_s,
+                            stores_answer=stores_answer)  # fmt: skip
 
     async def recovered() -> None:
         if owner.stale:
             raise RuntimeError("the engine is recovering from its checkpoint")
 
-    readiness = [
-        kafka_ready(settings.kafka),
-        elasticsearch_ready(es),
-        sql_ready(engine),
-        ReadinessCheck("engine", recovered),
-    ]
+    readiness = [*stores, ReadinessCheck("engine", recovered)]
     return GraderApp(
         settings=settings,
         owner=owner,

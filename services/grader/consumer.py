@@ -18,7 +18,10 @@ committed to the group. A post already applied or older than the clustering hori
 owner with its reason (``state.EngineOwner``): a re-delivery or re-import never opens an event again.
 
 Failures. When Kafka, Elasticsearch or the database fails, the engine is ahead of what is durable: the loop waits
-(backoff) and recovers from the last checkpoint, re-reading from its offsets. Nothing is lost or repeated.
+(backoff) and recovers from the last checkpoint, re-reading from its offsets. Nothing is lost or repeated. Before
+recovering after a failure it asks the stores whether they answer (``stores_answer``, the readiness probes) and
+keeps waiting while one does not: a recovery decodes the whole state and replays every post since the checkpoint,
+and during an outage each retry did that only to fail again at its first effect.
 
 Quiet streams. Event time only moves with posts, so a quiet event de-escalates when newer posts arrive (any
 event's). ``idle_tick_s`` > 0 advances event time with the wall clock after that long without posts: for live
@@ -32,7 +35,7 @@ import contextlib
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Final
 
@@ -57,6 +60,10 @@ _FUTURE_TOLERANCE_S: Final = 86400.0  # a day
 # What a datetime holds (years 1-9999), as epoch seconds.
 _MIN_RECORD_S: Final = datetime(1, 1, 1, tzinfo=UTC).timestamp()
 _MAX_RECORD_S: Final = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+
+
+class _StoresDown(Exception):
+    """A store still does not answer after a failure: wait, without reloading the state."""
 
 
 class Item:
@@ -243,6 +250,7 @@ class PostConsumer:
         *,
         idle_tick_s: float = 0.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        stores_answer: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._owner = owner
         self._reader = reader
@@ -250,6 +258,8 @@ class PostConsumer:
         self._settings = settings
         self._idle_tick_s = idle_tick_s
         self._clock = clock
+        self._stores_answer = stores_answer  # raises while Kafka, Elasticsearch or the database does not answer
+        self._failed = False  # the last step failed: the stores must answer before the next recovery
         self._merge = EventTimeMerge()
         self._seeked = False
         self._idle_since = 0.0
@@ -258,6 +268,8 @@ class PostConsumer:
         self.alerts = 0
         self.dead_lettered = 0
         self.batches = 0
+        self.recoveries = 0
+        self.store_waits = 0  # retries that found a store still down and did not reload the state
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; recover from the last checkpoint after any failure."""
@@ -267,7 +279,11 @@ class PostConsumer:
         while not stop.is_set():
             try:
                 if self._owner.stale:
+                    if self._failed and self._stores_answer is not None:
+                        await self._wait_for_stores()
                     await self._owner.recover()
+                    self.recoveries += 1
+                    self._failed = False
                     self._seeked = False
                 if not self._seeked:
                     await self._seek()
@@ -282,8 +298,11 @@ class PostConsumer:
                     self._idle_since = loop.time()
                     self.alerts += await self._owner.tick(self._clock())
                 continue
+            except _StoresDown as err:
+                _log.warning("%s; probing again in %.1fs", err, delay)
             except Exception as err:  # Kafka, Elasticsearch, SQL: recover from the checkpoint after a pause
                 self._owner.stale = True
+                self._failed = True
                 _log.warning("grader loop failed: %s: %s; recovering in %.1fs", type(err).__name__, err, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
@@ -292,6 +311,15 @@ class PostConsumer:
         if not self._owner.stale:
             await self._reader.commit(self._owner.positions)
         _log.info("grader loop stopped", extra={"posts": self.posts, "alerts": self.alerts, "batches": self.batches})
+
+    async def _wait_for_stores(self) -> None:
+        """Return once every store answers; ``_StoresDown`` (no state reloaded) while one does not."""
+        assert self._stores_answer is not None
+        try:
+            await self._stores_answer()
+        except Exception as err:
+            self.store_waits += 1
+            raise _StoresDown(f"stores still down ({type(err).__name__}: {err}); the state stays unloaded") from err
 
     async def _seek(self) -> None:
         partitions = await self._reader.partitions()

@@ -55,6 +55,9 @@ class ConsumerSettings(_Group):
     # Waits before recovering after Kafka, Elasticsearch or the database failed (doubles up to the maximum).
     retry_backoff_s: float = Field(default=1.0, gt=0)
     retry_backoff_max_s: float = Field(default=30.0, gt=0)
+    # After a failure, Kafka, Elasticsearch and the database are probed (each within this many seconds) before the
+    # state is reloaded; while one does not answer the loop waits instead of reloading on every retry.
+    store_probe_timeout_s: float = Field(default=5.0, gt=0)
 
 
 class CheckpointSettings(_Group):
