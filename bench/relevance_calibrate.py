@@ -12,6 +12,9 @@ that each probability is measured on enough posts (±0.1 or so), and each block'
 `libs/qingfeng/text/lexicons/relevance.yaml` with the fit's provenance (date, label files and their SHA-256, counts);
 the file is then loaded and validated, and restored if it fails. Posts without evidence are not fitted: they score 0
 whatever the map says (a score is never given without a reason). The report split is never read here.
+
+With the learned layer (`lexicons/relevance_model.yaml`) in use this script refuses to run: the map must then be
+fitted on out-of-fold predictions, which `bench/relevance_fit.py` does (reusing `fit_isotonic` and `write_block`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from qingfeng.text import Enricher, load_lexicons
+from qingfeng.text.relevance import RelevanceScorer
 from relevance_eval import DEFAULT_DATA, DEFAULT_LABELS, DEFAULT_WRITTEN, REPO, labels_sha256, load_items
 
 __all__ = ["fit_isotonic", "knots_of", "main", "write_block"]
@@ -101,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     items, problems = load_items(args.labels, args.written, args.data)
     calibrate = [i for i in items if i.split == "calibrate"]
     enricher = Enricher()
+    if RelevanceScorer(enricher.lexicons).model is not None:
+        # in-sample probabilities of a fitted model are over-confident; its map comes from out-of-fold ones
+        print("the learned layer is in use: run bench/relevance_fit.py, which calibrates on out-of-fold predictions")
+        return 2
     pairs = [(enricher.enrich(i.text).relevance.raw, i.label) for i in calibrate]
     fitted = [(raw, y) for raw, y in pairs if raw > 0]
     if not fitted:

@@ -250,6 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"relevance policy {enricher.lexicons.relevance.version}; calibration: "
         f"{getattr(enricher.lexicons.relevance, 'calibration_source', '') or 'none (raw noisy-or)'}"
     )
+    model = getattr(enricher, "_scorer", None)
+    learned = getattr(model, "model", None)  # absent in older versions
+    print(f"learned layer: {learned.source if learned is not None else 'none (rule criteria only)'}")
     source = getattr(enricher.lexicons.relevance, "calibration_source", "")  # absent in older versions
     if source and f"sha256 {digest[:12]}" not in source:
         print("WARNING: the calibration was fitted on other labels than these; run bench/relevance_calibrate.py")

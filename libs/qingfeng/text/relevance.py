@@ -11,18 +11,34 @@ the category weights of the term lexicons); this module only applies them, in th
 3. the raw score goes through the policy's calibration, a monotone piecewise-linear map fitted on labelled posts
    (``bench/relevance_calibrate.py``), so that a threshold on the score is a threshold on observed precision. A
    post with no evidence scores 0: a score is never given without a reason.
+
+With the learned layer (``lexicons/relevance_model.yaml``, see :mod:`qingfeng.text.relevance_model`; used when it
+was fitted for the loaded policy's version) step 2 becomes a logistic regression: the raw score is
+``sigmoid(bias + Σ weight)`` over the criteria that fired, the cue families and the n-grams found, each reason's
+weight is its contribution in log-odds (negative for an n-gram that points away), and the calibration map is fitted
+on out-of-fold predictions of that model (``bench/relevance_fit.py``). A post where no criterion and no cue word
+contributes scores 0, whatever its n-grams.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Literal
 
 from qingfeng.text._trie import compile_terms
 from qingfeng.text.lexicon import Lexicons, Suppression
+from qingfeng.text.relevance_model import BUILTIN_MODEL, LearnedModel, load_model, sigmoid
 from qingfeng.text.tagging import Tags, TermHit
 
-__all__ = ["Reason", "Relevance", "RelevanceScorer", "calibrate"]
+__all__ = ["POOLED", "SCAN_WINDOW", "Reason", "Relevance", "RelevanceScorer", "calibrate", "pooled"]
+
+SCAN_WINDOW = 300
+"""Characters from the start in which the conduct holders and cues and the learned cue words and n-grams are looked
+for: a Weibo post whole (none of the 57,576 shared posts is longer), the title and lead of a long text. The lexicon
+terms are tagged in the whole text; these scans are bounded because each is a regex pass of only ~10 M characters/s
+and the whole kernel's budget on long texts is 2 M characters/s."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +58,7 @@ class Relevance:
     reasons: tuple[Reason, ...]
     policy_version: str
     raw: float = 0.0
-    """The noisy-or of the reasons' weights, before calibration."""
+    """Before calibration: the learned model's probability, or without it the noisy-or of the reasons' weights."""
 
 
 def _terms(hits: tuple[TermHit, ...], category: str | None = None) -> tuple[str, ...]:
@@ -114,13 +130,33 @@ class _Suppressor:
         return tags, reasons
 
 
+POOLED = "corruption"
+"""A criterion of the learned layer that fires with any ``corruption:<category>``: the weight the categories share,
+so that a category seen in few labelled posts (挪用, 索贿) still weighs what a corruption term weighs."""
+
+
+def pooled(criteria: set[str]) -> set[str]:
+    """The criteria of a post as the learned layer sees them: with :data:`POOLED` when a corruption term fired."""
+    return criteria | {POOLED} if any(c.startswith("corruption:") for c in criteria) else criteria
+
+
+@lru_cache(maxsize=1)
+def _builtin_model() -> LearnedModel | None:
+    return load_model(BUILTIN_MODEL) if BUILTIN_MODEL.is_file() else None
+
+
 class RelevanceScorer:
-    """Scores :class:`~qingfeng.text.tagging.Tags` with the policy and category weights of a lexicon set."""
+    """Scores :class:`~qingfeng.text.tagging.Tags` with the policy and category weights of a lexicon set.
+
+    ``model``: the learned layer (default: the built-in file); it applies only when fitted for the policy's version,
+    so a replaced policy (an extension file) scores with its own weights alone. ``None`` disables it.
+    """
 
     __slots__ = (
         "_corruption_weights",
         "_cues",
         "_holders",
+        "_model",
         "_nothing",
         "_official_weights",
         "_offline_weights",
@@ -128,8 +164,11 @@ class RelevanceScorer:
         "_suppressor",
     )
 
-    def __init__(self, lexicons: Lexicons) -> None:
+    def __init__(self, lexicons: Lexicons, model: LearnedModel | Literal["builtin"] | None = "builtin") -> None:
         self._policy = lexicons.relevance
+        if model == "builtin":
+            model = _builtin_model()
+        self._model = model if model is not None and model.policy_version == self._policy.version else None
         self._corruption_weights = {c.id: c.weight for c in lexicons.corruption.categories.values()}
         self._official_weights = {c.id: c.weight for c in lexicons.officials.categories.values()}
         self._offline_weights = {c.id: c.weight for c in lexicons.offline.categories.values()}
@@ -137,23 +176,33 @@ class RelevanceScorer:
         # one trie-shaped regex each (leftmost-longest), like the taggers' vocabularies
         self._cues = compile_terms(self._policy.conduct_cues)
         self._holders = compile_terms(self._policy.conduct_holders)
-        self._nothing = Relevance(0.0, (), self._policy.version)
+        version = self._policy.version if self._model is None else f"{self._policy.version}+{self._model.version}"
+        self._nothing = Relevance(0.0, (), version)
+
+    @property
+    def model(self) -> LearnedModel | None:
+        """The learned layer in use, if any."""
+        return self._model
 
     def score(self, tags: Tags, text: str = "") -> Relevance:
         """The relevance of a post with ``tags``; ``text`` (the simplified text they were found in) enables the
         negative contexts."""
+        head = text[:SCAN_WINDOW]
         # Most posts name no holder of power (and no official) and skip the cue search.
-        found = None if tags.officials or not text or self._holders is None else self._holders.search(text)
+        found = None if tags.officials or not text or self._holders is None else self._holders.search(head)
         holder = found.group() if found is not None else None
-        if tags.is_empty and holder is None:
+        learned = self._model.matches(head) if self._model is not None else None
+        if tags.is_empty and holder is None and not learned:
             return self._nothing
         tags, suppressed = self._suppressor.apply(tags, text)
         reasons = self._criteria(tags)
         if tags.officials:
             holder = tags.officials[0].term
-        cue = self._cues.search(text) if holder is not None and self._cues is not None else None
+        cue = self._cues.search(head) if holder is not None and self._cues is not None else None
         if holder is not None and cue is not None:
             reasons.append(Reason("official_conduct", self._policy.conduct_weight, (holder, cue.group())))
+        if self._model is not None:
+            return self._learned(self._model, reasons, learned or {}, suppressed)
         remaining = 1.0
         for reason in reasons:
             remaining *= 1.0 - reason.weight
@@ -161,7 +210,37 @@ class RelevanceScorer:
         kept = [Reason(r.criterion, round(r.weight, 4), r.evidence) for r in reasons if r.weight > 0]
         raw = round(1.0 - remaining, 4)
         score = round(calibrate(self._policy.calibration, raw), 4) if kept else 0.0
-        return Relevance(score, (*kept, *suppressed), self._policy.version, raw)
+        return Relevance(score, (*kept, *suppressed), self._nothing.policy_version, raw)
+
+    def _learned(
+        self, model: LearnedModel, reasons: list[Reason], learned: dict[str, list[str]], suppressed: list[Reason]
+    ) -> Relevance:
+        """The logistic layer: every criterion, cue family and n-gram that fired adds its weight to the log-odds."""
+        parts: list[Reason] = []
+        terms: dict[str, None] = {}
+        for reason in reasons:
+            if reason.criterion.startswith("corruption:"):
+                terms.update(dict.fromkeys(reason.evidence))
+            weight = model.criteria.get(reason.criterion, 0.0)
+            if weight:
+                parts.append(Reason(reason.criterion, weight, reason.evidence))
+        shared = model.criteria.get(POOLED, 0.0) if terms else 0.0
+        if shared:
+            parts.append(Reason(POOLED, shared, tuple(terms)))
+        for feature, words in learned.items():
+            weight = model.weight(feature)
+            if weight:
+                parts.append(Reason(feature, weight, tuple(words)))
+        if not any(p.weight > 0 and not p.criterion.startswith("ngram:") for p in parts):
+            # no criterion and no cue word speaks for relevance: no score without a reason (n-grams are context that
+            # moves a score, not evidence on their own: 公园 of one labelled villa scandal is no reason)
+            return replace(self._nothing, reasons=tuple(suppressed)) if suppressed else self._nothing
+        logit = model.bias + sum(p.weight for p in parts)
+        parts.sort(key=lambda r: -r.weight)
+        raw = round(sigmoid(logit), 4)
+        score = round(calibrate(self._policy.calibration, raw), 4)
+        kept = tuple(Reason(p.criterion, round(p.weight, 4), p.evidence) for p in parts)
+        return Relevance(score, (*kept, *suppressed), self._nothing.policy_version, raw)
 
     def _criteria(self, tags: Tags) -> list[Reason]:
         p = self._policy

@@ -1,0 +1,305 @@
+"""Fit the learned layer of the relevance score on the calibrate half, calibrate it out of fold, write both.
+
+    .venv/bin/python bench/relevance_fit.py [--labels ...] [--written ...] [--data ../shared/data] [--dry-run]
+        [--ngrams 300] [--min-df 3] [--l2 0.003,0.01,0.03] [--folds 5]
+
+Only the calibrate half is read (the report half is never loaded into the fit). Per post, the features are the
+rule criteria the policy fires (`corruption:<category>`, `official`, `official_conduct` ...), the cue families of
+`lexicons/relevance_model.yaml` (hand-written) and up to `--ngrams` character 2-3-grams chosen for how well they
+separate the labels (smoothed log-odds × √document frequency, at least `--min-df` posts), found by the same
+one-pass matcher the scorer uses. A logistic regression with an L2 penalty is fitted by projected Nesterov gradient
+descent in pure Python; criteria and cue weights are kept ≥ 0 (evidence only adds), n-gram weights take any sign.
+
+The L2 strength is chosen by event-grouped k-fold cross-validation on the calibrate half (every post of one Weibo
+event in one fold; the n-grams are chosen again inside each fold), by out-of-fold F1 at its best threshold. As in
+the scorer, a post whose only positive features are n-grams scores 0: n-grams are context, not evidence. The out-of-fold
+probabilities of the chosen setting are what the isotonic calibration is fitted on (so that the map does not
+trust the model's in-sample confidence); then the model is refitted on the whole calibrate half and written below
+the marker of `relevance_model.yaml`, and the map into `relevance.yaml` (`bench/relevance_calibrate.py`'s block
+writer). Both files are loaded and validated afterwards, and restored when that fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import re
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from qingfeng.safe_yaml import load_yaml
+from qingfeng.text import load_lexicons, prepare
+from qingfeng.text.relevance import RelevanceScorer, pooled
+from qingfeng.text.relevance_model import BUILTIN_MODEL, MARKER, load_model, matcher
+from qingfeng.text.tagging import Tagger
+from relevance_calibrate import POLICY, fit_isotonic, knots_of, write_block
+from relevance_eval import DEFAULT_DATA, DEFAULT_LABELS, DEFAULT_WRITTEN, REPO, Item, labels_sha256, load_items, metrics
+
+__all__ = ["Dataset", "fit_logistic", "main", "select_ngrams"]
+
+_CJK = re.compile(r"[\u4e00-\u9fff]+")
+# particles and pronouns: an n-gram holding one says how a post is written, not what it is about (了一, 的官)
+_FUNCTION_CHARS = frozenset("了的是我你他她它们吗啊呢吧么着地得之")
+
+
+class Dataset:
+    """The calibrate posts as the fit sees them: simplified text, rule criteria fired, label, event group."""
+
+    def __init__(self, items: Sequence[Item], data: Path, cues: dict[str, list[str]]) -> None:
+        lexicons = load_lexicons()
+        rules = RelevanceScorer(lexicons, model=None)  # the policy's criteria alone
+        tagger = Tagger(lexicons)
+        event_of = _events(data, {i.id for i in items})
+        self.texts = [prepare(i.text) for i in items]
+        self.labels = [i.label for i in items]
+        self.groups = [event_of.get(i.id, i.id) for i in items]
+        self.criteria: list[set[str]] = []
+        for text in self.texts:
+            rel = rules.score(tagger.tag(text), text)
+            self.criteria.append(pooled({r.criterion for r in rel.reasons if r.weight > 0}))
+        self.cues = cues
+
+    def features(self, i: int, pattern: re.Pattern[str] | None, feature_of: dict[str, str]) -> set[str]:
+        found = set(self.criteria[i])
+        if pattern is not None:
+            found.update(feature_of[m] for m in pattern.findall(self.texts[i]))
+        return found
+
+
+def _events(data: Path, ids: set[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    with (data / "weibo_posts.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            if row["id"] in ids:
+                out[row["id"]] = row["event_id"]
+    return out
+
+
+def _grams(text: str) -> set[str]:
+    out: set[str] = set()
+    for run in _CJK.findall(text):
+        for n in (2, 3):
+            out.update(run[k : k + n] for k in range(len(run) - n + 1))
+    return {g for g in out if not _FUNCTION_CHARS.intersection(g)}
+
+
+def select_ngrams(texts: Sequence[str], labels: Sequence[int], cap: int, min_df: int) -> list[str]:
+    """The ``cap`` n-grams (document frequency ≥ ``min_df``) with the largest |smoothed log-odds| × √df."""
+    pos: Counter[str] = Counter()
+    neg: Counter[str] = Counter()
+    n_pos = sum(labels)
+    n_neg = len(labels) - n_pos
+    for text, label in zip(texts, labels, strict=True):
+        (pos if label else neg).update(_grams(text))
+    ranked = []
+    for gram in pos.keys() | neg.keys():
+        a, b = pos[gram], neg[gram]
+        if a + b < min_df:
+            continue
+        log_odds = math.log((a + 0.5) / (n_pos + 1)) - math.log((b + 0.5) / (n_neg + 1))
+        ranked.append((-abs(log_odds) * math.sqrt(a + b), gram))
+    ranked.sort()
+    return [gram for _, gram in ranked[:cap]]
+
+
+def fit_logistic(
+    rows: Sequence[Sequence[int]], labels: Sequence[int], dim: int, l2: float, signed: set[int], iters: int = 800
+) -> tuple[list[float], float]:
+    """Weights and bias of an L2-penalised logistic regression over binary features (``rows``: indices of the
+    features present). Features outside ``signed`` are kept ≥ 0. Projected Nesterov gradient descent."""
+    n = len(rows)
+    step = 1.0 / (0.25 * (max((len(r) for r in rows), default=0) + 1) + l2)
+    w = [0.0] * (dim + 1)  # the last one is the bias, not penalised
+    prev = w[:]
+    for t in range(1, iters + 1):
+        momentum = (t - 1) / (t + 2)
+        z = [a + momentum * (a - b) for a, b in zip(w, prev, strict=True)]
+        grad = [0.0] * (dim + 1)
+        for row, y in zip(rows, labels, strict=True):
+            s = z[dim] + sum(z[k] for k in row)
+            d = (1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, s)))) - y) / n
+            grad[dim] += d
+            for k in row:
+                grad[k] += d
+        prev = w
+        w = [z[k] - step * (grad[k] + l2 * z[k]) for k in range(dim)] + [z[dim] - step * grad[dim]]
+        for k in range(dim):
+            if k not in signed and w[k] < 0.0:
+                w[k] = 0.0
+    return w[:dim], w[dim]
+
+
+class _Fitted:
+    def __init__(self, ds: Dataset, train: Sequence[int], cap: int, min_df: int, l2: float) -> None:
+        self.ngrams = select_ngrams([ds.texts[i] for i in train], [ds.labels[i] for i in train], cap, min_df)
+        self.feature_of, self.pattern = matcher(ds.cues, self.ngrams)
+        feats = [ds.features(i, self.pattern, self.feature_of) for i in train]
+        self.names = sorted(set().union(*feats)) if feats else []
+        index = {name: k for k, name in enumerate(self.names)}
+        signed = {k for name, k in index.items() if name.startswith("ngram:")}
+        rows = [[index[f] for f in fs] for fs in feats]
+        weights, self.bias = fit_logistic(rows, [ds.labels[i] for i in train], len(self.names), l2, signed)
+        self.weights = dict(zip(self.names, weights, strict=True))
+
+    def predict(self, ds: Dataset, i: int) -> float:
+        """The model's probability, or 0 when no feature speaks for relevance (as the scorer does)."""
+        found = ds.features(i, self.pattern, self.feature_of)
+        present = [self.weights.get(f, 0.0) for f in found]
+        if not any(self.weights.get(f, 0.0) > 0 for f in found if not f.startswith("ngram:")):
+            return 0.0  # n-grams alone are context, not evidence: as the scorer does
+        s = self.bias + sum(present)
+        return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, s))))
+
+
+def _folds(groups: Sequence[str], k: int, seed: int) -> list[int]:
+    distinct = sorted(set(groups))
+    random.Random(seed).shuffle(distinct)
+    fold_of = {g: n % k for n, g in enumerate(distinct)}
+    return [fold_of[g] for g in groups]
+
+
+def cross_validate(ds: Dataset, k: int, cap: int, min_df: int, l2: float, seed: int = 20261130) -> list[float]:
+    fold = _folds(ds.groups, k, seed)
+    oof = [0.0] * len(ds.labels)
+    for f in range(k):
+        train = [i for i in range(len(fold)) if fold[i] != f]
+        model = _Fitted(ds, train, cap, min_df, l2)
+        for i in range(len(fold)):
+            if fold[i] == f:
+                oof[i] = model.predict(ds, i)
+    return oof
+
+
+def _log_loss(p: Sequence[float], y: Sequence[int]) -> float:
+    eps = 1e-4
+    return -sum(math.log(max(eps, q) if t else max(eps, 1 - q)) for q, t in zip(p, y, strict=True)) / len(y)
+
+
+def _best_f1(p: Sequence[float], y: Sequence[int]) -> tuple[float, float]:
+    return max((metrics([q >= t for q in p], y).f1, t) for t in sorted(set(p)) if t > 0)
+
+
+def _model_block(fitted: _Fitted, ds: Dataset, l2: float, cv_f1: float, labels: str, digest: str) -> str:
+    crit = {n.split(":", 1)[1] if n.startswith("criterion:") else n: w for n, w in fitted.weights.items()}
+    criteria = {n: w for n, w in crit.items() if not n.startswith(("cue:", "ngram:")) and w > 1e-4}
+    cues = {n[4:]: w for n, w in fitted.weights.items() if n.startswith("cue:") and w > 1e-4}
+    grams = {n[6:]: w for n, w in fitted.weights.items() if n.startswith("ngram:") and abs(w) > 1e-3}
+    lines = [
+        "fit:",
+        f'  fitted_at: "{datetime.now(UTC).date().isoformat()}"',
+        f'  labels: "{labels}"',
+        f"  labels_sha256: {digest}",
+        "  split: calibrate",
+        f"  posts: {len(ds.labels)}",
+        f"  relevant: {sum(ds.labels)}",
+        f"  l2: {l2}",
+        f"  cv_f1: {round(cv_f1, 4)}",
+        f"bias: {round(fitted.bias, 4)}",
+        "criteria:                   # rule criterion -> log-odds weight (>= 0)",
+        *(f"  {n}: {round(w, 4)}" for n, w in sorted(criteria.items(), key=lambda x: -x[1])),
+        "cue_weights:                # cue family -> log-odds weight (>= 0)",
+        *(f"  {n}: {round(w, 4)}" for n, w in sorted(cues.items(), key=lambda x: -x[1])),
+        "ngrams:                     # n-gram -> log-odds weight (any sign)",
+        *(f'  "{g}": {round(w, 4)}' for g, w in sorted(grams.items(), key=lambda x: -x[1])),
+        "",
+    ]
+    if not criteria:
+        lines[lines.index("criteria:                   # rule criterion -> log-odds weight (>= 0)")] = "criteria: {}"
+    if not cues:
+        lines[lines.index("cue_weights:                # cue family -> log-odds weight (>= 0)")] = "cue_weights: {}"
+    return "\n".join(lines)
+
+
+def _write_model(path: Path, block: str) -> None:
+    before = path.read_text(encoding="utf-8")
+    head = before.split(MARKER, 1)[0].rstrip("\n")
+    path.write_text(f"{head}\n{MARKER}\n{block}", encoding="utf-8")
+    try:
+        load_model(path)
+    except Exception:
+        path.write_text(before, encoding="utf-8")
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
+    parser.add_argument("--written", type=Path, default=DEFAULT_WRITTEN)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--model", type=Path, default=BUILTIN_MODEL, help="the model file to write")
+    parser.add_argument("--policy", type=Path, default=POLICY, help="the relevance policy whose map is written")
+    parser.add_argument("--ngrams", type=int, default=300)
+    parser.add_argument("--min-df", type=int, default=3)
+    parser.add_argument("--l2", default="0.001,0.003,0.01,0.03")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--min-posts", type=int, default=20, help="fewest posts in a block of the calibration map")
+    parser.add_argument("--dry-run", action="store_true")
+    parser.add_argument("--errors", action="store_true", help="list calibrate posts misjudged out of fold")
+    args = parser.parse_args(argv)
+    items, _ = load_items(args.labels, args.written, args.data)
+    calibrate = [i for i in items if i.split == "calibrate"]  # the report half stops here
+    model_text = args.model.read_text(encoding="utf-8").split(MARKER, 1)[0]
+    cues = {f: list(c["words"]) for f, c in (load_yaml(model_text, source=str(args.model)).get("cues") or {}).items()}
+    ds = Dataset(calibrate, args.data, cues)
+    print(f"calibrate half: {len(ds.labels)} posts, {sum(ds.labels)} relevant, {len(set(ds.groups))} event groups")
+    results = []
+    for l2 in (float(x) for x in args.l2.split(",")):
+        oof = cross_validate(ds, args.folds, args.ngrams, args.min_df, l2)
+        f1, t = _best_f1(oof, ds.labels)
+        results.append((_log_loss(oof, ds.labels), l2, f1, t, oof))
+        print(f"  l2 {l2:<6g} out-of-fold log-loss {results[-1][0]:.4f}, best F1 {f1:.3f} at p >= {t:.3f}", flush=True)
+    # by out-of-fold F1 (the issue's measure; log-loss is dominated by the posts scored 0 for want of evidence),
+    # ties to the stronger penalty
+    loss, l2, cv_f1, _, oof = max(results, key=lambda r: (round(r[2], 3), r[1]))
+    print(f"chosen l2 {l2:g} (best out-of-fold F1 {cv_f1:.3f}; log-loss {loss:.4f})")
+    if args.errors:
+        cut = _best_f1(oof, ds.labels)[1]
+        print(f"misjudged out of fold at p >= {cut:.3f} (calibrate half):")
+        for item, p, text in zip(calibrate, oof, ds.texts, strict=True):
+            if (p >= cut) != bool(item.label):
+                print(f"  {item.id} label={item.label} {item.kind} p={p:.3f} {text[:90]!r}")
+    fitted = _Fitted(ds, range(len(ds.labels)), args.ngrams, args.min_df, l2)
+    names = " + ".join(str(p.resolve().relative_to(REPO)) for p in (args.labels, args.written) if p.is_file())
+    digest = labels_sha256(args.labels, args.written)
+    block = _model_block(fitted, ds, l2, cv_f1, names, digest)
+    pairs = [(round(p, 4), y) for p, y in zip(oof, ds.labels, strict=True) if p > 0]
+    blocks = fit_isotonic(pairs, args.min_posts)
+    knots = knots_of(blocks)
+    print("calibration blocks on out-of-fold probabilities (from..to: posts, relevant):")
+    for lo, hi, n, pos in blocks:
+        print(f"  {lo:.4f}..{hi:.4f}: {n:4d} {pos:4d}")
+    calibration = "\n".join(
+        [
+            "calibration:",
+            "  method: isotonic",
+            f'  fitted_at: "{datetime.now(UTC).date().isoformat()}"',
+            f'  labels: "{names}"',
+            f"  labels_sha256: {digest}  # of the files above, in that order",
+            "  split: calibrate",
+            f"  posts: {len(pairs)}        # calibrate posts with some evidence, out-of-fold model probabilities",
+            f"  relevant: {sum(y for _, y in pairs)}",
+            "  knots:                      # [model probability, probability relevant], linear in between",
+            *(f"    - [{x}, {y}]" for x, y in knots),
+            "",
+        ]
+    )
+    if args.dry_run:
+        print(block)
+        print(calibration)
+        return 0
+    _write_model(args.model, block)
+    write_block(args.policy, calibration)
+    print(f"written to {args.model} and {args.policy}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

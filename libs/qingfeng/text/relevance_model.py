@@ -1,0 +1,202 @@
+"""The learned layer of the relevance score: a logistic regression over the policy's criteria, a vocabulary of
+cue families and a capped set of character n-grams, stored as validated data (``lexicons/relevance_model.yaml``).
+
+The weights are fitted by ``bench/relevance_fit.py`` on the calibrate half of the hand-labelled posts only; the file
+records the labels' SHA-256, the split and the cross-validated figures. This module only reads and applies them:
+
+- a *criterion* feature is one of the rule scorer's criteria (``corruption:bribery_taking``, ``official``,
+  ``official_conduct`` ...) firing on a post; its weight is fitted non-negative, so more rule evidence never lowers
+  the score;
+- a *cue* feature is a family of words written for this layer (``charity``: 红十字会, 郭美美, 善款 …), also
+  non-negative;
+- an *n-gram* feature is a 2-3 character string picked on the calibrate half for how well it separates the labels
+  (``当官``, ``豆腐``); its weight may be negative (context that makes another meaning likely).
+
+One trie-shaped regex finds the cue words and n-grams in one pass (leftmost-longest, like the taggers), so the
+evidence of every feature is the text that fired it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+from qingfeng.safe_yaml import SafeYamlError, load_yaml
+from qingfeng.text._trie import compile_terms
+from qingfeng.text.conversion import prepare
+from qingfeng.text.lexicon import LexiconError
+
+__all__ = ["BUILTIN_MODEL", "MARKER", "LearnedModel", "ModelFile", "load_model", "matcher", "sigmoid"]
+
+BUILTIN_MODEL = Path(__file__).resolve().parent / "lexicons" / "relevance_model.yaml"
+MARKER = "# fitted: written by bench/relevance_fit.py from the calibrate split; do not edit by hand."
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+Word = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^\S+$")]
+Finite = Annotated[float, Field(ge=-20.0, le=20.0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0.0, le=20.0, allow_inf_nan=False)]
+# a rule criterion: "official", "corruption:bribery_taking"
+_CRITERION = re.compile(r"^[a-z_]+(:[a-z_]+)?$")
+
+
+class CueFamily(BaseModel):
+    """Words that say one thing about a post (``charity``: a charity's money; ``tigers``: 打老虎 slang)."""
+
+    model_config = _STRICT
+
+    label: Annotated[str, StringConstraints(min_length=1, max_length=60)]
+    words: list[Word] = Field(min_length=1, max_length=300)
+
+
+class Fit(BaseModel):
+    """Where the weights came from."""
+
+    model_config = _STRICT
+
+    fitted_at: Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+    labels: Annotated[str, StringConstraints(min_length=1, max_length=300)]
+    labels_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    split: Literal["calibrate"]
+    posts: int = Field(ge=1)
+    relevant: int = Field(ge=0)
+    l2: float = Field(gt=0.0, le=10.0)
+    cv_f1: float = Field(ge=0.0, le=1.0)
+    """Best F1 of the out-of-fold predictions (event-grouped folds of the calibrate half)."""
+
+
+class ModelFile(BaseModel):
+    """``lexicons/relevance_model.yaml``."""
+
+    model_config = _STRICT
+
+    kind: Literal["relevance_model"]
+    version: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    policy_version: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    """The relevance policy whose criteria the weights were fitted on; another policy disables the model."""
+    fit: Fit
+    cues: dict[Name, CueFamily] = Field(default_factory=dict)
+    bias: Finite
+    criteria: dict[str, NonNegative] = Field(default_factory=dict)
+    cue_weights: dict[Name, NonNegative] = Field(default_factory=dict)
+    ngrams: dict[str, Finite] = Field(default_factory=dict, max_length=1000)
+
+    @field_validator("criteria")
+    @classmethod
+    def _criterion_names(cls, value: dict[str, float]) -> dict[str, float]:
+        for name in value:
+            if not _CRITERION.match(name):
+                raise ValueError(f"{name!r} is not a criterion name (e.g. corruption:bribery_taking, official)")
+        return value
+
+    @field_validator("ngrams")
+    @classmethod
+    def _ngram_shape(cls, value: dict[str, float]) -> dict[str, float]:
+        for gram in value:
+            if not 2 <= len(gram) <= 3 or gram != prepare(gram) or any(c.isspace() for c in gram):
+                raise ValueError(f"{gram!r}: an n-gram is 2-3 characters of simplified text without spaces")
+        return value
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, x))))
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedModel:
+    """The fitted weights and the one-pass matcher of cue words and n-grams."""
+
+    version: str
+    policy_version: str
+    bias: float
+    criteria: dict[str, float]
+    cue_weights: dict[str, float]
+    ngrams: dict[str, float]
+    feature_of: dict[str, str]
+    """Matched string -> feature name (``cue:<family>`` or ``ngram:<gram>``)."""
+    pattern: re.Pattern[str] | None
+    source: str
+
+    def weight(self, feature: str) -> float:
+        """The weight of a feature the matcher found (``cue:<family>`` or ``ngram:<gram>``)."""
+        kind, _, name = feature.partition(":")
+        return self.cue_weights.get(name, 0.0) if kind == "cue" else self.ngrams.get(name, 0.0)
+
+    def matches(self, text: str) -> dict[str, list[str]]:
+        """Feature name -> the distinct strings of ``text`` that fired it, in text order."""
+        found: dict[str, list[str]] = {}
+        if self.pattern is None or not text:
+            return found
+        feature_of = self.feature_of
+        for hit in self.pattern.findall(text):
+            words = found.setdefault(feature_of[hit], [])
+            if hit not in words:
+                words.append(hit)
+        return found
+
+
+def matcher(
+    cues: dict[str, list[str]], ngrams: list[str], path: str = "<cues>"
+) -> tuple[dict[str, str], re.Pattern[str] | None]:
+    """(matched string -> feature name, the one-pass pattern) for cue families and n-grams; what the fit and the
+    scorer both use, so that a feature means the same at fit time and at run time."""
+    feature_of: dict[str, str] = {}
+    for family, words in cues.items():
+        for i, raw in enumerate(words):
+            word = prepare(raw)
+            prior = feature_of.get(word)
+            if prior is not None and prior != f"cue:{family}":
+                raise LexiconError(path, f"cues.{family}.words[{i}]", f"{raw!r} is already a word of {prior}")
+            feature_of[word] = f"cue:{family}"
+    for gram in ngrams:
+        # a cue word wins over an n-gram spelled alike: the family is the more specific reading
+        feature_of.setdefault(gram, f"ngram:{gram}")
+    return feature_of, compile_terms(feature_of)
+
+
+def _build(model: ModelFile, path: str) -> LearnedModel:
+    for family in model.cue_weights:
+        if family not in model.cues:
+            raise LexiconError(path, f"cue_weights.{family}", "no cue family of that name")
+    feature_of, pattern = matcher({f: c.words for f, c in model.cues.items()}, list(model.ngrams), path)
+    fit = model.fit
+    source = (
+        f"logistic fit {fit.fitted_at} on {fit.labels} (sha256 {fit.labels_sha256[:12]}, split {fit.split}, "
+        f"{fit.relevant}/{fit.posts} relevant, l2 {fit.l2:g}, out-of-fold F1 {fit.cv_f1:.3f})"
+    )
+    return LearnedModel(
+        version=model.version,
+        policy_version=model.policy_version,
+        bias=model.bias,
+        criteria=dict(model.criteria),
+        cue_weights=dict(model.cue_weights),
+        ngrams=dict(model.ngrams),
+        feature_of=feature_of,
+        pattern=pattern,
+        source=source,
+    )
+
+
+def load_model(path: str | Path = BUILTIN_MODEL) -> LearnedModel:
+    """Read and validate a model file; a :class:`~qingfeng.text.lexicon.LexiconError` names the file and field."""
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LexiconError(name, "<file>", f"cannot read: {exc}") from exc
+    try:
+        data: Any = load_yaml(text, source=name)
+    except SafeYamlError as exc:
+        raise LexiconError(name, "<file>", str(exc)) from exc
+    try:
+        model = ModelFile.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "<root>"
+        raise LexiconError(name, field, first["msg"]) from exc
+    return _build(model, name)
