@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
-from qingfeng.text import Enricher, conversion, normalize_for_hash, prepare, simhash64, strip_noise
+from qingfeng.text import Enricher, conversion, normalize_for_hash, prepare, simhash64, strip_noise, tagging
 from qingfeng.text import fingerprint as fp
 
 REPO = Path(__file__).resolve().parents[3]
@@ -164,3 +164,37 @@ def test_normalize_for_hash_reuses_the_stripped_text_only_when_it_is_the_same() 
     for text in texts:
         assert conversion.strip_noise(text) == conversion._NOISE.sub("", text)
         assert normalize_for_hash(text, simplified=True) == _reference_normalize(text)
+
+
+def _matchers(enricher: Enricher) -> list[tagging._Matcher]:
+    tagger = enricher.tagger
+    return [tagger._corruption._matcher, tagger._officials._matcher, tagger._offline._matcher, tagger._region_matcher]
+
+
+def _check_matchers(enricher: Enricher, texts: Iterable[str]) -> int:
+    found = 0
+    for matcher in _matchers(enricher):
+        index = matcher._index
+        for text in texts:
+            expected = [(m.group(), index[m.group()], m.start()) for m in matcher.finditer(text)]
+            assert matcher.matches(text) == expected, text[:40]
+            found += len(expected)
+    return found
+
+
+def test_automata_find_what_the_trie_regexes_find_on_long_texts(enricher: Enricher) -> None:
+    assert _check_matchers(enricher, _long_texts()) > 2_000
+
+
+def test_automata_on_edge_texts(enricher: Enricher) -> None:
+    # astral characters before a term (offsets count code points), a lone surrogate (the regex answers), empty text
+    texts = ["\U0001f600贪污\U00020000受贿临沂市委书记", "贪污\ud800受贿 临沂市委书记\udfff", "", "市长江大桥"]
+    assert _check_matchers(enricher, texts) >= 8
+    hits = enricher.tagger.tag("贪污\ud800受贿").corruption
+    assert [(h.term, h.start) for h in hits] == [("贪污", 0), ("受贿", 3)]
+
+
+@needs_data
+@pytest.mark.data
+def test_automata_find_what_the_trie_regexes_find_on_shared_data(enricher: Enricher) -> None:
+    assert _check_matchers(enricher, _shared_texts()) > 3_000
