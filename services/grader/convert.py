@@ -90,9 +90,12 @@ class InvalidPost(ValueError):
     """A decoded post the grader cannot use (no id, no time): dead-lettered with reason INVALID."""
 
 
+_UNSPECIFIED_LEVEL: Final = _W.WARNING_LEVEL_UNSPECIFIED  # an enum wrapper attribute costs a lookup on every read
+
+
 def level_enum(level: str) -> int:
     """Canonical level name -> ``WarningLevel`` (unknown names -> UNSPECIFIED)."""
-    return LEVEL_ENUMS.get(level, _W.WARNING_LEVEL_UNSPECIFIED)
+    return LEVEL_ENUMS.get(level, _UNSPECIFIED_LEVEL)
 
 
 def level_name(value: int) -> str | None:
@@ -105,6 +108,10 @@ def scheme_enum(scheme: str) -> int:
 
 
 def timestamp(at: datetime) -> Timestamp:
+    """``at`` as a Timestamp (an aware datetime by subtraction: ``FromDatetime`` goes through a time tuple)."""
+    if at.tzinfo is not None:
+        delta = at - _EPOCH
+        return Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
     ts = Timestamp()
     ts.FromDatetime(at)
     return ts
@@ -116,7 +123,9 @@ def _window_seconds(window: str) -> float | None:
     return seconds if seconds is not None and seconds > 0 else None
 
 
+@lru_cache(maxsize=256)
 def _duration(seconds: float) -> Duration:
+    """A window's length (few distinct values; shared: callers copy it, never change it)."""
     d = Duration()
     d.FromNanoseconds(round(seconds * 1e9))
     return d
@@ -219,7 +228,10 @@ def _event_time(post_id: str, name: str, value: Timestamp) -> datetime:
 # -- core -> protobuf --------------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=8192)
 def reason_proto(r: Reason) -> common_pb2.Reason:
+    """The wire form of a reason. Cached (an event's reasons repeat from snapshot to snapshot): the message is
+    shared, so callers put it into another message (which copies it) and never change it."""
     out = common_pb2.Reason(
         criterion=r.criterion,
         value=r.value,
@@ -341,10 +353,36 @@ def _finite(value: float) -> float | None:
 
 
 def _ts(t: Timestamp) -> str:
-    return t.ToJsonString()
+    return _rfc3339(t.seconds, t.nanos)
+
+
+@lru_cache(maxsize=4096)
+def _rfc3339(seconds: int, nanos: int) -> str:
+    # An event's times repeat (every window ends at the clock); ToJsonString is slow Python.
+    return Timestamp(seconds=seconds, nanos=nanos).ToJsonString()
+
+
+@lru_cache(maxsize=256)
+def _duration_json(seconds: int, nanos: int) -> str:
+    return Duration(seconds=seconds, nanos=nanos).ToJsonString()
+
+
+# Documents of reasons by their wire bytes (an event's reasons repeat); shared, only ever serialised.
+_REASON_DOCS: dict[bytes, dict[str, Any]] = {}
+_REASON_DOCS_LIMIT: Final = 8192
 
 
 def _reason_doc(r: common_pb2.Reason) -> dict[str, Any]:
+    key = r.SerializeToString(deterministic=True)
+    doc = _REASON_DOCS.get(key)
+    if doc is None:
+        if len(_REASON_DOCS) >= _REASON_DOCS_LIMIT:
+            _REASON_DOCS.clear()
+        doc = _REASON_DOCS[key] = _reason_doc_of(r)
+    return doc
+
+
+def _reason_doc_of(r: common_pb2.Reason) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "criterion": r.criterion,
         "value": _finite(r.value),
@@ -354,7 +392,7 @@ def _reason_doc(r: common_pb2.Reason) -> dict[str, Any]:
         "level": _WARNING_NAMES.get(r.level, ""),
     }
     if r.HasField("window"):
-        doc["window"] = r.window.ToJsonString()
+        doc["window"] = _duration_json(r.window.seconds, r.window.nanos)
     return doc
 
 
@@ -402,7 +440,7 @@ def _metrics_doc(m: event_pb2.EventMetrics) -> dict[str, Any]:
         "offline_risk": _finite(m.offline_risk),
     }
     if m.HasField("window"):
-        doc["window"] = m.window.ToJsonString()
+        doc["window"] = _duration_json(m.window.seconds, m.window.nanos)
     return doc
 
 
