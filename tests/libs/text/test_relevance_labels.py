@@ -102,10 +102,10 @@ def test_no_id_is_labelled_twice(labels: list[dict[str, object]], written: list[
 
 
 def test_a_third_to_a_half_are_relevant(labels: list[dict[str, object]]) -> None:
-    # The first 580 rows were 43 % relevant; the second round read whole cascades (whose reposts are mostly not
-    # relevant on their own words) and a random sample of events, and its negatives were kept: 35 % overall.
+    # The first 580 rows were 43 % relevant; the later rounds read more reposts of the cascades (mostly not relevant
+    # on their own words), a random sample of events and keyword hits elsewhere, and kept their negatives: 32 %.
     share = sum(int(str(r["label"])) for r in labels) / len(labels)
-    assert 0.33 <= share <= 0.60, share
+    assert 0.30 <= share <= 0.60, share
 
 
 def test_the_random_sample_is_there_and_mostly_negative(labels: list[dict[str, object]]) -> None:
