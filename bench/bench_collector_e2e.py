@@ -1,7 +1,8 @@
 """Benchmark: collector -> Kafka -> Elasticsearch end to end on the shared data, against the local stack.
 
     .venv/bin/python bench/bench_collector_e2e.py [--data DIR] [--limit N] [--via pipeline|grpc]
-                                                  [--indexer inprocess|process] [--skip-pipeline] [--keep]
+                                                  [--indexer inprocess|process [--indexers N]] [--skip-pipeline]
+                                                  [--keep]
                                                   [--tracing off|default|full [--tracing-drop] [--otlp-endpoint URL]]
 
 Needs `qingfeng stack up` (Kafka 127.0.0.1:19092, Elasticsearch http://127.0.0.1:19200; override with QF_TEST_KAFKA,
@@ -14,7 +15,8 @@ Two measurements, each with a fresh pipeline (empty dedupe window):
    Elasticsearch: parse + enrich + dedupe + produce (``--via pipeline``, default: in process; ``--via grpc``:
    streamed through the collector's ImportPosts by a client in a child process, as `qingfeng import` does) while the
    indexer consumes the topic and bulk-indexes it in the same process, as ``QF_COLLECTOR_ROLE=all`` runs it
-   (``--indexer process``: in a `python -m services.collector` child with ``QF_COLLECTOR_ROLE=index``).
+   (``--indexer process``: in ``--indexers`` `python -m services.collector` children with ``QF_COLLECTOR_ROLE=index``,
+   one consumer group, as `qingfeng up --indexers N` runs them).
 
 ``--tracing`` (issue 12): ``off`` (no SDK, the API's no-op), ``default`` (the SDK at the default sample ratio) or
 ``full`` (ratio 1.0), as the collector sets it up (``qingfeng.telemetry``); spans go to ``--otlp-endpoint`` (the
@@ -31,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -184,6 +187,29 @@ async def _produce_via_grpc(settings: CollectorSettings, producer: Producer, dat
         await server.server.stop(1)
 
 
+def schedstat(pid: int | str = "self") -> tuple[float, float]:
+    """Seconds a process's threads ran on a CPU and waited, runnable, for one (Linux ``/proc/PID/task/*/schedstat``).
+
+    Wall time minus both is time the process had nothing to run (waiting on I/O, on Kafka, on Elasticsearch): that
+    splits a path's wall time into its own work, the machine being busy, and waiting, whatever the load average.
+    (0, 0) where there is no /proc.
+    """
+    run = wait = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0, 0.0
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat", encoding="ascii") as handle:
+                fields = handle.read().split()
+        except OSError:  # a thread that ended meanwhile
+            continue
+        run += int(fields[0])
+        wait += int(fields[1])
+    return run / 1e9, wait / 1e9
+
+
 async def _watch(child: asyncio.subprocess.Process) -> None:
     code = await child.wait()
     if code not in (0, -15):
@@ -203,12 +229,32 @@ class _BenchStore:
         return None
 
 
+async def _wait_for_group(settings: CollectorSettings, members: int, timeout_s: float = 90.0) -> None:
+    """Wait until the indexer group is stable with ``members`` members (every child joined and was assigned)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            (response,) = await admin.describe_consumer_groups([settings.indexer.group_id])
+            group = response.groups[0]
+            state, joined = group[2], group[5]  # (error_code, group, state, protocol_type, protocol, members)
+            if state == "Stable" and len(joined) == members:
+                return
+            await asyncio.sleep(0.5)
+        raise RuntimeError(f"indexer group {settings.indexer.group_id} not stable with {members} members")
+    finally:
+        await admin.close()
+
+
 def _indexer_env(settings: CollectorSettings) -> dict[str, str]:
     """Environment of a `python -m services.collector` child in role ``index`` for this run's topics and index."""
     topics = settings.topics
+    inherited = os.environ.get("PYTHONPATH")
     return {
         **os.environ,
-        "PYTHONPATH": str(REPO),
+        # The repository first (and whatever was on the path before: a checkout of another commit, when comparing).
+        "PYTHONPATH": os.pathsep.join([str(REPO), *([inherited] if inherited else [])]),
         "QF_COLLECTOR_ROLE": "index",
         "QF_COLLECTOR_GRPC__PORT": "0",
         "QF_COLLECTOR_GRPC__PLAINTEXT": "true",  # loopback benchmark; the index role serves only health
@@ -224,7 +270,10 @@ def _indexer_env(settings: CollectorSettings) -> dict[str, str]:
     }
 
 
-async def bench_end_to_end(data: Path, limit: int | None, via: str, indexer_mode: str, keep: bool) -> dict[str, float]:
+async def bench_end_to_end(
+    data: Path, limit: int | None, via: str, indexer_mode: str, keep: bool, indexers: int = 1
+) -> dict[str, float]:
+    """Seconds until every post is produced and searchable (``indexers`` children with ``indexer_mode`` process)."""
     settings = _settings(uuid.uuid4().hex[:10])
     await ensure_topics(settings.kafka, topic_specs_for(settings))
     es = create_client(settings.elasticsearch)
@@ -233,17 +282,21 @@ async def bench_end_to_end(data: Path, limit: int | None, via: str, indexer_mode
     expected = len(lines)
     stop = asyncio.Event()
     build_enricher(settings)  # warm the lexicon/segmenter caches outside the measurement
-    child: asyncio.subprocess.Process | None = None
+    children: list[asyncio.subprocess.Process] = []
     try:
         async with Producer(settings.kafka) as producer:
             if indexer_mode == "process":
-                # QF_COLLECTOR_ROLE=index in its own process, as a split deployment runs it; started (and its
-                # consumer group joined) before the clock starts, like a long-running indexer.
-                child = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "services.collector", env=_indexer_env(settings), cwd=str(REPO)
-                )
-                consuming = asyncio.create_task(_watch(child))
-                await asyncio.sleep(8)
+                # QF_COLLECTOR_ROLE=index in processes of their own (one consumer group), as `qingfeng up --indexers
+                # N` runs them; started, and the group joined by all, before the clock starts (long-running indexers).
+                env = _indexer_env(settings)
+                for _ in range(indexers):
+                    children.append(
+                        await asyncio.create_subprocess_exec(
+                            sys.executable, "-m", "services.collector", env=env, cwd=str(REPO)
+                        )
+                    )
+                consuming = asyncio.ensure_future(asyncio.gather(*(_watch(child) for child in children)))
+                await _wait_for_group(settings, indexers)
             else:
                 indexer = PostIndexer(
                     es,
@@ -255,11 +308,20 @@ async def bench_end_to_end(data: Path, limit: int | None, via: str, indexer_mode
                 )
                 consuming = asyncio.create_task(indexer.run(stop))
             started = time.perf_counter()
+            run0, wait0 = schedstat()
+            for child in children:  # their start-up and group join are not part of the path
+                child_run, child_wait = schedstat(child.pid)
+                run0, wait0 = run0 + child_run, wait0 + child_wait
+            client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
             if via == "grpc":
                 await _produce_via_grpc(settings, producer, data, limit)
             else:
                 await _produce_in_process(settings, producer, lines)
             produced = time.perf_counter() - started
+            client_after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the import client, once it exited
+            client_cpu = (client_after.ru_utime + client_after.ru_stime) - (
+                client_before.ru_utime + client_before.ru_stime
+            )
             searchable = 0
             while searchable < expected:
                 if consuming.done():
@@ -268,8 +330,12 @@ async def bench_end_to_end(data: Path, limit: int | None, via: str, indexer_mode
                 await asyncio.sleep(0.25)
                 searchable = await _count(es, names.read_alias)
             finished = time.perf_counter() - started
+            run, wait = schedstat()
+            for child in children:
+                child_run, child_wait = schedstat(child.pid)
+                run, wait = run + child_run, wait + child_wait
             stop.set()
-            if child is not None:
+            for child in children:
                 child.terminate()
             await consuming
         hits = await es.search(
@@ -280,12 +346,17 @@ async def bench_end_to_end(data: Path, limit: int | None, via: str, indexer_mode
             "produced_s": produced,
             "searchable_s": finished,
             "phrase_hits": float(hits.body["hits"]["total"]["value"]),
+            # CPU seconds of this process, the indexer children and the `qingfeng import` client; run-queue seconds of
+            # the first two (the client's are not known once it exited).
+            "cpu_s": run - run0 + client_cpu,
+            "cpu_wait_s": wait - wait0,
         }
     finally:
         stop.set()
-        if child is not None and child.returncode is None:
-            child.kill()
-            await child.wait()
+        for child in children:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
         if not keep:
             with contextlib.suppress(Exception):
                 await delete_family(es, IndexNames(settings.elasticsearch.index_prefix, "posts"))
@@ -305,6 +376,7 @@ async def main() -> int:
         default="inprocess",
         help="indexer in the collector's process (QF_COLLECTOR_ROLE=all) or in its own (role=index)",
     )
+    parser.add_argument("--indexers", type=int, default=1, help="with --indexer process: how many processes")
     parser.add_argument("--keep", action="store_true", help="keep the topics and the index afterwards")
     parser.add_argument("--skip-pipeline", action="store_true", help="only the end-to-end measurement")
     parser.add_argument("--tracing", choices=("off", "default", "full"), default="off")
@@ -328,7 +400,7 @@ async def main() -> int:
         n, elapsed = await bench_pipeline(args.data, args.limit, args.keep)
         rate = n / elapsed
         print(f"pipeline only  (enrich + dedupe + produce, acked): {n} posts in {elapsed:6.2f} s = {rate:8.0f} posts/s")
-    e2e = await bench_end_to_end(args.data, args.limit, args.via, args.indexer, args.keep)
+    e2e = await bench_end_to_end(args.data, args.limit, args.via, args.indexer, args.keep, args.indexers)
     n = int(e2e["posts"])
     rate = n / e2e["searchable_s"]
     print(f"end to end via {args.via}, indexer {args.indexer} (collector -> Kafka -> ES): {n} posts")

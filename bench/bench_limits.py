@@ -21,7 +21,15 @@ the project's paths (the code the services run, reused from ``_pipeline.py`` and
   ``doc_as_upsert``), timed from its first batch (the consumer-group join is left out) to the last acknowledgement;
 - **end to end, one process**: collector and indexer in one process, until every post is searchable;
 - **end to end via ImportPosts**: ``qingfeng import`` in a child process streams the file to the collector's
-  ``ImportPosts`` (TLS off on loopback, signed credential verified), indexer in process, until all searchable.
+  ``ImportPosts`` (TLS off on loopback, signed credential verified), indexer in process, until all searchable;
+- **the multi-process shape** (``--indexers 1,2``): the same two end-to-end paths with the indexer in N processes of
+  its own (``QF_COLLECTOR_ROLE=index``, one consumer group, joined before the clock starts), the collector in this
+  process, as ``qingfeng up --indexers N`` runs the suite (its collector in role ``fetch``).
+
+Raw ES bulk is measured first and again last; paths are divided by the mean of the two (on a shared machine the
+limit itself moves between the start and the end of a run). The last column is the CPU the path's own processes
+used per item (this process, the indexer children and the import client; from ``/proc/*/schedstat`` and
+``getrusage``): what a path costs, far less dependent on the load than its rate.
 
 Paths that end in Elasticsearch are divided by the ES bulk limit, paths that end in a produce by the Kafka produce
 limit (enrichment, which ends in neither, is shown against ES bulk: the rate it would have to sustain). Every topic
@@ -73,10 +81,17 @@ class Row:
     seconds: float
     bound: str | None = None
     limit: str | None = None
+    # CPU seconds the path's own processes used (this one, indexer children, the import client), when measured.
+    cpu_s: float | None = None
 
     @property
     def rate(self) -> float:
         return self.items / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def cpu_us_per_item(self) -> float | None:
+        """CPU microseconds per item: what a path costs, much less dependent on the machine's load than its rate."""
+        return None if self.cpu_s is None or not self.items else self.cpu_s / self.items * 1e6
 
 
 def _load() -> str:
@@ -159,16 +174,19 @@ def enrichment(enricher: Enricher, posts: Sequence[post_pb2.Post]) -> float:
     return time.perf_counter() - started
 
 
-async def collector_and_indexer(settings: CollectorSettings, lines: list[str]) -> tuple[float, float, int]:
-    """Seconds of the collector in process (parse → … → produce, acked), then of the indexer over its output."""
+async def collector_and_indexer(
+    settings: CollectorSettings, lines: list[str]
+) -> tuple[float, float, int, tuple[float, float]]:
+    """Seconds of the collector in process (parse → … → produce, acked), then of the indexer over its output; the
+    documents indexed; and the CPU seconds of each of the two."""
     await ensure_topics(settings.kafka, topic_specs_for(settings))
     es = create_client(settings.elasticsearch)
     try:
         names = await ensure_index(es, settings.elasticsearch.index_prefix, "posts")
         async with Producer(settings.kafka) as producer:
-            started = time.perf_counter()
+            started, cpu0 = time.perf_counter(), e2e.schedstat()[0]
             await e2e._produce_in_process(settings, producer, lines)
-            produced = time.perf_counter() - started
+            produced, collector_cpu = time.perf_counter() - started, e2e.schedstat()[0] - cpu0
 
             indexer = PostIndexer(
                 es, names.write_alias, producer, kafka=settings.kafka, topics=settings.topics, settings=settings.indexer
@@ -178,7 +196,8 @@ async def collector_and_indexer(settings: CollectorSettings, lines: list[str]) -
 
             async def timed(records: list[Record]) -> None:
                 if not first:
-                    first.append(time.perf_counter())  # from the first batch: the group join is not indexing
+                    # from the first batch: the group join is not indexing
+                    first.extend((time.perf_counter(), e2e.schedstat()[0]))
                 await handle(records)
 
             indexer.handle = timed  # type: ignore[method-assign]
@@ -190,11 +209,11 @@ async def collector_and_indexer(settings: CollectorSettings, lines: list[str]) -
                         task.result()
                         raise RuntimeError("indexer stopped early")
                     await asyncio.sleep(0.05)
-                indexed_s = time.perf_counter() - first[0]
+                indexed_s, indexer_cpu = time.perf_counter() - first[0], e2e.schedstat()[0] - first[1]
             finally:
                 stop.set()
                 await task
-        return produced, indexed_s, indexer.indexed
+        return produced, indexed_s, indexer.indexed, (collector_cpu, indexer_cpu)
     finally:
         with contextlib.suppress(Exception):
             await delete_family(es, IndexNames(settings.elasticsearch.index_prefix, "posts"))
@@ -203,13 +222,23 @@ async def collector_and_indexer(settings: CollectorSettings, lines: list[str]) -
         await es.close()
 
 
+def limits_of(rows: Sequence[Row]) -> dict[str, float]:
+    """Each limit's rate: the mean of its rows (ES bulk is measured before and after the paths)."""
+    rates: dict[str, list[float]] = {}
+    for r in rows:
+        if r.limit is not None:
+            rates.setdefault(r.limit, []).append(r.rate)
+    return {name: sum(values) / len(values) for name, values in rates.items()}
+
+
 def _table(rows: Sequence[Row]) -> str:
-    limits = {r.limit: r.rate for r in rows if r.limit is not None}
-    out = [f"| {'path':60s} | {'items':>6s} | {'seconds':>7s} | {'per s':>8s} | ratio to its limit |", f"|{'-' * 62}|"
-           f"{'-' * 8}|{'-' * 9}|{'-' * 10}|{'-' * 21}|"]  # fmt: skip
+    limits = limits_of(rows)
+    out = [f"| {'path':66s} | {'items':>6s} | {'seconds':>7s} | {'per s':>8s} | ratio to its limit  | CPU µs/item |",
+           f"|{'-' * 68}|{'-' * 8}|{'-' * 9}|{'-' * 10}|{'-' * 21}|{'-' * 13}|"]  # fmt: skip
     for r in rows:
         ratio = "" if r.bound is None else f"{r.rate / limits[r.bound]:.2f}x {r.bound}"
-        out.append(f"| {r.path:60s} | {r.items:6d} | {r.seconds:7.2f} | {r.rate:8,.0f} | {ratio:19s} |")
+        cpu = "" if r.cpu_us_per_item is None else f"{r.cpu_us_per_item:,.0f}"
+        out.append(f"| {r.path:66s} | {r.items:6d} | {r.seconds:7.2f} | {r.rate:8,.0f} | {ratio:19s} | {cpu:>11s} |")
     return "\n".join(out)
 
 
@@ -217,8 +246,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=_pipeline.default_data_dir(), help="dir with weibo_posts.jsonl")
     parser.add_argument("--limit", type=int, default=None, help="only the first N posts")
-    parser.add_argument("--skip-grpc", action="store_true", help="leave out the end-to-end run through ImportPosts")
+    parser.add_argument("--skip-grpc", action="store_true", help="leave out the end-to-end runs through ImportPosts")
+    parser.add_argument(
+        "--indexers",
+        default="1,2",
+        help="indexer process counts of the multi-process shape, comma-separated (default 1,2; 0 or '' for none)",
+    )
     args = parser.parse_args(argv)
+    args.indexers = [int(n) for n in str(args.indexers).split(",") if n.strip() and int(n) > 0]
     file = args.data / "weibo_posts.jsonl"
     if not file.is_file():
         print(f"no weibo_posts.jsonl in {args.data} (set QF_SHARED_DATA or --data)", file=sys.stderr)
@@ -253,28 +288,58 @@ async def _measure(
 ) -> list[Row]:
 
     run = uuid.uuid4().hex[:8]
-    es = create_client(e2e._settings(run).elasticsearch)
-    try:
-        es_s = await raw_es_bulk(es, f"qfbench-{run}-raw", docs)
-    finally:
-        await es.close()
+    es_before = await _raw_es(run, "raw", docs)
     produce_s, consume_s = await raw_kafka(e2e._settings(f"{run}-raw"), records)
+    cpu0 = e2e.schedstat()[0]
     enrich_s = enrichment(enricher, posts)
-    collector_s, indexer_s, indexed = await collector_and_indexer(e2e._settings(f"{run}-path"), lines)
-    one = await e2e.bench_end_to_end(args.data, args.limit, "pipeline", "inprocess", False)
+    enrich_cpu = e2e.schedstat()[0] - cpu0
+    collector_s, indexer_s, indexed, (collector_cpu, indexer_cpu) = await collector_and_indexer(
+        e2e._settings(f"{run}-path"), lines
+    )
     table = [
-        Row("raw ES bulk (NDJSON ready, 1 client, 1 in flight)", len(docs), es_s, limit=ES_LIMIT),
+        Row(
+            "raw ES bulk, before the paths (NDJSON ready, 1 client, 1 in flight)", len(docs), es_before, limit=ES_LIMIT
+        ),
         Row("raw Kafka produce (aiokafka, acks=all, idempotent)", len(records), produce_s, limit=PRODUCE_LIMIT),
         Row("raw Kafka consume (aiokafka, no group)", len(records), consume_s),
-        Row("enrichment (enrich_post: convert, tag, keywords, dedupe)", len(posts), enrich_s, ES_LIMIT),
-        Row("collector in process (parse→enrich→dedupe→encode→produce)", len(lines), collector_s, PRODUCE_LIMIT),
-        Row("indexer (consume→document→bulk update)", indexed, indexer_s, ES_LIMIT),
-        Row("end to end, one process (collector→Kafka→ES)", int(one["posts"]), one["searchable_s"], ES_LIMIT),
+        Row(
+            "enrichment (enrich_post: convert, tag, keywords, dedupe)", len(posts), enrich_s, ES_LIMIT, cpu_s=enrich_cpu
+        ),
+        Row(
+            "collector in process (parse→enrich→dedupe→encode→produce)",
+            len(lines),
+            collector_s,
+            PRODUCE_LIMIT,
+            cpu_s=collector_cpu,
+        ),
+        Row("indexer (consume→document→bulk update)", indexed, indexer_s, ES_LIMIT, cpu_s=indexer_cpu),
     ]
+
+    async def end_to_end(label: str, via: str, mode: str, n: int = 1) -> None:
+        result = await e2e.bench_end_to_end(args.data, args.limit, via, mode, False, n)
+        table.append(Row(label, int(result["posts"]), result["searchable_s"], ES_LIMIT, cpu_s=result["cpu_s"]))
+
+    await end_to_end("end to end, one process (collector→Kafka→ES)", "pipeline", "inprocess")
+    for n in args.indexers:
+        await end_to_end(
+            f"end to end, collector + {n} indexer process{'es' if n > 1 else ''}", "pipeline", "process", n
+        )
     if not args.skip_grpc:
-        grpc = await e2e.bench_end_to_end(args.data, args.limit, "grpc", "inprocess", False)
-        table.append(Row("end to end via ImportPosts", int(grpc["posts"]), grpc["searchable_s"], ES_LIMIT))
+        await end_to_end("end to end via ImportPosts, one process", "grpc", "inprocess")
+        for n in args.indexers:
+            label = f"end to end via ImportPosts + {n} indexer process{'es' if n > 1 else ''} (qingfeng up)"
+            await end_to_end(label, "grpc", "process", n)
+    es_after = await _raw_es(run, "raw2", docs)
+    table.insert(1, Row("raw ES bulk, after the paths", len(docs), es_after, limit=ES_LIMIT))
     return table
+
+
+async def _raw_es(run: str, name: str, docs: Sequence[tuple[str, dict[str, object]]]) -> float:
+    es = create_client(e2e._settings(run).elasticsearch)
+    try:
+        return await raw_es_bulk(es, f"qfbench-{run}-{name}", docs)
+    finally:
+        await es.close()
 
 
 if __name__ == "__main__":

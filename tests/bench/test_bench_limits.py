@@ -42,3 +42,21 @@ def test_table_divides_each_path_by_its_own_limit(bench: ModuleType) -> None:
 
 def test_rate_is_items_per_second(bench: ModuleType) -> None:
     assert bench.Row("p", 500, 0.25).rate == 2_000
+
+
+def test_a_limit_measured_twice_is_their_mean(bench: ModuleType) -> None:
+    rows = [
+        bench.Row("es before", 10_000, 1.0, limit=bench.ES_LIMIT),
+        bench.Row("es after", 10_000, 0.5, limit=bench.ES_LIMIT),  # 20,000/s: the limit moved during the run
+        bench.Row("path", 6_000, 1.0, bench.ES_LIMIT, cpu_s=1.2),
+    ]
+    assert bench.limits_of(rows) == {bench.ES_LIMIT: 15_000}
+    assert "0.40x ES bulk" in bench._table(rows).splitlines()[4]
+
+
+def test_cpu_per_item_is_shown_when_measured(bench: ModuleType) -> None:
+    measured = bench.Row("path", 4_000, 2.0, cpu_s=1.0)
+    assert measured.cpu_us_per_item == 250
+    assert bench.Row("path", 4_000, 2.0).cpu_us_per_item is None
+    line = bench._table([bench.Row("es", 1, 1.0, limit=bench.ES_LIMIT), measured]).splitlines()[3]
+    assert line.rstrip(" |").endswith("250")
