@@ -262,6 +262,8 @@ class PostConsumer:
         self._failed = False  # the last step failed: the stores must answer before the next recovery
         self._merge = EventTimeMerge()
         self._seeked = False
+        self._last_batch = -math.inf  # loop time the last batch began (linger)
+        self._last_commit = -math.inf  # loop time of the last commit to the group
         self._idle_since = 0.0
         # Counters since start, for logs, tests and the benchmark.
         self.posts = 0
@@ -337,6 +339,15 @@ class PostConsumer:
         """Release what the merge allows (fetching when it is blocked) and process it; False when idle."""
         limit = self._settings.batch_size
         caught_up = self._reader.caught_up
+        linger_s = self._settings.linger_ms / 1000
+        if linger_s > 0 and self._merge.buffered() < limit:
+            # On a live tail a batch is whatever arrived since the last one, and each batch costs about the same
+            # whatever its size (a produce round, two bulk requests, SQL writes): waiting until ``linger_ms`` after
+            # the last batch began (records keep arriving in the client meanwhile) shares that among more posts.
+            # Behind the stream batches are full and nothing waits.
+            wait = self._last_batch + linger_s - asyncio.get_running_loop().time()
+            if wait > 0:
+                await asyncio.sleep(wait)
         items = self._merge.release(limit, caught_up)
         if not items:
             needy = self._merge.needy(limit)
@@ -351,6 +362,8 @@ class PostConsumer:
         return True
 
     async def _process(self, items: list[Item]) -> None:
+        loop = asyncio.get_running_loop()
+        self._last_batch = loop.time()
         # One span per batch, linked to the posts' traces (qingfeng.trace_batches); alerts continue each post's trace.
         span = start_consumer_batch("grader", [i.record for i in items], tracer=_tracer)
         with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
@@ -374,4 +387,8 @@ class PostConsumer:
         self.posts += len(views)
         self.alerts += published
         self.batches += 1
-        await self._reader.commit(self._owner.positions)
+        # The group's offsets are for monitoring only (the checkpoint says where to resume): one commit request per
+        # batch was a round trip per small live-tail batch, so they are committed at most every commit_interval_s.
+        if loop.time() - self._last_commit >= self._settings.commit_interval_s:
+            self._last_commit = loop.time()
+            await self._reader.commit(self._owner.positions)

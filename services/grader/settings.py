@@ -50,6 +50,11 @@ class ConsumerSettings(_Group):
     batch_size: int = Field(default=2000, ge=1, le=20_000)
     # Longest wait of one fetch when the stream is quiet.
     poll_timeout_ms: int = Field(default=200, ge=1, le=10_000)
+    # On a live tail, a batch starts at least this long after the previous one began (records gather meanwhile):
+    # the per-batch costs are shared by more posts, at the price of up to this much added alert latency.
+    linger_ms: int = Field(default=100, ge=0, le=5_000)
+    # Offsets are committed to the group (monitoring only) at most this often, and on a graceful stop.
+    commit_interval_s: float = Field(default=1.0, ge=0)
     # With no state stored yet, start from the oldest retained post (rebuilds the events) or from new posts only.
     start_without_state: Literal["earliest", "latest"] = "earliest"
     # Waits before recovering after Kafka, Elasticsearch or the database failed (doubles up to the maximum).
