@@ -33,8 +33,10 @@ class _FakeEs:
         assert set(filter_path.split(",")) == {"items.*.status", "items.*.result", "items.*.error"}
         self.bodies.append(NdjsonSerializer().dumps(operations))
         statuses = self._statuses.pop(0)
-        op = "update" if b'"update"' in self.bodies[-1].split(b"\n", 1)[0] else "index"
-        items = [{op: {"status": s, "result": "created"} if s < 300 else {"status": s, "error": {"type": "x"}}}
+        first = self.bodies[-1].split(b"\n", 1)[0]
+        op = next(name for name in ("update", "create", "index") if f'"{name}"'.encode() in first)
+        result = "updated" if op == "update" else "created"
+        items = [{op: {"status": s, "result": result} if s < 300 else {"status": s, "error": {"type": "x"}}}
                  for s in statuses]  # fmt: skip
         return SimpleNamespace(body={"items": items})
 
@@ -50,10 +52,10 @@ class _PerRequest:
         return [201] * (self.es.bodies[-1].count(b"\n") // 2)
 
 
-def _as_mappings(docs: list[tuple[str, dict[str, Any]]], merge: bool) -> bytes:
+def _as_mappings(docs: list[tuple[str, dict[str, Any]]], merge: bool, op: str = "") -> bytes:
     operations: list[Any] = []
     for doc_id, doc in docs:
-        operations.append({"update" if merge else "index": {"_id": doc_id}})
+        operations.append({op or ("update" if merge else "index"): {"_id": doc_id}})
         operations.append({"doc": doc, "doc_as_upsert": True} if merge else doc)
     return NdjsonSerializer().dumps(operations)
 
@@ -63,14 +65,29 @@ async def test_request_body_is_what_the_client_makes_of_the_mappings(merge: bool
     es = _FakeEs([[201, 201, 201]])
     result = await bulk_index(es, "alias", DOCS, merge=merge)  # type: ignore[arg-type]
     assert result.indexed == 3 and result.ok
-    assert es.bodies == [_as_mappings(DOCS, merge)]
+    # merge: new documents are created as they are (a create is cheaper for Elasticsearch than an update)
+    assert es.bodies == [_as_mappings(DOCS, False, "create" if merge else "index")]
+
+
+async def test_merge_updates_the_documents_that_exist() -> None:
+    es = _FakeEs([[201, 409, 409], [200, 200]])
+    result = await bulk_index(es, "alias", DOCS, merge=True)  # type: ignore[arg-type]
+    assert result.ok and (result.created, result.updated) == (1, 2)
+    assert es.bodies == [_as_mappings(DOCS, False, "create"), _as_mappings(DOCS[1:], True)]
+
+
+async def test_a_conflict_without_merge_is_a_failure() -> None:
+    es = _FakeEs([[201, 409, 201]])
+    result = await bulk_index(es, "alias", DOCS)  # type: ignore[arg-type]
+    assert result.indexed == 2 and [(f.id, f.status) for f in result.failed] == [('p"2', 409)]
+    assert len(es.bodies) == 1
 
 
 async def test_only_the_refused_documents_are_sent_again() -> None:
     es = _FakeEs([[201, 429, 201], [201]])
     result = await bulk_index(es, "alias", DOCS, backoff_s=0.0, merge=True)  # type: ignore[arg-type]
     assert result.indexed == 3 and result.retries == 1
-    assert es.bodies[1] == _as_mappings(DOCS[1:2], merge=True)
+    assert es.bodies[1] == _as_mappings(DOCS[1:2], False, "create")
 
 
 async def test_chunks_split_by_count() -> None:
