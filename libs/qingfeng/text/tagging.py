@@ -15,7 +15,7 @@ it about 3x slower on the long-text fixture.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import ahocorasick_rs
@@ -91,35 +91,39 @@ class Tags:
 NO_TAGS = Tags()
 
 
+def _nothing(text: str) -> list[tuple[int, int, int]]:
+    return []
+
+
 class _Matcher:
     """Leftmost-longest, non-overlapping occurrences of the keys of ``index`` as (key, value, start) triples."""
 
-    __slots__ = ("_automaton", "_index", "_pattern", "_terms", "_values")
+    __slots__ = ("_find", "_index", "_pattern", "_terms", "_values")
 
     def __init__(self, index: Mapping[str, str | None]) -> None:
         self._index = dict(index)
         self._terms = tuple(index)
         self._values = tuple(index.values())
         self._pattern = compile_terms(self._terms)
-        self._automaton = (
+        self._find: Callable[[str], list[tuple[int, int, int]]] = (
             ahocorasick_rs.AhoCorasick(
                 self._terms,
                 matchkind=ahocorasick_rs.MatchKind.LeftmostLongest,
                 implementation=ahocorasick_rs.Implementation.DFA,
-            )
+            ).find_matches_as_indexes
             if self._terms
-            else None
+            else _nothing
         )
 
     def matches(self, text: str) -> list[tuple[str, str | None, int]]:
-        if self._automaton is None:
-            return []
-        terms, values = self._terms, self._values
         try:
-            found = self._automaton.find_matches_as_indexes(text)
+            found = self._find(text)
         except UnicodeEncodeError:  # a lone surrogate: the regex gives the same answer, more slowly
             index = self._index
             return [(m.group(), index[m.group()], m.start()) for m in self.finditer(text)]
+        if not found:  # most posts: nothing of this kind
+            return []
+        terms, values = self._terms, self._values
         return [(terms[i], values[i], start) for i, start, _ in found]
 
     def finditer(self, text: str) -> list[re.Match[str]]:
@@ -138,13 +142,10 @@ class _TermMatcher:
         self._matcher = _Matcher(index)
 
     def find(self, text: str) -> tuple[TermHit, ...]:
-        return tuple(
-            [
-                TermHit(term, category, start)
-                for term, category, start in self._matcher.matches(text)
-                if category is not None
-            ]
-        )
+        found = self._matcher.matches(text)
+        if not found:
+            return ()
+        return tuple([TermHit(term, category, start) for term, category, start in found if category is not None])
 
 
 class Tagger:
@@ -181,13 +182,12 @@ class Tagger:
         return Tags(corruption, officials, offline, regions, codes, primary)
 
     def _find_regions(self, text: str) -> tuple[RegionHit, ...]:
+        found = self._region_matcher.matches(text)
+        if not found:
+            return ()
         regions = self._regions
         return tuple(
-            [
-                RegionHit(code, regions[code].name, term, start)
-                for term, code, start in self._region_matcher.matches(text)
-                if code is not None
-            ]
+            [RegionHit(code, regions[code].name, term, start) for term, code, start in found if code is not None]
         )
 
     def _resolve(self, hits: tuple[RegionHit, ...]) -> tuple[tuple[str, ...], str | None]:
