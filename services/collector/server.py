@@ -271,7 +271,9 @@ class CollectorServicer(source_pb2_grpc.CollectorServiceServicer):
         try:
             async for request in request_iterator:
                 index += 1
-                source = await self._import_source(request.source_id or registry.IMPORT_SOURCE_ID, sources)
+                source_id = request.source_id or registry.IMPORT_SOURCE_ID
+                # A stream names one source nearly always: known ones are taken without a coroutine per item.
+                source = sources.get(source_id) or await self._import_source(source_id, sources)
                 chunk.append((index, source.id, self._import_item(request, source, index)))
                 if len(chunk) >= self._import_chunk:
                     if in_flight is not None:
