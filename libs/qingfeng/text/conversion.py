@@ -57,7 +57,13 @@ _WIDTH_TABLE = _width_table()
 # Finding "nothing to do" with one regex search is much cheaper than str.translate over every post, and so is
 # translating only the runs that need it: str.translate of a non-ASCII text looks every character up in the dict
 # (~100 ns each), while a Chinese article has a few full-width letters or digits in thousands of characters.
-_NEEDS_WIDTH = re.compile("[" + "".join(re.escape(chr(cp)) for cp in sorted(_WIDTH_TABLE)) + "]+")
+_WIDTH_CLASS = "[" + "".join(re.escape(chr(cp)) for cp in sorted(_WIDTH_TABLE)) + "]"
+_NEEDS_WIDTH = re.compile(_WIDTH_CLASS)
+# X X* rather than X+: a pattern that starts with a character class lets re skip to candidates (X+ does not)
+_WIDTH_RUN = re.compile(_WIDTH_CLASS + _WIDTH_CLASS + "*")
+
+
+_TRANSLATE_RUNS_FROM = 256  # characters; below, one str.translate beats a Python call per run
 
 
 def _translate_run(match: re.Match[str]) -> str:
@@ -68,7 +74,9 @@ def normalize_width(text: str) -> str:
     """Map full-width ASCII, the ideographic space and compatibility ideographs to their normal forms."""
     if text.isascii() or _NEEDS_WIDTH.search(text) is None:
         return text
-    return _NEEDS_WIDTH.sub(_translate_run, text)
+    if len(text) < _TRANSLATE_RUNS_FROM:
+        return text.translate(_WIDTH_TABLE)
+    return _WIDTH_RUN.sub(_translate_run, text)
 
 
 @lru_cache(maxsize=1)
