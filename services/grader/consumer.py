@@ -183,6 +183,10 @@ class EventTimeMerge:
     def buffered(self) -> int:
         return sum(len(b) for b in self._buffers.values())
 
+    def at_end(self, caught_up: Callable[[int, int], bool]) -> bool:
+        """Every partition has been fetched to its end (a live tail, not a backlog)."""
+        return all(caught_up(p, self._fetched.get(p, 0)) for p in self._buffers)
+
     def needy(self, limit: int) -> list[int]:
         """Partitions worth fetching: those with fewer than ``limit`` records buffered."""
         return [p for p, b in self._buffers.items() if len(b) < limit]
@@ -264,6 +268,7 @@ class PostConsumer:
         self._seeked = False
         self._last_batch = -math.inf  # loop time the last batch began (linger)
         self._last_commit = -math.inf  # loop time of the last commit to the group
+        self._committed: dict[int, int] = {}  # the positions last committed
         self._idle_since = 0.0
         # Counters since start, for logs, tests and the benchmark.
         self.posts = 0
@@ -294,8 +299,10 @@ class PostConsumer:
                     delay = self._settings.retry_backoff_s
                     self._idle_since = loop.time()
                     continue
-                # A quiet stream: event snapshots the owner held back (pacing.py) go out once due.
+                # A quiet stream: event snapshots the owner held back (pacing.py) go out once due, and the group
+                # gets the offsets a commit interval held back.
                 await self._owner.flush_held()
+                await self._commit(force=True)
                 if self._idle_tick_s > 0 and loop.time() - self._idle_since >= self._idle_tick_s:
                     self._idle_since = loop.time()
                     self.alerts += await self._owner.tick(self._clock())
@@ -340,11 +347,11 @@ class PostConsumer:
         limit = self._settings.batch_size
         caught_up = self._reader.caught_up
         linger_s = self._settings.linger_ms / 1000
-        if linger_s > 0 and self._merge.buffered() < limit:
+        if linger_s > 0 and self._merge.at_end(caught_up):
             # On a live tail a batch is whatever arrived since the last one, and each batch costs about the same
             # whatever its size (a produce round, two bulk requests, SQL writes): waiting until ``linger_ms`` after
             # the last batch began (records keep arriving in the client meanwhile) shares that among more posts.
-            # Behind the stream batches are full and nothing waits.
+            # Behind the stream (a partition not read to its end) nothing waits.
             wait = self._last_batch + linger_s - asyncio.get_running_loop().time()
             if wait > 0:
                 await asyncio.sleep(wait)
@@ -362,8 +369,7 @@ class PostConsumer:
         return True
 
     async def _process(self, items: list[Item]) -> None:
-        loop = asyncio.get_running_loop()
-        self._last_batch = loop.time()
+        self._last_batch = asyncio.get_running_loop().time()
         # One span per batch, linked to the posts' traces (qingfeng.trace_batches); alerts continue each post's trace.
         span = start_consumer_batch("grader", [i.record for i in items], tracer=_tracer)
         with trace.use_span(span, end_on_exit=True, record_exception=True, set_status_on_exception=True):
@@ -387,8 +393,17 @@ class PostConsumer:
         self.posts += len(views)
         self.alerts += published
         self.batches += 1
-        # The group's offsets are for monitoring only (the checkpoint says where to resume): one commit request per
-        # batch was a round trip per small live-tail batch, so they are committed at most every commit_interval_s.
-        if loop.time() - self._last_commit >= self._settings.commit_interval_s:
-            self._last_commit = loop.time()
-            await self._reader.commit(self._owner.positions)
+        await self._commit()
+
+    async def _commit(self, *, force: bool = False) -> None:
+        """Commit the positions to the group when they moved: at most every ``commit_interval_s`` while batches
+        come (the offsets are for monitoring only, the checkpoint says where to resume, and a commit request per
+        small live-tail batch was a round trip each), and at once when the stream is quiet (``force``)."""
+        positions = self._owner.positions
+        if positions == self._committed:
+            return
+        now = asyncio.get_running_loop().time()
+        if force or now - self._last_commit >= self._settings.commit_interval_s:
+            self._last_commit = now
+            self._committed = dict(positions)
+            await self._reader.commit(positions)
