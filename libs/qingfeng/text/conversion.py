@@ -19,6 +19,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
+import numpy as np
+import numpy.typing as npt
 import opencc
 
 __all__ = [
@@ -135,7 +137,27 @@ def normalize_for_hash(text: str, *, simplified: bool = False) -> str:
     lowered = text.lower()
     last_input, last_output = _last_stripped
     stripped = last_output if lowered == last_input else _NOISE.sub("", lowered)
-    return _NON_WORD.sub("", stripped)
+    return _drop_non_word(stripped)
+
+
+_BMP = 1 << 16
+_VECTOR_FROM = 512  # characters; below, one regex substitution is cheaper than numpy's fixed cost (~8 µs)
+
+
+@lru_cache(maxsize=1)
+def _word_bmp() -> npt.NDArray[np.bool_]:
+    # ``\w`` in a str pattern is str.isalnum() or "_"; "_" is dropped too ([\W_]), so keep exactly isalnum (~5 ms)
+    return np.array([chr(cp).isalnum() for cp in range(_BMP)], dtype=np.bool_)
+
+
+def _drop_non_word(text: str) -> str:
+    """``_NON_WORD.sub("", text)``; a long text of BMP characters is filtered by a table lookup in numpy instead."""
+    if len(text) >= _VECTOR_FROM:
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        if int(codes.max()) < _BMP:
+            kept: bytes = codes[_word_bmp()[codes]].tobytes()
+            return kept.decode("utf-32-le")
+    return _NON_WORD.sub("", text)
 
 
 def content_hash(normalized: str) -> str:

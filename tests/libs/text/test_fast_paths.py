@@ -198,3 +198,11 @@ def test_automata_on_edge_texts(enricher: Enricher) -> None:
 @pytest.mark.data
 def test_automata_find_what_the_trie_regexes_find_on_shared_data(enricher: Enricher) -> None:
     assert _check_matchers(enricher, _shared_texts()) > 3_000
+
+
+def test_non_word_removal_in_numpy_equals_the_regex_on_every_bmp_character() -> None:
+    every = "".join(chr(cp) for cp in range(1 << 16))  # lone surrogates included
+    assert len(every) >= conversion._VECTOR_FROM
+    assert conversion._drop_non_word(every) == conversion._NON_WORD.sub("", every)
+    for text in ["a_b，c" * 200, "x\U0001f600y。" * 200, "短文本_，"]:  # astral characters and short texts: the regex
+        assert conversion._drop_non_word(text) == conversion._NON_WORD.sub("", text)
