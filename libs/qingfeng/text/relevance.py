@@ -192,7 +192,8 @@ class RelevanceScorer:
         found = None if tags.officials or not text or self._holders is None else self._holders.search(head)
         holder = found.group() if found is not None else None
         learned = self._model.matches(head) if self._model is not None else None
-        if tags.is_empty and holder is None and not learned:
+        # n-grams alone are no evidence (see _learned): most posts stop here, before the criteria are built
+        if tags.is_empty and holder is None and not (learned and any(f.startswith("cue:") for f in learned)):
             return self._nothing
         tags, suppressed = self._suppressor.apply(tags, text)
         reasons = self._criteria(tags)
