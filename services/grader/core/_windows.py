@@ -55,7 +55,7 @@ class _Counts:
 
     __slots__ = (
         "by_author", "by_media", "by_platform", "by_region", "by_source", "comments", "likes",
-        "offline_posts", "planned_posts", "posts", "relevance_posts", "relevance_sum", "reposts",
+        "offline_posts", "planned_posts", "posts", "relevance_posts", "relevance_sum", "reposts", "scope",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -67,6 +67,9 @@ class _Counts:
         self.by_source: dict[str, int] = {}
         self.by_platform: dict[str, int] = {}
         self.by_region: dict[str, int] = {}
+        # regional_scope(by_region) while the set of regions is unchanged, -1 once it changed: read on every
+        # snapshot of every window, it changes with a handful of posts.
+        self.scope = 0
 
     def add(self, c: Contribution) -> bool:
         """Add one post; True when its author is new here."""
@@ -88,8 +91,13 @@ class _Counts:
             self.by_source[c.source] = self.by_source.get(c.source, 0) + 1
         if c.platform:
             self.by_platform[c.platform] = self.by_platform.get(c.platform, 0) + 1
-        for code in c.regions:
-            self.by_region[code] = self.by_region.get(code, 0) + 1
+        if c.regions:
+            regions = self.by_region
+            for code in c.regions:
+                had = regions.get(code, 0)
+                regions[code] = had + 1
+                if not had:
+                    self.scope = -1
         return n == 0
 
     def absorb(self, other: _Counts) -> None:
@@ -102,6 +110,8 @@ class _Counts:
         self.planned_posts += other.planned_posts
         self.relevance_sum += other.relevance_sum
         self.relevance_posts += other.relevance_posts
+        if other.by_region:
+            self.scope = -1
         for mine, theirs in self._maps(other):
             for key, n in theirs.items():
                 mine[key] = mine.get(key, 0) + n
@@ -116,6 +126,8 @@ class _Counts:
         self.planned_posts -= other.planned_posts
         self.relevance_sum -= other.relevance_sum
         self.relevance_posts -= other.relevance_posts
+        if other.by_region:
+            self.scope = -1
         gone: list[str] = []
         for i, (mine, theirs) in enumerate(self._maps(other)):
             for key, n in theirs.items():
@@ -153,6 +165,7 @@ class _Counts:
         (self.offline_posts, self.planned_posts, self.relevance_sum) = data[4:7]
         self.by_author, self.by_media, self.by_source, self.by_platform, self.by_region = (dict(m) for m in data[7:12])
         self.relevance_posts = data[12] if len(data) > 12 else (self.posts if self.relevance_sum else 0)
+        self.scope = -1
 
 
 class Bucket(_Counts):
@@ -247,7 +260,10 @@ class Window(_Counts):
 
     @property
     def regional_scope(self) -> int:
-        return regional_scope(self.by_region) if self.by_region else 0
+        scope = self.scope
+        if scope < 0:
+            scope = self.scope = regional_scope(self.by_region)
+        return scope
 
     @property
     def offline_risk(self) -> float:

@@ -233,24 +233,30 @@ class EventMetrics:
         return m
 
 
+_new_record = tuple.__new__  # WindowMetrics(...) without its generated __new__: 4 records per snapshot, per post
+
+
 def _record(w: Window, at: datetime) -> WindowMetrics:
-    return WindowMetrics(
-        w.name,
-        w.seconds,
-        at,
-        w.posts,
-        w.reposts,
-        w.comments,
-        w.likes,
-        len(w.by_author),
-        w.velocity,
-        w.acceleration,
-        w.top_author_reach,
-        len(w.by_source),
-        len(w.by_platform),
-        len(w.by_media),
-        w.regional_scope,
-        w.offline_posts,
-        w.offline_risk,
-        w.relevance,
+    return _new_record(
+        WindowMetrics,
+        (
+            w.name,
+            w.seconds,
+            at,
+            w.posts,
+            w.reposts,
+            w.comments,
+            w.likes,
+            len(w.by_author),
+            w.posts / w.hours,  # velocity
+            w.acceleration,
+            w.top_author_reach,
+            len(w.by_source),
+            len(w.by_platform),
+            len(w.by_media),
+            w.regional_scope,
+            w.offline_posts,
+            w.offline_risk,
+            w.relevance,
+        ),
     )
