@@ -91,8 +91,13 @@ def _t2s() -> opencc.OpenCC:
 
 # A text with none of the characters that some t2s entry changes comes out of OpenCC as it went in (see
 # _t2s_witness.py); one regex search (~3 ns a character) finds that for most mainland text, OpenCC costs ~25.
-# Lone surrogates are in the class too: OpenCC rejects them (UnicodeEncodeError), and that stays so.
-_CHANGES_IN_T2S = re.compile("[" + "".join(map(re.escape, _t2s_witness.WITNESS)) + "\ud800-\udfff]")
+# Lone surrogates are in the class too: OpenCC rejects them (UnicodeEncodeError), and that stays so. Witnesses
+# beyond the BMP (rare ideographs) are covered by one range: re checks non-BMP members of a class one by one.
+_CHANGES_IN_T2S = re.compile(
+    "["
+    + "".join(re.escape(ch) for ch in _t2s_witness.WITNESS if ord(ch) < 0x10000)
+    + "\ud800-\udfff\U00020000-\U0003ffff]"
+)
 
 
 def to_simplified(text: str) -> str:

@@ -70,6 +70,8 @@ needs_tool = pytest.mark.skipif(not (CLIB / "bin" / "opencc_dict").is_file(), re
 def test_the_witness_set_matches_the_installed_dictionaries() -> None:
     assert derive() == _t2s_witness.WITNESS
     assert len(_t2s_witness.WITNESS) > 4_000
+    # to_simplified's class covers the witnesses beyond the BMP with one range
+    assert all(ord(ch) < 0x10000 or 0x20000 <= ord(ch) <= 0x3FFFF for ch in _t2s_witness.WITNESS)
 
 
 def test_no_single_character_outside_the_set_is_changed() -> None:
