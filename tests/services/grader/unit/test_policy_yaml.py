@@ -40,7 +40,12 @@ def test_bundled_policies_load():
 @pytest.mark.parametrize(
     ("old", "new", "field", "message"),
     [
-        ("threshold: 300}", "threshold: lots}", "levels[1].criteria[2].threshold", "must be a number"),
+        (
+            '24h, op: ">=", threshold: 300}',
+            '24h, op: ">=", threshold: lots}',
+            "levels[1].criteria[2].threshold",
+            "must be a number",
+        ),
         (
             'metric: comments, window: 24h, op: ">=", threshold: 300',
             'metric: comment, window: 24h, op: ">=", threshold: 300',
@@ -78,7 +83,8 @@ def test_invalid_policy_names_line_and_field(old, new, field, message):
 
 
 def test_every_problem_is_reported_in_line_order():
-    text = GOOD.replace("threshold: 300}", "threshold: x}", 1).replace("cooldown: 30m", "cooldown: never")
+    text = GOOD.replace('24h, op: ">=", threshold: 300}', '24h, op: ">=", threshold: x}', 1)
+    text = text.replace("cooldown: 30m", "cooldown: never")
     errors = validate_policy(text)
     assert [e.field for e in errors] == ["cooldown", "levels[1].criteria[2].threshold"]
     assert errors[0].line < errors[1].line
