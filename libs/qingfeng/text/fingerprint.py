@@ -56,8 +56,10 @@ MAX_FINGERPRINT_CHARS = 60_000
 _TABLE_MAX = 1 << 16  # distinct characters cached per table before it is cleared (bounded memory)
 # From this many shingle positions on, the numpy route is faster (its fixed cost is ~20 numpy calls, ~28 µs, per
 # text): measured on the shared posts' canonical forms (2026-11-30, one process, loaded machine) it costs 3.4x the
-# per-position route at 15 characters, 1.15x at 54, 0.67x at 110, 0.36x at 225 and 0.17x at 900.
-PACKED_MIN_POSITIONS = 64
+# per-position route at 15 characters, 1.15x at 54, 0.67x at 110, 0.36x at 225 and 0.17x at 900. Inside the whole
+# step (a post through every stage, tables no longer in cache) the gain at ~110 was lost in the noise of a loaded
+# machine, so the switch is set where the gain is clear.
+PACKED_MIN_POSITIONS = 128
 
 
 class _SpreadTable(dict[str, int]):
