@@ -11,11 +11,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from _eval_relevance import ALL, EVIDENCE, GRADER, event_labels, event_relevance, first_posts  # noqa: E402
-from _pipeline import replay  # noqa: E402
+from _eval_relevance import ALL, EVIDENCE, GRADER, event_labels, event_relevance, first_posts
+from _pipeline import replay
 
-from services.grader.adapters.policy_yaml import DEFAULT_POLICY, load_policy_file  # noqa: E402
-from services.grader.core import GraderConfig, PostView  # noqa: E402
+from services.grader.adapters.policy_yaml import DEFAULT_POLICY, load_policy_file
+from services.grader.core import GraderConfig, PostView
 
 T0 = datetime(2014, 1, 1, tzinfo=UTC)
 
