@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
+from itertools import compress
 
 import rjieba
 
@@ -70,12 +71,16 @@ class Segmenter:
                 if ok:
                     counts[token] = counts.get(token, 0) + 1
         else:
-            for token, n in Counter(tokens).items():
-                ok = verdicts.get(token)
-                if ok is None:
-                    ok = self._judge(token)
-                if ok:
-                    counts[token] = n
+            counter = Counter(tokens)
+            # the tokens never judged, found by a set difference in C; then the verdicts pick the counts in C
+            unknown = counter.keys() - verdicts.keys()
+            if unknown:
+                if len(verdicts) + len(unknown) > _VERDICT_CACHE_MAX:
+                    verdicts.clear()  # bounded memory, cleared before (never during) this text's lookups
+                    unknown = set(counter)
+                for token in unknown:
+                    verdicts[token] = self._verdict(token)
+            counts = dict(compress(counter.items(), map(verdicts.__getitem__, counter)))
         if not counts:
             return ()
         if len(counts) > 1:
@@ -85,20 +90,23 @@ class Segmenter:
                 # the limit-th can rank, and ranking just those (in their first-occurrence order) gives the same
                 # head as ranking all. A long text has hundreds of distinct tokens, most of them seen once.
                 floor = sorted(counts.values(), reverse=True)[limit - 1]
-                candidates = [t for t, n in counts.items() if n >= floor]
+                candidates = list(compress(counts, map(floor.__le__, counts.values())))
             # one int per token: frequency dominates, then lexicon membership, then length (capped at 4);
             # sorted() is stable, so first occurrence breaks the remaining ties
             ranked = sorted(candidates, key=lambda t: -(counts[t] * 16 + (8 if t in boost else 0) + min(len(t), 4)))
             return tuple(ranked[:limit])
         return tuple(counts)
 
-    def _judge(self, token: str) -> bool:
+    def _verdict(self, token: str) -> bool:
+        """May ``token`` be a keyword at all (before counting)?"""
         if len(token) < 2 or token in self._stopwords:
-            ok = False
-        elif token.isascii():
-            ok = len(token) >= 3 and token.isalpha()
-        else:
-            ok = _HAS_CJK.search(token) is not None
+            return False
+        if token.isascii():
+            return len(token) >= 3 and token.isalpha()
+        return _HAS_CJK.search(token) is not None
+
+    def _judge(self, token: str) -> bool:
+        ok = self._verdict(token)
         verdicts = self._verdicts
         if len(verdicts) >= _VERDICT_CACHE_MAX:
             verdicts.clear()  # bounded memory; tokens repeat, so the cache refills with the common ones

@@ -14,7 +14,17 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
-from qingfeng.text import Enricher, conversion, normalize_for_hash, prepare, simhash64, strip_noise, tagging
+from qingfeng.text import (
+    Enricher,
+    Lexicons,
+    conversion,
+    normalize_for_hash,
+    prepare,
+    segment,
+    simhash64,
+    strip_noise,
+    tagging,
+)
 from qingfeng.text import fingerprint as fp
 
 REPO = Path(__file__).resolve().parents[3]
@@ -206,3 +216,17 @@ def test_non_word_removal_in_numpy_equals_the_regex_on_every_bmp_character() -> 
     assert conversion._drop_non_word(every) == conversion._NON_WORD.sub("", every)
     for text in ["a_b，c" * 200, "x\U0001f600y。" * 200, "短文本_，"]:  # astral characters and short texts: the regex
         assert conversion._drop_non_word(text) == conversion._NON_WORD.sub("", text)
+
+
+def test_keywords_unchanged_when_the_verdict_cache_overflows(
+    enricher: Enricher, lexicons: Lexicons, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    monkeypatch.setattr(segment, "_VERDICT_CACHE_MAX", 64)  # every long text below overflows it
+    small = segment.Segmenter(enricher.tagger.terms, lexicons.stopwords)
+    boost = enricher.tagger.terms
+    for text in _long_texts()[:10]:
+        tokens = small.cut(strip_noise(text))
+        expected = _former_keywords({}, small._verdict, tokens, 8, boost)
+        assert small.keywords(tokens, 8, boost) == expected
+        assert len(small._verdicts) <= len(set(tokens))
