@@ -282,9 +282,11 @@ class EngineOwner:
                 # Event time passes with the stream: time-driven re-grades (cool-downs) up to the newest post.
                 outs += self.engine.tick(watermark)
             outputs = self._render(self._pacer.pace(outs, self._live))
+            # Each applied post's live event (merges followed), looked up once for the traces and the posts index.
+            events = self._events_of(posts)
             if contexts and outputs:
-                outputs = replace(outputs, causes=self._causes(posts, contexts))
-            published = await self._effects(outputs, posts)
+                outputs = replace(outputs, causes=self._causes(events, contexts))
+            published = await self._effects(outputs, events)
             self.positions.update(positions)
             self._batches_since += 1
             if self._checkpoint_due():
@@ -384,24 +386,30 @@ class EngineOwner:
         if self.stale:
             raise Unavailable("the grader is recovering from its last checkpoint; retry shortly")
 
-    def _causes(self, posts: Sequence[PostView], contexts: Mapping[str, Context]) -> dict[str, Context]:
-        """Event id -> context of the last post of this batch that went to it (merges followed)."""
+    def _events_of(self, posts: Sequence[PostView]) -> dict[str, str]:
+        """Post id -> its live event (merges followed; "" when it joined none), in the batch's order."""
         clusterer = self.engine.clusterer
+        get, resolve = clusterer.posts.get, clusterer.resolve
+        return {p.id: resolve(get(p.id) or "") or "" for p in posts}
+
+    @staticmethod
+    def _causes(events: Mapping[str, str], contexts: Mapping[str, Context]) -> dict[str, Context]:
+        """Event id -> context of the last post of this batch that went to it (merges followed)."""
         causes: dict[str, Context] = {}
-        for post in posts:
-            ctx = contexts.get(post.id)
-            event_id = clusterer.resolve(clusterer.posts.get(post.id) or "")
-            if ctx is not None and event_id is not None:
+        for post_id, event_id in events.items():
+            ctx = contexts.get(post_id)
+            if ctx is not None and event_id:
                 causes[event_id] = ctx
         return causes
 
-    async def _effects(self, outputs: Outputs, posts: Sequence[PostView]) -> int:
-        """The batch's outputs and its posts' event ids, written concurrently (independent, both idempotent): one
-        round of requests per batch instead of two in a row. Both are done, or failed, before this returns."""
-        if self._post_events is None or not posts:
+    async def _effects(self, outputs: Outputs, events: Mapping[str, str]) -> int:
+        """The batch's outputs and its posts' event ids (``events``), written concurrently (independent, both
+        idempotent): one round of requests per batch instead of two in a row. Both are done, or failed, before this
+        returns."""
+        if self._post_events is None or not events:
             return await self._effect(outputs)
         published, assigned = await asyncio.gather(
-            self._effect(outputs), self._assign(self._post_events, posts), return_exceptions=True
+            self._effect(outputs), self._assign(self._post_events, events), return_exceptions=True
         )
         for outcome in (published, assigned):
             if isinstance(outcome, BaseException):
@@ -409,12 +417,10 @@ class EngineOwner:
         assert isinstance(published, int)
         return published
 
-    async def _assign(self, write: Callable[[Mapping[str, str]], Awaitable[None]], posts: Sequence[PostView]) -> None:
+    async def _assign(self, write: Callable[[Mapping[str, str]], Awaitable[None]], events: Mapping[str, str]) -> None:
         """Write the live event (merges followed) of each post of the batch onto its posts document."""
-        clusterer = self.engine.clusterer
-        assigned = {p.id: clusterer.resolve(clusterer.posts.get(p.id) or "") or "" for p in posts}
         try:
-            await write(assigned)
+            await write(events)
         except Exception as err:
             self.stale = True  # as after any failed effect: rebuilt from the checkpoint, the batch is replayed
             raise Unavailable(f"post event ids not written: {type(err).__name__}: {err}") from err
