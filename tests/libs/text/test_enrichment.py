@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 import qingfeng.text
-from qingfeng.text import Enricher, enrich, load_lexicons
+from qingfeng.text import Enricher, Lexicons, enrich, enrichment, load_lexicons
 
 
 def test_public_api_is_exported() -> None:
@@ -36,3 +36,27 @@ def test_enrichment_is_frozen(enricher: Enricher) -> None:
     result = enricher.enrich("贪污")
     with pytest.raises(AttributeError):
         result.simplified = "x"  # type: ignore[misc]
+
+
+def test_repeated_short_texts_come_from_the_cache_and_equal_a_fresh_enrichment(lexicons: Lexicons) -> None:
+    cached = Enricher(lexicons)
+    texts = ["转发微博", "临沂市委书记贪污受贿被双规", "转发微博", "", "临沂市委书记贪污受贿被双规"]
+    first = [cached.enrich_prepared(t) for t in texts]
+    assert first[0] is first[2] and first[1] is first[4]  # the same object for the same text
+    for text, got in zip(texts, first, strict=True):
+        assert got == cached._enrich(text)  # what an enrichment without the cache gives
+    cached.clear_cache()
+    again = cached.enrich_prepared(texts[1])
+    assert again == first[1] and again is not first[1]
+
+
+def test_the_cache_is_bounded_and_skips_long_texts(lexicons: Lexicons, monkeypatch: pytest.MonkeyPatch) -> None:
+
+    monkeypatch.setattr(enrichment, "CACHE_ENTRIES", 3)
+    cached = Enricher(lexicons)
+    for i in range(10):
+        cached.enrich_prepared(f"第{i}条帖子")
+    assert list(cached._cache) == ["第7条帖子", "第8条帖子", "第9条帖子"]  # the oldest dropped first
+    long_text = "局长受贿" * (enrichment.CACHE_MAX_CHARS // 4 + 1)
+    assert cached.enrich_prepared(long_text) == cached.enrich_prepared(long_text)
+    assert long_text not in cached._cache
