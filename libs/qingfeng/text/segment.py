@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
-from itertools import compress
+from itertools import compress, filterfalse
 
 import rjieba
 
@@ -72,12 +72,13 @@ class Segmenter:
                     counts[token] = counts.get(token, 0) + 1
         else:
             counter = Counter(tokens)
-            # the tokens never judged, found by a set difference in C; then the verdicts pick the counts in C
-            unknown = counter.keys() - verdicts.keys()
+            # the tokens never judged, filtered in C (not counter.keys() - verdicts.keys(): that walks the whole
+            # cache); then the verdicts pick the counts in C
+            unknown = list(filterfalse(verdicts.__contains__, counter))
             if unknown:
                 if len(verdicts) + len(unknown) > _VERDICT_CACHE_MAX:
                     verdicts.clear()  # bounded memory, cleared before (never during) this text's lookups
-                    unknown = set(counter)
+                    unknown = list(counter)
                 for token in unknown:
                     verdicts[token] = self._verdict(token)
             counts = dict(compress(counter.items(), map(verdicts.__getitem__, counter)))
