@@ -349,6 +349,7 @@ async def bench_end_to_end(
             # CPU seconds of this process, the indexer children and the `qingfeng import` client; run-queue seconds of
             # the first two (the client's are not known once it exited).
             "cpu_s": run - run0 + client_cpu,
+            "client_cpu_s": client_cpu,
             "cpu_wait_s": wait - wait0,
         }
     finally:
