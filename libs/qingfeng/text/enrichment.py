@@ -16,7 +16,7 @@ from qingfeng.text.tagging import Tagger, Tags
 __all__ = ["CACHE_ENTRIES", "CACHE_MAX_CHARS", "Enricher", "Enrichment", "default_enricher", "enrich"]
 
 CACHE_ENTRIES = 8192
-"""Distinct short texts whose enrichment an :class:`Enricher` keeps (oldest dropped first)."""
+"""Distinct short texts whose enrichment an :class:`Enricher` keeps (all forgotten when it is full)."""
 CACHE_MAX_CHARS = 140
 """Only texts up to this long are kept: longer ones rarely repeat exactly and cost more memory."""
 
@@ -76,7 +76,7 @@ class Enricher:
     def enrich_prepared(self, simplified: str) -> Enrichment:
         """Enrich text that is already the output of :func:`qingfeng.text.prepare` (skips the conversion)."""
         # Short texts repeat a lot (half of the shared Weibo posts repeat an earlier text, 转发微博 alone is a third):
-        # their enrichment, a pure function of the text, is kept for the last CACHE_ENTRIES distinct ones.
+        # their enrichment, a pure function of the text, is kept for up to CACHE_ENTRIES distinct ones.
         if len(simplified) > CACHE_MAX_CHARS:
             return self._enrich(simplified)
         cache = self._cache
@@ -84,7 +84,9 @@ class Enricher:
         if found is None:
             found = self._enrich(simplified)
             if len(cache) >= CACHE_ENTRIES:
-                del cache[next(iter(cache))]  # the oldest entry (bounded memory)
+                # bounded memory; dropping the oldest one by one would leave a dict whose iteration start skips
+                # ever more deleted slots, and the texts that repeat come back at once
+                cache.clear()
             cache[simplified] = found
         return found
 

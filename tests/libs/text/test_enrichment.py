@@ -56,7 +56,7 @@ def test_the_cache_is_bounded_and_skips_long_texts(lexicons: Lexicons, monkeypat
     cached = Enricher(lexicons)
     for i in range(10):
         cached.enrich_prepared(f"第{i}条帖子")
-    assert list(cached._cache) == ["第7条帖子", "第8条帖子", "第9条帖子"]  # the oldest dropped first
+    assert list(cached._cache) == ["第9条帖子"]  # forgotten when full (at 3, 6 and 9 entries), then refilled
     long_text = "局长受贿" * (enrichment.CACHE_MAX_CHARS // 4 + 1)
     assert cached.enrich_prepared(long_text) == cached.enrich_prepared(long_text)
     assert long_text not in cached._cache
