@@ -183,9 +183,9 @@ class EventTimeMerge:
     def buffered(self) -> int:
         return sum(len(b) for b in self._buffers.values())
 
-    def at_end(self, caught_up: Callable[[int, int], bool]) -> bool:
-        """Every partition has been fetched to its end (a live tail, not a backlog)."""
-        return all(caught_up(p, self._fetched.get(p, 0)) for p in self._buffers)
+    def backlog(self, lag: Callable[[int, int], int]) -> int:
+        """Records buffered here plus those after what was fetched, to each partition's end as last seen."""
+        return self.buffered() + sum(lag(p, self._fetched.get(p, 0)) for p in self._buffers)
 
     def needy(self, limit: int) -> list[int]:
         """Partitions worth fetching: those with fewer than ``limit`` records buffered."""
@@ -347,11 +347,11 @@ class PostConsumer:
         limit = self._settings.batch_size
         caught_up = self._reader.caught_up
         linger_s = self._settings.linger_ms / 1000
-        if linger_s > 0 and self._merge.at_end(caught_up):
+        if linger_s > 0 and self._merge.backlog(self._reader.lag) < limit:
             # On a live tail a batch is whatever arrived since the last one, and each batch costs about the same
-            # whatever its size (a produce round, two bulk requests, SQL writes): waiting until ``linger_ms`` after
-            # the last batch began (records keep arriving in the client meanwhile) shares that among more posts.
-            # Behind the stream (a partition not read to its end) nothing waits.
+            # whatever its size (a produce round, two bulk requests, SQL writes: ~20 ms of CPU): waiting until
+            # ``linger_ms`` after the last batch began (records keep arriving in the client meanwhile) shares that
+            # among more posts. Behind the stream (a full batch or more waiting) nothing waits.
             wait = self._last_batch + linger_s - asyncio.get_running_loop().time()
             if wait > 0:
                 await asyncio.sleep(wait)

@@ -158,6 +158,10 @@ class PostReader(Protocol):
         """Whether ``next_offset`` has reached the end of the partition as last seen by a fetch."""
         ...
 
+    def lag(self, partition: int, next_offset: int) -> int:
+        """Records from ``next_offset`` to the end of the partition as last seen by a fetch (0 when unknown)."""
+        ...
+
     async def commit(self, positions: Mapping[int, int]) -> None:
         """Record the positions in the consumer group (lag monitoring); failures are logged, not raised."""
         ...

@@ -144,6 +144,14 @@ class KafkaPostReader:
             end = consumer.highwater(tp)
         return end is not None and max(next_offset, self._positions.get(partition, 0)) >= end
 
+    def lag(self, partition: int, next_offset: int) -> int:
+        consumer = self._require()
+        tp = TopicPartition(self._topic, partition)
+        end = consumer.last_stable_offset(tp)
+        if end is None:
+            end = consumer.highwater(tp)
+        return 0 if end is None else max(0, end - max(next_offset, self._positions.get(partition, 0)))
+
     async def commit(self, positions: Mapping[int, int]) -> None:
         if not positions:
             return

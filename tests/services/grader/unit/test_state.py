@@ -445,6 +445,9 @@ class FakeReader:
     def caught_up(self, partition: int, next_offset: int) -> bool:
         return next_offset >= len(self.records[partition])
 
+    def lag(self, partition: int, next_offset: int) -> int:
+        return max(0, len(self.records[partition]) - next_offset)
+
     async def commit(self, positions: Mapping[int, int]) -> None:
         self.commits.append(dict(positions))
 
