@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from qingfeng.safe_yaml import load_yaml
 from qingfeng.text import load_lexicons, prepare
-from qingfeng.text.relevance import RelevanceScorer, pooled
-from qingfeng.text.relevance_model import BUILTIN_MODEL, MARKER, load_model, matcher
+from qingfeng.text.relevance import SCAN_WINDOW, RelevanceScorer, pooled
+from qingfeng.text.relevance_model import BUILTIN_MODEL, MARKER, Finder, load_model, matcher
 from qingfeng.text.tagging import Tagger
 from relevance_calibrate import POLICY, fit_isotonic, knots_of, write_block
 from relevance_eval import DEFAULT_DATA, DEFAULT_LABELS, DEFAULT_WRITTEN, REPO, Item, labels_sha256, load_items, metrics
@@ -68,10 +68,9 @@ class Dataset:
             self.criteria.append(pooled({r.criterion for r in rel.reasons if r.weight > 0}))
         self.cues = cues
 
-    def features(self, i: int, pattern: re.Pattern[str] | None, feature_of: dict[str, str]) -> set[str]:
+    def features(self, i: int, finder: Finder, feature_of: dict[str, str]) -> set[str]:
         found = set(self.criteria[i])
-        if pattern is not None:
-            found.update(feature_of[m] for m in pattern.findall(self.texts[i]))
+        found.update(feature_of[m] for m in finder.all(self.texts[i][:SCAN_WINDOW]))
         return found
 
 
@@ -142,8 +141,8 @@ def fit_logistic(
 class _Fitted:
     def __init__(self, ds: Dataset, train: Sequence[int], cap: int, min_df: int, l2: float) -> None:
         self.ngrams = select_ngrams([ds.texts[i] for i in train], [ds.labels[i] for i in train], cap, min_df)
-        self.feature_of, self.pattern = matcher(ds.cues, self.ngrams)
-        feats = [ds.features(i, self.pattern, self.feature_of) for i in train]
+        self.feature_of, self.finder = matcher(ds.cues, self.ngrams)
+        feats = [ds.features(i, self.finder, self.feature_of) for i in train]
         self.names = sorted(set().union(*feats)) if feats else []
         index = {name: k for k, name in enumerate(self.names)}
         signed = {k for name, k in index.items() if name.startswith("ngram:")}
@@ -153,7 +152,7 @@ class _Fitted:
 
     def predict(self, ds: Dataset, i: int) -> float:
         """The model's probability, or 0 when no feature speaks for relevance (as the scorer does)."""
-        found = ds.features(i, self.pattern, self.feature_of)
+        found = ds.features(i, self.finder, self.feature_of)
         present = [self.weights.get(f, 0.0) for f in found]
         if not any(self.weights.get(f, 0.0) > 0 for f in found if not f.startswith("ngram:")):
             return 0.0  # n-grams alone are context, not evidence: as the scorer does

@@ -27,9 +27,8 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal
 
-from qingfeng.text._trie import compile_terms
 from qingfeng.text.lexicon import Lexicons, Suppression
-from qingfeng.text.relevance_model import BUILTIN_MODEL, LearnedModel, load_model, sigmoid
+from qingfeng.text.relevance_model import BUILTIN_MODEL, Finder, LearnedModel, load_model, sigmoid
 from qingfeng.text.tagging import Tags, TermHit
 
 __all__ = ["POOLED", "SCAN_WINDOW", "Reason", "Relevance", "RelevanceScorer", "calibrate", "pooled"]
@@ -173,9 +172,9 @@ class RelevanceScorer:
         self._official_weights = {c.id: c.weight for c in lexicons.officials.categories.values()}
         self._offline_weights = {c.id: c.weight for c in lexicons.offline.categories.values()}
         self._suppressor = _Suppressor(self._policy.suppress)
-        # one trie-shaped regex each (leftmost-longest), like the taggers' vocabularies
-        self._cues = compile_terms(self._policy.conduct_cues)
-        self._holders = compile_terms(self._policy.conduct_holders)
+        # one automaton each (leftmost-longest), like the taggers' vocabularies
+        self._cues = Finder(self._policy.conduct_cues)
+        self._holders = Finder(self._policy.conduct_holders)
         version = self._policy.version if self._model is None else f"{self._policy.version}+{self._model.version}"
         self._nothing = Relevance(0.0, (), version)
 
@@ -189,8 +188,7 @@ class RelevanceScorer:
         negative contexts."""
         head = text[:SCAN_WINDOW]
         # Most posts name no holder of power (and no official) and skip the cue search.
-        found = None if tags.officials or not text or self._holders is None else self._holders.search(head)
-        holder = found.group() if found is not None else None
+        holder = None if tags.officials else self._holders.first(head)
         learned = self._model.matches(head) if self._model is not None else None
         # n-grams alone are no evidence (see _learned): most posts stop here, before the criteria are built
         if tags.is_empty and holder is None and not (learned and any(f.startswith("cue:") for f in learned)):
@@ -199,9 +197,9 @@ class RelevanceScorer:
         reasons = self._criteria(tags)
         if tags.officials:
             holder = tags.officials[0].term
-        cue = self._cues.search(head) if holder is not None and self._cues is not None else None
+        cue = self._cues.first(head) if holder is not None else None
         if holder is not None and cue is not None:
-            reasons.append(Reason("official_conduct", self._policy.conduct_weight, (holder, cue.group())))
+            reasons.append(Reason("official_conduct", self._policy.conduct_weight, (holder, cue)))
         if self._model is not None:
             return self._learned(self._model, reasons, learned or {}, suppressed)
         remaining = 1.0

@@ -153,3 +153,22 @@ def test_ngram_selection_prefers_separating_grams_and_skips_particles() -> None:
     grams = relevance_fit.select_ngrams(texts, labels, cap=4, min_df=3)
     assert "贪官" in grams and "吃饭" in grams
     assert not any("了" in g for g in grams)
+
+
+def test_the_automaton_finds_what_the_regex_finds(enricher: Enricher) -> None:
+    model = RelevanceScorer(enricher.lexicons).model
+    assert model is not None
+    finder = model.finder
+    fixture = REPO / "tests" / "fixtures" / "long_texts" / "articles.jsonl"
+    texts = [line for line in fixture.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts += [
+        "红会的钱",
+        "中国红会真的是不能要了，当官的李天一",
+        "警车私用" * 20,
+        "官\ud800员红会",
+    ]  # a lone surrogate too
+    for text in texts:
+        for head in (text, text[:15], text[:300]):
+            assert finder.all(head) == finder.regex_all(head), head[:40]
+    long = "这是一条很长的帖子，说的是红会的钱到底去了哪里"  # >= 16 characters: the automaton's path
+    assert len(long) >= 16 and "红会" in finder.all(long)
