@@ -133,21 +133,22 @@ class Finder:
 
     def all(self, text: str) -> list[str]:
         """Every occurrence, in text order."""
-        if self._find is None or not text:
-            return []
-        if len(text) < _SHORT:
+        if len(text) < _SHORT or self._find is None:
             return self._pattern.findall(text) if self._pattern is not None else []
         try:
             words = self.words
             return [words[i] for i, _, _ in self._find(text)]
         except UnicodeEncodeError:
-            assert self._pattern is not None
-            return self._pattern.findall(text)
+            return self.regex_all(text)
 
     def first(self, text: str) -> str | None:
         """The first occurrence, or None."""
-        found = self.all(text)
-        return found[0] if found else None
+        if len(text) < _SHORT or self._find is None:
+            # the regex stops at the first occurrence
+            found = self._pattern.search(text) if self._pattern is not None else None
+            return found.group() if found is not None else None
+        hits = self.all(text)
+        return hits[0] if hits else None
 
     def regex_all(self, text: str) -> list[str]:
         """The same occurrences found by the trie-shaped regex (the reference implementation)."""
@@ -181,8 +182,11 @@ class LearnedModel:
     def matches(self, text: str) -> dict[str, list[str]]:
         """Feature name -> the distinct strings of ``text`` that fired it, in text order."""
         found: dict[str, list[str]] = {}
+        hits = self.finder.all(text)
+        if not hits:  # most posts
+            return found
         feature_of = self.feature_of
-        for hit in self.finder.all(text):
+        for hit in hits:
             words = found.setdefault(feature_of[hit], [])
             if hit not in words:
                 words.append(hit)
