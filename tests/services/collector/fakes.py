@@ -189,4 +189,3 @@ class FakeProducer:
         batch = list(records)
         self.sent.extend(batch)
         return [Delivery(r.topic, 0, i) for i, r in enumerate(batch)]
-

@@ -170,9 +170,7 @@ async def test_update_with_a_mask_changes_only_the_named_fields(env: Env) -> Non
     await env.stub.CreateSource(source_pb2.CreateSourceRequest(source=rss()))
     patch = source_pb2.Source(id="hz-daily", name="新名字", url="https://other.example.cn/feed")
     updated = (
-        await env.stub.UpdateSource(
-            source_pb2.UpdateSourceRequest(source=patch, update_mask=FieldMask(paths=["name"]))
-        )
+        await env.stub.UpdateSource(source_pb2.UpdateSourceRequest(source=patch, update_mask=FieldMask(paths=["name"])))
     ).source
     assert updated.name == "新名字" and updated.url == "https://news.example.cn/rss"
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -279,9 +277,7 @@ async def test_import_into_an_unknown_source_is_not_found(env: Env) -> None:
 async def test_changes_are_audited_with_the_caller(env: Env) -> None:
     await env.stub.CreateSource(source_pb2.CreateSourceRequest(source=rss()))
     await env.stub.PauseSource(source_pb2.PauseSourceRequest(id="hz-daily", reason="站方要求"))
-    await env.stub.ImportPosts(
-        _stream(source_pb2.ImportPostsRequest(jsonl_line=line("1", "某局长受贿")))
-    )
+    await env.stub.ImportPosts(_stream(source_pb2.ImportPostsRequest(jsonl_line=line("1", "某局长受贿"))))
     engine = create_engine(DatabaseSettings(url=SecretStr(env.url)))
     try:
         async with session_factory(engine)() as session:
