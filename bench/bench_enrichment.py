@@ -1,6 +1,7 @@
 """Benchmark of the collector's enrichment + dedupe path alone (no Kafka, no Elasticsearch), one process.
 
     .venv/bin/python bench/bench_enrichment.py [--data DIR] [--limit N] [--repeat R] [--long-texts FILE]
+    .venv/bin/python bench/bench_enrichment.py --against REF [--repeat R]   # before/after ratios in one run
 
 Reads DIR/weibo_posts.jsonl (default: $QF_SHARED_DATA, else ../shared/data relative to the repo root), then:
 
@@ -14,21 +15,32 @@ Reads DIR/weibo_posts.jsonl (default: $QF_SHARED_DATA, else ../shared/data relat
    run time, never stored). The fixture repeats its sentences (about half its 3-character shingles recur within an
    article), which real articles rarely do; the joined posts show real text's rate.
 
+With --against REF (a git commit or branch), the text kernel and the collector's enrich/dedupe step as they were at
+REF are extracted to a temporary package and timed against the working tree's, rounds alternating, on the same texts:
+on a shared machine a ratio measured so is worth more than two figures from different runs.
+
 Targets: >= 20,000 posts/s per core (issue 3); >= 2 million characters/s per core on long texts (issue 12).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import io
 import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # so that `services` imports when run as a script from anywhere
@@ -170,18 +182,94 @@ def _pipeline(
     return best_cpu, best_wall, kinds
 
 
+def _reference_step(ref: str, into: Path) -> tuple[Any, Any, Any]:
+    """(Enricher, Deduper, enrich_post) of the code at git ``ref``, imported from a copy under ``into``."""
+    package = into / "qf_reference_text"
+    archive = subprocess.run(
+        [
+            "git",
+            "-C",
+            str(REPO),
+            "archive",
+            ref,
+            "libs/qingfeng/text",
+            "services/collector/core/dedupe.py",
+            "services/collector/core/enrich.py",
+        ],
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    shutil.move(into / "libs" / "qingfeng" / "text", package)
+    for name in ("dedupe.py", "enrich.py"):
+        shutil.move(into / "services" / "collector" / "core" / name, package / name)
+    for source in package.glob("*.py"):
+        code = source.read_text(encoding="utf-8").replace("services.collector.core.dedupe", "qf_reference_text.dedupe")
+        source.write_text(code.replace("qingfeng.text", "qf_reference_text"), encoding="utf-8")
+    sys.path.insert(0, str(into))
+    text = importlib.import_module("qf_reference_text")
+    return (
+        text.Enricher,
+        importlib.import_module("qf_reference_text.dedupe").Deduper,
+        importlib.import_module("qf_reference_text.enrich").enrich_post,
+    )
+
+
+def _against(ref: str, posts: Sequence[tuple[str, str, datetime]], articles: Sequence[Any], repeat: int) -> None:
+    """Whole step, working tree vs ``ref``, alternating rounds; best CPU time of each side."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ref_enricher_type, ref_deduper, ref_enrich_post = _reference_step(ref, Path(tmp))
+        sides = {
+            ref: (ref_enricher_type(), ref_deduper, ref_enrich_post),
+            "working tree": (Enricher(), Deduper, enrich_post),
+        }
+        long_posts = [(pid, "", text, ts) for pid, text, ts in posts if len(text) >= 60]
+        sets = {
+            "long-text fixture": list(articles),
+            "shared posts joined (~2,000 chars)": _joined(posts),
+            "shared posts >= 60 chars": long_posts,
+            "all shared posts": [(pid, "", text, ts) for pid, text, ts in posts],
+        }
+        print(f"\nwhole step, working tree against {ref} (CPU time, best of {repeat} alternating rounds):")
+        for name, items in sets.items():
+            chars = sum(len(title) + len(text) for _, title, text, _ in items)
+            best = dict.fromkeys(sides, float("inf"))
+            for round_ in range(repeat):
+                for side in sides if round_ % 2 == 0 else reversed(list(sides)):
+                    enricher, deduper_type, step = sides[side]
+                    if hasattr(enricher, "clear_cache"):
+                        enricher.clear_cache()
+                    deduper = deduper_type()
+                    start = time.process_time()
+                    for pid, title, text, ts in items:
+                        step(pid, text, ts, title=title, enricher=enricher, deduper=deduper)
+                    best[side] = min(best[side], time.process_time() - start)
+            old, new = best[ref], best["working tree"]
+            print(
+                f"  {name:36s} n={len(items):6d}  {ref}: {chars / old / 1e6:5.2f} M chars/s ({len(items) / old:,.0f}/s)"
+                f"  working tree: {chars / new / 1e6:5.2f} M chars/s ({len(items) / new:,.0f}/s)  {old / new:.2f}x"
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=_default_data(), help="directory with weibo_posts.jsonl")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N posts")
     parser.add_argument("--repeat", type=int, default=3, help="rounds per measurement (best is reported)")
     parser.add_argument("--long-texts", type=Path, default=LONG_TEXTS, help="JSONL of long articles (fixture)")
+    parser.add_argument("--against", metavar="REF", help="only compare the whole step with the code at git REF")
     args = parser.parse_args(argv)
     if not (args.data / "weibo_posts.jsonl").is_file():
         print(f"no weibo_posts.jsonl under {args.data} (set QF_SHARED_DATA or --data)", file=sys.stderr)
         return 2
 
     posts = _load(args.data, args.limit)
+    if args.against:
+        print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        _against(args.against, posts, _load_long(args.long_texts), args.repeat)
+        print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        return 0
     texts = [text for _, text, _ in posts]
     n = len(posts)
     chars = sum(map(len, texts))
