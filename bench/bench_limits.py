@@ -17,8 +17,9 @@ the project's paths (the code the services run, reused from ``_pipeline.py`` and
 - **enrichment**: ``services.collector.core.enrich_post`` over every post (conversion, tags, keywords, dedupe);
 - **collector in process**: JSONL line → parse → validate, enrich, dedupe → ``Post`` → produce, acked (the
   collector's ``Pipeline`` over the real ``Producer``, in chunks of 5,000 as ``qingfeng import`` sends them);
-- **indexer**: the ``PostIndexer`` consuming what the collector produced → documents → bulk (``update`` with
-  ``doc_as_upsert``), timed from its first batch (the consumer-group join is left out) to the last acknowledgement;
+- **indexer**: the ``PostIndexer`` consuming what the collector produced → documents → bulk (``create``, and
+  ``update`` with ``doc_as_upsert`` for posts that exist), timed from its first batch (the consumer-group join is
+  left out) to the last acknowledgement;
 - **end to end, one process**: collector and indexer in one process, until every post is searchable;
 - **end to end via ImportPosts**: ``qingfeng import`` in a child process streams the file to the collector's
   ``ImportPosts`` (TLS off on loopback, signed credential verified), indexer in process, until all searchable;
@@ -312,7 +313,7 @@ async def _measure(
             PRODUCE_LIMIT,
             cpu_s=collector_cpu,
         ),
-        Row("indexer (consume→document→bulk update)", indexed, indexer_s, ES_LIMIT, cpu_s=indexer_cpu),
+        Row("indexer (consume→document→bulk create)", indexed, indexer_s, ES_LIMIT, cpu_s=indexer_cpu),
     ]
 
     async def end_to_end(label: str, via: str, mode: str, n: int = 1) -> None:
