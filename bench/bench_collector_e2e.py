@@ -210,6 +210,82 @@ def schedstat(pid: int | str = "self") -> tuple[float, float]:
     return run / 1e9, wait / 1e9
 
 
+def _listening_inodes(port: int) -> set[str]:
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as handle:
+                rows = handle.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN on that port
+                inodes.add(fields[9])
+    return inodes
+
+
+def engine_pids(*ports: int) -> list[int]:
+    """The processes listening on ``ports`` (the local Kafka and Elasticsearch), with their descendants."""
+    wanted = {f"socket:[{inode}]" for port in ports for inode in _listening_inodes(port)}
+    parents: dict[int, int] = {}
+    found: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+                parents[pid] = int(handle.read().rsplit(")", 1)[1].split()[1])
+            if wanted and any(os.readlink(f"/proc/{pid}/fd/{fd}") in wanted for fd in os.listdir(f"/proc/{pid}/fd")):
+                found.add(pid)
+        except OSError:  # gone, or not ours to read
+            continue
+    tree = set(found)
+    grew = True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return sorted(tree)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` (all their threads) so far; 0 for one that is gone."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+_ENGINES: list[int] = []
+
+
+def engines_cpu() -> float:
+    """CPU seconds used so far by the local Kafka and Elasticsearch (0 where they cannot be found or read).
+
+    They serve every engineer's tests on this machine too: what they spend during a measurement is an upper bound
+    of what the measured path cost them.
+    """
+    if not _ENGINES:
+        _ENGINES.extend(engine_pids(*stack_ports()))
+    return cpu_seconds(_ENGINES)
+
+
+def stack_ports() -> tuple[int, int]:
+    """The ports of the local Kafka and Elasticsearch this benchmark talks to."""
+    kafka = os.environ.get("QF_TEST_KAFKA", "127.0.0.1:19092").split(",")[0].rsplit(":", 1)[1]
+    es = os.environ.get("QF_TEST_ES", "http://127.0.0.1:19200").rstrip("/").rsplit(":", 1)[1]
+    return int(kafka), int(es)
+
+
 async def _watch(child: asyncio.subprocess.Process) -> None:
     code = await child.wait()
     if code not in (0, -15):
@@ -308,6 +384,7 @@ async def bench_end_to_end(
                 )
                 consuming = asyncio.create_task(indexer.run(stop))
             started = time.perf_counter()
+            engines0 = engines_cpu()
             run0, wait0 = schedstat()
             for child in children:  # their start-up and group join are not part of the path
                 child_run, child_wait = schedstat(child.pid)
@@ -330,6 +407,7 @@ async def bench_end_to_end(
                 await asyncio.sleep(0.25)
                 searchable = await _count(es, names.read_alias)
             finished = time.perf_counter() - started
+            engines = engines_cpu() - engines0
             run, wait = schedstat()
             for child in children:
                 child_run, child_wait = schedstat(child.pid)
@@ -350,6 +428,7 @@ async def bench_end_to_end(
             # the first two (the client's are not known once it exited).
             "cpu_s": run - run0 + client_cpu,
             "client_cpu_s": client_cpu,
+            "engines_cpu_s": engines,
             "cpu_wait_s": wait - wait0,
         }
     finally:

@@ -30,7 +30,9 @@ the project's paths (the code the services run, reused from ``_pipeline.py`` and
 Raw ES bulk is measured first and again last; paths are divided by the mean of the two (on a shared machine the
 limit itself moves between the start and the end of a run). The last column is the CPU the path's own processes
 used per item (this process, the indexer children and the import client; from ``/proc/*/schedstat`` and
-``getrusage``): what a path costs, far less dependent on the load than its rate.
+``getrusage``): what a path costs, far less dependent on the load than its rate. The column after it is the CPU the
+local Kafka and Elasticsearch (the processes listening on their ports, found in ``/proc``) used meanwhile, per item:
+an upper bound, since they serve everyone's tests on this machine too.
 
 Paths that end in Elasticsearch are divided by the ES bulk limit, paths that end in a produce by the Kafka produce
 limit (enrichment, which ends in neither, is shown against ES bulk: the rate it would have to sustain). Every topic
@@ -84,6 +86,8 @@ class Row:
     limit: str | None = None
     # CPU seconds the path's own processes used (this one, indexer children, the import client), when measured.
     cpu_s: float | None = None
+    # CPU seconds the local Kafka and Elasticsearch used meanwhile (an upper bound: they serve others too).
+    engines_cpu_s: float | None = None
 
     @property
     def rate(self) -> float:
@@ -94,6 +98,10 @@ class Row:
         """CPU microseconds per item: what a path costs, much less dependent on the machine's load than its rate."""
         return None if self.cpu_s is None or not self.items else self.cpu_s / self.items * 1e6
 
+    @property
+    def engines_us_per_item(self) -> float | None:
+        return None if self.engines_cpu_s is None or not self.items else self.engines_cpu_s / self.items * 1e6
+
 
 def _load() -> str:
     one, five, fifteen = os.getloadavg()
@@ -103,8 +111,11 @@ def _load() -> str:
 # -- raw limits ----------------------------------------------------------------------------------------------------
 
 
-async def raw_es_bulk(es: AsyncElasticsearch, prefix: str, docs: Sequence[tuple[str, dict[str, object]]]) -> float:
-    """Seconds to bulk-index ``docs`` as prepared NDJSON into a fresh index of the posts template."""
+async def raw_es_bulk(
+    es: AsyncElasticsearch, prefix: str, docs: Sequence[tuple[str, dict[str, object]]]
+) -> tuple[float, float]:
+    """Seconds to bulk-index ``docs`` as prepared NDJSON into a fresh index of the posts template, and the CPU
+    seconds Kafka and Elasticsearch used meanwhile."""
     names = await ensure_index(es, prefix, "posts")
     bodies = []
     for start in range(0, len(docs), ES_CHUNK):
@@ -114,20 +125,23 @@ async def raw_es_bulk(es: AsyncElasticsearch, prefix: str, docs: Sequence[tuple[
             lines.append(json.dumps(doc, ensure_ascii=False))
         bodies.append(("\n".join(lines) + "\n").encode("utf-8"))
     try:
-        started = time.perf_counter()
+        started, engines0 = time.perf_counter(), e2e.engines_cpu()
         for body in bodies:
             response = await es.bulk(index=names.write_alias, operations=body)  # type: ignore[arg-type]
             if response.body.get("errors"):
                 first = next(i for i in response.body["items"] if i["index"].get("error"))
                 raise RuntimeError(f"raw bulk refused a document: {first}")
-        return time.perf_counter() - started
+        return time.perf_counter() - started, e2e.engines_cpu() - engines0
     finally:
         with contextlib.suppress(Exception):
             await delete_family(es, IndexNames(prefix, "posts"))
 
 
-async def raw_kafka(settings: CollectorSettings, records: Sequence[tuple[bytes, bytes]]) -> tuple[float, float]:
-    """Seconds to produce ``records`` (key, value) with a bare idempotent producer, and to consume them back."""
+async def raw_kafka(
+    settings: CollectorSettings, records: Sequence[tuple[bytes, bytes]]
+) -> tuple[float, float, float, float]:
+    """Seconds to produce ``records`` (key, value) with a bare idempotent producer, and to consume them back; the CPU
+    seconds Kafka and Elasticsearch used during each."""
     await ensure_topics(settings.kafka, topic_specs_for(settings))
     topic = settings.topics.posts
     try:
@@ -136,10 +150,10 @@ async def raw_kafka(settings: CollectorSettings, records: Sequence[tuple[bytes, 
         )
         await producer.start()
         try:
-            started = time.perf_counter()
+            started, engines0 = time.perf_counter(), e2e.engines_cpu()
             futures = [await producer.send(topic, value, key=key) for key, value in records]
             await asyncio.gather(*futures)
-            produced = time.perf_counter() - started
+            produced, produce_cpu = time.perf_counter() - started, e2e.engines_cpu() - engines0
         finally:
             await producer.stop()
         consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, enable_auto_commit=False)
@@ -149,14 +163,17 @@ async def raw_kafka(settings: CollectorSettings, records: Sequence[tuple[bytes, 
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             seen = 0
-            started = time.perf_counter()  # assigned and positioned: from here on it is fetching
+            started, engines0 = (
+                time.perf_counter(),
+                e2e.engines_cpu(),
+            )  # assigned and positioned: from here on it is fetching
             while seen < len(records):
                 batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
                 seen += sum(len(msgs) for msgs in batch.values())
-            consumed = time.perf_counter() - started
+            consumed, consume_cpu = time.perf_counter() - started, e2e.engines_cpu() - engines0
         finally:
             await consumer.stop()
-        return produced, consumed
+        return produced, consumed, produce_cpu, consume_cpu
     finally:
         with contextlib.suppress(Exception):
             await e2e._delete_topics(settings)
@@ -177,17 +194,18 @@ def enrichment(enricher: Enricher, posts: Sequence[post_pb2.Post]) -> float:
 
 async def collector_and_indexer(
     settings: CollectorSettings, lines: list[str]
-) -> tuple[float, float, int, tuple[float, float]]:
+) -> tuple[float, float, int, tuple[float, float, float, float]]:
     """Seconds of the collector in process (parse → … → produce, acked), then of the indexer over its output; the
-    documents indexed; and the CPU seconds of each of the two."""
+    documents indexed; and the CPU seconds of each of the two, then of Kafka and Elasticsearch during each."""
     await ensure_topics(settings.kafka, topic_specs_for(settings))
     es = create_client(settings.elasticsearch)
     try:
         names = await ensure_index(es, settings.elasticsearch.index_prefix, "posts")
         async with Producer(settings.kafka) as producer:
-            started, cpu0 = time.perf_counter(), e2e.schedstat()[0]
+            started, cpu0, engines0 = time.perf_counter(), e2e.schedstat()[0], e2e.engines_cpu()
             await e2e._produce_in_process(settings, producer, lines)
             produced, collector_cpu = time.perf_counter() - started, e2e.schedstat()[0] - cpu0
+            collector_engines = e2e.engines_cpu() - engines0
 
             indexer = PostIndexer(
                 es, names.write_alias, producer, kafka=settings.kafka, topics=settings.topics, settings=settings.indexer
@@ -198,7 +216,7 @@ async def collector_and_indexer(
             async def timed(records: list[Record]) -> None:
                 if not first:
                     # from the first batch: the group join is not indexing
-                    first.extend((time.perf_counter(), e2e.schedstat()[0]))
+                    first.extend((time.perf_counter(), e2e.schedstat()[0], e2e.engines_cpu()))
                 await handle(records)
 
             indexer.handle = timed  # type: ignore[method-assign]
@@ -211,10 +229,11 @@ async def collector_and_indexer(
                         raise RuntimeError("indexer stopped early")
                     await asyncio.sleep(0.05)
                 indexed_s, indexer_cpu = time.perf_counter() - first[0], e2e.schedstat()[0] - first[1]
+                indexer_engines = e2e.engines_cpu() - first[2]
             finally:
                 stop.set()
                 await task
-        return produced, indexed_s, indexer.indexed, (collector_cpu, indexer_cpu)
+        return produced, indexed_s, indexer.indexed, (collector_cpu, indexer_cpu, collector_engines, indexer_engines)
     finally:
         with contextlib.suppress(Exception):
             await delete_family(es, IndexNames(settings.elasticsearch.index_prefix, "posts"))
@@ -234,12 +253,15 @@ def limits_of(rows: Sequence[Row]) -> dict[str, float]:
 
 def _table(rows: Sequence[Row]) -> str:
     limits = limits_of(rows)
-    out = [f"| {'path':66s} | {'items':>6s} | {'seconds':>7s} | {'per s':>8s} | ratio to its limit  | CPU µs/item |",
-           f"|{'-' * 68}|{'-' * 8}|{'-' * 9}|{'-' * 10}|{'-' * 21}|{'-' * 13}|"]  # fmt: skip
+    out = [f"| {'path':66s} | {'items':>6s} | {'seconds':>7s} | {'per s':>8s} | ratio to its limit  | CPU µs/item |"
+           " ES+Kafka µs/item |",
+           f"|{'-' * 68}|{'-' * 8}|{'-' * 9}|{'-' * 10}|{'-' * 21}|{'-' * 13}|{'-' * 18}|"]  # fmt: skip
     for r in rows:
         ratio = "" if r.bound is None else f"{r.rate / limits[r.bound]:.2f}x {r.bound}"
         cpu = "" if r.cpu_us_per_item is None else f"{r.cpu_us_per_item:,.0f}"
-        out.append(f"| {r.path:66s} | {r.items:6d} | {r.seconds:7.2f} | {r.rate:8,.0f} | {ratio:19s} | {cpu:>11s} |")
+        engines = "" if r.engines_us_per_item is None else f"{r.engines_us_per_item:,.0f}"
+        out.append(f"| {r.path:66s} | {r.items:6d} | {r.seconds:7.2f} | {r.rate:8,.0f} | {ratio:19s} | {cpu:>11s} |"
+                   f" {engines:>16s} |")  # fmt: skip
     return "\n".join(out)
 
 
@@ -289,36 +311,44 @@ async def _measure(
 ) -> list[Row]:
 
     run = uuid.uuid4().hex[:8]
-    es_before = await _raw_es(run, "raw", docs)
-    produce_s, consume_s = await raw_kafka(e2e._settings(f"{run}-raw"), records)
+    es_before, es_before_cpu = await _raw_es(run, "raw", docs)
+    produce_s, consume_s, produce_engines, consume_engines = await raw_kafka(e2e._settings(f"{run}-raw"), records)
     cpu0 = e2e.schedstat()[0]
     enrich_s = enrichment(enricher, posts)
     enrich_cpu = e2e.schedstat()[0] - cpu0
-    collector_s, indexer_s, indexed, (collector_cpu, indexer_cpu) = await collector_and_indexer(
-        e2e._settings(f"{run}-path"), lines
-    )
+    (
+        collector_s,
+        indexer_s,
+        indexed,
+        (collector_cpu, indexer_cpu, collector_engines, indexer_engines),
+    ) = await collector_and_indexer(e2e._settings(f"{run}-path"), lines)
+    n = len(docs)
     table = [
-        Row(
-            "raw ES bulk, before the paths (NDJSON ready, 1 client, 1 in flight)", len(docs), es_before, limit=ES_LIMIT
-        ),
-        Row("raw Kafka produce (aiokafka, acks=all, idempotent)", len(records), produce_s, limit=PRODUCE_LIMIT),
-        Row("raw Kafka consume (aiokafka, no group)", len(records), consume_s),
-        Row(
-            "enrichment (enrich_post: convert, tag, keywords, dedupe)", len(posts), enrich_s, ES_LIMIT, cpu_s=enrich_cpu
-        ),
-        Row(
-            "collector in process (parse→enrich→dedupe→encode→produce)",
-            len(lines),
-            collector_s,
-            PRODUCE_LIMIT,
-            cpu_s=collector_cpu,
-        ),
-        Row("indexer (consume→document→bulk create)", indexed, indexer_s, ES_LIMIT, cpu_s=indexer_cpu),
-    ]
+        Row("raw ES bulk, before the paths (NDJSON ready, 1 client, 1 in flight)", n, es_before, limit=ES_LIMIT,
+            engines_cpu_s=es_before_cpu),
+        Row("raw Kafka produce (aiokafka, acks=all, idempotent)", len(records), produce_s, limit=PRODUCE_LIMIT,
+            engines_cpu_s=produce_engines),
+        Row("raw Kafka consume (aiokafka, no group)", len(records), consume_s, engines_cpu_s=consume_engines),
+        Row("enrichment (enrich_post: convert, tag, keywords, dedupe)", len(posts), enrich_s, ES_LIMIT,
+            cpu_s=enrich_cpu),
+        Row("collector in process (parse→enrich→dedupe→encode→produce)", len(lines), collector_s, PRODUCE_LIMIT,
+            cpu_s=collector_cpu, engines_cpu_s=collector_engines),
+        Row("indexer (consume→document→bulk create)", indexed, indexer_s, ES_LIMIT, cpu_s=indexer_cpu,
+            engines_cpu_s=indexer_engines),
+    ]  # fmt: skip
 
     async def end_to_end(label: str, via: str, mode: str, n: int = 1) -> None:
         result = await e2e.bench_end_to_end(args.data, args.limit, via, mode, False, n)
-        table.append(Row(label, int(result["posts"]), result["searchable_s"], ES_LIMIT, cpu_s=result["cpu_s"]))
+        table.append(
+            Row(
+                label,
+                int(result["posts"]),
+                result["searchable_s"],
+                ES_LIMIT,
+                cpu_s=result["cpu_s"],
+                engines_cpu_s=result["engines_cpu_s"],
+            )
+        )
 
     await end_to_end("end to end, one process (collector→Kafka→ES)", "pipeline", "inprocess")
     for n in args.indexers:
@@ -330,12 +360,14 @@ async def _measure(
         for n in args.indexers:
             label = f"end to end via ImportPosts + {n} indexer process{'es' if n > 1 else ''} (qingfeng up)"
             await end_to_end(label, "grpc", "process", n)
-    es_after = await _raw_es(run, "raw2", docs)
-    table.insert(1, Row("raw ES bulk, after the paths", len(docs), es_after, limit=ES_LIMIT))
+    es_after, es_after_cpu = await _raw_es(run, "raw2", docs)
+    table.insert(
+        1, Row("raw ES bulk, after the paths", len(docs), es_after, limit=ES_LIMIT, engines_cpu_s=es_after_cpu)
+    )
     return table
 
 
-async def _raw_es(run: str, name: str, docs: Sequence[tuple[str, dict[str, object]]]) -> float:
+async def _raw_es(run: str, name: str, docs: Sequence[tuple[str, dict[str, object]]]) -> tuple[float, float]:
     es = create_client(e2e._settings(run).elasticsearch)
     try:
         return await raw_es_bulk(es, f"qfbench-{run}-{name}", docs)

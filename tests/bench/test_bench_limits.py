@@ -6,6 +6,7 @@ The bench itself needs the local stack and the shared data and is run by hand (s
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -60,3 +61,24 @@ def test_cpu_per_item_is_shown_when_measured(bench: ModuleType) -> None:
     assert bench.Row("path", 4_000, 2.0).cpu_us_per_item is None
     line = bench._table([bench.Row("es", 1, 1.0, limit=bench.ES_LIMIT), measured]).splitlines()[3]
     assert line.rstrip(" |").endswith("250")
+
+
+def test_engine_cpu_is_a_column_of_its_own(bench: ModuleType) -> None:
+    row = bench.Row("raw", 2_000, 1.0, limit=bench.ES_LIMIT, engines_cpu_s=0.17)
+    assert row.engines_us_per_item == 85
+    assert bench._table([row]).splitlines()[2].rstrip(" |").endswith("85")
+
+
+def test_the_engines_are_found_by_their_listening_port(bench: ModuleType) -> None:
+    import socket
+
+    import bench_collector_e2e as e2e  # a sibling of bench_limits, on the path the fixture set
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        pids = e2e.engine_pids(port)
+        assert os.getpid() in pids
+        assert e2e.cpu_seconds(pids) > 0
+    assert os.getpid() not in e2e.engine_pids(port)  # closed: nobody listens there any more
