@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
-from itertools import compress, filterfalse
 
 import rjieba
 
@@ -71,17 +70,12 @@ class Segmenter:
                 if ok:
                     counts[token] = counts.get(token, 0) + 1
         else:
-            counter = Counter(tokens)
-            # the tokens never judged, filtered in C (not counter.keys() - verdicts.keys(): that walks the whole
-            # cache); then the verdicts pick the counts in C
-            unknown = list(filterfalse(verdicts.__contains__, counter))
-            if unknown:
-                if len(verdicts) + len(unknown) > _VERDICT_CACHE_MAX:
-                    verdicts.clear()  # bounded memory, cleared before (never during) this text's lookups
-                    unknown = list(counter)
-                for token in unknown:
-                    verdicts[token] = self._verdict(token)
-            counts = dict(compress(counter.items(), map(verdicts.__getitem__, counter)))
+            for token, n in Counter(tokens).items():
+                ok = verdicts.get(token)
+                if ok is None:
+                    ok = self._judge(token)
+                if ok:
+                    counts[token] = n
         if not counts:
             return ()
         if len(counts) > 1:
@@ -91,7 +85,7 @@ class Segmenter:
                 # the limit-th can rank, and ranking just those (in their first-occurrence order) gives the same
                 # head as ranking all. A long text has hundreds of distinct tokens, most of them seen once.
                 floor = sorted(counts.values(), reverse=True)[limit - 1]
-                candidates = list(compress(counts, map(floor.__le__, counts.values())))
+                candidates = [t for t, n in counts.items() if n >= floor]
             # one int per token: frequency dominates, then lexicon membership, then length (capped at 4);
             # sorted() is stable, so first occurrence breaks the remaining ties
             ranked = sorted(candidates, key=lambda t: -(counts[t] * 16 + (8 if t in boost else 0) + min(len(t), 4)))
