@@ -1,6 +1,11 @@
 """End-to-end latency of the grader: a post entering Kafka -> its alert on the alerts topic, at a fixed post rate.
 
     .venv/bin/python bench/bench_grader_latency.py [--rate 2315] [--duration 60] [--in-process]
+    .venv/bin/python bench/bench_grader_latency.py --memory 90000
+
+``--memory N`` needs no stack: it grades N posts of the same stream in this process (no Kafka) and prints the
+bytes each post leaves in the engine (tracemalloc, marginal between N/3 and N posts), just graded and after three
+days of event time (the metrics' 2-day retention passed; what is left stays for the 7-day clustering horizon).
 
 Needs the local stack (`qingfeng stack up`). Starts the grader (`python -m services.grader`, a subprocess by default)
 on topics, an index prefix and a SQLite file of its own, produces synthetic posts at `--rate` posts/s for
@@ -372,6 +377,50 @@ async def _cleanup(settings: GraderSettings) -> None:
         await es.close()
 
 
+def _retained(n: int, rate: float) -> tuple[int, int]:
+    """Bytes the engine holds after grading ``n`` posts, and after three more days of event time."""
+    import gc
+    import tracemalloc
+    from datetime import timedelta
+
+    from services.grader.adapters.policy_yaml import DEFAULT_POLICY, load_policy_file
+    from services.grader.convert import post_view
+    from services.grader.core import Grader
+
+    policy = load_policy_file(DEFAULT_POLICY)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    stream = Stream(stories_per_s=7.0, lifetime_s=30.0)
+    # Through the wire form, as the service gets them (fresh id strings, no sharing with the generator).
+    views = [post_view(post_pb2.Post.FromString(stream.post(i / rate, t0 + timedelta(seconds=i / rate))
+                                                .SerializeToString())) for i in range(n)]  # fmt: skip
+    grader = Grader(policy)
+    for i in range(0, n, 500):
+        grader.process_batch(views[i : i + 500])
+    del views, stream
+    gc.collect()
+    graded = tracemalloc.get_traced_memory()[0] - base
+    assert grader.clock_at is not None
+    grader.tick(grader.clock_at + timedelta(days=3))
+    gc.collect()
+    later = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    if len(grader.clusterer.posts) != n:
+        raise AssertionError(f"{len(grader.clusterer.posts)} of {n} posts in the clustering horizon")
+    return graded, later
+
+
+def memory(n: int, rate: float) -> int:
+    small, large = _retained(n // 3, rate), _retained(n, rate)
+    extra = n - n // 3
+    print(f"engine memory per post (marginal, {n // 3} -> {n} posts): {(large[0] - small[0]) / extra:.0f} bytes just "
+          f"graded, {(large[1] - small[1]) / extra:.0f} bytes after 3 days of event time (kept for the 7-day horizon); "
+          f"{large[0] / 1e6:.1f} MB and {large[1] / 1e6:.1f} MB in all")  # fmt: skip
+    return 0
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=2315.0, help="posts per second (default 2315)")
@@ -381,10 +430,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--story-lifetime-s", type=float, default=30.0, help="seconds a story gets posts (default 30)")
     parser.add_argument("--batch-size", type=int, default=0, help="the grader's batch size (default: its own)")
     parser.add_argument("--in-process", action="store_true", help="run the grader in this process")
+    parser.add_argument("--memory", type=int, default=0, metavar="N",
+                        help="no stack: bytes per post the engine keeps, over N posts (module docstring)")  # fmt: skip
     parser.add_argument("--kafka", default=os.environ.get("QF_TEST_KAFKA", "127.0.0.1:19092"))
     parser.add_argument("--es", default=os.environ.get("QF_TEST_ES", "http://127.0.0.1:19200"))
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
-    raise SystemExit(asyncio.run(main(parse_args())))
+    _args = parse_args()
+    raise SystemExit(memory(_args.memory, _args.rate) if _args.memory else asyncio.run(main(_args)))
