@@ -237,26 +237,34 @@ _new_record = tuple.__new__  # WindowMetrics(...) without its generated __new__:
 
 
 def _record(w: Window, at: datetime) -> WindowMetrics:
+    # The Window properties inlined (same formulas as in _windows.Window): four records per snapshot, per post.
+    posts, hours = w.posts, w.hours
+    scope = w.scope
+    if scope < 0:
+        scope = w.regional_scope
+    offline = w.offline_posts + w.planned_posts
+    evidence = w.relevance_posts
+    relevance = w.relevance_sum / evidence if evidence else 0.0
     return _new_record(
         WindowMetrics,
         (
             w.name,
             w.seconds,
             at,
-            w.posts,
+            posts,
             w.reposts,
             w.comments,
             w.likes,
             len(w.by_author),
-            w.posts / w.hours,  # velocity
-            w.acceleration,
-            w.top_author_reach,
+            posts / hours,  # velocity
+            0.0 if w.seconds == _INF else (posts - w.prev_posts) / hours / hours,  # acceleration
+            w.top_author_reach if not w.top_valid else w.top_total,
             len(w.by_source),
             len(w.by_platform),
             len(w.by_media),
-            w.regional_scope,
+            scope,
             w.offline_posts,
-            w.offline_risk,
-            w.relevance,
+            offline / (offline + OFFLINE_RISK_HALF),
+            max(relevance, w.source_relevance) / 1000.0,
         ),
     )

@@ -201,3 +201,25 @@ def test_states_written_before_relevance_posts_restore_with_the_old_mean():
     same = EventMetrics.from_dict(data, WINDOWS, 3, T0 + 1)
     when = datetime.fromtimestamp(T0 + 1, UTC)
     assert same.view(when) == m.view(when, T0 + 1) and same.total.relevance == pytest.approx(0.8)
+
+
+def test_window_records_equal_the_window_properties_the_policy_reads():
+    """view() builds its records with the Window properties inlined (hot path): they must agree."""
+    rng = random.Random(11)
+    m = EventMetrics(WINDOWS, top_k=2)
+    now = T0
+    for i in range(400):
+        now += rng.choice([1, 20, 90, 700])
+        c = contrib(f"u{rng.randrange(30)}", rng.randrange(5000), offline=rng.random() < 0.1,
+                    planned=rng.random() < 0.05, relevance=rng.choice([0, 0, 190, 870]),
+                    regions=rng.choice([(), ("330100",), ("110000",), ("330200",)]))  # fmt: skip
+        m.add(c, now, now, now - 600)
+        if i % 7 == 0:
+            view = m.view(datetime.fromtimestamp(now, UTC), now)
+            for name, w in m.by_name.items():
+                r = view[name]
+                props = (w.velocity, w.acceleration, w.top_author_reach, w.regional_scope, w.offline_risk, w.relevance)
+                assert (r.velocity, r.acceleration, r.top_author_reach, r.regional_scope, r.offline_risk,
+                        r.relevance) == pytest.approx(props)  # fmt: skip
+                assert (r.distinct_authors, r.sources, r.media_involved) == (
+                    w.distinct_authors, w.sources, w.media_involved)  # fmt: skip
