@@ -48,7 +48,7 @@ METRIC_LABELS: dict[str, str] = {
     "regional_scope": "地域范围(1本地/2全省/3全国)",
     "offline_posts": "线下行动信号帖数",
     "offline_risk": "线下行动风险",
-    "relevance": "平均涉腐相关度",
+    "relevance": "涉腐相关度",  # source post's score or the mean over posts with evidence, whichever is larger
 }
 
 
