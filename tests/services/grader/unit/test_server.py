@@ -192,9 +192,7 @@ async def test_override_is_visible_alerted_and_audited_then_cleared(service: Ser
     assert [a.to_level for a in service.sink.alerts[before:]] == [W.WARNING_LEVEL_RED]
     assert ("alice", "event.override", "ev-p0", "opinion_office") in await _audit(service.url)
 
-    cleared = await service.stub.OverrideLevel(
-        event_pb2.OverrideLevelRequest(event_id="ev-p0", reason="批示已落实")
-    )
+    cleared = await service.stub.OverrideLevel(event_pb2.OverrideLevelRequest(event_id="ev-p0", reason="批示已落实"))
     assert not cleared.event.grade.HasField("override") and cleared.event.level == W.WARNING_LEVEL_ORANGE
     assert ("alice", "event.override_cleared", "ev-p0", "opinion_office") in await _audit(service.url)
 
