@@ -126,3 +126,34 @@ def test_a_clusterer_state_from_before_the_post_map_restores_every_post() -> Non
     assert "posts" in restored.to_dict()
     restored.expire((T0 + timedelta(days=8)).timestamp())
     assert not restored.seen("r7") and len(restored.posts) == 0
+
+
+async def test_a_checkpoint_written_before_the_post_map_recovers_and_grades_on_identically() -> None:
+    from dataclasses import replace
+
+    from services.grader.state import decode_state, encode_state
+    from tests.services.grader.unit.test_state import Ports, feed, ids, started, story
+
+    posts = story(150)
+    reference = Ports()
+    await feed(await started(reference), posts)
+
+    ports = Ports()
+    first = await started(ports, every_batches=3)
+    await feed(first, posts[:60])  # checkpoint at 60 posts
+    checkpoint = ports.store.checkpoint
+    assert checkpoint is not None and checkpoint.positions == {0: 60}
+    state = decode_state(checkpoint.state)
+    clusterer = state["clusterer"]
+    assert "posts" in clusterer
+    # The same checkpoint as the grader wrote it before the post map: no "posts", each event lists its posts.
+    held = {p.id: first.engine.clusterer.posts.get(p.id) for p in posts[:60]}
+    del clusterer["posts"]
+    for row in clusterer["clusters"]:
+        row[4] = [pid for pid, eid in held.items() if eid == row[0]]
+    ports.store.checkpoint = replace(checkpoint, state=encode_state(state))
+
+    second = await started(ports, every_batches=3)
+    assert all(second.engine.clusterer.seen(p.id) for p in posts[:60])
+    await feed(second, posts[60:])
+    assert ids(ports.sink.alerts) == ids(reference.sink.alerts)
