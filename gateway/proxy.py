@@ -13,7 +13,8 @@ Limits at the edge:
 - every request message decodes as its method's input type and keeps the rules the protos declare
   (``validation.py``), or it is INVALID_ARGUMENT with a ``google.rpc.BadRequest`` naming each field;
 - every item of a client stream (``ImportPosts``) is counted against the caller's stream-item rate limit (a bucket
-  per identity apart from the one for calls: an import of thousands of posts is one call but many items). The proxy
+  per identity apart from the one for calls: an import of thousands of posts is one call but many items; a batch
+  message, ``jsonl_lines``, counts each of its lines, ``validation.items_of``). The proxy
   reads one item, waits for a token (at most ``stream_item_wait_s``), writes it upstream and waits until the
   upstream took it before reading the next, so a stream holds one message in memory and HTTP/2 flow control slows
   the sender down; an identity whose streams together still outrun the rate gets RESOURCE_EXHAUSTED and the
@@ -160,16 +161,17 @@ async def _relaying(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         await abort(context, exc)
 
 
-Check = Callable[[bytes], None]
+# Checks one request message and returns how many items it carries (a batch of lines counts its lines).
+Check = Callable[[bytes], int]
 
 
 def _checker(limit: int, validate: Check) -> Check:
     """Size first (cheap, and nothing oversized is decoded), then the contract's rules."""
 
-    def check(request: bytes) -> None:
+    def check(request: bytes) -> int:
         if len(request) > limit:
             raise _TooLarge(len(request), limit)
-        validate(request)
+        return validate(request)
 
     return check
 
@@ -181,11 +183,11 @@ class _Forwarder:
         self._limiter = limiter
         self._max_wait_s = max_wait_s
 
-    async def _pace(self) -> None:
+    async def _pace(self, items: int) -> None:
         identity = current_identity.get()
         if self._limiter is None or identity is None:
             return
-        wait_s = self._limiter.reserve(identity.name, self._max_wait_s)
+        wait_s = self._limiter.reserve(identity.name, self._max_wait_s, items)
         if wait_s is None:
             raise _StreamLimited
         if wait_s > 0:
@@ -194,8 +196,8 @@ class _Forwarder:
     async def forward(self, requests: AsyncIterator[bytes], upstream: Any, check: Check) -> None:
         """Copy ``requests`` to ``upstream`` (a streaming call) and half-close it; stop early if it has ended."""
         async for item in requests:
-            check(item)
-            await self._pace()
+            # A batch (ImportPosts' jsonl_lines) takes a token per line: it is paced as its lines one by one.
+            await self._pace(check(item))
             if upstream.done():
                 return  # its status (an error) is what the caller gets
             if not await _write(upstream, item):

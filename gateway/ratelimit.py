@@ -49,19 +49,21 @@ class RateLimiter:
             return True
         return False
 
-    def reserve(self, key: str, max_wait_s: float) -> float | None:
-        """Take a token now or at most ``max_wait_s`` ahead: the seconds to wait before going on, or None (refused).
+    def reserve(self, key: str, max_wait_s: float, count: int = 1) -> float | None:
+        """Take ``count`` tokens (the items of a batch): the seconds to wait before going on, or None (refused).
 
-        A reservation drives the bucket below zero, so calls made meanwhile are refused until the debt is repaid.
+        As ``count`` items reserved one after the other, each after the previous one's wait: refused when the first
+        token is more than ``max_wait_s`` ahead (or, for a batch, when one item's refill, 1/rate, is); otherwise all
+        are taken and the wait is until the last is due. A reservation drives the bucket below zero, so calls made
+        meanwhile are refused until the debt is repaid.
         """
         bucket = self._refilled(key)
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return 0.0
-        wait_s = (1.0 - bucket.tokens) / self.rate_per_s
-        if wait_s > max_wait_s:
+        count = max(1, count)
+        first_wait_s = max(0.0, (1.0 - bucket.tokens) / self.rate_per_s)
+        if first_wait_s > max_wait_s or (count > 1 and count > bucket.tokens and 1.0 / self.rate_per_s > max_wait_s):
             return None
-        bucket.tokens -= 1.0
+        wait_s = max(0.0, (count - bucket.tokens) / self.rate_per_s)
+        bucket.tokens -= count
         return wait_s
 
 

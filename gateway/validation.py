@@ -21,7 +21,7 @@ from google.protobuf.message_factory import GetMessageClass
 from qingfeng.errors import FieldViolation, InvalidArgument
 from qingfeng.v1 import field_rules_pb2
 
-__all__ = ["DEFAULT_MAX_CHARS", "DEFAULT_MAX_ITEMS", "MAX_DEPTH", "request_checker", "violations"]
+__all__ = ["DEFAULT_MAX_CHARS", "DEFAULT_MAX_ITEMS", "MAX_DEPTH", "items_of", "request_checker", "violations"]
 
 DEFAULT_MAX_CHARS: Final = 65_536
 DEFAULT_MAX_ITEMS: Final = 1_000
@@ -137,11 +137,38 @@ def violations(message: Message) -> list[FieldViolation]:
     return found
 
 
-def request_checker(input_type: Descriptor) -> Callable[[bytes], None]:
-    """A check of one serialized request of ``input_type``: raises ``InvalidArgument`` naming the fields."""
+@cache
+def _batch_members(descriptor: Descriptor) -> tuple[tuple[str, str], ...]:
+    """(oneof member, its repeated field) of each batch member: a message whose only field is a repeated one (e.g.
+    ``ImportPostsRequest.jsonl_lines`` and ``JsonlLines.lines``)."""
+    out = []
+    for field in descriptor.fields:
+        if field.containing_oneof is None or field.message_type is None or _repeated(field):
+            continue
+        inner = field.message_type.fields
+        if len(inner) == 1 and _repeated(inner[0]) and not _rules(field.message_type)[0].is_map:
+            out.append((field.name, inner[0].name))
+    return tuple(out)
+
+
+def items_of(message: Message) -> int:
+    """How many items a stream message carries, for per-item limits: one, or the items of a batch it holds.
+
+    Counting a batch's items keeps it from passing as one item; an empty batch still costs one.
+    """
+    count = 1
+    for member, items in _batch_members(message.DESCRIPTOR):
+        if message.HasField(member):
+            count = max(count, len(getattr(getattr(message, member), items)))
+    return count
+
+
+def request_checker(input_type: Descriptor) -> Callable[[bytes], int]:
+    """A check of one serialized request of ``input_type``: raises ``InvalidArgument`` naming the fields; returns the
+    number of items the request carries (``items_of``)."""
     message_class = GetMessageClass(input_type)
 
-    def check(request: bytes) -> None:
+    def check(request: bytes) -> int:
         try:
             message = message_class.FromString(request)
         except (DecodeError, RecursionError):
@@ -149,5 +176,6 @@ def request_checker(input_type: Descriptor) -> Callable[[bytes], None]:
         found = violations(message)
         if found:
             raise InvalidArgument(found)
+        return items_of(message)
 
     return check

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, NoReturn, Protocol
@@ -46,6 +46,8 @@ __all__ = ["CollectorServicer", "LineParser", "imported_post", "jsonl_line_parse
 _log = logging.getLogger(__name__)
 
 MAX_REPORTED_REJECTIONS: Final = 100
+# Lines one ``jsonl_lines`` message may carry (``JsonlLines.lines``' declared max_items in source.proto).
+MAX_BATCH_LINES: Final = 1_000
 
 
 class LineParser(Protocol):
@@ -270,16 +272,18 @@ class CollectorServicer(source_pb2_grpc.CollectorServiceServicer):
         in_flight: asyncio.Task[None] | None = None
         try:
             async for request in request_iterator:
-                index += 1
                 source_id = request.source_id or registry.IMPORT_SOURCE_ID
                 # A stream names one source nearly always: known ones are taken without a coroutine per item.
                 source = sources.get(source_id) or await self._import_source(source_id, sources)
-                chunk.append((index, source.id, self._import_item(request, source, index)))
-                if len(chunk) >= self._import_chunk:
-                    if in_flight is not None:
-                        await in_flight
-                    in_flight = asyncio.create_task(self._ingest_chunk(chunk, tally))
-                    chunk = []
+                # A jsonl_lines batch is its lines one after the other: each line is an item with its own index.
+                for item in self._import_items(request, source, index):
+                    index += 1
+                    chunk.append((index, source.id, item))
+                    if len(chunk) >= self._import_chunk:
+                        if in_flight is not None:
+                            await in_flight
+                        in_flight = asyncio.create_task(self._ingest_chunk(chunk, tally))
+                        chunk = []
             if in_flight is not None:
                 await in_flight
                 in_flight = None
@@ -313,20 +317,40 @@ class CollectorServicer(source_pb2_grpc.CollectorServiceServicer):
             cache[source_id] = source
         return source
 
+    def _import_items(
+        self, request: source_pb2.ImportPostsRequest, source: source_pb2.Source, before: int
+    ) -> Iterator[post_pb2.Post | Rejected]:
+        """The items of one message (one, or a batch's lines), numbered from ``before + 1``, parsed as taken."""
+        which = request.WhichOneof("item")
+        if which == "jsonl_lines":
+            lines = request.jsonl_lines.lines
+            if len(lines) > MAX_BATCH_LINES:
+                # The gateway refuses such a message already; a direct caller gets the same answer here.
+                raise InvalidArgument.of("jsonl_lines.lines", f"at most {MAX_BATCH_LINES} items, got {len(lines)}")
+            collected_at = self._clock()
+            for offset, line in enumerate(lines, start=before + 1):
+                yield self._parsed_line(line, source, offset, collected_at)
+        elif which == "jsonl_line":
+            yield self._parsed_line(request.jsonl_line, source, before + 1, self._clock())
+        else:
+            yield self._import_item(request, source, before + 1)
+
+    def _parsed_line(
+        self, line: str, source: source_pb2.Source, index: int, collected_at: datetime
+    ) -> post_pb2.Post | Rejected:
+        try:
+            return self._parse_line(line, source, line_number=index, collected_at=collected_at)
+        except ValueError as err:  # the source's field map, not the line, is wrong
+            raise FailedPrecondition(f"source {source.id!r} cannot parse JSON Lines: {err}") from err
+
     def _import_item(
         self, request: source_pb2.ImportPostsRequest, source: source_pb2.Source, index: int
     ) -> post_pb2.Post | Rejected:
-        which = request.WhichOneof("item")
-        if which == "jsonl_line":
-            try:
-                return self._parse_line(request.jsonl_line, source, line_number=index, collected_at=self._clock())
-            except ValueError as err:  # the source's field map, not the line, is wrong
-                raise FailedPrecondition(f"source {source.id!r} cannot parse JSON Lines: {err}") from err
-        if which == "post":
+        if request.WhichOneof("item") == "post":
             return imported_post(request.post, source)
         return Rejected(
             reason=post_pb2.DEAD_LETTER_REASON_INVALID,
-            message="import item has neither post nor jsonl_line",
+            message="import item has neither post nor jsonl_line nor jsonl_lines",
             payload=request.SerializeToString(),
             source_id=source.id,
             origin=f"item {index}",

@@ -4,6 +4,7 @@ a stream the collector aborts reaches the partner with the collector's own code 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -77,3 +78,34 @@ async def test_an_import_naming_an_unknown_source_keeps_its_code_through_the_gat
     through = await _import(gateway, (("authorization", f"Bearer {tokens['office']}"),), count)
     assert direct.code() not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN), direct.details()
     assert (through.code(), through.details()) == (direct.code(), direct.details())
+
+
+async def test_a_batched_import_is_answered_the_same_through_the_gateway(
+    addresses: tuple[str, str], tokens: dict[str, str], tmp_path: Path
+) -> None:
+    """`qingfeng import`'s batches (jsonl_lines) pass the gateway's checks, and line numbers survive the proxy."""
+    from qingfeng.cli.import_posts import import_file
+
+    from tests.services.collector.unit.test_server import line
+
+    lines = [line(f"g{i}", f"第{i}号通知：城东道路封闭施工一周，请绕行{i}") for i in range(25)]
+    lines[4], lines[22] = "{broken", "[1]"
+    data = tmp_path / "posts.jsonl"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    collector, gateway = addresses
+
+    def run(address: str, metadata: object) -> tuple[int, int, int, list[int]]:
+        with grpc.insecure_channel(address) as channel:
+            totals = import_file(
+                source_pb2_grpc.CollectorServiceStub(channel),
+                data,
+                metadata=metadata,  # type: ignore[arg-type]
+                chunk_lines=10,
+                batch_lines=4,
+            )
+        return totals.accepted, totals.duplicate, totals.rejected, [n for n, _, _ in totals.rejections]
+
+    direct = await asyncio.to_thread(run, collector, lambda: as_caller(IMPORT_POSTS, principal="office-1"))
+    through = await asyncio.to_thread(run, gateway, (("authorization", f"Bearer {tokens['office']}"),))
+    assert direct == (23, 0, 2, [5, 23])
+    assert through == (0, 23, 2, [5, 23])  # the same posts again: duplicates, recognised by id

@@ -147,3 +147,35 @@ async def test_import_of_the_shared_data_indexes_every_post_once(
     assert all("谣言" in hit["_source"]["text_simplified"] for hit in hits["hits"])
     first = await es.get(index=names.write_alias, id="jsonl:import:4473713031")  # the first line of the file
     assert "临沂市委书记" in first.body["_source"]["text"]
+
+
+async def test_a_batched_import_numbers_rejections_by_file_line_and_indexes_each_post_once(
+    settings: CollectorSettings, es: AsyncElasticsearch, collector: str, tmp_path: Path
+) -> None:
+    # 45 posts, each of the first 10 again further down, and two broken lines: in chunks of 20 lines sent in
+    # batches of 7, so batches and chunks end at different places and the broken lines sit inside batches.
+    from tests.services.collector.unit.test_server import line
+
+    posts = [line(f"b{i}", f"第{i}号通知：某县道路封闭施工，第{i}段请绕行，施工期间注意安全{i}") for i in range(45)]
+    lines = [*posts[:30], "{broken", *posts[:10], *posts[30:], "[1, 2]"]
+    data = tmp_path / "batched.jsonl"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cli = Path(sys.executable).with_name("qingfeng")
+    importer = await asyncio.create_subprocess_exec(
+        str(cli), "import", str(data), "--collector", collector, "--quiet", "--chunk-lines", "20",
+        "--batch-lines", "7", "--key-file", str(key_file(tmp_path / "state", IMPORT_ISSUER)),
+        "--ca-file", str(ca_file(tmp_path / "state")),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(importer.communicate(), 60)
+    assert importer.returncode == 0, err.decode(errors="replace")
+    summary = out.decode()
+    assert "imported 57 lines: accepted 45, duplicate 10, rejected 2" in summary, summary
+    assert "  line 31: MALFORMED" in summary and "  line 57: MALFORMED" in summary, summary
+
+    names = IndexNames(settings.elasticsearch.index_prefix, "posts")
+    assert await wait_for_count(es, names.read_alias, 45, timeout_s=60) == 45
+    await asyncio.sleep(1.0)
+    assert int((await es.count(index=names.read_alias)).body["count"]) == 45  # each once, not more
+    found = await es.mget(index=names.write_alias, ids=[f"jsonl:import:b{i}" for i in range(45)])
+    assert all(doc["found"] for doc in found.body["docs"])
