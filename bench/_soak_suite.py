@@ -118,7 +118,9 @@ class SuiteProcess:
         return logs[-1].read_text(errors="replace")[-chars:] if logs else ""
 
 
-def suite_processes(state: Path, bootstrap: str, es_url: str, *, partitions: int = 3) -> dict[str, SuiteProcess]:
+def suite_processes(
+    state: Path, bootstrap: str, es_url: str, *, partitions: int = 3, grader_horizon_s: float | None = None
+) -> dict[str, SuiteProcess]:
     """collector (fetch), indexer (index) and grader, configured for the soak's stack; not started yet."""
     state.mkdir(parents=True, exist_ok=True)
     log_dir = state / "logs"
@@ -140,7 +142,11 @@ def suite_processes(state: Path, bootstrap: str, es_url: str, *, partitions: int
     specs = {
         "collector": ("services.collector", "QF_COLLECTOR_", {"QF_COLLECTOR_ROLE": "fetch"}),
         "indexer": ("services.collector", "QF_COLLECTOR_", {"QF_COLLECTOR_ROLE": "index"}),
-        "grader": ("services.grader", "QF_GRADER_", {}),
+        "grader": (
+            "services.grader",
+            "QF_GRADER_",
+            {} if grader_horizon_s is None else {"QF_GRADER_HORIZON_S": str(grader_horizon_s)},
+        ),
     }
     processes = {}
     for name, (module, prefix, extra) in specs.items():

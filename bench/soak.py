@@ -75,6 +75,9 @@ class SoakOptions:
     es_port: int = DEFAULT_ES_PORT
     data: Path = field(default_factory=lambda: Path(os.environ.get("QF_SHARED_DATA", ROOT.parent / "shared" / "data")))
     keep: bool = False
+    # The grader's QF_GRADER_HORIZON_S (None: its default, 7 days). Its memory grows with every post until the
+    # horizon is full, so the memory check only tells a leak from that growth with a horizon the run outlasts.
+    grader_horizon_s: float | None = None
 
     @classmethod
     def short(cls, **overrides: object) -> SoakOptions:
@@ -223,7 +226,13 @@ def run_soak(options: SoakOptions) -> SoakResult:
         rows = load_rows(options.data / "weibo_posts.jsonl")
         _say(f"stack home {stack.config.home}: starting Kafka {stack.bootstrap} and Elasticsearch {stack.es_url}")
         _say(f"stack healthy after {stack.up():.0f} s")
-        procs = suite_processes(state, stack.bootstrap, stack.es_url, partitions=options.partitions)
+        procs = suite_processes(
+            state,
+            stack.bootstrap,
+            stack.es_url,
+            partitions=options.partitions,
+            grader_horizon_s=options.grader_horizon_s,
+        )
         for process in procs.values():
             process.start()
         for process in procs.values():
@@ -298,7 +307,8 @@ def _report(options: SoakOptions, verdict: Verdict, feed: FeedStats, observer: O
     out = [
         "",
         f"soak: {options.duration_s:.0f} s at {options.rate:,.0f} posts/s target, {os.cpu_count()} CPUs, "
-        f"load {os.getloadavg()[0]:.1f}",
+        f"load {os.getloadavg()[0]:.1f}; grader horizon "
+        + ("7 days (default)" if options.grader_horizon_s is None else f"{options.grader_horizon_s:.0f} s"),
         _feed_line(feed),
         f"posts topic: {len(observer.produced):,} ids; ES: {verdict.in_es:,} ids; alerts: {verdict.alerts:,} "
         f"(+{verdict.alert_copies:,} repeated); events: {verdict.events:,}"
@@ -346,12 +356,14 @@ def parse_args(argv: list[str] | None = None) -> SoakOptions:
     parser.add_argument("--kafka-port", type=int, default=DEFAULT_KAFKA_PORT)
     parser.add_argument("--es-port", type=int, default=DEFAULT_ES_PORT)
     parser.add_argument("--keep", action="store_true", help="leave the stack running and the state dir in place")
+    parser.add_argument("--grader-horizon", type=float, help="the grader's QF_GRADER_HORIZON_S (default: 7 days)")
     args = parser.parse_args(argv)
     chosen = {
         key: value
         for key, value in {
             "duration_s": args.duration, "rate": args.rate, "streams": args.streams, "warmup_s": args.warmup,
             "drain_s": args.drain, "kafka_port": args.kafka_port, "es_port": args.es_port, "keep": args.keep,
+            "grader_horizon_s": args.grader_horizon,
         }.items()
         if value is not None
     }  # fmt: skip

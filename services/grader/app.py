@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
@@ -67,7 +67,7 @@ def topic_specs_for(settings: GraderSettings) -> list[TopicSpec]:
 
 def engine_config(settings: GraderSettings) -> GraderConfig:
     clustering = ClusteringConfig.for_lost_parents() if settings.lost_parents else ClusteringConfig()
-    return GraderConfig(clustering=clustering)
+    return GraderConfig(clustering=replace(clustering, horizon_seconds=settings.horizon_s))
 
 
 @dataclass

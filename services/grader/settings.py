@@ -93,6 +93,11 @@ class GraderSettings(ServiceSettings):
     policy_file: Path = DEFAULT_POLICY
     # Event detection for streams whose repost parents are lost (weak author/activity signals; off by default).
     lost_parents: bool = False
+    # How long an idle event (and the ids of its posts) stays in memory: a post older than this before the newest
+    # one is late (counted, or dropped with a reason). The grader keeps about 300 bytes per post of this window,
+    # so its memory grows until the window is full (7 days of 200 M posts a day do not fit one process: see the
+    # README's capacity plan); a shorter window bounds it.
+    horizon_s: float = Field(default=7 * 86400.0, ge=60.0, le=90 * 86400.0)
     # 0 (default): event time only advances with posts, so a quiet event de-escalates when newer posts arrive.
     # > 0: after this many seconds without posts, advance event time to the wall clock (live streams only: a
     # replay of old posts would see every event cool down at once).
