@@ -81,6 +81,14 @@ def test_short_texts_are_never_merged(text: str) -> None:
     assert len(deduper) == 0
 
 
+def test_distinct_characters_are_counted_over_the_whole_text_not_only_its_head() -> None:
+    deduper = Deduper()
+    laughing = "哈" * 200 + "呵" * 200
+    assert deduper.check("p1", laughing, at(0)).kind == DedupeKind.TOO_SHORT, "long, but two distinct characters"
+    late_words = "哈" * 100 + "记得要和他合照哦，真是太可爱了"
+    assert deduper.check("p2", late_words, at(1)).kind == DedupeKind.NEW, "the words after the head count"
+
+
 def test_laughing_replies_are_not_near_duplicates() -> None:
     deduper = Deduper()
     first = deduper.check("p1", "哈哈哈哈哈哈哈哈哈哈记得要和他合照哦", at(0))
