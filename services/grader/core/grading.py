@@ -182,12 +182,9 @@ def evaluate(cp: CompiledPolicy, metrics: Mapping[str, Measures]) -> tuple[int, 
     return rank, reasons_for(cp, rank, fired)
 
 
-_new_reason = tuple.__new__  # Reason(...) without its generated __new__: a grade's reasons are built per post
-
-
 def _reason(check: _Check, value: float) -> Reason:
     c = check[5]
-    return _new_reason(Reason, (c.metric, float(value), c.threshold, c.op, check[6], c.window, ""))
+    return Reason(c.metric, float(value), c.threshold, c.op, check[6], c.window)
 
 
 def explain(cp: CompiledPolicy, metrics: Mapping[str, Measures]) -> tuple[tuple[Reason, bool], ...]:
