@@ -25,20 +25,15 @@ event is merged into the older one and its id redirects to the survivor. Events 
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import OrderedDict
-from collections.abc import ItemsView
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 from ._cluster import Cluster
 from ._lsh import BandIndex
 from ._postmap import PostMap
 from .model import PostView
-
-_count = itemgetter(1)
 
 __all__ = ["Assignment", "Clusterer", "ClusteringConfig"]
 
@@ -187,7 +182,8 @@ class Clusterer:
         """Most salient keywords (count x idf), refreshed as the event doubles or every 16 posts."""
         c = self.clusters[event_id]
         if c.size != c.keywords_size and (c.size >= 2 * c.keywords_size or c.size - c.keywords_size >= 16):
-            c.keywords = self._salient(c.profile, n)
+            ranked = sorted(c.profile.items(), key=lambda kv: (-kv[1] * self._idf(kv[0]), kv[0]))
+            c.keywords = tuple(k for k, _ in ranked[:n])
             c.keywords_size = c.size
         return c.keywords
 
@@ -265,26 +261,6 @@ class Clusterer:
             cid = keep
         self._index(self.clusters[cid], post, ts, keywords, top, textual)
         return Assignment(cid, created, via, tuple(absorbed))
-
-    def _salient(self, profile: dict[str, int], n: int) -> tuple[str, ...]:
-        """The n terms of a profile first by (-count x idf, term): the same as sorting the whole profile (thousands
-        of terms, every 16 posts of a big event) and keeping n, computing the idf of far fewer terms.
-
-        idf <= log(docs + 1) + 1 (df >= 0, and rounding is monotone), so a term whose count times that bound is
-        below the n-th best score among the most frequent terms cannot be among the n; ties are kept."""
-        df, docs1, log = self.df, self.docs + 1, math.log
-
-        def key(kv: tuple[str, int]) -> tuple[float, str]:
-            return (-kv[1] * (log(docs1 / (df.get(kv[0], 0) + 1)) + 1.0), kv[0])  # _idf inlined, same operations
-
-        items: list[tuple[str, int]] | ItemsView[str, int] = profile.items()
-        if len(items) > 8 * n:
-            best = heapq.nsmallest(n, heapq.nlargest(4 * n, items, key=_count), key=key)
-            if len(best) == n:
-                nth = -key(best[-1])[0]
-                bound = log(docs1) + 1.0
-                items = [kv for kv in items if kv[1] * bound >= nth]
-        return tuple(k for k, _ in heapq.nsmallest(n, items, key=key))
 
     def _idf(self, kw: str) -> float:
         return math.log((self.docs + 1) / (self.df.get(kw, 0) + 1)) + 1.0
