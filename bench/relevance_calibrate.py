@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -81,13 +81,19 @@ def knots_of(blocks: Sequence[tuple[float, float, int, int]]) -> list[tuple[floa
     return knots
 
 
-def write_block(policy: Path, block: str) -> None:
+def _load_policy(policy: Path) -> object:
+    return load_lexicons() if policy.resolve() == POLICY.resolve() else load_lexicons([policy])
+
+
+def write_block(
+    policy: Path, block: str, *, marker: str = MARKER, validate: Callable[[Path], object] = _load_policy
+) -> None:
     """Replace everything from the marker line on (or append) with ``block``; restore the file if it fails to load."""
     before = policy.read_text(encoding="utf-8")
-    head = before.split(MARKER, 1)[0].rstrip("\n")
-    policy.write_text(f"{head}\n{MARKER}\n{block}", encoding="utf-8")
+    head = before.split(marker, 1)[0].rstrip("\n")
+    policy.write_text(f"{head}\n{marker}\n{block}", encoding="utf-8")
     try:
-        load_lexicons() if policy.resolve() == POLICY.resolve() else load_lexicons([policy])
+        validate(policy)
     except Exception:
         policy.write_text(before, encoding="utf-8")
         raise

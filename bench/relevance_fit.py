@@ -230,17 +230,6 @@ def _model_block(fitted: _Fitted, ds: Dataset, l2: float, cv_f1: float, labels: 
     return "\n".join(lines)
 
 
-def _write_model(path: Path, block: str) -> None:
-    before = path.read_text(encoding="utf-8")
-    head = before.split(MARKER, 1)[0].rstrip("\n")
-    path.write_text(f"{head}\n{MARKER}\n{block}", encoding="utf-8")
-    try:
-        load_model(path)
-    except Exception:
-        path.write_text(before, encoding="utf-8")
-        raise
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
@@ -312,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(block)
         print(calibration)
         return 0
-    _write_model(args.model, block)
+    write_block(args.model, block, marker=MARKER, validate=load_model)
     write_block(args.policy, calibration)
     print(f"written to {args.model} and {args.policy}")
     return 0

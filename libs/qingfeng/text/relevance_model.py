@@ -26,11 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import ahocorasick_rs
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from qingfeng.safe_yaml import SafeYamlError, load_yaml
-from qingfeng.text._trie import compile_terms
+from qingfeng.text._trie import compile_terms, find_terms
 from qingfeng.text.conversion import prepare
 from qingfeng.text.lexicon import LexiconError
 
@@ -121,15 +120,7 @@ class Finder:
     def __init__(self, words: Iterable[str]) -> None:
         self.words: tuple[str, ...] = tuple(dict.fromkeys(w for w in words if w))
         self._pattern = compile_terms(self.words)
-        self._find: Callable[[str], list[tuple[int, int, int]]] | None = (
-            ahocorasick_rs.AhoCorasick(
-                self.words,
-                matchkind=ahocorasick_rs.MatchKind.LeftmostLongest,
-                implementation=ahocorasick_rs.Implementation.DFA,
-            ).find_matches_as_indexes
-            if self.words
-            else None
-        )
+        self._find: Callable[[str], list[tuple[int, int, int]]] | None = find_terms(self.words) if self.words else None
 
     def all(self, text: str) -> list[str]:
         """Every occurrence, in text order."""

@@ -18,9 +18,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import ahocorasick_rs
-
-from qingfeng.text._trie import compile_terms
+from qingfeng.text._trie import compile_terms, find_terms
 from qingfeng.text.lexicon import Lexicons, Region, TermLexicon
 
 __all__ = ["RegionHit", "Tagger", "Tags", "TermHit"]
@@ -91,10 +89,6 @@ class Tags:
 NO_TAGS = Tags()
 
 
-def _nothing(text: str) -> list[tuple[int, int, int]]:
-    return []
-
-
 class _Matcher:
     """Leftmost-longest, non-overlapping occurrences of the keys of ``index`` as (key, value, start) triples."""
 
@@ -105,15 +99,7 @@ class _Matcher:
         self._terms = tuple(index)
         self._values = tuple(index.values())
         self._pattern = compile_terms(self._terms)
-        self._find: Callable[[str], list[tuple[int, int, int]]] = (
-            ahocorasick_rs.AhoCorasick(
-                self._terms,
-                matchkind=ahocorasick_rs.MatchKind.LeftmostLongest,
-                implementation=ahocorasick_rs.Implementation.DFA,
-            ).find_matches_as_indexes
-            if self._terms
-            else _nothing
-        )
+        self._find: Callable[[str], list[tuple[int, int, int]]] = find_terms(self._terms)
 
     def matches(self, text: str) -> list[tuple[str, str | None, int]]:
         try:
