@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
+from qingfeng.memo import Memo
 from qingfeng.v1 import common_pb2, event_pb2, post_pb2
 
 from services.grader.core import Alert, EventSnapshot, Grade, PostView, Reason, WindowMetrics, parse_duration
@@ -367,19 +368,16 @@ def _duration_json(seconds: int, nanos: int) -> str:
     return Duration(seconds=seconds, nanos=nanos).ToJsonString()
 
 
+def _reason_doc_of_bytes(wire: bytes) -> dict[str, Any]:
+    return _reason_doc_of(common_pb2.Reason.FromString(wire))
+
+
 # Documents of reasons by their wire bytes (an event's reasons repeat); shared, only ever serialised.
-_REASON_DOCS: dict[bytes, dict[str, Any]] = {}
-_REASON_DOCS_LIMIT: Final = 8192
+_REASON_DOCS: Memo[bytes, dict[str, Any]] = Memo(_reason_doc_of_bytes, 8192)
 
 
 def _reason_doc(r: common_pb2.Reason) -> dict[str, Any]:
-    key = r.SerializeToString(deterministic=True)
-    doc = _REASON_DOCS.get(key)
-    if doc is None:
-        if len(_REASON_DOCS) >= _REASON_DOCS_LIMIT:
-            _REASON_DOCS.clear()
-        doc = _REASON_DOCS[key] = _reason_doc_of(r)
-    return doc
+    return _REASON_DOCS[r.SerializeToString(deterministic=True)]
 
 
 def _reason_doc_of(r: common_pb2.Reason) -> dict[str, Any]:

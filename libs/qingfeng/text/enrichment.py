@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from qingfeng.memo import Memo
 from qingfeng.text.conversion import prepare, strip_noise
 from qingfeng.text.lexicon import Lexicons, load_lexicons
 from qingfeng.text.relevance import Relevance, RelevanceScorer
@@ -60,7 +61,7 @@ class Enricher:
         self._scorer = RelevanceScorer(lexicons)
         self._segmenter = Segmenter(self._tagger.terms, lexicons.stopwords)
         self._keyword_limit = keyword_limit
-        self._cache: dict[str, Enrichment] = {}
+        self._cache: Memo[str, Enrichment] = Memo(self._enrich, CACHE_ENTRIES)
 
     @property
     def tagger(self) -> Tagger:
@@ -80,16 +81,7 @@ class Enricher:
         # their enrichment, a pure function of the text, is kept for up to CACHE_ENTRIES distinct ones.
         if len(simplified) > CACHE_MAX_CHARS:
             return self._enrich(simplified)
-        cache = self._cache
-        found = cache.get(simplified)
-        if found is None:
-            found = self._enrich(simplified)
-            if len(cache) >= CACHE_ENTRIES:
-                # bounded memory; dropping the oldest one by one would leave a dict whose iteration start skips
-                # ever more deleted slots, and the texts that repeat come back at once
-                cache.clear()
-            cache[simplified] = found
-        return found
+        return self._cache[simplified]
 
     def clear_cache(self) -> None:
         """Forget the enrichments kept for repeated short texts (benchmarks clear it between rounds)."""

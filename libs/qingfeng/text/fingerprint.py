@@ -32,10 +32,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Hashable, Iterable
+from functools import partial
 from operator import xor
 
 import numpy as np
 import numpy.typing as npt
+
+from qingfeng.memo import Memo
 
 __all__ = ["MAX_FINGERPRINT_CHARS", "SimhashIndex", "hamming", "simhash64"]
 
@@ -62,23 +65,15 @@ _TABLE_MAX = 1 << 16  # distinct characters cached per table before it is cleare
 PACKED_MIN_POSITIONS = 128
 
 
-class _SpreadTable(dict[str, int]):
+def _spread(person: bytes, ch: str) -> int:
+    d = hashlib.blake2b(ch.encode("utf-8", "surrogatepass"), digest_size=8, person=person).digest()
+    s0, s1, s2, s3, s4, s5, s6, s7 = _SPREAD
+    return s0[d[0]] | s1[d[1]] | s2[d[2]] | s3[d[3]] | s4[d[4]] | s5[d[5]] | s6[d[6]] | s7[d[7]]
+
+
+def _spread_table(position: int) -> Memo[str, int]:
     """Character → spread random 64-bit value for one shingle position, computed on first use."""
-
-    __slots__ = ("_person",)
-
-    def __init__(self, position: int) -> None:
-        super().__init__()
-        self._person = f"qf-simhash-{position}".encode()
-
-    def __missing__(self, ch: str) -> int:
-        if len(self) >= _TABLE_MAX:
-            self.clear()
-        d = hashlib.blake2b(ch.encode("utf-8", "surrogatepass"), digest_size=8, person=self._person).digest()
-        s0, s1, s2, s3, s4, s5, s6, s7 = _SPREAD
-        value = s0[d[0]] | s1[d[1]] | s2[d[2]] | s3[d[3]] | s4[d[4]] | s5[d[5]] | s6[d[6]] | s7[d[7]]
-        self[ch] = value
-        return value
+    return Memo(partial(_spread, f"qf-simhash-{position}".encode()), _TABLE_MAX)
 
 
 _BMP = 1 << 16
@@ -90,11 +85,11 @@ _HASH = np.dtype("<u8")  # little-endian whatever the machine, so byte k of a ha
 
 
 class _WordTable:
-    """Code point → its hashes for shingle positions 0..k-1 (the BLAKE2b words ``_SpreadTable`` spreads).
+    """Code point → its hashes for shingle positions 0..k-1 (the BLAKE2b words ``_spread_table`` spreads).
 
     A dense numpy table over the BMP (64 Ki rows of k words: 1.5 MB for k = 3), filled on first use of a character, so
     a text's hashes are one indexing operation; characters beyond the BMP (emoji, rare ideographs) are looked up in
-    a dict, cleared when it reaches ``_TABLE_MAX`` entries (bounded memory, as for ``_SpreadTable``).
+    a dict, cleared when it reaches ``_TABLE_MAX`` entries (bounded memory, as for ``_spread_table``).
     """
 
     __slots__ = ("_astral", "_known", "_persons", "_words")
@@ -103,7 +98,7 @@ class _WordTable:
         self._persons = tuple(f"qf-simhash-{k}".encode() for k in range(size))
         self._words = np.zeros((_BMP, size), dtype=_HASH)
         self._known = np.zeros(_BMP, dtype=np.bool_)
-        self._astral: dict[int, list[int]] = {}
+        self._astral: Memo[int, list[int]] = Memo(self._row, _TABLE_MAX)
 
     def _row(self, code: int) -> list[int]:
         data = chr(code).encode("utf-8", "surrogatepass")
@@ -126,17 +121,11 @@ class _WordTable:
         if has_astral:
             table = self._astral
             for position in np.flatnonzero(astral).tolist():
-                code = int(codes[position])
-                row = table.get(code)
-                if row is None:
-                    if len(table) >= _TABLE_MAX:
-                        table.clear()
-                    row = table[code] = self._row(code)
-                words[position] = row
+                words[position] = table[int(codes[position])]
         return words
 
 
-_tables: dict[int, tuple[_SpreadTable, ...]] = {}
+_tables: dict[int, tuple[Memo[str, int], ...]] = {}
 _packed: dict[int, _WordTable] = {}
 
 
@@ -148,7 +137,7 @@ def simhash64(text: str, shingle_size: int = 3) -> int:
         raise ValueError(f"shingle_size must be at least 1, got {shingle_size}")
     tables = _tables.get(shingle_size)
     if tables is None:
-        tables = _tables[shingle_size] = tuple(_SpreadTable(k) for k in range(shingle_size))
+        tables = _tables[shingle_size] = tuple(_spread_table(k) for k in range(shingle_size))
     if len(text) < shingle_size:
         text = text.ljust(shingle_size, "\0")
     elif len(text) > MAX_FINGERPRINT_CHARS:

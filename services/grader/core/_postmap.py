@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from hashlib import blake2b
 from typing import Any, Final
 
+from qingfeng.memo import Memo
+
 __all__ = ["POSTMAP_FORMAT", "PostMap"]
 
 POSTMAP_FORMAT: Final = "qingfeng.grader.postmap/1"
@@ -85,7 +87,7 @@ class PostMap:
         self._live = 0  # entries whose slot is live (the mapping's length)
         self._used = 0  # positions taken: live entries, tombstones, entries of expired events
         self._dead = 0  # entries of expired events (freed at the next rehash)
-        self._memo: dict[str, tuple[int, int]] = {}
+        self._memo: Memo[str, tuple[int, int]] = Memo(_digest, _MEMO_LIMIT)
 
     def _alloc(self, capacity: int) -> None:
         self._keys: array[int] = _zeros("Q", capacity)
@@ -96,13 +98,7 @@ class PostMap:
     # -- lookups ------------------------------------------------------------------------------------------------
 
     def _key(self, post_id: str) -> tuple[int, int]:
-        memo = self._memo
-        found = memo.get(post_id)
-        if found is None:
-            if len(memo) >= _MEMO_LIMIT:
-                memo.clear()
-            found = memo[post_id] = _digest(post_id)
-        return found
+        return self._memo[post_id]
 
     def _find(self, key: int, tag: int) -> int:
         """The position holding (key, tag), or -1."""
@@ -118,8 +114,7 @@ class PostMap:
 
     def get(self, post_id: str, default: str | None = None) -> str | None:
         # _key and _find inlined: several lookups per post make this the map's hot path.
-        found = self._memo.get(post_id)
-        key, tag = self._key(post_id) if found is None else found
+        key, tag = self._memo[post_id]
         keys, mask = self._keys, self._mask
         i = key & mask
         while True:
@@ -311,7 +306,7 @@ class PostMap:
             raise ValueError("post map counts and events differ in length")
         self._own = {eid: list(slots) for eid, slots in zip(data["owners"], data["own"], strict=True)}
         self._live, self._used, self._dead = int(data["live"]), int(data["used"]), int(data["dead"])
-        self._memo = {}
+        self._memo = Memo(_digest, _MEMO_LIMIT)
         return self
 
     @classmethod
