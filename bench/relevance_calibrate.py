@@ -29,7 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from qingfeng.text import Enricher, load_lexicons
 from qingfeng.text.relevance import RelevanceScorer
-from relevance_eval import DEFAULT_DATA, DEFAULT_LABELS, DEFAULT_WRITTEN, REPO, labels_sha256, load_items
+from relevance_eval import (
+    REPO,
+    add_label_arguments,
+    labels_sha256,
+    load_items,
+)
 
 __all__ = ["fit_isotonic", "knots_of", "main", "write_block"]
 
@@ -101,9 +106,7 @@ def write_block(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
-    parser.add_argument("--written", type=Path, default=DEFAULT_WRITTEN)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    add_label_arguments(parser)
     parser.add_argument("--policy", type=Path, default=POLICY, help="the relevance policy file to write")
     parser.add_argument("--min-posts", type=int, default=20, help="fewest calibrate posts in a block of the map")
     parser.add_argument("--dry-run", action="store_true", help="print the block, do not write it")

@@ -231,11 +231,16 @@ def _markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_label_arguments(parser: argparse.ArgumentParser) -> None:
+    """The labelled set's files and the shared data directory (this script, the calibration and the fit)."""
     parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
     parser.add_argument("--written", type=Path, default=DEFAULT_WRITTEN)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="directory holding weibo_posts.jsonl")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_label_arguments(parser)
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     parser.add_argument("--errors", choices=SPLITS, help="list the posts of this split misjudged at 0.8")
     parser.add_argument("--markdown", action="store_true", help="also print the report split as a Markdown table")

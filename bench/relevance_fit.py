@@ -42,7 +42,14 @@ from qingfeng.text.relevance import SCAN_WINDOW, RelevanceScorer, pooled
 from qingfeng.text.relevance_model import BUILTIN_MODEL, MARKER, Finder, load_model, matcher
 from qingfeng.text.tagging import Tagger
 from relevance_calibrate import POLICY, fit_isotonic, knots_of, write_block
-from relevance_eval import DEFAULT_DATA, DEFAULT_LABELS, DEFAULT_WRITTEN, REPO, Item, labels_sha256, load_items, metrics
+from relevance_eval import (
+    REPO,
+    Item,
+    add_label_arguments,
+    labels_sha256,
+    load_items,
+    metrics,
+)
 
 __all__ = ["Dataset", "fit_logistic", "main", "select_ngrams"]
 
@@ -232,9 +239,7 @@ def _model_block(fitted: _Fitted, ds: Dataset, l2: float, cv_f1: float, labels: 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--labels", type=Path, default=DEFAULT_LABELS)
-    parser.add_argument("--written", type=Path, default=DEFAULT_WRITTEN)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    add_label_arguments(parser)
     parser.add_argument("--model", type=Path, default=BUILTIN_MODEL, help="the model file to write")
     parser.add_argument("--policy", type=Path, default=POLICY, help="the relevance policy whose map is written")
     parser.add_argument("--ngrams", default="0,150,300", help="n-gram caps to try (chosen by cross-validation)")
