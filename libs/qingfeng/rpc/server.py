@@ -149,6 +149,4 @@ def build_server(
             raise OSError(f"cannot bind the mutual-TLS port {settings.host}:{settings.mtls_port} (GRPC__MTLS_PORT)")
     if port == 0:
         raise OSError(f"cannot bind gRPC port {settings.host}:{settings.port} (QF_*_GRPC__HOST / QF_*_GRPC__PORT)")
-    return GrpcServer(
-        server=server, health=health_servicer, port=port, service_names=tuple(names), mtls_port=mtls_port
-    )
+    return GrpcServer(server=server, health=health_servicer, port=port, service_names=tuple(names), mtls_port=mtls_port)
