@@ -6,7 +6,6 @@ the two only share topics (the test's own, deleted afterwards)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -14,7 +13,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
 from qingfeng.kafka import DeadLetterSender, OutboxSender, Producer, ensure_topics, run_batches
 from qingfeng.settings import DatabaseSettings, GrpcSettings, KafkaSettings
@@ -34,6 +32,7 @@ from services.publisher.settings import PublisherSettings, PublisherTopics
 from tests.services.coordinator.conftest import T0, FakeClock
 from tests.services.publisher.fakes import Clock
 from tests.services.publisher.harness import DEPUTY, DIRECTOR, DIRECTOR_2, harness
+from tests.shared_servers import drop_groups_only, drop_run_async
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration]
 T = TypeVar("T")
@@ -51,7 +50,7 @@ async def until(check: Callable[[], Awaitable[T | None]], what: str, timeout_s: 
 
 
 @pytest.fixture
-async def settings(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[CoordinatorSettings]:
+async def settings(kafka_bootstrap: str, es_url: str, tmp_path: Path) -> AsyncIterator[CoordinatorSettings]:
     run = uuid.uuid4().hex[:10]
     topics = CoordinatorTopics(**{name: f"qftest.{run}.{name}.v1" for name in CoordinatorTopics.model_fields})
     made = CoordinatorSettings(
@@ -65,13 +64,10 @@ async def settings(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Coordi
         node_name="itest",
     )  # fmt: skip
     yield made
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        with contextlib.suppress(Exception):
-            await admin.delete_topics(sorted({*topics.model_dump().values(), f"{topics.publications}.deadletter"}))
-    finally:
-        await admin.close()
+    # Every topic of the run (the publisher's dead-letter topic included) and the consumer groups, checked gone: a
+    # silent failed delete here once left `qftest.<run>.publications.v1.deadletter` topics behind.
+    await drop_run_async(kafka_bootstrap, es_url, f"qftest.{run}")
+    await drop_groups_only(kafka_bootstrap, (f"qftest-{run}-coordinator", f"qftest-{run}-publisher"))
 
 
 @pytest.fixture
@@ -128,7 +124,7 @@ async def test_false_rumour_case_to_one_refutation_and_the_clock_met(
         consumer = RequestConsumer(h.publisher, dead.send, topic=publisher_topics.requests)
         stop = asyncio.Event()
         task = asyncio.create_task(run_batches(settings.kafka, [publisher_topics.requests],
-                                               f"qftest-{uuid.uuid4().hex[:8]}-publisher", consumer, stop))  # fmt: skip
+                                               f"{settings.kafka.client_id}-publisher", consumer, stop))  # fmt: skip
 
         async def refutation_draft() -> Any:
             drafts = await h.publisher.list_drafts(case_id=case.id, limit=10, offset=0)
