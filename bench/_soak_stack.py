@@ -14,6 +14,7 @@ import os
 import pwd
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -45,10 +46,25 @@ class ServerExited(RuntimeError):
     """A soak server process exited while it was expected to start or serve; the message quotes its logs."""
 
 
-def soak_stack_config(home: Path, kafka_port: int = DEFAULT_KAFKA_PORT, es_port: int = DEFAULT_ES_PORT) -> StackConfig:
-    """The shared stack's settings (versions, JDK, ES user) with the soak's home and ports."""
+def soak_stack_config(
+    home: Path,
+    kafka_port: int = DEFAULT_KAFKA_PORT,
+    es_port: int = DEFAULT_ES_PORT,
+    nices: Mapping[str, int] | None = None,
+) -> StackConfig:
+    """The shared stack's settings (versions, JDK, ES user) with the soak's home and ports.
+
+    ``nices`` ("kafka", "elasticsearch"): the servers' CPU priority, else QF_STACK_*_NICE or the defaults (10 for
+    Elasticsearch: its indexing yields the CPU to the alert path, see qingfeng.cli.priority).
+    """
+    chosen = {
+        variable: str(nices[name])
+        for name, variable in (("kafka", "QF_STACK_KAFKA_NICE"), ("elasticsearch", "QF_STACK_ES_NICE"))
+        if nices is not None and name in nices
+    }
     env = {
         **os.environ,
+        **chosen,
         "QF_STACK_HOME": str(home),
         "QF_STACK_KAFKA_PORT": str(kafka_port),
         "QF_STACK_ES_PORT": str(es_port),
@@ -212,5 +228,10 @@ class SoakStack:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def soak_stack(home: Path, kafka_port: int = DEFAULT_KAFKA_PORT, es_port: int = DEFAULT_ES_PORT) -> SoakStack:
-    return SoakStack(replace(soak_stack_config(home, kafka_port, es_port)))
+def soak_stack(
+    home: Path,
+    kafka_port: int = DEFAULT_KAFKA_PORT,
+    es_port: int = DEFAULT_ES_PORT,
+    nices: Mapping[str, int] | None = None,
+) -> SoakStack:
+    return SoakStack(replace(soak_stack_config(home, kafka_port, es_port, nices)))

@@ -1,9 +1,10 @@
 """The suite processes of the soak: collector (fetch role, ImportPosts), indexer (index role) and grader, as
 subprocesses with TLS and signed identities (as `qingfeng up` gives them), on the soak's own stack.
 
-Each process can be killed with SIGKILL and started again with the same environment, database and consumer group,
-as an operator's supervisor would; every start is one *incarnation* with its own pid, and a sampler reads each
-incarnation's resident memory from /proc.
+Each process runs at the CPU priority of its role (the indexer at nice 10 by default, as `qingfeng up` starts it;
+see qingfeng.cli.priority). Each can be killed with SIGKILL and started again with the same environment, database,
+consumer group and priority, as an operator's supervisor would; every start is one *incarnation* with its own pid,
+and a sampler reads each incarnation's resident memory from /proc.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from qingfeng.cli.pki import ca_file, security_environment
+from qingfeng.cli.priority import DEFAULT_NICE, niced
 
 __all__ = ["Incarnation", "RssSampler", "SuiteProcess", "suite_processes"]
 
@@ -52,6 +55,7 @@ class SuiteProcess:
     env: dict[str, str]
     log_dir: Path
     ca: Path
+    nice: int = 0  # CPU priority of every incarnation (qingfeng.cli.priority)
     proc: subprocess.Popen[bytes] | None = None
     incarnations: list[Incarnation] = field(default_factory=list)
 
@@ -61,7 +65,7 @@ class SuiteProcess:
         with log:
             # Own session: a kill -9 of the group leaves nothing behind and never reaches the soak itself.
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", self.module],
+                niced([sys.executable, "-m", self.module], self.nice),
                 cwd=ROOT,
                 env=self.env,
                 stdout=log,
@@ -119,9 +123,19 @@ class SuiteProcess:
 
 
 def suite_processes(
-    state: Path, bootstrap: str, es_url: str, *, partitions: int = 3, grader_horizon_s: float | None = None
+    state: Path,
+    bootstrap: str,
+    es_url: str,
+    *,
+    partitions: int = 3,
+    grader_horizon_s: float | None = None,
+    nices: Mapping[str, int] | None = None,
 ) -> dict[str, SuiteProcess]:
-    """collector (fetch), indexer (index) and grader, configured for the soak's stack; not started yet."""
+    """collector (fetch), indexer (index) and grader, configured for the soak's stack; not started yet.
+
+    ``nices``: each process's nice value by name (default: the roles' defaults, the indexer 10, the others 0).
+    """
+    nices = {"indexer": DEFAULT_NICE["indexer"]} if nices is None else nices
     state.mkdir(parents=True, exist_ok=True)
     log_dir = state / "logs"
     log_dir.mkdir(exist_ok=True)
@@ -157,7 +171,7 @@ def suite_processes(
             f"{prefix}DATABASE__URL": f"sqlite+aiosqlite:///{state / f'{name}.db'}",
             **extra,
         }
-        processes[name] = SuiteProcess(name, module, port, env, log_dir, ca)
+        processes[name] = SuiteProcess(name, module, port, env, log_dir, ca, nice=nices.get(name, 0))
     return processes
 
 

@@ -1,18 +1,22 @@
 """Soak with faults: the suite under a steady post rate while its processes are killed and its servers restarted.
 
-    .venv/bin/python bench/soak.py [--duration 600] [--rate 2315] [--short] [--keep]
+    .venv/bin/python bench/soak.py [--duration 600] [--rate 2315] [--short] [--keep] [--no-priority]
 
 Starts a Kafka broker and an Elasticsearch node of its own (ports 29092/29200, a stack home of its own, from the
 project's stack code; the shared stack on 19092/19200 is never touched), then the collector (role ``fetch``, serving
 ImportPosts), a separate indexer (``QF_COLLECTOR_ROLE=index``) and the grader as subprocesses with TLS and signed
-identities. The shared Weibo posts are replayed through ImportPosts (signed ``ops-import`` credential, as
+identities, each at the CPU priority of its role as `qingfeng up` and `qingfeng stack up` give it (the indexer and
+Elasticsearch at nice 10, ``--indexer-nice``/``--es-nice``; ``--no-priority`` runs all at 0; see
+qingfeng.cli.priority). The shared Weibo posts are replayed through ImportPosts (signed ``ops-import`` credential, as
 `qingfeng import --collector` does) at ``--rate`` posts/s with fresh ids, for ``--duration`` s. Meanwhile, in turn:
 kill -9 the collector, the indexer, the grader (each started again after ``--kill-pause`` s), restart the broker,
 restart Elasticsearch. Afterwards, once the indexer and the grader have caught up: every accepted post must be in
 Elasticsearch exactly once, every alert appear once per level change, no event exist twice, the post -> alert p99
 stay within 2 s (and be back under 2 s within 30 s of each restart), and each process's RSS grow by < 10 % after
 warm-up. One table prints each target, met or missed by how much. ``--short`` is the CI form (60 s, 400 posts/s,
-one fault of each kind), run by tests/soak/test_soak_short.py. Exit code 0 when no post was lost, 1 otherwise.
+one fault of each kind), run by tests/soak/test_soak_short.py. The report also gives each process's share of the
+cores (from /proc) and how fast the indexer and the grader committed posts while the feed ran. Exit code 0 when no
+post was lost, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ for path in (str(ROOT), str(BENCH)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
+from _soak_cpu import CpuSampler, format_cores  # noqa: E402
 from _soak_feed import Feeder, FeedStats, load_rows  # noqa: E402
 from _soak_observe import Observer, audit_elasticsearch, es_post_count  # noqa: E402
 from _soak_report import (  # noqa: E402
@@ -50,6 +55,8 @@ from _soak_stack import DEFAULT_ES_PORT, DEFAULT_KAFKA_PORT, SoakStack, soak_sta
 from _soak_suite import RssSampler, SuiteProcess, suite_processes  # noqa: E402
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
+from qingfeng.cli._console import CliError  # noqa: E402
+from qingfeng.cli.priority import DEFAULT_NICE, parse_nice  # noqa: E402
 from qingfeng.kafka import POSTS  # noqa: E402
 
 __all__ = ["FAULTS", "SoakOptions", "SoakResult", "run_soak"]
@@ -78,6 +85,9 @@ class SoakOptions:
     # The grader's QF_GRADER_HORIZON_S (None: its default, 7 days). Its memory grows with every post until the
     # horizon is full, so the memory check only tells a leak from that growth with a horizon the run outlasts.
     grader_horizon_s: float | None = None
+    # CPU priority (nice) of the indexer and Elasticsearch; the collector, the grader and Kafka run at 0.
+    indexer_nice: int = DEFAULT_NICE["indexer"]
+    es_nice: int = DEFAULT_NICE["elasticsearch"]
 
     @classmethod
     def short(cls, **overrides: object) -> SoakOptions:
@@ -135,6 +145,12 @@ def _inject(
 
 async def _lag(bootstrap: str, group: str) -> int | None:
     """Records of the posts topic the group has not committed yet (None when Kafka does not answer)."""
+    offsets = await _offsets(bootstrap, group)
+    return None if offsets is None else max(0, offsets[0] - offsets[1])
+
+
+async def _offsets(bootstrap: str, group: str) -> tuple[int, int] | None:
+    """(end offsets, offsets the group committed) summed over the posts topic (None when Kafka does not answer)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
@@ -147,7 +163,8 @@ async def _lag(bootstrap: str, group: str) -> int | None:
         tps = [TopicPartition(POSTS, p) for p in partitions]
         ends = await consumer.end_offsets(tps)
         committed = await admin.list_consumer_group_offsets(group)
-        return int(sum(max(0, end - (committed[tp].offset if tp in committed else 0)) for tp, end in ends.items()))
+        done = sum(min(end, committed[tp].offset) if tp in committed else 0 for tp, end in ends.items())
+        return int(sum(ends.values())), int(done)
     except Exception:
         return None
     finally:
@@ -161,7 +178,8 @@ class LagSampler:
 
     bootstrap: str
     every_s: float = 10.0
-    samples: list[tuple[float, int | None, int | None]] = field(default_factory=list)  # (time.time(), idx, grader)
+    # (time.time(), the posts topic's end, committed by the indexer, by the grader): None when Kafka did not answer
+    samples: list[tuple[float, int | None, int | None, int | None]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -176,15 +194,32 @@ class LagSampler:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every_s):
-            lags = [asyncio.run(_lag(self.bootstrap, group)) for group in ("collector-indexer", "grader")]
-            self.samples.append((time.time(), lags[0], lags[1]))
+            indexer, grader = (asyncio.run(_offsets(self.bootstrap, g)) for g in ("collector-indexer", "grader"))
+            end = indexer[0] if indexer is not None else grader[0] if grader is not None else None
+            self.samples.append((time.time(), end, indexer[1] if indexer else None, grader[1] if grader else None))
 
     def near(self, at: float) -> str:
         before = [s for s in self.samples if s[0] <= at]
         if not before:
             return ""
-        _, indexer, grader = before[-1]
-        return f"lag: indexer {indexer if indexer is not None else '?'}, grader {grader if grader is not None else '?'}"
+        _, end, indexer, grader = before[-1]
+
+        def lag(done: int | None) -> str:
+            return "?" if end is None or done is None else str(max(0, end - done))
+
+        return f"lag: indexer {lag(indexer)}, grader {lag(grader)}"
+
+    def rates(self, t0: float, t1: float) -> str:
+        """Posts per second produced, committed by the indexer and by the grader between the samples nearest t0, t1."""
+        inside = [s for s in self.samples if t0 <= s[0] <= t1 and None not in s]
+        if len(inside) < 2:
+            return "too few lag samples"
+        (a, *first), (b, *last) = inside[0], inside[-1]
+        per_s = [(y - x) / (b - a) for x, y in zip(first, last, strict=True)]  # type: ignore[operator]
+        return (
+            f"produced {per_s[0]:,.0f} posts/s, indexer committed {per_s[1]:,.0f}/s, grader committed "
+            f"{per_s[2]:,.0f}/s (t={a - t0:.0f}..{b - t0:.0f} s of the feed)"
+        )
 
 
 def _drain(options: SoakOptions, stack: SoakStack, observer: Observer, feed: FeedStats) -> bool:
@@ -217,11 +252,14 @@ def _feed_line(feed: FeedStats) -> str:
 def run_soak(options: SoakOptions) -> SoakResult:
     tag = uuid.uuid4().hex[:6]
     state = Path(tempfile.mkdtemp(prefix=f"qfsoak-{tag}-"))
-    stack = soak_stack(_stack_home(tag), options.kafka_port, options.es_port)
+    stack = soak_stack(
+        _stack_home(tag), options.kafka_port, options.es_port, {"kafka": 0, "elasticsearch": options.es_nice}
+    )
     procs: dict[str, SuiteProcess] = {}
     sampler: RssSampler | None = None
     observer: Observer | None = None
     lag: LagSampler | None = None
+    cpu: CpuSampler | None = None
     try:
         rows = load_rows(options.data / "weibo_posts.jsonl")
         _say(f"stack home {stack.config.home}: starting Kafka {stack.bootstrap} and Elasticsearch {stack.es_url}")
@@ -232,17 +270,28 @@ def run_soak(options: SoakOptions) -> SoakResult:
             stack.es_url,
             partitions=options.partitions,
             grader_horizon_s=options.grader_horizon_s,
+            nices={"indexer": options.indexer_nice},
         )
         for process in procs.values():
             process.start()
         for process in procs.values():
-            _say(f"{process.name} SERVING after {process.wait_serving():.1f} s (pid {process.pid})")
+            _say(
+                f"{process.name} SERVING after {process.wait_serving():.1f} s (pid {process.pid}, nice {process.nice})"
+            )
         observer = Observer(stack.bootstrap)
         observer.start()
         sampler = RssSampler(procs)
         sampler.start()
         lag = LagSampler(stack.bootstrap)
         lag.start()
+        cpu = CpuSampler(
+            lambda: {
+                **{name: p.pid for name, p in procs.items()},
+                "kafka": stack.kafka_pid,
+                "elasticsearch": stack.es_pid,
+            }
+        )
+        cpu.start()
         feeder = Feeder(rows, address=f"127.0.0.1:{procs['collector'].port}", ca=procs["collector"].ca, state=state,
                         run_tag=tag, rate=options.rate, streams=options.streams, chunk=options.chunk)  # fmt: skip
         _say(f"feeding {options.rate:,.0f} posts/s for {options.duration_s:.0f} s; faults: {', '.join(FAULTS)}")
@@ -256,6 +305,7 @@ def run_soak(options: SoakOptions) -> SoakResult:
         injector.start()
         time.sleep(max(0.0, began_mono + options.duration_s - time.monotonic()))
         feeder.stop_feeding()
+        fed_until = (time.time(), time.monotonic())
         # A restart still under way when the feed stops (Elasticsearch on a busy machine) is waited for.
         injector.join()
         if len(faults) < len(FAULTS):
@@ -266,6 +316,7 @@ def run_soak(options: SoakOptions) -> SoakResult:
         lag.stop()
         time.sleep(3.0)  # the last alerts of the last batch
         sampler.stop()
+        cpu.stop()
         ended = time.monotonic()
         lives = {name: (p.incarnations[-1].pid, p.incarnations[-1].started, ended) for name, p in procs.items()}
         memory = memory_growth(sampler.samples, lives, options.warmup_s)
@@ -275,6 +326,7 @@ def run_soak(options: SoakOptions) -> SoakResult:
         verdict = judge(feeder.stats.accepted_ids, observer.produced, audit.post_copies, observer.alerts,
                         audit.events, audit.events_sharing_posts, faults, time.time(), memory)  # fmt: skip
         report = _report(options, verdict, feeder.stats, observer, began, faults, drained, lag)
+        report += "\n" + _cpu_report(cpu, lag, (began, began_mono), fed_until)
         if audit.shared_sample:
             report += "\nevents sharing a representative post (first): " + "; ".join(
                 f"{post} in {', '.join(events)}" for post, events in audit.shared_sample
@@ -291,6 +343,8 @@ def run_soak(options: SoakOptions) -> SoakResult:
             lag.stop()
         if sampler is not None:
             sampler.stop()
+        if cpu is not None:
+            cpu.stop()
         if observer is not None:
             observer.stop()
         for process in procs.values():
@@ -302,13 +356,27 @@ def run_soak(options: SoakOptions) -> SoakResult:
             shutil.rmtree(state, ignore_errors=True)
 
 
+def _cpu_report(cpu: CpuSampler, lag: LagSampler, began: tuple[float, float], fed_until: tuple[float, float]) -> str:
+    """Who got the cores while the feed ran and afterwards, and how fast the consumers kept up meanwhile."""
+    cpus = os.cpu_count() or 1
+    feed, after = cpu.cores(began[1], fed_until[1]), cpu.cores(fed_until[1], time.monotonic())
+    return "\n".join(
+        [
+            f"while feeding: {lag.rates(began[0], fed_until[0])}",
+            f"CPU cores while feeding: {format_cores(feed, cpus)}",
+            f"CPU cores after the feed (draining): {format_cores(after, cpus)}",
+        ]
+    )
+
+
 def _report(options: SoakOptions, verdict: Verdict, feed: FeedStats, observer: Observer, began: float,
             faults: list[Fault], drained: bool, lag: LagSampler) -> str:  # fmt: skip
     out = [
         "",
         f"soak: {options.duration_s:.0f} s at {options.rate:,.0f} posts/s target, {os.cpu_count()} CPUs, "
         f"load {os.getloadavg()[0]:.1f}; grader horizon "
-        + ("7 days (default)" if options.grader_horizon_s is None else f"{options.grader_horizon_s:.0f} s"),
+        + ("7 days (default)" if options.grader_horizon_s is None else f"{options.grader_horizon_s:.0f} s")
+        + f"; nice: indexer {options.indexer_nice}, elasticsearch {options.es_nice}, collector/grader/kafka 0",
         _feed_line(feed),
         f"posts topic: {len(observer.produced):,} ids; ES: {verdict.in_es:,} ids; alerts: {verdict.alerts:,} "
         f"(+{verdict.alert_copies:,} repeated); events: {verdict.events:,}"
@@ -345,6 +413,13 @@ def _report(options: SoakOptions, verdict: Verdict, feed: FeedStats, observer: O
     return "\n".join(out)
 
 
+def _nice(raw: str) -> int:
+    try:
+        return parse_nice("nice", raw, 0)
+    except CliError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def parse_args(argv: list[str] | None = None) -> SoakOptions:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--short", action="store_true", help="the CI form: 60 s at 400 posts/s")
@@ -357,6 +432,9 @@ def parse_args(argv: list[str] | None = None) -> SoakOptions:
     parser.add_argument("--es-port", type=int, default=DEFAULT_ES_PORT)
     parser.add_argument("--keep", action="store_true", help="leave the stack running and the state dir in place")
     parser.add_argument("--grader-horizon", type=float, help="the grader's QF_GRADER_HORIZON_S (default: 7 days)")
+    parser.add_argument("--indexer-nice", type=_nice, help=f"the indexer's nice (default {DEFAULT_NICE['indexer']})")
+    parser.add_argument("--es-nice", type=_nice, help=f"Elasticsearch's nice (default {DEFAULT_NICE['elasticsearch']})")
+    parser.add_argument("--no-priority", action="store_true", help="every process at nice 0 (the run before priority)")
     args = parser.parse_args(argv)
     chosen = {
         key: value
@@ -364,6 +442,8 @@ def parse_args(argv: list[str] | None = None) -> SoakOptions:
             "duration_s": args.duration, "rate": args.rate, "streams": args.streams, "warmup_s": args.warmup,
             "drain_s": args.drain, "kafka_port": args.kafka_port, "es_port": args.es_port, "keep": args.keep,
             "grader_horizon_s": args.grader_horizon,
+            "indexer_nice": 0 if args.no_priority else args.indexer_nice,
+            "es_nice": 0 if args.no_priority else args.es_nice,
         }.items()
         if value is not None
     }  # fmt: skip

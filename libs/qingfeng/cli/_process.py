@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from qingfeng.cli.priority import niced
+
 # Children started by this process, kept so they can be reaped (no zombies, no ResourceWarning on exit).
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -90,12 +92,16 @@ def spawn_detached(
     cwd: Path,
     env: Mapping[str, str],
     user: str | None = None,
+    nice: int = 0,
 ) -> int:
-    """Start `argv` in a new session with stdout and stderr in `log_file` (truncated); write and return its pid."""
+    """Start `argv` in a new session with stdout and stderr in `log_file` (truncated); write and return its pid.
+
+    `nice` (0..19) is the CPU priority it runs at, every thread and child included (see qingfeng.cli.priority).
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("wb") as log, open(os.devnull, "rb") as devnull:
         process = subprocess.Popen(
-            list(argv),
+            niced(argv, nice),
             cwd=cwd,
             env=dict(env),
             stdin=devnull,

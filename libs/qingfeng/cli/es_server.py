@@ -186,6 +186,7 @@ def start(config: StackConfig) -> int:
         cwd=config.es_runtime,
         env=env,
         user=config.es_user,
+        nice=config.es_nice,
     )
 
 

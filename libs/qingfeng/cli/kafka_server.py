@@ -127,6 +127,7 @@ def start(config: StackConfig) -> int:
         pid_file=_pid_file(config),
         cwd=config.home,
         env=env,
+        nice=config.kafka_nice,
     )
 
 

@@ -15,6 +15,7 @@ from qingfeng.cli import es_server, jaeger_server, kafka_server
 from qingfeng.cli._console import CliError, say, tail
 from qingfeng.cli._process import group_members, processes_mentioning, stop_group
 from qingfeng.cli.maven import fetch_artifacts
+from qingfeng.cli.priority import current_nice
 from qingfeng.cli.stack_config import StackConfig, load_stack_config
 
 __all__ = ["ServerStatus", "collect_status", "format_status", "stack_down", "stack_status", "stack_up"]
@@ -74,6 +75,7 @@ class ServerStatus:
     address: str
     pid: int | None
     reason: str | None
+    nice: int | None = None  # the running process's CPU priority (QF_STACK_*_NICE)
 
 
 @contextmanager
@@ -156,14 +158,16 @@ def collect_status(config: StackConfig) -> list[ServerStatus]:
     optional = [_JAEGER] if _JAEGER.running_pid(config) is not None else []
     for server in (*_SERVERS, *optional):
         reason = server.probe(config)
+        pid = server.running_pid(config)
         statuses.append(
             ServerStatus(
                 name=server.name,
                 healthy=reason is None,
                 version=server.version(config) if reason is None else None,
                 address=server.address(config),
-                pid=server.running_pid(config),
+                pid=pid,
                 reason=reason,
+                nice=None if pid is None else current_nice(pid),
             )
         )
     return statuses
@@ -175,6 +179,8 @@ def format_status(statuses: list[ServerStatus]) -> str:
     for status in statuses:
         state = "healthy" if status.healthy else "down"
         pid = f"pid {status.pid}" if status.pid else "not started here"
+        if status.pid and status.nice is not None:
+            pid += f", nice {status.nice}"
         detail = "" if status.healthy else f"  ({status.reason})"
         lines.append(f"{status.name:<14} {state:<8} {status.version or '-':<8} {status.address:<24} {pid}{detail}")
     return "\n".join(lines)

@@ -13,6 +13,8 @@ Environment variables (all optional):
 | QF_STACK_TIMEOUT_S                | 300 (how long `stack up` waits for each server to be healthy) |
 | QF_STACK_JAEGER_OTLP_PORT         | 4317 (Jaeger's OTLP gRPC receiver, with `stack up --with-jaeger`) |
 | QF_STACK_JAEGER_UI_PORT           | 16686 (Jaeger's UI and HTTP API; its query gRPC port is one below) |
+| QF_STACK_KAFKA_NICE               | 0 (the broker's CPU priority, 0..19; see qingfeng.cli.priority) |
+| QF_STACK_ES_NICE                  | 10 (Elasticsearch's: indexing yields the CPU to the alert path) |
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from qingfeng.cli._console import CliError
 from qingfeng.cli.paths import repo_root
+from qingfeng.cli.priority import DEFAULT_NICE, parse_nice
 
 __all__ = ["ES_USER", "StackConfig", "find_java_home", "load_stack_config", "read_pom_versions"]
 
@@ -53,6 +56,9 @@ class StackConfig:
     es_user: str | None
     jaeger_otlp_port: int = 4317
     jaeger_ui_port: int = 16686
+    # CPU priority (nice, 0..19): on shared cores search indexing may lag, alerts may not (qingfeng.cli.priority).
+    kafka_nice: int = 0
+    es_nice: int = DEFAULT_NICE["elasticsearch"]
 
     @property
     def pom(self) -> Path:
@@ -180,4 +186,6 @@ def load_stack_config(env: Mapping[str, str] | None = None, *, euid: int | None 
         es_user=ES_USER if euid == 0 else None,
         jaeger_otlp_port=_port(env, "QF_STACK_JAEGER_OTLP_PORT", 4317),
         jaeger_ui_port=_port(env, "QF_STACK_JAEGER_UI_PORT", 16686),
+        kafka_nice=parse_nice("QF_STACK_KAFKA_NICE", env.get("QF_STACK_KAFKA_NICE"), 0),
+        es_nice=parse_nice("QF_STACK_ES_NICE", env.get("QF_STACK_ES_NICE"), DEFAULT_NICE["elasticsearch"]),
     )

@@ -6,6 +6,9 @@ pid file under the state directory (QF_STATE_DIR, default ./.qingfeng): logs/<na
 With N indexers (`qingfeng up --indexers N`, or QF_SUITE_INDEXERS; default 1) the collector runs its fetch role
 (ImportPosts, sources, enrichment, produce) and N more collector processes run the index role as one Kafka consumer
 group, so fetching and indexing use different cores. 0 keeps one collector process doing both.
+
+Each process runs at the CPU priority of its role (QF_SUITE_NICE_<ROLE>, 0..19: the indexers 10, the rest 0; see
+qingfeng.cli.priority): on shared cores search indexing yields the CPU to the alert path.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from qingfeng.cli import pki, tokens
 from qingfeng.cli._console import CliError, say, tail
 from qingfeng.cli._process import child_returncode, group_members, read_pid, spawn_detached, stop_group
 from qingfeng.cli.paths import repo_root, state_dir
+from qingfeng.cli.priority import current_nice, suite_nice
 
 __all__ = ["PROCESSES", "SuiteProcess", "default_indexers", "plan", "suite_down", "suite_status", "suite_up"]
 
@@ -35,6 +39,11 @@ class SuiteProcess:
     name: str
     module: str
     env: tuple[tuple[str, str], ...] = ()  # added to the suite's environment for this process only
+    role: str = ""  # its CPU priority's role (QF_SUITE_NICE_<ROLE>); "" means its name
+
+    @property
+    def nice_role(self) -> str:
+        return self.role or self.name
 
 
 PROCESSES = (
@@ -79,7 +88,7 @@ def plan(indexers: int) -> tuple[SuiteProcess, ...]:
                 ("QF_COLLECTOR_GRPC__PORT", "0"),  # health only; the kernel picks a free port
                 ("QF_COLLECTOR_METRICS_PORT", str(_INDEXER_METRICS_BASE + i)),
             )
-            out.append(SuiteProcess(f"indexer-{i}", _COLLECTOR, role))
+            out.append(SuiteProcess(f"indexer-{i}", _COLLECTOR, role, role="indexer"))
     return tuple(out)
 
 
@@ -137,6 +146,8 @@ def suite_up(indexers: int | None = None) -> int:
     state, root = state_dir(), repo_root()
     env = _environment(state)
     processes = plan(default_indexers() if indexers is None else indexers)
+    # Read (and validated) before anything starts: a bad value starts nothing.
+    nices = {process.name: suite_nice(process.nice_role) for process in processes}
     fresh: dict[str, int] = {}
     for process in processes:
         pid = _running_pid(state, process)
@@ -149,8 +160,12 @@ def suite_up(indexers: int | None = None) -> int:
             pid_file=_pid_file(state, process),
             cwd=root,
             env={**env, **dict(process.env)},
+            nice=nices[process.name],
         )
-        say(process.name, f"started (pid {fresh[process.name]}), log {_log_file(state, process)}")
+        say(
+            process.name,
+            f"started (pid {fresh[process.name]}, nice {nices[process.name]}), log {_log_file(state, process)}",
+        )
     exited = _settle(fresh) if fresh else set()
     for process in processes:
         if process.name in exited:
@@ -167,7 +182,8 @@ def suite_status() -> int:
     for process in processes:
         pid = _running_pid(state, process)
         alive += pid is not None
-        print(f"{process.name:<12} {'alive' if pid else 'down':<6} {f'pid {pid}' if pid else '-'}")
+        shown = f"pid {pid}, nice {current_nice(pid)}" if pid else "-"
+        print(f"{process.name:<12} {'alive' if pid else 'down':<6} {shown}")
     return 0 if alive == len(processes) else 1
 
 

@@ -1,0 +1,69 @@
+"""The soak's processes at the CPU priority of their role, and its per-process CPU sampler (bench/_soak_*.py).
+
+Stand-in processes (a sleeping module, a busy loop), never the suite or the servers: this tests the harness.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
+
+from _soak_cpu import OTHERS, SELF, CpuSampler  # noqa: E402
+from _soak_stack import soak_stack_config  # noqa: E402
+from _soak_suite import SuiteProcess, suite_processes  # noqa: E402
+
+
+def _nice_in_stat(pid: int) -> int:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return int(text[text.rfind(")") + 2 :].split()[16])  # field 19
+
+
+def test_each_incarnation_of_a_suite_process_runs_at_its_nice(tmp_path: Path) -> None:
+    (tmp_path / "qf_soak_sleeper.py").write_text("import time\ntime.sleep(60)\n")
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    target = min(19, own + 10)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    process = SuiteProcess("indexer", "qf_soak_sleeper", 1, env, tmp_path, tmp_path / "ca.pem", nice=target)
+    try:
+        for _ in range(2):  # started again after a kill -9: the same priority
+            process.start()
+            assert process.pid is not None
+            assert _nice_in_stat(process.pid) == target
+            process.kill9()
+    finally:
+        process.stop(timeout_s=5)
+
+
+def test_the_soak_gives_the_indexer_and_elasticsearch_the_lower_priority(tmp_path: Path) -> None:
+    procs = suite_processes(tmp_path / "state", "127.0.0.1:1", "http://127.0.0.1:2")
+    assert {name: p.nice for name, p in procs.items()} == {"collector": 0, "indexer": 10, "grader": 0}
+    off = suite_processes(tmp_path / "state", "127.0.0.1:1", "http://127.0.0.1:2", nices={})
+    assert {p.nice for p in off.values()} == {0}
+    config = soak_stack_config(tmp_path / "home", 29092, 29200, {"kafka": 0, "elasticsearch": 0})
+    assert (config.kafka_nice, config.es_nice) == (0, 0)
+    assert soak_stack_config(tmp_path / "home").es_nice == 10
+
+
+def test_the_cpu_sampler_sees_a_busy_process_group_use_about_a_core() -> None:
+    busy = subprocess.Popen(
+        [sys.executable, "-c", "import time\nend = time.time() + 2.5\nwhile time.time() < end: pass\n"],
+        start_new_session=True,
+    )
+    sampler = CpuSampler(lambda: {"busy": busy.pid if busy.poll() is None else None}, every_s=0.5)
+    began = time.monotonic()
+    sampler.start()
+    busy.wait(timeout=20)
+    time.sleep(0.6)
+    sampler.stop()
+    cores = sampler.cores(began, time.monotonic())
+    # One spinning process: at most one core, and well above zero even on two shared cores.
+    assert 0.2 < cores["busy"] <= 1.1
+    assert cores[SELF] < 0.5
+    assert cores[OTHERS] >= 0.0
