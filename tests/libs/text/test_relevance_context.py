@@ -153,6 +153,26 @@ def test_a_bad_context_file_names_the_file_and_field(tmp_path: Path) -> None:
     assert caught.value.path == str(path) and caught.value.field.startswith("reaction_knots")
 
 
+def test_the_event_evaluation_scores_posts_in_context_without_looking_ahead() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from _eval_relevance import context_relevance
+
+    from services.grader.core import PostView
+
+    t0 = datetime(2014, 1, 1, tzinfo=UTC)
+    views = [
+        PostView("a", t0, text=CORRUPT, relevance=0.95),
+        PostView("a1", t0 + timedelta(seconds=1), text="转发微博", parent_id="a"),
+        PostView("a2", t0 + timedelta(seconds=2), text="纳达尔在公开赛爆冷落马", parent_id="a"),
+        PostView("a3", t0 + timedelta(seconds=3), text="", parent_id="a1"),
+        PostView("z", t0 + timedelta(seconds=4), text="", parent_id="late"),  # its parent comes after it
+        PostView("late", t0 + timedelta(seconds=5), text=CORRUPT, relevance=0.95),
+    ]
+    got = context_relevance(views)
+    assert got == {"a": 0.95, "a1": 0.95, "a2": 0.0, "a3": 0.95, "z": 0.0, "late": 0.95}
+
+
 @pytest.mark.data
 @pytest.mark.skipif(not (DATA / "weibo_posts.jsonl").is_file(), reason=f"shared data not found at {DATA}")
 @pytest.mark.skipif(not LABELS.is_file(), reason=f"no labels at {LABELS}")
