@@ -8,6 +8,10 @@ post through every service.
     async with Producer(settings.kafka) as producer:
         delivery = await producer.send(POSTS, post.id, post, event_type="post.collected", event_id=post.id)
 
+``send_many`` hands its records over as one record batch per partition (``batching.py``: one future per batch instead
+of a coroutine and a future per record); ``send_each`` does the same and returns each record's delivery or error
+instead of raising, for callers that keep what was acknowledged when part of a call failed.
+
 A fatal producer state is repaired here rather than left to wedge the process. After a broker restart the broker may
 have lost this producer's id or sequence numbers (its producer snapshot is older than the log): every send then fails
 with ``OutOfOrderSequenceNumber`` or ``UnknownProducerId``, which aiokafka treats as not retriable and never recovers
@@ -47,6 +51,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from qingfeng.kafka import headers as hdr
+from qingfeng.kafka.batching import EncodedRecord, send_batches
 from qingfeng.kafka.errors import PayloadTooLargeError
 from qingfeng.kafka.security import client_kwargs
 from qingfeng.metrics import PRODUCER_RENEWED
@@ -78,6 +83,9 @@ _RESEND: Final = (*FATAL_PRODUCER_ERRORS, _ClientReplaced)
 _RENEWALS_PER_CALL: Final = 2
 # A wedged client may not flush: closing it waits this long, then its records are abandoned (their calls re-send).
 _CLOSE_TIMEOUT_S: Final = 5.0
+# Bytes per record batch (aiokafka's max_batch_size, default 16 KiB: ~25 posts). Larger batches mean fewer produce
+# requests and futures for Kafka and for us; never above max_request_size.
+_BATCH_BYTES: Final = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -116,17 +124,23 @@ class Producer:
         settings: KafkaSettings,
         *,
         linger_ms: int = 5,
+        batch_bytes: int = _BATCH_BYTES,
+        batched: bool = True,
         tracer_provider: trace.TracerProvider | None = None,
         client_factory: Callable[..., Any] = AIOKafkaProducer,
     ) -> None:
         self._settings = settings
         self._linger_ms = linger_ms
+        self._batch_bytes = max(1024, min(batch_bytes, settings.max_request_size_bytes))
+        # One record batch per partition and call (False: one client send per record, as before).
+        self._batched = batched
         self._tracer = trace.get_tracer(_TRACER_NAME, tracer_provider=tracer_provider)
         self._client_factory = client_factory  # a fake client in unit tests
         self._producer: Any = None
         self._generation = 0  # bumped by every renewal, so concurrent calls renew a failed client only once
         self._unsettled: set[asyncio.Future[Any]] = set()  # the current client's futures not resolved yet
         self._renewing = asyncio.Lock()
+        self._handover_locks: dict[tuple[str, int], asyncio.Lock] = {}  # per partition (``batching.hand_over``)
         self.renewals = 0
 
     @property
@@ -149,6 +163,7 @@ class Producer:
             max_request_size=self._settings.max_request_size_bytes,
             request_timeout_ms=int(self._settings.request_timeout_s * 1000),
             linger_ms=self._linger_ms,
+            max_batch_size=self._batch_bytes,
         )
         await producer.start()
         return producer
@@ -197,6 +212,16 @@ class Producer:
         settled; records sent before it may already be written, which is fine because consumers are idempotent.
         Records refused with a fatal producer error (``FATAL_PRODUCER_ERRORS``) are sent again on a renewed client.
         """
+        deliveries: list[Delivery] = []
+        for outcome in await self.send_each(records):
+            if isinstance(outcome, Exception):
+                raise outcome
+            deliveries.append(outcome)
+        return deliveries
+
+    async def send_each(self, records: Iterable[OutgoingRecord]) -> list[Delivery | Exception]:
+        """As ``send_many``, but each record's delivery or error in input order, without raising: a caller can keep
+        what Kafka acknowledged when some of its records failed (with batches, all records of a failed batch)."""
         batch = list(records)
         spans = [self._start_span(record) for record in batch]
         outcomes: list[Delivery | Exception] = [RuntimeError("not sent")] * len(batch)
@@ -227,17 +252,14 @@ class Producer:
                     span.set_attribute("messaging.destination.partition.id", str(outcome.partition))
                     span.set_attribute("messaging.kafka.offset", outcome.offset)
                 span.end()
-        deliveries: list[Delivery] = []
-        for outcome in outcomes:
-            if isinstance(outcome, Exception):
-                raise outcome
-            deliveries.append(outcome)
-        return deliveries
+        return outcomes
 
     async def _attempt(
         self, producer: Any, records: Sequence[OutgoingRecord], spans: Sequence[Span]
     ) -> list[Delivery | Exception]:
         """Hand every record to ``producer``, then wait for each one's acknowledgement or error (in input order)."""
+        if self._batched and hasattr(producer, "create_batch"):  # a unit test's fake client may only have send()
+            return await self._attempt_batched(producer, records, spans)
         started: list[asyncio.Future[Any] | Exception] = []
         for record, span in zip(records, spans, strict=True):
             try:
@@ -262,6 +284,33 @@ class Producer:
                 settled.append(err)
             else:
                 settled.append(Delivery(meta.topic, meta.partition, meta.offset))
+        return settled
+
+    async def _attempt_batched(
+        self, producer: Any, records: Sequence[OutgoingRecord], spans: Sequence[Span]
+    ) -> list[Delivery | Exception]:
+        """``_attempt`` with one record batch per partition (``batching.send_batches``)."""
+        encoded: list[EncodedRecord] = []
+        where: list[int] = []  # index in ``records`` of each encoded record
+        settled: list[Delivery | Exception] = [RuntimeError("not sent")] * len(records)
+        for i, (record, span) in enumerate(zip(records, spans, strict=True)):
+            try:
+                encoded.append(self._encode(record, span))
+            except Exception as err:  # one bad record must not keep the others from being sent
+                settled[i] = err
+                continue
+            where.append(i)
+        # A renewal fails what the current client has not settled; a call on an old client tracks nothing.
+        unsettled = self._unsettled if producer is self._producer else None
+        outcomes = await send_batches(producer, encoded, self.max_request_size, self._handover_locks, unsettled)
+        for i, item, outcome in zip(where, encoded, outcomes, strict=True):
+            if isinstance(outcome, MessageSizeTooLargeError):  # ours (too large alone) or the broker's lower limit
+                size = len(item.value) + len(item.key or b"") + sum(len(k) + len(v) for k, v in item.headers)
+                settled[i] = PayloadTooLargeError(records[i].topic, size, self.max_request_size)
+            elif isinstance(outcome, Exception):
+                settled[i] = outcome
+            else:
+                settled[i] = Delivery(*outcome)
         return settled
 
     async def _live_client(self, generation: int) -> Any:
@@ -324,23 +373,40 @@ class Producer:
             f"send {record.topic}", context=record.parent, kind=SpanKind.PRODUCER, attributes=attributes
         )
 
-    async def _enqueue(self, producer: Any, record: OutgoingRecord, span: Span) -> asyncio.Future[Any]:
+    def _encode(self, record: OutgoingRecord, span: Span) -> EncodedRecord:
+        """The record as bytes with its headers: event type, event id, content type, extras, trace context."""
         value = record.message.SerializeToString()
-        key = encode_key(record.key)
         own = [
             (hdr.EVENT_TYPE, record.event_type.encode("utf-8")),
             (hdr.EVENT_ID, record.event_id.encode("utf-8")),
-            (hdr.CONTENT_TYPE, hdr.content_type_for(record.message).encode("utf-8")),
+            (hdr.CONTENT_TYPE, _content_type(record.message)),
         ]
-        reserved = {name for name, _ in own}
-        headers = inject_headers(
-            [*own, *((k, v) for k, v in record.extra_headers if k not in reserved)],
-            ctx=trace.set_span_in_context(span),
-        )
+        if record.extra_headers:
+            own.extend((k, v) for k, v in record.extra_headers if k not in _RESERVED)
+        # inject_headers writes W3C trace context only, and nothing for a span without a valid context (tracing off).
+        headers = inject_headers(own, ctx=trace.set_span_in_context(span)) if span.get_span_context().is_valid else own
         span.set_attribute("messaging.message.body.size", len(value))
+        return EncodedRecord(record.topic, encode_key(record.key), value, headers)
+
+    async def _enqueue(self, producer: Any, record: OutgoingRecord, span: Span) -> asyncio.Future[Any]:
+        item = self._encode(record, span)
         try:
-            future: asyncio.Future[Any] = await producer.send(record.topic, value=value, key=key, headers=headers)
+            future: asyncio.Future[Any] = await producer.send(
+                item.topic, value=item.value, key=item.key, headers=item.headers
+            )
         except MessageSizeTooLargeError as err:
-            size = len(value) + len(key or b"") + sum(len(k) + len(v) for k, v in headers)
+            size = len(item.value) + len(item.key or b"") + sum(len(k) + len(v) for k, v in item.headers)
             raise PayloadTooLargeError(record.topic, size, self.max_request_size) from err
         return future
+
+
+_RESERVED: Final = frozenset((hdr.EVENT_TYPE, hdr.EVENT_ID, hdr.CONTENT_TYPE))
+_CONTENT_TYPES: dict[str, bytes] = {}  # message full name -> its content-type header value
+
+
+def _content_type(message: Message) -> bytes:
+    name = message.DESCRIPTOR.full_name
+    value = _CONTENT_TYPES.get(name)
+    if value is None:
+        value = _CONTENT_TYPES[name] = hdr.content_type_for(message).encode("utf-8")
+    return value
