@@ -16,8 +16,11 @@ For each item handed in by a source adapter, ImportPosts or SubmitTip:
   memory alone (the consumers are idempotent on the post id), logging it.
 
 A call returns only once Kafka acknowledged every record it produced, so a caller that commits (a source's fetch
-state, an import's progress) commits after the effect. When Kafka fails the call raises and nothing of it is
-remembered as produced: the caller's retry produces it again, and consumers are idempotent on the post id.
+state, an import's progress) commits after the effect. When Kafka fails the call raises and the posts whose records
+failed are not remembered as produced: the caller's retry produces them again, and consumers are idempotent on the
+post id. With a sink that reports each record (``SettlingSink``, the ``Producer``: one record batch per partition)
+the posts of the batches Kafka did acknowledge are remembered, so the retry counts them as re-deliveries; with
+one that only raises (``send_many``), nothing of the failed slice is.
 
 Calls may run concurrently (the scheduler's fetches, imports, tips). A post that another call is producing right
 now is waited for, then counted as a re-delivery if that send was acknowledged, or produced here if it failed.
@@ -43,7 +46,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 from qingfeng.kafka import (
     DEADLETTER_EVENT_TYPE,
@@ -63,7 +66,16 @@ from services.collector.core import Deduper, enrich_post
 from services.collector.ports import IngestSummary, Rejected
 from services.collector.settings import CollectorTopics, PipelineSettings
 
-__all__ = ["POST_EVENT_TYPE", "IngestReport", "ItemResult", "Outcome", "Pipeline", "ProducedIds", "RecordSink"]
+__all__ = [
+    "POST_EVENT_TYPE",
+    "IngestReport",
+    "ItemResult",
+    "Outcome",
+    "Pipeline",
+    "ProducedIds",
+    "RecordSink",
+    "SettlingSink",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -89,6 +101,13 @@ class RecordSink(Protocol):
     def max_request_size(self) -> int: ...
 
     async def send_many(self, records: Iterable[OutgoingRecord]) -> list[Delivery]: ...
+
+
+@runtime_checkable
+class SettlingSink(RecordSink, Protocol):
+    """A sink that reports each record's delivery or error instead of raising (``Producer.send_each``)."""
+
+    async def send_each(self, records: Iterable[OutgoingRecord]) -> list[Delivery | Exception]: ...
 
 
 class ProducedIds(Protocol):
@@ -158,6 +177,7 @@ class Pipeline:
         budget: ProduceBudget | None = None,
     ) -> None:
         self._sink = sink
+        self._send_each = sink.send_each if isinstance(sink, SettlingSink) else None
         self.budget = budget or ProduceBudget(
             BudgetConfig(
                 limit=settings.max_in_flight,
@@ -306,7 +326,10 @@ class Pipeline:
         try:
             # Each post starts a trace of its own; one span per slice in the caller's trace links to them.
             with traces_per_record("collector send slice", work.records) as records:
-                await self._sink.send_many(records)
+                if self._send_each is None:
+                    await self._sink.send_many(records)
+                else:
+                    self._settle(records, await self._send_each(records), work, done)
             self._remember(work.produced)
             done.update(work.produced)
             ok = True
@@ -317,6 +340,28 @@ class Pipeline:
                     del self._in_flight[post_id]
             if not acked.done():
                 acked.set_result(None)
+
+    def _settle(
+        self,
+        records: Sequence[OutgoingRecord],
+        outcomes: Sequence[Delivery | Exception],
+        work: _Slice,
+        done: dict[str, str],
+    ) -> None:
+        """Raise the first error of a slice, after remembering the posts whose records Kafka did acknowledge."""
+        failed = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+        if not failed:
+            return
+        acknowledged = {
+            record.event_id: work.produced[record.event_id]
+            for record, outcome in zip(records, outcomes, strict=True)
+            if not isinstance(outcome, Exception)
+            and record.event_type == POST_EVENT_TYPE
+            and record.event_id in work.produced
+        }
+        self._remember(acknowledged)
+        done.update(acknowledged)
+        raise failed[0]
 
     async def _persist(self, produced: dict[str, str]) -> None:
         if self._durable is None or not produced:
