@@ -41,9 +41,9 @@ async def new_topic(kafka_settings: KafkaSettings) -> AsyncIterator[Callable[...
     """Create a topic with a unique name (tests never share topics or consumer groups); deleted afterwards."""
     created: list[str] = []
 
-    async def make(partitions: int = 1, prefix: str = "qftest") -> str:
+    async def make(partitions: int = 1, prefix: str = "qftest", config: dict[str, str] | None = None) -> str:
         name = f"{prefix}.{uuid.uuid4().hex[:12]}.v1"
-        await ensure_topics(kafka_settings, [TopicSpec(name, partitions=partitions)])
+        await ensure_topics(kafka_settings, [TopicSpec(name, partitions=partitions, config=config or {})])
         created.append(name)
         return name
 

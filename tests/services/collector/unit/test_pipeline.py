@@ -253,7 +253,7 @@ async def test_concurrent_calls_never_produce_the_same_post_twice() -> None:
     sink.gate.set()
     assert await first == IngestSummary(accepted=4)
     assert await second == IngestSummary(accepted=2, duplicate=2)
-    assert sorted(r.key for r in sink.on(TOPICS.posts)) == [f"p{i}" for i in range(6)]
+    assert sorted(str(r.key) for r in sink.on(TOPICS.posts)) == [f"p{i}" for i in range(6)]
 
 
 async def test_a_post_whose_concurrent_send_failed_is_produced_by_the_waiting_call() -> None:
