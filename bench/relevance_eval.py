@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/relevance_eval.py [--labels tests/data/relevance/labels.jsonl]
         [--written tests/data/relevance/written.jsonl] [--data ../shared/data] [--json OUT] [--errors SPLIT]
+        [--markdown] [--only calibrate|report] [--no-context]
 
 The labels (id, label 1/0, kind, note, split "calibrate"|"report") were written by reading the posts; the texts are
 never stored in the repository: they are joined by id from `weibo_posts.jsonl` under `--data`, except the posts the
@@ -12,7 +13,10 @@ post without a title) with the built-in lexicons and relevance policy, calibrati
 For each split (report first: the figures to quote; calibrate: where the calibration map and the best threshold were
 fitted, in-sample) it prints precision, recall and F1 of "score >= t" at the policy thresholds 0.8 (the grader's blue
 criterion) and 0.5 (the coordinator's 涉腐 routing), at the threshold of best F1 on the calibrate split, and beside
-them three baselines: the one-line keyword rule below, "all relevant" and "none relevant". Then a reliability table
+them three baselines: the one-line keyword rule below, "all relevant" and "none relevant", and the rows "in context
+(parent chain)": each post scored in its cascade (`qingfeng.text.relevance_context`), its parents read from
+`weibo_posts.jsonl` only when posted at or before it (`--no-context` skips them). `--only calibrate` loads the
+calibrate half alone, so that choices can be made without seeing the report half. Then a reliability table
 (score bucket -> posts, mean score, observed share relevant) to judge the calibration, and recall per label kind.
 """
 
