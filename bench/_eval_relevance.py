@@ -8,11 +8,6 @@ event (the grader's aggregate before issue #11), the mean over the posts whose s
 grader's aggregate now: the larger of that mean and the score of the event's source (earliest) post. The grader's
 own metrics are not read: a replay spanning months has expired most events from its memory by the end (the test
 checks the two agree on events still in memory).
-
-A fourth, "in context (parent chain)", is the grader's aggregate over the posts' in-context scores
-(`qingfeng.text.relevance_context`): a post without evidence of its own takes what it inherits from its parent
-chain, the parent being a post of the replay seen before it (so never a later one). What the grader would show if
-the in-context score were wired into it; the grader itself is unchanged.
 """
 
 from __future__ import annotations
@@ -24,28 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _pipeline import Replay
-from qingfeng.text import Reason, Relevance, default_enricher
-from qingfeng.text.relevance_context import CascadeContext, is_bare
 
 from services.grader.core import PostView
 
-__all__ = [
-    "CONTEXT",
-    "LABELS",
-    "EventRelevance",
-    "context_relevance",
-    "event_labels",
-    "event_relevance",
-    "first_posts",
-    "print_event_relevance",
-]
+__all__ = ["LABELS", "EventRelevance", "event_labels", "event_relevance", "first_posts", "print_event_relevance"]
 
 LABELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "relevance" / "labels.jsonl"
 THRESHOLDS = (0.5, 0.8)  # the coordinator's 涉腐 routing, the grader's blue criterion
 ALL = "mean over all posts (before)"
 EVIDENCE = "mean over posts with evidence"
 GRADER = "grader: max(source post, that mean)"
-CONTEXT = "in context (parent chain), grader's aggregate"
 
 
 @dataclass(frozen=True)
@@ -78,30 +61,6 @@ def event_labels(truth_post: dict[str, str], first_post: dict[str, str], path: P
     return {e: source.get(e, int(2 * sum(v) >= len(v))) for e, v in votes.items()}
 
 
-def context_relevance(views: Sequence[PostView]) -> dict[str, float]:
-    """Post id -> in-context score, views in time order. A post's own evidence is its score > 0, or (score 0) the
-    negative evidence of the enrichment of its text (a suppressed hard negative)."""
-    by_id: dict[str, PostView] = {}
-    enricher = default_enricher()
-
-    def own_of(pid: str) -> tuple[Relevance, bool]:
-        v = by_id[pid]
-        if v.relevance > 0:
-            return Relevance(v.relevance, (Reason("own", v.relevance, ()),), ""), False
-        return Relevance(0.0, enricher.enrich(v.text).relevance.reasons, ""), is_bare(v.text)
-
-    def parent_of(pid: str) -> str | None:
-        parent = by_id[pid].parent_id
-        return parent if parent in by_id and parent != pid else None  # only posts seen before this one
-
-    chain = CascadeContext(own_of, parent_of)
-    out: dict[str, float] = {}
-    for v in views:
-        by_id[v.id] = v
-        out[v.id] = chain.score(v.id).score
-    return out
-
-
 def event_relevance(
     result: Replay,
     views: Iterable[PostView],
@@ -113,11 +72,8 @@ def event_relevance(
 ) -> EventRelevance:
     """Event relevance of the grader's replay under both aggregates, over the ground-truth `events`."""
     wanted = set(events)
-    views = list(views)  # read twice
-    in_context = context_relevance(views)
     score: dict[str, float] = {}
     members: dict[str, list[float]] = defaultdict(list)
-    members_context: dict[str, list[float]] = defaultdict(list)
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for v in views:
         score[native_of[v.id]] = v.relevance
@@ -125,11 +81,10 @@ def event_relevance(
         if eid is None:
             continue
         members[eid].append(round(v.relevance * 1000) / 1000)
-        members_context[eid].append(round(in_context[v.id] * 1000) / 1000)
         truth = truth_post.get(native_of[v.id])
         if truth in wanted:
             counts[truth][eid] += 1
-    agg: dict[str, dict[str, float]] = {ALL: {}, EVIDENCE: {}, GRADER: {}, CONTEXT: {}}
+    agg: dict[str, dict[str, float]] = {ALL: {}, EVIDENCE: {}, GRADER: {}}
     for truth, by_event in counts.items():
         eid = max(by_event.items(), key=lambda kv: (kv[1], kv[0]))[0]
         s = members[eid]
@@ -137,8 +92,6 @@ def event_relevance(
         with_evidence = [x for x in s if x > 0]
         agg[EVIDENCE][truth] = sum(with_evidence) / len(with_evidence) if with_evidence else 0.0
         agg[GRADER][truth] = max(agg[EVIDENCE][truth], s[0])  # views come in time order: s[0] is the source
-        c = [x for x in members_context[eid] if x > 0]
-        agg[CONTEXT][truth] = max(sum(c) / len(c) if c else 0.0, members_context[eid][0])
     scored = sorted(counts)
     source_hi = sum(score.get(first_post.get(e, ""), 0.0) >= 0.8 for e in scored)
     reached = {name: {t: sum(vals[e] >= t for e in scored) for t in THRESHOLDS} for name, vals in agg.items()}

@@ -15,13 +15,6 @@ whatever the map says (a score is never given without a reason). The report spli
 
 With the learned layer (`lexicons/relevance_model.yaml`) in use this script refuses to run: the map must then be
 fitted on out-of-fold predictions, which `bench/relevance_fit.py` does (reusing `fit_isotonic` and `write_block`).
-
-`--context` fits the other map, of relevance in cascade context (`lexicons/relevance_context.yaml`, see
-`qingfeng.text.relevance_context`): over the calibrate posts that are *reactions* (words of their own, no evidence
-in them) under a parent chain scoring above 0 in context, the same isotonic fit of label against the parent's
-in-context score (parents read from `weibo_posts.jsonl`, only when posted at or before the child; the parents'
-scores use no reaction map). It also prints what the naive rule "every post without evidence takes its parent's
-score" would do to the calibrate half, and how many calibrate posts are bare reposts. The report half is never read.
 """
 
 from __future__ import annotations
@@ -36,17 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from qingfeng.text import Enricher, load_lexicons
 from qingfeng.text.relevance import RelevanceScorer
-from qingfeng.text.relevance_context import BUILTIN_CONTEXT, NO_REACTION, is_bare, load_context_policy
 from relevance_eval import (
     REPO,
-    Item,
     add_label_arguments,
-    best_threshold,
-    context_scores,
     labels_sha256,
     load_items,
-    metrics,
-    read_cascades,
 )
 
 __all__ = ["fit_isotonic", "knots_of", "main", "write_block"]
@@ -117,122 +104,16 @@ def write_block(
         raise
 
 
-def _label_files(labels: Path, written: Path) -> str:
-    names = []
-    for path in (labels, written):
-        if path.is_file():
-            try:
-                names.append(str(path.resolve().relative_to(REPO)))
-            except ValueError:
-                names.append(str(path))
-    return " + ".join(names)
-
-
-def fit_context(items: Sequence[Item], enricher: Enricher, data: Path, min_posts: int) -> tuple[list[str], str]:
-    """(lines of the calibrate half's measurements, the context file's text) for the calibrate ``items``."""
-    own = [enricher.enrich(i.text).relevance for i in items]
-    parents = context_scores(items, enricher, data, NO_REACTION)  # bare reposts inherit; reactions not yet
-    labels = [i.label for i in items]
-    lines = []
-    bare = [k for k, i in enumerate(items) if i.source == "weibo" and not own[k].reasons and is_bare(i.text)]
-    lines.append(f"calibrate half: {len(items)} posts, {len(bare)} bare reposts (no words of their own)")
-    # the parent chain's in-context score of every post without evidence (its own score when it has any)
-    from_parent: list[float] = []
-    post_parent = _parent_scores(items, enricher, data)
-    pairs: list[tuple[float, int]] = []
-    for k, item in enumerate(items):
-        parent_score = post_parent.get(item.id, 0.0)
-        from_parent.append(own[k].score if own[k].reasons else parent_score)
-        if not own[k].reasons and not is_bare(item.text) and parent_score > 0:
-            pairs.append((parent_score, item.label))
-    for name, scores in (
-        ("post only", [r.score for r in own]),
-        ("naive: every post without evidence takes its parent's", from_parent),
-        ("bare reposts inherit, reactions do not", [r.score for r in parents]),
-    ):
-        cells = []
-        for t in (0.8, 0.5, best_threshold(scores, labels)):
-            m = metrics([s >= t for s in scores], labels)
-            cells.append(f">= {t:.4g}: P {m.precision:.3f} R {m.recall:.3f} F1 {m.f1:.3f}")
-        lines.append(f"  {name:<56} " + "; ".join(cells))
-    blocks = fit_isotonic(pairs, min_posts)
-    knots = knots_of(blocks) if pairs else [(0.0, 0.0), (1.0, 0.0)]
-    lines.append(f"reactions under a parent chain scoring > 0: {len(pairs)}, {sum(y for _, y in pairs)} relevant")
-    lines += [f"  parent {lo:.4f}..{hi:.4f}: {n:4d} posts, {pos:3d} relevant" for lo, hi, n, pos in blocks]
-    text = "\n".join(
-        [
-            "# Relevance in cascade context: see libs/qingfeng/text/relevance_context.py.",
-            "# Written by bench/relevance_calibrate.py --context from the calibrate split; do not edit by hand.",
-            "# reaction_knots: [parent's in-context score, share of reactions without evidence found relevant].",
-            "kind: relevance_context",
-            'version: "c1"',
-            "fit:",
-            "  method: isotonic",
-            f'  fitted_at: "{datetime.now(UTC).date().isoformat()}"',
-            f'  labels: "{_label_files(_LABELS[0], _LABELS[1])}"',
-            f"  labels_sha256: {labels_sha256(*_LABELS)}",
-            "  split: calibrate",
-            f"  posts: {max(1, len(pairs))}   # reactions (words, no evidence) under a parent chain scoring > 0",
-            f"  relevant: {sum(y for _, y in pairs)}",
-            "reaction_knots:",
-            *(f"  - [{x}, {y}]" for x, y in knots),
-            "",
-        ]
-    )
-    return lines, text
-
-
-_LABELS: list[Path] = []  # the label files of the run (set by main)
-
-
-def _parent_scores(items: Sequence[Item], enricher: Enricher, data: Path) -> dict[str, float]:
-    """Post id -> its parent's in-context score (no reaction map), for the Weibo items with a usable parent."""
-    posts = read_cascades(data)
-    parents: list[Item] = []
-    for item in items:
-        post = posts.get(item.id) if item.source == "weibo" else None
-        if post is not None and post[1] in posts and posts[post[1]][2] <= post[2]:
-            text = posts[post[1]][0]
-            parents.append(Item(post[1], 0, "calibrate", "-", text))
-    scores = context_scores(parents, enricher, data, NO_REACTION)
-    by_id = {p.id: r.score for p, r in zip(parents, scores, strict=True)}
-    out = {}
-    for item in items:
-        post = posts.get(item.id) if item.source == "weibo" else None
-        if post is not None and post[1] in by_id:
-            out[item.id] = by_id[post[1]]
-    return out
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_label_arguments(parser)
     parser.add_argument("--policy", type=Path, default=POLICY, help="the relevance policy file to write")
     parser.add_argument("--min-posts", type=int, default=20, help="fewest calibrate posts in a block of the map")
     parser.add_argument("--dry-run", action="store_true", help="print the block, do not write it")
-    parser.add_argument("--context", action="store_true", help="fit the in-context map (relevance_context.yaml)")
     args = parser.parse_args(argv)
     items, problems = load_items(args.labels, args.written, args.data)
     calibrate = [i for i in items if i.split == "calibrate"]
     enricher = Enricher()
-    if args.context:
-        _LABELS[:] = [args.labels, args.written]
-        lines, text = fit_context(calibrate, enricher, args.data, args.min_posts)
-        print("\n".join(lines))
-        print(text)
-        if not args.dry_run:
-            before = BUILTIN_CONTEXT.read_text(encoding="utf-8") if BUILTIN_CONTEXT.is_file() else None
-            BUILTIN_CONTEXT.write_text(text, encoding="utf-8")
-            try:
-                load_context_policy(BUILTIN_CONTEXT)
-            except Exception:
-                if before is None:
-                    BUILTIN_CONTEXT.unlink()
-                else:
-                    BUILTIN_CONTEXT.write_text(before, encoding="utf-8")
-                raise
-            print(f"written to {BUILTIN_CONTEXT}")
-        return 0
     if RelevanceScorer(enricher.lexicons).model is not None:
         # in-sample probabilities of a fitted model are over-confident; its map comes from out-of-fold ones
         print("the learned layer is in use: run bench/relevance_fit.py, which calibrates on out-of-fold predictions")

@@ -2,7 +2,6 @@
 
     .venv/bin/python bench/relevance_eval.py [--labels tests/data/relevance/labels.jsonl]
         [--written tests/data/relevance/written.jsonl] [--data ../shared/data] [--json OUT] [--errors SPLIT]
-        [--markdown] [--only calibrate|report] [--no-context]
 
 The labels (id, label 1/0, kind, note, split "calibrate"|"report") were written by reading the posts; the texts are
 never stored in the repository: they are joined by id from `weibo_posts.jsonl` under `--data`, except the posts the
@@ -13,10 +12,7 @@ post without a title) with the built-in lexicons and relevance policy, calibrati
 For each split (report first: the figures to quote; calibrate: where the calibration map and the best threshold were
 fitted, in-sample) it prints precision, recall and F1 of "score >= t" at the policy thresholds 0.8 (the grader's blue
 criterion) and 0.5 (the coordinator's 涉腐 routing), at the threshold of best F1 on the calibrate split, and beside
-them three baselines: the one-line keyword rule below, "all relevant" and "none relevant", and the rows "in context
-(parent chain)": each post scored in its cascade (`qingfeng.text.relevance_context`), its parents read from
-`weibo_posts.jsonl` only when posted at or before it (`--no-context` skips them). `--only calibrate` loads the
-calibrate half alone, so that choices can be made without seeing the report half. Then a reliability table
+them three baselines: the one-line keyword rule below, "all relevant" and "none relevant". Then a reliability table
 (score bucket -> posts, mean score, observed share relevant) to judge the calibration, and recall per label kind.
 """
 
@@ -29,12 +25,10 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from qingfeng.text import Enricher, Relevance
-from qingfeng.text.relevance_context import CascadeContext, ContextPolicy, is_bare
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,12 +37,10 @@ __all__ = [
     "Item",
     "Metrics",
     "best_threshold",
-    "context_scores",
     "evaluate",
     "labels_sha256",
     "load_items",
     "metrics",
-    "read_cascades",
     "reliability",
     "score_items",
 ]
@@ -131,42 +123,6 @@ def score_items(items: Iterable[Item], enricher: Enricher) -> list[Relevance]:
     return [enricher.enrich(item.text).relevance for item in items]
 
 
-CONTEXT = "in context (parent chain)"
-
-
-def read_cascades(data: Path) -> dict[str, tuple[str, str | None, datetime]]:
-    """Every shared post: id -> (text, parent id, posting time)."""
-    out: dict[str, tuple[str, str | None, datetime]] = {}
-    with (data / "weibo_posts.jsonl").open(encoding="utf-8") as fh:
-        for line in fh:
-            r = json.loads(line)
-            out[r["id"]] = (r["text"] or "", r["parent_id"], datetime.fromisoformat(r["created_at"]))
-    return out
-
-
-def context_scores(
-    items: Sequence[Item], enricher: Enricher, data: Path, policy: ContextPolicy | None = None
-) -> list[Relevance]:
-    """Each item's relevance in its cascade (`policy`: the reaction map, default the built-in one): its parent chain
-    is read from `weibo_posts.jsonl`, a parent only when it was posted at or before its child (no future leakage);
-    written sentences have no parent."""
-    posts = read_cascades(data)
-    texts = {i.id: i.text for i in items if i.source == "written"}
-
-    def own_of(pid: str) -> tuple[Relevance, bool]:
-        text = texts[pid] if pid in texts else posts[pid][0]
-        return enricher.enrich(text).relevance, is_bare(text)
-
-    def parent_of(pid: str) -> str | None:
-        post = posts.get(pid) if pid not in texts else None
-        if post is None or post[1] is None or post[1] not in posts:
-            return None
-        return post[1] if posts[post[1]][2] <= post[2] else None
-
-    chain = CascadeContext(own_of, parent_of, policy)
-    return [chain.score(i.id) for i in items]
-
-
 def metrics(predicted: Sequence[bool], labels: Sequence[int]) -> Metrics:
     tp = sum(1 for p, y in zip(predicted, labels, strict=True) if p and y)
     flagged, relevant = sum(predicted), sum(labels)
@@ -203,18 +159,10 @@ def reliability(
     return out
 
 
-def evaluate(
-    items: Sequence[Item],
-    enricher: Enricher,
-    best: float | None = None,
-    context: Sequence[Relevance] | None = None,
-    best_context: float | None = None,
-) -> dict[str, Any]:
+def evaluate(items: Sequence[Item], enricher: Enricher, best: float | None = None) -> dict[str, Any]:
     """Every figure the report prints, per split, as plain data. ``best``: the threshold to use instead of the
-    one of best F1 on these items' calibrate split. ``context``: the items' in-context relevance
-    (:func:`context_scores`), for the rows "in context (parent chain)" (``best_context``: as ``best``, for them)."""
+    one of best F1 on these items' calibrate split."""
     relevances = score_items(items, enricher)
-    in_context = {i.id: r.score for i, r in zip(items, context, strict=True)} if context is not None else {}
     by_split: dict[str, tuple[list[Item], list[float]]] = {s: ([], []) for s in SPLITS}
     for item, rel in zip(items, relevances, strict=True):
         by_split[item.split][0].append(item)
@@ -222,22 +170,12 @@ def evaluate(
     cal_items, cal_scores = by_split["calibrate"]
     if best is None:
         best = best_threshold(cal_scores, [i.label for i in cal_items]) if cal_items else 0.5
-    if in_context and best_context is None:
-        cal_context = [in_context[i.id] for i in cal_items]
-        best_context = best_threshold(cal_context, [i.label for i in cal_items]) if cal_items else 0.5
     result: dict[str, Any] = {"best_threshold_from_calibrate": best}
-    if in_context:
-        result["best_context_threshold_from_calibrate"] = best_context
     for split, (its, scores) in by_split.items():
         labels = [i.label for i in its]
         rules: list[tuple[str, Callable[[Item, float], bool]]] = [
             *((f"score >= {t:g} (policy)", lambda _i, s, t=t: s >= t) for t in POLICY_THRESHOLDS),
             (f"score >= {best:.4g} (best F1 on calibrate)", lambda _i, s: s >= best),
-            *(
-                (f"{CONTEXT} >= {t:.4g}{tag}", lambda i, _s, t=t: in_context[i.id] >= t)
-                for t, tag in ((0.8, " (policy)"), (0.5, " (policy)"), (best_context or 0.5, " (best on calibrate)"))
-                if in_context
-            ),
             ("keyword rule", lambda i, _s: bool(KEYWORD_RULE.search(i.text))),
             ("all relevant", lambda _i, _s: True),
             ("none relevant", lambda _i, _s: False),
@@ -306,14 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     parser.add_argument("--errors", choices=SPLITS, help="list the posts of this split misjudged at 0.8")
     parser.add_argument("--markdown", action="store_true", help="also print the report split as a Markdown table")
-    parser.add_argument(
-        "--only", choices=SPLITS, help="load one half only (--only calibrate: while choosing, the report half unseen)"
-    )
-    parser.add_argument("--no-context", action="store_true", help="skip the in-context rows (no parent chains)")
     args = parser.parse_args(argv)
     items, problems = load_items(args.labels, args.written, args.data)
-    if args.only:
-        items = [i for i in items if i.split == args.only]
     enricher = Enricher()
     digest = labels_sha256(args.labels, args.written)
     print(f"labels {args.labels} (sha256 {digest[:12]}): {len(items)} usable, {len(problems)} skipped")
@@ -329,27 +261,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     source = getattr(enricher.lexicons.relevance, "calibration_source", "")  # absent in older versions
     if source and f"sha256 {digest[:12]}" not in source:
         print("WARNING: the calibration was fitted on other labels than these; run bench/relevance_calibrate.py")
-    context = None if args.no_context else context_scores(items, enricher, args.data)
-    if context is not None:
-        inherited = sum(1 for r in context if any(x.criterion.startswith("context:") for x in r.reasons))
-        print(f"in context: {inherited} of {len(items)} labelled posts inherit from their parent chain")
-    result = evaluate(items, enricher, context=context)
+    result = evaluate(items, enricher)
     print(f"best-F1 threshold chosen on the calibrate split: {result['best_threshold_from_calibrate']:.4g}")
-    if context is not None:
-        best_context = result["best_context_threshold_from_calibrate"]
-        print(f"in context, best-F1 threshold on the calibrate split: {best_context:.4g}")
     _print(result)
     for source in ("weibo", "written"):
-        keep = [k for k, i in enumerate(items) if i.source == source]
-        if not keep:
+        part = [i for i in items if i.source == source]
+        if not part:
             continue
-        sub = evaluate(
-            [items[k] for k in keep],
-            enricher,
-            result["best_threshold_from_calibrate"],
-            context=[context[k] for k in keep] if context is not None else None,
-            best_context=result.get("best_context_threshold_from_calibrate"),
-        )
+        sub = evaluate(part, enricher, result["best_threshold_from_calibrate"])
         print(f"\n-- {source} posts only (same thresholds) --")
         for split in SPLITS:
             print(f"{split}: {sub[split]['posts']} posts, {sub[split]['relevant']} relevant")
