@@ -151,12 +151,18 @@ class Clusterer:
         self.closed: OrderedDict[str, float] = OrderedDict()
         # Posts that joined no event (post id -> time), remembered so that a redelivery is recognised.
         self.unattached: OrderedDict[str, float] = OrderedDict()
+        # The id seen() last found absent from `posts`: nothing adds it before assign() indexes it (expiry only
+        # removes), so assign() need not look it up again (a post map lookup is a hash and a probe).
+        self._fresh: str | None = None
 
     # -- queries ---------------------------------------------------------------------------------
 
     def seen(self, post_id: str) -> bool:
         """The post was already assigned (a redelivery): it must not be counted twice."""
-        return post_id in self.posts or post_id in self.unattached
+        if post_id in self.posts or post_id in self.unattached:
+            return True
+        self._fresh = post_id
+        return False
 
     def resolve(self, event_id: str) -> str | None:
         """The live event an id now stands for (following merges), or None when unknown or expired."""
@@ -182,7 +188,9 @@ class Clusterer:
         """Most salient keywords (count x idf), refreshed as the event doubles or every 16 posts."""
         c = self.clusters[event_id]
         if c.size != c.keywords_size and (c.size >= 2 * c.keywords_size or c.size - c.keywords_size >= 16):
-            ranked = sorted(c.profile.items(), key=lambda kv: (-kv[1] * self._idf(kv[0]), kv[0]))
+            df, docs1, log = self.df, self.docs + 1, math.log  # _idf inlined (same formula): one call per term
+            ranked = sorted(c.profile.items(), key=lambda kv: (-kv[1] * (log(docs1 / (df.get(kv[0], 0) + 1)) + 1.0),
+                                                               kv[0]))  # fmt: skip
             c.keywords = tuple(k for k, _ in ranked[:n])
             c.keywords_size = c.size
         return c.keywords
@@ -203,9 +211,15 @@ class Clusterer:
         # A duplicate the collector found is text evidence (below), not a repost link.
         dup_of = post.duplicate_of
         refs = ((post.parent_id, "parent"), (post.root_id, "root"), (post.id, "child"))
+        posts, fresh = self.posts, self._fresh
+        known: list[str] = []  # refs found in `posts`, which _index would otherwise look up again
         for ref, how in refs:
             if ref:
-                found = self.posts.get(ref) or self.placeholders.get(ref)
+                found = None if ref == fresh else posts.get(ref)
+                if found is not None:
+                    known.append(ref)
+                else:
+                    found = self.placeholders.get(ref)
                 found = self.resolve(found) if found else None
                 if found and cid is None:
                     cid, via = found, how
@@ -259,7 +273,7 @@ class Clusterer:
             self._merge(gone, keep, ts)
             absorbed.append(gone)
             cid = keep
-        self._index(self.clusters[cid], post, ts, keywords, top, textual)
+        self._index(self.clusters[cid], post, ts, keywords, top, textual, known)
         return Assignment(cid, created, via, tuple(absorbed))
 
     def _idf(self, kw: str) -> float:
@@ -271,7 +285,7 @@ class Clusterer:
         df = self.df
         docs = self.docs
         limit = cfg.keyword_max_df * docs if docs >= cfg.df_min_docs else math.inf
-        ranked = sorted((df.get(k, 0), k) for k in keywords if df.get(k, 0) <= limit)
+        ranked = sorted((n, k) for k in keywords if (n := df.get(k, 0)) <= limit)
         log_docs = math.log(docs + 1)
         return [(k, log_docs - math.log(n + 1) + 1.0) for n, k in ranked[: cfg.keyword_top_n]]
 
@@ -327,8 +341,16 @@ class Clusterer:
     # -- indexing --------------------------------------------------------------------------------
 
     def _index(
-        self, c: Cluster, post: PostView, ts: float, keywords: list[str], top: list[tuple[str, float]], textual: bool
+        self,
+        c: Cluster,
+        post: PostView,
+        ts: float,
+        keywords: list[str],
+        top: list[tuple[str, float]],
+        textual: bool,
+        known: list[str] | None = None,
     ) -> None:
+        """Record the post in its event and the indexes; `known`: its refs assign() found in `posts` (None: look)."""
         cfg = self.config
         cid = c.id
         c.size += 1
@@ -341,11 +363,16 @@ class Clusterer:
         # Move to the end: the dict stays ordered by activity for expiry.
         self.clusters.move_to_end(cid)
         self.posts[post.id] = cid
+        self._fresh = None
         holder = self.placeholders.pop(post.id, None)
         if holder is not None:
             self.clusters[holder].placeholders.remove(post.id)
         for ref in (post.parent_id, post.root_id):
-            if ref and ref not in self.posts and ref not in self.placeholders:
+            if not ref or ref in self.placeholders:
+                continue
+            # `ref not in self.posts`, from assign()'s lookups: merges since then move posts, never add or drop them.
+            absent = ref not in self.posts if known is None else (ref != post.id and ref not in known)
+            if absent:
                 self.placeholders[ref] = cid
                 c.placeholders.append(ref)
         df = self.df

@@ -35,11 +35,25 @@ from .grading import (
     step,
 )
 from .metrics import Contribution, EventMetrics
-from .model import LEVEL_RANK, LEVELS, Alert, DryRunRow, EventSnapshot, Explanation, Grade, Output, Override, PostView
+from .model import (
+    LEVEL_RANK,
+    LEVELS,
+    Alert,
+    DryRunRow,
+    EventSnapshot,
+    Explanation,
+    Grade,
+    Output,
+    Override,
+    PostView,
+    WindowMetrics,
+)
 from .model import Reason as _Reason
 from .policy import Policy
 
 __all__ = ["STATE_FORMAT", "Grader", "GraderConfig"]
+
+_new_contribution = tuple.__new__  # Contribution(...) without its generated __new__ (see _contribution)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +93,9 @@ class Grader:
     def _use(self, policy: Policy) -> None:
         self.cp: CompiledPolicy = compile_policy(policy)
         self.labels = [policy.label_for(level) for level in LEVELS]
+        # Read on every post: kept as plain attributes rather than looked up through the policy each time.
+        self._lateness = policy.lateness_seconds
+        self._cooldown = policy.cooldown_seconds
 
     @property
     def policy(self) -> Policy:
@@ -88,7 +105,11 @@ class Grader:
 
     def process(self, post: PostView) -> list[Output]:
         """Take one post: assign it to an event, update its metrics and grade; return what changed."""
-        return self.process_batch((post,))
+        out: list[Output] = []
+        dirty: dict[str, None] = {}
+        self._take(post, out, dirty)
+        self._flush(out, dirty)
+        return out
 
     def process_batch(self, posts: Iterable[PostView]) -> list[Output]:
         """Take posts in order; alerts as they happen, then the latest snapshot of each changed event."""
@@ -100,28 +121,34 @@ class Grader:
         return out
 
     def _take(self, post: PostView, out: list[Output], dirty: dict[str, None]) -> None:
-        if self.clusterer.seen(post.id):
+        clusterer = self.clusterer
+        if clusterer.seen(post.id):
             return  # redelivered: counting it twice would inflate the metrics
-        if post.created_at.tzinfo is None:
+        at = post.created_at
+        if at.tzinfo is None:
             raise ValueError(f"post {post.id}: created_at must be timezone-aware (it is the event time)")
-        ts = post.created_at.timestamp()
+        ts = at.timestamp()
         if ts > self.clock:
-            self._advance(ts, post.created_at, out, dirty)
-        assignment = self.clusterer.assign(post, ts)
-        if not assignment.event_id:
+            self._advance(ts, at, out, dirty)
+        assignment = clusterer.assign(post, ts)
+        eid = assignment.event_id
+        if not eid:
             return  # no event had evidence for it (no usable words, no parent): it moves no event's level
-        ev = self.events.get(assignment.event_id)
+        ev = self.events.get(eid)
         if ev is None:
-            ev = self._new_event(assignment.event_id, post.created_at)
+            ev = self._new_event(eid, at)
         for gone in assignment.absorbed:
             self._absorb(ev, gone, out, dirty)
-        ev.metrics.add(self._contribution(post), ts, self.clock, self.clock - self.policy.lateness_seconds)
+        clock = self.clock
+        ev.metrics.add(self._contribution(post), ts, clock, clock - self._lateness)
         ev.posts += 1
         if ts > ev.last_ts:
-            ev.last_ts, ev.last_at = ts, post.created_at
-        if post.created_at < ev.first_at:
-            ev.first_at = post.created_at
-        self._note_representative(ev, post)
+            ev.last_ts, ev.last_at = ts, at
+        if at < ev.first_at:
+            ev.first_at = at
+        reps = ev.reps
+        if len(reps) < self.config.representative_posts or post.author_followers > reps[-1][0]:
+            self._note_representative(ev, post)
         self._regrade(ev, out, dirty, emit=True)
 
     def tick(self, now: datetime) -> list[Output]:
@@ -236,7 +263,8 @@ class Grader:
         if eid is None or self.clock_at is None:
             return None
         ev = self.events[eid]
-        return self._snapshot(ev, ev.metrics.view(self.clock_at, self.clock))
+        ev.metrics.advance(self.clock)
+        return self._snapshot(ev, ev.metrics.records(self.clock_at))
 
     def snapshots(self) -> list[EventSnapshot]:
         """Every event in memory, most recently active first."""
@@ -266,19 +294,24 @@ class Grader:
 
     def _contribution(self, post: PostView) -> Contribution:
         offline = 1 if post.offline_signals else 0
-        return Contribution(
-            author=post.author_id or f"?{post.id}",
-            followers=post.author_followers,
-            reposts=post.reposts,
-            comments=post.comments,
-            likes=post.likes,
-            offline=offline,
-            planned=offline if post.offline_planned else 0,
-            relevance=round(post.relevance * 1000),
-            media=post.author_is_media or post.source_kind in self.config.media_source_kinds,
-            source=post.source_kind,
-            platform=post.platform,
-            regions=tuple(c for c in post.region_codes if len(c) == 6 and c.isdigit()),
+        codes = post.region_codes
+        # Built positionally without the NamedTuple's generated __new__ (once per post; fields in Contribution order).
+        return _new_contribution(
+            Contribution,
+            (
+                post.author_id or f"?{post.id}",  # author
+                post.author_followers,
+                post.reposts,
+                post.comments,
+                post.likes,
+                offline,
+                offline if post.offline_planned else 0,  # planned
+                round(post.relevance * 1000),  # relevance, thousandths
+                post.author_is_media or post.source_kind in self.config.media_source_kinds,  # media
+                post.source_kind,  # source
+                post.platform,
+                tuple(c for c in codes if len(c) == 6 and c.isdigit()) if codes else (),  # regions
+            ),
         )
 
     def _note_representative(self, ev: EventRecord, post: PostView) -> None:
@@ -300,19 +333,20 @@ class Grader:
         keep.reps = sorted(keep.reps + gone.reps, key=lambda r: -r[0])[: self.config.representative_posts]
         keep.override = keep.override or gone.override
         gone.version += 1
-        out.append(replace(self._snapshot(gone, {}), merged_into=keep.id))
+        out.append(replace(self._snapshot(gone, ()), merged_into=keep.id))
 
     def _regrade(self, ev: EventRecord, out: list[Output], dirty: dict[str, None], emit: bool) -> None:
         """Evaluate the policy on the event at the clock; queue its snapshot, append an alert on a change."""
-        p, cp = self.policy, self.cp
-        windows = ev.metrics.live(self.clock)
+        cp, clock = self.cp, self.clock
+        windows = ev.metrics.live(clock)
         raw, fired = rank_of(cp, windows)
         before = ev.state
-        ev.state = state = step(before, raw, self.clock, p.cooldown_seconds)
-        if ev.override and ev.override.expires_at and ev.override.expires_at.timestamp() <= self.clock:
-            ev.override = None
+        ev.state = state = step(before, raw, clock, self._cooldown)
+        o = ev.override
+        if o is not None and o.expires_at and o.expires_at.timestamp() <= clock:
+            ev.override = o = None
             emit = True
-        effective = LEVEL_RANK[ev.override.level] if ev.override else state.rank
+        effective = LEVEL_RANK[o.level] if o is not None else state.rank
         rising = False
         if effective < cp.top_rank:
             projected = projected_rank(cp, windows, effective)
@@ -391,11 +425,12 @@ class Grader:
             ev = self.events.get(eid)
             if ev is not None:
                 ev.version += 1
-                out.append(self._snapshot(ev, ev.metrics.view(self._grade(ev).graded_at)))
+                out.append(self._snapshot(ev, ev.metrics.records(self._grade(ev).graded_at)))
 
-    def _snapshot(self, ev: EventRecord, metrics: dict[str, Any]) -> EventSnapshot:
-        if ev.id in self.clusterer.clusters:
-            ev.title = self.clusterer.title(ev.id)
+    def _snapshot(self, ev: EventRecord, metrics: tuple[WindowMetrics, ...]) -> EventSnapshot:
+        cluster = self.clusterer.clusters.get(ev.id)
+        if cluster is not None:
+            ev.title = cluster.title
             ev.keywords = self.clusterer.keywords(ev.id)
         return EventSnapshot(
             event_id=ev.id,
@@ -409,7 +444,7 @@ class Grader:
             previous_level=LEVELS[ev.previous],
             rising=ev.rising,
             grade=self._grade(ev),
-            metrics=tuple(metrics.values()),
+            metrics=metrics,
             region_codes=ev.metrics.region_codes(),
             representative_post_ids=tuple(pid for _, pid in ev.reps),
             version=ev.version,

@@ -30,8 +30,8 @@ class EventMetrics:
     """All the windowed counters of one event. Times are epoch seconds of event time."""
 
     __slots__ = (
-        "bucket_seconds", "buckets", "by_name", "first_ts", "followers", "late", "now", "order", "retention",
-        "total", "windows",
+        "bucket_seconds", "buckets", "by_name", "first_ts", "followers", "late", "now", "order", "regions",
+        "retention", "total", "windows",
     )  # fmt: skip
 
     def __init__(
@@ -54,6 +54,9 @@ class EventMetrics:
         self.late = 0
         self.first_ts = _INF
         self.now = -_INF
+        # region_codes() as last sorted, None once a post with regions (or a merge) changed them: every snapshot
+        # reads it and the regions change with a handful of posts.
+        self.regions: tuple[str, ...] | None = None
 
     def _name_windows(self) -> None:
         self.by_name = {w.name: w for w in self.windows}
@@ -61,20 +64,28 @@ class EventMetrics:
 
     def add(self, c: Contribution, ts: float, now: float, watermark: float) -> bool:
         """Count one post at event time `ts` with the clock at `now`; False when it was late."""
-        self.advance(now)
+        if now != self.now:
+            self.advance(now)
         if ts < self.first_ts:
             self.first_ts = ts
             self.total.source_relevance = c.relevance  # the earliest post is the event's source post
             self._age(now)
+        if c.regions:
+            self.regions = None
+        author = c.author
         followers = self.followers
-        known = followers.get(c.author)
+        known = followers.get(author)
         if known is None or c.followers > known:
-            followers[c.author] = c.followers
+            f = followers[author] = c.followers
             if known is not None:  # a bigger follower count changes the order of the top-k lists
                 for w in (*self.windows, self.total):
                     w.top_valid = False
-        if self.total.add(c):
-            self.total.note_author(c.author, followers[c.author])
+        else:
+            f = known
+        # note_author only when the author can enter the top-k list (a call per window per post otherwise).
+        total = self.total
+        if total.add(c) and total.top_valid and (len(total.top) < total.top_k or f > total.top[0][0]):
+            total.note_author(author, f)
         if ts < watermark:
             self.late += 1
             return False
@@ -93,8 +104,8 @@ class EventMetrics:
         end = bucket.end
         for w in self.windows:
             if end > now - w.seconds:
-                if w.add(c):
-                    w.note_author(c.author, followers[c.author])
+                if w.add(c) and w.top_valid and (len(w.top) < w.top_k or f > w.top[0][0]):
+                    w.note_author(author, f)
             elif end > now - 2 * w.seconds:
                 w.prev_posts += 1
         return True
@@ -125,7 +136,8 @@ class EventMetrics:
     def _age(self, now: float) -> None:
         # The lifetime window's velocity is posts per hour of the event's age (at least one bucket).
         age = now - self.first_ts if self.first_ts != _INF else 0.0
-        self.total.hours = max(age, self.bucket_seconds) / 3600.0
+        bs = self.bucket_seconds
+        self.total.hours = (bs if bs > age else age) / 3600.0  # max(age, bs) without the call
 
     def live(self, now: float) -> Mapping[str, Window]:
         """The windows by name (with "total"), advanced to `now`, readable like WindowMetrics."""
@@ -146,10 +158,19 @@ class EventMetrics:
             self.advance(now)
         return {name: _record(w, at) for name, w in self.by_name.items()}
 
+    def records(self, at: datetime) -> tuple[WindowMetrics, ...]:
+        """The records of view(at) as a tuple, as a snapshot holds them (built for every snapshot, per post)."""
+        return tuple([_record(w, at) for w in self.by_name.values()])
+
     def region_codes(self) -> tuple[str, ...]:
         """Every region code seen, most specific first, then most mentioned."""
-        codes = self.total.by_region
-        return tuple(sorted(codes, key=lambda c: (c.endswith("0000"), c.endswith("00"), -codes[c], c)))
+        regions = self.regions
+        if regions is None:
+            codes = self.total.by_region
+            regions = self.regions = tuple(
+                sorted(codes, key=lambda c: (c.endswith("0000"), c.endswith("00"), -codes[c], c))
+            )
+        return regions
 
     def reconfigure(self, windows: Sequence[tuple[str, float]], top_k: int, now: float) -> None:
         """Switch to other windows (a new policy): rebuild them from the retained buckets."""
@@ -168,6 +189,7 @@ class EventMetrics:
             mine.absorb(bucket)
         self.total.absorb(other.total)
         self.total.top_valid = False
+        self.regions = None
         if other.first_ts < self.first_ts:  # the older event's source post is the merged event's
             self.total.source_relevance = other.total.source_relevance
         for author, f in other.followers.items():
@@ -265,6 +287,6 @@ def _record(w: Window, at: datetime) -> WindowMetrics:
             scope,
             w.offline_posts,
             offline / (offline + OFFLINE_RISK_HALF),
-            max(relevance, w.source_relevance) / 1000.0,
+            (source if (source := w.source_relevance) > relevance else relevance) / 1000.0,  # max(), 1st wins ties
         ),
     )
