@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_collector_e2e.py [--data DIR] [--limit N] [--via pipeline|grpc]
                                                   [--indexer inprocess|process [--indexers N]] [--skip-pipeline]
-                                                  [--keep]
+                                                  [--keep] [--per-record-produce]
                                                   [--tracing off|default|full [--tracing-drop] [--otlp-endpoint URL]]
 
 Needs `qingfeng stack up` (Kafka 127.0.0.1:19092, Elasticsearch http://127.0.0.1:19200; override with QF_TEST_KAFKA,
@@ -17,6 +17,9 @@ Two measurements, each with a fresh pipeline (empty dedupe window):
    indexer consumes the topic and bulk-indexes it in the same process, as ``QF_COLLECTOR_ROLE=all`` runs it
    (``--indexer process``: in ``--indexers`` `python -m services.collector` children with ``QF_COLLECTOR_ROLE=index``,
    one consumer group, as `qingfeng up --indexers N` runs them).
+
+``--per-record-produce``: the producer as it was before batch-level produce (one aiokafka ``send`` per record,
+16 KiB batches), to compare the two in one run.
 
 ``--tracing`` (issue 12): ``off`` (no SDK, the API's no-op), ``default`` (the SDK at the default sample ratio) or
 ``full`` (ratio 1.0), as the collector sets it up (``qingfeng.telemetry``); spans go to ``--otlp-endpoint`` (the
@@ -39,8 +42,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # so that `services` imports when run as a script from anywhere
@@ -62,6 +67,9 @@ from services.collector.sources import parse_jsonl_line  # noqa: E402
 TARGET = 2_315
 CHUNK = 5_000
 IMPORT_SOURCE = source_pb2.Source(id="import", kind=common_pb2.SOURCE_KIND_JSONL_IMPORT)
+# ``Producer`` options of the produce path before batch-level produce: one client send() per record, aiokafka's
+# default 16 KiB batches.
+PER_RECORD: Mapping[str, Any] = {"batched": False, "batch_bytes": 16_384}
 
 
 def _default_data() -> Path:
@@ -115,12 +123,14 @@ async def _count(es: AsyncElasticsearch, index: str) -> int:
     return int((await es.count(index=index)).body["count"])
 
 
-async def bench_pipeline(data: Path, limit: int | None, keep: bool) -> tuple[int, float]:
+async def bench_pipeline(
+    data: Path, limit: int | None, keep: bool, producer_options: Mapping[str, Any] | None = None
+) -> tuple[int, float]:
     settings = _settings(uuid.uuid4().hex[:10])
     await ensure_topics(settings.kafka, topic_specs_for(settings))
     items = _parse(_lines(data, limit))
     try:
-        async with Producer(settings.kafka) as producer:
+        async with Producer(settings.kafka, **(producer_options or {})) as producer:
             pipeline = build_pipeline(settings, producer)
             started = time.perf_counter()
             for i in range(0, len(items), CHUNK):
@@ -347,9 +357,16 @@ def _indexer_env(settings: CollectorSettings) -> dict[str, str]:
 
 
 async def bench_end_to_end(
-    data: Path, limit: int | None, via: str, indexer_mode: str, keep: bool, indexers: int = 1
+    data: Path,
+    limit: int | None,
+    via: str,
+    indexer_mode: str,
+    keep: bool,
+    indexers: int = 1,
+    producer_options: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
-    """Seconds until every post is produced and searchable (``indexers`` children with ``indexer_mode`` process)."""
+    """Seconds until every post is produced and searchable (``indexers`` children with ``indexer_mode`` process);
+    ``producer_options`` for the collector's ``Producer`` (e.g. ``PER_RECORD``)."""
     settings = _settings(uuid.uuid4().hex[:10])
     await ensure_topics(settings.kafka, topic_specs_for(settings))
     es = create_client(settings.elasticsearch)
@@ -360,7 +377,7 @@ async def bench_end_to_end(
     build_enricher(settings)  # warm the lexicon/segmenter caches outside the measurement
     children: list[asyncio.subprocess.Process] = []
     try:
-        async with Producer(settings.kafka) as producer:
+        async with Producer(settings.kafka, **(producer_options or {})) as producer:
             if indexer_mode == "process":
                 # QF_COLLECTOR_ROLE=index in processes of their own (one consumer group), as `qingfeng up --indexers
                 # N` runs them; started, and the group joined by all, before the clock starts (long-running indexers).
@@ -459,6 +476,9 @@ async def main() -> int:
     parser.add_argument("--indexers", type=int, default=1, help="with --indexer process: how many processes")
     parser.add_argument("--keep", action="store_true", help="keep the topics and the index afterwards")
     parser.add_argument("--skip-pipeline", action="store_true", help="only the end-to-end measurement")
+    parser.add_argument(
+        "--per-record-produce", action="store_true", help="one producer send per record, as before batch produce"
+    )
     parser.add_argument("--tracing", choices=("off", "default", "full"), default="off")
     parser.add_argument("--tracing-drop", action="store_true", help="DROP unsampled spans instead of RECORD_ONLY")
     parser.add_argument("--otlp-endpoint", default=None, help="export spans over OTLP, e.g. http://127.0.0.1:4317")
@@ -477,10 +497,19 @@ async def main() -> int:
         return 2
     print(f"collector end-to-end benchmark, {os.cpu_count()} CPUs, data {args.data}")
     if not args.skip_pipeline:
-        n, elapsed = await bench_pipeline(args.data, args.limit, args.keep)
+        options = PER_RECORD if args.per_record_produce else None
+        n, elapsed = await bench_pipeline(args.data, args.limit, args.keep, options)
         rate = n / elapsed
         print(f"pipeline only  (enrich + dedupe + produce, acked): {n} posts in {elapsed:6.2f} s = {rate:8.0f} posts/s")
-    e2e = await bench_end_to_end(args.data, args.limit, args.via, args.indexer, args.keep, args.indexers)
+    e2e = await bench_end_to_end(
+        args.data,
+        args.limit,
+        args.via,
+        args.indexer,
+        args.keep,
+        args.indexers,
+        PER_RECORD if args.per_record_produce else None,
+    )
     n = int(e2e["posts"])
     rate = n / e2e["searchable_s"]
     print(f"end to end via {args.via}, indexer {args.indexer} (collector -> Kafka -> ES): {n} posts")

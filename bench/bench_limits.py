@@ -1,6 +1,7 @@
 """The engines' limits and the project's ingest paths, measured in one run, each path as a ratio of its limit.
 
-    .venv/bin/python bench/bench_limits.py [--data DIR] [--limit N] [--skip-grpc]
+    .venv/bin/python bench/bench_limits.py [--data DIR] [--limit N] [--skip-grpc] [--indexers 1,2]
+                                           [--compare-produce]
 
 On the shared data (DIR/weibo_posts.jsonl, default $QF_SHARED_DATA else ../shared/data; 57,576 posts), against the
 local stack on loopback (Kafka 127.0.0.1:19092, Elasticsearch http://127.0.0.1:19200; QF_TEST_KAFKA / QF_TEST_ES):
@@ -34,6 +35,11 @@ used per item (this process, the indexer children and the import client; from ``
 local Kafka and Elasticsearch (the processes listening on their ports, found in ``/proc``) used meanwhile, per item:
 an upper bound, since they serve everyone's tests on this machine too.
 
+``--compare-produce``: each one-process path (collector in process, end to end in one process and via ImportPosts)
+is also run with the producer as it was before batch-level produce (one aiokafka ``send`` per record, 16 KiB
+batches: ``bench_collector_e2e.PER_RECORD``), just before the same path with today's producer, so both sides of the
+comparison share the run's load and its raw limits.
+
 Paths that end in Elasticsearch are divided by the ES bulk limit, paths that end in a produce by the Kafka produce
 limit (enrichment, which ends in neither, is shown against ES bulk: the rate it would have to sustain). Every topic
 and index has a unique name and is deleted afterwards. The machine's load average is printed before and after: on a
@@ -50,10 +56,11 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import _pipeline
 import bench_collector_e2e as e2e
@@ -73,6 +80,7 @@ ES_CHUNK = 1_000
 
 
 ES_LIMIT, PRODUCE_LIMIT = "ES bulk", "Kafka produce"
+_BEFORE = "send() per record (before)"
 
 
 @dataclass(frozen=True)
@@ -195,19 +203,26 @@ def enrichment(enricher: Enricher, posts: Sequence[post_pb2.Post]) -> float:
 
 
 async def collector_and_indexer(
-    settings: CollectorSettings, lines: list[str]
+    settings: CollectorSettings,
+    lines: list[str],
+    producer_options: Mapping[str, Any] | None = None,
+    *,
+    index: bool = True,
 ) -> tuple[float, float, int, tuple[float, float, float, float]]:
     """Seconds of the collector in process (parse → … → produce, acked), then of the indexer over its output; the
-    documents indexed; and the CPU seconds of each of the two, then of Kafka and Elasticsearch during each."""
+    documents indexed; and the CPU seconds of each of the two, then of Kafka and Elasticsearch during each.
+    ``index=False``: the collector alone (the indexer's figures are 0)."""
     await ensure_topics(settings.kafka, topic_specs_for(settings))
     es = create_client(settings.elasticsearch)
     try:
         names = await ensure_index(es, settings.elasticsearch.index_prefix, "posts")
-        async with Producer(settings.kafka) as producer:
+        async with Producer(settings.kafka, **(producer_options or {})) as producer:
             started, cpu0, engines0 = time.perf_counter(), e2e.schedstat()[0], e2e.engines_cpu()
             await e2e._produce_in_process(settings, producer, lines)
             produced, collector_cpu = time.perf_counter() - started, e2e.schedstat()[0] - cpu0
             collector_engines = e2e.engines_cpu() - engines0
+            if not index:
+                return produced, 0.0, 0, (collector_cpu, 0.0, collector_engines, 0.0)
 
             indexer = PostIndexer(
                 es, names.write_alias, producer, kafka=settings.kafka, topics=settings.topics, settings=settings.indexer
@@ -273,6 +288,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="only the first N posts")
     parser.add_argument("--skip-grpc", action="store_true", help="leave out the end-to-end runs through ImportPosts")
     parser.add_argument(
+        "--compare-produce",
+        action="store_true",
+        help="also run the one-process paths with one producer send per record (the produce path before batching)",
+    )
+    parser.add_argument(
         "--indexers",
         default="1,2",
         help="indexer process counts of the multi-process shape, comma-separated (default 1,2; 0 or '' for none)",
@@ -318,6 +338,15 @@ async def _measure(
     cpu0 = e2e.schedstat()[0]
     enrich_s = enrichment(enricher, posts)
     enrich_cpu = e2e.schedstat()[0] - cpu0
+    before: list[Row] = []
+    if args.compare_produce:
+        collector_s0, _, _, (collector_cpu0, _, collector_engines0, _) = await collector_and_indexer(
+            e2e._settings(f"{run}-path0"), lines, e2e.PER_RECORD, index=False
+        )
+        before.append(
+            Row(f"collector in process, {_BEFORE}", len(lines), collector_s0, PRODUCE_LIMIT, cpu_s=collector_cpu0,
+                engines_cpu_s=collector_engines0)
+        )  # fmt: skip
     (
         collector_s,
         indexer_s,
@@ -333,14 +362,17 @@ async def _measure(
         Row("raw Kafka consume (aiokafka, no group)", len(records), consume_s, engines_cpu_s=consume_engines),
         Row("enrichment (enrich_post: convert, tag, keywords, dedupe)", len(posts), enrich_s, ES_LIMIT,
             cpu_s=enrich_cpu),
+        *before,
         Row("collector in process (parse→enrich→dedupe→encode→produce)", len(lines), collector_s, PRODUCE_LIMIT,
             cpu_s=collector_cpu, engines_cpu_s=collector_engines),
         Row("indexer (consume→document→bulk create)", indexed, indexer_s, ES_LIMIT, cpu_s=indexer_cpu,
             engines_cpu_s=indexer_engines),
     ]  # fmt: skip
 
-    async def end_to_end(label: str, via: str, mode: str, n: int = 1) -> None:
-        result = await e2e.bench_end_to_end(args.data, args.limit, via, mode, False, n)
+    async def end_to_end(
+        label: str, via: str, mode: str, n: int = 1, producer_options: Mapping[str, Any] | None = None
+    ) -> None:
+        result = await e2e.bench_end_to_end(args.data, args.limit, via, mode, False, n, producer_options)
         table.append(
             Row(
                 label,
@@ -352,12 +384,17 @@ async def _measure(
             )
         )
 
+    if args.compare_produce:
+        await end_to_end(f"end to end, one process, {_BEFORE}", "pipeline", "inprocess", 1, e2e.PER_RECORD)
     await end_to_end("end to end, one process (collector→Kafka→ES)", "pipeline", "inprocess")
     for n in args.indexers:
         await end_to_end(
             f"end to end, collector + {n} indexer process{'es' if n > 1 else ''}", "pipeline", "process", n
         )
     if not args.skip_grpc:
+        if args.compare_produce:
+            await end_to_end(f"end to end via ImportPosts, one process, {_BEFORE}", "grpc", "inprocess", 1,
+                             e2e.PER_RECORD)  # fmt: skip
         await end_to_end("end to end via ImportPosts, one process", "grpc", "inprocess")
         for n in args.indexers:
             label = f"end to end via ImportPosts + {n} indexer process{'es' if n > 1 else ''} (qingfeng up)"
