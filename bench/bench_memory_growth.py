@@ -1,0 +1,382 @@
+"""What grows: a process's resident memory after warm-up at a steady post rate, and (optionally) where it grows.
+
+    .venv/bin/python bench/bench_memory_growth.py [--target grader|collector] [--duration 180] [--rate 2315]
+        [--warmup 60] [--horizon 120] [--rows 10000] [--tracemalloc FRAMES] [--top 25]
+
+Needs the local stack (Kafka 127.0.0.1:19092, Elasticsearch 127.0.0.1:19200). Starts the real service as a
+subprocess with TLS and signed identities (``bench/_soak_suite.py``, as the soak does) on topics, an index prefix, a
+consumer group and a SQLite file of its own, feeds it for ``--duration`` s, samples its RSS every 2 s (``RssSampler``)
+and prints the growth from warm-up to the end (``memory_growth``: the median over 20 s after ``--warmup`` against the
+median of the last 20 s), then deletes its topics and indices.
+
+- ``--target grader``: the shared posts are enriched once in this process by the collector's own pipeline
+  (``bench/_pipeline.collect``) and replayed onto the grader's posts topic at ``--rate`` posts/s, each pass over them
+  with fresh ids (parents, roots and ``duplicate_of`` mapped the same way, so reposts still find their original) and
+  ``created_at`` = now, a live stream; ``--horizon`` is its ``QF_GRADER_HORIZON_S``. The grader's lag at the end is
+  printed: a grader behind the stream holds a backlog, not a leak.
+- ``--target collector``: the collector (role fetch) gets the shared lines through ``ImportPosts`` with fresh ids
+  (``bench/_soak_feed.Feeder``, the soak's feeder); nothing consumes its posts topic.
+
+``--tracemalloc N`` runs the service under ``tracemalloc`` with N frames (it costs about twice the CPU and adds its
+own memory to the RSS, so compare RSS figures only between runs with the same flag): a snapshot is taken at the end of
+warm-up and at the end of the run (the child dumps it on SIGUSR1), and the allocation sites that grew most between
+the two are printed, with the gc-tracked object counts by type that grew most.
+
+The child side: run with ``QF_MEMBENCH_CHILD=<module>`` in its environment, this file starts tracemalloc when
+``QF_MEMBENCH_TRACEMALLOC`` > 0, dumps a snapshot into ``QF_MEMBENCH_DIR`` on each SIGUSR1, then runs the module as
+``python -m <module>`` would.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_CHILD = "QF_MEMBENCH_CHILD"
+
+
+def _child() -> None:
+    """The service under measurement (see the module docstring); nothing of the benchmark is imported."""
+    import gc
+    import json
+    import runpy
+    import signal
+    import tracemalloc
+    from collections import Counter
+    from pathlib import Path
+
+    frames = int(os.environ.get("QF_MEMBENCH_TRACEMALLOC", "0"))
+    out = Path(os.environ.get("QF_MEMBENCH_DIR", "."))
+    if frames > 0:
+        tracemalloc.start(frames)
+    dumps = [0]
+
+    def dump(signum: int, frame: object) -> None:
+        dumps[0] += 1
+        n = dumps[0]
+        gc.collect()
+        types = Counter(type(o).__name__ for o in gc.get_objects())
+        (out / f"types-{n}.json").write_text(json.dumps(dict(types.most_common(200))))
+        if tracemalloc.is_tracing():
+            tracemalloc.take_snapshot().dump(str(out / f"snapshot-{n}.tm"))
+        (out / f"done-{n}").touch()
+
+    signal.signal(signal.SIGUSR1, dump)
+    runpy.run_module(os.environ[_CHILD], run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__" and os.environ.get(_CHILD):
+    _child()
+    raise SystemExit(0)
+
+# -- the benchmark ------------------------------------------------------------------------------------------------
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import tracemalloc  # noqa: E402
+import uuid  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+for _path in (str(ROOT), str(BENCH)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from _soak_feed import Feeder, load_rows  # noqa: E402
+from _soak_report import memory_growth  # noqa: E402
+from _soak_suite import RssSampler, SuiteProcess, suite_processes  # noqa: E402
+from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
+from qingfeng.elastic import IndexNames, create_client, delete_family  # noqa: E402
+from qingfeng.kafka import OutgoingRecord, Producer  # noqa: E402
+from qingfeng.settings import ElasticsearchSettings, KafkaSettings  # noqa: E402
+from qingfeng.v1 import post_pb2  # noqa: E402
+
+# Per target: the env prefix and the topic settings it is given (own names, deleted afterwards).
+_TOPICS = {
+    "grader": ("QF_GRADER_", ("posts", "events", "alerts", "deadletter")),
+    "collector": ("QF_COLLECTOR_", ("posts", "posts_deadletter", "deadletter")),
+}
+
+
+def _say(message: str) -> None:
+    print(f"[membench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _load() -> float:
+    return os.getloadavg()[0]
+
+
+class Replay:
+    """The enriched posts replayed endlessly: pass ``c`` gives every id (and every reference) the prefix ``<tag>c<c>-``."""
+
+    def __init__(self, posts: list[post_pb2.Post], tag: str) -> None:
+        self._posts = posts
+        self._tag = tag
+        self.n = 0
+
+    def next(self, at: datetime) -> post_pb2.Post:
+        cycle, position = divmod(self.n, len(self._posts))
+        self.n += 1
+        prefix = f"{self._tag}c{cycle}-"
+        post = post_pb2.Post()
+        post.CopyFrom(self._posts[position])
+        post.id = prefix + post.id
+        for field in ("parent_id", "root_id"):
+            if getattr(post, field):
+                setattr(post, field, prefix + getattr(post, field))
+        if post.dedupe.duplicate_of:
+            post.dedupe.duplicate_of = prefix + post.dedupe.duplicate_of
+        post.created_at.FromDatetime(at)
+        post.collected_at.FromDatetime(at)
+        return post
+
+
+def _enriched(rows: int) -> list[post_pb2.Post]:
+    from _pipeline import collect, default_data_dir, read_rows
+
+    started = time.monotonic()
+    collected = collect(read_rows(default_data_dir() / "weibo_posts.jsonl", rows))
+    _say(f"enriched {len(collected.posts)} posts with the collector's pipeline in {time.monotonic() - started:.0f}s")
+    return collected.posts
+
+
+async def _produce(kafka: KafkaSettings, topic: str, replay: Replay, rate: float, stop: float) -> int:
+    """``rate`` posts/s onto ``topic`` until monotonic ``stop``; the number produced."""
+    producer = Producer(kafka)
+    await producer.start()
+    sent = 0
+    started = time.monotonic()
+    in_flight: set[asyncio.Task[object]] = set()
+    try:
+        while time.monotonic() < stop:
+            due = int(rate * (time.monotonic() - started)) - sent
+            if due > 0:
+                now = datetime.now(UTC)
+                posts = [replay.next(now) for _ in range(due)]
+                records = [OutgoingRecord(topic, p.id, p, "post.collected", p.id) for p in posts]
+                task = asyncio.create_task(producer.send_many(records))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+                sent += due
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*in_flight)
+        return sent
+    finally:
+        await producer.stop()
+
+
+async def _lag(kafka: KafkaSettings, topic: str, group: str) -> int | None:
+    """Records of ``topic`` after the group's committed offsets (None when unknown)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        partitions = consumer.partitions_for_topic(topic) or set()
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        done = {tp.partition: meta.offset for tp, meta in committed.items() if tp.topic == topic}
+        return sum(end - max(done.get(tp.partition, 0), 0) for tp, end in ends.items())
+    except Exception as err:
+        _say(f"lag unknown: {type(err).__name__}: {err}")
+        return None
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def _process(args: argparse.Namespace, state: Path, run: str) -> tuple[SuiteProcess, dict[str, str]]:
+    """The target as the soak configures it (TLS, identities), on topics, an index prefix and a group of its own."""
+    procs = suite_processes(state, args.kafka, args.es, partitions=args.partitions, grader_horizon_s=args.horizon)
+    proc = procs[args.target]
+    prefix, fields = _TOPICS[args.target]
+    topics = {f: f"qfmem.{run}.{f}.v1" for f in fields}
+    proc.env.update({f"{prefix}TOPICS__{f.upper()}": name for f, name in topics.items()})
+    proc.env.update(
+        {
+            f"{prefix}ELASTICSEARCH__INDEX_PREFIX": f"qfmem-{run}",
+            f"{prefix}KAFKA__CLIENT_ID": f"qfmem-{run}",
+            "QF_GRADER_CONSUMER__GROUP_ID": f"qfmem-{run}-grader",
+            _CHILD: proc.module,
+            "QF_MEMBENCH_TRACEMALLOC": str(args.tracemalloc),
+            "QF_MEMBENCH_DIR": str(state),
+        }
+    )
+    proc.module = "bench.bench_memory_growth"  # the child side of this file runs the service (tracemalloc)
+    return proc, topics
+
+
+def _snapshot(proc: SuiteProcess, state: Path, n: int, timeout_s: float = 300.0) -> None:
+    """Ask the child for snapshot ``n`` (SIGUSR1) and wait until it is written."""
+    if proc.pid is None:
+        raise RuntimeError(f"{proc.name} is not running:\n{proc.log_tail()}")
+    started = time.monotonic()
+    os.kill(proc.pid, signal.SIGUSR1)
+    while not (state / f"done-{n}").exists():
+        if time.monotonic() - started > timeout_s:
+            raise TimeoutError(f"no snapshot {n} from {proc.name} after {timeout_s:.0f}s")
+        time.sleep(0.5)
+    _say(f"snapshot {n} taken in {time.monotonic() - started:.1f}s")
+
+
+def _diff(state: Path, top: int) -> None:
+    """The allocation sites and object types that grew most between snapshot 1 (warm-up) and 2 (end)."""
+    first, second = state / "snapshot-1.tm", state / "snapshot-2.tm"
+    if first.exists() and second.exists():
+        ignore = [tracemalloc.Filter(False, "<frozen importlib._bootstrap*>"), tracemalloc.Filter(False, "<unknown>")]
+        a = tracemalloc.Snapshot.load(str(first)).filter_traces(ignore)
+        b = tracemalloc.Snapshot.load(str(second)).filter_traces(ignore)
+        grouped = "traceback" if len(b.traces[0].traceback) > 1 else "lineno" if b.traces else "lineno"
+        stats = b.compare_to(a, grouped)
+        total_a = sum(s.size for s in a.statistics("filename"))
+        total_b = sum(s.size for s in b.statistics("filename"))
+        print(f"\ntraced Python memory: {total_a / 2**20:.1f} MiB at warm-up -> {total_b / 2**20:.1f} MiB at the end")
+        print(f"top {top} growing allocation sites ({grouped}):")
+        for stat in stats[:top]:
+            where = stat.traceback.format()
+            head = where[0].strip() if grouped == "lineno" else " <- ".join(s.strip() for s in where[::2][:6])
+            print(f"  {stat.size_diff / 2**20:+8.2f} MiB  {stat.count_diff:+9d} blocks  now {stat.size / 2**20:7.2f} MiB"
+                  f"  {head}")  # fmt: skip
+    types = [state / f"types-{n}.json" for n in (1, 2)]
+    if all(t.exists() for t in types):
+        before, after = (json.loads(t.read_text()) for t in types)
+        grown = sorted(((after.get(k, 0) - before.get(k, 0), k) for k in after), reverse=True)[:12]
+        print("gc-tracked objects that grew most (type: warm-up -> end):")
+        for diff, name in grown:
+            print(f"  {name}: {before.get(name, 0)} -> {after[name]} ({diff:+d})")
+
+
+async def _cleanup(args: argparse.Namespace, run: str, topics: dict[str, str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=args.kafka)
+    await admin.start()
+    try:
+        with contextlib.suppress(Exception):
+            await admin.delete_topics(list(topics.values()))
+    finally:
+        await admin.close()
+    es = create_client(ElasticsearchSettings(url=args.es, index_prefix=f"qfmem-{run}"))
+    try:
+        for family in ("events", "posts", "tips"):
+            await delete_family(es, IndexNames(f"qfmem-{run}", family))
+    finally:
+        await es.close()
+
+
+def _series(sampler: RssSampler, name: str, started: float, every_s: float = 30.0) -> str:
+    """RSS (MiB) every ``every_s`` seconds of the run."""
+    points: dict[int, list[int]] = {}
+    for t, n, _, kib in sampler.samples:
+        if n == name:
+            points.setdefault(int((t - started) // every_s), []).append(kib)
+    return ", ".join(f"{k * every_s:.0f}s {statistics.median(v) / 1024:.0f}" for k, v in sorted(points.items()))
+
+
+def main(args: argparse.Namespace) -> int:
+    run = uuid.uuid4().hex[:8]
+    state = Path(tempfile.mkdtemp(prefix=f"qfmem-{run}-"))
+    proc, topics = _process(args, state, run)
+    posts = _enriched(args.rows) if args.target == "grader" else None
+    rows = load_rows(Path(args.data) / "weibo_posts.jsonl", args.rows) if args.target == "collector" else None
+    sampler = RssSampler({proc.name: proc})
+    loads = [_load()]
+    try:
+        proc.start()
+        _say(f"{proc.name} SERVING after {proc.wait_serving():.1f}s (pid {proc.pid}; state {state})")
+        sampler.start()
+        started = time.monotonic()
+        stop = started + args.duration
+        feeder: Feeder | None = None
+        if rows is not None:
+            feeder = Feeder(rows, address=f"127.0.0.1:{proc.port}", ca=proc.ca, state=state, run_tag=run,
+                            rate=args.rate, streams=2, chunk=500)  # fmt: skip
+            feeder.start()
+        loop = asyncio.new_event_loop()
+        producing = None
+        if posts is not None:
+            kafka = KafkaSettings(bootstrap_servers=args.kafka, client_id=f"qfmem-{run}-feed")
+            producing = loop.create_task(_produce(kafka, topics["posts"], Replay(posts, run), args.rate, stop))
+
+        async def until(t: float) -> None:
+            while time.monotonic() < t:
+                await asyncio.sleep(0.5)
+
+        loop.run_until_complete(until(started + args.warmup + 10))  # the middle of the baseline's 20 s
+        loads.append(_load())
+        if args.tracemalloc:  # in a thread: the feed goes on meanwhile
+            loop.run_until_complete(asyncio.to_thread(_snapshot, proc, state, 1))
+        loop.run_until_complete(until(stop))
+        loads.append(_load())
+        sent = loop.run_until_complete(producing) if producing is not None else 0
+        if feeder is not None:
+            feeder.stop_feeding()
+            feeder.finish(30)
+            sent = feeder.stats.accepted
+        if args.tracemalloc:
+            _snapshot(proc, state, 2)
+        ended = time.monotonic()
+        lag = None
+        if args.target == "grader":
+            lag = loop.run_until_complete(_lag(KafkaSettings(bootstrap_servers=args.kafka), topics["posts"],
+                                               f"qfmem-{run}-grader"))  # fmt: skip
+        sampler.stop()
+        (memory,) = memory_growth(sampler.samples, {proc.name: (proc.incarnations[-1].pid, started, ended)},
+                                  args.warmup)  # fmt: skip
+        print(f"\n{proc.name}: {sent} posts in {args.duration:.0f}s ({sent / args.duration:.0f}/s), "
+              f"horizon {args.horizon}s, tracemalloc {args.tracemalloc or 'off'}")  # fmt: skip
+        print(f"RSS MiB every 30 s: {_series(sampler, proc.name, started)}")
+        if memory.baseline_kib and memory.end_kib:
+            growth = memory.growth or 0.0
+            print(f"RSS after {args.warmup:.0f}s warm-up {memory.baseline_kib / 1024:.0f} MiB -> end "
+                  f"{memory.end_kib / 1024:.0f} MiB: {growth:+.1%} (target < +10%)")  # fmt: skip
+        if lag is not None:
+            print(f"grader lag at the end: {lag} posts (committed offsets; commits lag by up to a second)")
+        print(f"load average (1 min): start {loads[0]:.2f}, warm-up {loads[1]:.2f}, end {loads[2]:.2f} "
+              f"({os.cpu_count()} CPUs)")  # fmt: skip
+        _diff(state, args.top)
+        loop.close()
+        return 0
+    finally:
+        sampler.stop()
+        proc.stop()
+        asyncio.run(_cleanup(args, run, topics))
+        if args.keep:
+            _say(f"kept {state}")
+        else:
+            shutil.rmtree(state, ignore_errors=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--target", choices=("grader", "collector"), default="grader")
+    parser.add_argument("--duration", type=float, default=180.0, help="seconds of feeding (default 180)")
+    parser.add_argument("--rate", type=float, default=2315.0, help="posts per second (default 2315)")
+    parser.add_argument("--warmup", type=float, default=60.0, help="seconds before the baseline (default 60)")
+    parser.add_argument("--horizon", type=float, default=120.0, help="the grader's QF_GRADER_HORIZON_S (default 120)")
+    parser.add_argument("--rows", type=int, default=10_000, help="shared posts replayed (default 10000)")
+    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
+                        help="trace allocations with this many frames and print what grew (default off)")  # fmt: skip
+    parser.add_argument("--top", type=int, default=25, help="allocation sites printed (default 25)")
+    parser.add_argument("--data", default=str(Path(os.environ.get("QF_SHARED_DATA", ROOT.parent / "shared" / "data"))))
+    parser.add_argument("--kafka", default=os.environ.get("QF_TEST_KAFKA", "127.0.0.1:19092"))
+    parser.add_argument("--es", default=os.environ.get("QF_TEST_ES", "http://127.0.0.1:19200"))
+    parser.add_argument("--keep", action="store_true", help="keep the state directory (logs)")
+    args = parser.parse_args(argv)
+    if args.duration < args.warmup + 40:
+        parser.error("--duration must exceed --warmup by at least 40 s (two 20 s medians)")
+    return args
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(parse_args()))
