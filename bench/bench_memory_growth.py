@@ -116,7 +116,7 @@ def _load() -> float:
 
 
 class Replay:
-    """The enriched posts replayed endlessly: pass ``c`` gives every id (and every reference) the prefix ``<tag>c<c>-``."""
+    """The enriched posts replayed endlessly: pass ``c`` gives every id and reference the prefix ``<tag>c<c>-``."""
 
     def __init__(self, posts: list[post_pb2.Post], tag: str) -> None:
         self._posts = posts
@@ -237,7 +237,7 @@ def _diff(state: Path, top: int) -> None:
         ignore = [tracemalloc.Filter(False, "<frozen importlib._bootstrap*>"), tracemalloc.Filter(False, "<unknown>")]
         a = tracemalloc.Snapshot.load(str(first)).filter_traces(ignore)
         b = tracemalloc.Snapshot.load(str(second)).filter_traces(ignore)
-        grouped = "traceback" if len(b.traces[0].traceback) > 1 else "lineno" if b.traces else "lineno"
+        grouped = "traceback" if b.traces and len(b.traces[0].traceback) > 1 else "lineno"
         stats = b.compare_to(a, grouped)
         total_a = sum(s.size for s in a.statistics("filename"))
         total_b = sum(s.size for s in b.statistics("filename"))
@@ -246,7 +246,7 @@ def _diff(state: Path, top: int) -> None:
         for stat in stats[:top]:
             where = stat.traceback.format()
             head = where[0].strip() if grouped == "lineno" else " <- ".join(s.strip() for s in where[::2][:6])
-            print(f"  {stat.size_diff / 2**20:+8.2f} MiB  {stat.count_diff:+9d} blocks  now {stat.size / 2**20:7.2f} MiB"
+            print(f"  {stat.size_diff / 2**20:+8.2f} MiB {stat.count_diff:+9d} blocks, now {stat.size / 2**20:7.2f} MiB"
                   f"  {head}")  # fmt: skip
     types = [state / f"types-{n}.json" for n in (1, 2)]
     if all(t.exists() for t in types):
@@ -308,8 +308,7 @@ def main(args: argparse.Namespace) -> int:
             producing = loop.create_task(_produce(kafka, topics["posts"], Replay(posts, run), args.rate, stop))
 
         async def until(t: float) -> None:
-            while time.monotonic() < t:
-                await asyncio.sleep(0.5)
+            await asyncio.sleep(max(0.0, t - time.monotonic()))
 
         loop.run_until_complete(until(started + args.warmup + 10))  # the middle of the baseline's 20 s
         loads.append(_load())
