@@ -54,8 +54,8 @@ def soak_stack_config(
 ) -> StackConfig:
     """The shared stack's settings (versions, JDK, ES user) with the soak's home and ports.
 
-    ``nices`` ("kafka", "elasticsearch"): the servers' CPU priority, else QF_STACK_*_NICE or the defaults (10 for
-    Elasticsearch: its indexing yields the CPU to the alert path, see qingfeng.cli.priority).
+    ``nices`` ("kafka", "elasticsearch"): the servers' CPU priority, else QF_STACK_*_NICE or the defaults (0 for
+    both: the grader waits for its writes to Elasticsearch, see qingfeng.cli.priority).
     """
     chosen = {
         variable: str(nices[name])

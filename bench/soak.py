@@ -5,8 +5,8 @@
 Starts a Kafka broker and an Elasticsearch node of its own (ports 29092/29200, a stack home of its own, from the
 project's stack code; the shared stack on 19092/19200 is never touched), then the collector (role ``fetch``, serving
 ImportPosts), a separate indexer (``QF_COLLECTOR_ROLE=index``) and the grader as subprocesses with TLS and signed
-identities, each at the CPU priority of its role as `qingfeng up` and `qingfeng stack up` give it (the indexer and
-Elasticsearch at nice 10, ``--indexer-nice``/``--es-nice``; ``--no-priority`` runs all at 0; see
+identities, each at the CPU priority of its role as `qingfeng up` and `qingfeng stack up` give it (the indexer at
+nice 10, the rest at 0; ``--indexer-nice``/``--es-nice`` change them, ``--no-priority`` runs all at 0; see
 qingfeng.cli.priority). The shared Weibo posts are replayed through ImportPosts (signed ``ops-import`` credential, as
 `qingfeng import --collector` does) at ``--rate`` posts/s with fresh ids, for ``--duration`` s. Meanwhile, in turn:
 kill -9 the collector, the indexer, the grader (each started again after ``--kill-pause`` s), restart the broker,
@@ -85,7 +85,7 @@ class SoakOptions:
     # The grader's QF_GRADER_HORIZON_S (None: its default, 7 days). Its memory grows with every post until the
     # horizon is full, so the memory check only tells a leak from that growth with a horizon the run outlasts.
     grader_horizon_s: float | None = None
-    # CPU priority (nice) of the indexer and Elasticsearch; the collector, the grader and Kafka run at 0.
+    # CPU priority (nice) of the indexer and of Elasticsearch; the collector, the grader and Kafka run at 0.
     indexer_nice: int = DEFAULT_NICE["indexer"]
     es_nice: int = DEFAULT_NICE["elasticsearch"]
 

@@ -3,15 +3,22 @@
 On a co-located deployment (the suite, Kafka and Elasticsearch on a few cores) the processes compete for the CPU as
 equals, and a feed the machine cannot carry whole starves the grader like every other process: alerts then fall
 behind by minutes. Indexing may lag (its consumer group keeps its place and it catches up later, nothing is lost);
-alerts may not. So the indexer processes and Elasticsearch run at a lower priority (nice 10 by default: the
-kernel's weight for nice 10 is about a tenth of nice 0's) and the alert path (collector, Kafka, grader,
-coordinator, publisher, gateway) at the normal one. With CPU to spare the nice value changes nothing.
+alerts may not. So the indexer processes run at a lower priority (nice 10 by default: the kernel's weight for nice
+10 is about a tenth of nice 0's) and the alert path at the normal one. With CPU to spare the nice value changes
+nothing.
+
+Elasticsearch is on the alert path and stays at nice 0 by default: the grader writes every batch's events and each
+post's event id into Elasticsearch and takes its next batch only once they are written (services/grader/state.py
+``_effects``), so an Elasticsearch at a lower priority slows the grader down with it (a priority inversion: in the
+soak the grader then used 0.03 of a core, waiting, not computing). A starved indexer sends fewer bulk requests, which
+is what leaves Elasticsearch's CPU to the grader's writes. QF_STACK_ES_NICE can lower it where the grader does not
+write there.
 
 | variable                 | default | process                                            |
 |--------------------------|---------|----------------------------------------------------|
 | QF_SUITE_NICE_INDEXER    | 10      | every `indexer-N` of `qingfeng up --indexers N`    |
 | QF_SUITE_NICE_<ROLE>     | 0       | COLLECTOR, GRADER, COORDINATOR, PUBLISHER, GATEWAY |
-| QF_STACK_ES_NICE         | 10      | Elasticsearch (its launcher and server JVM)        |
+| QF_STACK_ES_NICE         | 0       | Elasticsearch (its launcher and server JVM)        |
 | QF_STACK_KAFKA_NICE      | 0       | the Kafka broker                                   |
 
 Values are 0..19 (raising a process's nice needs no privilege, lowering it below its parent's does). A child is
@@ -33,7 +40,7 @@ __all__ = ["DEFAULT_NICE", "NICE_MAX", "NICE_MIN", "SUITE_ROLES", "current_nice"
 NICE_MIN = 0
 NICE_MAX = 19
 # Roles that default to a lower priority; every other role runs at nice 0.
-DEFAULT_NICE: Mapping[str, int] = {"indexer": 10, "elasticsearch": 10}
+DEFAULT_NICE: Mapping[str, int] = {"indexer": 10, "elasticsearch": 0}
 SUITE_ROLES = ("collector", "indexer", "grader", "coordinator", "publisher", "gateway")
 
 

@@ -14,7 +14,7 @@ Environment variables (all optional):
 | QF_STACK_JAEGER_OTLP_PORT         | 4317 (Jaeger's OTLP gRPC receiver, with `stack up --with-jaeger`) |
 | QF_STACK_JAEGER_UI_PORT           | 16686 (Jaeger's UI and HTTP API; its query gRPC port is one below) |
 | QF_STACK_KAFKA_NICE               | 0 (the broker's CPU priority, 0..19; see qingfeng.cli.priority) |
-| QF_STACK_ES_NICE                  | 10 (Elasticsearch's: indexing yields the CPU to the alert path) |
+| QF_STACK_ES_NICE                  | 0 (Elasticsearch's; the grader waits for its writes there)   |
 """
 
 from __future__ import annotations
