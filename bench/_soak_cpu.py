@@ -3,9 +3,12 @@
 Every ``every_s`` the sampler reads utime+stime (all threads) of every live process in each named process group
 (the suite processes and both servers lead their own session, so a group holds Elasticsearch's launcher and its
 server JVM alike), of the soak's own process (the feeder and the alert observer are its threads), and the machine's
-busy time from /proc/stat. A process seen for the first time counts its whole CPU time so far (a restarted one starts
-again at zero). ``cores(t0, t1)`` is the mean number of cores each used in that span; "others" is the machine's busy
-time nobody of the soak used (other engineers' benchmarks on the same cores).
+busy time from /proc/stat; and, from /proc/<pid>/schedstat, how long each group's main threads (a Python service's
+event loop) ran and how long they were runnable but waited for a CPU: a loop that neither runs nor waits for a CPU
+sleeps, waiting on I/O (another server), which no CPU priority can speed up. A process seen for the first time
+counts its whole CPU time so far (a restarted one starts again at zero). ``cores(t0, t1)`` is the mean number of
+cores each used in that span; "others" is the machine's busy time nobody of the soak used (other engineers'
+benchmarks on the same cores).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["CpuSampler", "format_cores", "group_cpu_ticks", "machine_ticks"]
+__all__ = ["CpuSampler", "format_cores", "format_loops", "group_cpu_ticks", "machine_ticks", "main_thread_sched"]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 SELF = "soak (feeder, observer)"
@@ -48,6 +51,15 @@ def group_cpu_ticks(pgids: Mapping[int, str]) -> dict[int, tuple[str, int]]:
     return out
 
 
+def main_thread_sched(pid: int) -> tuple[int, int] | None:
+    """(ns on a CPU, ns runnable but waiting for one) of the process's main thread since it started."""
+    try:
+        run, wait, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
+    except (OSError, ValueError):
+        return None
+    return int(run), int(wait)
+
+
 def machine_ticks() -> tuple[int, int]:
     """(busy, total) ticks of all CPUs since boot: busy leaves out idle and iowait."""
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -64,6 +76,9 @@ class CpuSampler:
     every_s: float = 5.0
     # (monotonic end of interval, seconds long, {name: CPU seconds in the interval}, machine busy CPU seconds)
     intervals: list[tuple[float, float, dict[str, float], float]] = field(default_factory=list)
+    # per interval (same order): {name: (seconds its main threads ran, seconds they waited for a CPU)}
+    loops: list[dict[str, tuple[float, float]]] = field(default_factory=list)
+    _last_sched: dict[int, tuple[int, int]] = field(default_factory=dict)
     _last: dict[int, int] = field(default_factory=dict)  # pid -> its CPU ticks at the last sample
     _prev: tuple[float, int] | None = None  # (monotonic, machine busy ticks) at the last sample
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -92,12 +107,21 @@ class CpuSampler:
             ticks[os.getpid()] = (SELF, int(own[11]) + int(own[12]))
         busy, _ = machine_ticks()
         used: dict[str, float] = {}
+        loops: dict[str, tuple[float, float]] = {}
+        sched: dict[int, tuple[int, int]] = {}
         for pid, (name, count) in ticks.items():
             used[name] = used.get(name, 0.0) + (count - self._last.get(pid, 0)) / _TICK
+            if (now_sched := main_thread_sched(pid)) is not None:
+                sched[pid] = now_sched
+                run0, wait0 = self._last_sched.get(pid, (0, 0))
+                run, wait = loops.get(name, (0.0, 0.0))
+                loops[name] = (run + (now_sched[0] - run0) / 1e9, wait + (now_sched[1] - wait0) / 1e9)
         if self._prev is not None:
             began, busy_before = self._prev
             self.intervals.append((now, now - began, used, (busy - busy_before) / _TICK))
+            self.loops.append(loops)
         self._last = {pid: count for pid, (_, count) in ticks.items()}
+        self._last_sched = sched
         self._prev = (now, busy)
 
     def cores(self, t0: float, t1: float) -> dict[str, float]:
@@ -115,6 +139,28 @@ class CpuSampler:
         ours = sum(out.values())
         out[OTHERS] = max(0.0, busy - ours)
         return {name: cpu / seconds for name, cpu in out.items()}
+
+    def loop_shares(self, t0: float, t1: float) -> dict[str, tuple[float, float]]:
+        """Each group's main threads over (t0, t1]: (share of the time running, share runnable, waiting for a CPU)."""
+        out: dict[str, tuple[float, float]] = {}
+        seconds = 0.0
+        for (end, length, _, _), loops in zip(self.intervals, self.loops, strict=True):
+            if t0 < end <= t1:
+                seconds += length
+                for name, (run, wait) in loops.items():
+                    total = out.get(name, (0.0, 0.0))
+                    out[name] = (total[0] + run, total[1] + wait)
+        return {name: (run / seconds, wait / seconds) for name, (run, wait) in out.items()} if seconds > 0 else {}
+
+
+def format_loops(shares: Mapping[str, tuple[float, float]], names: tuple[str, ...]) -> str:
+    """``grader ran 3 %, waited for a CPU 1 %, slept 96 %`` for each of ``names`` (the rest: sleeping on I/O)."""
+    return "; ".join(
+        f"{name} ran {run:.0%}, waited for a CPU {wait:.0%}, slept {max(0.0, 1 - run - wait):.0%}"
+        for name in names
+        if name in shares
+        for run, wait in [shares[name]]
+    )
 
 
 def format_cores(cores: Mapping[str, float], cpus: int) -> str:

@@ -39,7 +39,7 @@ for path in (str(ROOT), str(BENCH)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from _soak_cpu import CpuSampler, format_cores  # noqa: E402
+from _soak_cpu import CpuSampler, format_cores, format_loops  # noqa: E402
 from _soak_feed import Feeder, FeedStats, load_rows  # noqa: E402
 from _soak_observe import Observer, audit_elasticsearch, es_post_count  # noqa: E402
 from _soak_report import (  # noqa: E402
@@ -365,6 +365,10 @@ def _cpu_report(cpu: CpuSampler, lag: LagSampler, began: tuple[float, float], fe
             f"while feeding: {lag.rates(began[0], fed_until[0])}",
             f"CPU cores while feeding: {format_cores(feed, cpus)}",
             f"CPU cores after the feed (draining): {format_cores(after, cpus)}",
+            "main thread (event loop) while feeding: "
+            + format_loops(cpu.loop_shares(began[1], fed_until[1]), ("collector", "indexer", "grader")),
+            "main thread (event loop) while draining: "
+            + format_loops(cpu.loop_shares(fed_until[1], time.monotonic()), ("collector", "indexer", "grader")),
         ]
     )
 

@@ -15,7 +15,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
-from _soak_cpu import OTHERS, SELF, CpuSampler  # noqa: E402
+from _soak_cpu import OTHERS, SELF, CpuSampler, format_loops  # noqa: E402
 from _soak_stack import soak_stack_config  # noqa: E402
 from _soak_suite import SuiteProcess, suite_processes  # noqa: E402
 
@@ -71,3 +71,21 @@ def test_the_cpu_sampler_counts_the_cpu_time_a_process_group_used() -> None:
     assert 0 < cores["busy"] <= 1.05
     assert cores[SELF] < 0.5
     assert cores[OTHERS] >= 0.0
+
+
+def test_the_sampler_tells_a_sleeping_loop_from_a_running_one() -> None:
+    spin = "import time\nwhile time.process_time() < 0.5: pass\ntime.sleep(1.5)\n"
+    busy = subprocess.Popen([sys.executable, "-c", spin], start_new_session=True)
+    idle = subprocess.Popen(["sleep", "3"], start_new_session=True)
+    sampler = CpuSampler(lambda: {"busy": busy.pid, "idle": idle.pid}, every_s=0.2)
+    began = time.monotonic()
+    sampler.start()
+    busy.wait(timeout=60)
+    sampler.stop()
+    idle.kill()
+    idle.wait()
+    shares = sampler.loop_shares(began, time.monotonic())
+    run_seconds = sum(loops["busy"][0] for loops in sampler.loops if "busy" in loops)
+    assert 0.45 <= run_seconds <= 0.9  # its main thread ran its 0.5 s of spinning (plus start-up)
+    assert shares["idle"][0] < 0.05 and shares["idle"][1] < 0.05  # `sleep` neither runs nor waits for a CPU
+    assert "slept" in format_loops(shares, ("busy", "idle"))
