@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaConnectionError, OutOfOrderSequenceNumber, UnknownProducerId
+from aiokafka.partitioner import DefaultPartitioner
 from qingfeng.kafka import OutgoingRecord, Producer
 from qingfeng.settings import KafkaSettings
 from qingfeng.v1 import post_pb2
@@ -60,27 +61,86 @@ class FakeClient:
         return future
 
 
+class _Builder:
+    """aiokafka's BatchBuilder in memory: records appended in order, closed after ``capacity``."""
+
+    def __init__(self, capacity: int) -> None:
+        self.keys: list[bytes] = []
+        self.capacity = capacity
+
+    def append(self, *, timestamp: Any, key: bytes | None, value: bytes, headers: Any) -> Any:
+        if len(self.keys) >= self.capacity:
+            return None
+        self.keys.append(key or b"")
+        return _Meta("", 0, len(self.keys) - 1)
+
+
+class _Cluster:
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0}
+
+    def available_partitions_for_topic(self, topic: str) -> set[int]:
+        return {0}
+
+
+class _Client:
+    async def _wait_on_metadata(self, topic: str) -> None:
+        pass
+
+
+class FakeBatchClient(FakeClient):
+    """The same client with aiokafka's batch API (``create_batch``/``send_batch``): one future per batch of 2."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._metadata = _Cluster()
+        self._partitioner = DefaultPartitioner()
+        self.client = _Client()
+
+    def create_batch(self) -> _Builder:
+        return _Builder(2)
+
+    async def send_batch(self, batch: _Builder, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.hang.intersection(batch.keys):
+            return future
+        if self.refuse is not None:
+            future.set_exception(type(self.refuse)())
+        else:
+            base = len(self.log)
+            self.log.extend((self.number, key) for key in batch.keys)
+            future.set_result(_Meta(topic, partition, base))
+        return future
+
+
 class Factory:
     """Builds the n-th client with the n-th behaviour (then well-behaved ones)."""
 
-    def __init__(self, *behaviours: tuple[Exception | None, bool]) -> None:
+    def __init__(self, *behaviours: tuple[Exception | None, bool], batched: bool = False) -> None:
         self.behaviours = list(behaviours)
         self.clients: list[FakeClient] = []
         self.log: list[tuple[int, bytes]] = []
+        self.kind = FakeBatchClient if batched else FakeClient
 
     def __call__(self, **_: Any) -> FakeClient:
         refuse, dead = self.behaviours.pop(0) if self.behaviours else (None, False)
-        client = FakeClient(self.log, len(self.clients), refuse, dead)
+        client = self.kind(self.log, len(self.clients), refuse, dead)
         self.clients.append(client)
         return client
+
+
+@pytest.fixture(params=[False, True], ids=["send-per-record", "batches"])
+def batched(request: pytest.FixtureRequest) -> bool:
+    """Every test runs with a client of each kind: one send() per record, and one record batch per partition."""
+    return bool(request.param)
 
 
 def _records(*ids: str) -> list[OutgoingRecord]:
     return [OutgoingRecord("t.posts", i, post_pb2.Post(id=i), "post.collected", i) for i in ids]
 
 
-async def test_out_of_order_sequence_renews_the_client_and_sends_the_refused_records_once() -> None:
-    factory = Factory((OutOfOrderSequenceNumber(), False))
+async def test_out_of_order_sequence_renews_the_client_and_sends_the_refused_records_once(batched: bool) -> None:
+    factory = Factory((OutOfOrderSequenceNumber(), False), batched=batched)
     producer = Producer(KafkaSettings(), client_factory=factory)
     await producer.start()
     deliveries = await producer.send_many(_records("a", "b", "c"))
@@ -91,8 +151,8 @@ async def test_out_of_order_sequence_renews_the_client_and_sends_the_refused_rec
     await producer.stop()
 
 
-async def test_a_dead_sender_is_replaced_before_records_are_handed_to_it() -> None:
-    factory = Factory((None, True))
+async def test_a_dead_sender_is_replaced_before_records_are_handed_to_it(batched: bool) -> None:
+    factory = Factory((None, True), batched=batched)
     producer = Producer(KafkaSettings(), client_factory=factory)
     await producer.start()
     await producer.send_many(_records("a"))
@@ -101,8 +161,8 @@ async def test_a_dead_sender_is_replaced_before_records_are_handed_to_it() -> No
     await producer.stop()
 
 
-async def test_concurrent_calls_renew_a_failed_client_once() -> None:
-    factory = Factory((UnknownProducerId(), False))
+async def test_concurrent_calls_renew_a_failed_client_once(batched: bool) -> None:
+    factory = Factory((UnknownProducerId(), False), batched=batched)
     producer = Producer(KafkaSettings(), client_factory=factory)
     await producer.start()
     await asyncio.gather(producer.send_many(_records("a", "b")), producer.send_many(_records("c")))
@@ -111,8 +171,8 @@ async def test_concurrent_calls_renew_a_failed_client_once() -> None:
     await producer.stop()
 
 
-async def test_a_client_that_stays_fatal_gives_up_with_the_error() -> None:
-    factory = Factory(*[(OutOfOrderSequenceNumber(), False)] * 5)
+async def test_a_client_that_stays_fatal_gives_up_with_the_error(batched: bool) -> None:
+    factory = Factory(*[(OutOfOrderSequenceNumber(), False)] * 5, batched=batched)
     producer = Producer(KafkaSettings(), client_factory=factory)
     await producer.start()
     with pytest.raises(OutOfOrderSequenceNumber):
@@ -122,8 +182,8 @@ async def test_a_client_that_stays_fatal_gives_up_with_the_error() -> None:
     await producer.stop()
 
 
-async def test_an_ordinary_broker_error_does_not_renew() -> None:
-    factory = Factory((KafkaConnectionError(), False))
+async def test_an_ordinary_broker_error_does_not_renew(batched: bool) -> None:
+    factory = Factory((KafkaConnectionError(), False), batched=batched)
     producer = Producer(KafkaSettings(), client_factory=factory)
     await producer.start()
     with pytest.raises(KafkaConnectionError):
@@ -132,8 +192,8 @@ async def test_an_ordinary_broker_error_does_not_renew() -> None:
     await producer.stop()
 
 
-async def test_a_record_stuck_in_the_replaced_client_is_sent_again_by_its_own_call() -> None:
-    factory = Factory((OutOfOrderSequenceNumber(), False))
+async def test_a_record_stuck_in_the_replaced_client_is_sent_again_by_its_own_call(batched: bool) -> None:
+    factory = Factory((OutOfOrderSequenceNumber(), False), batched=batched)
     producer = Producer(KafkaSettings(), client_factory=factory)
     await producer.start()
     factory.clients[0].hang.add(b"stuck")
