@@ -11,6 +11,7 @@ __all__ = [
     "CONTENT_TYPE",
     "EVENT_ID",
     "EVENT_TYPE",
+    "content_type_bytes",
     "content_type_for",
     "header_value",
     "proto_name_of",
@@ -29,6 +30,18 @@ _PROTOBUF_MEDIA_TYPE: Final = "application/x-protobuf"
 def content_type_for(message: Message) -> str:
     """The ``content-type`` header value for a protobuf message."""
     return f"{_PROTOBUF_MEDIA_TYPE}; proto={message.DESCRIPTOR.full_name}"
+
+
+_CONTENT_TYPES: dict[str, bytes] = {}  # message full name -> its header value (a handful of message types)
+
+
+def content_type_bytes(message: Message) -> bytes:
+    """``content_type_for(message)`` as the header's UTF-8 bytes, made once per message type."""
+    name = message.DESCRIPTOR.full_name
+    value = _CONTENT_TYPES.get(name)
+    if value is None:
+        value = _CONTENT_TYPES[name] = content_type_for(message).encode("utf-8")
+    return value
 
 
 def proto_name_of(content_type: str) -> str | None:

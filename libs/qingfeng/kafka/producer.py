@@ -379,7 +379,7 @@ class Producer:
         own = [
             (hdr.EVENT_TYPE, record.event_type.encode("utf-8")),
             (hdr.EVENT_ID, record.event_id.encode("utf-8")),
-            (hdr.CONTENT_TYPE, _content_type(record.message)),
+            (hdr.CONTENT_TYPE, hdr.content_type_bytes(record.message)),
         ]
         if record.extra_headers:
             own.extend((k, v) for k, v in record.extra_headers if k not in _RESERVED)
@@ -401,12 +401,3 @@ class Producer:
 
 
 _RESERVED: Final = frozenset((hdr.EVENT_TYPE, hdr.EVENT_ID, hdr.CONTENT_TYPE))
-_CONTENT_TYPES: dict[str, bytes] = {}  # message full name -> its content-type header value
-
-
-def _content_type(message: Message) -> bytes:
-    name = message.DESCRIPTOR.full_name
-    value = _CONTENT_TYPES.get(name)
-    if value is None:
-        value = _CONTENT_TYPES[name] = hdr.content_type_for(message).encode("utf-8")
-    return value
