@@ -29,8 +29,10 @@ class BandIndex:
         self.max_hamming = max_hamming
         self.max_events = max_events
         self.band_cap = band_cap
-        # One table per band: band value -> [[fingerprint, event id], …], oldest first.
-        self.bands: list[dict[int, list[list[Any]]]] = [{} for _ in range(_BANDS)]
+        # One table per band: band value -> [(fingerprint, event id), …], oldest first. Tuples, not lists: the
+        # garbage collector stops tracking a tuple of an int and a str, and a full collection walks every tracked
+        # object (four entries per fingerprint, a large share of the state in a stream without parents).
+        self.bands: list[dict[int, list[tuple[int, str]]]] = [{} for _ in range(_BANDS)]
 
     def lookup(self, fp: int, recency: Callable[[str], float]) -> str | None:
         """The event of the closest fingerprint (ties: most recent, then id); None when there is none,
@@ -48,7 +50,7 @@ class BandIndex:
     def add(self, fp: int, event_id: str) -> None:
         for band, key in zip(self.bands, _keys(fp), strict=True):
             entries = band.setdefault(key, [])
-            entries.append([fp, event_id])
+            entries.append((fp, event_id))
             if len(entries) > self.band_cap:
                 del entries[0]
 
@@ -64,9 +66,9 @@ class BandIndex:
                     if not entries:
                         del band[key]
                 else:
-                    for e in entries:
+                    for i, e in enumerate(entries):
                         if e[1] == old:
-                            e[1] = new
+                            entries[i] = (e[0], new)
 
     def empty(self) -> bool:
         return not any(self.bands)
@@ -77,4 +79,4 @@ class BandIndex:
         ]
 
     def load(self, data: list[Any]) -> None:
-        self.bands = [{key: [[int(fp), eid] for fp, eid in entries] for key, entries in band} for band in data]
+        self.bands = [{key: [(int(fp), eid) for fp, eid in entries] for key, entries in band} for band in data]

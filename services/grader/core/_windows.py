@@ -18,6 +18,8 @@ __all__ = ["OFFLINE_RISK_HALF", "Bucket", "Contribution", "Window", "insert_sort
 # offline_risk = w / (w + OFFLINE_RISK_HALF), w = posts with offline signals + those with planned ones:
 # five signalling posts make an even chance, and it saturates rather than growing with volume.
 OFFLINE_RISK_HALF = 5.0
+# Up to this many authors a window's top-k list is recomputed by sorting them all (cheaper than heapq.nlargest).
+_SORT_ALL = 64
 
 
 class Contribution(NamedTuple):
@@ -73,27 +75,29 @@ class _Counts:
 
     def add(self, c: Contribution) -> bool:
         """Add one post; True when its author is new here."""
+        # One unpacking instead of a field read per use: five sets (bucket, windows, lifetime) take every post.
+        author, _, reposts, comments, likes, offline, planned, relevance, media, source, platform, codes = c
         self.posts += 1
-        self.reposts += c.reposts
-        self.comments += c.comments
-        self.likes += c.likes
-        self.offline_posts += c.offline
-        self.planned_posts += c.planned
-        if c.relevance:
-            self.relevance_sum += c.relevance
+        self.reposts += reposts
+        self.comments += comments
+        self.likes += likes
+        self.offline_posts += offline
+        self.planned_posts += planned
+        if relevance:
+            self.relevance_sum += relevance
             self.relevance_posts += 1
         authors = self.by_author
-        n = authors.get(c.author, 0)
-        authors[c.author] = n + 1
-        if c.media:
-            self.by_media[c.author] = self.by_media.get(c.author, 0) + 1
-        if c.source:
-            self.by_source[c.source] = self.by_source.get(c.source, 0) + 1
-        if c.platform:
-            self.by_platform[c.platform] = self.by_platform.get(c.platform, 0) + 1
-        if c.regions:
+        n = authors.get(author, 0)
+        authors[author] = n + 1
+        if media:
+            self.by_media[author] = self.by_media.get(author, 0) + 1
+        if source:
+            self.by_source[source] = self.by_source.get(source, 0) + 1
+        if platform:
+            self.by_platform[platform] = self.by_platform.get(platform, 0) + 1
+        if codes:
             regions = self.by_region
-            for code in c.regions:
+            for code in codes:
                 had = regions.get(code, 0)
                 regions[code] = had + 1
                 if not had:
@@ -130,6 +134,8 @@ class _Counts:
             self.scope = -1
         gone: list[str] = []
         for i, (mine, theirs) in enumerate(self._maps(other)):
+            if not theirs:
+                continue  # most buckets have no media, no regions
             for key, n in theirs.items():
                 left = mine[key] - n
                 if left:
@@ -217,9 +223,13 @@ class Window(_Counts):
             del top[0]
 
     def drop(self, bucket: Bucket) -> None:
-        for author in self.remove(bucket):
-            if self.top_valid and any(a == author for _, a in self.top):
-                self.top_valid = False
+        gone = self.remove(bucket)
+        if gone and self.top_valid:
+            top = [a for _, a in self.top]
+            for author in gone:
+                if author in top:
+                    self.top_valid = False
+                    break
 
     # The metric names of WindowMetrics, read by the policy.
     @property
@@ -241,7 +251,14 @@ class Window(_Counts):
     def top_author_reach(self) -> int:
         if not self.top_valid:
             followers = self.followers
-            self.top = sorted(heapq.nlargest(self.top_k, ((followers[a], a) for a in self.by_author)))
+            k = self.top_k
+            if len(self.by_author) <= _SORT_ALL:
+                # The same list as nlargest's (the (followers, author) pairs are distinct), without its overhead:
+                # most windows that lose a top author hold a handful of authors (10 minutes, an hour).
+                ranked = sorted([(followers[a], a) for a in self.by_author])
+                self.top = ranked[len(ranked) - k :] if k < len(ranked) else ranked
+            else:
+                self.top = sorted(heapq.nlargest(k, ((followers[a], a) for a in self.by_author)))
             self.top_total = sum(f for f, _ in self.top)
             self.top_valid = True
         return self.top_total

@@ -404,7 +404,7 @@ class Grader:
         due = o.expires_at.timestamp() if o is not None and o.expires_at is not None else math.inf
         state = ev.state
         if state.below_since is not None:
-            due = min(due, state.below_since + self.policy.cooldown_seconds)
+            due = min(due, state.below_since + self._cooldown)
         if rising or not self.cp.monotone:
             if ev.metrics.next_change() == math.inf:
                 return due
@@ -446,7 +446,7 @@ class Grader:
             grade=self._grade(ev),
             metrics=metrics,
             region_codes=ev.metrics.region_codes(),
-            representative_post_ids=tuple(pid for _, pid in ev.reps),
+            representative_post_ids=tuple([pid for _, pid in ev.reps]),
             version=ev.version,
         )
 

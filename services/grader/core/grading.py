@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .model import LEVELS, Reason
@@ -82,6 +82,8 @@ class CompiledPolicy:
     top_rank: int
     decaying: Mapping[int, frozenset[str]]
     monotone: bool
+    # rank -> reasons_for(rank, no fired criteria), filled as ranks are met (the values never change).
+    fallback: dict[int, tuple[Reason, ...]] = field(default_factory=dict, compare=False)
 
     def rule(self, rank: int) -> _Rule | None:
         """The rule of the level with this canonical rank."""
@@ -139,10 +141,11 @@ def rank_of(
             return floor, None
         fired: list[tuple[_Check, float]] = []
         for check in rule.require:
-            value = getattr(metrics[check[1]], check[0])
-            if scale is not None and check[4]:
-                value *= scale.get(check[1], 1.0)
-            if not check[2](value, check[3]):
+            metric, window, op, threshold, scaled, _, _ = check  # one unpacking instead of four subscripts
+            value = getattr(metrics[window], metric)
+            if scaled and scale is not None:
+                value *= scale.get(window, 1.0)
+            if not op(value, threshold):
                 break
             fired.append((check, value))
         else:
@@ -150,10 +153,11 @@ def rank_of(
             # Give up on a rule as soon as it can no longer reach `needed` (its reasons are not wanted).
             spare = len(rule.criteria) - needed
             for check in rule.criteria:
-                value = getattr(metrics[check[1]], check[0])
-                if scale is not None and check[4]:
-                    value *= scale.get(check[1], 1.0)
-                if check[2](value, check[3]):
+                metric, window, op, threshold, scaled, _, _ = check
+                value = getattr(metrics[window], metric)
+                if scaled and scale is not None:
+                    value *= scale.get(window, 1.0)
+                if op(value, threshold):
                     fired.append((check, value))
                 else:
                     spare -= 1
@@ -167,7 +171,16 @@ def rank_of(
 def reasons_for(cp: CompiledPolicy, rank: int, fired: Fired) -> tuple[Reason, ...]:
     """The reasons of a rank_of() result: the criteria that fired, or why no level applies."""
     if fired:
-        return tuple(_reason(check, value) for check, value in fired)
+        return tuple([_reason(check, value) for check, value in fired])
+    # Without fired criteria the reasons depend on the rank alone: built once per rank (most events, one or two
+    # posts, sit below the lowest level and are graded on every post).
+    reasons = cp.fallback.get(rank)
+    if reasons is None:
+        reasons = cp.fallback[rank] = _fallback_reasons(cp, rank)
+    return reasons
+
+
+def _fallback_reasons(cp: CompiledPolicy, rank: int) -> tuple[Reason, ...]:
     lv = next((r.level for r in cp.rules if r.rank == rank), None)
     if lv is not None:
         return (Reason("baseline", 0.0, 0.0, "", lv.warning_level, note=f"{lv.label}: 无条件"),)
@@ -213,14 +226,20 @@ def projected_rank(cp: CompiledPolicy, metrics: Mapping[str, Measures], floor: i
         return None
     hours = rule.horizon_seconds / 3600.0
     v = base.velocity
-    rate = max(0.0, v + a * hours)
-    gained = max(0.0, v * hours + 0.5 * a * hours * hours)
+    # max(0.0, x) and max(1.0, x) written out (the bound wins ties, as with max()): this runs on every post of a
+    # growing event.
+    rate = v + a * hours
+    rate = rate if rate > 0.0 else 0.0
+    gained = v * hours + 0.5 * a * hours * hours
+    gained = gained if gained > 0.0 else 0.0
+    horizon = rule.horizon_seconds
     scale: dict[str, float] = {}
     for name, m in metrics.items():
         posts = m.posts
         if posts:
-            expected = rate * m.seconds / 3600.0 if m.seconds <= rule.horizon_seconds else posts + gained
-            scale[name] = max(1.0, expected / posts)
+            seconds = m.seconds
+            factor = (rate * seconds / 3600.0 if seconds <= horizon else posts + gained) / posts
+            scale[name] = factor if factor > 1.0 else 1.0
     return rank_of(cp, metrics, scale, floor)[0]
 
 

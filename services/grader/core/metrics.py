@@ -147,10 +147,13 @@ class EventMetrics:
     def next_change(self, names: Collection[str] | None = None) -> float:
         """The next event time at which a bucket leaves one of the named sliding windows (all by default);
         inf when they are empty."""
-        return min(
-            (w.dq[0].end + w.seconds for w in self.windows if w.dq and (names is None or w.name in names)),
-            default=_INF,
-        )
+        due = _INF  # a loop rather than min() over a generator: asked after most posts
+        for w in self.windows:
+            if w.dq and (names is None or w.name in names):
+                at = w.dq[0].end + w.seconds
+                if at < due:
+                    due = at
+        return due
 
     def view(self, at: datetime, now: float | None = None) -> dict[str, WindowMetrics]:
         """Records of every window (shortest first, then "total"), at `now` or where the windows stand."""
