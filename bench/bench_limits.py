@@ -1,7 +1,7 @@
 """The engines' limits and the project's ingest paths, measured in one run, each path as a ratio of its limit.
 
     .venv/bin/python bench/bench_limits.py [--data DIR] [--limit N] [--skip-grpc] [--indexers 1,2]
-                                           [--compare-produce]
+                                           [--compare-produce] [--gc-compare]
 
 On the shared data (DIR/weibo_posts.jsonl, default $QF_SHARED_DATA else ../shared/data; 57,576 posts), against the
 local stack on loopback (Kafka 127.0.0.1:19092, Elasticsearch http://127.0.0.1:19200; QF_TEST_KAFKA / QF_TEST_ES):
@@ -40,6 +40,10 @@ is also run with the producer as it was before batch-level produce (one aiokafka
 batches: ``bench_collector_e2e.PER_RECORD``), just before the same path with today's producer, so both sides of the
 comparison share the run's load and its raw limits.
 
+``--gc-compare``: the same one-process paths once more with this process's garbage collector tuned as a collector
+process could tune it at start-up (``gc.collect(); gc.freeze(); gc.set_threshold(20_000, 50, 100)``; the default
+is 700, 10, 10), rows marked "GC tuned": what that proposal would give. The services do not do it (yet).
+
 Paths that end in Elasticsearch are divided by the ES bulk limit, paths that end in a produce by the Kafka produce
 limit (enrichment, which ends in neither, is shown against ES bulk: the rate it would have to sustain). Every topic
 and index has a unique name and is deleted afterwards. The machine's load average is printed before and after: on a
@@ -51,12 +55,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,6 +86,26 @@ ES_CHUNK = 1_000
 
 ES_LIMIT, PRODUCE_LIMIT = "ES bulk", "Kafka produce"
 _BEFORE = "send() per record (before)"
+_GC = "GC tuned (proposal)"
+# The proposal: the start-up objects (modules, lexicons) frozen out of every collection, and collections rarer.
+_GC_THRESHOLD = (20_000, 50, 100)
+
+
+@contextlib.contextmanager
+def gc_tuned(on: bool = True) -> Iterator[None]:
+    """Run the block with this process's collector tuned as ``--gc-compare`` proposes, then restore it."""
+    if not on:
+        yield
+        return
+    before = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*_GC_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
 
 
 @dataclass(frozen=True)
@@ -293,6 +318,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also run the one-process paths with one producer send per record (the produce path before batching)",
     )
     parser.add_argument(
+        "--gc-compare",
+        action="store_true",
+        help="also run the one-process paths with the garbage collector tuned (a proposal for the services)",
+    )
+    parser.add_argument(
         "--indexers",
         default="1,2",
         help="indexer process counts of the multi-process shape, comma-separated (default 1,2; 0 or '' for none)",
@@ -353,6 +383,15 @@ async def _measure(
         indexed,
         (collector_cpu, indexer_cpu, collector_engines, indexer_engines),
     ) = await collector_and_indexer(e2e._settings(f"{run}-path"), lines)
+    if args.gc_compare:
+        with gc_tuned():
+            collector_s1, _, _, (collector_cpu1, _, collector_engines1, _) = await collector_and_indexer(
+                e2e._settings(f"{run}-path1"), lines, index=False
+            )
+        before.append(
+            Row(f"collector in process, {_GC}", len(lines), collector_s1, PRODUCE_LIMIT, cpu_s=collector_cpu1,
+                engines_cpu_s=collector_engines1)
+        )  # fmt: skip
     n = len(docs)
     table = [
         Row("raw ES bulk, before the paths (NDJSON ready, 1 client, 1 in flight)", n, es_before, limit=ES_LIMIT,
@@ -370,9 +409,15 @@ async def _measure(
     ]  # fmt: skip
 
     async def end_to_end(
-        label: str, via: str, mode: str, n: int = 1, producer_options: Mapping[str, Any] | None = None
+        label: str,
+        via: str,
+        mode: str,
+        n: int = 1,
+        producer_options: Mapping[str, Any] | None = None,
+        tuned: bool = False,
     ) -> None:
-        result = await e2e.bench_end_to_end(args.data, args.limit, via, mode, False, n, producer_options)
+        with gc_tuned(tuned):
+            result = await e2e.bench_end_to_end(args.data, args.limit, via, mode, False, n, producer_options)
         table.append(
             Row(
                 label,
@@ -387,6 +432,8 @@ async def _measure(
     if args.compare_produce:
         await end_to_end(f"end to end, one process, {_BEFORE}", "pipeline", "inprocess", 1, e2e.PER_RECORD)
     await end_to_end("end to end, one process (collector→Kafka→ES)", "pipeline", "inprocess")
+    if args.gc_compare:
+        await end_to_end(f"end to end, one process, {_GC}", "pipeline", "inprocess", tuned=True)
     for n in args.indexers:
         await end_to_end(
             f"end to end, collector + {n} indexer process{'es' if n > 1 else ''}", "pipeline", "process", n
@@ -396,6 +443,8 @@ async def _measure(
             await end_to_end(f"end to end via ImportPosts, one process, {_BEFORE}", "grpc", "inprocess", 1,
                              e2e.PER_RECORD)  # fmt: skip
         await end_to_end("end to end via ImportPosts, one process", "grpc", "inprocess")
+        if args.gc_compare:
+            await end_to_end(f"end to end via ImportPosts, one process, {_GC}", "grpc", "inprocess", tuned=True)
         for n in args.indexers:
             label = f"end to end via ImportPosts + {n} indexer process{'es' if n > 1 else ''} (qingfeng up)"
             await end_to_end(label, "grpc", "process", n)
