@@ -126,10 +126,18 @@ async def hand_over(
     out: list[BatchSlot | Exception | None] = [None] * len(records)
     choosers: dict[str, Any] = {}
     by_partition: dict[tuple[str, int], list[int]] = {}
+    unknown: dict[str, Exception] = {}  # topics whose metadata could not be had: their records fail with it
     for i, record in enumerate(records):
         chooser = choosers.get(record.topic)
         if chooser is None:
-            await client.client._wait_on_metadata(record.topic)  # what send() awaits first
+            if record.topic in unknown:
+                out[i] = unknown[record.topic]
+                continue
+            try:
+                await client.client._wait_on_metadata(record.topic)  # what send() awaits first
+            except Exception as err:  # as send() raises it for each record of the topic
+                out[i] = unknown[record.topic] = err
+                continue
             chooser = choosers[record.topic] = partition_chooser(client, record.topic)
         size = DefaultRecordBatchBuilder.estimate_size_in_bytes(record.key, record.value, record.headers)
         if size > max_request_size:  # send() refuses such a record alone, with this error

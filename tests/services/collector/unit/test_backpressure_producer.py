@@ -205,3 +205,23 @@ async def test_a_record_stuck_in_the_replaced_client_is_sent_again_by_its_own_ca
     assert sorted(factory.log) == [(1, b"a"), (1, b"stuck")]
     assert producer.renewals == 1
     await producer.stop()
+
+
+async def test_a_topic_without_metadata_fails_its_records_and_the_others_are_sent() -> None:
+    factory = Factory(batched=True)
+    producer = Producer(KafkaSettings(), client_factory=factory)
+    await producer.start()
+    client = factory.clients[0]
+
+    async def metadata(topic: str) -> None:
+        if topic == "t.gone":
+            raise KafkaConnectionError()
+
+    client.client._wait_on_metadata = metadata  # type: ignore[attr-defined]
+    gone = [OutgoingRecord("t.gone", i, post_pb2.Post(id=i), "post.collected", i) for i in ("x", "y")]
+    outcomes = await producer.send_each([gone[0], *_records("a"), gone[1]])
+    assert [type(o).__name__ for o in outcomes] == ["KafkaConnectionError", "Delivery", "KafkaConnectionError"]
+    assert factory.log == [(0, b"a")]
+    with pytest.raises(KafkaConnectionError):
+        await producer.send_many(gone)
+    await producer.stop()
