@@ -14,7 +14,8 @@ the category weights of the term lexicons); this module only applies them, in th
 
 With the learned layer (``lexicons/relevance_model.yaml``, see :mod:`qingfeng.text.relevance_model`; used when it
 was fitted for the loaded policy's version) step 2 becomes a logistic regression: the raw score is
-``sigmoid(bias + Σ weight)`` over the criteria that fired, the cue families and the n-grams found, each reason's
+``sigmoid(bias + Σ weight)`` over the criteria that fired, the cue families, their combinations (an official named
+with a word about a downfall) and the n-grams found, each reason's
 weight is its contribution in log-odds (negative for an n-gram that points away), and the calibration map is fitted
 on out-of-fold predictions of that model (``bench/relevance_fit.py``). A post where no criterion and no cue word
 contributes scores 0, whatever its n-grams.
@@ -190,8 +191,9 @@ class RelevanceScorer:
         # Most posts name no holder of power (and no official) and skip the cue search.
         holder = None if tags.officials else self._holders.first(head)
         learned = self._model.matches(head) if self._model is not None else None
-        # n-grams alone are no evidence (see _learned): most posts stop here, before the criteria are built
-        if tags.is_empty and holder is None and not (learned and any(f.startswith("cue:") for f in learned)):
+        # n-grams alone are no evidence (see _learned), nor context families alone: most posts stop here, before the
+        # criteria are built
+        if tags.is_empty and holder is None and not (learned and self._cue_evidence(learned)):
             return self._nothing
         tags, suppressed = self._suppressor.apply(tags, text)
         reasons = self._criteria(tags)
@@ -210,6 +212,17 @@ class RelevanceScorer:
         raw = round(1.0 - remaining, 4)
         score = round(calibrate(self._policy.calibration, raw), 4) if kept else 0.0
         return Relevance(score, (*kept, *suppressed), self._nothing.policy_version, raw)
+
+    def _cue_evidence(self, learned: dict[str, list[str]]) -> bool:
+        """Whether the cue families found could give a score without any criterion: one with a weight of its own,
+        or a combination of cue families alone (a context family such as 干掉 needs an official beside it)."""
+        model = self._model
+        if model is None:
+            return False
+        cues = {f: tuple(w) for f, w in learned.items() if f.startswith("cue:")}
+        if any(model.cue_weights.get(f[4:], 0.0) > 0 for f in cues):
+            return True
+        return bool(cues) and bool(model.combined(cues))
 
     def _learned(
         self, model: LearnedModel, reasons: list[Reason], learned: dict[str, list[str]], suppressed: list[Reason]
@@ -230,6 +243,12 @@ class RelevanceScorer:
             weight = model.weight(feature)
             if weight:
                 parts.append(Reason(feature, weight, tuple(words)))
+        if model.combos and model.might_combine(learned):
+            fired = {r.criterion: r.evidence for r in reasons}
+            if terms:
+                fired[POOLED] = tuple(terms)
+            fired.update((f, tuple(w)) for f, w in learned.items() if f.startswith("cue:"))
+            parts.extend(Reason(*combo) for combo in model.combined(fired))
         if not any(p.weight > 0 and not p.criterion.startswith("ngram:") for p in parts):
             # no criterion and no cue word speaks for relevance: no score without a reason (n-grams are context that
             # moves a score, not evidence on their own: 公园 of one labelled villa scandal is no reason)

@@ -9,6 +9,12 @@ records the labels' SHA-256, the split and the cross-validated figures. This mod
   the score;
 - a *cue* feature is a family of words written for this layer (``charity``: 红十字会, 郭美美, 善款 …), also
   non-negative;
+- a *combination* feature (``combo:official_downfall``) fires when each of its groups of criteria and cue families
+  has a member in the post (an official named, and a word about a downfall or a call to punish: 副局长 + 倒台); its
+  weight is fitted non-negative. A cue family marked ``alone: false`` (``downfall``, ``punish_call``,
+  ``officials_loose``) is context: it has no weight of its own and counts only through a combination, because on
+  the calibrate half such words alone (干掉, 严惩, 的官) were as often about games, crime news or 官方 as about
+  officials;
 - an *n-gram* feature is a 2-3 character string picked on the calibrate half for how well it separates the labels
   (``当官``, ``豆腐``); its weight may be negative (context that makes another meaning likely).
 
@@ -33,7 +39,18 @@ from qingfeng.text._trie import compile_terms, find_terms
 from qingfeng.text.conversion import prepare
 from qingfeng.text.lexicon import LexiconError
 
-__all__ = ["BUILTIN_MODEL", "MARKER", "Finder", "LearnedModel", "ModelFile", "load_model", "matcher", "sigmoid"]
+__all__ = [
+    "BUILTIN_MODEL",
+    "MARKER",
+    "Combo",
+    "Finder",
+    "LearnedModel",
+    "ModelFile",
+    "combo_groups",
+    "load_model",
+    "matcher",
+    "sigmoid",
+]
 
 BUILTIN_MODEL = Path(__file__).resolve().parent / "lexicons" / "relevance_model.yaml"
 MARKER = "# fitted: written by bench/relevance_fit.py from the calibrate split; do not edit by hand."
@@ -54,6 +71,22 @@ class CueFamily(BaseModel):
 
     label: Annotated[str, StringConstraints(min_length=1, max_length=60)]
     words: list[Word] = Field(min_length=1, max_length=300)
+    alone: bool = True
+    """False: the family is context, counted only through a combination (``downfall`` words say little about
+    corruption unless an official is named too); it has no weight of its own and is no evidence on its own."""
+
+
+class Combo(BaseModel):
+    """Two or more groups of features that say more together than apart (``official_downfall``: an official named
+    and a word about a downfall): fires when every group has a member among the post's features. A member is a rule
+    criterion (``official``) or a cue family (``cue:downfall``)."""
+
+    model_config = _STRICT
+
+    label: Annotated[str, StringConstraints(min_length=1, max_length=60)]
+    groups: list[list[Annotated[str, StringConstraints(min_length=1, max_length=60)]]] = Field(
+        min_length=2, max_length=4
+    )
 
 
 class Fit(BaseModel):
@@ -83,9 +116,11 @@ class ModelFile(BaseModel):
     """The relevance policy whose criteria the weights were fitted on; another policy disables the model."""
     fit: Fit
     cues: dict[Name, CueFamily] = Field(default_factory=dict)
+    combos: dict[Name, Combo] = Field(default_factory=dict)
     bias: Finite
     criteria: dict[str, NonNegative] = Field(default_factory=dict)
     cue_weights: dict[Name, NonNegative] = Field(default_factory=dict)
+    combo_weights: dict[Name, NonNegative] = Field(default_factory=dict)
     ngrams: dict[str, Finite] = Field(default_factory=dict, max_length=1000)
 
     @field_validator("criteria")
@@ -160,6 +195,10 @@ class LearnedModel:
     criteria: dict[str, float]
     cue_weights: dict[str, float]
     ngrams: dict[str, float]
+    combos: tuple[tuple[str, float, tuple[frozenset[str], ...]], ...]
+    """(name, weight, groups) of the combinations with a weight: each group a set of criteria and ``cue:<family>``."""
+    gates: tuple[frozenset[str] | None, ...]
+    """Per combination, its first group made of cue families only (None: every group holds a criterion)."""
     feature_of: dict[str, str]
     """Matched string -> feature name (``cue:<family>`` or ``ngram:<gram>``)."""
     finder: Finder
@@ -183,6 +222,31 @@ class LearnedModel:
                 words.append(hit)
         return found
 
+    def might_combine(self, learned: dict[str, list[str]]) -> bool:
+        """False when no combination can fire because one of its groups is made of cue families only and none of
+        them is among the features ``learned`` found (most posts: the check that spares building the criteria map)."""
+        return any(gate is None or not gate.isdisjoint(learned) for gate in self.gates)
+
+    def combined(self, fired: dict[str, tuple[str, ...]]) -> list[tuple[str, float, tuple[str, ...]]]:
+        """(``combo:<name>``, weight, evidence) of every combination whose groups all have a member in ``fired``
+        (feature -> its words); the evidence is the words of the first member found in each group."""
+        out = []
+        for name, weight, groups in self.combos:
+            evidence: list[str] = []
+            for group in groups:
+                member = next((f for f in fired if f in group), None)
+                if member is None:
+                    break
+                evidence.extend(w for w in fired[member] if w not in evidence)
+            else:
+                out.append((f"combo:{name}", weight, tuple(evidence)))
+        return out
+
+
+def combo_groups(combo_groups_raw: list[list[str]]) -> tuple[frozenset[str], ...]:
+    """The groups of a combination as sets (what :meth:`LearnedModel.combined` and the fit test membership in)."""
+    return tuple(frozenset(g) for g in combo_groups_raw)
+
 
 def matcher(cues: dict[str, list[str]], ngrams: list[str], path: str = "<cues>") -> tuple[dict[str, str], Finder]:
     """(matched string -> feature name, the one-pass finder) for cue families and n-grams; what the fit and the
@@ -205,7 +269,23 @@ def _build(model: ModelFile, path: str) -> LearnedModel:
     for family in model.cue_weights:
         if family not in model.cues:
             raise LexiconError(path, f"cue_weights.{family}", "no cue family of that name")
+        if not model.cues[family].alone:
+            raise LexiconError(path, f"cue_weights.{family}", "a family with alone: false has no weight of its own")
+    for name in model.combo_weights:
+        if name not in model.combos:
+            raise LexiconError(path, f"combo_weights.{name}", "no combination of that name")
+    for name, combo in model.combos.items():
+        for g, group in enumerate(combo.groups):
+            for k, member in enumerate(group):
+                kind, _, family = member.partition(":")
+                if kind == "cue" and family not in model.cues:
+                    raise LexiconError(path, f"combos.{name}.groups[{g}][{k}]", "no cue family of that name")
+                if kind != "cue" and not _CRITERION.match(member):
+                    raise LexiconError(path, f"combos.{name}.groups[{g}][{k}]", "neither a criterion nor cue:<family>")
     feature_of, finder = matcher({f: c.words for f, c in model.cues.items()}, list(model.ngrams), path)
+    combos = tuple(
+        (name, weight, combo_groups(model.combos[name].groups)) for name, weight in model.combo_weights.items()
+    )
     fit = model.fit
     source = (
         f"logistic fit {fit.fitted_at} on {fit.labels} (sha256 {fit.labels_sha256[:12]}, split {fit.split}, "
@@ -218,6 +298,8 @@ def _build(model: ModelFile, path: str) -> LearnedModel:
         criteria=dict(model.criteria),
         cue_weights=dict(model.cue_weights),
         ngrams=dict(model.ngrams),
+        combos=combos,
+        gates=tuple(next((g for g in c if all(m.startswith("cue:") for m in g)), None) for _, _, c in combos),
         feature_of=feature_of,
         finder=finder,
         source=source,

@@ -117,6 +117,10 @@ def test_a_valid_model_file_loads(tmp_path: Path) -> None:
         ("bias: -1\ncue_weights: {nobody: 1}\n", "cue_weights.nobody", "no cue family"),
         ("bias: .nan\n", "bias", ""),
         ("bias: -1\nextra: 1\n", "extra", "not permitted"),
+        ("bias: -1\ncombo_weights: {nobody: 1}\n", "combo_weights.nobody", "no combination"),
+        ("bias: -1\ncombos: {c: {label: c, groups: [[cue:nobody], [official]]}}\n", "combos.c.groups[0][0]", "no cue"),
+        ("bias: -1\ncombos: {c: {label: c, groups: [[Official!], [cue:kin]]}}\n", "combos.c.groups[0][0]", "neither"),
+        ("bias: -1\ncombos: {c: {label: c, groups: [[cue:kin]]}}\n", "combos.c.groups", "at least 2"),
     ],
 )
 def test_bad_model_files_are_refused_with_file_and_field(tmp_path: Path, body: str, field: str, message: str) -> None:
@@ -134,6 +138,32 @@ def test_a_word_in_two_cue_families_is_refused(tmp_path: Path) -> None:
     with pytest.raises(LexiconError) as caught:
         load_model(path)
     assert caught.value.field == "cues.kin.words[1]"
+
+
+def test_a_combination_fires_when_every_group_has_a_member(tmp_path: Path) -> None:
+    path = _model(
+        tmp_path,
+        "bias: -1\ncue_weights: {charity: 1}\ncombos: {kin_charity: {label: k, groups: [[cue:kin, official], "
+        "[cue:charity]]}}\ncombo_weights: {kin_charity: 2}\n",
+    )
+    model = load_model(path)
+    both = {"cue:kin": ("李刚",), "cue:charity": ("红会",)}
+    assert model.combined(both) == [("combo:kin_charity", 2.0, ("李刚", "红会"))]
+    assert model.combined({"official": ("局长",), "cue:charity": ("红会",)})[0][2] == ("局长", "红会")
+    assert model.combined({"cue:charity": ("红会",)}) == []
+
+
+def test_a_context_family_may_not_carry_a_weight_of_its_own(tmp_path: Path) -> None:
+    path = _model(tmp_path, "bias: -1\ncue_weights: {kin: 1}\n")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "{label: kin, words: [李刚]}", "{label: kin, alone: false, words: [李刚]}"
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(LexiconError) as caught:
+        load_model(path)
+    assert caught.value.field == "cue_weights.kin" and "alone: false" in str(caught.value)
 
 
 def test_logistic_fit_learns_the_informative_feature_and_keeps_signs() -> None:
