@@ -16,8 +16,9 @@ _BAND_BITS = 16
 _MASK = (1 << _BAND_BITS) - 1
 
 
-def _keys(fp: int) -> list[int]:
-    return [(fp >> (i * _BAND_BITS)) & _MASK for i in range(_BANDS)]
+def _keys(fp: int) -> tuple[int, int, int, int]:
+    # Written out for the four bands (asked for every fingerprint added, looked up, merged or expired).
+    return fp & _MASK, (fp >> 16) & _MASK, (fp >> 32) & _MASK, (fp >> 48) & _MASK
 
 
 class BandIndex:
@@ -62,9 +63,11 @@ class BandIndex:
                 if not entries:
                     continue
                 if new is None:
-                    entries[:] = [e for e in entries if e[1] != old]
-                    if not entries:
+                    kept = [e for e in entries if e[1] != old]
+                    if not kept:
                         del band[key]
+                    elif len(kept) != len(entries):
+                        band[key] = kept
                 else:
                     for i, e in enumerate(entries):
                         if e[1] == old:

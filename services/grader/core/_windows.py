@@ -133,17 +133,22 @@ class _Counts:
         if other.by_region:
             self.scope = -1
         gone: list[str] = []
-        for i, (mine, theirs) in enumerate(self._maps(other)):
-            if not theirs:
-                continue  # most buckets have no media, no regions
+        mine = self.by_author
+        for key, n in other.by_author.items():
+            left = mine[key] - n
+            if left:
+                mine[key] = left
+            else:
+                del mine[key]
+                gone.append(key)
+        for mine, theirs in ((self.by_media, other.by_media), (self.by_source, other.by_source),
+                             (self.by_platform, other.by_platform), (self.by_region, other.by_region)):  # fmt: skip
             for key, n in theirs.items():
                 left = mine[key] - n
                 if left:
                     mine[key] = left
                 else:
                     del mine[key]
-                    if i == 0:
-                        gone.append(key)
         return gone
 
     def _maps(self, other: _Counts) -> list[tuple[dict[str, int], dict[str, int]]]:
