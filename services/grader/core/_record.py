@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from .grading import Fired, LevelState
+from .grading import Fired, LevelState, settled
 from .metrics import EventMetrics
 from .model import Grade, Override, Reason
 
@@ -28,7 +28,7 @@ class EventRecord:
     def __init__(self, eid: str, metrics: EventMetrics, at: datetime) -> None:
         self.id = eid
         self.metrics = metrics
-        self.state = LevelState()
+        self.state = settled(0)
         self.override: Override | None = None
         self.sequence = 0  # of the last alert; alerts are numbered 1, 2, … per event
         self.version = 0  # of the last snapshot

@@ -18,6 +18,7 @@ __all__ = ["OFFLINE_RISK_HALF", "Bucket", "Contribution", "Window", "insert_sort
 # offline_risk = w / (w + OFFLINE_RISK_HALF), w = posts with offline signals + those with planned ones:
 # five signalling posts make an even chance, and it saturates rather than growing with volume.
 OFFLINE_RISK_HALF = 5.0
+_NO_BUCKETS: deque[Bucket] = deque(maxlen=0)  # see Window.__init__
 # Up to this many authors a window's top-k list is recomputed by sorting them all (cheaper than heapq.nlargest).
 _SORT_ALL = 64
 
@@ -204,8 +205,10 @@ class Window(_Counts):
         self.hours = seconds / 3600.0  # for "total": the event's age, set as the clock moves
         self.top_k = top_k
         self.followers = followers  # the event's author -> follower count (largest seen)
-        self.dq: deque[Bucket] = deque()
-        self.prev: deque[Bucket] = deque()
+        # The lifetime window ("total") never holds buckets: it shares one deque that stays empty (maxlen 0 drops
+        # anything appended), two objects less per event for the garbage collector to walk.
+        self.dq: deque[Bucket] = deque() if seconds != math.inf else _NO_BUCKETS
+        self.prev: deque[Bucket] = deque() if seconds != math.inf else _NO_BUCKETS
         self.prev_posts = 0
         # Ascending (followers, author) of the top-k authors; recomputed only when an author in it leaves.
         self.top: list[tuple[int, str]] = []

@@ -260,16 +260,28 @@ class LevelState:
         return LEVELS[self.rank]
 
 
+def settled(rank: int) -> LevelState:
+    """LevelState(rank) with no pending drop: one shared instance per rank (it is frozen), since every event holds
+    one and most never leave it (fewer objects for the garbage collector to walk)."""
+    state = _SETTLED.get(rank)
+    if state is None:
+        state = _SETTLED[rank] = LevelState(rank)
+    return state
+
+
+_SETTLED: dict[int, LevelState] = {}
+
+
 def step(state: LevelState, raw: int, now: float, cooldown: float) -> LevelState:
     """Escalate at once; de-escalate only after `cooldown` seconds of the policy saying lower."""
     if raw >= state.rank:
         if raw == state.rank and state.below_since is None:
             return state
-        return LevelState(raw)
+        return settled(raw)
     if state.below_since is None:
-        return LevelState(raw) if cooldown <= 0 else LevelState(state.rank, now, raw)
+        return settled(raw) if cooldown <= 0 else LevelState(state.rank, now, raw)
     pending = max(state.pending, raw)
     if now < state.below_since + cooldown:  # the same sum the engine schedules the end of the cool-down at
         return state if pending == state.pending else LevelState(state.rank, state.below_since, pending)
     # Cool-down over: settle at the highest level that held meanwhile; keep cooling if lower still.
-    return LevelState(pending) if raw == pending else LevelState(pending, now, raw)
+    return settled(pending) if raw == pending else LevelState(pending, now, raw)
