@@ -25,6 +25,7 @@ event is merged into the older one and its id redirects to the survivor. Events 
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -188,9 +189,9 @@ class Clusterer:
         c = self.clusters[event_id]
         if c.size != c.keywords_size and (c.size >= 2 * c.keywords_size or c.size - c.keywords_size >= 16):
             df, docs1, log = self.df, self.docs + 1, math.log  # _idf inlined (same formula): one call per term
-            ranked = sorted(c.profile.items(), key=lambda kv: (-kv[1] * (log(docs1 / (df.get(kv[0], 0) + 1)) + 1.0),
-                                                               kv[0]))  # fmt: skip
-            c.keywords = tuple(k for k, _ in ranked[:n])
+            scored = [(-count * (log(docs1 / (df.get(kw, 0) + 1)) + 1.0), kw) for kw, count in c.profile.items()]
+            # nsmallest(n) is sorted()[:n] without sorting the whole profile (up to 400 terms); keys are distinct.
+            c.keywords = tuple([kw for _, kw in heapq.nsmallest(n, scored)])
             c.keywords_size = c.size
         return c.keywords
 
@@ -284,7 +285,7 @@ class Clusterer:
         df = self.df
         docs = self.docs
         limit = cfg.keyword_max_df * docs if docs >= cfg.df_min_docs else math.inf
-        ranked = sorted((n, k) for k in keywords if (n := df.get(k, 0)) <= limit)
+        ranked = sorted([(n, k) for k in keywords if (n := df.get(k, 0)) <= limit])
         log_docs = math.log(docs + 1)
         return [(k, log_docs - math.log(n + 1) + 1.0) for n, k in ranked[: cfg.keyword_top_n]]
 
