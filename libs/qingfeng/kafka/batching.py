@@ -119,7 +119,7 @@ async def hand_over(
     ``locks`` (one per partition, shared by every call on the client) let one call at a time wait in ``send_batch``
     for a partition. That wait is a loop in aiokafka (``add_batch``: wait until the partition's last batch is
     drained, try again) that takes the time already waited off its timeout again on every round, so with tens of
-    concurrent calls on one partition a call lost the race often enough to time out after a second or two
+    concurrent calls on one partition a call lost the race often enough to time out long before the request timeout
     (``KafkaTimeoutError``, seen with 40 slices of 500 in flight); behind the lock, in FIFO order, each call waits
     for one drain at a time.
     """
