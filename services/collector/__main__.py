@@ -1,7 +1,9 @@
-"""`python -m services.collector`: settings, then logging and tracing, then the app until SIGTERM."""
+"""`python -m services.collector`: settings, then logging, tracing and the garbage collector's tuning, then the app
+until SIGTERM."""
 
 import asyncio
 
+from qingfeng.gc_tuning import apply_gc_settings
 from qingfeng.logs import setup_logging
 from qingfeng.telemetry import setup_tracing
 
@@ -13,6 +15,7 @@ def main() -> None:
     settings = CollectorSettings()
     setup_logging("collector", settings.log.level)
     setup_tracing(settings.telemetry, process="collector")
+    apply_gc_settings(settings.gc)
     asyncio.run(run(settings))
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
+from qingfeng.gc_tuning import GcSettings
 from qingfeng.kafka import DEADLETTER, POSTS, POSTS_DEADLETTER
 from qingfeng.settings import (
     DatabaseSettings,
@@ -128,6 +129,8 @@ class CollectorSettings(ServiceSettings):
     model_config: ClassVar[SettingsConfigDict] = service_settings_config("QF_COLLECTOR_")
 
     grpc: GrpcSettings = GrpcSettings(port=50061)
+    # The garbage collector's thresholds and start-up freeze (qingfeng.gc_tuning: a hot path's CPU per post).
+    gc: GcSettings = GcSettings()
     # Source registry, tip registry and audit log. SQLite by default; postgresql+asyncpg://… is supported.
     database: DatabaseSettings = DatabaseSettings(url=SecretStr("sqlite+aiosqlite:///./.qingfeng/collector.db"))
     role: Role = "all"

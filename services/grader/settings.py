@@ -11,6 +11,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+from qingfeng.gc_tuning import GcSettings
 from qingfeng.kafka import ALERTS, DEADLETTER, EVENTS, POSTS
 from qingfeng.settings import (
     DatabaseSettings,
@@ -83,6 +84,8 @@ class GraderSettings(ServiceSettings):
     model_config: ClassVar[SettingsConfigDict] = service_settings_config("QF_GRADER_")
 
     grpc: GrpcSettings = GrpcSettings(port=50062)
+    # The garbage collector's thresholds and start-up freeze (qingfeng.gc_tuning: a hot path's CPU per post).
+    gc: GcSettings = GcSettings()
     # Engine checkpoints, policy versions and the audit log. SQLite by default; postgresql+asyncpg://… is supported.
     database: DatabaseSettings = DatabaseSettings(url=SecretStr("sqlite+aiosqlite:///./.qingfeng/grader.db"))
     topics: GraderTopics = GraderTopics()
