@@ -40,9 +40,10 @@ is also run with the producer as it was before batch-level produce (one aiokafka
 batches: ``bench_collector_e2e.PER_RECORD``), just before the same path with today's producer, so both sides of the
 comparison share the run's load and its raw limits.
 
-``--gc-compare``: the same one-process paths once more with this process's garbage collector tuned as a collector
-process could tune it at start-up (``gc.collect(); gc.freeze(); gc.set_threshold(20_000, 50, 100)``; the default
-is 700, 10, 10), rows marked "GC tuned": what that proposal would give. The services do not do it (yet).
+``--gc-compare``: the same one-process paths once more with this process's garbage collector tuned as the collector
+and grader processes tune theirs at start-up (``qingfeng.gc_tuning`` with its defaults: start-up objects frozen,
+thresholds 20,000/50/100 against CPython's 700/10/10), rows marked "GC tuned". The one-process rows without it run
+with CPython's defaults; the rows with collector or indexer processes run the services' own start-up (tuned).
 
 Paths that end in Elasticsearch are divided by the ES bulk limit, paths that end in a produce by the Kafka produce
 limit (enrichment, which ends in neither, is shown against ES bulk: the rate it would have to sustain). Every topic
@@ -72,6 +73,7 @@ import bench_collector_e2e as e2e
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from elasticsearch import AsyncElasticsearch
 from qingfeng.elastic import IndexNames, create_client, delete_family, ensure_index
+from qingfeng.gc_tuning import GcSettings, apply_gc_settings
 from qingfeng.kafka import Producer, Record, ensure_topics
 from qingfeng.text import Enricher
 from qingfeng.v1 import post_pb2
@@ -87,20 +89,16 @@ ES_CHUNK = 1_000
 ES_LIMIT, PRODUCE_LIMIT = "ES bulk", "Kafka produce"
 _BEFORE = "send() per record (before)"
 _GC = "GC tuned (proposal)"
-# The proposal: the start-up objects (modules, lexicons) frozen out of every collection, and collections rarer.
-_GC_THRESHOLD = (20_000, 50, 100)
 
 
 @contextlib.contextmanager
 def gc_tuned(on: bool = True) -> Iterator[None]:
-    """Run the block with this process's collector tuned as ``--gc-compare`` proposes, then restore it."""
+    """Run the block with this process's collector tuned as the services tune theirs, then restore it."""
     if not on:
         yield
         return
     before = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*_GC_THRESHOLD)
+    apply_gc_settings(GcSettings())
     try:
         yield
     finally:
