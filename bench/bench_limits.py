@@ -88,7 +88,7 @@ ES_CHUNK = 1_000
 
 ES_LIMIT, PRODUCE_LIMIT = "ES bulk", "Kafka produce"
 _BEFORE = "send() per record (before)"
-_GC = "GC tuned (proposal)"
+_GC = "GC tuned as the services are"
 
 
 @contextlib.contextmanager
