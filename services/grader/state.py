@@ -45,6 +45,7 @@ from qingfeng.v1 import event_pb2
 
 from services.grader.adapters.policy_yaml import load_policy
 from services.grader.admission import feed
+from services.grader.assign_behind import AssignBehind
 from services.grader.convert import RegionNames, alert_proto, event_proto
 from services.grader.core import Alert, EventSnapshot, Grader, GraderConfig, Output, Policy, PostView
 from services.grader.errors import Unavailable
@@ -154,6 +155,7 @@ class EngineOwner:
         order_log: OrderLog | None = None,
         history: GradeHistory | None = None,
         snapshot_interval_s: float = 0.0,
+        post_events_pending: int = 4,
     ) -> None:
         self._store = store
         # Each event's level changes with their reasons (history.py), recorded with the alerts that announce them.
@@ -163,8 +165,9 @@ class EngineOwner:
         self._order_log = order_log
         # The order logged since the checkpoint, read at recovery; the consumer follows it before merging again.
         self.script: list[tuple[int, int, int]] = []
-        # Writes post id -> event id onto the posts index (adapters/post_events.py), so "posts of this event" works.
-        self._post_events = post_events
+        # Writes post id -> event id onto the posts index (adapters/post_events.py), so "posts of this event" works;
+        # behind the alert path (assign_behind.py), drained before every checkpoint.
+        self._assigner = AssignBehind(post_events, max_pending=post_events_pending) if post_events else None
         self._sink = sink
         self._index = index
         self._alert_log = alert_log
@@ -226,6 +229,8 @@ class EngineOwner:
 
     async def _recover(self) -> None:
         assert self.active is not None, "activate_configured() first"
+        if self._assigner is not None:
+            await self._assigner.discard()  # the batches they belong to are replayed from the checkpoint
         checkpoint = await self._store.load()
         policy = self.active.policy
         if checkpoint is None:
@@ -336,6 +341,8 @@ class EngineOwner:
         async with self.lock:
             if not self.stale and self.active is not None:
                 await self._checkpoint()
+            elif self._assigner is not None:
+                await self._assigner.discard()  # the next start replays those batches from the checkpoint
 
     def _feed(self, posts: Sequence[PostView]) -> tuple[list[Output], list[PostView]]:
         """Feed the batch through ``admission.feed`` (each post once, none past the horizon opening an event);
@@ -419,26 +426,18 @@ class EngineOwner:
         return causes
 
     async def _effects(self, outputs: Outputs, events: Mapping[str, str]) -> int:
-        """The batch's outputs and its posts' event ids (``events``), written concurrently (independent, both
-        idempotent): one round of requests per batch instead of two in a row. Both are done, or failed, before this
-        returns."""
-        if self._post_events is None or not events:
-            return await self._effect(outputs)
-        published, assigned = await asyncio.gather(
-            self._effect(outputs), self._assign(self._post_events, events), return_exceptions=True
-        )
-        for outcome in (published, assigned):
-            if isinstance(outcome, BaseException):
-                raise outcome  # each set ``stale`` itself
-        assert isinstance(published, int)
-        return published
+        """The batch's outputs, durable before this returns, and its posts' event ids (``events``), queued to be
+        written behind (the next batch does not wait for them; a checkpoint does)."""
+        if self._assigner is not None and events:
+            await self._assigned(self._assigner.submit(events))
+        return await self._effect(outputs)
 
-    async def _assign(self, write: Callable[[Mapping[str, str]], Awaitable[None]], events: Mapping[str, str]) -> None:
-        """Write the live event (merges followed) of each post of the batch onto its posts document."""
+    async def _assigned(self, step: Awaitable[None]) -> None:
+        """Await a step of the posts' event ids (a queued batch's write failed, or the drain did): stale."""
         try:
-            await write(events)
+            await step
         except Exception as err:
-            self.stale = True  # as after any failed effect: rebuilt from the checkpoint, the batch is replayed
+            self.stale = True  # as after any failed effect: rebuilt from the checkpoint, the batches are replayed
             raise Unavailable(f"post event ids not written: {type(err).__name__}: {err}") from err
 
     def _render(self, outs: list[Output]) -> Outputs:
@@ -495,6 +494,8 @@ class EngineOwner:
         held = self._pacer.take_all()
         if held:  # a checkpoint must not cover a post whose event snapshot is still held back
             await self._effect(self._render(list(held)))
+        if self._assigner is not None:  # nor a post whose event id is not written yet
+            await self._assigned(self._assigner.drain())
         started = self._cpu_clock()
         state = encode_state(self.engine.snapshot())
         self._checkpoint_cpu = self._cpu_clock() - started
