@@ -149,8 +149,8 @@ def run(rows: list[dict], with_parent: bool, config: GraderConfig, batch: int, p
     views = [view(r, with_parent) for r in rows]
     build = time.perf_counter() - t0
     if not scan:
-        # The rows and views are input, not grader state (a live grader holds no file of posts): keep their
-        # objects out of the garbage collector's scans, which the grader's allocations trigger (grading_eval.py).
+        # The rows and views are input, not grader state (a live grader holds no file of posts): keep them out
+        # of the full collections the grader's allocations trigger (a few % of a replay; see grading_eval.py).
         gc.collect()
         gc.freeze()
     # Best of three: the machine may be shared, and the fastest run is the least disturbed one.
