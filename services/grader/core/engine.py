@@ -180,12 +180,16 @@ class Grader:
             self._regrade(self.events[eid], out, dirty, emit=False)
         if ts > self.clock:
             self.clock, self.clock_at = ts, at
-        if self.clock >= self.next_expiry:  # idle events leave memory; an hour's precision is plenty
-            self.next_expiry = self.clock + 3600.0
+        if self.clock >= self.next_expiry:  # idle events leave memory, at most an eighth of the horizon late
+            # (hourly before, whatever the horizon: a 120 s horizon kept every event of a 10-minute soak)
+            self.next_expiry = self.clock + min(3600.0, self.clusterer.config.horizon_seconds / 8)
             for eid in self.clusterer.expire(self.clock):
                 self.events.pop(eid, None)
                 live.pop(eid, None)
                 dirty.pop(eid, None)
+            if len(heap) > 2 * len(live) + 1024:  # stale entries (rescheduled, expired) would wait for their due time
+                self._heap = heap = [entry for entry in heap if live.get(entry[2]) == entry[0]]
+                heapq.heapify(heap)
 
     def _schedule(self, eid: str, due: float) -> None:
         if due <= self.clock:  # cannot happen (every due time is ahead); never let _advance spin on it

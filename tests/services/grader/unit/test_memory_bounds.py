@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-import pytest
-
 from services.grader.core import Clusterer, ClusteringConfig, Grader, GraderConfig, Policy, PostView
 
 from .conftest import T0
@@ -87,14 +85,6 @@ def _engine_sizes(g: Grader) -> tuple[int, int, int]:
     return len(g.events), len(g.clusterer.posts), len(g._heap)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/grader/core/engine.py (not this session's file): Grader._advance expires idle events only "
-    "every 3600 s of event time (next_expiry = clock + 3600.0) whatever the horizon, and stale entries of its "
-    "re-grade heap (_heap) are only dropped at their due time (up to the 24 h window later). Fix proposed in the "
-    "memory report: next_expiry = clock + min(3600, horizon / 8), and compact _heap at expiry when it holds more "
-    "than 2 x live + 1024 entries. Remove this marker with the fix.",
-)
 def test_engine_state_levels_off_at_one_horizon(four_level: Policy) -> None:
     config = GraderConfig(clustering=ClusteringConfig(horizon_seconds=HORIZON_S))
     g = Grader(four_level, config)
