@@ -139,7 +139,10 @@ async def _build(settings: GraderSettings, cleanups: list[Cleanup]) -> GraderApp
         config=engine_config(settings),
         cadence=settings.checkpoint,
         # The posts family is the collector's; the grader only adds event_id to its documents.
-        post_events=ElasticPostEvents(es, IndexNames(settings.elasticsearch.index_prefix, "posts")).assign,
+        post_events=ElasticPostEvents(es, IndexNames(settings.elasticsearch.index_prefix, "posts")).assign
+        if settings.post_event_ids
+        else None,
+        post_events_pending=settings.post_event_ids_pending,
         order_log=store,  # a recovery replays in the order the lost run fed the engine (issue 13)
         history=SqlGradeHistory(engine),  # each event's level changes with their reasons (issue 10)
         snapshot_interval_s=settings.snapshot_interval_s,  # unchanged events' snapshots paced (pacing.py)

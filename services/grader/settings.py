@@ -110,3 +110,9 @@ class GraderSettings(ServiceSettings):
     # held snapshot goes out before a checkpoint). 0: every batch publishes every changed event (services/grader/
     # pacing.py: on a live tail that was a third of the grader's CPU).
     snapshot_interval_s: float = Field(default=2.0, ge=0)
+    # Write each graded post's event id onto its posts document, so search can filter and count posts by event
+    # (the console's "posts of this event"). Each write re-indexes the post in Elasticsearch; a deployment whose
+    # search cluster cannot take a second write per post may turn it off (search then cannot filter by event).
+    post_event_ids: bool = True
+    # Batches of post event ids queued behind the alert path before a batch waits for them (assign_behind.py).
+    post_event_ids_pending: int = Field(default=4, ge=1, le=1000)
