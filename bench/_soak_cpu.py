@@ -14,11 +14,12 @@ benchmarks on the same cores).
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from _periodic import Periodic
 
 __all__ = ["CpuSampler", "format_cores", "format_loops", "group_cpu_ticks", "machine_ticks", "main_thread_sched"]
 
@@ -81,22 +82,16 @@ class CpuSampler:
     _last_sched: dict[int, tuple[int, int]] = field(default_factory=dict)
     _last: dict[int, int] = field(default_factory=dict)  # pid -> its CPU ticks at the last sample
     _prev: tuple[float, int] | None = None  # (monotonic, machine busy ticks) at the last sample
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _ticker: Periodic | None = None
 
     def start(self) -> None:
         self._sample()  # the baseline: processes already running count from here
-        self._thread = threading.Thread(target=self._loop, name="cpu-sampler", daemon=True)
-        self._thread.start()
+        self._ticker = Periodic(self._sample, self.every_s, "cpu-sampler")
+        self._ticker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every_s):
-            self._sample()
+        if self._ticker is not None:
+            self._ticker.stop()
 
     def _sample(self) -> None:
         now = time.monotonic()

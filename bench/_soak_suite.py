@@ -14,13 +14,13 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from _periodic import Periodic
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from qingfeng.cli.pki import ca_file, security_environment
 from qingfeng.cli.priority import DEFAULT_NICE, niced
@@ -182,26 +182,23 @@ class RssSampler:
     processes: dict[str, SuiteProcess]
     every_s: float = 2.0
     samples: list[tuple[float, str, int, int]] = field(default_factory=list)  # (t, name, pid, kib)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _ticker: Periodic | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
-        self._thread.start()
+        self._ticker = Periodic(self._sample, self.every_s, "rss-sampler")
+        self._ticker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        if self._ticker is not None:
+            self._ticker.stop()
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every_s):
-            now = time.monotonic()
-            for name, process in self.processes.items():
-                pid = process.pid
-                kib = _rss_kib(pid) if pid else None
-                if pid and kib is not None:
-                    self.samples.append((now, name, pid, kib))
+    def _sample(self) -> None:
+        now = time.monotonic()
+        for name, process in self.processes.items():
+            pid = process.pid
+            kib = _rss_kib(pid) if pid else None
+            if pid and kib is not None:
+                self.samples.append((now, name, pid, kib))
 
 
 def _rss_kib(pid: int) -> int | None:

@@ -39,6 +39,7 @@ for path in (str(ROOT), str(BENCH)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
+from _periodic import Periodic  # noqa: E402
 from _soak_cpu import CpuSampler, format_cores, format_loops  # noqa: E402
 from _soak_feed import Feeder, FeedStats, load_rows  # noqa: E402
 from _soak_observe import Observer, audit_elasticsearch, es_post_count  # noqa: E402
@@ -180,23 +181,20 @@ class LagSampler:
     every_s: float = 10.0
     # (time.time(), the posts topic's end, committed by the indexer, by the grader): None when Kafka did not answer
     samples: list[tuple[float, int | None, int | None, int | None]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _ticker: Periodic | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="lag-sampler", daemon=True)
-        self._thread.start()
+        self._ticker = Periodic(self._sample, self.every_s, "lag-sampler")
+        self._ticker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        if self._ticker is not None:
+            self._ticker.stop()
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every_s):
-            indexer, grader = (asyncio.run(_offsets(self.bootstrap, g)) for g in ("collector-indexer", "grader"))
-            end = indexer[0] if indexer is not None else grader[0] if grader is not None else None
-            self.samples.append((time.time(), end, indexer[1] if indexer else None, grader[1] if grader else None))
+    def _sample(self) -> None:
+        indexer, grader = (asyncio.run(_offsets(self.bootstrap, g)) for g in ("collector-indexer", "grader"))
+        end = indexer[0] if indexer is not None else grader[0] if grader is not None else None
+        self.samples.append((time.time(), end, indexer[1] if indexer else None, grader[1] if grader else None))
 
     def near(self, at: float) -> str:
         before = [s for s in self.samples if s[0] <= at]
