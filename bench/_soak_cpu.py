@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _periodic import Periodic
+from _periodic import PeriodicSampler
 
 __all__ = ["CpuSampler", "format_cores", "format_loops", "group_cpu_ticks", "machine_ticks", "main_thread_sched"]
 
@@ -70,7 +70,7 @@ def machine_ticks() -> tuple[int, int]:
 
 
 @dataclass
-class CpuSampler:
+class CpuSampler(PeriodicSampler):
     """Per-interval CPU seconds of each named group; ``groups`` is read at every sample (restarts change pids)."""
 
     groups: Callable[[], dict[str, int | None]]  # name -> process group id (None: not running now)
@@ -82,16 +82,8 @@ class CpuSampler:
     _last_sched: dict[int, tuple[int, int]] = field(default_factory=dict)
     _last: dict[int, int] = field(default_factory=dict)  # pid -> its CPU ticks at the last sample
     _prev: tuple[float, int] | None = None  # (monotonic, machine busy ticks) at the last sample
-    _ticker: Periodic | None = None
-
-    def start(self) -> None:
-        self._sample()  # the baseline: processes already running count from here
-        self._ticker = Periodic(self._sample, self.every_s, "cpu-sampler")
-        self._ticker.start()
-
-    def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.stop()
+    thread_name = "cpu-sampler"
+    sample_at_start = True  # the baseline: processes already running count from here
 
     def _sample(self) -> None:
         now = time.monotonic()

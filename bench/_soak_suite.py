@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from _periodic import Periodic
+from _periodic import PeriodicSampler
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from qingfeng.cli.pki import ca_file, security_environment
 from qingfeng.cli.priority import DEFAULT_NICE, niced
@@ -176,21 +176,13 @@ def suite_processes(
 
 
 @dataclass
-class RssSampler:
+class RssSampler(PeriodicSampler):
     """Resident memory (VmRSS, KiB) of every live incarnation, every ``every_s`` seconds, in a thread."""
 
     processes: dict[str, SuiteProcess]
     every_s: float = 2.0
     samples: list[tuple[float, str, int, int]] = field(default_factory=list)  # (t, name, pid, kib)
-    _ticker: Periodic | None = None
-
-    def start(self) -> None:
-        self._ticker = Periodic(self._sample, self.every_s, "rss-sampler")
-        self._ticker.start()
-
-    def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.stop()
+    thread_name = "rss-sampler"
 
     def _sample(self) -> None:
         now = time.monotonic()

@@ -39,7 +39,7 @@ for path in (str(ROOT), str(BENCH)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from _periodic import Periodic  # noqa: E402
+from _periodic import PeriodicSampler  # noqa: E402
 from _soak_cpu import CpuSampler, format_cores, format_loops  # noqa: E402
 from _soak_feed import Feeder, FeedStats, load_rows  # noqa: E402
 from _soak_observe import Observer, audit_elasticsearch, es_post_count  # noqa: E402
@@ -174,22 +174,14 @@ async def _offsets(bootstrap: str, group: str) -> tuple[int, int] | None:
 
 
 @dataclass
-class LagSampler:
+class LagSampler(PeriodicSampler):
     """Every ``every_s``: records of the posts topic not yet committed by the indexer and by the grader."""
 
     bootstrap: str
     every_s: float = 10.0
     # (time.time(), the posts topic's end, committed by the indexer, by the grader): None when Kafka did not answer
     samples: list[tuple[float, int | None, int | None, int | None]] = field(default_factory=list)
-    _ticker: Periodic | None = None
-
-    def start(self) -> None:
-        self._ticker = Periodic(self._sample, self.every_s, "lag-sampler")
-        self._ticker.start()
-
-    def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.stop()
+    thread_name = "lag-sampler"
 
     def _sample(self) -> None:
         indexer, grader = (asyncio.run(_offsets(self.bootstrap, g)) for g in ("collector-indexer", "grader"))
