@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Collection, Sequence
-from datetime import datetime
+from collections.abc import AsyncIterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -20,19 +19,9 @@ from services.collector.core import Deduper
 from services.collector.pipeline import Outcome, Pipeline
 from services.collector.settings import CollectorTopics, PipelineSettings
 from tests.services.collector.unit.test_pipeline import NOW, STORY, post
+from tests.services.collector.unit.test_pipeline_send_each import MemoryIds
 
 pytestmark = pytest.mark.integration
-
-
-class MemoryIds:
-    def __init__(self) -> None:
-        self.ids: set[str] = set()
-
-    async def known(self, post_ids: Sequence[str]) -> set[str]:
-        return self.ids.intersection(post_ids)
-
-    async def remember(self, post_ids: Collection[str], at: datetime) -> None:
-        self.ids.update(post_ids)
 
 
 @pytest.fixture
