@@ -47,12 +47,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import grpc  # noqa: E402
+from _paced import produce_paced  # noqa: E402
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 from qingfeng.cli.pki import provision_identities  # noqa: E402
 from qingfeng.elastic import IndexNames, create_client, delete_family  # noqa: E402
-from qingfeng.kafka import OutgoingRecord, Producer, ensure_topics  # noqa: E402
+from qingfeng.kafka import ensure_topics  # noqa: E402
 from qingfeng.settings import ElasticsearchSettings, KafkaSettings  # noqa: E402
 from qingfeng.v1 import common_pb2, event_pb2, post_pb2  # noqa: E402
 
@@ -225,30 +226,6 @@ async def _committed(settings: GraderSettings) -> int:
         await admin.close()
 
 
-async def _produce(settings: GraderSettings, rate: float, duration: float, stream: Stream) -> tuple[int, float]:
-    producer = Producer(settings.kafka)
-    await producer.start()
-    sent = 0
-    in_flight: set[asyncio.Task[object]] = set()
-    start = time.monotonic()
-    try:
-        while (elapsed := time.monotonic() - start) < duration:
-            due = int(rate * elapsed) - sent
-            if due > 0:
-                now = datetime.now(UTC)
-                batch = [stream.post(elapsed, now) for _ in range(due)]
-                records = [OutgoingRecord(settings.topics.posts, p.id, p, "post.collected", p.id) for p in batch]
-                task = asyncio.create_task(producer.send_many(records))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-                sent += due
-            await asyncio.sleep(0.005)
-        await asyncio.gather(*in_flight)
-        return sent, time.monotonic() - start
-    finally:
-        await producer.stop()
-
-
 @dataclass(frozen=True)
 class Usage:
     """A process's CPU seconds (user + system) and resident memory at one moment (Linux /proc)."""
@@ -303,7 +280,9 @@ async def main(args: argparse.Namespace) -> int:
               f"partitions ({where}); load {load_before[0]:.2f}", flush=True)  # fmt: skip
         started = time.monotonic()
         stream = Stream(stories_per_s=args.stories_per_s, lifetime_s=args.story_lifetime_s)
-        sent, produce_s = await _produce(settings, args.rate, args.duration, stream)
+        sent, produce_s = await produce_paced(
+            settings.kafka, settings.topics.posts, args.rate, args.duration, stream.post, tick_s=0.005
+        )
         # Wait for the grader to commit every post (sustained throughput), then for the last alerts.
         deadline = time.monotonic() + 120
         committed = 0

@@ -82,7 +82,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
 import uuid  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
+from datetime import datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
@@ -91,12 +91,12 @@ for _path in (str(ROOT), str(BENCH)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+from _paced import produce_paced  # noqa: E402
 from _soak_feed import Feeder, load_rows  # noqa: E402
 from _soak_report import memory_growth  # noqa: E402
 from _soak_suite import RssSampler, SuiteProcess, suite_processes  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 from qingfeng.elastic import IndexNames, create_client, delete_family  # noqa: E402
-from qingfeng.kafka import OutgoingRecord, Producer  # noqa: E402
 from qingfeng.settings import ElasticsearchSettings, KafkaSettings  # noqa: E402
 from qingfeng.v1 import post_pb2  # noqa: E402
 
@@ -149,31 +149,6 @@ def _enriched(rows: int) -> list[post_pb2.Post]:
     return collected.posts
 
 
-async def _produce(kafka: KafkaSettings, topic: str, replay: Replay, rate: float, stop: float) -> int:
-    """``rate`` posts/s onto ``topic`` until monotonic ``stop``; the number produced."""
-    producer = Producer(kafka)
-    await producer.start()
-    sent = 0
-    started = time.monotonic()
-    in_flight: set[asyncio.Task[object]] = set()
-    try:
-        while time.monotonic() < stop:
-            due = int(rate * (time.monotonic() - started)) - sent
-            if due > 0:
-                now = datetime.now(UTC)
-                posts = [replay.next(now) for _ in range(due)]
-                records = [OutgoingRecord(topic, p.id, p, "post.collected", p.id) for p in posts]
-                task = asyncio.create_task(producer.send_many(records))
-                in_flight.add(task)
-                task.add_done_callback(in_flight.discard)
-                sent += due
-            await asyncio.sleep(0.01)
-        await asyncio.gather(*in_flight)
-        return sent
-    finally:
-        await producer.stop()
-
-
 async def _lag(kafka: KafkaSettings, topic: str, group: str) -> int | None:
     """Records of ``topic`` after the group's committed offsets (None when unknown)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -187,7 +162,7 @@ async def _lag(kafka: KafkaSettings, topic: str, group: str) -> int | None:
         partitions = consumer.partitions_for_topic(topic) or set()
         ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
         done = {tp.partition: meta.offset for tp, meta in committed.items() if tp.topic == topic}
-        return sum(end - max(done.get(tp.partition, 0), 0) for tp, end in ends.items())
+        return int(sum(end - max(done.get(tp.partition, 0), 0) for tp, end in ends.items()))
     except Exception as err:
         _say(f"lag unknown: {type(err).__name__}: {err}")
         return None
@@ -305,7 +280,12 @@ def main(args: argparse.Namespace) -> int:
         producing = None
         if posts is not None:
             kafka = KafkaSettings(bootstrap_servers=args.kafka, client_id=f"qfmem-{run}-feed")
-            producing = loop.create_task(_produce(kafka, topics["posts"], Replay(posts, run), args.rate, stop))
+            replay = Replay(posts, run)
+            producing = loop.create_task(
+                produce_paced(
+                    kafka, topics["posts"], args.rate, stop - time.monotonic(), lambda _, now: replay.next(now)
+                )
+            )
 
         async def until(t: float) -> None:
             await asyncio.sleep(max(0.0, t - time.monotonic()))
@@ -320,7 +300,7 @@ def main(args: argparse.Namespace) -> int:
             loop.run_until_complete(asyncio.to_thread(_snapshot, proc, state, 1))
         loop.run_until_complete(until(stop))
         loads.append(_load())
-        sent = loop.run_until_complete(producing) if producing is not None else 0
+        sent = loop.run_until_complete(producing)[0] if producing is not None else 0
         if feeder is not None:
             feeder.stop_feeding()
             feeder.finish(30)
