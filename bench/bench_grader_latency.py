@@ -52,13 +52,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 from qingfeng.cli.pki import provision_identities  # noqa: E402
-from qingfeng.elastic import IndexNames, create_client, delete_family  # noqa: E402
 from qingfeng.kafka import ensure_topics  # noqa: E402
 from qingfeng.settings import ElasticsearchSettings, KafkaSettings  # noqa: E402
 from qingfeng.v1 import common_pb2, event_pb2, post_pb2  # noqa: E402
 
 from services.grader.app import topic_specs_for  # noqa: E402
 from services.grader.settings import GraderSettings, GraderTopics  # noqa: E402
+from tests.shared_servers import drop_run_async  # noqa: E402
 
 PROVINCES = ("110105", "310101", "440103", "330106", "510104", "420102")
 
@@ -342,18 +342,10 @@ async def main(args: argparse.Namespace) -> int:
 
 
 async def _cleanup(settings: GraderSettings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        with contextlib.suppress(Exception):
-            await admin.delete_topics(list(settings.topics.model_dump().values()))
-    finally:
-        await admin.close()
-    es = create_client(settings.elasticsearch)
-    try:
-        await delete_family(es, IndexNames(settings.elasticsearch.index_prefix, "events"))
-    finally:
-        await es.close()
+    """Drop the run's topics (``qfbench.<run>.…``), consumer group, indices and templates (``qfbench-<run>…``),
+    checked gone (tests/shared_servers.py raises naming what is left)."""
+    for prefix in (settings.topics.posts.removesuffix(".posts.v1"), settings.elasticsearch.index_prefix):
+        await drop_run_async(settings.kafka.bootstrap_servers, settings.elasticsearch.url, prefix)
 
 
 def _retained(n: int, rate: float) -> tuple[int, int]:

@@ -73,7 +73,6 @@ if __name__ == "__main__" and os.environ.get(_CHILD):
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
-import contextlib  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
@@ -96,9 +95,10 @@ from _soak_feed import Feeder, load_rows  # noqa: E402
 from _soak_report import memory_growth  # noqa: E402
 from _soak_suite import RssSampler, SuiteProcess, suite_processes  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
-from qingfeng.elastic import IndexNames, create_client, delete_family  # noqa: E402
-from qingfeng.settings import ElasticsearchSettings, KafkaSettings  # noqa: E402
+from qingfeng.settings import KafkaSettings  # noqa: E402
 from qingfeng.v1 import post_pb2  # noqa: E402
+
+from tests.shared_servers import drop_run_async  # noqa: E402
 
 # Per target: the env prefix and the topic settings it is given (own names, deleted afterwards).
 _TOPICS = {
@@ -232,20 +232,11 @@ def _diff(state: Path, top: int) -> None:
             print(f"  {name}: {before.get(name, 0)} -> {after[name]} ({diff:+d})")
 
 
-async def _cleanup(args: argparse.Namespace, run: str, topics: dict[str, str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=args.kafka)
-    await admin.start()
-    try:
-        with contextlib.suppress(Exception):
-            await admin.delete_topics(list(topics.values()))
-    finally:
-        await admin.close()
-    es = create_client(ElasticsearchSettings(url=args.es, index_prefix=f"qfmem-{run}"))
-    try:
-        for family in ("events", "posts", "tips"):
-            await delete_family(es, IndexNames(f"qfmem-{run}", family))
-    finally:
-        await es.close()
+async def _cleanup(args: argparse.Namespace, run: str) -> None:
+    """Drop the run's topics (``qfmem.<run>.…``), consumer group, indices and templates (``qfmem-<run>…``), checked
+    gone (tests/shared_servers.py raises naming what is left)."""
+    for prefix in (f"qfmem.{run}", f"qfmem-{run}"):
+        await drop_run_async(args.kafka, args.es, prefix)
 
 
 def _series(sampler: RssSampler, name: str, started: float, every_s: float = 30.0) -> str:
@@ -332,7 +323,7 @@ def main(args: argparse.Namespace) -> int:
     finally:
         sampler.stop()
         proc.stop()
-        asyncio.run(_cleanup(args, run, topics))
+        asyncio.run(_cleanup(args, run))
         if args.keep:
             _say(f"kept {state}")
         else:
