@@ -37,7 +37,7 @@ import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from opentelemetry.context import Context
@@ -74,6 +74,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # A checkpoint whose encoding took less CPU than this is never postponed (small states: tests, a fresh grader).
 _CHEAP_CHECKPOINT_S = 0.05
@@ -293,11 +294,7 @@ class EngineOwner:
         async with self.lock:
             self._require_fresh()
             if order and self._order_log is not None:
-                try:
-                    await self._order_log.log_order(order, self._clock())
-                except Exception as err:
-                    self.stale = True
-                    raise Unavailable(f"batch order not stored: {type(err).__name__}: {err}") from err
+                await self._durable(self._order_log.log_order(order, self._clock()), "batch order not stored")
             outs, posts = self._feed(posts)
             if watermark is not None:
                 # Event time passes with the stream: time-driven re-grades (cool-downs) up to the newest post.
@@ -384,11 +381,11 @@ class EngineOwner:
         async with self.lock:
             self._require_fresh()
             outputs = self._render(mutate(self.engine))
-            try:
-                await self._checkpoint(pending=outputs, policy=policy.record if policy else None, audit=[audit])
-            except Exception as err:
-                self.stale = True  # the engine holds a command that was not stored: rebuild it without
-                raise Unavailable(f"the command could not be stored: {type(err).__name__}: {err}") from err
+            # Not stored, the engine holds a command nobody will see again: it is rebuilt without it.
+            await self._durable(
+                self._checkpoint(pending=outputs, policy=policy.record if policy else None, audit=[audit]),
+                "the command could not be stored",
+            )
             if policy is not None:
                 self.active = policy
             try:
@@ -429,16 +426,17 @@ class EngineOwner:
         """The batch's outputs, durable before this returns, and its posts' event ids (``events``), queued to be
         written behind (the next batch does not wait for them; a checkpoint does)."""
         if self._assigner is not None and events:
-            await self._assigned(self._assigner.submit(events))
+            await self._durable(self._assigner.submit(events), "post event ids not written")
         return await self._effect(outputs)
 
-    async def _assigned(self, step: Awaitable[None]) -> None:
-        """Await a step of the posts' event ids (a queued batch's write failed, or the drain did): stale."""
+    async def _durable(self, step: Awaitable[T], what: str) -> T:
+        """Await a step the next checkpoint relies on. If it fails, the engine is ahead of what is durable: the
+        owner turns stale (rebuilt from the checkpoint, the batches since are replayed) and raises ``Unavailable``."""
         try:
-            await step
+            return await step
         except Exception as err:
-            self.stale = True  # as after any failed effect: rebuilt from the checkpoint, the batches are replayed
-            raise Unavailable(f"post event ids not written: {type(err).__name__}: {err}") from err
+            self.stale = True
+            raise Unavailable(f"{what}: {type(err).__name__}: {err}") from err
 
     def _render(self, outs: list[Output]) -> Outputs:
         now = self._clock()
@@ -462,13 +460,10 @@ class EngineOwner:
         if len(fresh.alerts) != len(outputs.alerts):
             self.suppressed += len(outputs.alerts) - len(fresh.alerts)
             self._emitted.difference_update(a.id for a in outputs.alerts)  # each id is replayed once
-        try:
-            written, *_ = await asyncio.gather(
-                self._sink.publish(fresh), self._index.index(fresh.events), self._record(outputs.alerts)
-            )
-        except Exception as err:
-            self.stale = True
-            raise Unavailable(f"outputs not acknowledged: {type(err).__name__}: {err}") from err
+        written, *_ = await self._durable(
+            asyncio.gather(self._sink.publish(fresh), self._index.index(fresh.events), self._record(outputs.alerts)),
+            "outputs not acknowledged",
+        )
         for partition, offset in written.items():
             if offset > self._alert_offsets.get(partition, -1):
                 self._alert_offsets[partition] = offset
@@ -495,7 +490,7 @@ class EngineOwner:
         if held:  # a checkpoint must not cover a post whose event snapshot is still held back
             await self._effect(self._render(list(held)))
         if self._assigner is not None:  # nor a post whose event id is not written yet
-            await self._assigned(self._assigner.drain())
+            await self._durable(self._assigner.drain(), "post event ids not written")
         started = self._cpu_clock()
         state = encode_state(self.engine.snapshot())
         self._checkpoint_cpu = self._cpu_clock() - started
