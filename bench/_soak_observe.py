@@ -4,7 +4,11 @@ Posts topic: how often each post id was produced (keys are post ids), read_commi
 with the wall time it arrived here. Latency of an alert = arrival - ``grade.graded_at``, which is the ``created_at``
 of the post that tipped it (as in bench/bench_grader_latency.py); the feeder stamps ``created_at`` when it sends the
 line to ImportPosts, so the figure covers feed -> collector -> Kafka -> grader -> alerts topic, a little more than
-the target's "post into Kafka -> alert".
+the target's "post into Kafka -> alert". That difference matters around a broker restart: a post sent while the broker
+is down waits in the collector (or the feeder re-sends it) and counts the outage itself. So the observer also notes
+when it first read each post on the posts topic (keyed by its ``created_at`` in microseconds, which the feeder stamps
+per line and the alert carries as ``graded_at``): alert arrival minus that is "post into Kafka -> alert", measured
+by one reader of both topics.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from datetime import UTC
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from elasticsearch import Elasticsearch, helpers
 from qingfeng.kafka import ALERTS, POSTS
-from qingfeng.v1 import event_pb2
+from qingfeng.v1 import event_pb2, post_pb2
 
 __all__ = ["EsAudit", "Observer", "SeenAlert", "audit_elasticsearch"]
 
@@ -38,6 +42,7 @@ class SeenAlert:
     from_level: int
     to_level: int
     sequence: int
+    graded_us: int = 0  # grade.graded_at in microseconds: the created_at of the post that tipped the alert
 
 
 @dataclass
@@ -53,6 +58,8 @@ class Observer:
     positions: dict[TopicPartition, int] = field(default_factory=dict)
     # Kafka timestamps (s) of every copy of a post id after its first: when the collector produced it again.
     reproduced_at: list[float] = field(default_factory=list)
+    # created_at (microseconds) of each post -> when this observer first read it on the posts topic (time.time()).
+    post_arrival: dict[int, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -76,6 +83,10 @@ class Observer:
             self.produced[post_id] += 1
             if self.produced[post_id] > 1:
                 self.reproduced_at.append(timestamp_ms / 1000)
+        if value is not None:
+            with contextlib.suppress(Exception):  # a payload this reader cannot decode only lacks its arrival
+                created_us = post_pb2.Post.FromString(value).created_at.ToMicroseconds()
+                self.post_arrival.setdefault(created_us, arrived)
 
     def _on_alert(self, key: bytes | None, value: bytes | None, arrived: float, timestamp_ms: int = 0) -> None:
         if value is None:
@@ -84,7 +95,14 @@ class Observer:
         graded = alert.grade.graded_at.ToDatetime(tzinfo=UTC).timestamp()
         self.alerts.append(
             SeenAlert(
-                arrived, arrived - graded, alert.id, alert.event_id, alert.from_level, alert.to_level, alert.sequence
+                arrived,
+                arrived - graded,
+                alert.id,
+                alert.event_id,
+                alert.from_level,
+                alert.to_level,
+                alert.sequence,
+                alert.grade.graded_at.ToMicroseconds(),
             )
         )
 

@@ -10,16 +10,32 @@ import itertools
 import math
 import statistics
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from _soak_observe import SeenAlert
 
-__all__ = ["Fault", "Memory", "Verdict", "format_report", "judge", "latency_windows", "memory_growth"]
+__all__ = [
+    "Fault",
+    "Memory",
+    "Recovery",
+    "Verdict",
+    "back_under",
+    "format_report",
+    "from_kafka",
+    "judge",
+    "latency_windows",
+    "memory_growth",
+]
 
 LATENCY_TARGET_S = 2.0
 RECOVERY_TARGET_S = 30.0
 MEMORY_TARGET = 0.10
+# "Back under 2 s": the end of the first window of this many seconds after the fault healed whose alerts' p99 is
+# within the target (the strict figure, the last slow alert before the next fault, is kept beside it).
+BACK_UNDER_STEP_S = 5.0
+# The alerts' p99 over this many seconds before a fault: the level the run was at (on a loaded machine, over 2 s).
+BEFORE_S = 30.0
 _NONE = 1  # WARNING_LEVEL_NONE: an alert from it opens an event
 
 
@@ -47,6 +63,18 @@ class Memory:
         return (self.end_kib - self.baseline_kib) / self.baseline_kib
 
 
+@dataclass(frozen=True)
+class Recovery:
+    """How one fault's span went, by latency from the feed (``*_feed``) and from the post's entry into Kafka."""
+
+    fault: Fault
+    before_p99_feed: float | None  # p99 over BEFORE_S before the fault began
+    before_p99_kafka: float | None
+    back_under_feed: float | None  # seconds after healthy (``back_under``)
+    back_under_kafka: float | None
+    last_slow_kafka: float | None  # as ``Verdict.recoveries`` (the last alert over the target), from Kafka entry
+
+
 @dataclass
 class Verdict:
     accepted: int
@@ -65,6 +93,9 @@ class Verdict:
     latency_p50: float | None
     latency_p99: float | None
     recoveries: list[tuple[Fault, float | None]] = field(default_factory=list)
+    recovered: list[Recovery] = field(default_factory=list)
+    # p99 from the post's entry into Kafka (None: no post arrival known, e.g. an observer without them).
+    kafka_latency_p99: float | None = None
     memory: list[Memory] = field(default_factory=list)
     sample_lost: list[str] = field(default_factory=list)
 
@@ -106,6 +137,39 @@ def _recovery(fault: Fault, until: float, alerts: Sequence[SeenAlert]) -> float 
     return max(0.0, max(slow) - fault.healthy) if slow else 0.0
 
 
+def back_under(
+    fault: Fault, until: float, alerts: Sequence[SeenAlert], step_s: float = BACK_UNDER_STEP_S
+) -> float | None:
+    """Seconds after the fault healed until the end of the first ``step_s`` window (windows from ``healthy``, up to
+    ``until``) whose alerts' p99 is within the target; None: no alert after healthy; infinity: no such window."""
+    after = [a for a in alerts if fault.healthy <= a.arrived < until]
+    if not after:
+        return None
+    buckets: dict[int, list[float]] = {}
+    for alert in after:
+        buckets.setdefault(int((alert.arrived - fault.healthy) // step_s), []).append(alert.latency_s)
+    for k in sorted(buckets):
+        p99 = _pct(buckets[k], 0.99)
+        if p99 is not None and p99 <= LATENCY_TARGET_S:
+            return (k + 1) * step_s
+    return math.inf
+
+
+def from_kafka(alerts: Sequence[SeenAlert], post_arrival: Mapping[int, float]) -> list[SeenAlert]:
+    """The alerts whose tipping post was seen on the posts topic, latency counted from then ("post into Kafka ->
+    alert"); the others are left out."""
+    out = []
+    for alert in alerts:
+        entered = post_arrival.get(alert.graded_us)
+        if entered is not None:
+            out.append(replace(alert, latency_s=max(0.0, alert.arrived - entered)))
+    return out
+
+
+def _before(fault: Fault, alerts: Sequence[SeenAlert]) -> float | None:
+    return _pct([a.latency_s for a in alerts if fault.began - BEFORE_S <= a.arrived < fault.began], 0.99)
+
+
 def memory_growth(
     samples: Sequence[tuple[float, str, int, int]], lives: dict[str, tuple[int, float, float]], warmup_s: float
 ) -> list[Memory]:
@@ -138,6 +202,7 @@ def judge(
     faults: Sequence[Fault],
     end: float,
     memory: list[Memory],
+    post_arrival: Mapping[int, float] | None = None,
 ) -> Verdict:
     lost_ids = accepted_ids - es_copies.keys()
     firsts = first_copies(alerts)
@@ -151,9 +216,21 @@ def judge(
         chain_breaks += sum(1 for a, b in itertools.pairwise(chain) if b.from_level != a.to_level)
     latencies = [a.latency_s for a in firsts]
     recoveries = []
+    recovered = []
+    entered = from_kafka(firsts, post_arrival) if post_arrival else []
     for i, fault in enumerate(faults):
         until = faults[i + 1].began if i + 1 < len(faults) else end
         recoveries.append((fault, _recovery(fault, until, firsts)))
+        recovered.append(
+            Recovery(
+                fault,
+                _before(fault, firsts),
+                _before(fault, entered) if entered else None,
+                back_under(fault, until, firsts),
+                back_under(fault, until, entered) if entered else None,
+                _recovery(fault, until, entered) if entered else None,
+            )
+        )
     return Verdict(
         accepted=len(accepted_ids),
         in_kafka=len(produced),
@@ -171,6 +248,8 @@ def judge(
         latency_p50=_pct(latencies, 0.5),
         latency_p99=_pct(latencies, 0.99),
         recoveries=recoveries,
+        recovered=recovered,
+        kafka_latency_p99=_pct([a.latency_s for a in entered], 0.99) if entered else None,
         memory=memory,
         sample_lost=sorted(lost_ids)[:5],
     )
@@ -251,6 +330,23 @@ def format_report(v: Verdict, rate: tuple[float, float] | None = None) -> str:
             late = recovery - RECOVERY_TARGET_S
             lines.append(_row(f"after {fault.name}: < 2 s within 30 s", f"{recovery:.1f} s after healthy",
                               late <= 0, f"{late:+.1f} s" if late > 0 else ""))  # fmt: skip
+    if v.kafka_latency_p99 is not None:
+        over = v.kafka_latency_p99 - LATENCY_TARGET_S
+        lines.append(_row("post into Kafka -> alert p99 <= 2 s", f"p99 {v.kafka_latency_p99:.2f} s", over <= 0,
+                          f"{over:+.2f} s" if over > 0 else f"{-over:.2f} s to spare"))  # fmt: skip
+    for r in v.recovered:
+        for basis, before, back in (("feed", r.before_p99_feed, r.back_under_feed),
+                                    ("Kafka entry", r.before_p99_kafka, r.back_under_kafka)):  # fmt: skip
+            if back is None:
+                continue
+            was = "?" if before is None else f"{before:.1f}"
+            shown = "never" if math.isinf(back) else f"{back:.0f} s after healthy"
+            lines.append(_row(f"after {r.fault.name}: back < 2 s ({basis})", f"{shown} (p99 before {was} s)",
+                              back <= RECOVERY_TARGET_S, "" if back <= RECOVERY_TARGET_S else "> 30 s"))  # fmt: skip
+        if r.last_slow_kafka is not None:
+            late = r.last_slow_kafka
+            shown = "still > 2 s at the next fault/end" if math.isinf(late) else f"{late:.1f} s after healthy"
+            lines.append(_row(f"after {r.fault.name}: last > 2 s (Kafka entry)", shown, late <= RECOVERY_TARGET_S))
     for memory in v.memory:
         growth = memory.growth
         if growth is None:

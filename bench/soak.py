@@ -1,6 +1,7 @@
 """Soak with faults: the suite under a steady post rate while its processes are killed and its servers restarted.
 
     .venv/bin/python bench/soak.py [--duration 600] [--rate 2315] [--short] [--keep] [--no-priority]
+                                   [--faults kafka,es] [--logs DIR]
 
 Starts a Kafka broker and an Elasticsearch node of its own (ports 29092/29200, a stack home of its own, from the
 project's stack code; the shared stack on 19092/19200 is never touched), then the collector (role ``fetch``, serving
@@ -14,7 +15,9 @@ restart Elasticsearch. Afterwards, once the indexer and the grader have caught u
 Elasticsearch exactly once, every alert appear once per level change, no event exist twice, the post -> alert p99
 stay within 2 s (and be back under 2 s within 30 s of each restart), and each process's RSS grow by < 10 % after
 warm-up. One table prints each target, met or missed by how much. ``--short`` is the CI form (60 s, 400 posts/s,
-one fault of each kind), run by tests/soak/test_soak_short.py. The report also gives each process's share of the
+one fault of each kind), run by tests/soak/test_soak_short.py. ``--faults`` runs only some of the faults (names:
+collector, indexer, grader, kafka, es), spread evenly over the run, to look at one at a time; ``--logs DIR`` copies
+the processes' and the servers' logs there before the clean-up. The report also gives each process's share of the
 cores (from /proc) and how fast the indexer and the grader committed posts while the feed ran. Exit code 0 when no
 post was lost, 1 otherwise.
 """
@@ -48,6 +51,7 @@ from _soak_report import (  # noqa: E402
     Verdict,
     first_copies,
     format_report,
+    from_kafka,
     judge,
     latency_windows,
     memory_growth,
@@ -64,6 +68,8 @@ __all__ = ["FAULTS", "SoakOptions", "SoakResult", "run_soak"]
 
 # The order of the faults; each starts at its share of the duration (the later ones wait for the earlier).
 FAULTS = ("kill -9 collector", "kill -9 indexer", "kill -9 grader", "restart kafka", "restart elasticsearch")
+# Short names for --faults, in FAULTS' order.
+FAULT_NAMES = {"collector": FAULTS[0], "indexer": FAULTS[1], "grader": FAULTS[2], "kafka": FAULTS[3], "es": FAULTS[4]}
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,17 @@ class SoakOptions:
     # CPU priority (nice) of the indexer and of Elasticsearch; the collector, the grader and Kafka run at 0.
     indexer_nice: int = DEFAULT_NICE["indexer"]
     es_nice: int = DEFAULT_NICE["elasticsearch"]
+    # The faults to inject (a subset of FAULTS, in its order) and, with ``fault_at``, when.
+    faults: tuple[str, ...] = FAULTS
+    # Where to copy the processes' and the servers' logs before the clean-up (None: not kept unless ``keep``).
+    logs: Path | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.fault_at) != len(self.faults):
+            raise ValueError(f"{len(self.faults)} faults but {len(self.fault_at)} start shares (fault_at)")
+        unknown = [f for f in self.faults if f not in FAULTS]
+        if unknown:
+            raise ValueError(f"unknown faults {unknown}: choose among {list(FAULTS)}")
 
     @classmethod
     def short(cls, **overrides: object) -> SoakOptions:
@@ -139,7 +156,7 @@ def _inject(
     options: SoakOptions, stack: SoakStack, procs: dict[str, SuiteProcess], began: float, out: list[Fault]
 ) -> None:
     """The faults in order, each at its share of the duration or when the one before has healed, whichever is later."""
-    for name, share in zip(FAULTS, options.fault_at, strict=True):
+    for name, share in zip(options.faults, options.fault_at, strict=True):
         time.sleep(max(0.0, began + share * options.duration_s - time.monotonic()))
         out.append(_fault(name, stack, procs, options.kill_pause_s))
 
@@ -284,7 +301,8 @@ def run_soak(options: SoakOptions) -> SoakResult:
         cpu.start()
         feeder = Feeder(rows, address=f"127.0.0.1:{procs['collector'].port}", ca=procs["collector"].ca, state=state,
                         run_tag=tag, rate=options.rate, streams=options.streams, chunk=options.chunk)  # fmt: skip
-        _say(f"feeding {options.rate:,.0f} posts/s for {options.duration_s:.0f} s; faults: {', '.join(FAULTS)}")
+        chosen = ", ".join(options.faults) or "none"
+        _say(f"feeding {options.rate:,.0f} posts/s for {options.duration_s:.0f} s; faults: {chosen}")
         began = time.time()
         began_mono = time.monotonic()
         feeder.start()
@@ -298,8 +316,8 @@ def run_soak(options: SoakOptions) -> SoakResult:
         fed_until = (time.time(), time.monotonic())
         # A restart still under way when the feed stops (Elasticsearch on a busy machine) is waited for.
         injector.join()
-        if len(faults) < len(FAULTS):
-            raise RuntimeError(f"only {len(faults)} of {len(FAULTS)} faults completed; see the log above")
+        if len(faults) < len(options.faults):
+            raise RuntimeError(f"only {len(faults)} of {len(options.faults)} faults completed; see the log above")
         feeder.finish(grace_s=90.0)
         _say(_feed_line(feeder.stats))
         drained = _drain(options, stack, observer, feeder.stats)
@@ -314,7 +332,8 @@ def run_soak(options: SoakOptions) -> SoakResult:
         _say("auditing Elasticsearch")
         audit = audit_elasticsearch(stack.es_url)
         verdict = judge(feeder.stats.accepted_ids, observer.produced, audit.post_copies, observer.alerts,
-                        audit.events, audit.events_sharing_posts, faults, time.time(), memory)  # fmt: skip
+                        audit.events, audit.events_sharing_posts, faults, time.time(), memory,
+                        observer.post_arrival)  # fmt: skip
         report = _report(options, verdict, feeder.stats, observer, began, faults, drained, lag)
         report += "\n" + _cpu_report(cpu, lag, (began, began_mono), fed_until)
         if audit.shared_sample:
@@ -329,6 +348,8 @@ def run_soak(options: SoakOptions) -> SoakResult:
         _say(f"the run failed: Kafka's and Elasticsearch's logs are kept in {kept}")
         raise
     finally:
+        if options.logs is not None:
+            _copy_logs(options.logs, stack, state)
         if lag is not None:
             lag.stop()
         if sampler is not None:
@@ -344,6 +365,34 @@ def run_soak(options: SoakOptions) -> SoakResult:
         else:
             stack.wipe()
             shutil.rmtree(state, ignore_errors=True)
+
+
+def _copy_logs(into: Path, stack: SoakStack, state: Path) -> None:
+    """The suite processes' logs (one per incarnation) and the servers' logs, for reading the timeline afterwards."""
+    try:
+        stack.keep_logs(into / "servers")
+        if (state / "logs").is_dir():
+            shutil.copytree(state / "logs", into / "suite", dirs_exist_ok=True)
+        _say(f"logs copied to {into}")
+    except OSError as err:
+        _say(f"could not copy the logs to {into}: {err}")
+
+
+def spread(count: int) -> tuple[float, ...]:
+    """Start shares for ``count`` chosen faults, evenly over the first 75 % of the run (each gets time to heal)."""
+    return tuple(round(0.05 + 0.7 * (i + 0.5) / count, 3) for i in range(count))
+
+
+def parse_faults(raw: str) -> tuple[str, ...]:
+    """``kafka,es`` -> the FAULTS they name, in FAULTS' order; ``all`` -> FAULTS."""
+    if raw.strip() == "all":
+        return FAULTS
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    unknown = [n for n in names if n not in FAULT_NAMES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown faults {unknown or raw!r}: choose among {', '.join(FAULT_NAMES)}")
+    chosen = {FAULT_NAMES[n] for n in names}
+    return tuple(f for f in FAULTS if f in chosen)
 
 
 def _cpu_report(cpu: CpuSampler, lag: LagSampler, began: tuple[float, float], fed_until: tuple[float, float]) -> str:
@@ -376,12 +425,21 @@ def _report(options: SoakOptions, verdict: Verdict, feed: FeedStats, observer: O
         f"(+{verdict.alert_copies:,} repeated); events: {verdict.events:,}"
         + ("" if drained else f"; NOT drained within {options.drain_s:.0f} s"),
         "faults: " + "; ".join(f"{f.name} at {f.began - began:.0f} s ({f.healthy - f.began:.0f} s)" for f in faults),
-        f"post -> alert latency per {options.window_s:.0f} s window (first copies; t from feed start):",
+        f"post -> alert latency per {options.window_s:.0f} s window (first copies; t from feed start; p99 from the "
+        "feed's send and, [k], from the post's entry into Kafka as the observer read it; h: a fault healed):",
     ]
-    for start, count, p50, p99 in latency_windows(first_copies(observer.alerts), began, options.window_s):
+    firsts = first_copies(observer.alerts)
+    entered = {start: p99 for start, _, _, p99 in latency_windows(from_kafka(firsts, observer.post_arrival), began,
+                                                                  options.window_s)}  # fmt: skip
+    for start, count, p50, p99 in latency_windows(firsts, began, options.window_s):
         marks = [f.name for f in faults if start <= f.began - began < start + options.window_s]
+        marks += [
+            f"h {f.healthy - began:.0f}s" for f in faults if start <= f.healthy - began < start + options.window_s
+        ]
+        k99 = entered.get(start)
+        shown = "   -  " if k99 is None else f"{k99:6.2f}"
         out.append(
-            f"  t={start:5.0f}s  alerts {count:5d}  p50 {p50:6.2f} s  p99 {p99:6.2f} s  "
+            f"  t={start:5.0f}s  alerts {count:5d}  p50 {p50:6.2f} s  p99 {p99:6.2f} s [k {shown} s]  "
             f"{lag.near(began + start + options.window_s):<34} {' '.join(marks)}"
         )
     if observer.reproduced_at:
@@ -422,6 +480,7 @@ def parse_args(argv: list[str] | None = None) -> SoakOptions:
     parser.add_argument("--streams", type=int, help="concurrent ImportPosts streams (default 2)")
     parser.add_argument("--warmup", type=float, help="seconds after a process start before its memory baseline")
     parser.add_argument("--drain", type=float, help="seconds to wait for the indexer and grader to catch up after")
+    parser.add_argument("--window", type=float, help="seconds per latency window of the report (default 30)")
     parser.add_argument("--kafka-port", type=int, default=DEFAULT_KAFKA_PORT)
     parser.add_argument("--es-port", type=int, default=DEFAULT_ES_PORT)
     parser.add_argument("--keep", action="store_true", help="leave the stack running and the state dir in place")
@@ -429,18 +488,28 @@ def parse_args(argv: list[str] | None = None) -> SoakOptions:
     parser.add_argument("--indexer-nice", type=_nice, help=f"the indexer's nice (default {DEFAULT_NICE['indexer']})")
     parser.add_argument("--es-nice", type=_nice, help=f"Elasticsearch's nice (default {DEFAULT_NICE['elasticsearch']})")
     parser.add_argument("--no-priority", action="store_true", help="every process at nice 0 (the run before priority)")
+    parser.add_argument(
+        "--faults",
+        type=parse_faults,
+        help=f"comma-separated subset of {','.join(FAULT_NAMES)} (default all), spread evenly",
+    )
+    parser.add_argument("--logs", type=Path, help="copy the processes' and servers' logs into this directory")
     args = parser.parse_args(argv)
     chosen = {
         key: value
         for key, value in {
             "duration_s": args.duration, "rate": args.rate, "streams": args.streams, "warmup_s": args.warmup,
-            "drain_s": args.drain, "kafka_port": args.kafka_port, "es_port": args.es_port, "keep": args.keep,
+            "drain_s": args.drain, "window_s": args.window, "kafka_port": args.kafka_port, "es_port": args.es_port,
+            "keep": args.keep,
             "grader_horizon_s": args.grader_horizon,
             "indexer_nice": 0 if args.no_priority else args.indexer_nice,
             "es_nice": 0 if args.no_priority else args.es_nice,
+            "logs": args.logs,
         }.items()
         if value is not None
     }  # fmt: skip
+    if args.faults is not None and args.faults != FAULTS:
+        chosen["faults"], chosen["fault_at"] = args.faults, spread(len(args.faults))
     return SoakOptions.short(**chosen) if args.short else SoakOptions(**chosen)  # type: ignore[arg-type,unused-ignore]
 
 

@@ -21,7 +21,11 @@ Failures. When Kafka, Elasticsearch or the database fails, the engine is ahead o
 (backoff) and recovers from the last checkpoint, re-reading from its offsets. Nothing is lost or repeated. Before
 recovering after a failure it asks the stores whether they answer (``stores_answer``, the readiness probes) and
 keeps waiting while one does not: a recovery decodes the whole state and replays every post since the checkpoint,
-and during an outage each retry did that only to fail again at its first effect.
+and during an outage each retry did that only to fail again at its first effect. The two waits differ: a recovery
+that fails again backs off (``retry_backoff_s`` doubling up to ``retry_backoff_max_s``), but a probe costs only a
+connection attempt, so while a store is down it is asked again every ``probe_interval_s`` (1 s). With the probes on
+the doubling backoff, a broker back after 20 s was noticed only at the probe due 31 s after the failure (1+2+4+8+16),
+and one back after 35 s at 61 s: up to a whole backoff step of alerts held for nothing (``RetrySchedule``).
 
 Quiet streams. Event time only moves with posts, so a quiet event de-escalates when newer posts arrive (any
 event's). ``idle_tick_s`` > 0 advances event time with the wall clock after that long without posts: for live
@@ -50,7 +54,7 @@ from services.grader.ports import DeadLetterSink, PostReader
 from services.grader.settings import ConsumerSettings
 from services.grader.state import EngineOwner
 
-__all__ = ["EventTimeMerge", "Item", "PostConsumer", "to_item"]
+__all__ = ["EventTimeMerge", "Item", "PostConsumer", "RetrySchedule", "to_item"]
 
 _log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -64,6 +68,29 @@ _MAX_RECORD_S: Final = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp(
 
 class _StoresDown(Exception):
     """A store still does not answer after a failure: wait, without reloading the state."""
+
+
+class RetrySchedule:
+    """The loop's waits after a failure: doubling between failed attempts, a steady short interval between probes.
+
+    ``failed()`` -> the wait before the next attempt (``first_s``, then doubled up to ``max_s``); ``store_down()`` ->
+    the wait before the next probe (``probe_s``, at most the current backoff; the backoff is unchanged);
+    ``progressed()`` starts over at ``first_s``.
+    """
+
+    def __init__(self, first_s: float, max_s: float, probe_s: float) -> None:
+        self._first, self._max, self._probe = first_s, max(first_s, max_s), probe_s
+        self._next = first_s
+
+    def failed(self) -> float:
+        wait, self._next = self._next, min(self._next * 2, self._max)
+        return wait
+
+    def store_down(self) -> float:
+        return min(self._probe, self._next)
+
+    def progressed(self) -> None:
+        self._next = self._first
 
 
 class Item:
@@ -255,6 +282,7 @@ class PostConsumer:
         idle_tick_s: float = 0.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         stores_answer: Callable[[], Awaitable[None]] | None = None,
+        probe_interval_s: float = 1.0,
     ) -> None:
         self._owner = owner
         self._reader = reader
@@ -264,6 +292,9 @@ class PostConsumer:
         self._clock = clock
         self._stores_answer = stores_answer  # raises while Kafka, Elasticsearch or the database does not answer
         self._failed = False  # the last step failed: the stores must answer before the next recovery
+        self._retry = RetrySchedule(settings.retry_backoff_s, settings.retry_backoff_max_s, probe_interval_s)
+        self._failed_at: float | None = None  # loop time of the failure the loop is recovering from
+        self._waits_at = 0  # store_waits at that failure
         self._merge = EventTimeMerge()
         self._seeked = False
         self._last_batch = -math.inf  # loop time the last batch began (linger)
@@ -280,7 +311,6 @@ class PostConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; recover from the last checkpoint after any failure."""
-        delay = self._settings.retry_backoff_s
         loop = asyncio.get_running_loop()
         self._idle_since = loop.time()
         while not stop.is_set():
@@ -290,13 +320,14 @@ class PostConsumer:
                         await self._wait_for_stores()
                     await self._owner.recover()
                     self.recoveries += 1
+                    self._note_recovered(loop.time())
                     self._failed = False
                     self._seeked = False
                 if not self._seeked:
                     await self._seek()
                 progressed = await self._step()
                 if progressed:
-                    delay = self._settings.retry_backoff_s
+                    self._retry.progressed()
                     self._idle_since = loop.time()
                     continue
                 # A quiet stream: event snapshots the owner held back (pacing.py) go out once due, and the group
@@ -308,18 +339,30 @@ class PostConsumer:
                     self.alerts += await self._owner.tick(self._clock())
                 continue
             except _StoresDown as err:
+                delay = self._retry.store_down()
                 _log.warning("%s; probing again in %.1fs", err, delay)
             except Exception as err:  # Kafka, Elasticsearch, SQL: recover from the checkpoint after a pause
                 self._owner.stale = True
                 self._failed = True
+                if self._failed_at is None:
+                    self._failed_at, self._waits_at = loop.time(), self.store_waits
+                delay = self._retry.failed()
                 _log.warning("grader loop failed: %s: %s; recovering in %.1fs", type(err).__name__, err, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, self._settings.retry_backoff_max_s)
         await self._owner.close()
         if not self._owner.stale:
             await self._reader.commit(self._owner.positions)
         _log.info("grader loop stopped", extra={"posts": self.posts, "alerts": self.alerts, "batches": self.batches})
+
+    def _note_recovered(self, now: float) -> None:
+        if self._failed_at is None:
+            return
+        # At WARNING, as the failure is: how long an outage held the loop is read from the logs (bench/soak.py).
+        waits = self.store_waits - self._waits_at
+        _log.warning("recovered from the checkpoint %.1fs after the failure (%d probes found a store down)",
+                     now - self._failed_at, waits)  # fmt: skip
+        self._failed_at = None
 
     async def _wait_for_stores(self) -> None:
         """Return once every store answers; ``_StoresDown`` (no state reloaded) while one does not."""
