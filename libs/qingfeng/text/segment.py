@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
+from operator import itemgetter
 
 import rjieba
 
@@ -21,6 +22,9 @@ _MIN_USER_FREQ = 10
 _HAS_CJK = re.compile("[\u4e00-\u9fff]")
 _VERDICT_CACHE_MAX = 1 << 18
 _COUNTER_MIN_TOKENS = 48
+_COUNT = itemgetter(1)
+# distinct tokens from which the most-frequent-first walk beats judging them all (measured on the shared posts joined)
+_WALK_MIN_DISTINCT = 200
 
 
 class Segmenter:
@@ -57,40 +61,73 @@ class Segmenter:
         Single characters, numbers, punctuation, ASCII noise of one or two letters and stopwords are dropped.
         Without a corpus there is no idf, so salience is term frequency with a bonus for lexicon terms and length.
         """
-        verdicts = self._verdicts
-        # A long token list is counted first (Counter, in C) and each distinct token judged once: a long text repeats
-        # its tokens and punctuation many times. Counter costs ~1 µs to set up, more than a short post's whole loop,
-        # so short lists keep the loop. Both keep first-occurrence order, which the ranking's ties rely on.
-        counts: dict[str, int] = {}
         if isinstance(tokens, list) and len(tokens) < _COUNTER_MIN_TOKENS:
-            for token in tokens:
-                ok = verdicts.get(token)
-                if ok is None:
-                    ok = self._judge(token)
-                if ok:
-                    counts[token] = counts.get(token, 0) + 1
-        else:
-            for token, n in Counter(tokens).items():
-                ok = verdicts.get(token)
-                if ok is None:
-                    ok = self._judge(token)
-                if ok:
-                    counts[token] = n
-        if not counts:
-            return ()
-        if len(counts) > 1:
-            candidates: Iterable[str] = counts
-            if len(counts) > limit:
-                # The bonuses add at most 12 < 16, so frequency decides first: only tokens at least as frequent as
-                # the limit-th can rank, and ranking just those (in their first-occurrence order) gives the same
-                # head as ranking all. A long text has hundreds of distinct tokens, most of them seen once.
-                floor = sorted(counts.values(), reverse=True)[limit - 1]
-                candidates = [t for t, n in counts.items() if n >= floor]
-            # one int per token: frequency dominates, then lexicon membership, then length (capped at 4);
-            # sorted() is stable, so first occurrence breaks the remaining ties
-            ranked = sorted(candidates, key=lambda t: -(counts[t] * 16 + (8 if t in boost else 0) + min(len(t), 4)))
-            return tuple(ranked[:limit])
-        return tuple(counts)
+            return self._short_keywords(tokens, limit, boost)
+        # A long token list is counted first (Counter, in C) and each distinct token judged once: a long text repeats
+        # its tokens and punctuation many times. The bonuses add at most 12 < 16, so frequency decides first: only
+        # tokens at least as frequent as the limit-th kept one can rank. From _WALK_MIN_DISTINCT distinct tokens on,
+        # they are walked most frequent first (a stable sort: equal counts keep first-occurrence order) and judged
+        # only until that floor is passed: a long text has hundreds of distinct tokens, most seen once, never judged
+        # then. Below, sorting costs more than judging them all in first-occurrence order.
+        counts = Counter(tokens)
+        if len(counts) >= _WALK_MIN_DISTINCT:
+            return self._walked_keywords(counts, limit, boost)
+        verdicts = self._verdicts
+        kept: dict[str, int] = {}
+        for token, n in counts.items():
+            ok = verdicts.get(token)
+            if ok is None:
+                ok = self._judge(token)
+            if ok:
+                kept[token] = n
+        if len(kept) > limit:
+            floor = sorted(kept.values(), reverse=True)[limit - 1]
+            kept = {t: n for t, n in kept.items() if n >= floor}
+        return self._ranked(kept, limit, boost)
+
+    def _walked_keywords(self, counts: Counter[str], limit: int, boost: frozenset[str]) -> tuple[str, ...]:
+        verdicts = self._verdicts
+        kept: dict[str, int] = {}
+        need = limit
+        floor = 0
+        for token, n in sorted(counts.items(), key=_COUNT, reverse=True):
+            if n < floor:
+                break
+            ok = verdicts.get(token)
+            if ok is None:
+                ok = self._judge(token)
+            if ok:
+                kept[token] = n
+                need -= 1
+                if need == 0:
+                    floor = n
+        # kept is in (count, first occurrence) order, and the ranking's key puts the count first: a stable sort of it
+        # gives what ranking the same tokens in first-occurrence order gives
+        return self._ranked(kept, limit, boost)
+
+    def _short_keywords(self, tokens: list[str], limit: int, boost: frozenset[str]) -> tuple[str, ...]:
+        # Counter costs ~1 µs to set up, more than a short post's whole loop
+        verdicts = self._verdicts
+        counts: dict[str, int] = {}
+        for token in tokens:
+            ok = verdicts.get(token)
+            if ok is None:
+                ok = self._judge(token)
+            if ok:
+                counts[token] = counts.get(token, 0) + 1
+        if len(counts) > limit:
+            floor = sorted(counts.values(), reverse=True)[limit - 1]
+            counts = {t: n for t, n in counts.items() if n >= floor}
+        return self._ranked(counts, limit, boost)
+
+    @staticmethod
+    def _ranked(counts: dict[str, int], limit: int, boost: frozenset[str]) -> tuple[str, ...]:
+        if len(counts) <= 1:
+            return tuple(counts)
+        # one int per token: frequency dominates, then lexicon membership, then length (capped at 4);
+        # sorted() is stable, so the order of ``counts`` breaks the remaining ties
+        ranked = sorted(counts, key=lambda t: -(counts[t] * 16 + (8 if t in boost else 0) + min(len(t), 4)))
+        return tuple(ranked[:limit])
 
     def _verdict(self, token: str) -> bool:
         """May ``token`` be a keyword at all (before counting)?"""
