@@ -22,10 +22,16 @@ Limits at the edge:
 
 A client stream is forwarded by writing to the upstream call from the handler's own task (never by handing the
 upstream call our request iterator): when the upstream aborts mid-stream, the partner then gets the upstream's code
-and message instead of INTERNAL. Client streams go over ``stream_upstreams`` (channels without client
-interceptors) when given: OpenTelemetry's asyncio client interceptor waits for a client stream's status before
-handing out the call, so writing to an intercepted call would wait for ever. Tracing is skipped for those calls
-and the gateway's own span context is injected into their metadata instead, so the trace still continues.
+and message instead of INTERNAL. When a client stream fails while the partner is still sending (the upstream
+refused it, or an item broke a limit), the gateway first reads and drops the rest of the partner's stream, for at
+most ``_DRAIN_S`` and ``_DRAIN_BYTES``, and only then answers: grpc.aio's client (and others like it) turns a send
+that fails because the status arrived into INTERNAL "Internal error from Core", overwriting the real status, so a
+partner that is still writing when the answer comes would otherwise see INTERNAL now and then.
+
+Client streams go over ``stream_upstreams`` (channels without client interceptors) when given: OpenTelemetry's
+asyncio client interceptor waits for a client stream's status before handing out the call, so writing to an
+intercepted call would wait for ever. Tracing is skipped for those calls and the gateway's own span context is
+injected into their metadata instead, so the trace still continues.
 """
 
 from __future__ import annotations
@@ -56,6 +62,10 @@ _FORWARDED_HEADERS = ("traceparent", "tracestate", "x-request-id")
 DEFAULT_TIMEOUT_S = 30.0
 # A partner's request (or stream item) is a filter, an id or one post: half a megabyte is generous.
 DEFAULT_MAX_REQUEST_BYTES = 512 * 1024
+# How much of a failed client stream's remainder the gateway reads (and drops) before answering (see above): enough
+# for an import of a few thousand posts; a longer stream gets its answer without waiting for the rest.
+_DRAIN_S = 2.0
+_DRAIN_BYTES = 8 * 1024 * 1024
 
 
 _CORE_ERRORS: tuple[type[BaseException], ...] = (
@@ -143,21 +153,49 @@ async def _relay_trailing(context: grpc.aio.ServicerContext, call: Any) -> None:
         context.set_trailing_metadata(tuple(trailing))
 
 
+async def _drain(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> None:
+    """Read and drop what the caller still sends, until it half-closes or ``_DRAIN_S`` / ``_DRAIN_BYTES`` (or its
+    deadline) run out, so its last send does not fail under the answer (see the module's docstring)."""
+    remaining = context.time_remaining()
+    wait_s = _DRAIN_S if remaining is None else min(_DRAIN_S, remaining)
+    drained = 0
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(wait_s):
+            async for item in requests:
+                drained += len(item)
+                if drained > _DRAIN_BYTES:
+                    return
+
+
 @contextlib.asynccontextmanager
-async def _relaying(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+async def _relaying(
+    context: grpc.aio.ServicerContext, requests: AsyncIterator[bytes] | None = None, upstream: Any = None
+) -> AsyncIterator[None]:
     """Turn an upstream failure into the same status for the caller; a stream over its limit into
-    RESOURCE_EXHAUSTED."""
+    RESOURCE_EXHAUSTED. For a client stream (the caller's ``requests`` and the ``upstream`` call they go to), the
+    upstream call is cancelled and the rest of ``requests`` drained before the error is answered."""
     try:
         yield
-    except grpc.aio.AioRpcError as exc:
+    except (grpc.aio.AioRpcError, _StreamLimited, _TooLarge, InvalidArgument) as exc:
+        if upstream is not None:
+            upstream.cancel()  # no-op when it ended (it gave this error); else it need not wait for the drain
+        if requests is not None:
+            await _drain(requests, context)
+        await _answer_error(context, exc)
+
+
+async def _answer_error(
+    context: grpc.aio.ServicerContext, exc: grpc.aio.AioRpcError | _StreamLimited | _TooLarge | InvalidArgument
+) -> None:
+    if isinstance(exc, grpc.aio.AioRpcError):
         await _relay_error(context, exc)
-    except _StreamLimited:
+    elif isinstance(exc, _StreamLimited):
         identity = current_identity.get()
         who = identity.name if identity is not None else "caller"
         await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"rate limit exceeded for {who} within the stream")
-    except _TooLarge as exc:
+    elif isinstance(exc, _TooLarge):
         await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
-    except InvalidArgument as exc:  # the request breaks the contract's rules (gateway/validation.py)
+    else:  # InvalidArgument: the request breaks the contract's rules (gateway/validation.py)
         await abort(context, exc)
 
 
@@ -277,7 +315,7 @@ def _method_handler(
             await _ensure_ready(stream_channel, context, path)
             upstream = open_stream(call_su, context)
             try:
-                async with _relaying(context):
+                async with _relaying(context, requests, upstream):
                     await forwarder.forward(requests, upstream, check)
                     response = await upstream
                     await _relay_trailing(context, upstream)
