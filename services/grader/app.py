@@ -1,13 +1,19 @@
-"""The grader's composition root: builds the adapters from settings, serves gRPC and runs the consumer loop.
+"""The grader's composition root: builds the adapters from settings, serves gRPC and runs the loops.
 
-Start: topics and the events index are ensured, the database migrated, the active policy settled (the configured
-file when its version is new, else the one activated last), then the consumer loop recovers the engine from its
-last checkpoint and reads on; health reports SERVING once Kafka, Elasticsearch and the database answer and the
-engine has recovered.
+Roles (``QF_GRADER_ROLE``): ``grade`` runs the posts consumer, the engine and the gRPC API, and publishes
+everything it decides to Kafka (alerts, event snapshots, post -> event assignments) with its checkpoints in SQL: it
+needs no Elasticsearch. ``index`` runs the index role (``indexer.py``): the events index and the posts' event ids
+written from those topics. ``all`` (default) runs both in one process as separate tasks; ``qingfeng up`` runs them
+as two processes, the index role at the indexers' CPU priority.
+
+Start: topics (and, for the index role, the events index) are ensured, the database migrated, the active policy
+settled (the configured file when its version is new, else the one activated last), then the consumer loop
+recovers the engine from its last checkpoint and reads on; health reports SERVING once the role's stores answer
+(grade: Kafka and the database; index: Kafka and Elasticsearch) and the engine has recovered.
 
 Shutdown (STYLE §4.2, driven by ``run_until_stopped``): health NOT_SERVING, the gRPC server stops taking calls
-and lets running ones finish, the consumer loop finishes its batch (effects acknowledged), takes the final
-checkpoint and commits, then the posts reader, the database, Elasticsearch and last the producer (flushing) are
+and lets running ones finish, the loops finish their batch (effects acknowledged; the grade role takes the final
+checkpoint) and commit, then the posts reader, the database, Elasticsearch and last the producer (flushing) are
 closed.
 """
 
@@ -15,16 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Final
 
 import grpc
-from elasticsearch import AsyncElasticsearch
 from google.protobuf.descriptor import ServiceDescriptor
 from qingfeng.elastic import IndexNames, create_client, ensure_index
 from qingfeng.kafka import DeadLetterSender, Producer, TopicSpec, ensure_topics
-from qingfeng.kafka.topics import ALERTS, DEADLETTER, EVENTS, POSTS, TOPICS
+from qingfeng.kafka.topics import ALERTS, DEADLETTER, EVENTS, POST_EVENTS, POSTS, TOPICS
+from qingfeng.metrics import serve_metrics
 from qingfeng.readiness import elasticsearch_ready, kafka_ready, sql_ready
 from qingfeng.rpc import ReadinessCheck, build_server, credential_interceptor, run_until_stopped
 from qingfeng.storage import create_engine, run_migrations
@@ -37,11 +44,23 @@ from services.grader.adapters.sql import SqlStateStore
 from services.grader.consumer import PostConsumer
 from services.grader.core import ClusteringConfig, GraderConfig
 from services.grader.history import SqlGradeHistory
+from services.grader.indexer import GraderIndexer
 from services.grader.server import GraderServicer
 from services.grader.settings import GraderSettings
 from services.grader.state import EngineOwner
 
-__all__ = ["MIGRATIONS", "VERSION_TABLE", "GraderApp", "build", "engine_config", "run", "topic_specs_for"]
+__all__ = [
+    "MIGRATIONS",
+    "POST_EVENTS_PARTITIONS",
+    "VERSION_TABLE",
+    "GraderApp",
+    "IndexRole",
+    "build",
+    "build_index_role",
+    "engine_config",
+    "run",
+    "topic_specs_for",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -49,12 +68,17 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_grader"
 
 Cleanup = Callable[[], Awaitable[None]]
+Loop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+# The assignments topic has one partition: the index role reads the records in the order the grader wrote them, so a
+# later assignment of a post (its event merged into another) always lands after the earlier one.
+POST_EVENTS_PARTITIONS: Final = 1
 
 
 def topic_specs_for(settings: GraderSettings) -> list[TopicSpec]:
     """The grader's topics under their configured names, with the standard topics' configuration."""
     kafka, topics = settings.kafka, settings.topics
-    return [
+    specs = [
         TopicSpec(name, partitions=kafka.partitions, replication=kafka.replication_factor, config=dict(TOPICS[std]))
         for name, std in (
             (topics.posts, POSTS),
@@ -63,6 +87,15 @@ def topic_specs_for(settings: GraderSettings) -> list[TopicSpec]:
             (topics.deadletter, DEADLETTER),
         )
     ]
+    specs.append(
+        TopicSpec(
+            topics.post_events,
+            partitions=POST_EVENTS_PARTITIONS,
+            replication=kafka.replication_factor,
+            config=dict(TOPICS[POST_EVENTS]),
+        )
+    )
+    return specs
 
 
 def engine_config(settings: GraderSettings) -> GraderConfig:
@@ -71,17 +104,34 @@ def engine_config(settings: GraderSettings) -> GraderConfig:
 
 
 @dataclass
+class IndexRole:
+    """The index role's loop and what it needs to be ready."""
+
+    indexer: GraderIndexer
+    readiness: list[ReadinessCheck]
+
+
+@dataclass
 class GraderApp:
-    """Everything ``run`` wires, exposed so tests can drive the loop, crash it, and serve the API themselves."""
+    """Everything ``run`` wires, exposed so tests can drive the loops, crash them, and serve the API themselves.
+
+    ``indexer`` is the index role running beside the grade role (role ``all``), None for role ``grade``."""
 
     settings: GraderSettings
     owner: EngineOwner
     consumer: PostConsumer
     servicer: GraderServicer
-    es: AsyncElasticsearch
-    index: ElasticEventIndex
+    indexer: GraderIndexer | None = None
     readiness: list[ReadinessCheck] = field(default_factory=list)
     cleanups: list[Cleanup] = field(default_factory=list)
+
+    @property
+    def loops(self) -> list[Loop]:
+        """The background loops: the posts consumer, and the index role's when it runs here."""
+        loops: list[Loop] = [self.consumer.run]
+        if self.indexer is not None:
+            loops.append(self.indexer.run)
+        return loops
 
     def services(self) -> list[tuple[ServiceDescriptor, Callable[[grpc.aio.Server], None]]]:
         servicer = self.servicer
@@ -103,7 +153,10 @@ class GraderApp:
 
 
 async def build(settings: GraderSettings) -> GraderApp:
-    """Build and connect every adapter; on failure, close what was opened and re-raise."""
+    """Build and connect every adapter of the grade role (and of the index role for role ``all``); on failure, close
+    what was opened and re-raise."""
+    if settings.role == "index":
+        raise ValueError("role index has no engine: use build_index_role")
     cleanups: list[Cleanup] = []
     try:
         return await _build(settings, cleanups)
@@ -119,9 +172,6 @@ async def _build(settings: GraderSettings, cleanups: list[Cleanup]) -> GraderApp
     producer = Producer(settings.kafka)
     await producer.start()
     cleanups.append(producer.stop)
-    es = create_client(settings.elasticsearch)
-    cleanups.append(es.close)
-    names = await ensure_index(es, settings.elasticsearch.index_prefix, "events")
     await run_migrations(settings.database.url.get_secret_value(), MIGRATIONS, VERSION_TABLE)
     engine = create_engine(settings.database, application_name="qingfeng-grader")
     cleanups.append(engine.dispose)
@@ -130,19 +180,19 @@ async def _build(settings: GraderSettings, cleanups: list[Cleanup]) -> GraderApp
                              max_records=settings.consumer.batch_size)  # fmt: skip
     await reader.start()
     cleanups.append(reader.stop)
-    index = ElasticEventIndex(es, names.write_alias)
+    sink = KafkaOutputSink(
+        producer,
+        alerts_topic=topics.alerts,
+        events_topic=topics.events,
+        post_events_topic=topics.post_events if settings.post_event_ids else None,
+    )
     owner = EngineOwner(
         store,
-        KafkaOutputSink(producer, alerts_topic=topics.alerts, events_topic=topics.events),
-        index,
+        sink,
         KafkaAlertLog(settings.kafka, topics.alerts),
         config=engine_config(settings),
         cadence=settings.checkpoint,
-        # The posts family is the collector's; the grader only adds event_id to its documents.
-        post_events=ElasticPostEvents(es, IndexNames(settings.elasticsearch.index_prefix, "posts")).assign
-        if settings.post_event_ids
-        else None,
-        post_events_pending=settings.post_event_ids_pending,
+        post_event_ids=settings.post_event_ids,  # published for the index role (search by event)
         order_log=store,  # a recovery replays in the order the lost run fed the engine (issue 13)
         history=SqlGradeHistory(engine),  # each event's level changes with their reasons (issue 10)
         snapshot_interval_s=settings.snapshot_interval_s,  # unchanged events' snapshots paced (pacing.py)
@@ -150,7 +200,8 @@ async def _build(settings: GraderSettings, cleanups: list[Cleanup]) -> GraderApp
     policy_file = settings.policy_file
     await owner.activate_configured(policy_file.read_text(encoding="utf-8"), str(policy_file))
     dead_letters = DeadLetterSender(producer, source="grader", topic=topics.deadletter)
-    stores = [kafka_ready(settings.kafka), elasticsearch_ready(es), sql_ready(engine)]
+    # Kafka and SQL only: Elasticsearch is the index role's, so its outages never stall grading or alerts.
+    stores = [kafka_ready(settings.kafka), sql_ready(engine)]
 
     async def stores_answer() -> None:
         # After a failure the loop recovers only once every store answers (see consumer.py, "Failures").
@@ -168,28 +219,76 @@ async def _build(settings: GraderSettings, cleanups: list[Cleanup]) -> GraderApp
             raise RuntimeError("the engine is recovering from its checkpoint")
 
     readiness = [*stores, ReadinessCheck("engine", recovered)]
+    indexer = None
+    if settings.role == "all":
+        role = await _index_role(settings, producer, cleanups)
+        indexer = role.indexer
+        readiness += role.readiness
     return GraderApp(
         settings=settings,
         owner=owner,
         consumer=consumer,
         servicer=GraderServicer(owner, store),
-        es=es,
-        index=index,
+        indexer=indexer,
         readiness=readiness,
         cleanups=cleanups,
     )
 
 
+async def build_index_role(settings: GraderSettings) -> tuple[IndexRole, list[Cleanup]]:
+    """The index role alone (role ``index``): its producer (dead letters), Elasticsearch client and loop, with the
+    cleanups to run on stop; on failure, closes what was opened and re-raises."""
+    cleanups: list[Cleanup] = []
+    try:
+        await ensure_topics(settings.kafka, topic_specs_for(settings))  # it may start before the grade role
+        producer = Producer(settings.kafka)
+        await producer.start()
+        cleanups.append(producer.stop)
+        role = await _index_role(settings, producer, cleanups)
+        return IndexRole(role.indexer, [kafka_ready(settings.kafka), *role.readiness]), cleanups
+    except BaseException:
+        for cleanup in reversed(cleanups):
+            await cleanup()
+        raise
+
+
+async def _index_role(settings: GraderSettings, producer: Producer, cleanups: list[Cleanup]) -> IndexRole:
+    es = create_client(settings.elasticsearch)
+    cleanups.append(es.close)
+    prefix = settings.elasticsearch.index_prefix
+    names = await ensure_index(es, prefix, "events")
+    indexer = GraderIndexer(
+        ElasticEventIndex(es, names.write_alias),
+        # The posts family is the collector's; the grader only adds event_id to its documents.
+        ElasticPostEvents(es, IndexNames(prefix, "posts")) if settings.post_event_ids else None,
+        producer,
+        kafka=settings.kafka,
+        topics=settings.topics,
+        group_id=settings.index_group_id,
+        settings=settings.index,
+    )
+    return IndexRole(indexer, [elasticsearch_ready(es)])
+
+
 async def run(settings: GraderSettings) -> None:
-    """Run the grader until SIGTERM."""
+    """Run the grader in its configured role until SIGTERM."""
     authenticate = credential_interceptor(settings.identity, env_prefix="QF_GRADER_")  # no trust, no start
-    app = await build(settings)
-    server = build_server(settings.grpc, services=app.services(), interceptors=[authenticate])
-    _log.info("grader starting", extra={"settings": settings.describe()})
+    if settings.role == "index":
+        role, cleanups = await build_index_role(settings)
+        services: list[tuple[ServiceDescriptor, Callable[[grpc.aio.Server], None]]] = []  # health only
+        loops: list[Loop] = [role.indexer.run]
+        readiness = role.readiness
+    else:
+        app = await build(settings)
+        services, readiness, loops, cleanups = app.services(), app.readiness, app.loops, app.cleanups
+    server = build_server(settings.grpc, services=services, interceptors=[authenticate])
+    # The index role's consumer lag (qingfeng_kafka_consumer_lag), scraped from loopback when configured.
+    serve_metrics(settings.metrics_port, host=settings.metrics_host)
+    _log.info("grader starting", extra={"role": settings.role, "settings": settings.describe()})
     await run_until_stopped(
         server,
-        readiness=app.readiness,
-        background=[app.consumer.run],
-        cleanups=app.cleanups,
+        readiness=readiness,
+        background=loops,
+        cleanups=cleanups,
         grace_s=settings.grpc.shutdown_grace_s,
     )

@@ -1,7 +1,8 @@
 """The seams between the grader's wiring and the outside systems, and the records that cross them.
 
-Adapters: ``adapters/kafka.py`` (PostReader, OutputSink, AlertLog), ``adapters/elastic.py`` (EventIndex),
-``adapters/sql.py`` (StateStore). The unit tests hold an in-memory fake of each.
+Adapters: ``adapters/kafka.py`` (PostReader, OutputSink, AlertLog), ``adapters/sql.py`` (StateStore); for the
+index role ``adapters/elastic.py`` (EventIndex) and ``adapters/post_events.py`` (PostEventIndex). The unit tests hold
+an in-memory fake of each.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "OutputSink",
     "Outputs",
     "PolicyRecord",
+    "PostEventIndex",
     "PostReader",
     "StateStore",
 ]
@@ -31,22 +33,27 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Outputs:
-    """What one step of the engine emitted, as wire messages: alerts first in time order, then event snapshots."""
+    """What one step of the engine emitted, as wire messages: alerts first in time order, then event snapshots, and
+    the live event of every post the step applied."""
 
     alerts: tuple[event_pb2.Alert, ...] = ()
     events: tuple[event_pb2.Event, ...] = ()
     # Event id -> trace context of the post that last moved that event in this step. Alerts and snapshots are
     # produced as children of it, so one trace runs from the post's first request to the alert it caused.
     causes: Mapping[str, Context] = field(default_factory=dict)
+    # Post id -> its live event (merges followed), in the order the posts were applied: published on the
+    # post-events topic, from which the index role writes them onto the posts documents (search by event).
+    assignments: Mapping[str, str] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.alerts or self.events)
+        return bool(self.alerts or self.events or self.assignments)
 
     def without(self, alert_ids: set[str]) -> Outputs:
         """The same outputs minus the alerts already on the alerts topic (a replay must not repeat them)."""
         if not alert_ids:
             return self
-        return Outputs(tuple(a for a in self.alerts if a.id not in alert_ids), self.events, self.causes)
+        alerts = tuple(a for a in self.alerts if a.id not in alert_ids)
+        return Outputs(alerts, self.events, self.causes, self.assignments)
 
 
 @dataclass(frozen=True)
@@ -114,7 +121,7 @@ class StateStore(Protocol):
 
 
 class OutputSink(Protocol):
-    """The alerts and events topics: returns once every record is acknowledged."""
+    """The alerts, events and post-events topics: returns once every record is acknowledged."""
 
     async def publish(self, outputs: Outputs) -> Mapping[int, int]:
         """Produce the outputs; return, per alerts partition written, the offset after the last alert."""
@@ -122,10 +129,18 @@ class OutputSink(Protocol):
 
 
 class EventIndex(Protocol):
-    """The events index of the console."""
+    """The events index of the console (written by the index role)."""
 
     async def index(self, events: Sequence[event_pb2.Event]) -> None:
         """Upsert one document per event; raises ``Unavailable`` when Elasticsearch did not take them."""
+        ...
+
+
+class PostEventIndex(Protocol):
+    """The posts documents' ``event_id`` field (written by the index role)."""
+
+    async def assign(self, assignments: Mapping[str, str]) -> None:
+        """Write each post's event id; raises ``Unavailable`` when Elasticsearch did not take them."""
         ...
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 from qingfeng.gc_tuning import GcSettings
 from qingfeng.kafka import ALERTS, DEADLETTER, EVENTS, POSTS
+from qingfeng.kafka.topics import POST_EVENTS
 from qingfeng.settings import (
     DatabaseSettings,
     GrpcSettings,
@@ -22,7 +23,11 @@ from qingfeng.settings import (
 
 from services.grader.adapters.policy_yaml import DEFAULT_POLICY
 
-__all__ = ["CheckpointSettings", "ConsumerSettings", "GraderSettings", "GraderTopics"]
+__all__ = ["CheckpointSettings", "ConsumerSettings", "GraderSettings", "GraderTopics", "IndexRoleSettings", "Role"]
+
+# grade: the consumer of the posts, the engine and the gRPC API (Kafka and SQL only); index: writes what the grade
+# role published into Elasticsearch (the events index, the posts' event ids); all: both in one process.
+Role = Literal["all", "grade", "index"]
 
 
 class _Group(BaseModel):
@@ -36,6 +41,21 @@ class GraderTopics(_Group):
     events: str = EVENTS
     alerts: str = ALERTS
     deadletter: str = DEADLETTER
+    # Post -> event assignments (one partition). Unset: named after ``events`` ("<x>events<y>" -> "<x>post-events<y>"),
+    # so a test or side-by-side deployment that renames its events topic gets its own assignments topic too.
+    post_events: str = ""
+
+    @model_validator(mode="after")
+    def _derive_post_events(self) -> GraderTopics:
+        if not self.post_events:
+            derived = POST_EVENTS if self.events == EVENTS else _post_events_after(self.events)
+            object.__setattr__(self, "post_events", derived)  # frozen: set once, while validating
+        return self
+
+
+def _post_events_after(events: str) -> str:
+    head, found, tail = events.rpartition("events")
+    return f"{head}post-events{tail}" if found else f"{events}.post-events"
 
 
 class ConsumerSettings(_Group):
@@ -78,12 +98,27 @@ class CheckpointSettings(_Group):
     max_cpu_share: float = Field(default=0.05, gt=0, le=1)
 
 
+class IndexRoleSettings(_Group):
+    """The index role: a consumer group over the events and post-events topics that writes Elasticsearch."""
+
+    # Unset: "<consumer.group_id>-index" ("grader-index" by default), so a test's grader group names this one too.
+    group_id: str = ""
+    # Records per batch (offsets committed after Elasticsearch acknowledged every write of it).
+    batch_size: int = Field(default=2_000, ge=1, le=20_000)
+    # Waits before restarting the consumer after Elasticsearch or Kafka failed (doubles up to the maximum).
+    retry_backoff_s: float = Field(default=1.0, gt=0)
+    retry_backoff_max_s: float = Field(default=30.0, gt=0)
+
+
 class GraderSettings(ServiceSettings):
     """The grader process: its stores, topics, policy, consumer and checkpoint cadence."""
 
     model_config: ClassVar[SettingsConfigDict] = service_settings_config("QF_GRADER_")
 
     grpc: GrpcSettings = GrpcSettings(port=50062)
+    # Which half runs in this process (see Role); ``qingfeng up`` runs grade and index as two processes.
+    role: Role = "all"
+    index: IndexRoleSettings = IndexRoleSettings()
     # The garbage collector's thresholds and start-up freeze (qingfeng.gc_tuning: a hot path's CPU per post).
     gc: GcSettings = GcSettings()
     # Engine checkpoints, policy versions and the audit log. SQLite by default; postgresql+asyncpg://… is supported.
@@ -110,9 +145,13 @@ class GraderSettings(ServiceSettings):
     # held snapshot goes out before a checkpoint). 0: every batch publishes every changed event (services/grader/
     # pacing.py: on a live tail that was a third of the grader's CPU).
     snapshot_interval_s: float = Field(default=2.0, ge=0)
-    # Write each graded post's event id onto its posts document, so search can filter and count posts by event
-    # (the console's "posts of this event"). Each write re-indexes the post in Elasticsearch; a deployment whose
-    # search cluster cannot take a second write per post may turn it off (search then cannot filter by event).
+    # Publish each graded post's event id (the post-events topic), which the index role writes onto its posts
+    # document, so search can filter and count posts by event (the console's "posts of this event"). Each write
+    # re-indexes the post in Elasticsearch; a deployment whose search cluster cannot take a second write per post
+    # may turn it off (nothing is published then, and search cannot filter by event).
     post_event_ids: bool = True
-    # Batches of post event ids queued behind the alert path before a batch waits for them (assign_behind.py).
-    post_event_ids_pending: int = Field(default=4, ge=1, le=1000)
+
+    @property
+    def index_group_id(self) -> str:
+        """The index role's consumer group (``index.group_id``, else derived from the grader's group)."""
+        return self.index.group_id or f"{self.consumer.group_id}-index"

@@ -6,14 +6,17 @@ Exactly-once alerts across restarts (at-least-once in, exactly-once effect):
   the next offset of every posts partition that state reflects, and a lower bound of the alerts topic's end. It is
   taken every N batches or T seconds (whichever first), after every command (override, policy change) and on
   shutdown, always when every output of the batches before it is acknowledged.
-- A **recovery** (start, or after Kafka/Elasticsearch/the database failed) restores the last checkpoint, reads the
+- A **recovery** (start, or after Kafka or the database failed) restores the last checkpoint, reads the
   alerts topic from the stored bound to its end (``AlertLog``) to learn which alert ids ("<event_id>:<sequence>")
   are already out, and re-reads the posts from the stored offsets, first in the order logged since the checkpoint
   (``OrderLog``: each batch's order is stored before its effects; on a live tail it depends on arrival), then in
   event time. The engine is deterministic, so the replay regenerates the alerts it emitted before the crash with
   the same ids: those are suppressed, the rest published.
-  Event snapshots and index documents are idempotent (keyed by event id) and simply written again, as is each
-  event's level history (``history.py``, keyed by alert id), which every effect writes with its alerts.
+  Event snapshots and post -> event assignments are idempotent (keyed by event id; a later assignment wins) and simply
+  published again, as is each event's level history (``history.py``, keyed by alert id), which every effect writes
+  with its alerts.
+- The owner's durable outputs are Kafka records (and its SQL): Elasticsearch is written by the index role
+  (``indexer.py``) from the events and post-events topics, so a slow or absent search cluster never holds an alert.
 - A **command** (override, policy) mutates the engine and stores its checkpoint with the outputs still to publish
   (``Checkpoint.pending``) and its audit record before publishing, so a crash in between re-publishes them.
 
@@ -45,7 +48,6 @@ from qingfeng.v1 import event_pb2
 
 from services.grader.adapters.policy_yaml import load_policy
 from services.grader.admission import feed
-from services.grader.assign_behind import AssignBehind
 from services.grader.convert import RegionNames, alert_proto, event_proto
 from services.grader.core import Alert, EventSnapshot, Grader, GraderConfig, Output, Policy, PostView
 from services.grader.errors import Unavailable
@@ -55,7 +57,6 @@ from services.grader.ports import (
     AlertLog,
     AuditEntry,
     Checkpoint,
-    EventIndex,
     Outputs,
     OutputSink,
     PolicyRecord,
@@ -144,7 +145,6 @@ class EngineOwner:
         self,
         store: StateStore,
         sink: OutputSink,
-        index: EventIndex,
         alert_log: AlertLog,
         *,
         config: GraderConfig,
@@ -152,11 +152,10 @@ class EngineOwner:
         clock: Callable[[], datetime] = _now,
         monotonic: Callable[[], float] = time.monotonic,
         cpu_clock: Callable[[], float] = time.thread_time,
-        post_events: Callable[[Mapping[str, str]], Awaitable[None]] | None = None,
+        post_event_ids: bool = True,
         order_log: OrderLog | None = None,
         history: GradeHistory | None = None,
         snapshot_interval_s: float = 0.0,
-        post_events_pending: int = 4,
     ) -> None:
         self._store = store
         # Each event's level changes with their reasons (history.py), recorded with the alerts that announce them.
@@ -166,11 +165,10 @@ class EngineOwner:
         self._order_log = order_log
         # The order logged since the checkpoint, read at recovery; the consumer follows it before merging again.
         self.script: list[tuple[int, int, int]] = []
-        # Writes post id -> event id onto the posts index (adapters/post_events.py), so "posts of this event" works;
-        # behind the alert path (assign_behind.py), drained before every checkpoint.
-        self._assigner = AssignBehind(post_events, max_pending=post_events_pending) if post_events else None
+        # Publishes each applied post's live event with the batch's outputs (the index role writes it onto the
+        # posts document, so "posts of this event" works).
+        self._post_event_ids = post_event_ids
         self._sink = sink
-        self._index = index
         self._alert_log = alert_log
         self._config = config
         self._cadence = cadence
@@ -230,8 +228,6 @@ class EngineOwner:
 
     async def _recover(self) -> None:
         assert self.active is not None, "activate_configured() first"
-        if self._assigner is not None:
-            await self._assigner.discard()  # the batches they belong to are replayed from the checkpoint
         checkpoint = await self._store.load()
         policy = self.active.policy
         if checkpoint is None:
@@ -304,7 +300,11 @@ class EngineOwner:
             events = self._events_of(posts)
             if contexts and outputs:
                 outputs = replace(outputs, causes=self._causes(events, contexts))
-            published = await self._effects(outputs, events)
+            if self._post_event_ids:
+                assigned = {post_id: event_id for post_id, event_id in events.items() if event_id}
+                if assigned:
+                    outputs = replace(outputs, assignments=assigned)
+            published = await self._effect(outputs)
             self.positions.update(positions)
             self._batches_since += 1
             if self._checkpoint_due():
@@ -338,8 +338,6 @@ class EngineOwner:
         async with self.lock:
             if not self.stale and self.active is not None:
                 await self._checkpoint()
-            elif self._assigner is not None:
-                await self._assigner.discard()  # the next start replays those batches from the checkpoint
 
     def _feed(self, posts: Sequence[PostView]) -> tuple[list[Output], list[PostView]]:
         """Feed the batch through ``admission.feed`` (each post once, none past the horizon opening an event);
@@ -422,13 +420,6 @@ class EngineOwner:
                 causes[event_id] = ctx
         return causes
 
-    async def _effects(self, outputs: Outputs, events: Mapping[str, str]) -> int:
-        """The batch's outputs, durable before this returns, and its posts' event ids (``events``), queued to be
-        written behind (the next batch does not wait for them; a checkpoint does)."""
-        if self._assigner is not None and events:
-            await self._durable(self._assigner.submit(events), "post event ids not written")
-        return await self._effect(outputs)
-
     async def _durable(self, step: Awaitable[T], what: str) -> T:
         """Await a step the next checkpoint relies on. If it fails, the engine is ahead of what is durable: the
         owner turns stale (rebuilt from the checkpoint, the batches since are replayed) and raises ``Unavailable``."""
@@ -453,7 +444,8 @@ class EngineOwner:
         return Outputs(tuple(alerts), tuple(events))
 
     async def _effect(self, outputs: Outputs) -> int:
-        """Publish (minus the alerts already on the topic) and index; returns the alerts published."""
+        """Publish (minus the alerts already on the topic) and record the level history; returns the alerts
+        published. Kafka and SQL only: Elasticsearch is the index role's (``indexer.py``)."""
         if not outputs:
             return 0
         fresh = outputs.without(self._emitted)
@@ -461,7 +453,7 @@ class EngineOwner:
             self.suppressed += len(outputs.alerts) - len(fresh.alerts)
             self._emitted.difference_update(a.id for a in outputs.alerts)  # each id is replayed once
         written, *_ = await self._durable(
-            asyncio.gather(self._sink.publish(fresh), self._index.index(fresh.events), self._record(outputs.alerts)),
+            asyncio.gather(self._sink.publish(fresh), self._record(outputs.alerts)),
             "outputs not acknowledged",
         )
         for partition, offset in written.items():
@@ -489,8 +481,6 @@ class EngineOwner:
         held = self._pacer.take_all()
         if held:  # a checkpoint must not cover a post whose event snapshot is still held back
             await self._effect(self._render(list(held)))
-        if self._assigner is not None:  # nor a post whose event id is not written yet
-            await self._durable(self._assigner.drain(), "post event ids not written")
         started = self._cpu_clock()
         state = encode_state(self.engine.snapshot())
         self._checkpoint_cpu = self._cpu_clock() - started

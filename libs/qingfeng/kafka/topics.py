@@ -30,6 +30,7 @@ __all__ = [
     "EVENTS",
     "POSTS",
     "POSTS_DEADLETTER",
+    "POST_EVENTS",
     "PUBLICATIONS",
     "PUBLICATIONS_DEADLETTER",
     "PUBLICATION_REQUESTS",
@@ -50,6 +51,9 @@ POSTS_DEADLETTER: Final = "qingfeng.posts.deadletter.v1"
 EVENTS: Final = "qingfeng.events.v1"
 # One record per warning-level change of an event, keyed by event id.
 ALERTS: Final = "qingfeng.alerts.v1"
+# Which event each graded post belongs to (``PostEventAssignments``, a batch per record) from the grader, for its
+# index role to write onto the posts documents. One partition: a later record may re-assign a post and must win.
+POST_EVENTS: Final = "qingfeng.post-events.v1"
 # Case changes from the coordinator (opened, routed, acknowledged, escalated, closed), keyed by case id.
 CASES: Final = "qingfeng.cases.v1"
 # Tasks assigned to partner agencies and their supervision (督办), keyed by task id.
@@ -73,6 +77,7 @@ TOPICS: Final[Mapping[str, Mapping[str, str]]] = {
     POSTS_DEADLETTER: {"retention.ms": str(30 * _DAY_MS)},
     EVENTS: {"cleanup.policy": "compact", "min.compaction.lag.ms": str(3600 * 1000)},
     ALERTS: {"retention.ms": str(30 * _DAY_MS)},
+    POST_EVENTS: {"retention.ms": str(7 * _DAY_MS)},
     CASES: {"retention.ms": str(30 * _DAY_MS)},
     TASKS: {"retention.ms": str(30 * _DAY_MS)},
     PUBLICATION_REQUESTS: {"retention.ms": str(30 * _DAY_MS)},

@@ -1,10 +1,11 @@
 """The events index (``EventIndex``) over the shared bulk writer: one document per event, ``_id`` = event id.
 
 Documents are upserted through the events write alias (the family does not roll over, so an event has one
-document). Re-indexing the same snapshot is idempotent, which is what a replay after a crash does. A document the
-cluster refuses for good (400: a mapping conflict) is logged and skipped, since re-grading cannot fix it and the
-snapshot still went to Kafka; anything else (unreachable, 429/5xx after the writer's retries) raises
-``Unavailable`` and the consumer recovers from its checkpoint.
+document). Written by the grader's index role (``indexer.py``) from the events topic. Re-indexing the same snapshot
+is idempotent, which is what a redelivery after a crash does. A document the cluster refuses for good (400: a
+mapping conflict) is logged and skipped, since re-grading cannot fix it and the snapshot is still on Kafka; anything
+else (unreachable, 429/5xx after the writer's retries) raises ``Unavailable``: the index role commits nothing, backs
+off and writes the batch again.
 """
 
 from __future__ import annotations

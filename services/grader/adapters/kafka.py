@@ -5,8 +5,11 @@
   resumes from the offsets stored with its checkpoint, not from the group's. It still commits to its group after
   each batch so lag shows in the usual tools.
 - ``KafkaOutputSink`` (``OutputSink``) produces alerts (key event id, event type ``alert.level_changed``, event id
-  "<event_id>:<sequence>") and event snapshots (compacted topic, key event id, event type ``event.graded``, event
-  id "<event_id>:v<version>") through the shared idempotent producer, in one round of acknowledgements.
+  "<event_id>:<sequence>"), event snapshots (compacted topic, key event id, event type ``event.graded``, event
+  id "<event_id>:v<version>") and the batch's post -> event assignments (``PostEventAssignments`` of at most
+  ``ASSIGNMENTS_PER_RECORD`` pairs, key ``grader``, event type ``post.event_assigned``, event id "pe:<sha256 of the
+  pairs>", so a replay publishes the same ids) through the shared idempotent producer, in one round of
+  acknowledgements.
 - ``KafkaAlertLog`` (``AlertLog``) reads the alerts topic from given offsets to its current end and returns the
   alert ids found there: what a recovery must not publish again.
 """
@@ -14,6 +17,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -28,14 +32,17 @@ from qingfeng.kafka.records import record_of
 from qingfeng.kafka.security import client_kwargs
 from qingfeng.settings import KafkaSettings
 from qingfeng.trace_keep import keep
-from qingfeng.v1 import event_pb2
+from qingfeng.v1 import event_pb2, post_event_pb2
 
 from services.grader.errors import Unavailable
 from services.grader.ports import Outputs
 
 __all__ = [
     "ALERT_EVENT_TYPE",
+    "ASSIGNMENTS_PER_RECORD",
     "EVENT_EVENT_TYPE",
+    "POST_EVENTS_EVENT_TYPE",
+    "POST_EVENTS_KEY",
     "KafkaAlertLog",
     "KafkaOutputSink",
     "KafkaPostReader",
@@ -46,6 +53,11 @@ _log = logging.getLogger(__name__)
 
 ALERT_EVENT_TYPE: Final = "alert.level_changed"
 EVENT_EVENT_TYPE: Final = "event.graded"
+POST_EVENTS_EVENT_TYPE: Final = "post.event_assigned"
+# One key for every assignments record: should the topic have more than one partition, they still share one, in order.
+POST_EVENTS_KEY: Final = "grader"
+# Pairs per record: ~2,000 x ~70 bytes stays far below the producer's request size whatever the batch size.
+ASSIGNMENTS_PER_RECORD: Final = 2000
 
 
 async def topic_partitions(settings: KafkaSettings, topic: str, *, timeout_s: float = 30.0) -> list[int]:
@@ -167,12 +179,15 @@ class KafkaPostReader:
 
 
 class KafkaOutputSink:
-    """``OutputSink``: alerts and event snapshots through the shared producer."""
+    """``OutputSink``: alerts, event snapshots and post -> event assignments through the shared producer."""
 
-    def __init__(self, producer: Producer, *, alerts_topic: str, events_topic: str) -> None:
+    def __init__(
+        self, producer: Producer, *, alerts_topic: str, events_topic: str, post_events_topic: str | None = None
+    ) -> None:
         self._producer = producer
         self._alerts = alerts_topic
         self._events = events_topic
+        self._post_events = post_events_topic
 
     async def publish(self, outputs: Outputs) -> dict[int, int]:
         causes = outputs.causes
@@ -184,6 +199,13 @@ class KafkaOutputSink:
             OutgoingRecord(self._events, e.id, e, EVENT_EVENT_TYPE, f"{e.id}:v{e.version}", parent=causes.get(e.id))
             for e in outputs.events
         ]
+        if self._post_events is not None and outputs.assignments:
+            records += [
+                OutgoingRecord(
+                    self._post_events, POST_EVENTS_KEY, message, POST_EVENTS_EVENT_TYPE, assignments_id(message)
+                )
+                for message in assignment_records(outputs.assignments)
+            ]
         if not records:
             return {}
         deliveries = await self._producer.send_many(records)
@@ -192,6 +214,21 @@ class KafkaOutputSink:
             if d.topic == self._alerts and d.offset + 1 > written.get(d.partition, -1):
                 written[d.partition] = d.offset + 1
         return written
+
+
+def assignment_records(assignments: Mapping[str, str]) -> list[post_event_pb2.PostEventAssignments]:
+    """The assignments as records of at most ``ASSIGNMENTS_PER_RECORD`` pairs, in their order."""
+    pairs = [post_event_pb2.PostEventAssignment(post_id=p, event_id=e) for p, e in assignments.items()]
+    return [
+        post_event_pb2.PostEventAssignments(assignments=pairs[start : start + ASSIGNMENTS_PER_RECORD])
+        for start in range(0, len(pairs), ASSIGNMENTS_PER_RECORD)
+    ]
+
+
+def assignments_id(message: post_event_pb2.PostEventAssignments) -> str:
+    """A record's event id from its content: the same batch replayed after a crash carries the same id."""
+    digest = hashlib.sha256(message.SerializeToString(deterministic=True)).hexdigest()
+    return f"pe:{digest[:32]}"
 
 
 class KafkaAlertLog:

@@ -1,7 +1,8 @@
-"""Posts carry their event: the grader writes ``event_id`` onto each graded post's document in the posts index.
+"""Posts carry their event: the grader's index role writes ``event_id`` onto each graded post's document.
 
-The collector's indexer owns the posts documents; the grader only adds one field. Both consume the same posts
-topic, so either may come first:
+The grade role publishes each batch's post -> event assignments on the post-events topic; the index role
+(``indexer.py``) hands them here. The collector's indexer owns the posts documents; the grader only adds one field.
+The two consume different topics, so either may come first:
 
 - the post is indexed already: a partial ``update`` of its document in the index that holds it (looked up through
   the read alias first, since after a rollover it may be an older index than the write index);
@@ -9,9 +10,9 @@ topic, so either may come first:
   ``doc_as_upsert`` update then completes (it merges, so the event id stays; see ``services/collector/indexer.py``).
 
 A post that joins another event later (a merge, a re-assignment) is written again with the new id, and the write is
-idempotent, so a replay after a crash repeats it harmlessly. A vanished document is skipped, one the cluster refuses
-for good (400) is logged and skipped, as the events index does; other failures raise ``Unavailable``: the consumer
-recovers from its checkpoint and writes them again.
+idempotent, so a redelivery after a crash repeats it harmlessly. A vanished document is skipped, one the cluster
+refuses for good (400) is logged and skipped, as the events index does; other failures raise ``Unavailable``: the
+index role commits nothing, backs off and writes them again.
 """
 
 from __future__ import annotations

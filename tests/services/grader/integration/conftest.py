@@ -3,7 +3,10 @@
 ``make_settings(**overrides)`` builds ``GraderSettings`` exactly as a deployment would set them, with unique topic
 names (three partitions each, so the event-time merge of partitions is exercised), an Elasticsearch index prefix,
 a consumer group and a SQLite file per test; everything is deleted afterwards. ``Running`` drives one grader
-"process" in-process: start it, wait for it, stop it gracefully or crash it (cancel, no final checkpoint).
+"process" in-process (role ``all`` unless the settings say otherwise: the grade loop and the index role as tasks):
+start it, wait for it, wait for its index role to catch up, stop it gracefully (the grade loop first, then the index
+role once it has written everything, so Elasticsearch holds the final state) or crash it (cancel, no final
+checkpoint).
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
 from qingfeng.elastic import IndexNames, create_client, delete_family
 from qingfeng.settings import DatabaseSettings, ElasticsearchSettings, GrpcSettings, KafkaSettings
 
+from services.grader.adapters.kafka import topic_partitions
 from services.grader.app import GraderApp, build
 from services.grader.settings import CheckpointSettings, ConsumerSettings, GraderSettings, GraderTopics
 
@@ -76,17 +81,34 @@ async def make_settings(kafka_bootstrap: str, es_url: str, tmp_path: Path) -> As
 
 @dataclass
 class Running:
-    """One grader instance with its consumer loop running as a task."""
+    """One grader instance with its consumer loop (``task``) and its index role (role ``all``) running as tasks."""
 
     app: GraderApp
     stop: asyncio.Event
     task: asyncio.Task[None]
+    indexer_task: asyncio.Task[None] | None = None
+    index_stop: asyncio.Event | None = None
 
     @classmethod
     async def start(cls, settings: GraderSettings) -> Running:
         app = await build(settings)
-        stop = asyncio.Event()
-        return cls(app, stop, asyncio.create_task(app.consumer.run(stop)))
+        stop, index_stop = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(app.consumer.run(stop))
+        indexer = asyncio.create_task(app.indexer.run(index_stop)) if app.indexer is not None else None
+        return cls(app, stop, task, indexer, index_stop)
+
+    async def wait_indexed(self, timeout_s: float = 60.0) -> None:
+        """Until the index role has committed everything on the events and post-events topics."""
+        settings = self.app.settings
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while (behind := await index_lag(settings)) > 0:
+            if self.indexer_task is not None and self.indexer_task.done():
+                self.indexer_task.result()
+                raise AssertionError("the index role ended early")
+            if loop.time() > deadline:
+                raise AssertionError(f"the index role is {behind} records behind after {timeout_s:.0f} s")
+            await asyncio.sleep(0.2)
 
     async def wait_posts(self, count: int, timeout_s: float = 60.0) -> None:
         """Until the loop has graded ``count`` posts (since this instance started)."""
@@ -103,10 +125,35 @@ class Running:
     async def graceful(self) -> None:
         self.stop.set()
         await asyncio.wait_for(self.task, 30)
+        if self.indexer_task is not None and self.index_stop is not None:
+            await self.wait_indexed()  # the final checkpoint published the held snapshots: indexed before it stops
+            self.index_stop.set()
+            await asyncio.wait_for(self.indexer_task, 30)
         await self.app.close()
 
     async def crash(self) -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
+        for task in (self.task, self.indexer_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.app.close()
+
+
+async def index_lag(settings: GraderSettings) -> int:
+    """Records of the events and post-events topics the index role's group has not committed (all when none)."""
+    topics = [settings.topics.events, settings.topics.post_events]
+    bootstrap = settings.kafka.bootstrap_servers
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await consumer.start()
+    await admin.start()
+    try:
+        # From the broker, never a metadata cache: a topic not seen yet must not count as caught up.
+        tps = [TopicPartition(t, p) for t in topics for p in await topic_partitions(settings.kafka, t)]
+        ends = await consumer.end_offsets(tps)
+        committed = await admin.list_consumer_group_offsets(settings.index_group_id)
+        return sum(max(0, end - (committed[tp].offset if tp in committed else 0)) for tp, end in ends.items())
+    finally:
+        await admin.close()
+        await consumer.stop()

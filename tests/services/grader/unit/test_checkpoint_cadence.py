@@ -42,7 +42,6 @@ async def _owner(ports: Ports, clocks: Clocks, *, share: float = 0.05) -> Engine
     owner = EngineOwner(
         ports.store,
         ports.sink,
-        ports.index,
         FakeAlertLog(ports.sink),
         config=GraderConfig(),
         cadence=CheckpointSettings(every_batches=1, every_s=3600, max_cpu_share=share),

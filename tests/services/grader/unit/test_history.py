@@ -26,7 +26,7 @@ from services.grader.settings import CheckpointSettings
 from services.grader.state import EngineOwner
 from tests.identity import TRUST, signed_channel
 from tests.libs.storage.conftest import pg_admin_url, pg_database_url
-from tests.services.grader.unit.test_state import T0, FakeAlertLog, FakeIndex, FakeSink, feed, story
+from tests.services.grader.unit.test_state import T0, FakeAlertLog, FakeSink, feed, story
 
 __all__ = ["pg_admin_url", "pg_database_url"]  # fixtures of the throwaway PostgreSQL cluster
 
@@ -45,7 +45,7 @@ def _owner(
 ) -> EngineOwner:
     store = SqlStateStore(engine, posts_topic="posts", alerts_topic="alerts")
     return EngineOwner(
-        store, sink, FakeIndex(), FakeAlertLog(sink), config=GraderConfig(),
+        store, sink, FakeAlertLog(sink), config=GraderConfig(),
         cadence=CheckpointSettings(every_batches=every_batches, every_s=3600), history=history,
     )  # fmt: skip
 

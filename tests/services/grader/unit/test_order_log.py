@@ -54,7 +54,6 @@ async def owner_of(ports: Ports, log: OrderLog | None) -> EngineOwner:
     owner = EngineOwner(
         ports.store,
         ports.sink,
-        ports.index,
         FakeAlertLog(ports.sink),
         config=GraderConfig(),
         cadence=CheckpointSettings(every_batches=1000, every_s=3600),

@@ -1,4 +1,4 @@
-"""An outage of a store (Elasticsearch here) costs waiting, not reloading the state on every retry: after a failure
+"""An outage of a store (Kafka here) costs waiting, not reloading the state on every retry: after a failure
 the loop probes the stores and recovers from the checkpoint once they answer (consumer.py, "Failures")."""
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ async def test_an_outage_reloads_the_state_once_when_the_stores_answer_again() -
     async def stores_answer() -> None:
         nonlocal probes
         probes += 1
-        if ports.index.fail:
-            raise ConnectionError("elasticsearch: connection refused")
+        if ports.sink.fail:
+            raise ConnectionError("kafka: connection refused")
 
     consumer = PostConsumer(owner, FakeReader.of(story(60)), FakeDeadLetters(),
                             ConsumerSettings(batch_size=5, poll_timeout_ms=5, retry_backoff_s=0.001,
@@ -50,10 +50,10 @@ async def test_an_outage_reloads_the_state_once_when_the_stores_answer_again() -
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     await _until(lambda: consumer.batches >= 4, task)
-    ports.index.fail = True
+    ports.sink.fail = True
     await _until(lambda: consumer.store_waits >= 30, task)  # thirty retries during the outage ...
     assert owner.stale and store.loads == 1  # ... and not one reload
-    ports.index.fail = False
+    ports.sink.fail = False
     await _until(lambda: not owner.stale and sum(owner.positions.values()) == 60, task)
     stop.set()
     await task
@@ -73,9 +73,9 @@ async def test_without_a_probe_every_retry_reloads_as_before() -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     await _until(lambda: consumer.batches >= 4, task)
-    ports.index.fail = True
+    ports.sink.fail = True
     await _until(lambda: consumer.recoveries >= 5, task)
-    ports.index.fail = False
+    ports.sink.fail = False
     await _until(lambda: not owner.stale and sum(owner.positions.values()) == 60, task)
     stop.set()
     await task

@@ -32,7 +32,6 @@ async def _owner(ports: Ports, clock: Clock, interval_s: float, every_batches: i
     owner = EngineOwner(
         ports.store,
         ports.sink,
-        ports.index,
         FakeAlertLog(ports.sink),
         config=GraderConfig(),
         cadence=CheckpointSettings(every_batches=every_batches, every_s=3600),

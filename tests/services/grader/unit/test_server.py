@@ -28,7 +28,7 @@ from services.grader.server import GraderServicer
 from services.grader.settings import CheckpointSettings
 from services.grader.state import EngineOwner
 from tests.identity import TRUST, signed_channel
-from tests.services.grader.unit.test_state import T0, FakeAlertLog, FakeIndex, FakeSink, feed, story
+from tests.services.grader.unit.test_state import T0, FakeAlertLog, FakeSink, feed, story
 
 W = common_pb2.WarningLevel
 
@@ -66,7 +66,7 @@ async def service(tmp_path: Path) -> AsyncIterator[Service]:
     sink = FakeSink()
     store = SqlStateStore(engine, posts_topic="posts", alerts_topic="alerts")
     owner = EngineOwner(
-        store, sink, FakeIndex(), FakeAlertLog(sink), config=GraderConfig(),
+        store, sink, FakeAlertLog(sink), config=GraderConfig(),
         cadence=CheckpointSettings(every_batches=1000, every_s=3600),
     )  # fmt: skip
     await owner.activate_configured(DEFAULT_POLICY.read_text(encoding="utf-8"), str(DEFAULT_POLICY))

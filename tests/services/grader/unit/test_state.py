@@ -1,7 +1,8 @@
 """The engine's owner (checkpoints, recovery, commands) and the event-time merge, over in-memory fakes.
 
 The fakes here (``FakeStore``, ``FakeSink``, ``FakeIndex``, ``FakeAlertLog``) are the in-memory ports; the server
-tests reuse them.
+tests reuse them. ``FakeIndex`` stands for what the index role makes of the published snapshots (``Ports`` links it
+to the sink): the owner itself never writes Elasticsearch.
 """
 
 from __future__ import annotations
@@ -61,22 +62,6 @@ class FakeStore:
 
 
 @dataclass
-class FakeSink:
-    """The alerts topic as one partition (a list of alert ids) plus the events published."""
-
-    alerts: list[event_pb2.Alert] = field(default_factory=list)
-    events: list[event_pb2.Event] = field(default_factory=list)
-    fail: bool = False
-
-    async def publish(self, outputs: Outputs) -> dict[int, int]:
-        if self.fail:
-            raise ConnectionError("kafka down")
-        self.alerts.extend(outputs.alerts)
-        self.events.extend(outputs.events)
-        return {0: len(self.alerts)} if outputs.alerts else {}
-
-
-@dataclass
 class FakeIndex:
     docs: dict[str, event_pb2.Event] = field(default_factory=dict)
     fail: bool = False
@@ -85,6 +70,37 @@ class FakeIndex:
         if self.fail:
             raise Unavailable("elasticsearch down")
         self.docs.update({e.id: e for e in events})
+
+
+@dataclass
+class FakeSink:
+    """The alerts topic as one partition (a list of alert ids) plus the events and assignments published.
+
+    ``downstream``: the index role's view, fed every published snapshot (the latest per event wins)."""
+
+    alerts: list[event_pb2.Alert] = field(default_factory=list)
+    events: list[event_pb2.Event] = field(default_factory=list)
+    assignments: list[dict[str, str]] = field(default_factory=list)
+    downstream: FakeIndex | None = None
+    fail: bool = False
+
+    async def publish(self, outputs: Outputs) -> dict[int, int]:
+        if self.fail:
+            raise ConnectionError("kafka down")
+        self.alerts.extend(outputs.alerts)
+        self.events.extend(outputs.events)
+        if outputs.assignments:
+            self.assignments.append(dict(outputs.assignments))
+        if self.downstream is not None:
+            self.downstream.docs.update({e.id: e for e in outputs.events})
+        return {0: len(self.alerts)} if outputs.alerts else {}
+
+    def post_events(self) -> dict[str, str]:
+        """Post id -> event id as the index role ends up writing them (later records win)."""
+        out: dict[str, str] = {}
+        for batch in self.assignments:
+            out.update(batch)
+        return out
 
 
 @dataclass
@@ -101,12 +117,15 @@ class Ports:
     sink: FakeSink = field(default_factory=FakeSink)
     index: FakeIndex = field(default_factory=FakeIndex)
 
-    def owner(self, every_batches: int = 1000) -> EngineOwner:
+    def __post_init__(self) -> None:
+        self.sink.downstream = self.index
+
+    def owner(self, every_batches: int = 1000, *, post_event_ids: bool = True) -> EngineOwner:
         return EngineOwner(
             self.store,
             self.sink,
-            self.index,
             FakeAlertLog(self.sink),
+            post_event_ids=post_event_ids,
             config=GraderConfig(),
             cadence=CheckpointSettings(every_batches=every_batches, every_s=3600),
             clock=lambda: datetime(2025, 6, 2, tzinfo=UTC),
@@ -180,6 +199,40 @@ async def test_fresh_start_grades_and_publishes_alerts_with_snapshots_and_docume
     assert owner.positions == {0: 120}
 
 
+async def test_each_batch_publishes_its_posts_live_events_with_its_outputs() -> None:
+    ports = Ports()
+    owner = await started(ports, every_batches=2)
+    posts = story(40)
+    await feed(owner, posts, batch=10)
+    clusterer = owner.engine.clusterer
+    live = {p.id: clusterer.resolve(clusterer.posts.get(p.id) or "") for p in posts}
+    assert len(ports.sink.assignments) == 4, "one publication per batch, acknowledged with its alerts"
+    assert ports.sink.post_events() == {k: v for k, v in live.items() if v} and len(live) == 40
+    assert ports.store.checkpoint is not None and ports.store.checkpoint.positions == {0: 40}
+
+
+async def test_post_event_ids_off_publishes_no_assignments() -> None:
+    ports = Ports()
+    owner = ports.owner(post_event_ids=False)
+    await owner.activate_configured(DEFAULT_TEXT, str(DEFAULT_POLICY))
+    await owner.recover()
+    await feed(owner, story(40))
+    assert ports.sink.assignments == [] and ports.sink.alerts
+
+
+async def test_a_replay_publishes_the_same_assignments_again() -> None:
+    posts = story(60)
+    reference = Ports()
+    await feed(await started(reference), posts)
+    ports = Ports()
+    first = await started(ports, every_batches=3)
+    await feed(first, posts[:40])  # checkpoint at 30; batch 4 published, then "crash"
+    second = await started(ports, every_batches=3)
+    await feed(second, posts[30:])
+    assert ports.sink.post_events() == reference.sink.post_events()
+    assert ports.sink.assignments[3] == ports.sink.assignments[4], "the lost batch again, with the same pairs"
+
+
 async def test_checkpoint_cadence_every_n_batches() -> None:
     ports = Ports()
     owner = await started(ports, every_batches=3)
@@ -218,13 +271,13 @@ async def test_failed_effect_turns_stale_and_recovery_rebuilds_from_the_checkpoi
     owner = await started(ports, every_batches=1)
     posts = story(40)
     await feed(owner, posts[:20])
-    ports.index.fail = True
+    ports.sink.fail = True
     with pytest.raises(Unavailable):
         await owner.run_batch(posts[20:30], {0: 30}, posts[29].created_at)
     assert owner.stale
     with pytest.raises(Unavailable):
         await owner.run_batch(posts[30:], {0: 40}, posts[-1].created_at)
-    ports.index.fail = False
+    ports.sink.fail = False
     await owner.recover()
     assert owner.positions == {0: 20}  # the batch whose effects failed is read again
     await feed(owner, posts[20:])
@@ -498,9 +551,9 @@ async def test_consumer_recovers_after_a_failed_effect_without_repeating_alerts(
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))
     await _until(lambda: consumer.batches >= 5, task)
-    ports.index.fail = True
+    ports.sink.fail = True
     await _until(lambda: owner.stale, task)
-    ports.index.fail = False
+    ports.sink.fail = False
     await _until(lambda: not owner.stale and sum(owner.positions.values()) == 60, task)
     stop.set()
     await task

@@ -1,0 +1,146 @@
+"""The grader's index role: what the grade role published, written into Elasticsearch off the alert path.
+
+A consumer group (``QF_GRADER_INDEX__GROUP_ID``, default ``<consumer group>-index``: ``grader-index``) over two topics
+the grade role writes:
+
+- ``qingfeng.events.v1`` (event snapshots, keyed by event id): upserted into the events index of the console
+  (``adapters/elastic.ElasticEventIndex``). Within a batch only the last snapshot of each event is written, as the
+  compacted topic itself keeps it (a replay publishes the same snapshots again; the last one still wins).
+- ``qingfeng.post-events.v1`` (``PostEventAssignments``, one partition, in the grader's batch order): each post's
+  event id written onto its posts document (``adapters/post_events.ElasticPostEvents``). Records are applied in
+  offset order and a later assignment of a post replaces an earlier one in the same batch, so a post re-assigned
+  after a merge ends with the newer event.
+
+Offsets are committed (``qingfeng.kafka.run_batches``) only after Elasticsearch acknowledged both writes of the
+batch; a crash in between re-delivers it, and both writes are idempotent. A record that does not decode (or an
+event without id) is dead-lettered with the reason and its neighbours go on. While Elasticsearch cannot take a batch
+(unreachable, 429/5xx after the bulk writer's retries) nothing is committed: the consumer stops, waits with backoff
+(doubling to ``retry_backoff_max_s``) and resumes from the last commit; the grade role does not notice. The lag is
+the gauge ``qingfeng_kafka_consumer_lag`` of this group and shows in ``qingfeng status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Final
+
+from qingfeng.kafka import DeadLetterSender, DeadLetterSpec, Producer, Record, parse_batch, run_batches
+from qingfeng.settings import KafkaSettings
+from qingfeng.v1 import event_pb2, post_event_pb2, post_pb2
+
+from services.grader.ports import EventIndex, PostEventIndex
+from services.grader.settings import GraderTopics, IndexRoleSettings
+
+__all__ = ["GraderIndexer"]
+
+_log = logging.getLogger(__name__)
+
+_SOURCE: Final = "grader-index"
+
+
+class GraderIndexer:
+    """Writes batches of event snapshots and post -> event assignments; ``run`` keeps consuming until ``stop``."""
+
+    def __init__(
+        self,
+        events: EventIndex,
+        post_events: PostEventIndex | None,
+        producer: Producer,
+        *,
+        kafka: KafkaSettings,
+        topics: GraderTopics,
+        group_id: str,
+        settings: IndexRoleSettings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._events = events
+        # None: post event ids are off (QF_GRADER_POST_EVENT_IDS=false); the topic is then neither read nor written.
+        self._post_events = post_events
+        self._dead_letters = DeadLetterSender(producer, source=_SOURCE, topic=topics.deadletter, clock=clock)
+        self._kafka = kafka
+        self._topics = topics
+        self._group_id = group_id
+        self._settings = settings
+        self.events_indexed = 0  # event documents acknowledged since start (tests, logs)
+        self.posts_assigned = 0  # post event ids acknowledged since start
+        self.dead_lettered = 0
+        self.failures = 0  # batches Elasticsearch did not take (the consumer then backs off)
+
+    @property
+    def topics(self) -> list[str]:
+        """The topics this role reads."""
+        return [self._topics.events] + ([self._topics.post_events] if self._post_events is not None else [])
+
+    async def handle(self, records: list[Record]) -> None:
+        """Index one batch; returns once Elasticsearch acknowledged it and every bad record is dead-lettered."""
+        events = [r for r in records if r.topic == self._topics.events]
+        assigned = [r for r in records if r.topic == self._topics.post_events]
+        parsed_events = parse_batch(events, event_pb2.Event)
+        parsed_assigned = parse_batch(assigned, post_event_pb2.PostEventAssignments)
+        specs = [DeadLetterSpec.from_bad_record(bad, source=_SOURCE) for bad in parsed_events.bad + parsed_assigned.bad]
+        latest: dict[str, event_pb2.Event] = {}
+        for record, event in parsed_events.good:
+            if event.id:
+                latest[event.id] = event  # offset order within the event's partition: the last snapshot wins
+            else:
+                specs.append(_invalid(record, "event snapshot has no id"))
+        assignments: dict[str, str] = {}
+        for _, message in parsed_assigned.good:
+            for pair in message.assignments:
+                if pair.post_id and pair.event_id:
+                    assignments.pop(pair.post_id, None)  # a re-assignment moves to the end, as it was published
+                    assignments[pair.post_id] = pair.event_id
+        if specs:
+            # Before the writes: a batch whose writes fail is read again, and its dead letters carry stable ids.
+            await self._dead_letters.send(specs)
+            self.dead_lettered += len(specs)
+            _log.warning("dead-lettered %d records", len(specs), extra={"topic": self._topics.deadletter})
+        writes = [self._events.index(list(latest.values()))]
+        if self._post_events is not None and assignments:
+            writes.append(self._post_events.assign(assignments))
+        await asyncio.gather(*writes)
+        self.events_indexed += len(latest)
+        self.posts_assigned += len(assignments)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop``; after a failure (Elasticsearch or Kafka down) wait, then resume from the commit."""
+        delay = self._settings.retry_backoff_s
+        while not stop.is_set():
+            done_before = self.events_indexed + self.posts_assigned
+            try:
+                await run_batches(
+                    self._kafka,
+                    self.topics,
+                    self._group_id,
+                    self.handle,
+                    stop,
+                    max_records=self._settings.batch_size,
+                )
+                return
+            except Exception as err:  # nothing of the failed batch was committed; resume after a pause
+                self.failures += 1
+                if self.events_indexed + self.posts_assigned > done_before:
+                    delay = self._settings.retry_backoff_s  # it made progress since the last failure
+                _log.warning("grader index role stopped: %s; resuming in %.1fs", err, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, self._settings.retry_backoff_max_s)
+
+
+def _invalid(record: Record, why: str) -> DeadLetterSpec:
+    return DeadLetterSpec(
+        topic=record.topic,
+        key=record.key_text or "",
+        reason=post_pb2.DEAD_LETTER_REASON_INVALID,
+        message=why,
+        payload=record.value or b"",
+        source=_SOURCE,
+        headers=record.headers,
+        partition=record.partition,
+        offset=record.offset,
+        parent=record.trace_context,
+    )
