@@ -12,6 +12,7 @@ class Cluster:
 
     __slots__ = (
         "activity",
+        "anchor",
         "fingerprints",
         "first_ts",
         "id",
@@ -41,13 +42,17 @@ class Cluster:
         self.keywords_size = 0
         self.activity = 0.0  # decayed post count as of last_ts
         self.seed = True  # opened by a post rich enough to attract others by activity alone
+        self.anchor = False  # opened by a post others reposted or commented on: a cascade's source (rare terms)
 
     def to_list(self) -> list[Any]:
-        return [
+        row = [
             self.id, self.first_ts, self.last_ts, self.size, self.members, self.placeholders, self.profile,
             [str(fp) for fp in self.fingerprints], self.title, self.title_score, list(self.keywords),
             self.keywords_size, self.activity, self.seed,
         ]  # fmt: skip
+        if self.anchor:  # only then: a state without anchors (parents kept) is written exactly as before
+            row.append(True)
+        return row
 
     @classmethod
     def from_list(cls, row: list[Any]) -> Cluster:
@@ -56,4 +61,5 @@ class Cluster:
         c.fingerprints = dict.fromkeys(int(fp) for fp in row[7])
         c.title, c.title_score, c.keywords, c.keywords_size = row[8], row[9], tuple(row[10]), row[11]
         c.activity, c.seed = row[12], row[13]
+        c.anchor = bool(row[14]) if len(row) > 14 else False  # absent from states of before
         return c

@@ -32,90 +32,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._cluster import Cluster
+from ._clustering_config import ClusteringConfig
 from ._lsh import BandIndex
 from ._postmap import PostMap
+from ._text_match import keyword_match, rare_match, top_keywords
 from .model import PostView
 
 __all__ = ["Assignment", "Clusterer", "ClusteringConfig"]
-
-
-@dataclass(frozen=True, slots=True)
-class ClusteringConfig:
-    """Tuning of event detection; every limit bounds memory or work per post."""
-
-    near_dup_max_hamming: int = 3
-    # A near duplicate or shared keywords link a post without a parent only when its text has this many
-    # keywords (short texts such as "太可怕了" or "关注后续进展，希望依法处理" recur in every event), and
-    # near duplicates only within this window.
-    near_dup_min_keywords: int = 6
-    text_window_seconds: float = 6 * 3600.0
-    # Text evidence of a post that parent links already placed may also merge the event it points to.
-    merge_on_text: bool = False
-    # May a post without parent links (an original) join an event by text at all? Off while the stream
-    # carries repost parents: a cascade is then the unit of an event, and originals joining by text merged
-    # distinct cascades (the same rumour posted anew by others) in 64 of 861 events of the Weibo development
-    # set replayed concurrently over 24 h (B-cubed precision 0.926 instead of 1.0). On in for_lost_parents().
-    originals_by_text: bool = False
-    # A post with no usable words and no link opens an event of its own (True: later reposts may name it
-    # as their parent) or joins none (False: nothing could ever link to it) unless it was reposted or
-    # commented itself (its own counts make it an event).
-    attach_wordless: bool = True
-    # Posts with fewer distinct keywords carry too little text for SimHash or keyword matching
-    # (Weibo's "转发微博", emoji-only replies …).
-    min_text_keywords: int = 4
-    # A near duplicate only merges two events when the text is at least this rich.
-    merge_min_keywords: int = 8
-    # A fingerprint matching this many different events is boilerplate, not evidence.
-    near_dup_max_events: int = 3
-    keyword_window_seconds: float = 6 * 3600.0
-    keyword_min_score: float = 0.5
-    keyword_min_shared: int = 3
-    keyword_top_n: int = 12
-    # Only the first keywords of a post are read (the collector lists the most salient first).
-    max_keywords: int = 32
-    # Keywords in more than this share of posts are too common to link anything (once df is meaningful).
-    keyword_max_df: float = 0.01
-    df_min_docs: int = 500
-    df_halve_every: int = 200_000
-    postings_cap: int = 32
-    band_cap: int = 64
-    fingerprints_cap: int = 64
-    profile_cap: int = 200
-    horizon_seconds: float = 7 * 86400.0
-    redirect_ttl_seconds: float = 30 * 86400.0
-    # Weak signals for posts that nothing else placed (no known parent, no text match): the author's own
-    # recent event, or the event that clearly dominates the recent stream (a decayed post rate with
-    # `activity_half_life_seconds`, at least `activity_min` and `activity_share` of all recent activity).
-    # They suit a stream of reposts whose parent links were lost; a window of 0 disables each.
-    author_window_seconds: float = 0.0
-    activity_window_seconds: float = 0.0
-    activity_half_life_seconds: float = 600.0
-    activity_min: float = 2.0
-    activity_share: float = 0.5
-    # Posts with fewer keywords than this take the weak signals even when they have some text, and only
-    # events opened by a post with at least this many can attract by activity (0: any post, any event).
-    seed_min_keywords: int = 0
-    title_chars: int = 60
-
-    @classmethod
-    def for_lost_parents(cls) -> ClusteringConfig:
-        """For a stream whose repost parent links are lost: text evidence only, and a post with no usable
-        words joins no event (no parent can ever name it, and guessing "the busiest event" lumps unrelated
-        posts together once many events run at once). The weak signals stay off."""
-        return cls(attach_wordless=False, originals_by_text=True)
-
-    @classmethod
-    def with_weak_signals(cls) -> ClusteringConfig:
-        """The author/recent-activity guesses for posts without text (the former `for_lost_parents`). They
-        only help when events follow one another; on a concurrent stream they lump. Kept for comparison."""
-        return cls(
-            originals_by_text=True,
-            activity_window_seconds=1800.0,
-            activity_half_life_seconds=300.0,
-            activity_min=0.3,
-            activity_share=0.0,
-            seed_min_keywords=4,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,10 +167,13 @@ class Clusterer:
             elif dup and dup != cid and placed and len(keywords) >= cfg.merge_min_keywords:
                 links.append(dup)
         # Posts too short to match on are not indexed by keyword either.
-        top = self._top_keywords(keywords) if textual else []
+        top = top_keywords(keywords, self.df, self.docs, cfg) if textual else []
         if cid is None and rich and len(top) >= cfg.keyword_min_shared:
-            cid = self._keyword_match(top, ts)
+            cid = keyword_match(top, ts, self.postings, self.clusters, self.resolve, cfg)
             via = "keywords" if cid else via
+        if cid is None and top and cfg.rare_window_seconds > 0 and not placed and cfg.originals_by_text:
+            cid = rare_match(top, ts, self.postings, self.df, self.docs, self.clusters, self.resolve, cfg)
+            via = "rare_terms" if cid else via
         weak = cfg.author_window_seconds > 0 or cfg.activity_window_seconds > 0
         if cid is None and weak and (not textual or len(keywords) < cfg.seed_min_keywords):
             cid = self._weak_match(post.author_id, ts)
@@ -262,8 +188,9 @@ class Clusterer:
         created = cid is None
         if cid is None:
             cid, via = f"ev-{post.id}", "new"
-            self.clusters[cid] = Cluster(cid, ts)
-            self.clusters[cid].seed = len(keywords) >= cfg.seed_min_keywords
+            c = self.clusters[cid] = Cluster(cid, ts)
+            c.seed = len(keywords) >= cfg.seed_min_keywords
+            c.anchor = cfg.rare_window_seconds > 0 and post.reposts + post.comments >= cfg.anchor_min_engagement
         absorbed: list[str] = []
         for other in dict.fromkeys(links):
             survivor = self.resolve(other)
@@ -275,44 +202,6 @@ class Clusterer:
             cid = keep
         self._index(self.clusters[cid], post, ts, keywords, top, textual, known)
         return Assignment(cid, created, via, tuple(absorbed))
-
-    def _idf(self, kw: str) -> float:
-        return math.log((self.docs + 1) / (self.df.get(kw, 0) + 1)) + 1.0
-
-    def _top_keywords(self, keywords: list[str]) -> list[tuple[str, float]]:
-        """The post's most informative keywords with their idf, rarest first."""
-        cfg = self.config
-        df = self.df
-        docs = self.docs
-        limit = cfg.keyword_max_df * docs if docs >= cfg.df_min_docs else math.inf
-        ranked = sorted([(n, k) for k in keywords if (n := df.get(k, 0)) <= limit])
-        log_docs = math.log(docs + 1)
-        return [(k, log_docs - math.log(n + 1) + 1.0) for n, k in ranked[: cfg.keyword_top_n]]
-
-    def _keyword_match(self, top: list[tuple[str, float]], ts: float) -> str | None:
-        cfg = self.config
-        since = ts - cfg.keyword_window_seconds
-        weight: dict[str, float] = {}
-        shared: dict[str, int] = {}
-        total = 0.0
-        for kw, w in top:
-            total += w
-            for cid, last in self.postings.get(kw, {}).items():
-                if last >= since:
-                    weight[cid] = weight.get(cid, 0.0) + w
-                    shared[cid] = shared.get(cid, 0) + 1
-        best = None
-        best_key: tuple[float, float, str] | None = None
-        for cid, w in weight.items():
-            if shared[cid] < cfg.keyword_min_shared or w < cfg.keyword_min_score * total:
-                continue
-            live = self.resolve(cid)
-            if live is None:
-                continue
-            key = (-w, -self.clusters[live].last_ts, live)
-            if best_key is None or key < best_key:
-                best, best_key = live, key
-        return best
 
     def _weak_match(self, author: str, ts: float) -> str | None:
         cfg = self.config

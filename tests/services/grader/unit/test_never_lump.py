@@ -98,3 +98,61 @@ def test_a_wordless_post_others_reposted_is_an_event_of_its_own():
     pic = _post("p", 1, text="", reposts=1200, comments=300)  # an image post: no words, but reposted
     got = c.assign(pic, pic.created_at.timestamp())
     assert (got.event_id, got.via) == ("ev-p", "new") and c.clusters["ev-a"].size == 1
+
+
+def _warmed(n: int = 3000) -> Clusterer:
+    """A no-parent clusterer whose document frequencies have seen `n` unrelated posts (rarity means something)."""
+    c = Clusterer(ClusteringConfig.for_lost_parents())
+    for i in range(n):
+        p = _post(f"w{i}", -600 + i * 0.01, keywords=(f"填充{i}", f"词语{i}", "今天", "大家"), simhash=i * 7919)
+        c.assign(p, p.created_at.timestamp())
+    return c
+
+
+SOURCE = ("转基因", "三文鱼", "获批", "上餐桌", "审批", "争议", "安全", "基因")
+OTHER = ("土耳其", "导弹", "合约", "撤销", "北约", "防空", "远程", "系统")
+
+
+def test_a_reply_joins_the_one_recent_cascade_owning_its_rare_term():
+    c = _warmed()
+    src = _post("s", 0, keywords=SOURCE, simhash=FP_A, reposts=2000)
+    other = _post("o", 1, keywords=OTHER, simhash=FP_B, reposts=800)
+    for p in (src, other):
+        c.assign(p, p.created_at.timestamp())
+    # One shared term, seen once before (in the source post): a reply in its own words.
+    reply = _post("r", 3, keywords=("不会", "转基因", "东西", "反正"), simhash=FP_A ^ 0xFFFF_0000_FFFF)
+    got = c.assign(reply, reply.created_at.timestamp())
+    assert (got.event_id, got.via) == ("ev-s", "rare_terms")
+    restored = Clusterer.from_dict(c.to_dict(), c.config)  # the anchor survives a checkpoint
+    assert restored.clusters["ev-s"].anchor and not restored.clusters["ev-w0"].anchor
+    # A term the other cascade uses too links to neither.
+    both = _post("o2", 4, keywords=("转基因", "导弹", "怎么", "回事"), simhash=FP_B ^ 0xFFFF_0000_FFFF, reposts=50)
+    c.assign(both, both.created_at.timestamp())
+    mixed = _post("m", 5, keywords=("转基因", "导弹", "看看", "评论"), simhash=FP_A ^ 0xF0F0_F0F0_F0F0)
+    assert c.assign(mixed, mixed.created_at.timestamp()).via == "new"
+
+
+def test_rare_terms_need_an_anchor_a_rare_word_and_a_recent_cascade():
+    c = _warmed()
+    quiet = _post("q", 0, keywords=SOURCE, simhash=FP_A)  # nobody reposted or answered it: not a cascade's source
+    loud = _post("l", 1, keywords=OTHER, simhash=FP_B, reposts=800)
+    for p in (quiet, loud):
+        c.assign(p, p.created_at.timestamp())
+    reply = _post("r", 2, keywords=("转基因", "不会", "东西", "反正"), simhash=FP_A ^ 0xFFFF_0000_FFFF)
+    assert c.assign(reply, reply.created_at.timestamp()).via == "new"
+    # "今天" is in every warm-up post: common words link nothing, even to the one anchor that used it.
+    common = _post("c", 3, keywords=("今天", "大家", "看看", "评论"), simhash=FP_B ^ 0xF0F0_F0F0_F0F0)
+    assert c.assign(common, common.created_at.timestamp()).via == "new"
+    soon = _post("y", 10, keywords=("北约", "怎么", "回事", "真的"), simhash=FP_B ^ 0x0F0F_0F0F_0F0F)
+    assert c.assign(soon, soon.created_at.timestamp()).event_id == "ev-l"
+    late = _post("z", 60, keywords=("北约", "不会", "东西", "反正"), simhash=FP_B ^ 0xFFFF_0000_FFFF)
+    assert c.assign(late, late.created_at.timestamp()).via == "new"  # the cascade was quiet for 50 minutes
+
+
+def test_with_parents_rare_terms_link_nothing():
+    c = Clusterer(ClusteringConfig())
+    assert c.config.rare_window_seconds == 0
+    src = _post("s", 0, keywords=SOURCE, simhash=FP_A, reposts=2000)
+    c.assign(src, src.created_at.timestamp())
+    reply = _post("r", 3, keywords=("不会", "转基因", "东西", "反正"), simhash=FP_A ^ 0xFFFF_0000_FFFF)
+    assert c.assign(reply, reply.created_at.timestamp()).event_id == "ev-r"

@@ -1,0 +1,114 @@
+"""Which recent event a post's words point to, for a post that no parent link placed (see clustering.py).
+
+Two kinds of keyword evidence, both read from the per-keyword postings (keyword -> {event id: last time a post of
+that event used it}) and the document frequencies the Clusterer keeps:
+
+- `keyword_match`: several rare shared keywords (at least `keyword_min_shared`, together at least
+  `keyword_min_score` of the post's idf weight) with any event active within `keyword_window_seconds`;
+- `rare_match`: rare terms shared with exactly one recent *anchor* event (a cascade's source post: one others
+  reposted or commented on), see `ClusteringConfig.rare_window_seconds`.
+
+Pure functions of the state handed in; the Clusterer owns and updates that state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+from ._cluster import Cluster
+from ._clustering_config import ClusteringConfig
+
+__all__ = ["keyword_match", "rare_match", "top_keywords"]
+
+Postings = Mapping[str, Mapping[str, float]]
+
+
+def top_keywords(
+    keywords: list[str], df: Mapping[str, int], docs: int, cfg: ClusteringConfig
+) -> list[tuple[str, float]]:
+    """The post's most informative keywords with their idf, rarest first (those in over `keyword_max_df` of the
+    posts left out once `df_min_docs` posts were seen)."""
+    limit = cfg.keyword_max_df * docs if docs >= cfg.df_min_docs else math.inf
+    ranked = sorted([(n, k) for k in keywords if (n := df.get(k, 0)) <= limit])
+    log_docs = math.log(docs + 1)
+    return [(k, log_docs - math.log(n + 1) + 1.0) for n, k in ranked[: cfg.keyword_top_n]]
+
+
+def keyword_match(
+    top: list[tuple[str, float]],
+    ts: float,
+    postings: Postings,
+    clusters: Mapping[str, Cluster],
+    resolve: Callable[[str], str | None],
+    cfg: ClusteringConfig,
+) -> str | None:
+    """The live event sharing the most idf weight with `top` within the window, if enough of it; ties go to the
+    most recently active event, then the smaller id."""
+    since = ts - cfg.keyword_window_seconds
+    weight: dict[str, float] = {}
+    shared: dict[str, int] = {}
+    total = 0.0
+    for kw, w in top:
+        total += w
+        for cid, last in postings.get(kw, {}).items():
+            if last >= since:
+                weight[cid] = weight.get(cid, 0.0) + w
+                shared[cid] = shared.get(cid, 0) + 1
+    best = None
+    best_key: tuple[float, float, str] | None = None
+    for cid, w in weight.items():
+        if shared[cid] < cfg.keyword_min_shared or w < cfg.keyword_min_score * total:
+            continue
+        live = resolve(cid)
+        if live is None:
+            continue
+        key = (-w, -clusters[live].last_ts, live)
+        if best_key is None or key < best_key:
+            best, best_key = live, key
+    return best
+
+
+def rare_match(
+    top: list[tuple[str, float]],
+    ts: float,
+    postings: Postings,
+    df: Mapping[str, int],
+    docs: int,
+    clusters: Mapping[str, Cluster],
+    resolve: Callable[[str], str | None],
+    cfg: ClusteringConfig,
+) -> str | None:
+    """The one anchor event active within `rare_window_seconds` that shares rare terms with `top`, when the
+    evidence suffices (see `ClusteringConfig.rare_window_seconds`); None when no anchor or several share any."""
+    if docs < max(cfg.df_min_docs, cfg.rare_min_docs):
+        return None  # early on every word looks rare
+    limit = cfg.rare_max_df * docs
+    since = ts - cfg.rare_window_seconds
+    found: str | None = None
+    shared = 0
+    strong = False  # one of the shared terms suffices alone
+    for kw, _ in top:
+        n = df.get(kw, 0)
+        if n > limit:
+            continue
+        hit = False  # this term counted once, however many ids of the anchor it names
+        for cid, last in postings.get(kw, {}).items():
+            if last < since:
+                continue
+            live = resolve(cid)
+            if live is None:
+                continue
+            c = clusters[live]
+            if not c.anchor:
+                continue
+            if found is not None and live != found:
+                return None  # two recent cascades use these terms: no evidence for either
+            if not hit:
+                shared, hit = shared + 1, True
+            found = live
+            own = c.profile.get(kw, 0)
+            strong = strong or n <= cfg.rare_single_max_count or (own >= 2 and own >= cfg.rare_own_share * n)
+    if found is not None and (shared >= cfg.rare_min_shared or strong):
+        return found
+    return None
