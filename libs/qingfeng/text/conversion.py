@@ -150,16 +150,20 @@ def _sub_noise(text: str) -> str:
 
 
 # The collector strips the noise of a text for its keywords, then normalises the same text for hashing, which strips
-# the noise of its lower-case form: when that is the same string (no upper case), the first answer is reused. One
-# (input, output) pair, replaced as a whole, so a reader never sees an output that is not its input's.
-_last_stripped: tuple[str, str] = ("", "")
+# the noise of its lower-case form: when that is the same string (no upper case), the first answer is reused. The
+# answers for the last _STRIPPED_KEPT texts are kept (enrichment in batches strips a whole batch before the dedupe
+# normalises it), emptied whole when full; each entry is written whole, so a reader never sees an output that is not
+# its input's.
+_STRIPPED_KEPT = 64
+_stripped: dict[str, str] = {}
 
 
 def strip_noise(text: str) -> str:
     """Remove URLs, @mentions, repost chains, 转发微博 and emoticons, keeping spacing and punctuation."""
-    global _last_stripped
     stripped = _sub_noise(text)
-    _last_stripped = (text, stripped)
+    if len(_stripped) >= _STRIPPED_KEPT:
+        _stripped.clear()
+    _stripped[text] = stripped
     return stripped
 
 
@@ -171,8 +175,9 @@ def normalize_for_hash(text: str, *, simplified: bool = False) -> str:
     if not simplified:
         text = prepare(text)
     lowered = text.lower()
-    last_input, last_output = _last_stripped
-    stripped = last_output if lowered == last_input else _sub_noise(lowered)
+    stripped = _stripped.get(lowered)
+    if stripped is None:
+        stripped = _sub_noise(lowered)
     return _drop_non_word(stripped)
 
 

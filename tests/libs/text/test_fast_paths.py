@@ -1,7 +1,9 @@
 """The fast routes of the text kernel give what the straightforward ones gave, on real and long texts.
 
 - ``simhash64``'s packed route (texts of ``PACKED_MIN_POSITIONS`` shingles or more) against its per-position route;
-- ``Segmenter.keywords`` (count first, rank only the tokens frequent enough) against the former rank-everything code.
+- ``Segmenter.keywords`` (count first, rank only the tokens frequent enough) against the former rank-everything code;
+- the noise regex whose alternatives start on a literal against the reference ``_NOISE``;
+- ``Enricher.enrich_prepared_many`` (stage by stage over a batch) against ``enrich_prepared`` one text at a time.
 
 Compared on the long-text fixture (always) and on the shared Weibo data (when ../shared/data is present).
 """
@@ -18,6 +20,7 @@ from qingfeng.text import (
     Enricher,
     Lexicons,
     conversion,
+    enrichment,
     normalize_for_hash,
     prepare,
     segment,
@@ -230,3 +233,80 @@ def test_keywords_unchanged_when_the_verdict_cache_overflows(
         expected = _former_keywords({}, small._verdict, tokens, 8, boost)
         assert small.keywords(tokens, 8, boost) == expected
         assert len(small._verdicts) <= len(set(tokens))
+
+
+def _noise_cases() -> list[str]:
+    return [
+        "回复@小明:你说得对 http://t.cn/abc",
+        "回复回复@x 转发微博",  # only the leading 回复 goes
+        "说回复@x:好",  # not leading: only the mention goes
+        "HTTP://X.CN/A www.example.com/a?b=1 https://t.cn/z中文紧跟",
+        "//@老王: 真的吗//@小李：假的 @某人 [哈哈][不是表情 ] [太长了的一个表情名字啊]",
+        "@@a @-b_c [[x]] //@ 转发微博转发微博 ww.x wwwx h",
+        "",
+        "回复",
+    ]
+
+
+def test_noise_scan_equals_the_reference_regex() -> None:
+    for text in _noise_cases():
+        for variant in (text, text.lower(), text * 3):
+            assert conversion._sub_noise(variant) == conversion._NOISE.sub("", variant), variant
+            assert strip_noise(variant) == conversion._NOISE.sub("", variant)
+
+
+@needs_data
+@pytest.mark.data
+def test_noise_scan_equals_the_reference_regex_on_shared_data() -> None:
+    texts = _shared_texts()
+    changed = 0
+    for text in texts:
+        for variant in (text, text.lower()):
+            expected = conversion._NOISE.sub("", variant)
+            assert conversion._sub_noise(variant) == expected, variant
+            changed += expected != variant
+    assert changed > 10_000  # the data has plenty of mentions, chains, URLs and emoticons
+
+
+def test_normalize_for_hash_after_more_texts_than_it_keeps_stripped() -> None:
+    texts = [f"第{i}条 @用户{i} 转发微博 http://t.cn/{i} [哈哈] Upper{i}" for i in range(3 * conversion._STRIPPED_KEPT)]
+    for text in texts:
+        strip_noise(text)
+    assert len(conversion._stripped) <= conversion._STRIPPED_KEPT
+    for text in texts:
+        assert normalize_for_hash(text, simplified=True) == _reference_normalize(text)
+        assert normalize_for_hash(text.lower(), simplified=True) == _reference_normalize(text)
+
+
+def test_both_keyword_routes_equal_the_former_ranking(enricher: Enricher, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the most-frequent-first walk (texts of many distinct tokens) and judging every distinct token (fewer)
+    texts = _long_texts()
+    for walk_from in (1, 1 << 30):
+        monkeypatch.setattr(segment, "_WALK_MIN_DISTINCT", walk_from)
+        assert _check_keywords(enricher, texts) == 40
+        assert _check_keywords(enricher, [t[:300] for t in texts]) == 40
+
+
+def _one_by_one(lexicons: Lexicons, texts: list[str]) -> list[object]:
+    fresh = Enricher(lexicons)
+    return [fresh.enrich_prepared(t) for t in texts]
+
+
+def test_enrich_prepared_many_equals_one_by_one(lexicons: Lexicons) -> None:
+    # long texts, short repeated ones (the cache), empty ones, across several stage batches
+    long_texts = _long_texts()
+    texts: list[str] = []
+    for i, text in enumerate(long_texts):
+        texts += [text, "转发微博", "", text[:30], f"短{i % 3}", text[: 200 + i]]
+    assert len(texts) > 3 * enrichment.STAGE_BATCH
+    batched = Enricher(lexicons)
+    assert batched.enrich_prepared_many(texts) == _one_by_one(lexicons, texts)
+    assert batched.enrich_prepared_many([]) == []
+    assert batched.enrich_prepared_many(texts[:1]) == _one_by_one(lexicons, texts[:1])
+
+
+@needs_data
+@pytest.mark.data
+def test_enrich_prepared_many_equals_one_by_one_on_shared_data(lexicons: Lexicons) -> None:
+    texts = _shared_texts()
+    assert Enricher(lexicons).enrich_prepared_many(texts) == _one_by_one(lexicons, texts)
