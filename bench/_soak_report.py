@@ -65,14 +65,23 @@ class Memory:
 
 @dataclass(frozen=True)
 class Recovery:
-    """How one fault's span went, by latency from the feed (``*_feed``) and from the post's entry into Kafka."""
+    """How one fault's span went, by "post into Kafka -> alert" (the post's entry as the observer read it).
+
+    A post that entered Kafka before the fault healed and was alerted after the fault began waited out the outage
+    itself (the broker down, or the grader not fetching): ``held``. Whether the suite is *back* is told by the posts
+    that entered after the fault healed: those of the first RECOVERY_TARGET_S (``first_p99``) and those after it,
+    up to the next fault (``later_p99``): "back under 2 s within 30 s" is ``later_p99`` within the target.
+    """
 
     fault: Fault
-    before_p99_feed: float | None  # p99 over BEFORE_S before the fault began
-    before_p99_kafka: float | None
-    back_under_feed: float | None  # seconds after healthy (``back_under``)
-    back_under_kafka: float | None
-    last_slow_kafka: float | None  # as ``Verdict.recoveries`` (the last alert over the target), from Kafka entry
+    before_p99: float | None  # alerts that arrived in the BEFORE_S before the fault began
+    held: int  # alerts of posts that entered before healthy, alerted after the fault began
+    held_max_s: float | None
+    first_alert_s: float | None  # seconds from healthy to the first alert after it
+    first_p99: float | None
+    later_p99: float | None
+    back_under_s: float | None  # ``back_under`` by entry time: seconds after healthy
+    back_under_feed_s: float | None  # ``back_under`` by arrival, latency from the feed's send
 
 
 @dataclass
@@ -138,16 +147,27 @@ def _recovery(fault: Fault, until: float, alerts: Sequence[SeenAlert]) -> float 
 
 
 def back_under(
-    fault: Fault, until: float, alerts: Sequence[SeenAlert], step_s: float = BACK_UNDER_STEP_S
+    fault: Fault,
+    until: float,
+    alerts: Sequence[SeenAlert],
+    step_s: float = BACK_UNDER_STEP_S,
+    *,
+    by_entry: bool = False,
 ) -> float | None:
     """Seconds after the fault healed until the end of the first ``step_s`` window (windows from ``healthy``, up to
-    ``until``) whose alerts' p99 is within the target; None: no alert after healthy; infinity: no such window."""
-    after = [a for a in alerts if fault.healthy <= a.arrived < until]
+    ``until``) whose alerts' p99 is within the target; None: no alert after healthy; infinity: no such window.
+    Windows by the alert's arrival, or with ``by_entry`` by its post's entry (arrival - latency, for ``from_kafka``
+    alerts)."""
+
+    def at(alert: SeenAlert) -> float:
+        return alert.arrived - alert.latency_s if by_entry else alert.arrived
+
+    after = [a for a in alerts if fault.healthy <= at(a) < until]
     if not after:
         return None
     buckets: dict[int, list[float]] = {}
     for alert in after:
-        buckets.setdefault(int((alert.arrived - fault.healthy) // step_s), []).append(alert.latency_s)
+        buckets.setdefault(int((at(alert) - fault.healthy) // step_s), []).append(alert.latency_s)
     for k in sorted(buckets):
         p99 = _pct(buckets[k], 0.99)
         if p99 is not None and p99 <= LATENCY_TARGET_S:
@@ -166,8 +186,26 @@ def from_kafka(alerts: Sequence[SeenAlert], post_arrival: Mapping[int, float]) -
     return out
 
 
-def _before(fault: Fault, alerts: Sequence[SeenAlert]) -> float | None:
-    return _pct([a.latency_s for a in alerts if fault.began - BEFORE_S <= a.arrived < fault.began], 0.99)
+def recovery(fault: Fault, until: float, entered: Sequence[SeenAlert], firsts: Sequence[SeenAlert]) -> Recovery:
+    """One fault's ``Recovery`` from the ``from_kafka`` alerts (``entered``) and the feed-based ones (``firsts``)."""
+
+    def p99(lo: float, hi: float) -> float | None:
+        return _pct([a.latency_s for a in entered if lo <= a.arrived - a.latency_s < hi], 0.99)
+
+    held = [a.latency_s for a in entered if a.arrived >= fault.began and a.arrived - a.latency_s < fault.healthy]
+    after = [a.arrived for a in firsts if fault.healthy <= a.arrived < until]
+    return Recovery(
+        fault,
+        # Alerts that arrived before the fault: the steady state (a post held by the outage entered before it too).
+        before_p99=_pct([a.latency_s for a in entered if fault.began - BEFORE_S <= a.arrived < fault.began], 0.99),
+        held=len(held),
+        held_max_s=max(held, default=None),
+        first_alert_s=min(after) - fault.healthy if after else None,
+        first_p99=p99(fault.healthy, min(until, fault.healthy + RECOVERY_TARGET_S)),
+        later_p99=p99(fault.healthy + RECOVERY_TARGET_S, until),
+        back_under_s=back_under(fault, until, entered, by_entry=True),
+        back_under_feed_s=back_under(fault, until, firsts),
+    )
 
 
 def memory_growth(
@@ -221,16 +259,8 @@ def judge(
     for i, fault in enumerate(faults):
         until = faults[i + 1].began if i + 1 < len(faults) else end
         recoveries.append((fault, _recovery(fault, until, firsts)))
-        recovered.append(
-            Recovery(
-                fault,
-                _before(fault, firsts),
-                _before(fault, entered) if entered else None,
-                back_under(fault, until, firsts),
-                back_under(fault, until, entered) if entered else None,
-                _recovery(fault, until, entered) if entered else None,
-            )
-        )
+        if entered:
+            recovered.append(recovery(fault, until, entered, firsts))
     return Verdict(
         accepted=len(accepted_ids),
         in_kafka=len(produced),
@@ -258,6 +288,27 @@ def judge(
 def _row(target: str, measured: str, met: bool | None, by: str = "") -> str:
     state = "n/a" if met is None else ("met" if met else "MISSED")
     return f"| {target:<44} | {measured:<34} | {state:<6} | {by:<22} |"
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else ("never" if math.isinf(value) else f"{value:.1f} s")
+
+
+def _recovery_lines(recovered: Sequence[Recovery]) -> list[str]:
+    """Per fault: the target's row (posts into Kafka from 30 s after healthy on) and what the outage itself cost."""
+    lines = []
+    for r in recovered:
+        name = r.fault.name
+        later = r.later_p99
+        met = None if later is None else later <= LATENCY_TARGET_S
+        by = f"{later - LATENCY_TARGET_S:+.2f} s" if later is not None and not met else ""
+        measured = f"p99 {_s(later)} (before {_s(r.before_p99)})"
+        lines.append(_row(f"after {name}: into Kafka > 30 s after, p99 <= 2 s", measured, met, by))
+        lines.append(f"  {name}: posts into Kafka in the first 30 s after healthy p99 {_s(r.first_p99)}; back under "
+                     f"2 s by entry {_s(r.back_under_s)}, by arrival from the feed {_s(r.back_under_feed_s)} after "
+                     f"healthy; first alert {_s(r.first_alert_s)} after healthy; held by the outage (in Kafka before "
+                     f"healthy): {r.held:,} alerts, up to {_s(r.held_max_s)}")  # fmt: skip
+    return lines
 
 
 def format_report(v: Verdict, rate: tuple[float, float] | None = None) -> str:
@@ -334,19 +385,7 @@ def format_report(v: Verdict, rate: tuple[float, float] | None = None) -> str:
         over = v.kafka_latency_p99 - LATENCY_TARGET_S
         lines.append(_row("post into Kafka -> alert p99 <= 2 s", f"p99 {v.kafka_latency_p99:.2f} s", over <= 0,
                           f"{over:+.2f} s" if over > 0 else f"{-over:.2f} s to spare"))  # fmt: skip
-    for r in v.recovered:
-        for basis, before, back in (("feed", r.before_p99_feed, r.back_under_feed),
-                                    ("Kafka entry", r.before_p99_kafka, r.back_under_kafka)):  # fmt: skip
-            if back is None:
-                continue
-            was = "?" if before is None else f"{before:.1f}"
-            shown = "never" if math.isinf(back) else f"{back:.0f} s after healthy"
-            lines.append(_row(f"after {r.fault.name}: back < 2 s ({basis})", f"{shown} (p99 before {was} s)",
-                              back <= RECOVERY_TARGET_S, "" if back <= RECOVERY_TARGET_S else "> 30 s"))  # fmt: skip
-        if r.last_slow_kafka is not None:
-            late = r.last_slow_kafka
-            shown = "still > 2 s at the next fault/end" if math.isinf(late) else f"{late:.1f} s after healthy"
-            lines.append(_row(f"after {r.fault.name}: last > 2 s (Kafka entry)", shown, late <= RECOVERY_TARGET_S))
+    lines.extend(_recovery_lines(v.recovered))
     for memory in v.memory:
         growth = memory.growth
         if growth is None:

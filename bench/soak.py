@@ -61,6 +61,7 @@ from _soak_suite import RssSampler, SuiteProcess, suite_processes  # noqa: E402
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 from qingfeng.cli._console import CliError  # noqa: E402
+from qingfeng.cli._process import stop_group  # noqa: E402
 from qingfeng.cli.priority import DEFAULT_NICE, parse_nice  # noqa: E402
 from qingfeng.kafka import POSTS  # noqa: E402
 
@@ -99,6 +100,10 @@ class SoakOptions:
     faults: tuple[str, ...] = FAULTS
     # Where to copy the processes' and the servers' logs before the clean-up (None: not kept unless ``keep``).
     logs: Path | None = None
+    # A restarted server stays down this long before it is started again (0: an operator's quick restart). Longer
+    # than the clients' request timeout (30 s), an outage fails what waits on it: the grader recovers from its
+    # checkpoint, the collector answers UNAVAILABLE.
+    down_s: float = 0.0
 
     def __post_init__(self) -> None:
         if len(self.fault_at) != len(self.faults):
@@ -135,7 +140,7 @@ def _stack_home(tag: str) -> Path:
     return base / "qingfeng-soak" / tag
 
 
-def _fault(name: str, stack: SoakStack, procs: dict[str, SuiteProcess], pause_s: float) -> Fault:
+def _fault(name: str, stack: SoakStack, procs: dict[str, SuiteProcess], pause_s: float, down_s: float = 0.0) -> Fault:
     began = time.time()
     if name.startswith("kill -9 "):
         process = procs[name.removeprefix("kill -9 ")]
@@ -143,10 +148,16 @@ def _fault(name: str, stack: SoakStack, procs: dict[str, SuiteProcess], pause_s:
         time.sleep(pause_s)
         process.start()
         process.wait_serving()
-    elif name == "restart kafka":
-        stack.restart_kafka()
     else:
-        stack.restart_es()
+        pid = stack.kafka_pid if name == "restart kafka" else stack.es_pid
+        if down_s > 0 and pid is not None:
+            stop_group(pid, timeout_s=60.0)
+            _say(f"{name}: stopped, down for {down_s:.0f} s")
+            time.sleep(down_s)
+        if name == "restart kafka":
+            stack.restart_kafka()
+        else:
+            stack.restart_es()
     fault = Fault(name, began, time.time())
     _say(f"{name}: healthy again after {fault.healthy - fault.began:.1f} s")
     return fault
@@ -158,7 +169,7 @@ def _inject(
     """The faults in order, each at its share of the duration or when the one before has healed, whichever is later."""
     for name, share in zip(options.faults, options.fault_at, strict=True):
         time.sleep(max(0.0, began + share * options.duration_s - time.monotonic()))
-        out.append(_fault(name, stack, procs, options.kill_pause_s))
+        out.append(_fault(name, stack, procs, options.kill_pause_s, options.down_s))
 
 
 async def _lag(bootstrap: str, group: str) -> int | None:
@@ -493,6 +504,7 @@ def parse_args(argv: list[str] | None = None) -> SoakOptions:
         type=parse_faults,
         help=f"comma-separated subset of {','.join(FAULT_NAMES)} (default all), spread evenly",
     )
+    parser.add_argument("--down", type=float, help="seconds a restarted server stays down (default 0)")
     parser.add_argument("--logs", type=Path, help="copy the processes' and servers' logs into this directory")
     args = parser.parse_args(argv)
     chosen = {
@@ -505,6 +517,7 @@ def parse_args(argv: list[str] | None = None) -> SoakOptions:
             "indexer_nice": 0 if args.no_priority else args.indexer_nice,
             "es_nice": 0 if args.no_priority else args.es_nice,
             "logs": args.logs,
+            "down_s": args.down,
         }.items()
         if value is not None
     }  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections import Counter
 from pathlib import Path
@@ -13,7 +14,17 @@ if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
 from _soak_observe import SeenAlert  # noqa: E402
-from _soak_report import Fault, format_report, judge, latency_windows, memory_growth  # noqa: E402
+from _soak_report import (  # noqa: E402
+    Fault,
+    _recovery_lines,
+    back_under,
+    format_report,
+    from_kafka,
+    judge,
+    latency_windows,
+    memory_growth,
+    recovery,
+)
 
 NONE, BLUE, YELLOW = 1, 2, 3
 
@@ -96,3 +107,54 @@ def test_a_span_that_ends_slow_never_recovered() -> None:
     report = format_report(verdict, (2315.0, 888.0))
     assert "still > 2 s at the next fault/end" in report
     assert "888 posts/s answered" in report and "-62%" in report
+
+
+def _entered(arrived: float, latency: float, n: int) -> SeenAlert:
+    """An alert as ``from_kafka`` gives it: latency from the post's entry into Kafka."""
+    return SeenAlert(arrived, latency, f"e{n}:1", f"e{n}", NONE, BLUE, 1, n)
+
+
+def test_from_kafka_counts_from_the_posts_entry_and_leaves_out_unknown_posts() -> None:
+    alerts = [
+        SeenAlert(130.0, 30.0, "e:1", "e", NONE, BLUE, 1, graded_us=100_000_000),  # sent at 100 s
+        SeenAlert(140.0, 1.0, "f:1", "f", NONE, BLUE, 1, graded_us=139_000_000),  # its post never seen
+    ]
+    entered = from_kafka(alerts, {100_000_000: 128.5})  # the post reached Kafka at 128.5 s (the broker was down)
+    assert [(a.id, a.latency_s) for a in entered] == [("e:1", 1.5)]
+
+
+def test_back_under_is_the_first_window_after_healthy_within_the_target() -> None:
+    fault = Fault("restart kafka", 100.0, 120.0)
+    alerts = [_alert(121, 9.0, "a", 1, NONE, BLUE), _alert(126, 3.0, "b", 1, NONE, BLUE),
+              _alert(131, 0.5, "c", 1, NONE, BLUE), _alert(140, 4.0, "d", 1, NONE, BLUE)]  # fmt: skip
+    assert back_under(fault, 200.0, alerts) == 15.0  # windows 120-125 (9 s), 125-130 (3 s), 130-135 (0.5 s)
+    assert back_under(fault, 200.0, alerts[:2]) == math.inf
+    assert back_under(fault, 200.0, []) is None
+
+
+def test_a_recovery_separates_what_the_outage_held_from_posts_after_it() -> None:
+    fault = Fault("restart kafka", 100.0, 150.0)
+    entered = [
+        _entered(95.0, 1.0, 1),  # before the fault
+        _entered(152.0, 55.0, 2),  # in Kafka at 97 s, alerted after the restart: held by the outage
+        _entered(160.0, 3.5, 3),  # into Kafka at 156.5 s: in the first 30 s after healthy
+        _entered(190.0, 1.2, 4),  # into Kafka at 188.8 s: after the first 30 s
+        _entered(200.0, 0.8, 5),
+    ]
+    r = recovery(fault, 300.0, entered, entered)
+    assert (r.held, r.held_max_s) == (1, 55.0)
+    assert r.before_p99 == 1.0 and r.first_p99 == 3.5 and r.later_p99 == 1.2
+    assert r.first_alert_s == 2.0
+    assert r.back_under_s == 40.0  # by entry: 155-160 holds 3.5 s, 185-190 the first within the target
+    verdict = judge(set(), Counter(), Counter(), [], 0, 0, [fault], 300.0, [])
+    assert verdict.recovered == []  # no post arrivals: no recovery by entry
+    report = "\n".join(_recovery_lines([r]))
+    assert "after restart kafka: into Kafka > 30 s after, p99 <= 2 s" in report and "met" in report
+    assert "held by the outage (in Kafka before healthy): 1 alerts, up to 55.0 s" in report
+
+
+def test_posts_into_kafka_after_the_first_30_s_still_slow_miss_the_target() -> None:
+    fault = Fault("restart kafka", 100.0, 150.0)
+    r = recovery(fault, 300.0, [_entered(200.0, 4.0, 1)], [])
+    assert r.later_p99 == 4.0
+    assert "MISSED" in _recovery_lines([r])[0] and "+2.00 s" in _recovery_lines([r])[0]
