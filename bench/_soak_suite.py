@@ -1,10 +1,11 @@
-"""The suite processes of the soak: collector (fetch role, ImportPosts), indexer (index role) and grader, as
-subprocesses with TLS and signed identities (as `qingfeng up` gives them), on the soak's own stack.
+"""The suite processes of the soak: collector (fetch role, ImportPosts), indexer (index role), grader (grade role)
+and grader-index (the grader's index role: events index and posts' event ids), as subprocesses with TLS and signed
+identities (as `qingfeng up` gives them), on the soak's own stack.
 
-Each process runs at the CPU priority of its role (the indexer at nice 10 by default, as `qingfeng up` starts it;
-see qingfeng.cli.priority). Each can be killed with SIGKILL and started again with the same environment, database,
-consumer group and priority, as an operator's supervisor would; every start is one *incarnation* with its own pid,
-and a sampler reads each incarnation's resident memory from /proc.
+Each process runs at the CPU priority of its role (the indexer and grader-index at nice 10 by default, as `qingfeng
+up` starts them; see qingfeng.cli.priority). Each can be killed with SIGKILL and started again with the same
+environment, database, consumer group and priority, as an operator's supervisor would; every start is one
+*incarnation* with its own pid, and a sampler reads each incarnation's resident memory from /proc.
 """
 
 from __future__ import annotations
@@ -21,11 +22,18 @@ from pathlib import Path
 
 import grpc
 from _periodic import PeriodicSampler
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from qingfeng.cli.pki import ca_file, security_environment
 from qingfeng.cli.priority import DEFAULT_NICE, niced
+from qingfeng.kafka import EVENTS
+from qingfeng.kafka.topics import POST_EVENTS
 
-__all__ = ["Incarnation", "RssSampler", "SuiteProcess", "suite_processes"]
+__all__ = ["GRADER_INDEX_GROUP", "Incarnation", "RssSampler", "SuiteProcess", "grader_index_lag", "suite_processes"]
+
+# The grader's index role's consumer group (its default: "<grader group>-index").
+GRADER_INDEX_GROUP = "grader-index"
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,9 +139,11 @@ def suite_processes(
     grader_horizon_s: float | None = None,
     nices: Mapping[str, int] | None = None,
 ) -> dict[str, SuiteProcess]:
-    """collector (fetch), indexer (index) and grader, configured for the soak's stack; not started yet.
+    """collector (fetch), indexer (index), grader (grade) and grader-index, configured for the soak's stack; not
+    started yet.
 
-    ``nices``: each process's nice value by name (default: the roles' defaults, the indexer 10, the others 0).
+    ``nices``: each process's nice value by name (default: the roles' defaults, the indexer 10, the others 0);
+    grader-index takes the indexer's unless named.
     """
     nices = {"indexer": DEFAULT_NICE["indexer"]} if nices is None else nices
     state.mkdir(parents=True, exist_ok=True)
@@ -159,9 +169,13 @@ def suite_processes(
         "grader": (
             "services.grader",
             "QF_GRADER_",
-            {} if grader_horizon_s is None else {"QF_GRADER_HORIZON_S": str(grader_horizon_s)},
+            {"QF_GRADER_ROLE": "grade"}
+            | ({} if grader_horizon_s is None else {"QF_GRADER_HORIZON_S": str(grader_horizon_s)}),
         ),
+        "grader-index": ("services.grader", "QF_GRADER_", {"QF_GRADER_ROLE": "index"}),
     }
+    if "grader-index" not in nices:
+        nices = {**nices, "grader-index": nices.get("indexer", 0)}
     processes = {}
     for name, (module, prefix, extra) in specs.items():
         port = _free_port()
@@ -173,6 +187,27 @@ def suite_processes(
         }
         processes[name] = SuiteProcess(name, module, port, env, log_dir, ca, nice=nices.get(name, 0))
     return processes
+
+
+async def grader_index_lag(bootstrap: str, group: str = GRADER_INDEX_GROUP) -> int | None:
+    """Records of the events and post-events topics the grader's index role has not committed (None: no answer)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        await admin.start()
+        await consumer.start()
+        cluster = await consumer._client.fetch_all_metadata()
+        tps = [TopicPartition(t, p) for t in (EVENTS, POST_EVENTS) for p in cluster.partitions_for_topic(t) or ()]
+        if not tps:
+            return None
+        ends = await consumer.end_offsets(tps)
+        committed = await admin.list_consumer_group_offsets(group)
+        return int(sum(max(0, end - (committed[tp].offset if tp in committed else 0)) for tp, end in ends.items()))
+    except Exception:
+        return None
+    finally:
+        await consumer.stop()
+        await admin.close()
 
 
 @dataclass

@@ -57,7 +57,7 @@ from _soak_report import (  # noqa: E402
     memory_growth,
 )
 from _soak_stack import DEFAULT_ES_PORT, DEFAULT_KAFKA_PORT, SoakStack, soak_stack  # noqa: E402
-from _soak_suite import RssSampler, SuiteProcess, suite_processes  # noqa: E402
+from _soak_suite import RssSampler, SuiteProcess, grader_index_lag, suite_processes  # noqa: E402
 from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 from qingfeng.cli._console import CliError  # noqa: E402
@@ -245,13 +245,16 @@ def _drain(options: SoakOptions, stack: SoakStack, observer: Observer, feed: Fee
     deadline = time.monotonic() + options.drain_s
     while time.monotonic() < deadline:
         lags = [asyncio.run(_lag(stack.bootstrap, group)) for group in ("collector-indexer", "grader")]
+        # The grader's index role: events and post event ids in ES (what the audit reads) once it has caught up.
+        lags.append(asyncio.run(grader_index_lag(stack.bootstrap)))
         try:
             indexed = es_post_count(stack.es_url)
         except Exception:
             indexed = -1
-        if lags == [0, 0] and indexed >= len(observer.produced):
+        if lags == [0, 0, 0] and indexed >= len(observer.produced):
             return True
-        _say(f"draining: indexer lag {lags[0]}, grader lag {lags[1]}, ES {indexed:,} / {len(observer.produced):,}")
+        _say(f"draining: indexer lag {lags[0]}, grader lag {lags[1]}, grader-index lag {lags[2]}, "
+             f"ES {indexed:,} / {len(observer.produced):,}")  # fmt: skip
         time.sleep(5)
     return False
 

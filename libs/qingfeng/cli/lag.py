@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 # The consumer groups of the suite's processes, by their default ids (QF_<SERVICE>_…__GROUP_ID changes them).
-SUITE_GROUPS: Final = ("collector-indexer", "grader", "coordinator", "publisher")
+SUITE_GROUPS: Final = ("collector-indexer", "grader", "grader-index", "coordinator", "publisher")
 SUITE_TOPIC_PREFIX: Final = "qingfeng."
 _TIMEOUT_MS: Final = 5_000
 

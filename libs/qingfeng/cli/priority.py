@@ -7,16 +7,14 @@ alerts may not. So the indexer processes run at a lower priority (nice 10 by def
 10 is about a tenth of nice 0's) and the alert path at the normal one. With CPU to spare the nice value changes
 nothing.
 
-Elasticsearch is on the alert path and stays at nice 0 by default: the grader writes every batch's events and each
-post's event id into Elasticsearch and takes its next batch only once they are written (services/grader/state.py
-``_effects``), so an Elasticsearch at a lower priority slows the grader down with it (a priority inversion: in the
-soak the grader then used 0.03 of a core, waiting, not computing). A starved indexer sends fewer bulk requests, which
-is what leaves Elasticsearch's CPU to the grader's writes. QF_STACK_ES_NICE can lower it where the grader does not
-write there.
+The grader's index role (`grader-index`: the events index and the posts' event ids) is search indexing too and runs
+at the indexers' priority. Elasticsearch is no longer on the alert path (the grade role publishes to Kafka only and
+the index role writes Elasticsearch from there), but it stays at nice 0 by default: the console's searches read it,
+and a starved indexer already sends fewer bulk requests. QF_STACK_ES_NICE can lower it where search may lag.
 
 | variable                 | default | process                                            |
 |--------------------------|---------|----------------------------------------------------|
-| QF_SUITE_NICE_INDEXER    | 10      | every `indexer-N` of `qingfeng up --indexers N`    |
+| QF_SUITE_NICE_INDEXER    | 10      | every `indexer-N` of `qingfeng up --indexers N`, and `grader-index` |
 | QF_SUITE_NICE_<ROLE>     | 0       | COLLECTOR, GRADER, COORDINATOR, PUBLISHER, GATEWAY |
 | QF_STACK_ES_NICE         | 0       | Elasticsearch (its launcher and server JVM)        |
 | QF_STACK_KAFKA_NICE      | 0       | the Kafka broker                                   |

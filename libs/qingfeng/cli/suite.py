@@ -7,8 +7,13 @@ With N indexers (`qingfeng up --indexers N`, or QF_SUITE_INDEXERS; default 1) th
 (ImportPosts, sources, enrichment, produce) and N more collector processes run the index role as one Kafka consumer
 group, so fetching and indexing use different cores. 0 keeps one collector process doing both.
 
-Each process runs at the CPU priority of its role (QF_SUITE_NICE_<ROLE>, 0..19: the indexers 10, the rest 0; see
-qingfeng.cli.priority): on shared cores search indexing yields the CPU to the alert path.
+The grader runs as two processes the same way: `grader` (QF_GRADER_ROLE=grade: posts -> events and alerts, Kafka
+and SQL only) and `grader-index` (QF_GRADER_ROLE=index: the events index and the posts' event ids written into
+Elasticsearch from the topics the grader publishes), so search indexing never holds an alert back.
+
+Each process runs at the CPU priority of its role (QF_SUITE_NICE_<ROLE>, 0..19: the indexers and grader-index 10
+through QF_SUITE_NICE_INDEXER, the rest 0; see qingfeng.cli.priority): on shared cores search indexing yields the
+CPU to the alert path.
 """
 
 from __future__ import annotations
@@ -46,9 +51,17 @@ class SuiteProcess:
         return self.role or self.name
 
 
+# The grader's index role: health on a port the kernel picks, its consumer lag on /metrics at 9462.
+_GRADER_INDEX_ENV = (
+    ("QF_GRADER_ROLE", "index"),
+    ("QF_GRADER_GRPC__PORT", "0"),
+    ("QF_GRADER_METRICS_PORT", "9462"),
+)
+
 PROCESSES = (
     SuiteProcess("collector", "services.collector"),
-    SuiteProcess("grader", "services.grader"),
+    SuiteProcess("grader", "services.grader", (("QF_GRADER_ROLE", "grade"),)),
+    SuiteProcess("grader-index", "services.grader", _GRADER_INDEX_ENV, role="indexer"),
     SuiteProcess("coordinator", "services.coordinator"),
     SuiteProcess("publisher", "services.publisher"),
     SuiteProcess("gateway", "gateway"),

@@ -52,7 +52,7 @@ def test_indexing_yields_and_the_alert_path_runs_at_normal_priority_by_default()
 def test_stack_settings_keep_both_servers_on_the_alert_path_by_default_and_validate_them() -> None:
     base = {"QF_STACK_HOME": "/tmp/qf-stack-test-home", "PATH": os.environ.get("PATH", "")}
     config = load_stack_config(base, euid=1000)
-    # The grader waits for its Elasticsearch writes: a lower default there would slow alerts down with it.
+    # The console's searches read Elasticsearch: it stays at the normal priority unless an operator lowers it.
     assert (config.kafka_nice, config.es_nice) == (0, DEFAULT_NICE["elasticsearch"]) == (0, 0)
     assert load_stack_config({**base, "QF_STACK_ES_NICE": "10"}, euid=1000).es_nice == 10
     with pytest.raises(CliError, match="QF_STACK_KAFKA_NICE"):

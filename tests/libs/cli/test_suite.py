@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from qingfeng.cli import suite
 from qingfeng.cli._process import group_members, read_pid
+from qingfeng.cli.priority import suite_nice
 
 
 @pytest.fixture
@@ -56,12 +57,27 @@ def test_the_gateway_gets_the_state_dirs_access_policy(tmp_path: Path, monkeypat
 def test_indexers_run_the_index_role_beside_the_fetching_collector() -> None:
     assert suite.plan(0) == suite.PROCESSES
     processes = {p.name: dict(p.env) for p in suite.plan(2)}
-    assert list(processes) == ["collector", "indexer-1", "indexer-2", "grader", "coordinator", "publisher", "gateway"]
+    assert list(processes) == [
+        "collector", "indexer-1", "indexer-2", "grader", "grader-index", "coordinator", "publisher", "gateway"
+    ]  # fmt: skip
     assert processes["collector"] == {"QF_COLLECTOR_ROLE": "fetch"}
     assert processes["indexer-1"]["QF_COLLECTOR_ROLE"] == processes["indexer-2"]["QF_COLLECTOR_ROLE"] == "index"
     assert processes["indexer-1"]["QF_COLLECTOR_GRPC__PORT"] == "0"
     ports = {processes[n]["QF_COLLECTOR_METRICS_PORT"] for n in ("indexer-1", "indexer-2")}
     assert len(ports) == 2 and "9461" not in ports  # the fetching collector's /metrics keeps 9461
+
+
+def test_the_grader_runs_its_grade_and_index_roles_as_two_processes() -> None:
+    processes = {p.name: p for p in suite.plan(1)}
+    assert dict(processes["grader"].env) == {"QF_GRADER_ROLE": "grade"}
+    index = dict(processes["grader-index"].env)
+    assert index["QF_GRADER_ROLE"] == "index" and index["QF_GRADER_GRPC__PORT"] == "0"  # health only
+    assert processes["grader-index"].module == processes["grader"].module == "services.grader"
+    # Search indexing yields the CPU to the alert path: the indexers' priority (QF_SUITE_NICE_INDEXER, 10).
+    assert processes["grader-index"].nice_role == "indexer" and suite_nice("indexer", {}) == 10
+    assert processes["grader"].nice_role == "grader" and suite_nice("grader", {}) == 0
+    metrics = {v for p in suite.plan(2) for k, v in p.env if k.endswith("METRICS_PORT")}
+    assert index["QF_GRADER_METRICS_PORT"] in metrics and len(metrics) == 3, "every /metrics port its own"
 
 
 @pytest.mark.parametrize(("raw", "message"), [("two", "whole number"), ("-1", "between 0 and 32"), ("99", "between")])
