@@ -14,10 +14,13 @@ Reads DIR/weibo_posts.jsonl (default: $QF_SHARED_DATA, else ../shared/data relat
    shared posts of >= 20 characters, distinct, joined in file order into texts of about 2,000 characters (built at
    run time, never stored). The fixture repeats its sentences (about half its 3-character shingles recur within an
    article), which real articles rarely do; the joined posts show real text's rate.
+4. times the same posts through services.collector.core.enrich_posts, which takes each stage over a batch of
+   STAGE_BATCH posts before the next stage (same results; the stages keep their tables in the CPU caches).
 
 With --against REF (a git commit or branch), the text kernel and the collector's enrich/dedupe step as they were at
 REF are extracted to a temporary package and timed against the working tree's, rounds alternating, on the same texts:
-on a shared machine a ratio measured so is worth more than two figures from different runs.
+on a shared machine a ratio measured so is worth more than two figures from different runs. The working tree is timed
+one post at a time (enrich_post) and in batches (enrich_posts), REF one post at a time. --sets picks the text sets.
 
 Targets: >= 20,000 posts/s per core (issue 3); >= 2 million characters/s per core on long texts (issue 12).
 """
@@ -47,7 +50,7 @@ sys.path.insert(0, str(REPO))  # so that `services` imports when run as a script
 
 from qingfeng.text import Enricher, content_hash, normalize_for_hash, prepare, simhash64, strip_noise  # noqa: E402
 
-from services.collector.core import DedupeConfig, Deduper, enrich_post  # noqa: E402
+from services.collector.core import DedupeConfig, Deduper, RawPost, enrich_post, enrich_posts  # noqa: E402
 
 TARGET = 20_000
 TARGET_CHARS = 2_000_000
@@ -95,16 +98,23 @@ def _joined(posts: Sequence[tuple[str, str, datetime]], size: int = 2_000) -> li
     return out
 
 
-def _chars_per_s(enricher: Enricher, posts: Sequence[tuple[str, str, str, datetime]], repeat: int) -> float:
-    """Characters (title + text) per CPU second of enrich_post, best of ``repeat`` rounds, fresh deduper each."""
+def _chars_per_s(
+    enricher: Enricher, posts: Sequence[tuple[str, str, str, datetime]], repeat: int, *, batched: bool = False
+) -> float:
+    """Characters (title + text) per CPU second of enrich_post (or enrich_posts when ``batched``), best of ``repeat``
+    rounds, fresh deduper each."""
     chars = sum(len(title) + len(text) for _, title, text, _ in posts)
+    raw = [RawPost(pid, text, ts, title) for pid, title, text, ts in posts]
     best = float("inf")
     for _ in range(repeat):
         deduper = Deduper()
         enricher.clear_cache()  # each round sees repeats only within its own stream, as a fresh process would
         start = time.process_time()
-        for pid, title, text, ts in posts:
-            enrich_post(pid, text, ts, title=title, enricher=enricher, deduper=deduper)
+        if batched:
+            enrich_posts(raw, enricher=enricher, deduper=deduper)
+        else:
+            for pid, title, text, ts in posts:
+                enrich_post(pid, text, ts, title=title, enricher=enricher, deduper=deduper)
         best = min(best, time.process_time() - start)
     return chars / best
 
@@ -168,14 +178,18 @@ def _print_stages(stages: list[tuple[str, float]], n: int, chars: int, unit: str
 
 
 def _pipeline(
-    enricher: Enricher, posts: Sequence[tuple[str, str, datetime]], repeat: int
+    enricher: Enricher, posts: Sequence[tuple[str, str, datetime]], repeat: int, *, batched: bool = False
 ) -> tuple[float, float, Counter[str]]:
     best_cpu, best_wall, kinds = float("inf"), float("inf"), Counter[str]()
+    raw = [RawPost(pid, text, ts) for pid, text, ts in posts]
     for _ in range(repeat):
         deduper = Deduper()
         enricher.clear_cache()  # each round sees repeats only within its own stream, as a fresh process would
         wall, cpu = time.perf_counter(), time.process_time()
-        results = [enrich_post(pid, text, ts, enricher=enricher, deduper=deduper) for pid, text, ts in posts]
+        if batched:
+            results = enrich_posts(raw, enricher=enricher, deduper=deduper)
+        else:
+            results = [enrich_post(pid, text, ts, enricher=enricher, deduper=deduper) for pid, text, ts in posts]
         best_cpu = min(best_cpu, time.process_time() - cpu)
         best_wall = min(best_wall, time.perf_counter() - wall)
         kinds = Counter(r.dedupe.kind.value for r in results)
@@ -216,40 +230,66 @@ def _reference_step(ref: str, into: Path) -> tuple[Any, Any, Any]:
     )
 
 
-def _against(ref: str, posts: Sequence[tuple[str, str, datetime]], articles: Sequence[Any], repeat: int) -> None:
-    """Whole step, working tree vs ``ref``, alternating rounds; best CPU time of each side."""
+def _batched(step: Any, raw_post: Any) -> Callable[..., Any]:
+    """enrich_posts as a step over a whole list of (post_id, title, text, created_at)."""
+
+    def run(items: Sequence[tuple[str, str, str, datetime]], enricher: Any, deduper: Any) -> None:
+        step([raw_post(pid, text, ts, title) for pid, title, text, ts in items], enricher=enricher, deduper=deduper)
+
+    return run
+
+
+def _one_by_one(step: Any) -> Callable[..., Any]:
+    def run(items: Sequence[tuple[str, str, str, datetime]], enricher: Any, deduper: Any) -> None:
+        for pid, title, text, ts in items:
+            step(pid, text, ts, title=title, enricher=enricher, deduper=deduper)
+
+    return run
+
+
+SETS = ("fixture", "joined", "long-posts", "all-posts")
+
+
+def _against(
+    ref: str, posts: Sequence[tuple[str, str, datetime]], articles: Sequence[Any], repeat: int, names: Sequence[str]
+) -> None:
+    """Whole step, working tree (one by one and in batches) vs ``ref`` (one by one), alternating rounds; best CPU
+    time of each side."""
     with tempfile.TemporaryDirectory() as tmp:
         ref_enricher_type, ref_deduper, ref_enrich_post = _reference_step(ref, Path(tmp))
         sides = {
-            ref: (ref_enricher_type(), ref_deduper, ref_enrich_post),
-            "working tree": (Enricher(), Deduper, enrich_post),
+            ref: (ref_enricher_type(), ref_deduper, _one_by_one(ref_enrich_post)),
+            "working tree": (Enricher(), Deduper, _one_by_one(enrich_post)),
+            "batched": (Enricher(), Deduper, _batched(enrich_posts, RawPost)),
         }
         long_posts = [(pid, "", text, ts) for pid, text, ts in posts if len(text) >= 60]
         sets = {
-            "long-text fixture": list(articles),
-            "shared posts joined (~2,000 chars)": _joined(posts),
-            "shared posts >= 60 chars": long_posts,
-            "all shared posts": [(pid, "", text, ts) for pid, text, ts in posts],
+            "fixture": ("long-text fixture", list(articles)),
+            "joined": ("shared posts joined (~2,000 chars)", _joined(posts)),
+            "long-posts": ("shared posts >= 60 chars", long_posts),
+            "all-posts": ("all shared posts", [(pid, "", text, ts) for pid, text, ts in posts]),
         }
         print(f"\nwhole step, working tree against {ref} (CPU time, best of {repeat} alternating rounds):")
-        for name, items in sets.items():
+        for key in names:
+            name, items = sets[key]
             chars = sum(len(title) + len(text) for _, title, text, _ in items)
             best = dict.fromkeys(sides, float("inf"))
             for round_ in range(repeat):
                 for side in sides if round_ % 2 == 0 else reversed(list(sides)):
-                    enricher, deduper_type, step = sides[side]
+                    enricher, deduper_type, run = sides[side]
                     if hasattr(enricher, "clear_cache"):
                         enricher.clear_cache()
                     deduper = deduper_type()
                     start = time.process_time()
-                    for pid, title, text, ts in items:
-                        step(pid, text, ts, title=title, enricher=enricher, deduper=deduper)
+                    run(items, enricher, deduper)
                     best[side] = min(best[side], time.process_time() - start)
-            old, new = best[ref], best["working tree"]
-            print(
-                f"  {name:36s} n={len(items):6d}  {ref}: {chars / old / 1e6:5.2f} M chars/s ({len(items) / old:,.0f}/s)"
-                f"  working tree: {chars / new / 1e6:5.2f} M chars/s ({len(items) / new:,.0f}/s)  {old / new:.2f}x"
+            old = best[ref]
+            figures = "  ".join(
+                f"{side}: {chars / best[side] / 1e6:5.2f} M chars/s ({len(items) / best[side]:,.0f}/s, "
+                f"{old / best[side]:.2f}x)"
+                for side in sides
             )
+            print(f"  {name:36s} n={len(items):6d}  {figures}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -259,6 +299,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="rounds per measurement (best is reported)")
     parser.add_argument("--long-texts", type=Path, default=LONG_TEXTS, help="JSONL of long articles (fixture)")
     parser.add_argument("--against", metavar="REF", help="only compare the whole step with the code at git REF")
+    parser.add_argument(
+        "--sets", default=",".join(SETS), help=f"with --against: comma-separated text sets among {', '.join(SETS)}"
+    )
     args = parser.parse_args(argv)
     if not (args.data / "weibo_posts.jsonl").is_file():
         print(f"no weibo_posts.jsonl under {args.data} (set QF_SHARED_DATA or --data)", file=sys.stderr)
@@ -267,7 +310,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     posts = _load(args.data, args.limit)
     if args.against:
         print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-        _against(args.against, posts, _load_long(args.long_texts), args.repeat)
+        names = [name for name in args.sets.split(",") if name]
+        unknown = sorted(set(names) - set(SETS))
+        if unknown:
+            print(f"unknown --sets {', '.join(unknown)} (known: {', '.join(SETS)})", file=sys.stderr)
+            return 2
+        _against(args.against, posts, _load_long(args.long_texts), args.repeat, names)
         print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         return 0
     texts = [text for _, text, _ in posts]
@@ -294,15 +342,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{chars / cpu / 1e6:.2f} M chars/s"
     )
     print(f"  dedupe: {dict(kinds)}")
+    cpu_batched, wall_batched, _ = _pipeline(enricher, posts, args.repeat, batched=True)
+    print(
+        f"  in batches (enrich_posts): {n / cpu_batched:,.0f} posts/s per core (CPU time)   "
+        f"{n / wall_batched:,.0f} posts/s wall   {chars / cpu_batched / 1e6:.2f} M chars/s"
+    )
 
     long_posts = [p for p in posts if len(p[1]) >= 60]
     if long_posts:
         cpu_long, _, _ = _pipeline(enricher, long_posts, args.repeat)
         mean_long = sum(len(p[1]) for p in long_posts) / len(long_posts)
+        cpu_long_batched, _, _ = _pipeline(enricher, long_posts, args.repeat, batched=True)
+        long_chars = sum(len(p[1]) for p in long_posts)
         print(
             f"  long posts only (>= 60 chars, n={len(long_posts)}, mean {mean_long:.0f} chars): "
-            f"{len(long_posts) / cpu_long:,.0f} posts/s per core, "
-            f"{sum(len(p[1]) for p in long_posts) / cpu_long / 1e6:.2f} M chars/s per core"
+            f"{len(long_posts) / cpu_long:,.0f} posts/s per core, {long_chars / cpu_long / 1e6:.2f} M chars/s; "
+            f"in batches {len(long_posts) / cpu_long_batched:,.0f} posts/s, {long_chars / cpu_long_batched / 1e6:.2f} M"
         )
     articles = _load_long(args.long_texts)
     sizes = [len(title) + len(text) for _, title, text, _ in articles]
@@ -310,24 +365,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\nper stage, long texts ({args.long_texts.name}; the relevance share is the lead's to judge, issue 12):")
     _print_stages(_stages(enricher, long_texts, args.repeat), len(long_texts), sum(map(len, long_texts)), "text")
     per_core_chars = _chars_per_s(enricher, articles, args.repeat)
+    batched_chars = _chars_per_s(enricher, articles, args.repeat, batched=True)
     print(
         f"  long texts ({args.long_texts.name}, n={len(articles)}, {min(sizes)}-{max(sizes)} chars, "
         f"mean {sum(sizes) / len(sizes):.0f}): {per_core_chars / 1e6:.2f} M chars/s per core, "
-        f"{len(articles) / (sum(sizes) / per_core_chars):,.0f} articles/s"
+        f"{len(articles) / (sum(sizes) / per_core_chars):,.0f} articles/s; in batches (enrich_posts) "
+        f"{batched_chars / 1e6:.2f} M chars/s"
     )
     joined = _joined(posts)
     if joined:
         per_core_joined = _chars_per_s(enricher, joined, args.repeat)
+        batched_joined = _chars_per_s(enricher, joined, args.repeat, batched=True)
         print(
             f"  shared posts joined into ~2,000-char texts (n={len(joined)}): "
-            f"{per_core_joined / 1e6:.2f} M chars/s per core"
+            f"{per_core_joined / 1e6:.2f} M chars/s per core; in batches {batched_joined / 1e6:.2f} M chars/s"
         )
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     posts_ok = per_core >= TARGET
-    chars_ok = per_core_chars >= TARGET_CHARS
+    chars_ok = max(per_core_chars, batched_chars) >= TARGET_CHARS
     print(f"\n{'meets' if posts_ok else 'MISSES'} the target of {TARGET:,} posts/s per core")
     verdict = "meets" if chars_ok else "MISSES"
-    print(f"{verdict} the target of {TARGET_CHARS / 1e6:.0f} M chars/s per core on long texts")
+    how = "in batches" if batched_chars >= per_core_chars else "one post at a time"
+    print(f"{verdict} the target of {TARGET_CHARS / 1e6:.0f} M chars/s per core on long texts (fixture, {how})")
     return 0 if posts_ok and chars_ok else 1
 
 
