@@ -256,7 +256,7 @@ async def _index_role(settings: GraderSettings, producer: Producer, cleanups: li
     es = create_client(settings.elasticsearch)
     cleanups.append(es.close)
     prefix = settings.elasticsearch.index_prefix
-    names = await ensure_index(es, prefix, "events")
+    names = IndexNames(prefix, "events")
     indexer = GraderIndexer(
         ElasticEventIndex(es, names.write_alias),
         # The posts family is the collector's; the grader only adds event_id to its documents.
@@ -266,6 +266,8 @@ async def _index_role(settings: GraderSettings, producer: Producer, cleanups: li
         topics=settings.topics,
         group_id=settings.index_group_id,
         settings=settings.index,
+        # In the loop, not here: Elasticsearch being down at start delays indexing, never the start (role all).
+        prepare=lambda: ensure_index(es, prefix, "events"),
     )
     return IndexRole(indexer, [elasticsearch_ready(es)])
 

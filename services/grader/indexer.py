@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Final
 
@@ -55,9 +55,14 @@ class GraderIndexer:
         topics: GraderTopics,
         group_id: str,
         settings: IndexRoleSettings,
+        prepare: Callable[[], Awaitable[object]] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._events = events
+        # Creates the events index family (``ensure_index``) before the first batch, retried like a batch: a process
+        # running both roles starts, and grades, while Elasticsearch is still down.
+        self._prepare = prepare
+        self._prepared = False
         # None: post event ids are off (QF_GRADER_POST_EVENT_IDS=false); the topic is then neither read nor written.
         self._post_events = post_events
         self._dead_letters = DeadLetterSender(producer, source=_SOURCE, topic=topics.deadletter, clock=clock)
@@ -112,6 +117,9 @@ class GraderIndexer:
         while not stop.is_set():
             done_before = self.events_indexed + self.posts_assigned
             try:
+                if self._prepare is not None and not self._prepared:
+                    await self._prepare()
+                    self._prepared = True
                 await run_batches(
                     self._kafka,
                     self.topics,

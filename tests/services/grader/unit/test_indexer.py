@@ -180,3 +180,31 @@ def test_names_derive_from_the_events_topic_and_the_grader_group() -> None:
     assert GraderSettings(consumer=ConsumerSettings(group_id="run-7-grader")).index_group_id == "run-7-grader-index"
     assert GraderSettings(index=IndexRoleSettings(group_id="own")).index_group_id == "own"
     assert GraderSettings().role == "all"
+
+
+async def test_the_events_index_is_prepared_in_the_loop_and_retried_until_elasticsearch_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    import services.grader.indexer as module
+
+    attempts: list[str] = []
+    consumed: list[list[str]] = []
+
+    async def prepare() -> None:
+        attempts.append("prepare")
+        if len(attempts) < 3:
+            raise ConnectionError("elasticsearch: connection refused")
+
+    async def fake_run_batches(kafka: object, topics: list[str], group: str, handle: object, stop: asyncio.Event,
+                               **_: object) -> None:  # fmt: skip
+        consumed.append(topics)
+
+    monkeypatch.setattr(module, "run_batches", fake_run_batches)
+    indexer = GraderIndexer(FakeIndex(), FakePostEvents(), FakeProducer(), kafka=KafkaSettings(), topics=TOPICS,  # type: ignore[arg-type]
+                            group_id="g", settings=IndexRoleSettings(retry_backoff_s=0.001, retry_backoff_max_s=0.002),
+                            prepare=prepare)  # fmt: skip
+    await asyncio.wait_for(indexer.run(asyncio.Event()), 5)
+    assert attempts == ["prepare"] * 3 and indexer.failures == 2, "retried with backoff, never fatal"
+    assert consumed == [[TOPICS.events, TOPICS.post_events]], "consumes only once the index exists"
