@@ -304,10 +304,13 @@ def _recovery_lines(recovered: Sequence[Recovery]) -> list[str]:
         by = f"{later - LATENCY_TARGET_S:+.2f} s" if later is not None and not met else ""
         measured = f"p99 {_s(later)} (before {_s(r.before_p99)})"
         lines.append(_row(f"after {name}: into Kafka > 30 s after, p99 <= 2 s", measured, met, by))
+        held = f"held by the outage (in Kafka before healthy): {r.held:,} alerts, up to {_s(r.held_max_s)}"
+        if r.first_alert_s is None:
+            lines.append(f"  {name}: no alert after healthy before the next fault or the end; {held}")
+            continue
         lines.append(f"  {name}: posts into Kafka in the first 30 s after healthy p99 {_s(r.first_p99)}; back under "
                      f"2 s by entry {_s(r.back_under_s)}, by arrival from the feed {_s(r.back_under_feed_s)} after "
-                     f"healthy; first alert {_s(r.first_alert_s)} after healthy; held by the outage (in Kafka before "
-                     f"healthy): {r.held:,} alerts, up to {_s(r.held_max_s)}")  # fmt: skip
+                     f"healthy; first alert {_s(r.first_alert_s)} after healthy; {held}")  # fmt: skip
     return lines
 
 
