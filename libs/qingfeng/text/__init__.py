@@ -15,7 +15,7 @@ from qingfeng.text.conversion import (
     strip_noise,
     to_simplified,
 )
-from qingfeng.text.enrichment import STAGE_BATCH, Enricher, Enrichment, default_enricher, enrich
+from qingfeng.text.enrichment import STAGE_BATCH, STAGED_MIN_CHARS, Enricher, Enrichment, default_enricher, enrich
 from qingfeng.text.fingerprint import MAX_FINGERPRINT_CHARS, SimhashIndex, hamming, simhash64
 from qingfeng.text.lexicon import (
     Category,
@@ -33,6 +33,7 @@ from qingfeng.text.tagging import RegionHit, Tagger, Tags, TermHit
 
 __all__ = [
     "MAX_FINGERPRINT_CHARS",
+    "STAGED_MIN_CHARS",
     "STAGE_BATCH",
     "Category",
     "Enricher",

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from qingfeng.text import STAGE_BATCH, Enricher, Enrichment, prepare
+from qingfeng.text import STAGE_BATCH, STAGED_MIN_CHARS, Enricher, Enrichment, prepare
 
 from services.collector.core.dedupe import Deduper, DedupeResult
 
@@ -65,6 +65,13 @@ def enrich_posts(posts: Sequence[RawPost], *, enricher: Enricher, deduper: Dedup
     out: list[EnrichedPost] = []
     for start in range(0, len(posts), STAGE_BATCH):
         batch = posts[start : start + STAGE_BATCH]
+        if sum(len(post.text) + len(post.title) >= STAGED_MIN_CHARS for post in batch) < 2:
+            # nothing to stage (most microblog posts): one by one, without the batch's lists
+            out += [
+                enrich_post(p.post_id, p.text, p.created_at, title=p.title, enricher=enricher, deduper=deduper)
+                for p in batch
+            ]
+            continue
         texts = [prepare(post.text) for post in batch]
         titles = [prepare(post.title) if post.title else "" for post in batch]
         combined = [f"{title}\n{text}" if title else text for title, text in zip(titles, texts, strict=True)]

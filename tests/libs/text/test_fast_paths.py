@@ -303,6 +303,8 @@ def test_enrich_prepared_many_equals_one_by_one(lexicons: Lexicons) -> None:
     assert batched.enrich_prepared_many(texts) == _one_by_one(lexicons, texts)
     assert batched.enrich_prepared_many([]) == []
     assert batched.enrich_prepared_many(texts[:1]) == _one_by_one(lexicons, texts[:1])
+    short = [t[: enrichment.STAGED_MIN_CHARS - 1] for t in texts]  # nothing to stage
+    assert batched.enrich_prepared_many(short) == _one_by_one(lexicons, short)
 
 
 @needs_data

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from qingfeng.text import STAGE_BATCH, Enricher
+from qingfeng.text import STAGE_BATCH, STAGED_MIN_CHARS, Enricher
 
 from services.collector.core import DedupeKind, Deduper, RawPost, enrich_post, enrich_posts
 
@@ -94,3 +94,12 @@ def test_enrich_posts_equals_enrich_post_one_by_one() -> None:
 
 def test_enrich_posts_of_nothing() -> None:
     assert enrich_posts([], enricher=Enricher(), deduper=Deduper()) == []
+
+
+def test_enrich_posts_of_short_posts_only() -> None:
+    # no batch has two texts long enough to stage: every post goes one by one
+    posts = [p for p in _stream() if len(p.text) + len(p.title) < STAGED_MIN_CHARS]
+    assert len(posts) > STAGE_BATCH
+    one, alone = Enricher(), Deduper()
+    expected = [enrich_post(p.post_id, p.text, p.created_at, title=p.title, enricher=one, deduper=alone) for p in posts]
+    assert enrich_posts(posts, enricher=Enricher(), deduper=Deduper()) == expected
