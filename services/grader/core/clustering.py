@@ -34,8 +34,8 @@ from typing import Any
 from ._cluster import Cluster
 from ._clustering_config import ClusteringConfig
 from ._lsh import BandIndex
+from ._matching import keyword_match, rare_match, top_keywords, weak_match
 from ._postmap import PostMap
-from ._text_match import keyword_match, rare_match, top_keywords
 from .model import PostView
 
 __all__ = ["Assignment", "Clusterer", "ClusteringConfig"]
@@ -176,7 +176,7 @@ class Clusterer:
             via = "rare_terms" if cid else via
         weak = cfg.author_window_seconds > 0 or cfg.activity_window_seconds > 0
         if cid is None and weak and (not textual or len(keywords) < cfg.seed_min_keywords):
-            cid = self._weak_match(post.author_id, ts)
+            cid = weak_match(post.author_id, ts, self.authors, self.clusters, self.resolve, cfg)
             via = "weak" if cid else via
         # A wordless post that others reposted or answered is a cascade of its own: it opens its own event
         # (with its own counts), never another's.
@@ -202,30 +202,6 @@ class Clusterer:
             cid = keep
         self._index(self.clusters[cid], post, ts, keywords, top, textual, known)
         return Assignment(cid, created, via, tuple(absorbed))
-
-    def _weak_match(self, author: str, ts: float) -> str | None:
-        cfg = self.config
-        if cfg.author_window_seconds > 0:
-            seen = self.authors.get(author)
-            if seen and ts - seen[1] <= cfg.author_window_seconds:
-                live = self.resolve(seen[0])
-                if live:
-                    return live
-        if cfg.activity_window_seconds > 0:
-            since = ts - cfg.activity_window_seconds
-            best, best_score, total = None, 0.0, 0.0
-            for c in reversed(self.clusters.values()):
-                if c.last_ts < since:
-                    break
-                if not c.seed:
-                    continue
-                score = c.activity * 0.5 ** ((ts - c.last_ts) / cfg.activity_half_life_seconds)
-                total += score
-                if score > best_score:
-                    best, best_score = c.id, score
-            if best is not None and best_score >= cfg.activity_min and best_score >= cfg.activity_share * total:
-                return best
-        return None
 
     # -- indexing --------------------------------------------------------------------------------
 

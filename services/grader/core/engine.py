@@ -21,17 +21,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from . import _commands, _persist
 from ._horizon import hold_until
-from ._record import STATE_FORMAT, EventRecord, event_in, event_out
+from ._publish import grade_of, snapshot_of
+from ._record import STATE_FORMAT, EventRecord
 from .clustering import Clusterer, ClusteringConfig
 from .grading import (
     CompiledPolicy,
-    LevelState,
     compile_policy,
     explain,
     projected_rank,
     rank_of,
-    reasons_for,
     step,
 )
 from .metrics import Contribution, EventMetrics
@@ -44,11 +44,8 @@ from .model import (
     Explanation,
     Grade,
     Output,
-    Override,
     PostView,
-    WindowMetrics,
 )
-from .model import Reason as _Reason
 from .policy import Policy
 
 __all__ = ["STATE_FORMAT", "Grader", "GraderConfig"]
@@ -208,52 +205,15 @@ class Grader:
         self, event_id: str, level: str | None, reason: str, by: str, at: datetime, expires_at: datetime | None = None
     ) -> list[Output]:
         """Fix an event's level by hand (level None clears it). Raises KeyError/ValueError on bad input."""
-        ev = self._event(event_id)
-        if level is None:
-            ev.override = None
-        else:
-            if level not in LEVEL_RANK:
-                raise ValueError(f"unknown level {level!r}; expected one of {', '.join(LEVELS)}")
-            if not reason.strip():
-                raise ValueError("an override needs a reason")
-            ev.override = Override(level, reason.strip(), by, at, expires_at)
-        out: list[Output] = []
-        dirty: dict[str, None] = {}
-        self._regrade(ev, out, dirty, emit=True)
-        self._flush(out, dirty)
-        return out
+        return _commands.override(self, event_id, level, reason, by, at, expires_at)
 
     def set_policy(self, policy: Policy) -> list[Output]:
         """Activate a new policy and regrade every event under it at once (no cool-down applies)."""
-        old = self.policy
-        self._use(policy)
-        self.state_policy_version = policy.version
-        out: list[Output] = []
-        dirty: dict[str, None] = {}
-        for ev in self.events.values():
-            if policy.windows != old.windows or policy.top_authors != old.top_authors:
-                ev.metrics.reconfigure(policy.windows, policy.top_authors, self.clock)
-            if self.clock_at is not None:
-                ev.state = LevelState(rank_of(self.cp, ev.metrics.live(self.clock))[0])
-                self._regrade(ev, out, dirty, emit=True)
-        self._flush(out, dirty)
-        return out
+        return _commands.set_policy(self, policy)
 
     def dry_run(self, policy: Policy) -> list[DryRunRow]:
         """How `policy` would grade every current event now, without changing anything."""
-        cp = compile_policy(policy)
-        rows = []
-        for ev in self.events.values():
-            metrics = ev.metrics
-            if policy.windows != self.policy.windows or policy.top_authors != self.policy.top_authors:
-                metrics = EventMetrics.from_dict(
-                    metrics.to_dict(), policy.windows, policy.top_authors, self.clock,
-                    self.config.bucket_seconds, self.config.retention_seconds,
-                )  # fmt: skip
-            raw = rank_of(cp, metrics.live(self.clock))[0]
-            new = LEVEL_RANK[ev.override.level] if ev.override else raw
-            rows.append(DryRunRow(ev.id, self.clusterer.title(ev.id), LEVELS[ev.level], LEVELS[new]))
-        return rows
+        return _commands.dry_run(self, policy)
 
     # -- queries -----------------------------------------------------------------------------------
 
@@ -268,7 +228,7 @@ class Grader:
             return None
         ev = self.events[eid]
         ev.metrics.advance(self.clock)
-        return self._snapshot(ev, ev.metrics.records(self.clock_at))
+        return snapshot_of(self, ev, ev.metrics.records(self.clock_at))
 
     def snapshots(self) -> list[EventSnapshot]:
         """Every event in memory, most recently active first."""
@@ -337,7 +297,7 @@ class Grader:
         keep.reps = sorted(keep.reps + gone.reps, key=lambda r: -r[0])[: self.config.representative_posts]
         keep.override = keep.override or gone.override
         gone.version += 1
-        out.append(replace(self._snapshot(gone, ()), merged_into=keep.id))
+        out.append(replace(snapshot_of(self, gone, ()), merged_into=keep.id))
 
     def _regrade(self, ev: EventRecord, out: list[Output], dirty: dict[str, None], emit: bool) -> None:
         """Evaluate the policy on the event at the clock; queue its snapshot, append an alert on a change."""
@@ -374,25 +334,7 @@ class Grader:
 
     def _grade(self, ev: EventRecord) -> Grade:
         """The event's grade at its last evaluation (built on demand: most are never looked at)."""
-        if ev.grade is not None:
-            return ev.grade
-        assert ev.evaluation is not None
-        raw, fired, at, rising, effective = ev.evaluation
-        p, state = self.policy, ev.state
-        reasons = reasons_for(self.cp, raw, fired)
-        hold_until = None
-        if state.below_since is not None:
-            hold_until = datetime.fromtimestamp(state.below_since + p.cooldown_seconds, tz=at.tzinfo)
-            until = hold_until.isoformat()
-            note = f"降级冷却中: 政策级别为{self.labels[raw] or '无'}, 保持{self.labels[state.rank]}至{until}"
-            reasons = (_Reason("cooldown", float(raw), float(state.rank), "<", LEVELS[state.rank], note=note), *reasons)
-        o = ev.override
-        if o is not None:
-            note = f"人工调整为{self.labels[effective] or '无'}({o.by}): {o.reason}"
-            reasons = (_Reason("override", float(effective), float(raw), "", o.level, note=note), *reasons)
-        ev.grade = Grade(LEVELS[effective], self.labels[effective], p.scheme, p.version, reasons, at, LEVELS[raw],
-                         rising, o, hold_until)  # fmt: skip
-        return ev.grade
+        return ev.grade if ev.grade is not None else grade_of(self, ev)
 
     def _due(self, ev: EventRecord, rising: bool, thorough: bool) -> float:
         """When time alone (no new post) could next change this event's grade; inf for never.
@@ -429,45 +371,13 @@ class Grader:
             ev = self.events.get(eid)
             if ev is not None:
                 ev.version += 1
-                out.append(self._snapshot(ev, ev.metrics.records(self._grade(ev).graded_at)))
-
-    def _snapshot(self, ev: EventRecord, metrics: tuple[WindowMetrics, ...]) -> EventSnapshot:
-        cluster = self.clusterer.clusters.get(ev.id)
-        if cluster is not None:
-            ev.title = cluster.title
-            ev.keywords = self.clusterer.keywords(ev.id)
-        return EventSnapshot(
-            event_id=ev.id,
-            title=ev.title,
-            keywords=ev.keywords,
-            first_seen=ev.first_at,
-            last_seen=ev.last_at,
-            post_count=ev.posts,
-            late_posts=ev.metrics.late,
-            level=LEVELS[ev.level],
-            previous_level=LEVELS[ev.previous],
-            rising=ev.rising,
-            grade=self._grade(ev),
-            metrics=metrics,
-            region_codes=ev.metrics.region_codes(),
-            representative_post_ids=tuple([pid for _, pid in ev.reps]),
-            version=ev.version,
-        )
+                out.append(snapshot_of(self, ev, ev.metrics.records(self._grade(ev).graded_at)))
 
     # -- persistence -------------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state as JSON-able data (store it with the consumed offsets)."""
-        return {
-            "format": STATE_FORMAT,
-            "policy_version": self.state_policy_version,
-            "clock": None if self.clock_at is None else self.clock,
-            "clock_at": None if self.clock_at is None else self.clock_at.isoformat(),
-            "next_expiry": None if self.clock_at is None else self.next_expiry,
-            "clusterer": self.clusterer.to_dict(),
-            "events": [event_out(ev, self._grade(ev)) for ev in self.events.values() if ev.evaluation or ev.grade],
-            "live": [[eid, due] for eid, due in self.live.items()],
-        }
+        return _persist.state_of(self)
 
     @classmethod
     def restore(cls, data: dict[str, Any], policy: Policy, config: GraderConfig | None = None) -> Grader:
@@ -477,20 +387,6 @@ class Grader:
         (`state_policy_version` tells), the grades are kept as they were: call `set_policy(policy)`
         next and publish what it returns, so no level change goes unannounced.
         """
-        if data.get("format") != STATE_FORMAT:
-            raise ValueError(f"not a grader state: format {data.get('format')!r}, expected {STATE_FORMAT!r}")
         g = cls(policy, config)
-        if data["clock_at"] is not None:
-            g.clock_at = datetime.fromisoformat(data["clock_at"])
-            g.clock, g.next_expiry = data["clock"], data["next_expiry"]
-        g.clusterer = Clusterer.from_dict(data["clusterer"], g.config.clustering)
-        cfg = g.config
-        for row in data["events"]:
-            metrics = EventMetrics.from_dict(row["metrics"], policy.windows, policy.top_authors, None,
-                                             cfg.bucket_seconds, cfg.retention_seconds)  # fmt: skip
-            ev = event_in(row, metrics)
-            g.events[ev.id] = ev
-        for eid, due in data["live"]:
-            g._schedule(eid, due)
-        g.state_policy_version = data["policy_version"]
+        _persist.load_state(g, data, policy)
         return g

@@ -1,4 +1,4 @@
-"""Which recent event a post's words point to, for a post that no parent link placed (see clustering.py).
+"""Which recent event a post points to when no parent link placed it (see clustering.py).
 
 Two kinds of keyword evidence, both read from the per-keyword postings (keyword -> {event id: last time a post of
 that event used it}) and the document frequencies the Clusterer keeps:
@@ -8,18 +8,22 @@ that event used it}) and the document frequencies the Clusterer keeps:
 - `rare_match`: rare terms shared with exactly one recent *anchor* event (a cascade's source post: one others
   reposted or commented on), see `ClusteringConfig.rare_window_seconds`.
 
+And the weak signals (`weak_match`, off unless configured: they lump on a concurrent stream): the author's own
+recent event, or the event that clearly dominates the recent stream.
+
 Pure functions of the state handed in; the Clusterer owns and updates that state.
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 from ._cluster import Cluster
 from ._clustering_config import ClusteringConfig
 
-__all__ = ["keyword_match", "rare_match", "top_keywords"]
+__all__ = ["keyword_match", "rare_match", "top_keywords", "weak_match"]
 
 Postings = Mapping[str, Mapping[str, float]]
 
@@ -111,4 +115,38 @@ def rare_match(
             strong = strong or n <= cfg.rare_single_max_count or (own >= 2 and own >= cfg.rare_own_share * n)
     if found is not None and (shared >= cfg.rare_min_shared or strong):
         return found
+    return None
+
+
+def weak_match(
+    author: str,
+    ts: float,
+    authors: Mapping[str, tuple[str, float]],
+    clusters: OrderedDict[str, Cluster],
+    resolve: Callable[[str], str | None],
+    cfg: ClusteringConfig,
+) -> str | None:
+    """The author's own event within `author_window_seconds`, else the seed event whose decayed activity is at least
+    `activity_min` and `activity_share` of all activity within `activity_window_seconds` (`clusters` ordered by last
+    activity, least recent first)."""
+    if cfg.author_window_seconds > 0:
+        seen = authors.get(author)
+        if seen and ts - seen[1] <= cfg.author_window_seconds:
+            live = resolve(seen[0])
+            if live:
+                return live
+    if cfg.activity_window_seconds > 0:
+        since = ts - cfg.activity_window_seconds
+        best, best_score, total = None, 0.0, 0.0
+        for c in reversed(clusters.values()):
+            if c.last_ts < since:
+                break
+            if not c.seed:
+                continue
+            score = c.activity * 0.5 ** ((ts - c.last_ts) / cfg.activity_half_life_seconds)
+            total += score
+            if score > best_score:
+                best, best_score = c.id, score
+        if best is not None and best_score >= cfg.activity_min and best_score >= cfg.activity_share * total:
+            return best
     return None
