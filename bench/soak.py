@@ -398,9 +398,11 @@ def spread(count: int) -> tuple[float, ...]:
 
 
 def parse_faults(raw: str) -> tuple[str, ...]:
-    """``kafka,es`` -> the FAULTS they name, in FAULTS' order; ``all`` -> FAULTS."""
+    """``kafka,es`` -> the FAULTS they name, in FAULTS' order; ``all`` -> FAULTS; ``none`` -> no fault (control)."""
     if raw.strip() == "all":
         return FAULTS
+    if raw.strip() == "none":
+        return ()
     names = [n.strip() for n in raw.split(",") if n.strip()]
     unknown = [n for n in names if n not in FAULT_NAMES]
     if unknown or not names:
@@ -505,7 +507,7 @@ def parse_args(argv: list[str] | None = None) -> SoakOptions:
     parser.add_argument(
         "--faults",
         type=parse_faults,
-        help=f"comma-separated subset of {','.join(FAULT_NAMES)} (default all), spread evenly",
+        help=f"comma-separated subset of {','.join(FAULT_NAMES)}, all (default) or none; spread evenly",
     )
     parser.add_argument("--down", type=float, help="seconds a restarted server stays down (default 0)")
     parser.add_argument("--logs", type=Path, help="copy the processes' and servers' logs into this directory")

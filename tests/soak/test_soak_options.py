@@ -21,6 +21,8 @@ def test_the_default_and_the_short_form_inject_every_fault_at_their_shares() -> 
     assert parse_args([]).fault_at == SoakOptions().fault_at
     assert parse_args(["--short"]).fault_at == SoakOptions.short().fault_at
     assert parse_args(["--faults", "all"]).faults == FAULTS
+    control = parse_args(["--faults", "none"])  # a run without faults: the machine's own latency
+    assert (control.faults, control.fault_at) == ((), ())
 
 
 def test_a_subset_keeps_the_order_of_faults_and_is_spread_over_the_run() -> None:

@@ -150,7 +150,9 @@ def test_a_recovery_separates_what_the_outage_held_from_posts_after_it() -> None
     assert verdict.recovered == []  # no post arrivals: no recovery by entry
     report = "\n".join(_recovery_lines([r]))
     assert "after restart kafka: into Kafka > 30 s after, p99 <= 2 s" in report and "met" in report
-    assert "held by the outage (in Kafka before healthy): 1 alerts, up to 55.0 s" in report
+    assert (
+        "during the fault (post in Kafka before healthy, alerted after the fault began): 1 alerts, p99 55.0 s" in report
+    )
 
 
 def test_posts_into_kafka_after_the_first_30_s_still_slow_miss_the_target() -> None:
