@@ -62,19 +62,31 @@ class Segmenter:
         Without a corpus there is no idf, so salience is term frequency with a bonus for lexicon terms and length.
         """
         if isinstance(tokens, list) and len(tokens) < _COUNTER_MIN_TOKENS:
-            return self._short_keywords(tokens, limit, boost)
+            # Counter costs ~1 µs to set up, more than a short post's whole loop; inline: most posts take this path
+            verdicts = self._verdicts
+            counts: dict[str, int] = {}
+            for token in tokens:
+                ok = verdicts.get(token)
+                if ok is None:
+                    ok = self._judge(token)
+                if ok:
+                    counts[token] = counts.get(token, 0) + 1
+            if len(counts) <= 1:
+                return tuple(counts)
+            ranked = sorted(counts, key=lambda t: -(counts[t] * 16 + (8 if t in boost else 0) + min(len(t), 4)))
+            return tuple(ranked[:limit])
         # A long token list is counted first (Counter, in C) and each distinct token judged once: a long text repeats
         # its tokens and punctuation many times. The bonuses add at most 12 < 16, so frequency decides first: only
         # tokens at least as frequent as the limit-th kept one can rank. From _WALK_MIN_DISTINCT distinct tokens on,
         # they are walked most frequent first (a stable sort: equal counts keep first-occurrence order) and judged
         # only until that floor is passed: a long text has hundreds of distinct tokens, most seen once, never judged
         # then. Below, sorting costs more than judging them all in first-occurrence order.
-        counts = Counter(tokens)
-        if len(counts) >= _WALK_MIN_DISTINCT:
-            return self._walked_keywords(counts, limit, boost)
+        tally = Counter(tokens)
+        if len(tally) >= _WALK_MIN_DISTINCT:
+            return self._walked_keywords(tally, limit, boost)
         verdicts = self._verdicts
         kept: dict[str, int] = {}
-        for token, n in counts.items():
+        for token, n in tally.items():
             ok = verdicts.get(token)
             if ok is None:
                 ok = self._judge(token)
@@ -104,21 +116,6 @@ class Segmenter:
         # kept is in (count, first occurrence) order, and the ranking's key puts the count first: a stable sort of it
         # gives what ranking the same tokens in first-occurrence order gives
         return self._ranked(kept, limit, boost)
-
-    def _short_keywords(self, tokens: list[str], limit: int, boost: frozenset[str]) -> tuple[str, ...]:
-        # Counter costs ~1 µs to set up, more than a short post's whole loop
-        verdicts = self._verdicts
-        counts: dict[str, int] = {}
-        for token in tokens:
-            ok = verdicts.get(token)
-            if ok is None:
-                ok = self._judge(token)
-            if ok:
-                counts[token] = counts.get(token, 0) + 1
-        if len(counts) > limit:
-            floor = sorted(counts.values(), reverse=True)[limit - 1]
-            counts = {t: n for t, n in counts.items() if n >= floor}
-        return self._ranked(counts, limit, boost)
 
     @staticmethod
     def _ranked(counts: dict[str, int], limit: int, boost: frozenset[str]) -> tuple[str, ...]:
