@@ -89,7 +89,7 @@ def topic_specs_for(settings: GraderSettings) -> list[TopicSpec]:
     ]
     specs.append(
         TopicSpec(
-            topics.post_events,
+            topics.post_events_topic,
             partitions=POST_EVENTS_PARTITIONS,
             replication=kafka.replication_factor,
             config=dict(TOPICS[POST_EVENTS]),
@@ -184,7 +184,7 @@ async def _build(settings: GraderSettings, cleanups: list[Cleanup]) -> GraderApp
         producer,
         alerts_topic=topics.alerts,
         events_topic=topics.events,
-        post_events_topic=topics.post_events if settings.post_event_ids else None,
+        post_events_topic=topics.post_events_topic if settings.post_event_ids else None,
     )
     owner = EngineOwner(
         store,

@@ -78,12 +78,12 @@ class GraderIndexer:
     @property
     def topics(self) -> list[str]:
         """The topics this role reads."""
-        return [self._topics.events] + ([self._topics.post_events] if self._post_events is not None else [])
+        return [self._topics.events] + ([self._topics.post_events_topic] if self._post_events is not None else [])
 
     async def handle(self, records: list[Record]) -> None:
         """Index one batch; returns once Elasticsearch acknowledged it and every bad record is dead-lettered."""
         events = [r for r in records if r.topic == self._topics.events]
-        assigned = [r for r in records if r.topic == self._topics.post_events]
+        assigned = [r for r in records if r.topic == self._topics.post_events_topic]
         parsed_events = parse_batch(events, event_pb2.Event)
         parsed_assigned = parse_batch(assigned, post_event_pb2.PostEventAssignments)
         specs = [DeadLetterSpec.from_bad_record(bad, source=_SOURCE) for bad in parsed_events.bad + parsed_assigned.bad]

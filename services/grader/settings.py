@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 from qingfeng.gc_tuning import GcSettings
 from qingfeng.kafka import ALERTS, DEADLETTER, EVENTS, POSTS
@@ -42,15 +42,16 @@ class GraderTopics(_Group):
     alerts: str = ALERTS
     deadletter: str = DEADLETTER
     # Post -> event assignments (one partition). Unset: named after ``events`` ("<x>events<y>" -> "<x>post-events<y>"),
-    # so a test or side-by-side deployment that renames its events topic gets its own assignments topic too.
+    # so a test or side-by-side deployment that renames its events topic gets its own assignments topic too. Read it
+    # through ``post_events_topic``: derived when read, because the environment's values are merged into the
+    # defaults (a name derived at validation would keep the default events topic's).
     post_events: str = ""
 
-    @model_validator(mode="after")
-    def _derive_post_events(self) -> GraderTopics:
-        if not self.post_events:
-            derived = POST_EVENTS if self.events == EVENTS else _post_events_after(self.events)
-            object.__setattr__(self, "post_events", derived)  # frozen: set once, while validating
-        return self
+    @property
+    def post_events_topic(self) -> str:
+        if self.post_events:
+            return self.post_events
+        return POST_EVENTS if self.events == EVENTS else _post_events_after(self.events)
 
 
 def _post_events_after(events: str) -> str:

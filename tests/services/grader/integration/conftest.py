@@ -72,7 +72,8 @@ async def make_settings(kafka_bootstrap: str, es_url: str, tmp_path: Path) -> As
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
-        topics = sorted({name for s in made for name in s.topics.model_dump().values()})
+        topics = sorted({name for s in made for name in s.topics.model_dump().values() if name})
+        topics = sorted({*topics, *(s.topics.post_events_topic for s in made)})
         with contextlib.suppress(Exception):  # topics a test never created
             await admin.delete_topics(topics)
     finally:
@@ -142,7 +143,7 @@ class Running:
 
 async def index_lag(settings: GraderSettings) -> int:
     """Records of the events and post-events topics the index role's group has not committed (all when none)."""
-    topics = [settings.topics.events, settings.topics.post_events]
+    topics = [settings.topics.events, settings.topics.post_events_topic]
     bootstrap = settings.kafka.bootstrap_servers
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)

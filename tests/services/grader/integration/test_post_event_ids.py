@@ -129,7 +129,7 @@ async def test_the_index_role_applies_assignments_in_order_so_a_reassignment_end
                         assignments=[post_event_pb2.PostEventAssignment(post_id=p, event_id=e) for p, e in pairs]
                     )
                     record = OutgoingRecord(
-                        settings.topics.post_events, POST_EVENTS_KEY, message, POST_EVENTS_EVENT_TYPE, f"pe:{n}"
+                        settings.topics.post_events_topic, POST_EVENTS_KEY, message, POST_EVENTS_EVENT_TYPE, f"pe:{n}"
                     )
                     await producer.send_many([record])
             finally:

@@ -77,7 +77,7 @@ def _assigned(*pairs: tuple[str, str]) -> Record:
     message = post_event_pb2.PostEventAssignments(
         assignments=[post_event_pb2.PostEventAssignment(post_id=p, event_id=e) for p, e in pairs]
     )
-    return _record(TOPICS.post_events, message.SerializeToString(), POST_EVENTS_KEY)
+    return _record(TOPICS.post_events_topic, message.SerializeToString(), POST_EVENTS_KEY)
 
 
 async def test_the_last_snapshot_per_event_and_the_last_assignment_per_post_win() -> None:
@@ -112,7 +112,7 @@ async def test_bad_records_are_dead_lettered_with_their_reason_and_the_rest_is_w
         _record(TOPICS.events, b"\xff\xfe not an event"),
         _event("", 3),  # decodes, but names no event
         _event("ev-a", 1),
-        _record(TOPICS.post_events, None),  # a tombstone
+        _record(TOPICS.post_events_topic, None),  # a tombstone
         _assigned(("p1", "ev-a"), ("", "ev-a"), ("p2", "")),  # half-empty pairs are skipped
     ]
     await indexer.handle(batch)
@@ -123,7 +123,7 @@ async def test_bad_records_are_dead_lettered_with_their_reason_and_the_rest_is_w
         [
             (TOPICS.events, post_pb2.DEAD_LETTER_REASON_UNDECODABLE),
             (TOPICS.events, post_pb2.DEAD_LETTER_REASON_INVALID),
-            (TOPICS.post_events, post_pb2.DEAD_LETTER_REASON_UNDECODABLE),
+            (TOPICS.post_events_topic, post_pb2.DEAD_LETTER_REASON_UNDECODABLE),
         ]
     )
     assert all(letter.message and letter.source == "grader-index" for letter in letters)
@@ -142,7 +142,7 @@ async def test_an_elasticsearch_failure_fails_the_batch_so_nothing_is_committed(
 async def test_without_post_event_ids_only_the_events_topic_is_read() -> None:
     indexer = _indexer(FakeIndex(), None, FakeProducer())
     assert indexer.topics == [TOPICS.events]
-    assert _indexer(FakeIndex(), FakePostEvents(), FakeProducer()).topics == [TOPICS.events, TOPICS.post_events]
+    assert _indexer(FakeIndex(), FakePostEvents(), FakeProducer()).topics == [TOPICS.events, TOPICS.post_events_topic]
 
 
 async def test_the_sink_publishes_assignments_in_ordered_chunks_with_stable_ids() -> None:
@@ -171,12 +171,20 @@ async def test_the_sink_without_a_post_events_topic_publishes_no_assignments() -
     assert producer.sent == []
 
 
-def test_names_derive_from_the_events_topic_and_the_grader_group() -> None:
-    assert GraderTopics().post_events == "qingfeng.post-events.v1"
-    assert GraderTopics(events="qftest.abc.events.v1").post_events == "qftest.abc.post-events.v1"
-    assert GraderTopics(events="qf-e2e-1.events").post_events == "qf-e2e-1.post-events"
-    assert GraderTopics(events="elsewhere", post_events="mine").post_events == "mine"
+def test_names_derive_from_the_events_topic_and_the_grader_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert GraderTopics().post_events_topic == "qingfeng.post-events.v1"
+    assert GraderTopics(events="qftest.abc.events.v1").post_events_topic == "qftest.abc.post-events.v1"
+    assert GraderTopics(events="qf-e2e-1.events").post_events_topic == "qf-e2e-1.post-events"
+    assert GraderTopics(events="elsewhere", post_events="mine").post_events_topic == "mine"
     assert GraderSettings().index_group_id == "grader-index"
+    # From the environment too, where pydantic-settings merges the values into the defaults (e2e suites, benches).
+    monkeypatch.setenv("QF_GRADER_TOPICS__EVENTS", "qf-e2e-2.events")
+    monkeypatch.setenv("QF_GRADER_CONSUMER__GROUP_ID", "qf-e2e-2-grader")
+    from_env = GraderSettings()
+    assert from_env.topics.post_events_topic == "qf-e2e-2.post-events"
+    assert from_env.index_group_id == "qf-e2e-2-grader-index"
+    monkeypatch.delenv("QF_GRADER_TOPICS__EVENTS")
+    monkeypatch.delenv("QF_GRADER_CONSUMER__GROUP_ID")
     assert GraderSettings(consumer=ConsumerSettings(group_id="run-7-grader")).index_group_id == "run-7-grader-index"
     assert GraderSettings(index=IndexRoleSettings(group_id="own")).index_group_id == "own"
     assert GraderSettings().role == "all"
@@ -207,4 +215,4 @@ async def test_the_events_index_is_prepared_in_the_loop_and_retried_until_elasti
                             prepare=prepare)  # fmt: skip
     await asyncio.wait_for(indexer.run(asyncio.Event()), 5)
     assert attempts == ["prepare"] * 3 and indexer.failures == 2, "retried with backoff, never fatal"
-    assert consumed == [[TOPICS.events, TOPICS.post_events]], "consumes only once the index exists"
+    assert consumed == [[TOPICS.events, TOPICS.post_events_topic]], "consumes only once the index exists"
