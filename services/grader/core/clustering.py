@@ -12,8 +12,11 @@ otherwise. The signals, strongest first:
    keywords, in an event active within `text_window_seconds`;
 3. for a post without such a link, several rare shared keywords (at least `keyword_min_shared`, each in
    under `keyword_max_df` of the posts, together at least `keyword_min_score` of the post's idf weight)
-   with an event active within `keyword_window_seconds`;
-4. optionally, weak signals for posts that carry no usable text: the author's own recent event, or the
+   with an event active within `keyword_window_seconds` (_matching.py);
+4. for a post without such a link (in `for_lost_parents()`), rare terms shared with exactly one *anchor* event
+   active within `rare_window_seconds`: one opened by a post others reposted or commented on, a cascade's
+   source; two such terms, or one rare enough or owned by that anchor (see ClusteringConfig);
+5. optionally, weak signals for posts that carry no usable text: the author's own recent event, or the
    event that was most active in the last minutes (off by default and in `for_lost_parents()`: they
    pull unrelated posts into the busiest event of the hour).
 Otherwise the post opens a new event "ev-<post id>" — or, when it has no usable words and nothing could
