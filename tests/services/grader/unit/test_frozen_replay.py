@@ -30,6 +30,9 @@ LIMIT = 5_000
 CHUNK = 500  # posts per stored digest: a mismatch names the chunk where outputs first differ
 CASES = {"parents": (True, False), "parents_zeroed": (True, True), "noparents": (False, False),
          "noparents_zeroed": (False, True)}  # fmt: skip
+# The config of grading_eval's parent_id-removed rows (ClusteringConfig.for_lost_parents(): text links between
+# originals, wordless posts unattached), parents removed, counts as given.
+LOST_PARENTS = "lost_parents"
 
 needs_data = pytest.mark.skipif(not POSTS.is_file(), reason=f"shared data not found at {POSTS} (set QF_SHARED_DATA)")
 
@@ -39,7 +42,7 @@ def _rows() -> list[dict[str, Any]]:
         return [json.loads(line) for line, _ in zip(fh, range(LIMIT), strict=False)]
 
 
-def replay(with_parent: bool, zeroed: bool) -> dict[str, Any]:
+def replay(with_parent: bool, zeroed: bool, lost_parents: bool = False) -> dict[str, Any]:
     """Chunk digests of every output and the digest of the final state."""
     sys.path.insert(0, str(REPO / "bench"))
     try:
@@ -47,12 +50,13 @@ def replay(with_parent: bool, zeroed: bool) -> dict[str, Any]:
     finally:
         sys.path.remove(str(REPO / "bench"))
     from services.grader.adapters.policy_yaml import DEFAULT_POLICY, load_policy_file
-    from services.grader.core import Grader, GraderConfig
+    from services.grader.core import ClusteringConfig, Grader, GraderConfig
 
     views = [view(r, with_parent) for r in _rows()]
     if zeroed:
         views = [replace(v, reposts=0, comments=0, likes=0) for v in views]
-    grader = Grader(load_policy_file(DEFAULT_POLICY), GraderConfig())
+    config = GraderConfig(clustering=ClusteringConfig.for_lost_parents()) if lost_parents else GraderConfig()
+    grader = Grader(load_policy_file(DEFAULT_POLICY), config)
     chunks: list[str] = []
     h = hashlib.sha256()
     outputs = 0
@@ -67,11 +71,15 @@ def replay(with_parent: bool, zeroed: bool) -> dict[str, Any]:
     return {"posts": len(views), "outputs": outputs, "chunks": chunks, "state": state}
 
 
+def _replay_case(case: str) -> dict[str, Any]:
+    return replay(False, False, lost_parents=True) if case == LOST_PARENTS else replay(*CASES[case])
+
+
 @needs_data
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", [*CASES, LOST_PARENTS])
 def test_replay_outputs_frozen(case: str) -> None:
     frozen = json.loads(FROZEN.read_text(encoding="utf-8"))[case]
-    got = replay(*CASES[case])
+    got = _replay_case(case)
     assert got["posts"] == frozen["posts"], "the shared data changed: rewrite the frozen file"
     assert got["outputs"] == frozen["outputs"]
     for k, (a, b) in enumerate(zip(got["chunks"], frozen["chunks"], strict=True)):
@@ -83,5 +91,6 @@ if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
         sys.exit(__doc__)
     sys.path.insert(0, str(REPO))
-    FROZEN.write_text(json.dumps({c: replay(*a) for c, a in CASES.items()}, indent=1) + "\n", encoding="utf-8")
+    frozen = {c: _replay_case(c) for c in [*CASES, LOST_PARENTS]}
+    FROZEN.write_text(json.dumps(frozen, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {FROZEN}")
