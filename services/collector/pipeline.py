@@ -62,7 +62,7 @@ from qingfeng.v1 import post_pb2
 
 from services.collector.budget import BudgetConfig, KafkaStalled, ProduceBudget
 from services.collector.convert import fill_post
-from services.collector.core import Deduper, enrich_post
+from services.collector.core import Deduper, RawPost, enrich_post, enrich_posts
 from services.collector.ports import IngestSummary, Rejected
 from services.collector.settings import CollectorTopics, PipelineSettings
 
@@ -159,6 +159,14 @@ class _Slice:
     results: list[ItemResult]
     records: list[OutgoingRecord]
     produced: dict[str, str]  # post id -> duplicate_of, remembered once acknowledged
+
+
+@dataclass(slots=True)
+class _Fresh:
+    """A post of a slice to enrich (``again``: an id already in the slice, settled after the first copy)."""
+
+    post: post_pb2.Post
+    again: bool = False
 
 
 class Pipeline:
@@ -379,36 +387,64 @@ class Pipeline:
             remembered.popitem(last=False)
 
     def _prepare(self, items: Sequence[post_pb2.Post | Rejected], now: datetime, in_call: dict[str, str]) -> _Slice:
-        work = _Slice([], [], {})
+        """Validate, enrich and dedupe a slice into records and one result per item, in the items' order.
+
+        The valid posts are enriched together (``enrich_posts``: long texts a stage at a time over a batch, which
+        keeps each stage's tables in the CPU caches; the results equal one by one), so the slice is planned first:
+        a rejection, a duplicate, or a post to enrich, per item."""
+        plan: list[tuple[Rejected, str] | ItemResult | _Fresh] = []
+        fresh: dict[str, _Fresh] = {}
         for item in items:
             if isinstance(item, Rejected):
-                self._reject(work, item, key=item.origin)
+                plan.append((item, item.origin))
                 continue
             problem = self._validate(item, now)
             if problem is not None:
-                self._reject(work, problem, key=item.id if len(item.id.encode("utf-8")) <= _MAX_ID_BYTES else "")
+                plan.append((problem, item.id if len(item.id.encode("utf-8")) <= _MAX_ID_BYTES else ""))
                 continue
-            if self._seen(item.id, in_call, work.produced):
-                work.results.append(ItemResult(Outcome.DUPLICATE, post=item, redelivered=True))
+            if item.id in fresh:
+                plan.append(_Fresh(item, again=True))  # settled below, once the first copy's fate is known
                 continue
-            post = self._enrich(item, now)
-            too_large = self._check_size(post)
-            if too_large is not None:
-                self._reject(work, too_large, key=post.id)
+            if self._seen(item.id, in_call, {}):
+                plan.append(ItemResult(Outcome.DUPLICATE, post=item, redelivered=True))
                 continue
-            work.records.append(
-                OutgoingRecord(
-                    topic=self._topics.posts,
-                    key=post.id,
-                    message=post,
-                    event_type=POST_EVENT_TYPE,
-                    event_id=post.id,
-                )
-            )
-            work.produced[post.id] = post.dedupe.duplicate_of
-            outcome = Outcome.DUPLICATE if post.dedupe.duplicate_of else Outcome.ACCEPTED
-            work.results.append(ItemResult(outcome, post=post))
+            plan.append(fresh.setdefault(item.id, _Fresh(self._stamped(item, now))))
+        posts = [step.post for step in fresh.values()]
+        raw = [RawPost(p.id, p.text, p.created_at.ToDatetime(UTC), p.title) for p in posts]
+        enriched = enrich_posts(raw, enricher=self._enricher, deduper=self._deduper)
+        for post, result in zip(posts, enriched, strict=True):
+            fill_post(post, result, self._regions)
+        work = _Slice([], [], {})
+        for step in plan:
+            if isinstance(step, tuple):
+                self._reject(work, step[0], key=step[1])
+            elif isinstance(step, ItemResult):
+                work.results.append(step)
+            elif step.again and step.post.id in work.produced:
+                work.results.append(ItemResult(Outcome.DUPLICATE, post=step.post, redelivered=True))
+            else:
+                # the first copy of an id, or a second one whose first was refused (as when items came one by one)
+                post = step.post if not step.again else self._enriched(step.post, now)
+                self._accept(work, post)
         return work
+
+    def _accept(self, work: _Slice, post: post_pb2.Post) -> None:
+        too_large = self._check_size(post)
+        if too_large is not None:
+            self._reject(work, too_large, key=post.id)
+            return
+        work.records.append(
+            OutgoingRecord(
+                topic=self._topics.posts,
+                key=post.id,
+                message=post,
+                event_type=POST_EVENT_TYPE,
+                event_id=post.id,
+            )
+        )
+        work.produced[post.id] = post.dedupe.duplicate_of
+        outcome = Outcome.DUPLICATE if post.dedupe.duplicate_of else Outcome.ACCEPTED
+        work.results.append(ItemResult(outcome, post=post))
 
     def _seen(self, post_id: str, in_call: dict[str, str], in_slice: dict[str, str]) -> bool:
         if post_id in self._produced:
@@ -451,13 +487,19 @@ class Pipeline:
             origin=post.url or post.id,
         )
 
-    def _enrich(self, item: post_pb2.Post, now: datetime) -> post_pb2.Post:
+    @staticmethod
+    def _stamped(item: post_pb2.Post, now: datetime) -> post_pb2.Post:
+        """A copy of the item to enrich, with collected_at (now) and created_at (collected_at) when missing."""
         post = post_pb2.Post()
         post.CopyFrom(item)
         if not post.HasField("collected_at"):
             post.collected_at.FromDatetime(now)
         if not post.HasField("created_at"):
             post.created_at.CopyFrom(post.collected_at)
+        return post
+
+    def _enriched(self, item: post_pb2.Post, now: datetime) -> post_pb2.Post:
+        post = self._stamped(item, now)
         enriched = enrich_post(
             post.id,
             post.text,

@@ -271,3 +271,45 @@ async def test_a_post_whose_concurrent_send_failed_is_produced_by_the_waiting_ca
         await first
     assert await second == IngestSummary(accepted=1)
     assert [r.key for r in sink.on(TOPICS.posts)] == ["p1"]
+
+
+async def test_a_slice_is_enriched_together_with_one_result_per_item_in_order() -> None:
+    # Long posts are enriched a batch at a time (enrich_posts); the results must follow the items one to one.
+    sink = FakeSink()
+    places = ["临沂", "潍坊", "济宁", "烟台", "威海", "德州"]
+    offices = ["交通局", "教育局", "卫健委", "国土局", "水务局", "住建局"]
+    long_texts = [
+        "".join(
+            f"{places[i]}{offices[(i + k) % 6]}第{k * 31 + i}号通报：{k + i * 17}名干部违规收受礼金{k * 97}元。"
+            for k in range(12)
+        )
+        for i in range(6)
+    ]
+    items: list[post_pb2.Post | Rejected] = [post(f"l{i}", text) for i, text in enumerate(long_texts)]
+    items.insert(2, post("", "无编号"))
+    items.insert(4, post("l0", long_texts[0]))
+    report = await make_pipeline(sink, slice_size=100).ingest(items)
+    outcomes = [(r.outcome, r.post.id if r.post is not None else "") for r in report.results]
+    assert outcomes == [
+        (Outcome.ACCEPTED, "l0"),
+        (Outcome.ACCEPTED, "l1"),
+        (Outcome.REJECTED, ""),
+        (Outcome.ACCEPTED, "l2"),
+        (Outcome.DUPLICATE, "l0"),
+        (Outcome.ACCEPTED, "l3"),
+        (Outcome.ACCEPTED, "l4"),
+        (Outcome.ACCEPTED, "l5"),
+    ]
+    assert report.results[4].redelivered
+    one_by_one = FakeSink()
+    single = make_pipeline(one_by_one, slice_size=1)
+    for i, text in enumerate(long_texts):
+        await single([post(f"l{i}", text)])
+    assert [r.message for r in sink.on(TOPICS.posts)] == [r.message for r in one_by_one.on(TOPICS.posts)]
+
+
+async def test_a_second_copy_of_a_refused_post_is_judged_again_not_called_a_redelivery() -> None:
+    sink = FakeSink(max_request_size=8 * 1024)
+    report = await make_pipeline(sink).ingest([post("big", "受贿" * 2_400), post("big", "受贿" * 2_400)])
+    assert [r.outcome for r in report.results] == [Outcome.REJECTED, Outcome.REJECTED]
+    assert not sink.on(TOPICS.posts)
