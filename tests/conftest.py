@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.unclosed_sessions"]  # every aiohttp session closed by the test that made it
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_KAFKA = "127.0.0.1:19092"
 DEFAULT_ES = "http://127.0.0.1:19200"
