@@ -106,9 +106,11 @@ class IndexRoleSettings(_Group):
     group_id: str = ""
     # Records per batch (offsets committed after Elasticsearch acknowledged every write of it).
     batch_size: int = Field(default=2_000, ge=1, le=20_000)
-    # Waits before restarting the consumer after Elasticsearch or Kafka failed (doubles up to the maximum).
+    # Waits before restarting the consumer after Elasticsearch or Kafka failed (doubles up to the maximum). A short
+    # maximum, as the collector's indexer has: a failed attempt already spends its time in the bulk writer's
+    # retries, and with 30 s the index role resumed long after Elasticsearch was back.
     retry_backoff_s: float = Field(default=1.0, gt=0)
-    retry_backoff_max_s: float = Field(default=30.0, gt=0)
+    retry_backoff_max_s: float = Field(default=5.0, gt=0)
 
 
 class GraderSettings(ServiceSettings):
