@@ -32,6 +32,7 @@ from qingfeng.text import Enricher
 from qingfeng.v1 import source_pb2, source_pb2_grpc
 
 from services.collector.adapters.produced_ids import SqlProducedIds
+from services.collector.adapters.produced_tail import recall_produced_tail
 from services.collector.adapters.sql import SqlStore
 from services.collector.core import DedupeConfig, Deduper
 from services.collector.fetch import Fetcher, FetcherConfig
@@ -192,6 +193,9 @@ async def _wire(
         await store.ensure_builtin(BUILTIN_SOURCES, datetime.now(UTC))
         # Produced ids survive a restart: a re-fetched feed or a re-run import is not produced again (issue 13).
         pipeline = build_pipeline(settings, producer, produced_ids=SqlProducedIds(engine))
+        # ... and so do the ids Kafka acknowledged just before a kill -9 kept them from the database: read back from
+        # the posts topic's tail before anything is served or fetched. Only this role produces posts.
+        await recall_produced_tail(settings, pipeline)
         if cipher is None:
             _log.warning("no QF_COLLECTOR_TIP_KEY: SubmitTip is refused (submitters are never stored unencrypted)")
         servicer = CollectorServicer(

@@ -13,7 +13,9 @@ For each item handed in by a source adapter, ImportPosts or SubmitTip:
   (the last ``remember_ids``) and, with a ``ProducedIds`` store, durably: a restarted collector still knows them
   (issue 13). The store is asked once per call about the ids memory does not know, and told about the call's
   posts once Kafka acknowledged them, before the call returns; when the store fails the pipeline goes on with
-  memory alone (the consumers are idempotent on the post id), logging it.
+  memory alone (the consumers are idempotent on the post id), logging it. At start the collector also reads the
+  ids of the posts topic's tail into memory (``recall_produced``, ``adapters/produced_tail.py``): posts Kafka
+  acknowledged just before a kill -9, which the store never heard of, are not produced again.
 
 A call returns only once Kafka acknowledged every record it produced, so a caller that commits (a source's fetch
 state, an import's progress) commits after the effect. When Kafka fails the call raises and the posts whose records
@@ -378,6 +380,13 @@ class Pipeline:
             await self._durable.remember(produced.keys(), self._clock())
         except Exception as err:  # acknowledged by Kafka all the same: a restart may produce these again
             _log.warning("produced ids not stored (%d): %s: %s", len(produced), type(err).__name__, err)
+
+    def recall_produced(self, post_ids: Iterable[str]) -> int:
+        """Remember ``post_ids`` as produced (the posts topic's tail, read at start: ids Kafka acknowledged before a
+        kill -9 kept them from the store); returns how many memory did not know. Oldest first: the last stay."""
+        fresh = {post_id: "" for post_id in post_ids if post_id not in self._produced}
+        self._remember(fresh)
+        return len(fresh)
 
     def _remember(self, produced: dict[str, str]) -> None:
         remembered = self._produced

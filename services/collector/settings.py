@@ -58,6 +58,11 @@ class PipelineSettings(_Group):
     slice_size: int = Field(default=500, ge=1, le=10_000)
     # Post ids remembered as produced: a re-delivery of one of them is skipped (counted as a duplicate).
     remember_ids: int = Field(default=200_000, ge=1)
+    # At start (fetch/all roles) the ids of the last recall_tail records of the posts topic (split over its
+    # partitions) join that memory, read within recall_tail_timeout_s: posts Kafka acknowledged just before a
+    # kill -9, before the database heard of them, are not produced again (issue 13). 0: off.
+    recall_tail: int = Field(default=50_000, ge=0)
+    recall_tail_timeout_s: float = Field(default=10.0, gt=0)
     # Optional directory of extra lexicon files (*.yaml, applied in name order after the built-in ones).
     lexicon_dir: Path | None = None
     # Backpressure (budget.py): posts handed to Kafka and not yet acknowledged, at most. A call that finds no room
