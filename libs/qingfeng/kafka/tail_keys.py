@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from qingfeng.kafka.headers import EVENT_TYPE
 from qingfeng.kafka.security import client_kwargs
@@ -67,7 +68,7 @@ async def read_tail_keys(
     try:
         async with asyncio.timeout(timeout_s):
             await consumer.start()
-            await _read(consumer, topic, last, event_type, keys, read)
+            await _read(consumer, settings, topic, last, event_type, keys, read)
             complete = True
     except TimeoutError:
         pass
@@ -76,14 +77,19 @@ async def read_tail_keys(
     return TailKeys(keys, read[0], read[1], complete, time.monotonic() - started)
 
 
-async def _read(consumer: Any, topic: str, last: int, event_type: str | None, keys: list[str], read: list[int]) -> None:
-    partitions = consumer.partitions_for_topic(topic)
-    if partitions is None:
-        await consumer.topics()  # the metadata of every topic, ours included when it exists
-        partitions = consumer.partitions_for_topic(topic)
+async def _read(
+    consumer: Any,
+    settings: KafkaSettings,
+    topic: str,
+    last: int,
+    event_type: str | None,
+    keys: list[str],
+    read: list[int],
+) -> None:
+    partitions = await _partitions(settings, topic)
     if not partitions or last <= 0:
         return
-    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    tps = [TopicPartition(topic, p) for p in partitions]
     read[1] = len(tps)
     consumer.assign(tps)
     starts: dict[TopicPartition, int] = await consumer.beginning_offsets(tps)
@@ -108,6 +114,27 @@ async def _read(consumer: Any, topic: str, last: int, event_type: str | None, ke
                 if key is not None:
                     keys.append(key)
         pending = {tp: end for tp, end in pending.items() if await consumer.position(tp) < end}
+
+
+async def _partitions(settings: KafkaSettings, topic: str) -> list[int]:
+    """The partition ids of ``topic`` ([] when it does not exist: nothing was produced to it)."""
+    # A consumer without subscription knows no topic's metadata; the admin client asks for exactly this one.
+    admin = AIOKafkaAdminClient(
+        **client_kwargs(settings),
+        client_id=f"{settings.client_id}-tail-admin",
+        request_timeout_ms=int(settings.request_timeout_s * 1000),
+    )
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(
+        int(p["partition"])
+        for entry in described
+        if entry["topic"] == topic and entry["error_code"] == 0
+        for p in entry["partitions"]
+    )
 
 
 def _key_of(msg: Any, event_type: bytes | None) -> str | None:
