@@ -1,14 +1,19 @@
 """`python -m services.grader`: settings, then logging, tracing and the garbage collector's tuning, then the app until
 SIGTERM."""
 
-import asyncio
+import time
 
-from qingfeng.gc_tuning import apply_gc_settings
-from qingfeng.logs import setup_logging
-from qingfeng.telemetry import setup_tracing
+_STARTED = time.perf_counter()  # before the imports below: how long they take is logged (restart time)
 
-from services.grader.app import run
-from services.grader.settings import GraderSettings
+import asyncio  # noqa: E402
+import logging  # noqa: E402
+
+from qingfeng.gc_tuning import apply_gc_settings  # noqa: E402
+from qingfeng.logs import setup_logging  # noqa: E402
+from qingfeng.telemetry import setup_tracing  # noqa: E402
+
+from services.grader.app import run  # noqa: E402
+from services.grader.settings import GraderSettings  # noqa: E402
 
 
 def main() -> None:
@@ -16,6 +21,8 @@ def main() -> None:
     setup_logging("grader", settings.log.level)
     setup_tracing(settings.telemetry, process="grader")
     apply_gc_settings(settings.gc)
+    logging.getLogger("services.grader").info("process started: imports and settings took %.2fs",
+                                              time.perf_counter() - _STARTED)  # fmt: skip
     asyncio.run(run(settings))
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -168,11 +169,14 @@ async def build(settings: GraderSettings) -> GraderApp:
 
 async def _build(settings: GraderSettings, cleanups: list[Cleanup]) -> GraderApp:
     topics = settings.topics
+    started = time.perf_counter()
     await ensure_topics(settings.kafka, topic_specs_for(settings))
     producer = Producer(settings.kafka)
     await producer.start()
     cleanups.append(producer.stop)
+    kafka_s = time.perf_counter() - started
     await run_migrations(settings.database.url.get_secret_value(), MIGRATIONS, VERSION_TABLE)
+    migrations_s = time.perf_counter() - started - kafka_s
     engine = create_engine(settings.database, application_name="qingfeng-grader")
     cleanups.append(engine.dispose)
     store = SqlStateStore(engine, posts_topic=topics.posts, alerts_topic=topics.alerts)
@@ -199,6 +203,8 @@ async def _build(settings: GraderSettings, cleanups: list[Cleanup]) -> GraderApp
     )
     policy_file = settings.policy_file
     await owner.activate_configured(policy_file.read_text(encoding="utf-8"), str(policy_file))
+    _log.info("built in %.2fs: topics and producer %.2fs, migrations %.2fs", time.perf_counter() - started, kafka_s,
+              migrations_s)  # fmt: skip
     dead_letters = DeadLetterSender(producer, source="grader", topic=topics.deadletter)
     # Kafka and SQL only: Elasticsearch is the index role's, so its outages never stall grading or alerts.
     stores = [kafka_ready(settings.kafka), sql_ready(engine)]

@@ -297,6 +297,8 @@ class PostConsumer:
         self._waits_at = 0  # store_waits at that failure
         self._merge = EventTimeMerge()
         self._seeked = False
+        # (loop time, posts, batches) at the last seek, until the backlog is worked off (logged: restart time).
+        self._replay: tuple[float, int, int] | None = None
         self._last_batch = -math.inf  # loop time the last batch began (linger)
         self._last_commit = -math.inf  # loop time of the last commit to the group
         self._committed: dict[int, int] = {}  # the positions last committed
@@ -384,6 +386,7 @@ class PostConsumer:
         self._merge.reset(positions)
         self._merge.follow(self._owner.script, positions)
         self._seeked = True
+        self._replay = (asyncio.get_running_loop().time(), self.posts, self.batches)
 
     async def _step(self) -> bool:
         """Release what the merge allows (fetching when it is blocked) and process it; False when idle."""
@@ -409,7 +412,19 @@ class PostConsumer:
         if not items:
             return False
         await self._process(items)
+        if self._replay is not None and self._merge.backlog(self._reader.lag) < limit:  # less than a batch behind
+            self._note_caught_up()
         return True
+
+    def _note_caught_up(self) -> None:
+        """Log how long the replay from the checkpoint took, once the stream's end is reached after a seek."""
+        assert self._replay is not None
+        started, posts, batches = self._replay
+        self._replay = None
+        took = asyncio.get_running_loop().time() - started
+        replayed, batches = self.posts - posts, self.batches - batches
+        _log.info("caught up after seeking: %d posts in %d batches in %.1fs (%.0f posts/s)", replayed, batches, took,
+                  replayed / max(took, 1e-3), extra={"posts": replayed, "seconds": round(took, 3)})  # fmt: skip
 
     async def _process(self, items: list[Item]) -> None:
         self._last_batch = asyncio.get_running_loop().time()

@@ -79,6 +79,7 @@ T = TypeVar("T")
 
 # A checkpoint whose encoding took less CPU than this is never postponed (small states: tests, a fresh grader).
 _CHEAP_CHECKPOINT_S = 0.05
+_RECOVERY_STEPS = ("load_s", "decode_s", "restore_s", "alert_log_s", "order_log_s", "pending_s")
 
 
 def encode_state(data: dict[str, Any]) -> bytes:
@@ -106,6 +107,12 @@ def decode_state(blob: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError:  # what only json reads (``Infinity`` in a state written before)
         data = json.loads(raw)
     return data
+
+
+def _lap(steps: dict[str, float], name: str, since: float) -> float:
+    now = time.perf_counter()
+    steps[name] = round(now - since, 3)
+    return now
 
 
 def policy_record(text: str, policy: Policy, **activation: Any) -> PolicyRecord:
@@ -228,7 +235,11 @@ class EngineOwner:
 
     async def _recover(self) -> None:
         assert self.active is not None, "activate_configured() first"
+        # Each step's wall time is logged: how long a restart holds alerts is read from them (bench_grader_restart).
+        steps: dict[str, float] = {}
+        mark = time.perf_counter()
         checkpoint = await self._store.load()
+        mark = _lap(steps, "load_s", mark)
         policy = self.active.policy
         if checkpoint is None:
             engine = Grader(policy, self._config)
@@ -236,11 +247,17 @@ class EngineOwner:
             alert_offsets: dict[int, int] = {}
             pending = Outputs()
         else:
-            engine = Grader.restore(decode_state(checkpoint.state), policy, self._config)
+            data = decode_state(checkpoint.state)
+            mark = _lap(steps, "decode_s", mark)
+            engine = Grader.restore(data, policy, self._config)
+            del data
+            mark = _lap(steps, "restore_s", mark)
             positions, alert_offsets = dict(checkpoint.positions), dict(checkpoint.alert_offsets)
             pending = checkpoint.pending
         emitted = await self._alert_log.emitted(alert_offsets)
+        mark = _lap(steps, "alert_log_s", mark)
         script = await self._order_log.order_log() if self._order_log is not None else []
+        mark = _lap(steps, "order_log_s", mark)
         regraded = engine.state_policy_version != policy.version
         if regraded:
             # Graded under another policy (changed while the grader was down): regrade now and announce it.
@@ -258,9 +275,13 @@ class EngineOwner:
             await self._effect(pending)
         if regraded:
             await self._checkpoint()  # the regrade is now durable: a later recovery does not redo it
+        _lap(steps, "pending_s", mark)
         _log.info(
-            "recovered",
+            "recovered: load %.2fs, decode %.2fs, restore %.2fs, alert log %.2fs, order log %.2fs, pending %.2fs",
+            *(steps.get(k, 0.0) for k in _RECOVERY_STEPS),
             extra={
+                **steps,
+                "state_bytes": len(checkpoint.state) if checkpoint else 0,
                 "checkpoint_at": checkpoint.saved_at.isoformat() if checkpoint else None,
                 "events": len(engine.events),
                 "positions": positions,
@@ -492,7 +513,10 @@ class EngineOwner:
             saved_at=self._clock(),
             pending=pending or Outputs(),
         )
+        stored = time.perf_counter()
         await self._store.save(checkpoint, policy=policy, audit=audit)
+        _log.info("checkpoint: %d bytes, encoded in %.2fs CPU, stored in %.2fs", len(state), self._checkpoint_cpu,
+                  time.perf_counter() - stored)  # fmt: skip
         self.has_checkpoint = True
         self.checkpoints += 1
         self._batches_since = 0
