@@ -34,7 +34,7 @@ _MAX_RECORDS = 5_000  # per getmany: keeps one poll's work on the event loop sho
 
 @dataclass(frozen=True)
 class TailKeys:
-    """The keys read (per partition in offset order, partitions in order) and how the read went."""
+    """The keys read (each partition's in offset order, partitions interleaved as fetched) and how the read went."""
 
     keys: list[str]
     records: int  # records read, counted or not
@@ -65,13 +65,15 @@ async def read_tail_keys(
         request_timeout_ms=int(settings.request_timeout_s * 1000),
     )
     complete = False
+    timer = asyncio.timeout(timeout_s)
     try:
-        async with asyncio.timeout(timeout_s):
+        async with timer:
             await consumer.start()
             await _read(consumer, settings, topic, last, event_type, keys, read)
             complete = True
     except TimeoutError:
-        pass
+        if not timer.expired():  # a client's own timeout: an error like any other
+            raise
     finally:
         await consumer.stop()
     return TailKeys(keys, read[0], read[1], complete, time.monotonic() - started)
