@@ -6,15 +6,18 @@ Elasticsearch is at least yellow, the SQL database runs a trivial query.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiokafka.admin import AIOKafkaAdminClient
-from elasticsearch import AsyncElasticsearch
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from qingfeng.elastic import health
 from qingfeng.kafka.security import client_kwargs
 from qingfeng.rpc import ReadinessCheck
 from qingfeng.settings import KafkaSettings
+
+if TYPE_CHECKING:  # the client is imported by whoever probes it: a process without Elasticsearch starts faster
+    from elasticsearch import AsyncElasticsearch
 
 __all__ = ["elasticsearch_ready", "kafka_ready", "sql_ready"]
 
@@ -32,6 +35,8 @@ def kafka_ready(settings: KafkaSettings) -> ReadinessCheck:
 
 
 def elasticsearch_ready(es: AsyncElasticsearch) -> ReadinessCheck:
+    from qingfeng.elastic import health
+
     async def probe() -> None:
         state = await health(es)
         if not state.ok:

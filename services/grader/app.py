@@ -25,30 +25,31 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
-from qingfeng.elastic import IndexNames, create_client, ensure_index
 from qingfeng.kafka import DeadLetterSender, Producer, TopicSpec, ensure_topics
 from qingfeng.kafka.topics import ALERTS, DEADLETTER, EVENTS, POST_EVENTS, POSTS, TOPICS
 from qingfeng.metrics import serve_metrics
-from qingfeng.readiness import elasticsearch_ready, kafka_ready, sql_ready
+from qingfeng.readiness import kafka_ready, sql_ready
 from qingfeng.rpc import ReadinessCheck, build_server, credential_interceptor, run_until_stopped
 from qingfeng.storage import create_engine, run_migrations
 from qingfeng.v1 import event_pb2, event_pb2_grpc
 
-from services.grader.adapters.elastic import ElasticEventIndex
 from services.grader.adapters.kafka import KafkaAlertLog, KafkaOutputSink, KafkaPostReader
-from services.grader.adapters.post_events import ElasticPostEvents
 from services.grader.adapters.sql import SqlStateStore
 from services.grader.consumer import PostConsumer
 from services.grader.core import ClusteringConfig, GraderConfig
 from services.grader.history import SqlGradeHistory
-from services.grader.indexer import GraderIndexer
 from services.grader.server import GraderServicer
 from services.grader.settings import GraderSettings
 from services.grader.state import EngineOwner
+
+if TYPE_CHECKING:
+    # Imported where the index role is built: the grade role never loads the Elasticsearch client (its import is a
+    # third of the grader's start-up, which a restart adds to the time without alerts).
+    from services.grader.indexer import GraderIndexer
 
 __all__ = [
     "MIGRATIONS",
@@ -259,6 +260,13 @@ async def build_index_role(settings: GraderSettings) -> tuple[IndexRole, list[Cl
 
 
 async def _index_role(settings: GraderSettings, producer: Producer, cleanups: list[Cleanup]) -> IndexRole:
+    from qingfeng.elastic import IndexNames, create_client, ensure_index
+    from qingfeng.readiness import elasticsearch_ready
+
+    from services.grader.adapters.elastic import ElasticEventIndex
+    from services.grader.adapters.post_events import ElasticPostEvents
+    from services.grader.indexer import GraderIndexer
+
     es = create_client(settings.elasticsearch)
     cleanups.append(es.close)
     prefix = settings.elasticsearch.index_prefix
