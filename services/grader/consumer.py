@@ -425,6 +425,8 @@ class PostConsumer:
         replayed, batches = self.posts - posts, self.batches - batches
         _log.info("caught up after seeking: %d posts in %d batches in %.1fs (%.0f posts/s)", replayed, batches, took,
                   replayed / max(took, 1e-3), extra={"posts": replayed, "seconds": round(took, 3)})  # fmt: skip
+        if replayed >= self._settings.batch_size:
+            self._owner.checkpoint_soon()  # a backlog worked off is not worked off again after the next failure
 
     async def _process(self, items: list[Item]) -> None:
         self._last_batch = asyncio.get_running_loop().time()

@@ -351,6 +351,12 @@ class EngineOwner:
                 return 0
             return await self._effect(self._render(list(self._pacer.due())))
 
+    def checkpoint_soon(self) -> None:
+        """Take the checkpoint with the next batch (the CPU-share rule still applies). The consumer calls it once a
+        replay caught up: a second failure soon after (the broker restarting after a kill) then replays from here
+        instead of working off the same backlog again."""
+        self._batches_since = max(self._batches_since, self._cadence.every_batches)
+
     def _live(self, event_id: str) -> bool:
         return self.engine.clusterer.resolve(event_id) == event_id
 

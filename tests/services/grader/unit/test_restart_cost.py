@@ -4,6 +4,7 @@ which a restart adds to the time without alerts)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 import sys
@@ -12,10 +13,22 @@ from pathlib import Path
 
 import pytest
 
+from services.grader.consumer import PostConsumer
 from services.grader.core import GraderConfig
-from services.grader.settings import CheckpointSettings
+from services.grader.settings import CheckpointSettings, ConsumerSettings
 from services.grader.state import EngineOwner
-from tests.services.grader.unit.test_state import DEFAULT_POLICY, DEFAULT_TEXT, FakeAlertLog, Ports, feed, story
+from tests.services.grader.unit.test_state import (
+    DEFAULT_POLICY,
+    DEFAULT_TEXT,
+    FakeAlertLog,
+    FakeDeadLetters,
+    FakeReader,
+    Ports,
+    _until,
+    feed,
+    started,
+    story,
+)
 
 ROOT = Path(__file__).resolve().parents[4]
 
@@ -68,3 +81,42 @@ def test_the_grade_role_starts_without_importing_elasticsearch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"imported at start: {done.stdout.strip()} {done.stderr[-2000:]}"
+
+
+async def test_checkpoint_soon_takes_the_checkpoint_with_the_next_batch() -> None:
+    ports = Ports()
+    owner = EngineOwner(
+        ports.store,
+        ports.sink,
+        FakeAlertLog(ports.sink),
+        config=GraderConfig(),
+        cadence=CheckpointSettings(every_batches=1000, every_s=3600),
+        clock=lambda: datetime(2025, 6, 2, tzinfo=UTC),
+    )
+    await owner.activate_configured(DEFAULT_TEXT, str(DEFAULT_POLICY))
+    await owner.recover()
+    posts = story(30)
+    await feed(owner, posts[:20], batch=10)
+    assert owner.checkpoints == 0  # far from due
+    owner.checkpoint_soon()
+    await feed(owner, posts[20:], batch=10)
+    assert owner.checkpoints == 1
+    assert ports.store.checkpoint is not None and ports.store.checkpoint.positions == {0: 30}
+
+
+async def test_a_backlog_worked_off_is_checkpointed_with_the_next_batch() -> None:
+    reader = FakeReader.of(story(120))
+    ports = Ports()
+    owner = await started(ports)  # every 1,000 batches: never due by count here
+    consumer = PostConsumer(owner, reader, FakeDeadLetters(), ConsumerSettings(batch_size=6, poll_timeout_ms=5,
+                                                                               linger_ms=0))  # fmt: skip
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    await _until(lambda: consumer.posts == 120, task)
+    # Less than a batch behind the end after the backlog: the next batch took a checkpoint (none is due by count
+    # or time here), before the graceful stop takes its own.
+    assert owner.checkpoints == 1, owner.checkpoints
+    assert ports.store.checkpoint is not None and sum(ports.store.checkpoint.positions.values()) >= 114
+    stop.set()
+    await task
+    assert owner.checkpoints == 2
