@@ -39,9 +39,10 @@ _WEDGED = (
     "OutOfOrderSequenceNumber (Kafka error 45) until the collector itself was restarted (1 of 2 short runs)"
 )
 _REPRODUCED = (
-    "issue 13: the collector still produces again a few hundred posts that a kill -9 interrupted mid-import, after "
-    "ab4f705 (remembered ids in the database) too; not strict: whether a kill lands between the produce and the "
-    "remembering is timing, so a run can see 0 without the bug being gone (the long soak's report counts them)"
+    "issue 13: a kill -9 between Kafka's ack and the database write no longer re-produces (the restarted collector "
+    "reads its posts topic's tail, adapters/produced_tail.py; 0 re-produced in the one short run since), but not "
+    "guaranteed: a send that failed on the client's side (broker restart) yet was written is produced again by the "
+    "retry, and a tail read cut off by its time bound misses the newest ids; not strict (timing)"
 )
 _STALE_EVENTS = (
     "intermittent: 6 of 377 live (not merged) events shared a representative post with another in 1 of 2 short runs "
