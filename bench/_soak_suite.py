@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +30,15 @@ from qingfeng.cli.priority import DEFAULT_NICE, niced
 from qingfeng.kafka import EVENTS
 from qingfeng.kafka.topics import POST_EVENTS
 
-__all__ = ["GRADER_INDEX_GROUP", "Incarnation", "RssSampler", "SuiteProcess", "grader_index_lag", "suite_processes"]
+__all__ = [
+    "GRADER_INDEX_GROUP",
+    "Incarnation",
+    "RssSampler",
+    "SuiteProcess",
+    "grader_index_lag",
+    "group_offsets",
+    "suite_processes",
+]
 
 # The grader's index role's consumer group (its default: "<grader group>-index").
 GRADER_INDEX_GROUP = "grader-index"
@@ -189,25 +197,33 @@ def suite_processes(
     return processes
 
 
-async def grader_index_lag(bootstrap: str, group: str = GRADER_INDEX_GROUP) -> int | None:
-    """Records of the events and post-events topics the grader's index role has not committed (None: no answer)."""
+async def group_offsets(bootstrap: str, group: str, topics: Sequence[str]) -> tuple[int, int] | None:
+    """(end offsets, offsets the group committed, each at most its end) summed over ``topics``; a partition the group
+    never committed on counts as committed at 0. None when Kafka does not answer or the topics have no partitions."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
         await admin.start()
         await consumer.start()
         cluster = await consumer._client.fetch_all_metadata()
-        tps = [TopicPartition(t, p) for t in (EVENTS, POST_EVENTS) for p in cluster.partitions_for_topic(t) or ()]
+        tps = [TopicPartition(t, p) for t in topics for p in cluster.partitions_for_topic(t) or ()]
         if not tps:
             return None
         ends = await consumer.end_offsets(tps)
         committed = await admin.list_consumer_group_offsets(group)
-        return int(sum(max(0, end - (committed[tp].offset if tp in committed else 0)) for tp, end in ends.items()))
+        done = sum(min(end, committed[tp].offset) if tp in committed else 0 for tp, end in ends.items())
+        return int(sum(ends.values())), int(done)
     except Exception:
         return None
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def grader_index_lag(bootstrap: str, group: str = GRADER_INDEX_GROUP) -> int | None:
+    """Records of the events and post-events topics the grader's index role has not committed (None: no answer)."""
+    offsets = await group_offsets(bootstrap, group, (EVENTS, POST_EVENTS))
+    return None if offsets is None else max(0, offsets[0] - offsets[1])
 
 
 @dataclass

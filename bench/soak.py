@@ -57,9 +57,7 @@ from _soak_report import (  # noqa: E402
     memory_growth,
 )
 from _soak_stack import DEFAULT_ES_PORT, DEFAULT_KAFKA_PORT, SoakStack, soak_stack  # noqa: E402
-from _soak_suite import RssSampler, SuiteProcess, grader_index_lag, suite_processes  # noqa: E402
-from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: E402
-from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
+from _soak_suite import RssSampler, SuiteProcess, grader_index_lag, group_offsets, suite_processes  # noqa: E402
 from qingfeng.cli._console import CliError  # noqa: E402
 from qingfeng.cli._process import stop_group  # noqa: E402
 from qingfeng.cli.priority import DEFAULT_NICE, parse_nice  # noqa: E402
@@ -180,25 +178,7 @@ async def _lag(bootstrap: str, group: str) -> int | None:
 
 async def _offsets(bootstrap: str, group: str) -> tuple[int, int] | None:
     """(end offsets, offsets the group committed) summed over the posts topic (None when Kafka does not answer)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        await admin.start()
-        await consumer.start()
-        cluster = await consumer._client.fetch_all_metadata()
-        partitions = cluster.partitions_for_topic(POSTS) or set()
-        if not partitions:
-            return None
-        tps = [TopicPartition(POSTS, p) for p in partitions]
-        ends = await consumer.end_offsets(tps)
-        committed = await admin.list_consumer_group_offsets(group)
-        done = sum(min(end, committed[tp].offset) if tp in committed else 0 for tp, end in ends.items())
-        return int(sum(ends.values())), int(done)
-    except Exception:
-        return None
-    finally:
-        await consumer.stop()
-        await admin.close()
+    return await group_offsets(bootstrap, group, (POSTS,))
 
 
 @dataclass
