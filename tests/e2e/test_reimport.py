@@ -5,9 +5,11 @@ first 1,000 posts of the shared cascades (16 events over five months: events exp
 between them) are imported with ``qingfeng import --collector``; once every post is indexed and graded, both
 processes are killed with SIGKILL (no final checkpoint), restarted, and the same file is imported again: nothing is
 accepted, the alerts topic holds each alert once (one ``none -> level`` per event) and Elasticsearch each post once.
-Then the collector loses its database (the memory of what it produced) and the file is imported a third time: every
-post goes to Kafka again and the grader drops them all (already applied, or older than its horizon), so the alerts
-topic and the index are still unchanged. Before issue 13 both steps produced ``ev-…:1`` alerts a second time.
+Then the collector loses its database and the file is imported a third time: it still knows what it produced from its
+posts topic's tail (read at start), so nothing is produced. Then it loses all memory (another new database, the tail
+recall off) and the file is imported a fourth time: every post goes to Kafka again and the grader drops them all
+(already applied, or older than its horizon), so the alerts topic and the index are still unchanged. Before issue 13
+the re-imports produced ``ev-…:1`` alerts a second time.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,7 +69,9 @@ class Suite:
     def group(self, name: str) -> str:
         return f"{self.prefix}-{name}"
 
-    def env(self, name: str, *, database: str, group: str = "grader") -> dict[str, str]:
+    def env(
+        self, name: str, *, database: str, group: str = "grader", extra: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
         service = f"QF_{name.upper()}_"
         env = {
             f"{service}KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
@@ -79,13 +83,16 @@ class Suite:
             # A fresh group per run of the grader: its committed offsets then say how far this run has graded
             # (the checkpoint, not the group, says where it resumes).
             env[f"{service}CONSUMER__GROUP_ID"] = self.group(group)
-        return {**env, **self.identity}
+        return {**env, **self.identity, **(extra or {})}
 
-    def start(self, name: str, *, database: str, group: str = "grader") -> Running:
+    def start(
+        self, name: str, *, database: str, group: str = "grader", extra: Mapping[str, str] | None = None
+    ) -> Running:
         module = {"collector": "services.collector", "grader": "services.grader"}[name]
         log_dir = self.tmp / f"logs-{secrets.token_hex(3)}"
         log_dir.mkdir()
-        process = start(name, module, self.env(name, database=database, group=group), log_dir, port=free_port())
+        env = self.env(name, database=database, group=group, extra=extra)
+        process = start(name, module, env, log_dir, port=free_port())
         self.running[name] = process
         assert process.wait_serving(timeout_s=120) == 1, process.log_tail()
         return process
@@ -243,9 +250,16 @@ async def test_reimport_after_kill_9_changes_nothing_downstream(suite: Suite, sh
     assert _indexed(suite.es_url, suite.prefix) == posts
     dropped_before = _dropped(suite.running["grader"])  # by the replay, as the killed run decided
 
-    # The collector loses its memory (a new database): every post goes to Kafka again; the grader drops them all.
+    # The collector loses its database: it still knows what it produced from its posts topic's tail, read at start.
     suite.kill("collector")
     suite.start("collector", database="collector-new.db")
+    assert suite.import_file(path) == (0, posts, rejected)
+    assert sum((await _end_offsets(suite.bootstrap, suite.posts_topic)).values()) == produced, "nothing produced"
+
+    # It loses all memory (another new database, the tail not read): every post goes to Kafka again; the grader
+    # drops them all.
+    suite.kill("collector")
+    suite.start("collector", database="collector-newer.db", extra={"QF_COLLECTOR_PIPELINE__RECALL_TAIL": "0"})
     accepted, duplicate, _ = suite.import_file(path)
     assert accepted + duplicate == posts
     assert sum((await _end_offsets(suite.bootstrap, suite.posts_topic)).values()) >= produced + posts

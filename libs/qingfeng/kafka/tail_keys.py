@@ -9,8 +9,8 @@ payloads are never decoded. With ``event_type`` only records carrying that ``eve
 writers of the topic, or records without our headers, are skipped). Records produced while reading are not waited
 for: the end is fixed when reading starts.
 
-Bounded in time: after ``timeout_s`` the keys read so far are returned with ``complete=False``. A broker that
-cannot be reached raises (aiokafka's error), except when the time runs out first.
+Bounded in time: after ``timeout_s`` the keys read so far are returned with ``complete=False``; connecting is
+bounded by the clients' request timeout instead. A broker that cannot be reached raises (aiokafka's error).
 """
 
 from __future__ import annotations
@@ -55,6 +55,11 @@ async def read_tail_keys(
     started = time.monotonic()
     keys: list[str] = []
     read = [0, 0]  # records read, partitions
+    # Connecting (the admin client's lookup, the consumer's start) is bounded by the clients' request timeout, not
+    # by ``timeout_s``: cancelled half-way, aiokafka can leave a connection it never closes.
+    partitions = await _partitions(settings, topic)
+    if not partitions or last <= 0:
+        return TailKeys(keys, 0, 0, True, time.monotonic() - started)
     consumer = AIOKafkaConsumer(
         **client_kwargs(settings),
         client_id=f"{settings.client_id}-tail",
@@ -65,11 +70,11 @@ async def read_tail_keys(
         request_timeout_ms=int(settings.request_timeout_s * 1000),
     )
     complete = False
-    timer = asyncio.timeout(timeout_s)
+    timer = asyncio.timeout(max(0.0, timeout_s - (time.monotonic() - started)))
     try:
+        await consumer.start()
         async with timer:
-            await consumer.start()
-            await _read(consumer, settings, topic, last, event_type, keys, read)
+            await _read(consumer, topic, partitions, last, event_type, keys, read)
             complete = True
     except TimeoutError:
         if not timer.expired():  # a client's own timeout: an error like any other
@@ -81,16 +86,13 @@ async def read_tail_keys(
 
 async def _read(
     consumer: Any,
-    settings: KafkaSettings,
     topic: str,
+    partitions: list[int],
     last: int,
     event_type: str | None,
     keys: list[str],
     read: list[int],
 ) -> None:
-    partitions = await _partitions(settings, topic)
-    if not partitions or last <= 0:
-        return
     tps = [TopicPartition(topic, p) for p in partitions]
     read[1] = len(tps)
     consumer.assign(tps)
@@ -126,8 +128,8 @@ async def _partitions(settings: KafkaSettings, topic: str) -> list[int]:
         client_id=f"{settings.client_id}-tail-admin",
         request_timeout_ms=int(settings.request_timeout_s * 1000),
     )
-    await admin.start()
     try:
+        await admin.start()  # inside: a start that fails still has its connections closed
         described = await admin.describe_topics([topic])
     finally:
         await admin.close()
