@@ -28,7 +28,6 @@ and would make indexing the bottleneck of the end-to-end rate.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -40,7 +39,7 @@ from google.protobuf import timestamp_pb2
 from google.protobuf.descriptor import FileDescriptor
 from qingfeng.elastic import bulk_index
 from qingfeng.elastic.words import WordSplitter, default_splitter
-from qingfeng.kafka import DeadLetterSender, DeadLetterSpec, Producer, Record, parse_batch, run_batches
+from qingfeng.kafka import DeadLetterSender, DeadLetterSpec, Producer, Record, parse_batch, run_batches_resuming
 from qingfeng.settings import KafkaSettings
 from qingfeng.v1 import common_pb2, post_pb2
 
@@ -326,23 +325,15 @@ class PostIndexer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop``; after a failure (Elasticsearch or Kafka down) wait, then resume from the commit."""
-        delay = self._settings.retry_backoff_s
-        while not stop.is_set():
-            indexed_before = self.indexed
-            try:
-                await run_batches(
-                    self._kafka,
-                    [self._topics.posts],
-                    self._settings.group_id,
-                    self.handle,
-                    stop,
-                    max_records=self._settings.batch_size,
-                )
-                return
-            except Exception as err:  # any failure: nothing of the failed batch was committed; resume after a pause
-                if self.indexed > indexed_before:
-                    delay = self._settings.retry_backoff_s  # it made progress since the last failure
-                _log.warning("indexer stopped: %s; resuming in %.1fs", err, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, self._settings.retry_backoff_max_s)
+        await run_batches_resuming(
+            self._kafka,
+            [self._topics.posts],
+            self._settings.group_id,
+            self.handle,
+            stop,
+            max_records=self._settings.batch_size,
+            backoff_s=self._settings.retry_backoff_s,
+            backoff_max_s=self._settings.retry_backoff_max_s,
+            progress=lambda: self.indexed,
+            name="indexer",
+        )

@@ -22,13 +22,12 @@ the gauge ``qingfeng_kafka_consumer_lag`` of this group and shows in ``qingfeng 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Final
 
-from qingfeng.kafka import DeadLetterSender, DeadLetterSpec, Producer, Record, parse_batch, run_batches
+from qingfeng.kafka import DeadLetterSender, DeadLetterSpec, Producer, Record, parse_batch, run_batches_resuming
 from qingfeng.settings import KafkaSettings
 from qingfeng.v1 import event_pb2, post_event_pb2, post_pb2
 
@@ -62,7 +61,6 @@ class GraderIndexer:
         # Creates the events index family (``ensure_index``) before the first batch, retried like a batch: a process
         # running both roles starts, and grades, while Elasticsearch is still down.
         self._prepare = prepare
-        self._prepared = False
         # None: post event ids are off (QF_GRADER_POST_EVENT_IDS=false); the topic is then neither read nor written.
         self._post_events = post_events
         self._dead_letters = DeadLetterSender(producer, source=_SOURCE, topic=topics.deadletter, clock=clock)
@@ -113,30 +111,23 @@ class GraderIndexer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop``; after a failure (Elasticsearch or Kafka down) wait, then resume from the commit."""
-        delay = self._settings.retry_backoff_s
-        while not stop.is_set():
-            done_before = self.events_indexed + self.posts_assigned
-            try:
-                if self._prepare is not None and not self._prepared:
-                    await self._prepare()
-                    self._prepared = True
-                await run_batches(
-                    self._kafka,
-                    self.topics,
-                    self._group_id,
-                    self.handle,
-                    stop,
-                    max_records=self._settings.batch_size,
-                )
-                return
-            except Exception as err:  # nothing of the failed batch was committed; resume after a pause
-                self.failures += 1
-                if self.events_indexed + self.posts_assigned > done_before:
-                    delay = self._settings.retry_backoff_s  # it made progress since the last failure
-                _log.warning("grader index role stopped: %s; resuming in %.1fs", err, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, self._settings.retry_backoff_max_s)
+        await run_batches_resuming(
+            self._kafka,
+            self.topics,
+            self._group_id,
+            self.handle,
+            stop,
+            max_records=self._settings.batch_size,
+            backoff_s=self._settings.retry_backoff_s,
+            backoff_max_s=self._settings.retry_backoff_max_s,
+            progress=lambda: self.events_indexed + self.posts_assigned,
+            name="grader index role",
+            prepare=self._prepare,
+            on_failure=self._failed,
+        )
+
+    def _failed(self, err: Exception) -> None:
+        self.failures += 1
 
 
 def _invalid(record: Record, why: str) -> DeadLetterSpec:

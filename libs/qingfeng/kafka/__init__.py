@@ -4,7 +4,7 @@ Records carry protobuf payloads with ``event-type``, ``event-id``, ``content-typ
 Producers are idempotent with ``acks=all``; consumers commit only after their handler's effect is durable.
 """
 
-from qingfeng.kafka.consumer import BatchHandler, run_batches
+from qingfeng.kafka.consumer import BatchHandler, run_batches, run_batches_resuming
 from qingfeng.kafka.deadletter import (
     DEADLETTER_EVENT_TYPE,
     ORIGINAL_OFFSET,
@@ -75,5 +75,6 @@ __all__ = [
     "parse",
     "parse_batch",
     "run_batches",
+    "run_batches_resuming",
     "topic_specs",
 ]

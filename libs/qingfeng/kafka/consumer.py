@@ -30,6 +30,7 @@ every commit and every empty poll, from the committed offset and the highwater o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -44,7 +45,7 @@ from qingfeng.metrics import ConsumerLag
 from qingfeng.settings import KafkaSettings
 from qingfeng.trace_batches import start_consumer_batch
 
-__all__ = ["BatchHandler", "run_batches"]
+__all__ = ["BatchHandler", "run_batches", "run_batches_resuming"]
 
 _log = logging.getLogger(__name__)
 _TRACER_NAME = "qingfeng.kafka"
@@ -148,3 +149,47 @@ async def _process(
                 _log.warning("commit skipped after rebalance: %s", err, extra={"group_id": group_id})
     finally:
         batch_span.end()
+
+
+async def run_batches_resuming(
+    settings: KafkaSettings,
+    topics: Sequence[str],
+    group_id: str,
+    handler: BatchHandler,
+    stop: asyncio.Event,
+    *,
+    max_records: int,
+    backoff_s: float,
+    backoff_max_s: float,
+    progress: Callable[[], int],
+    name: str,
+    prepare: Callable[[], Awaitable[object]] | None = None,
+    on_failure: Callable[[Exception], object] | None = None,
+) -> None:
+    """``run_batches`` until ``stop``, resumed from the last commit after every failure (the handler's store or Kafka
+    down: nothing of the failed batch was committed).
+
+    Between attempts it waits ``backoff_s`` doubling to ``backoff_max_s``, back to ``backoff_s`` when ``progress()``
+    (e.g. documents written) moved since the last failure. ``prepare`` (creating an index, say) runs before the first
+    batch inside the same retry, until it succeeded once, so a process can start while its store is still down.
+    ``on_failure`` is told of every failure (counters, tests).
+    """
+    delay = backoff_s
+    prepared = prepare is None
+    while not stop.is_set():
+        before = progress()
+        try:
+            if prepare is not None and not prepared:
+                await prepare()
+                prepared = True
+            await run_batches(settings, topics, group_id, handler, stop, max_records=max_records)
+            return
+        except Exception as err:
+            if on_failure is not None:
+                on_failure(err)
+            if progress() > before:
+                delay = backoff_s  # it made progress since the last failure
+            _log.warning("%s stopped: %s; resuming in %.1fs", name, err, delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, backoff_max_s)

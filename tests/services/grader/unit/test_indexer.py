@@ -195,7 +195,7 @@ async def test_the_events_index_is_prepared_in_the_loop_and_retried_until_elasti
 ) -> None:
     import asyncio
 
-    import services.grader.indexer as module
+    import qingfeng.kafka.consumer as module  # the runner the index role resumes (run_batches_resuming)
 
     attempts: list[str] = []
     consumed: list[list[str]] = []
