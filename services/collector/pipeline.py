@@ -64,7 +64,7 @@ from qingfeng.v1 import post_pb2
 
 from services.collector.budget import BudgetConfig, KafkaStalled, ProduceBudget
 from services.collector.convert import fill_post
-from services.collector.core import Deduper, RawPost, enrich_post, enrich_posts
+from services.collector.core import Deduper, RawPost, enrich_posts
 from services.collector.ports import IngestSummary, Rejected
 from services.collector.settings import CollectorTopics, PipelineSettings
 
@@ -414,15 +414,11 @@ class Pipeline:
             if item.id in fresh:
                 plan.append(_Fresh(item, again=True))  # settled below, once the first copy's fate is known
                 continue
-            if self._seen(item.id, in_call, {}):
+            if self._seen(item.id, in_call):
                 plan.append(ItemResult(Outcome.DUPLICATE, post=item, redelivered=True))
                 continue
             plan.append(fresh.setdefault(item.id, _Fresh(self._stamped(item, now))))
-        posts = [step.post for step in fresh.values()]
-        raw = [RawPost(p.id, p.text, p.created_at.ToDatetime(UTC), p.title) for p in posts]
-        enriched = enrich_posts(raw, enricher=self._enricher, deduper=self._deduper)
-        for post, result in zip(posts, enriched, strict=True):
-            fill_post(post, result, self._regions)
+        self._enrich([step.post for step in fresh.values()])
         work = _Slice([], [], {})
         for step in plan:
             if isinstance(step, tuple):
@@ -433,8 +429,10 @@ class Pipeline:
                 work.results.append(ItemResult(Outcome.DUPLICATE, post=step.post, redelivered=True))
             else:
                 # the first copy of an id, or a second one whose first was refused (as when items came one by one)
-                post = step.post if not step.again else self._enriched(step.post, now)
-                self._accept(work, post)
+                if step.again:
+                    step = _Fresh(self._stamped(step.post, now))
+                    self._enrich([step.post])
+                self._accept(work, step.post)
         return work
 
     def _accept(self, work: _Slice, post: post_pb2.Post) -> None:
@@ -455,11 +453,11 @@ class Pipeline:
         outcome = Outcome.DUPLICATE if post.dedupe.duplicate_of else Outcome.ACCEPTED
         work.results.append(ItemResult(outcome, post=post))
 
-    def _seen(self, post_id: str, in_call: dict[str, str], in_slice: dict[str, str]) -> bool:
+    def _seen(self, post_id: str, in_call: dict[str, str]) -> bool:
         if post_id in self._produced:
             self._produced.move_to_end(post_id)  # recently re-delivered ids stay remembered longest
             return True
-        return post_id in in_call or post_id in in_slice
+        return post_id in in_call
 
     def _validate(self, post: post_pb2.Post, now: datetime) -> Rejected | None:
         """The first problem that keeps ``post`` from being produced, as a ``Rejected``."""
@@ -507,18 +505,12 @@ class Pipeline:
             post.created_at.CopyFrom(post.collected_at)
         return post
 
-    def _enriched(self, item: post_pb2.Post, now: datetime) -> post_pb2.Post:
-        post = self._stamped(item, now)
-        enriched = enrich_post(
-            post.id,
-            post.text,
-            post.created_at.ToDatetime(UTC),
-            title=post.title,
-            enricher=self._enricher,
-            deduper=self._deduper,
-        )
-        fill_post(post, enriched, self._regions)
-        return post
+    def _enrich(self, posts: list[post_pb2.Post]) -> None:
+        """Enrich and dedupe ``posts`` in place, in order (``enrich_posts``)."""
+        raw = [RawPost(p.id, p.text, p.created_at.ToDatetime(UTC), p.title) for p in posts]
+        enriched = enrich_posts(raw, enricher=self._enricher, deduper=self._deduper)
+        for post, result in zip(posts, enriched, strict=True):
+            fill_post(post, result, self._regions)
 
     def _check_size(self, post: post_pb2.Post) -> Rejected | None:
         limit = self._sink.max_request_size - _HEADER_RESERVE_BYTES
