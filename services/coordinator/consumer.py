@@ -6,12 +6,11 @@ dead-letter topic with the reason; the loop restarts with backoff after a failur
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from qingfeng.kafka import BadRecord, DeadLetterSender, Record, parse, run_batches
+from qingfeng.kafka import BadRecord, DeadLetterSender, Record, parse, run_batches_resuming
 from qingfeng.settings import KafkaSettings
 from qingfeng.v1 import event_pb2, post_pb2, publication_pb2
 
@@ -67,6 +66,7 @@ class InputConsumer:
         self._handling = handling
         self._dead_letters = dead_letters
         self._clock = clock
+        self._handled = 0  # records handled (and committed to the database): what the resume loop calls progress
 
     async def handle(self, records: list[Record]) -> None:
         """One batch, in offset order per partition; returns once every effect is committed to the database."""
@@ -78,6 +78,7 @@ class InputConsumer:
                 bad.append(problem)
         if bad:
             await self._dead_letters.send_bad(bad)
+        self._handled += len(records)
 
     async def _one(self, record: Record) -> BadRecord | None:
         now = self._clock()
@@ -114,22 +115,17 @@ class InputConsumer:
         return None
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop``; after a failure wait (doubling) and resume from the last commit."""
-        backoff = self._settings.retry_backoff_s
-        topics = [self._topics.alerts, self._topics.events, self._topics.publications]
-        while not stop.is_set():
-            try:
-                await run_batches(
-                    self._kafka,
-                    topics,
-                    self._settings.group_id,
-                    self.handle,
-                    stop,
-                    max_records=self._settings.batch_size,
-                )
-                return
-            except Exception:
-                _log.exception("coordinator consumer failed; resuming from the last commit in %.1fs", backoff)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=backoff)
-                backoff = min(backoff * 2, self._settings.retry_backoff_max_s)
+        """Consume until ``stop``; after a failure wait (doubling, reset once a batch went through) and resume from
+        the last commit."""
+        await run_batches_resuming(
+            self._kafka,
+            [self._topics.alerts, self._topics.events, self._topics.publications],
+            self._settings.group_id,
+            self.handle,
+            stop,
+            max_records=self._settings.batch_size,
+            backoff_s=self._settings.retry_backoff_s,
+            backoff_max_s=self._settings.retry_backoff_max_s,
+            progress=lambda: self._handled,
+            name="coordinator consumer",
+        )

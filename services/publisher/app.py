@@ -21,7 +21,7 @@ from qingfeng.kafka import (
     Producer,
     TopicSpec,
     ensure_topics,
-    run_batches,
+    run_batches_resuming,
 )
 from qingfeng.kafka.topics import TOPICS
 from qingfeng.metrics import serve_metrics
@@ -42,7 +42,15 @@ from services.publisher.server import PublisherServicer
 from services.publisher.settings import PublisherSettings
 from services.publisher.worker import DeliveryWorker
 
-__all__ = ["MIGRATIONS", "VERSION_TABLE", "build_channels", "retry_policy", "run", "topic_specs_for"]
+__all__ = [
+    "MIGRATIONS",
+    "VERSION_TABLE",
+    "build_channels",
+    "consume_requests",
+    "retry_policy",
+    "run",
+    "topic_specs_for",
+]
 
 # What the publisher queues in its outbox (the relay decodes each row back into one of these).
 OUTBOX_TYPES = (publication_pb2.Publication, post_pb2.DeadLetter)
@@ -119,7 +127,7 @@ async def run(
     send = OutboxSender(producer, OUTBOX_TYPES)
 
     async def consume(stop: asyncio.Event) -> None:
-        await run_batches(settings.kafka, [topics.requests], settings.group_id, consumer, stop)
+        await consume_requests(settings, consumer, stop)
 
     async def deliver(stop: asyncio.Event) -> None:
         await worker.run(stop, idle_s=settings.delivery.poll_s)
@@ -153,6 +161,23 @@ async def run(
         background=[consume, deliver, relay, serve_feed],
         cleanups=[close_channels, engine.dispose, producer.stop],
         grace_s=settings.grpc.shutdown_grace_s,
+    )
+
+
+async def consume_requests(settings: PublisherSettings, consumer: RequestConsumer, stop: asyncio.Event) -> None:
+    """The publication requests until ``stop``; a failure (Kafka or the database down) is not the end of the
+    process: the consumer resumes from its last commit after a pause (the requests are idempotent by id)."""
+    await run_batches_resuming(
+        settings.kafka,
+        [settings.topics.requests],
+        settings.group_id,
+        consumer,
+        stop,
+        max_records=500,
+        backoff_s=settings.consumer_retry_backoff_s,
+        backoff_max_s=settings.consumer_retry_backoff_max_s,
+        progress=lambda: consumer.handled,
+        name="publication request consumer",
     )
 
 

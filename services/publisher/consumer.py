@@ -54,12 +54,13 @@ def request_facts(message: publication_request_pb2.PublicationRequest) -> Reques
 
 
 class RequestConsumer:
-    """The batch handler given to ``qingfeng.kafka.run_batches``."""
+    """The batch handler given to ``qingfeng.kafka.run_batches_resuming``."""
 
     def __init__(self, publisher: Publisher, dead_letters: DeadLetters, *, topic: str) -> None:
         self.publisher = publisher
         self.dead_letters = dead_letters
         self.topic = topic
+        self.handled = 0  # records handled: the resume loop's measure of progress
 
     async def __call__(self, records: list[Record]) -> None:
         batch = parse_batch(records, publication_request_pb2.PublicationRequest)
@@ -76,3 +77,4 @@ class RequestConsumer:
                 _log.info("publication request %s → draft %s (%s)", facts.id, draft.id, "new" if created else "replay")
         if rejected:
             await self.dead_letters(rejected)
+        self.handled += len(records)

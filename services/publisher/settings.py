@@ -81,6 +81,10 @@ class PublisherSettings(ServiceSettings):
     strict_channels: bool = False
     # Consumer group of the publication-request consumer.
     group_id: str = "publisher"
+    # After the request consumer fails (Kafka or the database down) it resumes from its last commit after this
+    # pause, doubling up to the maximum (back to the first once a batch went through).
+    consumer_retry_backoff_s: float = Field(default=1.0, gt=0)
+    consumer_retry_backoff_max_s: float = Field(default=30.0, gt=0)
     # Outbox relay: rows per batch and the pause when drained.
     relay_batch: int = Field(default=100, ge=1)
     relay_idle_s: float = Field(default=0.5, gt=0)

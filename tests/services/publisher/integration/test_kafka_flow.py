@@ -4,51 +4,25 @@ and its Publication event on Kafka (via the outbox relay) carries the case id an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from qingfeng.kafka import DeadLetterSender, OutboxSender, OutgoingRecord, Producer, ensure_topics, run_batches
+from qingfeng.kafka import DeadLetterSender, OutboxSender, OutgoingRecord, Producer, run_batches
 from qingfeng.settings import KafkaSettings
 from qingfeng.storage import relay_outbox
 from qingfeng.v1 import common_pb2, post_pb2, publication_pb2, publication_request_pb2
 
-from services.publisher.app import OUTBOX_TYPES, topic_specs_for
+from services.publisher.app import OUTBOX_TYPES
 from services.publisher.application import Topics
 from services.publisher.consumer import RequestConsumer
 from services.publisher.convert import timestamp
 from services.publisher.core.model import Decision, DraftStatus
-from services.publisher.settings import PublisherSettings, PublisherTopics
 from tests.services.publisher.harness import DEPUTY, DIRECTOR, DIRECTOR_2, harness
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration]
-
-
-@pytest.fixture
-async def kafka(kafka_bootstrap: str) -> AsyncIterator[tuple[KafkaSettings, dict[str, str]]]:
-    run = uuid.uuid4().hex[:10]
-    settings = KafkaSettings(bootstrap_servers=kafka_bootstrap, client_id=f"qftest-{run}", partitions=1,
-                             request_timeout_s=20)  # fmt: skip
-    names = {
-        "requests": f"qftest.{run}.publication-requests.v1",
-        "publications": f"qftest.{run}.publications.v1",
-        "deadletter": f"qftest.{run}.publications-deadletter.v1",
-    }
-    publisher_settings = PublisherSettings(kafka=settings, topics=PublisherTopics(**names))
-    await ensure_topics(settings, topic_specs_for(publisher_settings))
-    yield settings, names
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        with contextlib.suppress(Exception):
-            await admin.delete_topics(list(names.values()))
-    finally:
-        await admin.close()
 
 
 async def read_all(settings: KafkaSettings, topic: str, expect: int, timeout_s: float = 30.0) -> list[bytes]:
