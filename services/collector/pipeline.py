@@ -37,35 +37,38 @@ are not acknowledged within ``ack_timeout_s`` raises ``KafkaStalled``. In both c
 cancelled, sends already handed to the producer are not abandoned: they settle in the background, still counted in
 the budget and still claiming their post ids, and are remembered as produced once acknowledged, so the caller's
 retry finds them produced instead of producing them again.
+
+What happens to a slice's items before they are sent (validation, enrichment, dedupe, records, dead letters) is
+``preparation.py`` (``SlicePreparer``); this module is the concurrent half: budget, sends, acknowledgements and
+the memory of produced ids.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Final, Protocol, runtime_checkable
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
 
-from qingfeng.kafka import (
-    DEADLETTER_EVENT_TYPE,
-    ORIGINAL_TOPIC,
-    DeadLetterSpec,
-    Delivery,
-    OutgoingRecord,
-    build_dead_letter,
-)
+from qingfeng.kafka import Delivery, OutgoingRecord
 from qingfeng.text import Enricher
 from qingfeng.trace_batches import traces_per_record
 from qingfeng.v1 import post_pb2
 
 from services.collector.budget import BudgetConfig, KafkaStalled, ProduceBudget
-from services.collector.convert import fill_post
-from services.collector.core import Deduper, RawPost, enrich_posts
+from services.collector.core import Deduper
 from services.collector.ports import IngestSummary, Rejected
+from services.collector.preparation import (
+    POST_EVENT_TYPE,
+    IngestReport,
+    ItemResult,
+    Outcome,
+    PreparedSlice,
+    SlicePreparer,
+    id_too_long,
+)
 from services.collector.settings import CollectorTopics, PipelineSettings
 
 __all__ = [
@@ -80,20 +83,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-
-POST_EVENT_TYPE: Final = "post.collected"
-# Room left under the producer's max_request_size for the key and headers of a post record.
-_HEADER_RESERVE_BYTES: Final = 4096
-# Room left for the other DeadLetter fields when its payload is truncated.
-_DEADLETTER_RESERVE_BYTES: Final = 64 * 1024
-# Elasticsearch refuses _id values longer than 512 bytes.
-_MAX_ID_BYTES: Final = 512
-# Clocks of sources drift; a post "from the future" beyond this is a parsing error (a wrong time zone or format).
-_FUTURE_TOLERANCE: Final = timedelta(days=1)
-_SOURCE: Final = "collector"
-
-_INVALID = post_pb2.DEAD_LETTER_REASON_INVALID
-_TOO_LARGE = post_pb2.DEAD_LETTER_REASON_TOO_LARGE
 
 
 class RecordSink(Protocol):
@@ -118,57 +107,6 @@ class ProducedIds(Protocol):
     async def known(self, post_ids: Sequence[str]) -> set[str]: ...
 
     async def remember(self, post_ids: Collection[str], at: datetime) -> None: ...
-
-
-class Outcome(enum.Enum):
-    ACCEPTED = "accepted"
-    DUPLICATE = "duplicate"
-    REJECTED = "rejected"
-
-
-@dataclass(frozen=True)
-class ItemResult:
-    """What became of one item. ``post`` is the post as produced (enriched); for a re-delivery, the input post."""
-
-    outcome: Outcome
-    post: post_pb2.Post | None = None
-    rejected: Rejected | None = None
-    redelivered: bool = False
-
-    @property
-    def duplicate_of(self) -> str:
-        return self.post.dedupe.duplicate_of if self.post is not None else ""
-
-
-@dataclass(frozen=True)
-class IngestReport:
-    """The result of every item, in input order."""
-
-    results: list[ItemResult] = field(default_factory=list)
-
-    @property
-    def summary(self) -> IngestSummary:
-        counts = dict.fromkeys(Outcome, 0)
-        for result in self.results:
-            counts[result.outcome] += 1
-        return IngestSummary(
-            accepted=counts[Outcome.ACCEPTED], duplicate=counts[Outcome.DUPLICATE], rejected=counts[Outcome.REJECTED]
-        )
-
-
-@dataclass
-class _Slice:
-    results: list[ItemResult]
-    records: list[OutgoingRecord]
-    produced: dict[str, str]  # post id -> duplicate_of, remembered once acknowledged
-
-
-@dataclass(slots=True)
-class _Fresh:
-    """A post of a slice to enrich (``again``: an id already in the slice, settled after the first copy)."""
-
-    post: post_pb2.Post
-    again: bool = False
 
 
 class Pipeline:
@@ -200,11 +138,10 @@ class Pipeline:
         # Sends of calls that gave up waiting (timeout, cancellation), settling in the background.
         self._detached: set[asyncio.Task[None]] = set()
         self._durable = produced_ids
-        self._enricher = enricher
-        self._regions = enricher.lexicons.regions
-        self._deduper = deduper
+        self._preparer = SlicePreparer(
+            enricher=enricher, deduper=deduper, settings=settings, topics=topics, clock=clock
+        )
         self._settings = settings
-        self._topics = topics
         self._clock = clock
         # Post ids acknowledged by Kafka (least recently seen first), with the original each one duplicates.
         self._produced: OrderedDict[str, str] = OrderedDict()
@@ -237,7 +174,9 @@ class Pipeline:
                 # No await between the wait above and registering this slice's ids below: no other call can
                 # claim one of them in between.
                 try:
-                    work = self._prepare(chunk, self._clock(), in_call)
+                    work = self._preparer.prepare(
+                        chunk, self._clock(), lambda post_id: self._seen(post_id, in_call), self._sink.max_request_size
+                    )
                 except BaseException:
                     await budget.release(len(chunk), acknowledged=False)
                     raise
@@ -316,10 +255,7 @@ class Pipeline:
         ask = [
             item.id
             for item in items
-            if not isinstance(item, Rejected)
-            and item.id
-            and item.id not in self._produced
-            and len(item.id.encode("utf-8")) <= _MAX_ID_BYTES
+            if not isinstance(item, Rejected) and item.id and item.id not in self._produced and not id_too_long(item.id)
         ]
         if not ask:
             return
@@ -331,7 +267,7 @@ class Pipeline:
         if known:
             self._remember(dict.fromkeys(known, ""))
 
-    async def _send(self, work: _Slice, acked: asyncio.Future[None], done: dict[str, str]) -> None:
+    async def _send(self, work: PreparedSlice, acked: asyncio.Future[None], done: dict[str, str]) -> None:
         ok = False
         try:
             # Each post starts a trace of its own; one span per slice in the caller's trace links to them.
@@ -355,7 +291,7 @@ class Pipeline:
         self,
         records: Sequence[OutgoingRecord],
         outcomes: Sequence[Delivery | Exception],
-        work: _Slice,
+        work: PreparedSlice,
         done: dict[str, str],
     ) -> None:
         """Raise the first error of a slice, after remembering the posts whose records Kafka did acknowledge."""
@@ -395,170 +331,8 @@ class Pipeline:
         for _ in range(max(0, excess)):
             remembered.popitem(last=False)
 
-    def _prepare(self, items: Sequence[post_pb2.Post | Rejected], now: datetime, in_call: dict[str, str]) -> _Slice:
-        """Validate, enrich and dedupe a slice into records and one result per item, in the items' order.
-
-        The valid posts are enriched together (``enrich_posts``: long texts a stage at a time over a batch, which
-        keeps each stage's tables in the CPU caches; the results equal one by one), so the slice is planned first:
-        a rejection, a duplicate, or a post to enrich, per item."""
-        plan: list[tuple[Rejected, str] | ItemResult | _Fresh] = []
-        fresh: dict[str, _Fresh] = {}
-        for item in items:
-            if isinstance(item, Rejected):
-                plan.append((item, item.origin))
-                continue
-            problem = self._validate(item, now)
-            if problem is not None:
-                plan.append((problem, item.id if len(item.id.encode("utf-8")) <= _MAX_ID_BYTES else ""))
-                continue
-            if item.id in fresh:
-                plan.append(_Fresh(item, again=True))  # settled below, once the first copy's fate is known
-                continue
-            if self._seen(item.id, in_call):
-                plan.append(ItemResult(Outcome.DUPLICATE, post=item, redelivered=True))
-                continue
-            plan.append(fresh.setdefault(item.id, _Fresh(self._stamped(item, now))))
-        self._enrich([step.post for step in fresh.values()])
-        work = _Slice([], [], {})
-        for step in plan:
-            if isinstance(step, tuple):
-                self._reject(work, step[0], key=step[1])
-            elif isinstance(step, ItemResult):
-                work.results.append(step)
-            elif step.again and step.post.id in work.produced:
-                work.results.append(ItemResult(Outcome.DUPLICATE, post=step.post, redelivered=True))
-            else:
-                # the first copy of an id, or a second one whose first was refused (as when items came one by one)
-                if step.again:
-                    step = _Fresh(self._stamped(step.post, now))
-                    self._enrich([step.post])
-                self._accept(work, step.post)
-        return work
-
-    def _accept(self, work: _Slice, post: post_pb2.Post) -> None:
-        too_large = self._check_size(post)
-        if too_large is not None:
-            self._reject(work, too_large, key=post.id)
-            return
-        work.records.append(
-            OutgoingRecord(
-                topic=self._topics.posts,
-                key=post.id,
-                message=post,
-                event_type=POST_EVENT_TYPE,
-                event_id=post.id,
-            )
-        )
-        work.produced[post.id] = post.dedupe.duplicate_of
-        outcome = Outcome.DUPLICATE if post.dedupe.duplicate_of else Outcome.ACCEPTED
-        work.results.append(ItemResult(outcome, post=post))
-
     def _seen(self, post_id: str, in_call: dict[str, str]) -> bool:
         if post_id in self._produced:
             self._produced.move_to_end(post_id)  # recently re-delivered ids stay remembered longest
             return True
         return post_id in in_call
-
-    def _validate(self, post: post_pb2.Post, now: datetime) -> Rejected | None:
-        """The first problem that keeps ``post`` from being produced, as a ``Rejected``."""
-        limits = self._settings
-        problem: tuple[post_pb2.DeadLetterReason.ValueType, str] | None = None
-        if not post.id:
-            problem = (_INVALID, "post has no id")
-        elif len(post.id.encode("utf-8")) > _MAX_ID_BYTES:
-            problem = (_INVALID, f"post id is longer than {_MAX_ID_BYTES} bytes")
-        elif not post.source_id:
-            problem = (_INVALID, "post has no source_id")
-        elif not post.text.strip() and not post.title.strip() and not post.parent_id:
-            # A repost or reply without words of its own is a valid post (it spreads its parent); anything else
-            # without text is not.
-            problem = (_INVALID, "post has neither text nor title (and is not a repost)")
-        elif len(post.text) > limits.max_text_chars:
-            problem = (_TOO_LARGE, f"text has {len(post.text)} characters, the limit is {limits.max_text_chars}")
-        elif len(post.title) > limits.max_title_chars:
-            problem = (_TOO_LARGE, f"title has {len(post.title)} characters, the limit is {limits.max_title_chars}")
-        elif min(post.reposts, post.comments, post.likes, post.views, post.author.followers) < 0:
-            problem = (_INVALID, "engagement counts must not be negative")
-        elif bad_time := _invalid_timestamp(post):
-            # Out of Timestamp's range (years 1-9999) or bad nanos: converting it would raise for the whole batch.
-            problem = (_INVALID, bad_time)
-        elif post.created_at.seconds > now.timestamp() + _FUTURE_TOLERANCE.total_seconds():
-            problem = (_INVALID, f"created_at {post.created_at.ToJsonString()} is in the future")
-        if problem is None:
-            return None
-        return Rejected(
-            reason=problem[0],
-            message=problem[1],
-            payload=post.SerializeToString(),
-            source_id=post.source_id,
-            origin=post.url or post.id,
-        )
-
-    @staticmethod
-    def _stamped(item: post_pb2.Post, now: datetime) -> post_pb2.Post:
-        """A copy of the item to enrich, with collected_at (now) and created_at (collected_at) when missing."""
-        post = post_pb2.Post()
-        post.CopyFrom(item)
-        if not post.HasField("collected_at"):
-            post.collected_at.FromDatetime(now)
-        if not post.HasField("created_at"):
-            post.created_at.CopyFrom(post.collected_at)
-        return post
-
-    def _enrich(self, posts: list[post_pb2.Post]) -> None:
-        """Enrich and dedupe ``posts`` in place, in order (``enrich_posts``)."""
-        raw = [RawPost(p.id, p.text, p.created_at.ToDatetime(UTC), p.title) for p in posts]
-        enriched = enrich_posts(raw, enricher=self._enricher, deduper=self._deduper)
-        for post, result in zip(posts, enriched, strict=True):
-            fill_post(post, result, self._regions)
-
-    def _check_size(self, post: post_pb2.Post) -> Rejected | None:
-        limit = self._sink.max_request_size - _HEADER_RESERVE_BYTES
-        size = post.ByteSize()
-        if size <= limit:
-            return None
-        return Rejected(
-            reason=_TOO_LARGE,
-            message=f"enriched post is {size} bytes, the Kafka record limit leaves {limit}",
-            payload=post.SerializeToString(),
-            source_id=post.source_id,
-            origin=post.url or post.id,
-        )
-
-    def _reject(self, work: _Slice, rejected: Rejected, *, key: str) -> None:
-        work.results.append(ItemResult(Outcome.REJECTED, rejected=rejected))
-        work.records.append(self._dead_letter(rejected, key[:_MAX_ID_BYTES]))
-
-    def _dead_letter(self, rejected: Rejected, key: str) -> OutgoingRecord:
-        spec = DeadLetterSpec(
-            topic=self._topics.posts,
-            key=key,
-            reason=rejected.reason,
-            message=f"{rejected.message} (at {rejected.origin})" if rejected.origin else rejected.message,
-            payload=rejected.payload,
-            source=rejected.source_id or _SOURCE,
-            headers=(("origin", rejected.origin.encode("utf-8")),) if rejected.origin else (),
-        )
-        limit = max(1024, self._sink.max_request_size - _DEADLETTER_RESERVE_BYTES)
-        return OutgoingRecord(
-            topic=self._topics.posts_deadletter,
-            key=key or None,
-            message=build_dead_letter(spec, now=self._clock(), max_payload_bytes=limit),
-            event_type=DEADLETTER_EVENT_TYPE,
-            event_id=spec.event_id,
-            extra_headers=((ORIGINAL_TOPIC, self._topics.posts.encode("utf-8")),),
-        )
-
-
-# google.protobuf.Timestamp's valid range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
-_MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
-
-
-def _invalid_timestamp(post: post_pb2.Post) -> str:
-    """Why a time of ``post`` is not a valid Timestamp ("" when both are fine)."""
-    for name in ("created_at", "collected_at"):
-        if post.HasField(name):
-            value = getattr(post, name)
-            if not (_MIN_SECONDS <= value.seconds <= _MAX_SECONDS and 0 <= value.nanos < 1_000_000_000):
-                return f"{name} is not a valid time (seconds={value.seconds}, nanos={value.nanos})"
-    return ""

@@ -170,8 +170,25 @@ def _storable(text: str) -> str:
     return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
 
 
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+# google.protobuf.Timestamp's valid seconds: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+_MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
+
+
 def set_time(field: Timestamp, value: datetime) -> None:
-    """Set a ``google.protobuf.Timestamp`` field from an aware datetime."""
+    """Set a ``google.protobuf.Timestamp`` field from an aware datetime.
+
+    The seconds and nanos ``FromDatetime(value.astimezone(UTC))`` would set (floor seconds since the epoch, the
+    microseconds), from one subtraction instead of a UTC conversion, a time tuple and ``calendar.timegm`` (every
+    post's collection time goes through here). A naive time (local time to ``astimezone``) or one out of the
+    Timestamp's range takes the old way, with its errors."""
+    if value.utcoffset() is not None:
+        delta = value - _EPOCH
+        seconds = delta.days * 86_400 + delta.seconds
+        if _MIN_SECONDS <= seconds <= _MAX_SECONDS:
+            field.seconds = seconds
+            field.nanos = delta.microseconds * 1_000
+            return
     field.FromDatetime(value.astimezone(UTC))
 
 
