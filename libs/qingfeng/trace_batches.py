@@ -19,7 +19,6 @@ Links are capped at ``MAX_LINKS`` per span; the rest are counted in ``qingfeng.l
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Final
@@ -121,7 +120,7 @@ def traces_per_record(
             },
         )
         roots.append(root)
-        out.append(dataclasses.replace(record, parent=trace.set_span_in_context(root)))
+        out.append(record.with_parent(trace.set_span_in_context(root)))
     links, dropped = _links((root.get_span_context() for root in roots), MAX_LINKS)
     topics = sorted({record.topic for record in records})
     batch = tracer.start_span(

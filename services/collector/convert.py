@@ -69,26 +69,37 @@ def fill_post(post: post_pb2.Post, enriched: EnrichedPost, regions: Mapping[str,
     """
     e = enriched.enrichment
     post.text_simplified = f"{enriched.title}\n{enriched.text}" if enriched.title else enriched.text
-    del post.keywords[:]
-    post.keywords.extend(e.keywords)
-    given = list(post.enrichment.regions)
-    post.ClearField("enrichment")
+    keywords = post.keywords
+    if keywords:
+        del keywords[:]
+    keywords.extend(e.keywords)
+    # Most posts come without enrichment (no source regions): nothing to keep, nothing to clear.
+    given: list[common_pb2.Region] = []
+    if post.HasField("enrichment"):
+        given = list(post.enrichment.regions)
+        post.ClearField("enrichment")
     out = post.enrichment
     tags = e.tags
-    _fill_terms(out, tags)
-    _fill_offline(out, tags, e.simplified)
-    out.regions.extend(given)
-    seen = {r.code for r in given}
-    out.regions.extend(r for r in _tag_regions(tags, regions) if r.code not in seen)
+    if tags.corruption or tags.officials:
+        _fill_terms(out, tags)
+    if tags.offline:
+        _fill_offline(out, tags, e.simplified)
+    if given:
+        out.regions.extend(given)
+    if tags.region_codes:
+        seen = {r.code for r in given}
+        out.regions.extend(r for r in _tag_regions(tags, regions) if r.code not in seen)
     out.relevance = e.relevance.score
-    out.relevance_reasons.extend(
-        common_pb2.Reason(criterion=r.criterion, value=r.weight, message="、".join(r.evidence))
-        for r in e.relevance.reasons
-    )
+    if e.relevance.reasons:
+        out.relevance_reasons.extend(
+            common_pb2.Reason(criterion=r.criterion, value=r.weight, message="、".join(r.evidence))
+            for r in e.relevance.reasons
+        )
     out.lexicon_version = e.lexicon_version
     d = enriched.dedupe
     dedupe = post.dedupe
-    dedupe.Clear()
+    if post.HasField("dedupe"):
+        dedupe.Clear()
     dedupe.content_hash = d.content_hash
     dedupe.simhash = d.simhash or 0
     if d.duplicate_of is not None:
