@@ -5,8 +5,9 @@ that event used it}) and the document frequencies the Clusterer keeps:
 
 - `keyword_match`: several rare shared keywords (at least `keyword_min_shared`, together at least
   `keyword_min_score` of the post's idf weight) with any event active within `keyword_window_seconds`;
-- `rare_match`: rare terms shared with exactly one recent *anchor* event (a cascade's source post: one others
-  reposted or commented on), see `ClusteringConfig.rare_window_seconds`.
+- `rare_match`: rare terms shared with one recent *anchor* event (a cascade's source post: one others reposted or
+  commented on) clearly more than with any other, found in its posts' keywords or in its source post's own text
+  (_anchor_text.py), see `ClusteringConfig.rare_window_seconds`.
 
 And the weak signals (`weak_match`, off unless configured: they lump on a concurrent stream): the author's own
 recent event, or the event that clearly dominates the recent stream.
@@ -20,6 +21,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
+from ._anchor_text import AnchorTexts
 from ._cluster import Cluster
 from ._clustering_config import ClusteringConfig
 
@@ -82,39 +84,48 @@ def rare_match(
     clusters: Mapping[str, Cluster],
     resolve: Callable[[str], str | None],
     cfg: ClusteringConfig,
+    texts: AnchorTexts | None = None,
 ) -> str | None:
-    """The one anchor event active within `rare_window_seconds` that shares rare terms with `top`, when the
-    evidence suffices (see `ClusteringConfig.rare_window_seconds`); None when no anchor or several share any."""
+    """The anchor event active within `rare_window_seconds` that shares the most rare-term weight with `top`, when
+    the evidence suffices and no other anchor comes near (see `ClusteringConfig.rare_window_seconds`). A term is
+    shared when the anchor's posts used it as a keyword within the window or, with `texts`, when the text of the
+    post that opened the anchor in the window contains it."""
     if docs < max(cfg.df_min_docs, cfg.rare_min_docs):
         return None  # early on every word looks rare
     limit = cfg.rare_max_df * docs
     since = ts - cfg.rare_window_seconds
-    found: str | None = None
-    shared = 0
-    strong = False  # one of the shared terms suffices alone
-    for kw, _ in top:
+    weight: dict[str, float] = {}
+    shared: dict[str, int] = {}
+    strong: set[str] = set()  # anchors holding a term that suffices alone
+    for kw, w in top:
         n = df.get(kw, 0)
         if n > limit:
             continue
-        hit = False  # this term counted once, however many ids of the anchor it names
-        for cid, last in postings.get(kw, {}).items():
-            if last < since:
-                continue
+        ids = [cid for cid, last in postings.get(kw, {}).items() if last >= since]
+        if texts is not None:
+            ids += texts.containing(kw, since)
+        counted: set[str] = set()  # this term counted once per anchor, however many of its ids name it
+        for cid in ids:
             live = resolve(cid)
-            if live is None:
+            if live is None or live in counted:
                 continue
             c = clusters[live]
             if not c.anchor:
                 continue
-            if found is not None and live != found:
-                return None  # two recent cascades use these terms: no evidence for either
-            if not hit:
-                shared, hit = shared + 1, True
-            found = live
+            counted.add(live)
+            weight[live] = weight.get(live, 0.0) + w
+            shared[live] = shared.get(live, 0) + 1
             own = c.profile.get(kw, 0)
-            strong = strong or n <= cfg.rare_single_max_count or (own >= 2 and own >= cfg.rare_own_share * n)
-    if found is not None and (shared >= cfg.rare_min_shared or strong):
-        return found
+            if n <= cfg.rare_single_max_count or (own >= 2 and own >= cfg.rare_own_share * n):
+                strong.add(live)
+    if not weight:
+        return None
+    ranked = sorted(weight, key=lambda k: (-weight[k], k))
+    best = ranked[0]
+    if len(ranked) > 1 and weight[best] < cfg.rare_margin * weight[ranked[1]]:
+        return None  # another recent cascade uses these terms about as much: no evidence for either
+    if shared[best] >= cfg.rare_min_shared or best in strong:
+        return best
     return None
 
 

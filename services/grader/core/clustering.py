@@ -13,9 +13,10 @@ otherwise. The signals, strongest first:
 3. for a post without such a link, several rare shared keywords (at least `keyword_min_shared`, each in
    under `keyword_max_df` of the posts, together at least `keyword_min_score` of the post's idf weight)
    with an event active within `keyword_window_seconds` (_matching.py);
-4. for a post without such a link (in `for_lost_parents()`), rare terms shared with exactly one *anchor* event
-   active within `rare_window_seconds`: one opened by a post others reposted or commented on, a cascade's
-   source; two such terms, or one rare enough or owned by that anchor (see ClusteringConfig);
+4. for a post without such a link (in `for_lost_parents()`), rare terms shared with one *anchor* event active
+   within `rare_window_seconds` (one opened by a post others reposted or commented on, a cascade's source) clearly
+   more than with any other, in its posts' keywords or its source post's text (_anchor_text.py); two such terms,
+   or one rare enough or owned by that anchor (see ClusteringConfig). A post that is itself an anchor takes none;
 5. optionally, weak signals for posts that carry no usable text: the author's own recent event, or the
    event that was most active in the last minutes (off by default and in `for_lost_parents()`: they
    pull unrelated posts into the busiest event of the hour).
@@ -34,6 +35,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from ._anchor_text import AnchorTexts
 from ._cluster import Cluster
 from ._clustering_config import ClusteringConfig
 from ._lsh import BandIndex
@@ -77,6 +79,8 @@ class Clusterer:
         self.redirects: OrderedDict[str, tuple[str, float]] = OrderedDict()
         # Posts that joined no event (post id -> time), remembered so that a redelivery is recognised.
         self.unattached: OrderedDict[str, float] = OrderedDict()
+        # The own text of the anchors opened within the rare-term window (for_lost_parents() only; _anchor_text.py).
+        self.anchor_texts = AnchorTexts(cfg.rare_window_seconds)
         # The id seen() last found absent from `posts`: nothing adds it before assign() indexes it (expiry only
         # removes), so assign() need not look it up again (a post map lookup is a hash and a probe).
         self._fresh: str | None = None
@@ -174,8 +178,11 @@ class Clusterer:
         if cid is None and rich and len(top) >= cfg.keyword_min_shared:
             cid = keyword_match(top, ts, self.postings, self.clusters, self.resolve, cfg)
             via = "keywords" if cid else via
+        engagement = post.reposts + post.comments
         if cid is None and top and cfg.rare_window_seconds > 0 and not placed and cfg.originals_by_text:
-            cid = rare_match(top, ts, self.postings, self.df, self.docs, self.clusters, self.resolve, cfg)
+            if engagement < cfg.anchor_min_engagement:  # an anchor is a cascade's source: it joins no other by terms
+                texts = self.anchor_texts
+                cid = rare_match(top, ts, self.postings, self.df, self.docs, self.clusters, self.resolve, cfg, texts)
             via = "rare_terms" if cid else via
         weak = cfg.author_window_seconds > 0 or cfg.activity_window_seconds > 0
         if cid is None and weak and (not textual or len(keywords) < cfg.seed_min_keywords):
@@ -193,7 +200,9 @@ class Clusterer:
             cid, via = f"ev-{post.id}", "new"
             c = self.clusters[cid] = Cluster(cid, ts)
             c.seed = len(keywords) >= cfg.seed_min_keywords
-            c.anchor = cfg.rare_window_seconds > 0 and post.reposts + post.comments >= cfg.anchor_min_engagement
+            c.anchor = cfg.rare_window_seconds > 0 and engagement >= cfg.anchor_min_engagement
+            if c.anchor:
+                self.anchor_texts.add(cid, post.text, ts)
         absorbed: list[str] = []
         for other in dict.fromkeys(links):
             survivor = self.resolve(other)
@@ -359,7 +368,7 @@ class Clusterer:
             "redirects": [[k, v, at] for k, (v, at) in self.redirects.items()],
             "unattached": list(map(list, self.unattached.items())),
             "posts": self.posts.to_data(),
-        }
+        } | ({"anchor_texts": self.anchor_texts.to_list()} if self.anchor_texts else {})  # only without parents
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], config: ClusteringConfig | None = None) -> Clusterer:
@@ -383,4 +392,5 @@ class Clusterer:
         self.redirects = OrderedDict((k, (v, at)) for k, v, at in data["redirects"])
         # "closed" (expired event ids, kept for the redirect TTL and never read) in states of before is ignored.
         self.unattached = OrderedDict((k, at) for k, at in data.get("unattached", ()))  # absent from states of before
+        self.anchor_texts.load(data.get("anchor_texts", []))
         return self

@@ -125,11 +125,15 @@ def test_a_reply_joins_the_one_recent_cascade_owning_its_rare_term():
     assert (got.event_id, got.via) == ("ev-s", "rare_terms")
     restored = Clusterer.from_dict(c.to_dict(), c.config)  # the anchor survives a checkpoint
     assert restored.clusters["ev-s"].anchor and not restored.clusters["ev-w0"].anchor
-    # A term the other cascade uses too links to neither.
+    # A post others reposted is a cascade's source itself: it joins no other cascade by shared terms.
     both = _post("o2", 4, keywords=("转基因", "导弹", "怎么", "回事"), simhash=FP_B ^ 0xFFFF_0000_FFFF, reposts=50)
-    c.assign(both, both.created_at.timestamp())
-    mixed = _post("m", 5, keywords=("转基因", "导弹", "看看", "评论"), simhash=FP_A ^ 0xF0F0_F0F0_F0F0)
+    assert c.assign(both, both.created_at.timestamp()).event_id == "ev-o2"
+    # A term two recent cascades use as much links to neither (转基因: ev-s and ev-o2).
+    mixed = _post("m", 5, keywords=("转基因", "看看", "评论", "大家"), simhash=FP_A ^ 0xF0F0_F0F0_F0F0)
     assert c.assign(mixed, mixed.created_at.timestamp()).via == "new"
+    # Both terms: only ev-o2 used both, twice the weight of ev-s or ev-o (the margin is 1.5).
+    pair = _post("p", 6, keywords=("转基因", "导弹", "真的", "评论"), simhash=FP_B ^ 0x0FF0_0FF0_0FF0)
+    assert c.assign(pair, pair.created_at.timestamp()).event_id == "ev-o2"
 
 
 def test_rare_terms_need_an_anchor_a_rare_word_and_a_recent_cascade():
