@@ -19,8 +19,9 @@ one another, which flatters any clustering that joins "the newest event"; a real
 
 `--split`: the policy's volume thresholds are calibrated (one scale factor, a small grid) on one part of the events
 and every row is scored on the other part only: `event` = a seeded half (`--split-seed`), `year:YYYY` = events
-before YYYY calibrate. Without `--split` the policy is used as shipped and scored on every event (in-sample: its
-thresholds were set on this development set).
+before YYYY calibrate. `--report calibration` scores the calibration part instead (where a rule may be chosen).
+Without `--split` the policy is used as shipped and scored on every event (in-sample: its thresholds were set on
+this development set).
 
 Columns: B-cubed P/R/F1 of the predicted events (after merges) against `event_id` over every post, and over the
 text-bearing posts only (own words >= 15 characters, see `_eval_replay.own_words`); Spearman between each event's
@@ -187,6 +188,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1, help="seed of the concurrent replay")
     ap.add_argument("--split", default="", help="calibrate on one part, report on the other: event | year:YYYY")
     ap.add_argument("--split-seed", type=int, default=0, help="seed of --split event")
+    ap.add_argument(
+        "--report",
+        choices=("held-out", "calibration"),
+        default="held-out",
+        help="with --split: score the held-out part (default) or the calibration part (to choose a rule on)",
+    )
     ap.add_argument("--baselines", default=",".join(BASELINES), help="comma-separated trivial clusterings ('' none)")
     ap.add_argument("--red-top", type=int, default=20, help="largest cascades for the red demonstration (0: none)")
     ap.add_argument(
@@ -253,6 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"calibration on {len(calib)} events ({how}); grid (objective Spearman + early share, first replay):")
         print("  " + "; ".join(grid))
         calib_note = f"thresholds: {policy.version} chosen on the calibration part; scored on the other {len(report)}"
+        if args.report == "calibration":
+            report = calib
+            calib_note = f"thresholds: {policy.version} chosen on the calibration part; scored on it ({len(calib)})"
         if args.search_criteria:
             views = to_views(variant_posts(collected.posts, VARIANTS[0]))
             rec = record(views, policy, grader_config(True), native_of, truth_post, calib)

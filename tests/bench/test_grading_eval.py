@@ -102,3 +102,16 @@ def test_half_size_time_interpolates_the_cumulative_curve(grading_eval):
     expected = 3600.0 + 5 * 3600.0 * (100 - 11) / (101 - 11)
     assert grading_eval.half_size_time(curve, 200) == pytest.approx(expected)
     assert grading_eval.half_size_time(curve, 2) == 0.0  # the source post alone is half of 2
+
+
+def test_report_calibration_scores_the_other_half_of_the_split(grading_eval, tmp_path, capsys):
+    """`--report calibration` scores the events the thresholds were chosen on; by default the held-out ones."""
+    data = _write(tmp_path)
+    scored = {}
+    for report in ("held-out", "calibration"):
+        out = tmp_path / f"{report}.json"
+        argv = ["--data", str(data), "--split", "event", "--only", "noparents", "--baselines", "", "--red-top", "0"]
+        assert grading_eval.main([*argv, "--report", report, "--json", str(out)]) == 0
+        assert ("scored on it" in capsys.readouterr().out) == (report == "calibration")
+        scored[report] = json.loads(out.read_text(encoding="utf-8"))["scored_events"]
+    assert scored == {"held-out": 2, "calibration": 1}  # 3 events: a half (1) calibrates, the other 2 report
