@@ -31,6 +31,13 @@ boosts use ``function_score`` over plain numeric fields (``relevance``, ``repost
 
 Mappings are ``dynamic: false``: a document field the mapping does not name is kept in ``_source`` but not indexed,
 so a new field in a producer never breaks indexing nor grows the mapping behind our back.
+
+Indexing cost (Elasticsearch is the largest CPU consumer of the suite on shared cores; ``bench/bench_es_cost.py``).
+A post's original ``text`` is stored but not indexed: every search, filter and highlight reads ``text_simplified``
+(title + text folded to simplified Chinese, so the same characters for most posts) and ``words``, and indexing the
+original per character too cost about a tenth of the node's CPU per post for a field nothing queried (template
+version 3). Indices created before keep their mapping (Elasticsearch refuses to un-index a field in place; see
+``index._add_new_fields``) until they roll over or are reindexed.
 """
 
 from __future__ import annotations
@@ -61,7 +68,8 @@ WORDS_ANALYZER: Final = "whitespace"
 CjkMode = Literal["bigram", "unigram"]
 
 # Bumped when the mapping changes incompatibly; recorded in the template's _meta for operators.
-_TEMPLATE_VERSION: Final = 2
+# 3: posts' ``text`` stored, no longer indexed (see the module docstring).
+_TEMPLATE_VERSION: Final = 3
 
 _KEYWORD: Final[Mapping[str, Any]] = {"type": "keyword"}
 _LONG: Final[Mapping[str, Any]] = {"type": "long"}
@@ -79,6 +87,8 @@ _TEXT_KW: Final[Mapping[str, Any]] = {
 # Segmented words (see the module docstring); offsets let the highlighter mark whole words.
 _WORDS: Final[Mapping[str, Any]] = {"type": "text", "analyzer": WORDS_ANALYZER, "index_options": "offsets"}
 _UNINDEXED: Final[Mapping[str, Any]] = {"type": "keyword", "index": False, "doc_values": False}
+# Text kept in _source for readers but never searched: no postings, no norms, no analysis at index time.
+_STORED_TEXT: Final[Mapping[str, Any]] = {"type": "text", "index": False}
 
 
 @dataclass(frozen=True)
@@ -141,8 +151,9 @@ POSTS: Final = IndexFamily(
             }
         },
         "title": _TEXT_KW,
-        "text": _TEXT,
-        # title + text in simplified Chinese: the field searches should use.
+        # The original text, as posted: returned to readers, not searched (``text_simplified`` is).
+        "text": _STORED_TEXT,
+        # title + text in simplified Chinese: the field searches use.
         "text_simplified": _TEXT,
         # title + text_simplified cut into words by the collector, space-separated (see the module docstring).
         "words": _WORDS,

@@ -28,8 +28,11 @@ def test_template_uses_the_cjk_bigram_analyzer_for_chinese_text() -> None:
     assert analyzer["filter"][-1] == "cjk_bigram"
     props = template["mappings"]["properties"]
     assert template["mappings"]["dynamic"] is False
-    for field in ("title", "text", "text_simplified"):
+    for field in ("title", "text_simplified"):
         assert props[field]["analyzer"] == ANALYZER
+    # The original text is returned to readers but never searched: stored in _source, not indexed (version 3).
+    assert props["text"] == {"type": "text", "index": False}
+    assert body["version"] == body["meta"]["template_version"] >= 3
     assert props["title"]["fields"]["keyword"]["type"] == "keyword"
     assert props["id"]["type"] == props["region_codes"]["type"] == "keyword"
     assert props["created_at"]["type"] == "date"
