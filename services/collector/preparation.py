@@ -174,9 +174,9 @@ class SlicePreparer:
             elif seen(post_id):
                 plan.append(ItemResult(Outcome.DUPLICATE, post=item, redelivered=True))
             else:
-                step = fresh[post_id] = _Fresh(_stamped(item, now))
-                plan.append(step)
-        self._enrich([step.post for step in fresh.values()])
+                first = fresh[post_id] = _Fresh(_stamped(item, now))
+                plan.append(first)
+        self._enrich([first.post for first in fresh.values()])
         work = PreparedSlice([], [], {})
         limit = max_request_size - _HEADER_RESERVE_BYTES
         for step in plan:
