@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import qingfeng.elastic as elastic
 from qingfeng.elastic import ANALYZER, EVENTS, POSTS, IndexNames, index_settings, phrase_query, template_body
+from qingfeng.elastic.templates import POSTS_REFRESH_INTERVAL
 
 
 def test_names_derive_from_prefix_and_family() -> None:
@@ -37,6 +38,12 @@ def test_template_uses_the_cjk_bigram_analyzer_for_chinese_text() -> None:
     assert props["id"]["type"] == props["region_codes"]["type"] == "keyword"
     assert props["created_at"]["type"] == "date"
     assert props["reposts"]["type"] == "long"
+
+
+def test_posts_refresh_every_five_seconds_events_at_the_default() -> None:
+    posts = template_body(POSTS, IndexNames("qf", "posts"))["template"]["settings"]
+    assert posts["refresh_interval"] == POSTS_REFRESH_INTERVAL == "5s"
+    assert "refresh_interval" not in template_body(EVENTS, IndexNames("qf", "events"))["template"]["settings"]
 
 
 def test_unigram_fallback_keeps_the_analyzer_name() -> None:
