@@ -196,19 +196,21 @@ class SlicePreparer:
         return work
 
     def _accept(self, work: PreparedSlice, post: post_pb2.Post, limit: int, max_request_size: int) -> None:
-        size = post.ByteSize()
+        # ByteSize() serialises the post to count its bytes: serialised once here, the bytes are what gets sent.
+        value = post.SerializeToString()
+        size = len(value)
         post_id = post.id
         if size > limit:
             too_large = Rejected(
                 reason=_TOO_LARGE,
                 message=f"enriched post is {size} bytes, the Kafka record limit leaves {limit}",
-                payload=post.SerializeToString(),
+                payload=value,
                 source_id=post.source_id,
                 origin=post.url or post_id,
             )
             self._reject(work, too_large, post_id, max_request_size)
             return
-        work.records.append(OutgoingRecord(self._topics.posts, post_id, post, POST_EVENT_TYPE, post_id))
+        work.records.append(OutgoingRecord(self._topics.posts, post_id, post, POST_EVENT_TYPE, post_id, encoded=value))
         duplicate_of = post.dedupe.duplicate_of
         work.produced[post_id] = duplicate_of
         work.results.append(ItemResult(Outcome.DUPLICATE if duplicate_of else Outcome.ACCEPTED, post=post))

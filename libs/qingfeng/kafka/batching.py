@@ -26,19 +26,31 @@ from __future__ import annotations
 import asyncio
 import functools
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import numpy as np
 from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-__all__ = ["BatchSlot", "EncodedRecord", "hand_over", "murmur2", "partition_chooser", "send_batches"]
+__all__ = [
+    "BatchSlot",
+    "EncodedRecord",
+    "hand_over",
+    "murmur2",
+    "murmur2_many",
+    "partition_chooser",
+    "partitions_chooser",
+    "send_batches",
+]
 
 _SEED: Final = 0x9747B28C
 _M: Final = 0x5BD1E995
 _MASK: Final = 0xFFFFFFFF
+# Below this many keys of one length, numpy's per-operation overhead costs more than the loop in Python.
+_VECTOR_MIN: Final = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +98,69 @@ def murmur2(data: bytes) -> int:
     return h
 
 
+def murmur2_many(keys: Sequence[bytes]) -> list[int]:
+    """``[murmur2(key) for key in keys]``, the keys of one length hashed together in numpy (uint32 arithmetic wraps
+    as ``& _MASK`` does): a post id costs ~5 µs in the loop above, well under 1 µs here in a call of hundreds."""
+    out = [0] * len(keys)
+    by_length: dict[int, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_length.setdefault(len(key), []).append(i)
+    for length, members in by_length.items():
+        if len(members) < _VECTOR_MIN:
+            for i in members:
+                out[i] = murmur2(keys[i])
+            continue
+        for i, h in zip(members, _murmur2_same_length([keys[i] for i in members], length).tolist(), strict=True):
+            out[i] = h
+    return out
+
+
+def _murmur2_same_length(keys: list[bytes], length: int) -> np.ndarray[Any, np.dtype[np.uint32]]:
+    m = np.uint32(_M)
+    data = np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(len(keys), length)
+    words = length // 4
+    h = np.full(len(keys), (_SEED ^ length) & _MASK, dtype=np.uint32)
+    if words:
+        unpacked = np.ascontiguousarray(data[:, : words * 4]).view("<u4")
+        for j in range(words):
+            k = unpacked[:, j] * m
+            k ^= k >> np.uint32(24)
+            k *= m
+            h *= m
+            h ^= k
+    tail = length & 3
+    if tail:
+        base = words * 4
+        if tail == 3:
+            h ^= data[:, base + 2].astype(np.uint32) << np.uint32(16)
+        if tail >= 2:
+            h ^= data[:, base + 1].astype(np.uint32) << np.uint32(8)
+        h ^= data[:, base].astype(np.uint32)
+        h *= m
+    h ^= h >> np.uint32(13)
+    h *= m
+    h ^= h >> np.uint32(15)
+    return h
+
+
+def partitions_chooser(client: Any, topic: str) -> Callable[[Sequence[bytes | None]], list[int]]:
+    """``choose(keys) -> partitions``: ``partition_chooser``'s choice for each key, the default partitioner's
+    murmur2 computed over the keys at once (``murmur2_many``)."""
+    one = partition_chooser(client, topic)
+    partitioner = client._partitioner
+    if not (isinstance(partitioner, DefaultPartitioner) or partitioner is DefaultPartitioner):
+        return lambda keys: [one(key) for key in keys]
+    all_partitions: list[int] = list(client._metadata.partitions_for_topic(topic))
+    count = len(all_partitions)
+
+    def default(keys: Sequence[bytes | None]) -> list[int]:
+        keyed = [key for key in keys if key is not None]
+        hashes = iter(murmur2_many(keyed))
+        return [one(None) if key is None else all_partitions[(next(hashes) & 0x7FFFFFFF) % count] for key in keys]
+
+    return default
+
+
 def partition_chooser(client: Any, topic: str) -> Any:
     """``choose(key) -> partition`` for ``topic`` as ``client.send`` picks it (its metadata must be loaded)."""
     cluster = client._metadata  # aiokafka's ClusterMetadata, what send() consults
@@ -124,8 +199,8 @@ async def hand_over(
     for one drain at a time.
     """
     out: list[BatchSlot | Exception | None] = [None] * len(records)
-    choosers: dict[str, Any] = {}
-    by_partition: dict[tuple[str, int], list[int]] = {}
+    choosers: dict[str, Callable[[Sequence[bytes | None]], list[int]]] = {}
+    to_place: dict[str, list[int]] = {}  # per topic, the records that fit, in input order
     unknown: dict[str, Exception] = {}  # topics whose metadata could not be had: their records fail with it
     for i, record in enumerate(records):
         chooser = choosers.get(record.topic)
@@ -138,7 +213,7 @@ async def hand_over(
             except Exception as err:  # as send() raises it for each record of the topic
                 out[i] = unknown[record.topic] = err
                 continue
-            chooser = choosers[record.topic] = partition_chooser(client, record.topic)
+            chooser = choosers[record.topic] = partitions_chooser(client, record.topic)
         size = DefaultRecordBatchBuilder.estimate_size_in_bytes(record.key, record.value, record.headers)
         if size > max_request_size:  # send() refuses such a record alone, with this error
             out[i] = MessageSizeTooLargeError(
@@ -146,7 +221,15 @@ async def hand_over(
                 "have configured with the max_request_size configuration"
             )
             continue
-        by_partition.setdefault((record.topic, chooser(record.key)), []).append(i)
+        to_place.setdefault(record.topic, []).append(i)
+    # The partitions of a topic's records in one call (murmur2 over the keys at once), then grouped in input order
+    # as one record at a time did (the same partitions in the same order, each with its records in input order).
+    partition_of: dict[int, int] = {}
+    for topic, placed in to_place.items():
+        partition_of.update(zip(placed, choosers[topic]([records[i].key for i in placed]), strict=True))
+    by_partition: dict[tuple[str, int], list[int]] = {}
+    for i in sorted(partition_of):
+        by_partition.setdefault((records[i].topic, partition_of[i]), []).append(i)
     # Build every partition's batches, then hand them over one partition after the other in turn: send_batch waits
     # until the partition's previous batch was taken by the sender, meanwhile the other partitions' are taken too.
     queues: list[tuple[str, int, list[tuple[Any, list[int]]]]] = []
