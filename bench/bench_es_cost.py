@@ -15,9 +15,17 @@ figures of node CPU µs per post: while feeding; feeding + the final refresh; an
 node's idle CPU over as long (measured before the round). Variants alternate within each round so that the load of
 the machine (printed beside every round) moves them alike.
 
-    .venv/bin/python bench/bench_es_cost.py                          # every variant, 3 rounds, paced
-    .venv/bin/python bench/bench_es_cost.py --variants code,text_indexed --rounds 5 --rate 0
-    .venv/bin/python bench/bench_es_cost.py --node-variants          # also a second node with other node settings
+``--updates 1.0`` adds what the grader's index role does to the posts index in the suite: some time after a post is
+indexed, an ids search for its index and a partial update writing its ``event_id`` (a realtime get and a second
+indexing of the whole document inside Elasticsearch). Variants: ``code`` (the template as the code writes it),
+``v2`` (template version 2: the original text indexed, Elasticsearch's default refresh), ``text_indexed``,
+``text_unindexed``, ``refresh_1s|2s|5s|10s``, ``lean_keywords``, ``words_no_offsets`` (each one change to
+``code``), ``node_tuned`` (``code`` on a second private node with ``NODE_SETTINGS["tuned"]``).
+
+    .venv/bin/python bench/bench_es_cost.py                          # v2, code and single changes, 3 rounds, paced
+    .venv/bin/python bench/bench_es_cost.py --variants v2,code --updates 1.0 --rounds 3
+    .venv/bin/python bench/bench_es_cost.py --variants v2,code --rate 0 --rounds 5     # flat out, as bench_limits
+    .venv/bin/python bench/bench_es_cost.py --variants code --node-variants            # node settings
 """
 
 from __future__ import annotations
@@ -103,6 +111,8 @@ VARIANTS: Mapping[str, Variant] = {
     v.name: v
     for v in (
         Variant("code"),  # the template as the code writes it now
+        # Template version 2, before this work: the original text indexed, Elasticsearch's default refresh.
+        Variant("v2", settings={"refresh_interval": None}, mapping=_TEXT_INDEXED),
         # The original text indexed per character too, as template version 2 did (before).
         Variant("text_indexed", mapping=_TEXT_INDEXED),
         Variant("text_unindexed", mapping=_TEXT_UNINDEXED),
@@ -194,7 +204,11 @@ async def measure(
 ) -> tuple[float, float, float, float]:
     names = IndexNames(f"qfescost-{uuid.uuid4().hex[:8]}", "posts")
     body = template_body(POSTS, names, cjk=await detect_cjk_mode(es))
-    body["template"]["settings"].update(variant.settings)
+    for key, value in variant.settings.items():  # None: leave the setting to Elasticsearch's default
+        if value is None:
+            body["template"]["settings"].pop(key, None)
+        else:
+            body["template"]["settings"][key] = value
     if variant.mapping is not None:
         props = copy.deepcopy(body["template"]["mappings"]["properties"])
         variant.mapping(props)
@@ -312,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("QF_SHARED_DATA", "../shared/data")))
     parser.add_argument("--limit", type=int, default=0, help="first N posts only (default all)")
-    parser.add_argument("--variants", default="text_indexed,code,refresh_1s,refresh_5s,refresh_10s")
+    parser.add_argument("--variants", default="v2,code,text_indexed,refresh_1s,refresh_10s")
     parser.add_argument("--node-variants", action="store_true", help="also node_tuned, on a second private node")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1, help="rounds run first and not counted (JIT, caches)")

@@ -2,14 +2,17 @@
 
 The original ``text`` is stored, not indexed: readers get it back in ``_source``, searches find the post through
 ``text_simplified`` as before, and a query on ``text`` itself is refused (not silently empty). Posts indices refresh
-every 5 s; a write with ``refresh`` is searchable at once all the same.
+every 5 s; a write with ``refresh`` is searchable at once all the same. An index made by the previous template keeps
+serving (Elasticsearch refuses to un-index ``text`` in place) until it rolls over.
 """
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from elasticsearch import AsyncElasticsearch, BadRequestError
-from qingfeng.elastic import bulk_index, ensure_index, phrase_query
+from qingfeng.elastic import ANALYZER, POSTS, IndexFamily, IndexNames, bulk_index, ensure_index, phrase_query, rollover
 from qingfeng.elastic.templates import POSTS_REFRESH_INTERVAL
 
 pytestmark = pytest.mark.integration
@@ -51,3 +54,25 @@ async def test_posts_indices_refresh_at_the_template_interval_events_at_the_defa
     # A writer that must see its write at once still can.
     await bulk_index(es, posts.write_alias, [("p-now", {"id": "p-now", "text_simplified": "受贿"})], refresh=True)
     assert (await es.count(index=posts.read_alias, query=phrase_query("受贿")))["count"] == 1
+
+
+async def test_an_index_of_template_version_2_keeps_serving_after_the_upgrade(
+    es: AsyncElasticsearch, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    names = IndexNames(prefix, "posts")
+    old = dict(POSTS.properties, text={"type": "text", "analyzer": ANALYZER})
+    await ensure_index(es, prefix, IndexFamily(name="posts", properties=old, rolls_over=True))
+
+    with caplog.at_level(logging.WARNING, logger="qingfeng.elastic.index"):
+        assert await ensure_index(es, prefix, "posts") == names  # a service of this version starting
+    assert any("keep their mapping" in record.getMessage() for record in caplog.records)
+    mapping = (await es.indices.get_mapping(index=names.first_index)).body[names.first_index]["mappings"]
+    assert mapping["properties"]["text"]["analyzer"] == ANALYZER  # Elasticsearch refuses to un-index in place
+    doc = {"id": "p-1", "text": "受賄", "text_simplified": "受贿", "words": "受贿"}
+    assert (await bulk_index(es, names.write_alias, [("p-1", doc)], refresh=True)).failed == ()
+    assert (await es.count(index=names.read_alias, query=phrase_query("受贿")))["count"] == 1
+
+    rolled = await rollover(es, names.write_alias, max_docs=1)
+    assert rolled.rolled_over
+    mapping = (await es.indices.get_mapping(index=rolled.new_index)).body[rolled.new_index]["mappings"]
+    assert mapping["properties"]["text"] == {"type": "text", "index": False}
