@@ -35,13 +35,14 @@ so a new field in a producer never breaks indexing nor grows the mapping behind 
 Indexing cost (Elasticsearch is the largest CPU consumer of the suite on shared cores; ``bench/bench_es_cost.py``).
 A post's original ``text`` is stored but not indexed: every search, filter and highlight reads ``text_simplified``
 (title + text folded to simplified Chinese, so the same characters for most posts) and ``words``, and indexing the
-original per character too cost about a tenth of the node's CPU per post for a field nothing queried (template
-version 3). Indices created before keep their mapping (Elasticsearch refuses to un-index a field in place; see
-``index._add_new_fields``) until they roll over or are reindexed.
+original per character too cost 2-12 % of the node's CPU per post at the suite's rate for a field nothing queried
+(template version 3; a query on ``text`` is now refused by Elasticsearch, not silently empty). Indices created
+before keep their mapping (Elasticsearch refuses to un-index a field in place; see ``index._add_new_fields``) until
+they roll over or are reindexed.
 
 Posts are refreshed (made searchable) every ``POSTS_REFRESH_INTERVAL``, 5 s, instead of Elasticsearch's 1 s: each
 refresh writes a small segment that merges then rewrite. At the soak's 2,315 posts/s, with or without the grader's
-index role then updating each post's ``event_id``, 5 s cost the node about a quarter less CPU per post. The price: a
+index role then updating each post's ``event_id``, 5 s cost the node 13-28 % less CPU per post. The price: a
 post reaches search up to 5 s after it was indexed (nothing promises sooner; tests and benchmarks that must see a
 write refresh explicitly). Set on new indices by the template; an existing index keeps its own until an operator
 runs ``PUT <prefix>-posts-read/_settings {"index.refresh_interval": "5s"}`` (or any other value). Events keep the
