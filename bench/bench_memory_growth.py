@@ -1,7 +1,8 @@
 """What grows: a process's resident memory after warm-up at a steady post rate, and (optionally) where it grows.
 
     .venv/bin/python bench/bench_memory_growth.py [--target grader|collector] [--duration 180] [--rate 2315]
-        [--warmup 60] [--horizon 120] [--rows 10000] [--tracemalloc FRAMES] [--top 25]
+        [--warmup 60] [--horizon 120] [--rows 10000] [--tracemalloc FRAMES] [--types] [--top 25]
+        [--role grade|index|both] [--kill-at S]
 
 Needs the local stack (Kafka 127.0.0.1:19092, Elasticsearch 127.0.0.1:19200). Starts the real service as a
 subprocess with TLS and signed identities (``bench/_soak_suite.py``, as the soak does) on topics, an index prefix, a
@@ -13,14 +14,20 @@ median of the last 20 s), then deletes its topics and indices.
   (``bench/_pipeline.collect``) and replayed onto the grader's posts topic at ``--rate`` posts/s, each pass over them
   with fresh ids (parents, roots and ``duplicate_of`` mapped the same way, so reposts still find their original) and
   ``created_at`` = now, a live stream; ``--horizon`` is its ``QF_GRADER_HORIZON_S``. The grader's lag at the end is
-  printed: a grader behind the stream holds a backlog, not a leak.
+  printed: a grader behind the stream holds a backlog, not a leak. ``--role`` picks the process(es) measured: the
+  grade role (default; ``QF_GRADER_ROLE=grade``), the index role (``index``: ``services/grader/indexer.py``, fed by a
+  grade role that runs beside it, unmeasured, as in the soak), or ``both``.
+- ``--kill-at S``: S seconds into the feed the grade role is killed -9 and started again (as the soak does), so its
+  last incarnation starts by restoring its checkpoint and replaying; warm-up and growth are then counted from that
+  restart (``memory_growth`` on the last incarnation, the soak's measure).
 - ``--target collector``: the collector (role fetch) gets the shared lines through ``ImportPosts`` with fresh ids
   (``bench/_soak_feed.Feeder``, the soak's feeder); nothing consumes its posts topic.
 
 ``--tracemalloc N`` runs the service under ``tracemalloc`` with N frames (it costs about twice the CPU and adds its
 own memory to the RSS, so compare RSS figures only between runs with the same flag): a snapshot is taken at the end of
 warm-up and at the end of the run (the child dumps it on SIGUSR1), and the allocation sites that grew most between
-the two are printed, with the gc-tracked object counts by type that grew most.
+the two are printed, with the gc-tracked object counts by type that grew most. ``--types`` takes only the
+gc-tracked object counts (and the sizes of the grade role's engine state, ``_engine_sizes``) without tracemalloc.
 
 The child side: run with ``QF_MEMBENCH_CHILD=<module>`` in its environment, this file starts tracemalloc when
 ``QF_MEMBENCH_TRACEMALLOC`` > 0, dumps a snapshot into ``QF_MEMBENCH_DIR`` on each SIGUSR1, then runs the module as
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 _CHILD = "QF_MEMBENCH_CHILD"
 
@@ -46,6 +54,7 @@ def _child() -> None:
     from pathlib import Path
 
     frames = int(os.environ.get("QF_MEMBENCH_TRACEMALLOC", "0"))
+
     out = Path(os.environ.get("QF_MEMBENCH_DIR", "."))
     if frames > 0:
         tracemalloc.start(frames)
@@ -54,15 +63,72 @@ def _child() -> None:
     def dump(signum: int, frame: object) -> None:
         dumps[0] += 1
         n = dumps[0]
-        gc.collect()
+        # Before collecting: garbage in reference cycles waiting for an old-generation collection is part of the RSS
+        # (the process runs with high thresholds, qingfeng.gc_tuning); what a full collection frees tells how much.
+        meta: dict[str, object] = {"rss_kib_before": _rss_kib(), "gc_count": gc.get_count(),
+                                   "gc_stats": gc.get_stats(), "tracked": [len(gc.get_objects(g)) for g in range(3)],
+                                   "frozen": gc.get_freeze_count()}  # fmt: skip
+        if tracemalloc.is_tracing():
+            meta["traced_before"] = tracemalloc.get_traced_memory()[0]
+        meta["collected"] = gc.collect()
+        meta["rss_kib_after"] = _rss_kib()
+        if tracemalloc.is_tracing():
+            meta["traced_after"] = tracemalloc.get_traced_memory()[0]
+        (out / f"meta-{n}.json").write_text(json.dumps(meta))
         types = Counter(type(o).__name__ for o in gc.get_objects())
         (out / f"types-{n}.json").write_text(json.dumps(dict(types.most_common(200))))
+        sizes = _engine_sizes()
+        if sizes:
+            (out / f"engine-{n}.json").write_text(json.dumps(sizes))
         if tracemalloc.is_tracing():
             tracemalloc.take_snapshot().dump(str(out / f"snapshot-{n}.tm"))
         (out / f"done-{n}").touch()
 
     signal.signal(signal.SIGUSR1, dump)
     runpy.run_module(os.environ[_CHILD], run_name="__main__", alter_sys=True)
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+def _engine_sizes() -> dict[str, int]:
+    """The sizes of the grade role's engine state (the one EngineOwner alive in this process), for the dumps."""
+    import gc
+
+    owners = [o for o in gc.get_objects() if type(o).__name__ == "EngineOwner"]
+    if not owners:
+        return {}
+    owner: Any = owners[0]
+    engine = owner.engine
+    c = engine.clusterer
+    metrics = list(engine.events.values())
+    return {
+        "events": len(engine.events),
+        "clusters": len(c.clusters),
+        "posts_live": len(c.posts),
+        "postmap_capacity": c.posts._mask + 1,
+        "postmap_slots": len(c.posts._events),
+        "placeholders": len(c.placeholders),
+        "postings": len(c.postings),
+        "postings_entries": sum(len(p) for p in c.postings.values()),
+        "df": len(c.df),
+        "redirects": len(c.redirects),
+        "unattached": len(c.unattached),
+        "authors": len(c.authors),
+        "bands": sum(len(b) for b in c.near.bands),
+        "band_entries": sum(len(e) for b in c.near.bands for e in b.values()),
+        "live": len(engine.live),
+        "heap": len(engine._heap),
+        "buckets": sum(len(ev.metrics.buckets) for ev in metrics),
+        "followers": sum(len(ev.metrics.followers) for ev in metrics),
+        "total_authors": sum(len(ev.metrics.total.by_author) for ev in metrics),
+        "emitted": len(owner._emitted),
+        "pacer_held": owner._pacer.held,
+        "pacer_sent": len(owner._pacer._sent),
+        "script": len(owner.script),
+    }
 
 
 if __name__ == "__main__" and os.environ.get(_CHILD):
@@ -171,29 +237,47 @@ async def _lag(kafka: KafkaSettings, topic: str, group: str) -> int | None:
         await admin.close()
 
 
-def _process(args: argparse.Namespace, state: Path, run: str) -> tuple[SuiteProcess, dict[str, str]]:
-    """The target as the soak configures it (TLS, identities), on topics, an index prefix and a group of its own."""
+def _process(
+    args: argparse.Namespace, state: Path, run: str
+) -> tuple[dict[str, SuiteProcess], dict[str, str], list[str]]:
+    """The target as the soak configures it (TLS, identities), on topics, an index prefix and a group of its own:
+    the processes to start (in order), the topics, and the names of those measured. With ``--role index`` or
+    ``both`` the grader's index role (``grader-index``) runs beside its grade role, on the same topics."""
     procs = suite_processes(state, args.kafka, args.es, partitions=args.partitions, grader_horizon_s=args.horizon)
-    proc = procs[args.target]
+    names = [args.target]
+    measured = [args.target]
+    if args.target == "grader" and args.role != "grade":
+        names.append("grader-index")
+        measured = {"index": ["grader-index"], "both": ["grader", "grader-index"]}[args.role]
     prefix, fields = _TOPICS[args.target]
     topics = {f: f"qfmem.{run}.{f}.v1" for f in fields}
-    proc.env.update({f"{prefix}TOPICS__{f.upper()}": name for f, name in topics.items()})
-    proc.env.update(
-        {
-            f"{prefix}ELASTICSEARCH__INDEX_PREFIX": f"qfmem-{run}",
-            f"{prefix}KAFKA__CLIENT_ID": f"qfmem-{run}",
-            "QF_GRADER_CONSUMER__GROUP_ID": f"qfmem-{run}-grader",
-            _CHILD: proc.module,
-            "QF_MEMBENCH_TRACEMALLOC": str(args.tracemalloc),
-            "QF_MEMBENCH_DIR": str(state),
-        }
-    )
-    proc.module = "bench.bench_memory_growth"  # the child side of this file runs the service (tracemalloc)
-    return proc, topics
+    chosen = {}
+    for name in names:
+        proc = procs[name]
+        out = state / name
+        out.mkdir(exist_ok=True)
+        proc.env.update({f"{prefix}TOPICS__{f.upper()}": topic for f, topic in topics.items()})
+        proc.env.update(
+            {
+                f"{prefix}ELASTICSEARCH__INDEX_PREFIX": f"qfmem-{run}",
+                f"{prefix}KAFKA__CLIENT_ID": f"qfmem-{run}",
+                "QF_GRADER_CONSUMER__GROUP_ID": f"qfmem-{run}-grader",  # the index role's group: "<this>-index"
+                _CHILD: proc.module,
+                "QF_MEMBENCH_TRACEMALLOC": str(args.tracemalloc if name in measured else 0),
+                "QF_MEMBENCH_DIR": str(out),
+            }
+        )
+        proc.module = "bench.bench_memory_growth"  # the child side of this file runs the service (tracemalloc)
+        chosen[name] = proc
+    return chosen, topics, measured
 
 
 def _snapshot(proc: SuiteProcess, state: Path, n: int, timeout_s: float = 300.0) -> None:
-    """Ask the child for snapshot ``n`` (SIGUSR1) and wait until it is written."""
+    """Ask the child for snapshot ``n`` (SIGUSR1) and wait until it is written (into ``state/<name>``)."""
+    state = state / proc.name
+    for old in state.glob(f"*-{n}.*"):  # an incarnation before a kill may have dumped this number already
+        old.unlink()
+    (state / f"done-{n}").unlink(missing_ok=True)
     if proc.pid is None:
         raise RuntimeError(f"{proc.name} is not running:\n{proc.log_tail()}")
     started = time.monotonic()
@@ -207,6 +291,7 @@ def _snapshot(proc: SuiteProcess, state: Path, n: int, timeout_s: float = 300.0)
 
 def _diff(state: Path, top: int) -> None:
     """The allocation sites and object types that grew most between snapshot 1 (warm-up) and 2 (end)."""
+    print(f"\n== {state.name}")
     first, second = state / "snapshot-1.tm", state / "snapshot-2.tm"
     if first.exists() and second.exists():
         ignore = [tracemalloc.Filter(False, "<frozen importlib._bootstrap*>"), tracemalloc.Filter(False, "<unknown>")]
@@ -230,6 +315,20 @@ def _diff(state: Path, top: int) -> None:
         print("gc-tracked objects that grew most (type: warm-up -> end):")
         for diff, name in grown:
             print(f"  {name}: {before.get(name, 0)} -> {after[name]} ({diff:+d})")
+    for n in (1, 2):
+        meta = state / f"meta-{n}.json"
+        if meta.exists():
+            m = json.loads(meta.read_text())
+            traced = (f", traced {m['traced_before'] / 2**20:.1f} -> {m['traced_after'] / 2**20:.1f} MiB"
+                      if "traced_before" in m else "")  # fmt: skip
+            print(f"dump {n}: RSS {m['rss_kib_before'] / 1024:.0f} MiB, a full collection freed {m['collected']} "
+                  f"objects -> RSS {m['rss_kib_after'] / 1024:.0f} MiB{traced}; tracked by generation "
+                  f"{m['tracked']}, frozen {m['frozen']}, counts {m['gc_count']}, "
+                  f"collections {[g['collections'] for g in m['gc_stats']]}")  # fmt: skip
+    engine = [state / f"engine-{n}.json" for n in (1, 2)]
+    if all(t.exists() for t in engine):
+        before, after = (json.loads(t.read_text()) for t in engine)
+        print("engine state (warm-up -> end): " + ", ".join(f"{k} {before.get(k)} -> {v}" for k, v in after.items()))
 
 
 async def _cleanup(args: argparse.Namespace, run: str) -> None:
@@ -251,19 +350,22 @@ def _series(sampler: RssSampler, name: str, started: float, every_s: float = 30.
 def main(args: argparse.Namespace) -> int:
     run = uuid.uuid4().hex[:8]
     state = Path(tempfile.mkdtemp(prefix=f"qfmem-{run}-"))
-    proc, topics = _process(args, state, run)
+    procs, topics, measured = _process(args, state, run)
     posts = _enriched(args.rows) if args.target == "grader" else None
     rows = load_rows(Path(args.data) / "weibo_posts.jsonl", args.rows) if args.target == "collector" else None
-    sampler = RssSampler({proc.name: proc})
+    sampler = RssSampler(procs)
     loads = [_load()]
+    dumps = args.tracemalloc > 0 or args.types
     try:
-        proc.start()
-        _say(f"{proc.name} SERVING after {proc.wait_serving():.1f}s (pid {proc.pid}; state {state})")
+        for proc in procs.values():
+            proc.start()
+            _say(f"{proc.name} SERVING after {proc.wait_serving():.1f}s (pid {proc.pid}; state {state})")
         sampler.start()
         started = time.monotonic()
         stop = started + args.duration
         feeder: Feeder | None = None
         if rows is not None:
+            proc = procs[args.target]
             feeder = Feeder(rows, address=f"127.0.0.1:{proc.port}", ca=proc.ca, state=state, run_tag=run,
                             rate=args.rate, streams=2, chunk=500)  # fmt: skip
             feeder.start()
@@ -281,14 +383,25 @@ def main(args: argparse.Namespace) -> int:
         async def until(t: float) -> None:
             await asyncio.sleep(max(0.0, t - time.monotonic()))
 
-        loop.run_until_complete(until(started + args.warmup + 10))  # the middle of the baseline's 20 s
+        born = started
+        if args.kill_at is not None:  # the soak's grader fault: kill -9, start again, restore and replay
+            loop.run_until_complete(until(started + args.kill_at))
+            grade = procs["grader"]
+            grade.kill9()
+            loop.run_until_complete(asyncio.sleep(2.0))
+            grade.start()
+            serving = loop.run_until_complete(asyncio.to_thread(grade.wait_serving))
+            _say(f"grader killed -9 at {args.kill_at:.0f}s, SERVING again after {serving:.1f}s (pid {grade.pid})")
+            born = grade.incarnations[-1].started
+        loop.run_until_complete(until(born + args.warmup + 10))  # the middle of the baseline's 20 s
         loads.append(_load())
         warm_lag = None
         if args.target == "grader":  # a grader behind the stream at warm-up is still filling its horizon
             warm_lag = loop.run_until_complete(_lag(KafkaSettings(bootstrap_servers=args.kafka), topics["posts"],
                                                     f"qfmem-{run}-grader"))  # fmt: skip
-        if args.tracemalloc:  # in a thread: the feed goes on meanwhile
-            loop.run_until_complete(asyncio.to_thread(_snapshot, proc, state, 1))
+        if dumps:  # in a thread: the feed goes on meanwhile
+            for name in measured:
+                loop.run_until_complete(asyncio.to_thread(_snapshot, procs[name], state, 1))
         loop.run_until_complete(until(stop))
         loads.append(_load())
         sent = loop.run_until_complete(producing)[0] if producing is not None else 0
@@ -296,33 +409,39 @@ def main(args: argparse.Namespace) -> int:
             feeder.stop_feeding()
             feeder.finish(30)
             sent = feeder.stats.accepted
-        if args.tracemalloc:
-            _snapshot(proc, state, 2)
+        if dumps:
+            for name in measured:
+                _snapshot(procs[name], state, 2)
         ended = time.monotonic()
         lag = None
         if args.target == "grader":
             lag = loop.run_until_complete(_lag(KafkaSettings(bootstrap_servers=args.kafka), topics["posts"],
                                                f"qfmem-{run}-grader"))  # fmt: skip
         sampler.stop()
-        (memory,) = memory_growth(sampler.samples, {proc.name: (proc.incarnations[-1].pid, started, ended)},
-                                  args.warmup)  # fmt: skip
-        print(f"\n{proc.name}: {sent} posts in {args.duration:.0f}s ({sent / args.duration:.0f}/s), "
-              f"horizon {args.horizon}s, tracemalloc {args.tracemalloc or 'off'}")  # fmt: skip
-        print(f"RSS MiB every 30 s: {_series(sampler, proc.name, started)}")
-        if memory.baseline_kib and memory.end_kib:
-            growth = memory.growth or 0.0
-            print(f"RSS after {args.warmup:.0f}s warm-up {memory.baseline_kib / 1024:.0f} MiB -> end "
-                  f"{memory.end_kib / 1024:.0f} MiB: {growth:+.1%} (target < +10%)")  # fmt: skip
+        lives = {name: (procs[name].incarnations[-1].pid, procs[name].incarnations[-1].started, ended)
+                 for name in measured}  # fmt: skip
+        memories = memory_growth(sampler.samples, lives, args.warmup)
+        kill = f", grader killed -9 at {args.kill_at:.0f}s" if args.kill_at is not None else ""
+        print(f"\n{args.target}: {sent} posts in {args.duration:.0f}s ({sent / args.duration:.0f}/s), "
+              f"horizon {args.horizon}s, tracemalloc {args.tracemalloc or 'off'}{kill}")  # fmt: skip
+        for memory in memories:
+            print(f"{memory.process} RSS MiB every 30 s of the feed: {_series(sampler, memory.process, started)}")
+            if memory.baseline_kib and memory.end_kib:
+                growth = memory.growth or 0.0
+                print(f"{memory.process} RSS {args.warmup:.0f}s after start {memory.baseline_kib / 1024:.0f} MiB -> "
+                      f"end {memory.end_kib / 1024:.0f} MiB: {growth:+.1%} (target < +10%)")  # fmt: skip
         if lag is not None:
             print(f"grader lag: {warm_lag} posts at warm-up, {lag} at the end (committed offsets, up to a second old)")
         print(f"load average (1 min): start {loads[0]:.2f}, warm-up {loads[1]:.2f}, end {loads[2]:.2f} "
               f"({os.cpu_count()} CPUs)")  # fmt: skip
-        _diff(state, args.top)
+        for name in measured:
+            _diff(state / name, args.top)
         loop.close()
         return 0
     finally:
         sampler.stop()
-        proc.stop()
+        for proc in reversed(procs.values()):
+            proc.stop()
         asyncio.run(_cleanup(args, run))
         if args.keep:
             _say(f"kept {state}")
@@ -341,14 +460,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
                         help="trace allocations with this many frames and print what grew (default off)")  # fmt: skip
+    parser.add_argument("--types", action="store_true",
+                        help="dump gc-tracked object counts (and the engine's sizes) at warm-up and end")  # fmt: skip
+    parser.add_argument("--role", choices=("grade", "index", "both"), default="grade",
+                        help="grader: its grade role, its index role (fed by a grade role), or both")  # fmt: skip
+    parser.add_argument("--kill-at", type=float, default=None, metavar="S",
+                        help="grader: kill -9 the grade role S s into the feed and start it again; measure that "
+                             "incarnation from its restart (the soak's measure)")  # fmt: skip
     parser.add_argument("--top", type=int, default=25, help="allocation sites printed (default 25)")
     parser.add_argument("--data", default=str(Path(os.environ.get("QF_SHARED_DATA", ROOT.parent / "shared" / "data"))))
     parser.add_argument("--kafka", default=os.environ.get("QF_TEST_KAFKA", "127.0.0.1:19092"))
     parser.add_argument("--es", default=os.environ.get("QF_TEST_ES", "http://127.0.0.1:19200"))
     parser.add_argument("--keep", action="store_true", help="keep the state directory (logs)")
     args = parser.parse_args(argv)
-    if args.duration < args.warmup + 40:
-        parser.error("--duration must exceed --warmup by at least 40 s (two 20 s medians)")
+    if args.duration < args.warmup + 40 + (args.kill_at or 0.0):
+        parser.error("--duration must exceed --kill-at + --warmup by at least 40 s (two 20 s medians)")
+    if args.target != "grader" and (args.role != "grade" or args.kill_at is not None):
+        parser.error("--role and --kill-at are for --target grader")
     return args
 
 
