@@ -52,7 +52,6 @@ from services.grader.convert import RegionNames, alert_proto, event_proto
 from services.grader.core import Alert, EventSnapshot, Grader, GraderConfig, Output, Policy, PostView
 from services.grader.errors import Unavailable
 from services.grader.history import GradeHistory
-from services.grader.memory import release_free_memory
 from services.grader.pacing import SnapshotPacer
 from services.grader.ports import (
     AlertLog,
@@ -252,7 +251,6 @@ class EngineOwner:
             mark = _lap(steps, "decode_s", mark)
             engine = Grader.restore(data, policy, self._config)
             del data
-            release_free_memory()  # the decoded tree is gone: its pages go back (memory.py)
             mark = _lap(steps, "restore_s", mark)
             positions, alert_offsets = dict(checkpoint.positions), dict(checkpoint.alert_offsets)
             pending = checkpoint.pending
@@ -512,7 +510,6 @@ class EngineOwner:
             await self._effect(self._render(list(held)))
         started = self._cpu_clock()
         state = encode_state(self.engine.snapshot())
-        release_free_memory()  # the snapshot's tree and JSON buffer are gone: their pages go back (memory.py)
         self._checkpoint_cpu = self._cpu_clock() - started
         checkpoint = Checkpoint(
             positions=dict(self.positions),
