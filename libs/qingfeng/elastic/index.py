@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from elasticsearch import AsyncElasticsearch, BadRequestError
+from elasticsearch import AsyncElasticsearch, BadRequestError, NotFoundError
 
 from qingfeng.elastic.templates import FAMILIES, CjkMode, IndexFamily, IndexNames, analyzer_definition, template_body
 
@@ -73,13 +73,25 @@ async def ensure_index(
 
 
 async def _add_new_fields(es: AsyncElasticsearch, fam: IndexFamily, names: IndexNames) -> None:
-    """Put the family's mapping onto its existing indices: fields added since they were created (``words``) become
-    indexed for documents written from now on. Adding fields is always allowed; a changed field is refused by the
-    cluster, which we log (an operator reindexes) rather than refuse to start."""
+    """Add the family's fields that its existing indices lack (``words``, say): they become indexed for documents
+    written from now on. Only missing fields are sent: a field whose definition changed since an index was created
+    (``text`` no longer indexed) keeps its old definition there until the index rolls over, which Elasticsearch
+    would refuse to change in place, and which must not block the fields that can be added. A refusal is logged
+    (an operator reindexes) rather than stopping the start."""
     try:
-        await es.indices.put_mapping(index=names.read_alias, properties=dict(fam.properties))
-    except BadRequestError as err:
-        _log.warning("existing %s indices keep their mapping: %s", names.read_alias, err)
+        current = (await es.indices.get_mapping(index=names.read_alias)).body
+    except NotFoundError:
+        return
+    for index, body in sorted(current.items()):
+        have = body.get("mappings", {}).get("properties", {})
+        missing = {name: spec for name, spec in fam.properties.items() if name not in have}
+        if not missing:
+            continue
+        try:
+            await es.indices.put_mapping(index=index, properties=missing)
+            _log.info("index %s: added fields %s", index, ", ".join(sorted(missing)))
+        except BadRequestError as err:
+            _log.warning("index %s keeps its mapping without %s: %s", index, ", ".join(sorted(missing)), err)
 
 
 async def detect_cjk_mode(es: AsyncElasticsearch) -> CjkMode:

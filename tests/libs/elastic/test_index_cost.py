@@ -60,14 +60,18 @@ async def test_an_index_of_template_version_2_keeps_serving_after_the_upgrade(
     es: AsyncElasticsearch, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     names = IndexNames(prefix, "posts")
-    old = dict(POSTS.properties, text={"type": "text", "analyzer": ANALYZER})
+    # The old template: ``text`` indexed, and (as if a field were added since) no ``url``.
+    old = {k: v for k, v in POSTS.properties.items() if k != "url"} | {"text": {"type": "text", "analyzer": ANALYZER}}
     await ensure_index(es, prefix, IndexFamily(name="posts", properties=old, rolls_over=True))
 
-    with caplog.at_level(logging.WARNING, logger="qingfeng.elastic.index"):
+    with caplog.at_level(logging.INFO, logger="qingfeng.elastic.index"):
         assert await ensure_index(es, prefix, "posts") == names  # a service of this version starting
-    assert any("keep their mapping" in record.getMessage() for record in caplog.records)
+    messages = [record.getMessage() for record in caplog.records]
+    assert not [m for m in messages if "keeps its mapping" in m], messages  # nothing refused: only url was sent
+    assert any("added fields url" in m for m in messages), messages
     mapping = (await es.indices.get_mapping(index=names.first_index)).body[names.first_index]["mappings"]
-    assert mapping["properties"]["text"]["analyzer"] == ANALYZER  # Elasticsearch refuses to un-index in place
+    assert mapping["properties"]["text"]["analyzer"] == ANALYZER  # kept: Elasticsearch refuses to un-index in place
+    assert mapping["properties"]["url"] == POSTS.properties["url"]  # the missing field was added
     doc = {"id": "p-1", "text": "受賄", "text_simplified": "受贿", "words": "受贿"}
     assert (await bulk_index(es, names.write_alias, [("p-1", doc)], refresh=True)).failed == ()
     assert (await es.count(index=names.read_alias, query=phrase_query("受贿")))["count"] == 1
