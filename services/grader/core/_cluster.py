@@ -6,6 +6,10 @@ from typing import Any
 
 __all__ = ["Cluster"]
 
+# Shared by every cluster that has no placeholder (all of them without parent links): never appended to (Clusterer
+# gives a cluster its own list first), one object less per event for the garbage collector's full collections.
+NO_PLACEHOLDERS: list[str] = []
+
 
 class Cluster:
     """What event detection keeps about one event."""
@@ -33,7 +37,7 @@ class Cluster:
         self.first_ts = self.last_ts = ts
         self.size = 0
         self.members: list[str] = []
-        self.placeholders: list[str] = []
+        self.placeholders: list[str] = NO_PLACEHOLDERS  # its own list from the first placeholder on
         self.profile: dict[str, int] = {}
         self.fingerprints: dict[int, None] = {}
         self.title = ""

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._anchor_text import AnchorTexts
-from ._cluster import Cluster
+from ._cluster import NO_PLACEHOLDERS, Cluster
 from ._clustering_config import ClusteringConfig
 from ._lsh import BandIndex
 from ._matching import keyword_match, rare_match, top_keywords, weak_match
@@ -251,7 +251,10 @@ class Clusterer:
             absent = ref not in self.posts if known is None else (ref != post.id and ref not in known)
             if absent:
                 self.placeholders[ref] = cid
-                c.placeholders.append(ref)
+                if c.placeholders is NO_PLACEHOLDERS:
+                    c.placeholders = [ref]
+                else:
+                    c.placeholders.append(ref)
         df = self.df
         for kw in keywords:
             df[kw] = df.get(kw, 0) + 1
@@ -294,7 +297,10 @@ class Clusterer:
         for pid in gone.placeholders:
             self.placeholders[pid] = keep_id
         keep.members.extend(gone.members)
-        keep.placeholders.extend(gone.placeholders)
+        if gone.placeholders:
+            if keep.placeholders is NO_PLACEHOLDERS:
+                keep.placeholders = []
+            keep.placeholders.extend(gone.placeholders)
         keep.size += gone.size
         keep.first_ts = min(keep.first_ts, gone.first_ts)
         half = self.config.activity_half_life_seconds

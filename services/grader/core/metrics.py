@@ -18,7 +18,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from ._windows import OFFLINE_RISK_HALF, Bucket, Contribution, Window, insert_sorted, regional_scope
+from ._windows import _NO_BUCKETS, OFFLINE_RISK_HALF, Bucket, Contribution, Window, insert_sorted, regional_scope
 from .model import WindowMetrics
 
 __all__ = ["OFFLINE_RISK_HALF", "Contribution", "EventMetrics", "Window", "regional_scope"]
@@ -99,6 +99,8 @@ class EventMetrics:
                 if bucket.end > now - w.seconds:
                     insert_sorted(w.dq, bucket)
                 elif bucket.end > now - 2 * w.seconds:
+                    if w.prev is _NO_BUCKETS:  # shared and always empty until a bucket moves in (see Window)
+                        w.prev = deque()
                     insert_sorted(w.prev, bucket)
         bucket.add(c)
         end = bucket.end
@@ -121,6 +123,8 @@ class EventMetrics:
             while dq and dq[0].end <= cut:
                 bucket = dq.popleft()
                 w.drop(bucket)
+                if w.prev is _NO_BUCKETS:  # shared and always empty until a bucket moves in (see Window)
+                    w.prev = deque()
                 w.prev.append(bucket)
                 w.prev_posts += bucket.posts
             cut -= w.seconds
@@ -211,6 +215,8 @@ class EventMetrics:
                     fresh.dq.append(bucket)
                     fresh.absorb(bucket)
                 elif bucket.end > now - 2 * w.seconds:
+                    if fresh.prev is _NO_BUCKETS:
+                        fresh.prev = deque()
                     fresh.prev.append(bucket)
                     fresh.prev_posts += bucket.posts
         self._name_windows()
