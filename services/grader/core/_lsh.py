@@ -30,10 +30,12 @@ class BandIndex:
         self.max_hamming = max_hamming
         self.max_events = max_events
         self.band_cap = band_cap
-        # One table per band: band value -> [(fingerprint, event id), …], oldest first. Tuples, not lists: the
-        # garbage collector stops tracking a tuple of an int and a str, and a full collection walks every tracked
-        # object (four entries per fingerprint, a large share of the state in a stream without parents).
-        self.bands: list[dict[int, list[tuple[int, str]]]] = [{} for _ in range(_BANDS)]
+        # One table per band: band value -> ((fingerprint, event id), …), oldest first. Tuples, not lists, for the
+        # entries and for each band value's sequence of them: the garbage collector stops tracking a tuple of
+        # untracked items, and a full collection walks every tracked object (four band values per fingerprint,
+        # most holding one entry: a large share of the state in a stream without parents). A band value's tuple
+        # is rebuilt on each change, which costs no more than the list's `del entries[0]` did.
+        self.bands: list[dict[int, tuple[tuple[int, str], ...]]] = [{} for _ in range(_BANDS)]
 
     def lookup(self, fp: int, recency: Callable[[str], float]) -> str | None:
         """The event of the closest fingerprint (ties: most recent, then id); None when there is none,
@@ -50,10 +52,10 @@ class BandIndex:
 
     def add(self, fp: int, event_id: str) -> None:
         for band, key in zip(self.bands, _keys(fp), strict=True):
-            entries = band.setdefault(key, [])
-            entries.append((fp, event_id))
-            if len(entries) > self.band_cap:
-                del entries[0]
+            entries = band.get(key, ())
+            entry = (fp, event_id)
+            # Past the cap the oldest entry leaves, as before.
+            band[key] = (*entries[1:], entry) if len(entries) >= self.band_cap else (*entries, entry)
 
     def rewrite(self, fps: Iterable[int], old: str, new: str | None) -> None:
         """Point `old`'s fingerprints at `new` (a merge), or drop them (new None: expiry)."""
@@ -63,15 +65,13 @@ class BandIndex:
                 if not entries:
                     continue
                 if new is None:
-                    kept = [e for e in entries if e[1] != old]
+                    kept = tuple([e for e in entries if e[1] != old])
                     if not kept:
                         del band[key]
                     elif len(kept) != len(entries):
                         band[key] = kept
-                else:
-                    for i, e in enumerate(entries):
-                        if e[1] == old:
-                            entries[i] = (e[0], new)
+                elif any(e[1] == old for e in entries):
+                    band[key] = tuple([(e[0], new) if e[1] == old else e for e in entries])
 
     def empty(self) -> bool:
         return not any(self.bands)
@@ -82,4 +82,4 @@ class BandIndex:
         ]
 
     def load(self, data: list[Any]) -> None:
-        self.bands = [{key: [(int(fp), eid) for fp, eid in entries] for key, entries in band} for band in data]
+        self.bands = [{key: tuple([(int(fp), eid) for fp, eid in entries]) for key, entries in band} for band in data]
