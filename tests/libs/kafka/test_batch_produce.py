@@ -13,7 +13,7 @@ from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from qingfeng.kafka import OutgoingRecord, PayloadTooLargeError, Producer, Record
-from qingfeng.kafka.batching import murmur2
+from qingfeng.kafka.batching import murmur2, murmur2_many
 from qingfeng.settings import KafkaSettings
 from qingfeng.v1 import post_pb2
 
@@ -49,6 +49,18 @@ def test_murmur2_is_aiokafkas() -> None:
     keys = [bytes(rng.randrange(256) for _ in range(rng.randrange(0, 80))) for _ in range(3000)]
     keys += [f"jsonl:import:{rng.randrange(10**12)}".encode() for _ in range(3000)]
     assert [murmur2(key) for key in keys] == [aiokafka_murmur2(key) for key in keys]
+
+
+def test_murmur2_many_is_aiokafkas_for_every_length() -> None:
+    # Many keys of a few lengths (the numpy route, every tail length 0-3) and a few of many lengths (the word loop).
+    rng = random.Random(13)
+    keys = [
+        bytes(rng.randrange(256) for _ in range(length)) for length in (0, 1, 2, 3, 4, 41, 42, 43) for _ in range(40)
+    ]
+    keys += [bytes(rng.randrange(256) for _ in range(rng.randrange(0, 80))) for _ in range(200)]
+    rng.shuffle(keys)
+    assert murmur2_many(keys) == [aiokafka_murmur2(key) for key in keys]
+    assert murmur2_many([]) == []
 
 
 async def test_batches_keep_keys_headers_partitions_and_order(
