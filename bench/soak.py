@@ -77,6 +77,8 @@ class SoakOptions:
     rate: float = 2315.0
     streams: int = 2
     chunk: int = 500
+    # Lines per ImportPosts message, as `qingfeng import` batches them (1: one message per line, as before).
+    batch_lines: int = 50
     warmup_s: float = 60.0
     kill_pause_s: float = 3.0
     # Start of each fault as a share of the duration; the last incarnations then live long enough for memory.
@@ -294,7 +296,8 @@ def run_soak(options: SoakOptions) -> SoakResult:
         )
         cpu.start()
         feeder = Feeder(rows, address=f"127.0.0.1:{procs['collector'].port}", ca=procs["collector"].ca, state=state,
-                        run_tag=tag, rate=options.rate, streams=options.streams, chunk=options.chunk)  # fmt: skip
+                        run_tag=tag, rate=options.rate, streams=options.streams, chunk=options.chunk,
+                        batch_lines=options.batch_lines)  # fmt: skip
         chosen = ", ".join(options.faults) or "none"
         _say(f"feeding {options.rate:,.0f} posts/s for {options.duration_s:.0f} s; faults: {chosen}")
         began = time.time()
@@ -474,6 +477,7 @@ def parse_args(argv: list[str] | None = None) -> SoakOptions:
     parser.add_argument("--duration", type=float, help="seconds of feeding (default 600)")
     parser.add_argument("--rate", type=float, help="posts per second (default 2315)")
     parser.add_argument("--streams", type=int, help="concurrent ImportPosts streams (default 2)")
+    parser.add_argument("--batch-lines", type=int, help="lines per ImportPosts message (default 50; 1: one per line)")
     parser.add_argument("--warmup", type=float, help="seconds after a process start before its memory baseline")
     parser.add_argument("--drain", type=float, help="seconds to wait for the indexer and grader to catch up after")
     parser.add_argument("--window", type=float, help="seconds per latency window of the report (default 30)")
@@ -497,7 +501,7 @@ def parse_args(argv: list[str] | None = None) -> SoakOptions:
         for key, value in {
             "duration_s": args.duration, "rate": args.rate, "streams": args.streams, "warmup_s": args.warmup,
             "drain_s": args.drain, "window_s": args.window, "kafka_port": args.kafka_port, "es_port": args.es_port,
-            "keep": args.keep,
+            "keep": args.keep, "batch_lines": args.batch_lines,
             "grader_horizon_s": args.grader_horizon,
             "indexer_nice": 0 if args.no_priority else args.indexer_nice,
             "es_nice": 0 if args.no_priority else args.es_nice,
