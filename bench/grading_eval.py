@@ -70,6 +70,7 @@ from _pipeline import (
     to_views,
     variant_posts,
 )
+from qingfeng.gc_tuning import GcSettings, apply_gc_settings
 
 from services.grader.adapters.policy_yaml import DEFAULT_POLICY, load_policy_file
 from services.grader.core import Policy
@@ -112,6 +113,17 @@ def quiet_collector(enabled: bool) -> None:
     if enabled:
         gc.collect()
         gc.freeze()
+
+
+def service_gc(enabled: bool) -> str:
+    """The garbage collector's thresholds the grader process runs with (``QF_GRADER_GC__*`` defaults) when
+    ``enabled``, else CPython's; returns a note for the header. Full collections walk the grader's whole state: with
+    CPython's thresholds they were about half the CPU of the no-parent replays, which the service does not pay."""
+    if not enabled:
+        return f"garbage collector: CPython's thresholds {gc.get_threshold()} (--gc python)"
+    settings = GcSettings(freeze_at_start=False)  # the input is frozen by quiet_collector, per replay
+    thresholds = apply_gc_settings(settings)
+    return f"garbage collector: the grader service's thresholds {thresholds} (QF_GRADER_GC__*; --gc python: CPython's)"
 
 
 def _fmt(x: float, spec: str = ".3f") -> str:
@@ -197,6 +209,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--baselines", default=",".join(BASELINES), help="comma-separated trivial clusterings ('' none)")
     ap.add_argument("--red-top", type=int, default=20, help="largest cascades for the red demonstration (0: none)")
     ap.add_argument(
+        "--gc",
+        choices=("service", "python"),
+        default="service",
+        help="garbage collector thresholds during the replays: the grader service's (default) or CPython's",
+    )
+    ap.add_argument(
         "--gc-scan-input",
         action="store_true",
         help="leave the benchmark's own input in the garbage collector's scans during timed replays (as before)",
@@ -277,6 +295,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
     print(f"policy {policy.version} ({args.policy.name}); {calib_note}")
     print("parent_id removed rows use ClusteringConfig.for_lost_parents(); parents kept rows the default config")
+    print(service_gc(args.gc == "service"))
     print()
     variants = {
         "all": VARIANTS,
