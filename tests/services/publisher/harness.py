@@ -5,16 +5,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from qingfeng.storage import build_engine, outbox_table, run_migrations, verify_chain
 from qingfeng.storage.audit import read_audit
+from qingfeng.v1 import common_pb2, publication_pb2, publication_request_pb2
 from sqlalchemy import MetaData, select
 
 from services.publisher.adapters.policy_yaml import load_policies
 from services.publisher.adapters.sql import SqlStore
 from services.publisher.app import MIGRATIONS, VERSION_TABLE
 from services.publisher.application import Publisher, Topics
+from services.publisher.convert import timestamp
 from services.publisher.core.delivery import RetryPolicy
 from services.publisher.core.model import Actor, Decision, Draft, Kind
 from services.publisher.core.policy import Policies
@@ -88,3 +91,15 @@ async def harness(
         yield Harness(publisher, DeliveryWorker(publisher, RETRY), store, clock, platform, channels)
     finally:
         await engine.dispose()
+
+
+def refutation_request(name: str, now: datetime) -> publication_request_pb2.PublicationRequest:
+    """The coordinator's request for a rumour refutation: id ``req-<name>-1``, case ``case-<name>``, due in 24 h."""
+    request = publication_request_pb2.PublicationRequest(
+        id=f"req-{name}-1", case_id=f"case-{name}", event_id=f"ev-{name}", kind=publication_pb2.DRAFT_KIND_REFUTATION,
+        level=common_pb2.WARNING_LEVEL_YELLOW, facts={"事件": "某局长被带走调查", "核查结论": "该局长正常履职"},
+        playbook_step="false_information.refute", requested_by=common_pb2.Actor(id="coordinator"),
+    )  # fmt: skip
+    request.requested_at.CopyFrom(timestamp(now))
+    request.due_at.CopyFrom(timestamp(now + timedelta(hours=24)))
+    return request

@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from qingfeng.kafka import DeadLetterSender, OutgoingRecord, Producer
 from qingfeng.settings import KafkaSettings
-from qingfeng.v1 import common_pb2, publication_pb2, publication_request_pb2
 
 from services.publisher.app import consume_requests
 from services.publisher.application import Topics
 from services.publisher.consumer import RequestConsumer
-from services.publisher.convert import timestamp
 from services.publisher.settings import PublisherSettings, PublisherTopics
-from tests.services.publisher.harness import harness
+from tests.services.publisher.harness import harness, refutation_request
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration]
 
@@ -35,13 +32,7 @@ async def test_a_failed_batch_is_consumed_again_after_the_pause(
         consumer_retry_backoff_s=0.2,
     )
     async with harness(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}", topics=topics) as h:
-        request = publication_request_pb2.PublicationRequest(
-            id="req-resume-1", case_id="case-resume", event_id="ev-resume", kind=publication_pb2.DRAFT_KIND_REFUTATION,
-            level=common_pb2.WARNING_LEVEL_YELLOW, facts={"事件": "某局长被带走调查", "核查结论": "该局长正常履职"},
-            playbook_step="false_information.refute", requested_by=common_pb2.Actor(id="coordinator"),
-        )  # fmt: skip
-        request.requested_at.CopyFrom(timestamp(h.clock.now))
-        request.due_at.CopyFrom(timestamp(h.clock.now + timedelta(hours=24)))
+        request = refutation_request("resume", h.clock.now)
         producer = Producer(settings)
         await producer.start()
         try:

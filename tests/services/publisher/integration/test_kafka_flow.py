@@ -13,14 +13,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from qingfeng.kafka import DeadLetterSender, OutboxSender, OutgoingRecord, Producer, run_batches
 from qingfeng.settings import KafkaSettings
 from qingfeng.storage import relay_outbox
-from qingfeng.v1 import common_pb2, post_pb2, publication_pb2, publication_request_pb2
+from qingfeng.v1 import post_pb2, publication_pb2
 
 from services.publisher.app import OUTBOX_TYPES
 from services.publisher.application import Topics
 from services.publisher.consumer import RequestConsumer
-from services.publisher.convert import timestamp
 from services.publisher.core.model import Decision, DraftStatus
-from tests.services.publisher.harness import DEPUTY, DIRECTOR, DIRECTOR_2, harness
+from tests.services.publisher.harness import DEPUTY, DIRECTOR, DIRECTOR_2, harness, refutation_request
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.integration]
 
@@ -52,13 +51,7 @@ async def test_request_to_exactly_one_refutation_with_its_clock(
     settings, names = kafka
     topics = Topics(publications=names["publications"], deadletter=names["deadletter"])
     async with harness(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}", topics=topics) as h:
-        request = publication_request_pb2.PublicationRequest(
-            id="req-rumour-1", case_id="case-rumour", event_id="ev-rumour", kind=publication_pb2.DRAFT_KIND_REFUTATION,
-            level=common_pb2.WARNING_LEVEL_YELLOW, facts={"事件": "某局长被带走调查", "核查结论": "该局长正常履职"},
-            playbook_step="false_information.refute", requested_by=common_pb2.Actor(id="coordinator"),
-        )  # fmt: skip
-        request.requested_at.CopyFrom(timestamp(h.clock.now))
-        request.due_at.CopyFrom(timestamp(h.clock.now + timedelta(hours=24)))
+        request = refutation_request("rumour", h.clock.now)
         producer = Producer(settings)
         await producer.start()
         try:
