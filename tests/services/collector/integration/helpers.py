@@ -1,14 +1,32 @@
-"""Helpers of the collector's integration tests: read a topic from the beginning, wait for Elasticsearch."""
+"""Helpers of the collector's integration tests: numbered import posts, read a topic from the beginning, wait for
+Elasticsearch."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from elasticsearch import AsyncElasticsearch
-from qingfeng.v1 import post_pb2
+from qingfeng.v1 import common_pb2, post_pb2
 
 from services.collector.settings import CollectorSettings
+
+
+def numbered_posts(n: int, t0: datetime) -> list[post_pb2.Post]:
+    """``n`` distinct import posts ``jsonl:import:<i>``, one a second from ``t0``, texts that dedupe tells apart."""
+    out = []
+    for i in range(n):
+        p = post_pb2.Post(
+            id=f"jsonl:import:{i}",
+            source_id="import",
+            source_kind=common_pb2.SOURCE_KIND_JSONL_IMPORT,
+            native_id=str(i),
+            text=f"第{i}号通报：某区第{i * 7}号工程项目负责人因违规操作被问责，编号{i * 7919 % 10007}",
+        )
+        p.created_at.FromDatetime(t0 + timedelta(seconds=i))
+        out.append(p)
+    return out
 
 
 async def read_topic(settings: CollectorSettings, topic: str, *, expect: int | None = None) -> list[tuple[str, bytes]]:

@@ -10,18 +10,18 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from elasticsearch import AsyncElasticsearch
 from qingfeng.elastic import IndexNames, ensure_index
 from qingfeng.kafka import Producer, Record, run_batches
-from qingfeng.v1 import common_pb2, post_pb2
+from qingfeng.v1 import post_pb2
 
 from services.collector.app import build_pipeline
 from services.collector.indexer import PostIndexer
 from services.collector.settings import CollectorSettings, IndexerSettings
-from tests.services.collector.integration.helpers import read_topic, wait_for_count
+from tests.services.collector.integration.helpers import numbered_posts, read_topic, wait_for_count
 
 pytestmark = pytest.mark.integration
 
@@ -35,18 +35,7 @@ class Crash(Exception):
 
 
 def posts(n: int = N) -> list[post_pb2.Post]:
-    out = []
-    for i in range(n):
-        p = post_pb2.Post(
-            id=f"jsonl:import:{i}",
-            source_id="import",
-            source_kind=common_pb2.SOURCE_KIND_JSONL_IMPORT,
-            native_id=str(i),
-            text=f"第{i}号通报：某区第{i * 7}号工程项目负责人因违规操作被问责，编号{i * 7919 % 10007}",
-        )
-        p.created_at.FromDatetime(T0 + timedelta(seconds=i))
-        out.append(p)
-    return out
+    return numbered_posts(n, T0)
 
 
 def small_batches(settings: CollectorSettings) -> CollectorSettings:

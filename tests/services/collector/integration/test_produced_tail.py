@@ -20,13 +20,14 @@ from qingfeng.kafka.tail_keys import read_tail_keys
 from qingfeng.settings import DatabaseSettings, KafkaSettings
 from qingfeng.storage import create_engine, run_migrations
 from qingfeng.text import default_enricher
-from qingfeng.v1 import common_pb2, post_pb2
+from qingfeng.v1 import post_pb2
 
 from services.collector.adapters.produced_ids import SqlProducedIds
 from services.collector.adapters.produced_tail import recall_produced_tail
 from services.collector.app import MIGRATIONS, VERSION_TABLE, build_pipeline
 from services.collector.pipeline import POST_EVENT_TYPE, Outcome
 from services.collector.settings import CollectorSettings, PipelineSettings
+from tests.services.collector.integration.helpers import numbered_posts
 
 pytestmark = pytest.mark.integration
 
@@ -35,18 +36,7 @@ T0 = datetime.now(UTC) - timedelta(hours=2)
 
 
 def posts() -> list[post_pb2.Post]:
-    out = []
-    for i in range(N):
-        p = post_pb2.Post(
-            id=f"jsonl:import:{i}",
-            source_id="import",
-            source_kind=common_pb2.SOURCE_KIND_JSONL_IMPORT,
-            native_id=str(i),
-            text=f"第{i}号通报：某区第{i * 7}号工程项目负责人因违规操作被问责，编号{i * 7919 % 10007}",
-        )
-        p.created_at.FromDatetime(T0 + timedelta(seconds=i))
-        out.append(p)
-    return out
+    return numbered_posts(N, T0)
 
 
 @pytest.fixture
