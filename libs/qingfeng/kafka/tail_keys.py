@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from qingfeng.kafka.headers import EVENT_TYPE
 from qingfeng.kafka.security import client_kwargs
+from qingfeng.kafka.topics import partition_ids
 from qingfeng.settings import KafkaSettings
 
 __all__ = ["TailKeys", "read_tail_keys"]
@@ -57,7 +57,7 @@ async def read_tail_keys(
     read = [0, 0]  # records read, partitions
     # Connecting (the admin client's lookup, the consumer's start) is bounded by the clients' request timeout, not
     # by ``timeout_s``: cancelled half-way, aiokafka can leave a connection it never closes.
-    partitions = await _partitions(settings, topic)
+    partitions = await partition_ids(settings, topic, client="tail-admin")
     if not partitions or last <= 0:
         return TailKeys(keys, 0, 0, True, time.monotonic() - started)
     consumer = AIOKafkaConsumer(
@@ -118,27 +118,6 @@ async def _read(
                 if key is not None:
                     keys.append(key)
         pending = {tp: end for tp, end in pending.items() if await consumer.position(tp) < end}
-
-
-async def _partitions(settings: KafkaSettings, topic: str) -> list[int]:
-    """The partition ids of ``topic`` ([] when it does not exist: nothing was produced to it)."""
-    # A consumer without subscription knows no topic's metadata; the admin client asks for exactly this one.
-    admin = AIOKafkaAdminClient(
-        **client_kwargs(settings),
-        client_id=f"{settings.client_id}-tail-admin",
-        request_timeout_ms=int(settings.request_timeout_s * 1000),
-    )
-    try:
-        await admin.start()  # inside: a start that fails still has its connections closed
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    return sorted(
-        int(p["partition"])
-        for entry in described
-        if entry["topic"] == topic and entry["error_code"] == 0
-        for p in entry["partitions"]
-    )
 
 
 def _key_of(msg: Any, event_type: bytes | None) -> str | None:

@@ -38,6 +38,7 @@ __all__ = [
     "TOPICS",
     "TopicSpec",
     "ensure_topics",
+    "partition_ids",
     "topic_specs",
 ]
 
@@ -113,6 +114,35 @@ def topic_specs(settings: KafkaSettings, *names: str) -> list[TopicSpec]:
         )
         for n in chosen
     ]
+
+
+async def partition_ids(
+    settings: KafkaSettings, topic: str, *, wait_s: float = 0.0, client: str = "admin"
+) -> list[int]:
+    """The partition ids of ``topic``, sorted; [] when it has none (it does not exist) after ``wait_s`` seconds of
+    asking again (the metadata of a topic created a moment ago can lag). ``client`` suffixes the client id."""
+    # A consumer without subscription knows no topic's metadata; the admin client asks for exactly this one.
+    admin = AIOKafkaAdminClient(
+        **client_kwargs(settings),
+        client_id=f"{settings.client_id}-{client}",
+        request_timeout_ms=int(settings.request_timeout_s * 1000),
+    )
+    try:
+        await admin.start()  # inside: a start that fails still has its connections closed
+        deadline = time.monotonic() + wait_s
+        while True:
+            described = await admin.describe_topics([topic])
+            found = sorted(
+                int(p["partition"])
+                for entry in described
+                if entry["topic"] == topic and entry["error_code"] == 0
+                for p in entry["partitions"]
+            )
+            if found or time.monotonic() >= deadline:
+                return found
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
 
 
 async def ensure_topics(settings: KafkaSettings, specs: Sequence[TopicSpec], *, timeout_s: float = 30.0) -> None:

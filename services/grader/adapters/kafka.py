@@ -16,20 +16,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from qingfeng.kafka import EVENT_ID, OutgoingRecord, Producer, Record
 from qingfeng.kafka.headers import header_value
 from qingfeng.kafka.records import record_of
 from qingfeng.kafka.security import client_kwargs
+from qingfeng.kafka.topics import partition_ids
 from qingfeng.settings import KafkaSettings
 from qingfeng.trace_keep import keep
 from qingfeng.v1 import event_pb2, post_event_pb2
@@ -62,24 +60,10 @@ ASSIGNMENTS_PER_RECORD: Final = 2000
 
 async def topic_partitions(settings: KafkaSettings, topic: str, *, timeout_s: float = 30.0) -> list[int]:
     """The partition ids of ``topic`` (waits for the metadata of a topic created a moment ago)."""
-    admin = AIOKafkaAdminClient(
-        **client_kwargs(settings),
-        client_id=f"{settings.client_id}-grader-admin",
-        request_timeout_ms=int(settings.request_timeout_s * 1000),
-    )
-    await admin.start()
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            described = await admin.describe_topics([topic])
-            for entry in described:
-                if entry["topic"] == topic and entry["error_code"] == 0 and entry["partitions"]:
-                    return sorted(int(p["partition"]) for p in entry["partitions"])
-            if time.monotonic() >= deadline:
-                raise Unavailable(f"topic {topic} has no partitions available")
-            await asyncio.sleep(0.2)
-    finally:
-        await admin.close()
+    found = await partition_ids(settings, topic, wait_s=timeout_s, client="grader-admin")
+    if not found:
+        raise Unavailable(f"topic {topic} has no partitions available")
+    return found
 
 
 class KafkaPostReader:
