@@ -33,13 +33,13 @@ from tests.services.grader.unit.test_state import (
 ROOT = Path(__file__).resolve().parents[4]
 
 
-async def _owner(ports: Ports) -> EngineOwner:
+async def _owner(ports: Ports, *, every_batches: int = 1) -> EngineOwner:
     owner = EngineOwner(
         ports.store,
         ports.sink,
         FakeAlertLog(ports.sink),
         config=GraderConfig(),
-        cadence=CheckpointSettings(every_batches=1, every_s=3600),
+        cadence=CheckpointSettings(every_batches=every_batches, every_s=3600),
         clock=lambda: datetime(2025, 6, 2, tzinfo=UTC),
     )
     await owner.activate_configured(DEFAULT_TEXT, str(DEFAULT_POLICY))
@@ -85,15 +85,7 @@ def test_the_grade_role_starts_without_importing_elasticsearch() -> None:
 
 async def test_checkpoint_soon_takes_the_checkpoint_with_the_next_batch() -> None:
     ports = Ports()
-    owner = EngineOwner(
-        ports.store,
-        ports.sink,
-        FakeAlertLog(ports.sink),
-        config=GraderConfig(),
-        cadence=CheckpointSettings(every_batches=1000, every_s=3600),
-        clock=lambda: datetime(2025, 6, 2, tzinfo=UTC),
-    )
-    await owner.activate_configured(DEFAULT_TEXT, str(DEFAULT_POLICY))
+    owner = await _owner(ports, every_batches=1000)
     await owner.recover()
     posts = story(30)
     await feed(owner, posts[:20], batch=10)
