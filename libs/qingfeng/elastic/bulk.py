@@ -14,7 +14,11 @@ and is the request body, so the client does not serialise it a second time (befo
 each ran ``json.dumps`` over every document). It is serialised with ``orjson`` (on the shared data's 57,576 post
 documents: the same bytes as the client's serializer for every one, in less than half the time), and with the
 client's own serializer when ``orjson`` refuses a document (an integer beyond 64 bits, a lone surrogate, a type it
-does not know), so nothing that indexed before fails now.
+does not know), so nothing that indexed before fails now. A caller may give a document as those bytes already (the
+posts indexer builds its lines itself, ``services/collector/documents.py``); they are sent as they are. A request's
+body is joined here into one ``bytes`` (the action lines made from a prefix and the id as JSON), which the client
+sends as it is: given a list of lines, its NDJSON serializer appended them to a buffer one at a time (issue 12: the
+per-line list, action dicts and join were about a tenth of the indexer's CPU).
 
 Throughput (issue 12): with ``concurrency`` > 1 up to that many requests are in flight at once, and ``docs`` is read
 lazily, a request's worth at a time, so a caller that builds its documents in a generator builds the next request
@@ -37,7 +41,7 @@ import orjson
 from elasticsearch import ApiError, AsyncElasticsearch, ConnectionError, ConnectionTimeout
 from elasticsearch.serializer import JsonSerializer
 
-__all__ = ["BulkFailure", "BulkResult", "Refresh", "bulk_index"]
+__all__ = ["BulkFailure", "BulkResult", "Document", "Refresh", "bulk_index"]
 
 _log = logging.getLogger(__name__)
 
@@ -51,8 +55,13 @@ _Op = Literal["index", "create", "update"]
 _FILTER_PATH: Final = "items.*.status,items.*.result,items.*.error"
 # The serializer AsyncElasticsearch uses by default (compact, UTF-8, datetimes as ISO 8601), for what orjson refuses.
 _JSON: Final = JsonSerializer()
-# (id, document, its serialised JSON)
-_Doc = tuple[str, Mapping[str, Any], bytes]
+# (id, its document's serialised JSON)
+_Doc = tuple[str, bytes]
+# A document as callers give it: a mapping, or its JSON already serialised (the posts indexer builds the bytes).
+Document = Mapping[str, Any] | bytes
+# The action line of each operation is this prefix, the id as JSON, and ``}}``: what ``orjson`` makes of
+# ``{op: {"_id": id}}``, without building the two dicts per document.
+_ACTIONS: Final[dict[str, bytes]] = {op: b'{"' + op.encode() + b'":{"_id":' for op in ("index", "create", "update")}
 
 # Requests stay under 1 MiB: aiohttp (under the Elasticsearch client) warns with a ResourceWarning that a larger
 # bytes body may block the event loop while it is written, and a test suite that treats warnings as errors then
@@ -88,7 +97,7 @@ class BulkResult:
 async def bulk_index(
     es: AsyncElasticsearch,
     alias: str,
-    docs: Iterable[tuple[str, Mapping[str, Any]]],
+    docs: Iterable[tuple[str, Document]],
     *,
     refresh: Refresh = False,
     chunk_docs: int = 500,
@@ -100,6 +109,8 @@ async def bulk_index(
     concurrency: int = 1,
 ) -> BulkResult:
     """Index ``(id, document)`` pairs into ``alias`` and report what happened to each.
+
+    A document is a mapping, or ``bytes``: its JSON, serialised by the caller (one object, no newline), sent as is.
 
     ``refresh``: False (default, searchable within the refresh interval), ``"wait_for"`` (return once searchable),
     or True (force a refresh at the end; tests only, it is expensive). Requests are split at ``chunk_docs``
@@ -201,7 +212,7 @@ async def _attempts(
             continue
         failed.extend(
             BulkFailure(doc_id, status, "retries_exhausted", f"still failing after {attempt} retries: {why}")
-            for (doc_id, _, _), (status, why) in outcome.retry
+            for (doc_id, _), (status, why) in outcome.retry
         )
         pending = []
     return _Written(created, updated, failed, retries, conflicts)
@@ -218,17 +229,28 @@ class _Outcome:
     conflicts: list[_Doc]
 
 
-async def _send(es: AsyncElasticsearch, alias: str, docs: list[_Doc], *, refresh: Refresh, op: _Op) -> _Outcome:
-    operations: list[bytes] = []
-    for doc_id, _, line in docs:
-        operations.append(_dumps({op: {"_id": doc_id}}))
+def _body(docs: list[_Doc], op: _Op) -> bytes:
+    """The request body: byte for byte what the client's NDJSON serializer makes of the operations as mappings,
+    joined here once (given a list of lines, the client appends them to a buffer one by one, checking each)."""
+    prefix = _ACTIONS[op]
+    parts: list[bytes] = []
+    append = parts.append
+    for doc_id, line in docs:
+        try:
+            append(prefix + orjson.dumps(doc_id) + b"}}\n")
+        except TypeError:  # an id orjson refuses (a lone surrogate)
+            append(_JSON.dumps({op: {"_id": doc_id}}) + b"\n")
         # byte for byte what the client makes of {"doc": doc, "doc_as_upsert": True}
-        operations.append(b'{"doc":' + line + b',"doc_as_upsert":true}' if op == "update" else line)
+        append(b'{"doc":' + line + b',"doc_as_upsert":true}\n' if op == "update" else line + b"\n")
+    return b"".join(parts)
+
+
+async def _send(es: AsyncElasticsearch, alias: str, docs: list[_Doc], *, refresh: Refresh, op: _Op) -> _Outcome:
     try:
-        # the client sends bytes lines as they are (its NDJSON serializer only joins them)
+        # the client sends a bytes body as it is
         response = await es.bulk(
             index=alias,
-            operations=operations,  # type: ignore[arg-type]
+            operations=_body(docs, op),  # type: ignore[arg-type]
             refresh=refresh,
             filter_path=_FILTER_PATH,
         )
@@ -236,7 +258,7 @@ async def _send(es: AsyncElasticsearch, alias: str, docs: list[_Doc], *, refresh
         if err.status_code in _RETRY_STATUSES:
             return _Outcome(0, 0, [], [(d, (err.status_code, str(err.error))) for d in docs], [])
         reason = f"{err.error}: {_reason_of(err.body)}"
-        return _Outcome(0, 0, [BulkFailure(i, err.status_code, str(err.error), reason) for i, _, _ in docs], [], [])
+        return _Outcome(0, 0, [BulkFailure(i, err.status_code, str(err.error), reason) for i, _ in docs], [], [])
     except (ConnectionError, ConnectionTimeout) as err:
         return _Outcome(0, 0, [], [(d, (0, type(err).__name__)) for d in docs], [])
     created = updated = 0
@@ -286,16 +308,16 @@ def _dumps(value: Mapping[str, Any]) -> bytes:
         return _JSON.dumps(value)
 
 
-def _chunks(docs: Iterable[tuple[str, Mapping[str, Any]]], max_docs: int, max_bytes: int) -> Iterator[list[_Doc]]:
+def _chunks(docs: Iterable[tuple[str, Document]], max_docs: int, max_bytes: int) -> Iterator[list[_Doc]]:
     chunk: list[_Doc] = []
     size = 0
     for doc_id, doc in docs:
-        line = _dumps(doc)
+        line = doc if isinstance(doc, bytes) else _dumps(doc)
         doc_size = len(line) + len(doc_id) + 32  # the action line is about 32 bytes besides the id
         if chunk and (len(chunk) >= max_docs or size + doc_size > max_bytes):
             yield chunk
             chunk, size = [], 0
-        chunk.append((doc_id, doc, line))
+        chunk.append((doc_id, line))
         size += doc_size
     if chunk:
         yield chunk

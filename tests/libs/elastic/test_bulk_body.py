@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
 from elasticsearch.serializer import NdjsonSerializer
 from qingfeng.elastic import bulk_index
@@ -28,7 +29,7 @@ class _FakeEs:
         self.bodies: list[bytes] = []
         self._statuses = statuses
 
-    async def bulk(self, *, index: str, operations: list[Any], refresh: Any, filter_path: str) -> Any:
+    async def bulk(self, *, index: str, operations: Any, refresh: Any, filter_path: str) -> Any:
         # Only what bulk_index reads comes back: each item's status, result and error.
         assert set(filter_path.split(",")) == {"items.*.status", "items.*.result", "items.*.error"}
         self.bodies.append(NdjsonSerializer().dumps(operations))
@@ -132,7 +133,7 @@ class _Slow:
         self._refused = False
         self.cancelled = 0
 
-    async def bulk(self, *, index: str, operations: list[Any], refresh: Any, filter_path: str) -> Any:
+    async def bulk(self, *, index: str, operations: Any, refresh: Any, filter_path: str) -> Any:
         body = NdjsonSerializer().dumps(operations)
         self.bodies.append(body)
         self.pulled_at_send.append(len(self._pulled))
@@ -147,7 +148,8 @@ class _Slow:
             self.in_flight -= 1
         refuse = b'"d4"' in body and not self._refused
         self._refused |= refuse
-        items = [{"index": {"status": 429 if refuse else 201, "result": "created"}} for _ in operations[::2]]
+        status = 429 if refuse else 201
+        items = [{"index": {"status": status, "result": "created"}} for _ in range(body.count(b"\n") // 2)]
         return SimpleNamespace(body={"items": items})
 
 
@@ -188,3 +190,23 @@ async def test_an_exception_cancels_the_requests_in_flight() -> None:
         await bulk_index(es, "alias", docs(), chunk_docs=1, concurrency=3)  # type: ignore[arg-type]
     # The two requests already sent were cancelled and waited for: none is left running after the call.
     assert len(es.bodies) == 2 and es.cancelled == 2 and es.in_flight == 0
+
+
+@pytest.mark.parametrize("merge", [False, True])
+async def test_documents_given_as_bytes_are_sent_as_the_same_body(merge: bool) -> None:
+    # The posts indexer serialises its documents itself; bytes and mappings may be mixed in one call.
+    as_bytes = [(doc_id, orjson.dumps(doc) if n % 2 == 0 else doc) for n, (doc_id, doc) in enumerate(DOCS)]
+    es = _FakeEs([[201, 409, 201], [200]] if merge else [[201, 201, 201]])
+    result = await bulk_index(es, "alias", as_bytes, merge=merge)  # type: ignore[arg-type]
+    assert result.indexed == 3 and result.ok
+    if merge:
+        assert es.bodies == [_as_mappings(DOCS, False, "create"), _as_mappings(DOCS[1:2], True)]
+    else:
+        assert es.bodies == [_as_mappings(DOCS, False)]
+
+
+async def test_an_id_orjson_refuses_gets_the_clients_action_line() -> None:
+    docs = [("a\ud800b", {"n": 1}), ("ok", {"n": 2})]
+    es = _FakeEs([[201, 201]])
+    assert (await bulk_index(es, "alias", docs)).indexed == 2  # type: ignore[arg-type]
+    assert es.bodies == [_as_mappings(docs, False)]
