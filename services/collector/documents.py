@@ -56,6 +56,9 @@ _DAY: Final = 86_400
 _WORDS_MAX_CHARS: Final = 4_000_000
 _DAYS_MAX: Final = 8192
 _PLAIN_MAX: Final = 4096
+# "HH:MM:" of each minute of a day and "SS" of each second: a time of day is two lookups, not three formats.
+_MINUTES: Final = tuple(f"{m // 60:02d}:{m % 60:02d}:" for m in range(1440))
+_SECONDS: Final = tuple(f"{s:02d}" for s in range(60))
 
 
 def _json_time(seconds: int, nanos: int) -> str:
@@ -82,7 +85,7 @@ class DocumentBuilder:
     untagged posts. Each is a pure function of its key (one splitter per builder), so a hit gives what a miss would.
     """
 
-    __slots__ = ("_days", "_plain", "_splitter", "_words", "_words_chars")
+    __slots__ = ("_days", "_last", "_last_nanos", "_last_seconds", "_plain", "_splitter", "_words", "_words_chars")
 
     def __init__(self, splitter: WordSplitter) -> None:
         self._splitter = splitter
@@ -90,6 +93,9 @@ class DocumentBuilder:
         self._words_chars = 0
         self._days: dict[int, str] = {}
         self._plain: dict[tuple[float | str, str], tuple[orjson.Fragment, dict[str, Any]]] = {}
+        # The last time written: a batch's posts share their collected_at.
+        self._last_seconds = self._last_nanos = 0
+        self._last = ""
 
     def words(self, text: str) -> str:
         words = self._words.get(text)
@@ -103,9 +109,11 @@ class DocumentBuilder:
         return words
 
     def time(self, stamp: timestamp_pb2.Timestamp) -> str:
-        """``stamp.ToJsonString()``: the day's date from a memo, the time of day by arithmetic."""
+        """``stamp.ToJsonString()``: the day's date from a memo, the time of day from two tables."""
         seconds = stamp.seconds
         nanos = stamp.nanos
+        if seconds == self._last_seconds and nanos == self._last_nanos and self._last:
+            return self._last
         if not (_MIN_SECONDS <= seconds <= _MAX_SECONDS and 0 <= nanos < 1_000_000_000):
             return _json_time(seconds, nanos)  # raises, as ToJsonString does
         day, rest = divmod(seconds, _DAY)
@@ -115,9 +123,10 @@ class DocumentBuilder:
             if len(self._days) >= _DAYS_MAX:
                 self._days.clear()
             self._days[day] = date
-        hours, rest = divmod(rest, 3600)
         minutes, secs = divmod(rest, 60)
-        return f"{date}{hours:02d}:{minutes:02d}:{secs:02d}{'Z' if nanos == 0 else _fraction(nanos)}"
+        text = date + _MINUTES[minutes] + _SECONDS[secs] + ("Z" if nanos == 0 else _fraction(nanos))
+        self._last_seconds, self._last_nanos, self._last = seconds, nanos, text
+        return text
 
     def line(self, post: post_pb2.Post) -> bytes:
         """The document of ``post`` as the JSON bytes of its bulk line."""

@@ -6,6 +6,8 @@ before, on the first shared posts, on memo hits, and on hand-made posts."""
 
 from __future__ import annotations
 
+import random
+
 import orjson
 import pytest
 from qingfeng.elastic.words import default_splitter
@@ -67,3 +69,16 @@ def test_post_document_is_the_line_read_back() -> None:
         {"code": "110000", "name": "北京市"},
         {"code": "110101", "name": "东城区"},
     ]
+
+
+def test_times_over_the_whole_range_are_timestamp_json() -> None:
+    # Dates from the day memo, times of day from the tables, the last time again: all as ToJsonString writes them.
+    rng = random.Random(12)
+    builder = DocumentBuilder(default_splitter())
+    stamps = [(rng.randint(-62_135_596_800, 253_402_300_799), rng.choice([0, 1, 1_000, 5_000_000, 999_999_999]))
+              for _ in range(3000)]  # fmt: skip
+    stamps += [(0, 0), (0, 0), (-1, 0), (86_399, 0), (86_400, 0), (-86_400, 0), (-86_401, 7)]
+    for seconds, nanos in stamps + stamps[:50]:
+        stamp = post_pb2.Post().created_at
+        stamp.seconds, stamp.nanos = seconds, nanos
+        assert builder.time(stamp) == stamp.ToJsonString(), (seconds, nanos)
