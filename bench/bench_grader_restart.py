@@ -7,9 +7,12 @@ Needs the local stack (Kafka at 127.0.0.1:19092; the grade role needs no Elastic
 (``python -m services.grader``, role ``grade``, INFO logs, clustering horizon ``--horizon`` s) on topics and a SQLite
 file of its own, produces the synthetic stream of ``bench_grader_latency.py`` at ``--rate`` posts/s for
 ``--duration`` s, kills the grader with SIGKILL ``--kill-at`` s after producing began, starts it again ``--pause`` s
-later and waits until it has committed every post. Prints a timeline from the restarted grader's log (process
-start, build, checkpoint load/decode/restore, alert log, order log, caught up), the first alert after the restart,
-and the post -> alert latency per ``--window`` s of alert arrival since the kill. Everything it created is deleted.
+later and waits until it has committed every post. Prints the age of the last checkpoint at the kill (what the
+replay has to work off besides the time down), a timeline from the restarted grader's log (process start, build,
+checkpoint load/decode/restore, alert log, order log, caught up with the replay's posts and CPU), the first alert
+the restarted grader published, the post -> alert latency per ``--window`` s of alert arrival since the kill, and the
+p99 of the posts produced while it was down and in the 30 s after it was healthy (recovered), as the soak reports
+it. Everything it created is deleted.
 """
 
 from __future__ import annotations
@@ -53,6 +56,29 @@ def _spawn(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("wb") as log:
         return subprocess.Popen([sys.executable, "-m", "services.grader"], cwd=lat.ROOT, env=env, stdout=log,
                                 stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def _log_times(log_path: Path, prefix: str) -> list[float]:
+    """Epoch seconds of the log lines whose message starts with ``prefix``."""
+    out = []
+    for raw in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            rec = json.loads(raw)
+        except ValueError:
+            continue
+        if str(rec.get("message", "")).startswith(prefix):
+            out.append(datetime.fromisoformat(rec["timestamp"]).timestamp())
+    return out
+
+
+def _p99_of_posts(alerts: list[tuple[float, event_pb2.Alert]], since: float, until: float) -> tuple[int, float]:
+    """(alerts, p99 latency) of the alerts whose post was produced in [since, until) (graded_at is the post time)."""
+    values = []
+    for arrived, alert in alerts:
+        posted = alert.grade.graded_at.ToDatetime(tzinfo=UTC).timestamp()
+        if since <= posted < until:
+            values.append(arrived - posted)
+    return len(values), (lat._pct(values, 0.99) if values else float("nan"))
 
 
 def _timeline(log_path: Path, zero: float, until: float) -> list[str]:
@@ -159,14 +185,26 @@ async def main(args: argparse.Namespace) -> int:
     print(f"produced {sent} posts; committed {committed}{'' if committed >= sent else ' (NOT all within 300 s)'}")
     print(f"before the kill: {len(before)} alerts, p99 {lat._pct(before_lat, 0.99):.2f}s; load {load_at_kill:.2f} at "
           f"the kill, {load_end:.2f} at the end")  # fmt: skip
+    taken = [t for t in _log_times(logs[0], "checkpoint:") if t <= killed]
+    print(f"last checkpoint before the kill: {killed - taken[-1]:.1f}s old ({len(taken)} taken in {args.kill_at:.0f}s)"
+          if taken else "no checkpoint before the kill")  # fmt: skip
     print("timeline (seconds since the kill -9):")
     print(f"  +{restarted - killed:6.1f}s  grader started again")
     print("\n".join(_timeline(logs[1], killed, drained - killed + 5)))
     if after:
         print(f"  +{after[0][0] - killed:6.1f}s  first alert after the kill")
+    fresh = [a for a in alerts if a[0] >= restarted]
+    if fresh:
+        print(f"  +{fresh[0][0] - killed:6.1f}s  first alert after the restart")
     print(f"  +{drained - killed:6.1f}s  every post committed (the group's offsets at the end of the topic)")
     print(f"post -> alert latency by arrival, {args.window:.0f} s windows since the kill:")
     print("\n".join(_windows(alerts, killed, args.window)))
+    healthy = _log_times(logs[1], "recovered")
+    if healthy:
+        n_down, p99_down = _p99_of_posts(alerts, killed, healthy[0])
+        n_next, p99_next = _p99_of_posts(alerts, healthy[0], healthy[0] + 30)
+        print(f"posts produced while down ({healthy[0] - killed:.1f}s to healthy): {n_down} alerts, p99 "
+              f"{p99_down:.2f}s; in the 30 s after healthy: {n_next} alerts, p99 {p99_next:.2f}s")  # fmt: skip
     under = _first_good_window(alerts, killed, args.window)
     print(f"back under 2 s (p99 of a window, and every later one) from +{under:.0f}s after the kill"
           if under is not None else "p99 never back under 2 s")  # fmt: skip

@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -297,8 +298,9 @@ class PostConsumer:
         self._waits_at = 0  # store_waits at that failure
         self._merge = EventTimeMerge()
         self._seeked = False
-        # (loop time, posts, batches) at the last seek, until the backlog is worked off (logged: restart time).
-        self._replay: tuple[float, int, int] | None = None
+        # (loop time, process CPU, posts, batches) at the last seek, until the backlog is worked off (logged: restart
+        # time, and its CPU, which depends far less on what else runs than the time does).
+        self._replay: tuple[float, float, int, int] | None = None
         self._last_batch = -math.inf  # loop time the last batch began (linger)
         self._last_commit = -math.inf  # loop time of the last commit to the group
         self._committed: dict[int, int] = {}  # the positions last committed
@@ -386,7 +388,7 @@ class PostConsumer:
         self._merge.reset(positions)
         self._merge.follow(self._owner.script, positions)
         self._seeked = True
-        self._replay = (asyncio.get_running_loop().time(), self.posts, self.batches)
+        self._replay = (asyncio.get_running_loop().time(), time.process_time(), self.posts, self.batches)
 
     async def _step(self) -> bool:
         """Release what the merge allows (fetching when it is blocked) and process it; False when idle."""
@@ -419,12 +421,14 @@ class PostConsumer:
     def _note_caught_up(self) -> None:
         """Log how long the replay from the checkpoint took, once the stream's end is reached after a seek."""
         assert self._replay is not None
-        started, posts, batches = self._replay
+        started, cpu, posts, batches = self._replay
         self._replay = None
         took = asyncio.get_running_loop().time() - started
+        cpu = time.process_time() - cpu
         replayed, batches = self.posts - posts, self.batches - batches
-        _log.info("caught up after seeking: %d posts in %d batches in %.1fs (%.0f posts/s)", replayed, batches, took,
-                  replayed / max(took, 1e-3), extra={"posts": replayed, "seconds": round(took, 3)})  # fmt: skip
+        _log.info("caught up after seeking: %d posts in %d batches in %.1fs, %.1fs CPU (%.0f posts/s, %.0f µs a post)",
+                  replayed, batches, took, cpu, replayed / max(took, 1e-3), 1e6 * cpu / max(replayed, 1),
+                  extra={"posts": replayed, "seconds": round(took, 3), "cpu_s": round(cpu, 3)})  # fmt: skip
         if replayed >= self._settings.batch_size:
             self._owner.checkpoint_soon()  # a backlog worked off is not worked off again after the next failure
 

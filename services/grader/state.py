@@ -5,7 +5,8 @@ Exactly-once alerts across restarts (at-least-once in, exactly-once effect):
 - A **checkpoint** stores, in one SQL transaction, the engine state (``Grader.snapshot()`` as compressed JSON),
   the next offset of every posts partition that state reflects, and a lower bound of the alerts topic's end. It is
   taken every N batches or T seconds (whichever first), after every command (override, policy change) and on
-  shutdown, always when every output of the batches before it is acknowledged.
+  shutdown, always when every output of the batches before it is acknowledged; its compression runs in a worker
+  thread (zlib releases the GIL), so the loop grades meanwhile.
 - A **recovery** (start, or after Kafka or the database failed) restores the last checkpoint, reads the
   alerts topic from the stored bound to its end (``AlertLog``) to learn which alert ids ("<event_id>:<sequence>")
   are already out, and re-reads the posts from the stored offsets, first in the order logged since the checkpoint
@@ -71,6 +72,7 @@ __all__ = [
     "decode_state",
     "encode_state",
     "policy_record",
+    "state_text",
     "with_activation",
 ]
 
@@ -92,12 +94,27 @@ def encode_state(data: dict[str, Any]) -> bytes:
     infinity or NaN (the windows write them as null themselves); orjson would write null where json wrote
     ``Infinity``.
     """
+    return zlib.compress(state_text(data), 1)
+
+
+def state_text(data: dict[str, Any]) -> bytes:
+    """The state as compact UTF-8 JSON, before compression (``encode_state`` = this, then zlib level 1)."""
     try:
-        text = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:  # orjson refuses an int beyond 64 bits: the standard encoder takes it
         # check_circular off: the snapshot is a tree of plain values, and the check tracked every list and dict.
-        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, check_circular=False).encode("utf-8")
-    return zlib.compress(text, 1)
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, check_circular=False).encode("utf-8")
+
+
+def _compressed(text: bytes, cpu_clock: Callable[[], float]) -> tuple[bytes, float]:
+    """``text`` compressed as ``encode_state`` does, with the CPU seconds it took (run in a worker thread).
+
+    zlib releases the GIL while it compresses, and for a full horizon it is two thirds of a checkpoint's CPU (250,000
+    posts: snapshot 0.04 s, JSON 0.09 s, zlib 0.23 s): in a worker thread the loop keeps grading meanwhile.
+    """
+    started = cpu_clock()
+    blob = zlib.compress(text, 1)
+    return blob, cpu_clock() - started
 
 
 def decode_state(blob: bytes) -> dict[str, Any]:
@@ -159,6 +176,7 @@ class EngineOwner:
         clock: Callable[[], datetime] = _now,
         monotonic: Callable[[], float] = time.monotonic,
         cpu_clock: Callable[[], float] = time.thread_time,
+        compress_cpu_clock: Callable[[], float] = time.thread_time,
         post_event_ids: bool = True,
         order_log: OrderLog | None = None,
         history: GradeHistory | None = None,
@@ -181,7 +199,8 @@ class EngineOwner:
         self._cadence = cadence
         self._clock = clock
         self._monotonic = monotonic
-        self._cpu_clock = cpu_clock
+        self._cpu_clock = cpu_clock  # the loop thread's CPU (a checkpoint's snapshot and JSON)
+        self._compress_cpu_clock = compress_cpu_clock  # read in the worker thread that compresses it
         self.lock = asyncio.Lock()
         self.names = RegionNames()
         self.active: ActivePolicy | None = None
@@ -508,21 +527,29 @@ class EngineOwner:
         held = self._pacer.take_all()
         if held:  # a checkpoint must not cover a post whose event snapshot is still held back
             await self._effect(self._render(list(held)))
+        # What the checkpoint says is fixed here, on the loop: the state as JSON bytes and the positions with it. The
+        # callers hold ``lock``, so no batch moves the engine while the text is compressed in a worker thread.
         started = self._cpu_clock()
-        state = encode_state(self.engine.snapshot())
-        self._checkpoint_cpu = self._cpu_clock() - started
+        text = state_text(self.engine.snapshot())
+        loop_cpu = self._cpu_clock() - started
+        positions, alert_offsets = dict(self.positions), dict(self._alert_offsets)
+        policy_version = self.engine.state_policy_version
+        state, zip_cpu = await asyncio.to_thread(_compressed, text, self._compress_cpu_clock)
+        del text
+        # Both halves count towards the CPU share (_checkpoint_due): the worker's CPU is the machine's all the same.
+        self._checkpoint_cpu = loop_cpu + zip_cpu
         checkpoint = Checkpoint(
-            positions=dict(self.positions),
-            alert_offsets=dict(self._alert_offsets),
+            positions=positions,
+            alert_offsets=alert_offsets,
             state=state,
-            policy_version=self.engine.state_policy_version,
+            policy_version=policy_version,
             saved_at=self._clock(),
             pending=pending or Outputs(),
         )
         stored = time.perf_counter()
         await self._store.save(checkpoint, policy=policy, audit=audit)
-        _log.info("checkpoint: %d bytes, encoded in %.2fs CPU, stored in %.2fs", len(state), self._checkpoint_cpu,
-                  time.perf_counter() - stored)  # fmt: skip
+        _log.info("checkpoint: %d bytes, encoded in %.2fs CPU (%.2fs on the loop), stored in %.2fs", len(state),
+                  self._checkpoint_cpu, loop_cpu, time.perf_counter() - stored)  # fmt: skip
         self.has_checkpoint = True
         self.checkpoints += 1
         self._batches_since = 0

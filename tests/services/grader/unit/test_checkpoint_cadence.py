@@ -20,13 +20,17 @@ from tests.services.grader.unit.test_state import (
 
 
 class Clocks:
-    """A wall clock the test moves, and a CPU clock each checkpoint's encoding advances by ``cost`` seconds."""
+    """A wall clock the test moves, a CPU clock each checkpoint's encoding advances by ``cost`` seconds, and the
+    worker thread's CPU clock its compression advances by ``compress_cost``."""
 
-    def __init__(self, cost: float) -> None:
+    def __init__(self, cost: float, compress_cost: float = 0.0) -> None:
         self.now = 0.0
         self.cpu = 0.0
         self.cost = cost
+        self.compress_cost = compress_cost
+        self.worker_cpu = 0.0
         self._reads = 0
+        self._worker_reads = 0
 
     def monotonic(self) -> float:
         return self.now
@@ -36,6 +40,12 @@ class Clocks:
         if self._reads % 2 == 0:  # the read after encoding
             self.cpu += self.cost
         return self.cpu
+
+    def compress_cpu_clock(self) -> float:
+        self._worker_reads += 1
+        if self._worker_reads % 2 == 0:
+            self.worker_cpu += self.compress_cost
+        return self.worker_cpu
 
 
 async def _owner(ports: Ports, clocks: Clocks, *, share: float = 0.05) -> EngineOwner:
@@ -48,6 +58,7 @@ async def _owner(ports: Ports, clocks: Clocks, *, share: float = 0.05) -> Engine
         clock=lambda: datetime(2025, 6, 2, tzinfo=UTC),
         monotonic=clocks.monotonic,
         cpu_clock=clocks.cpu_clock,
+        compress_cpu_clock=clocks.compress_cpu_clock,
     )
     await owner.activate_configured(DEFAULT_TEXT, str(DEFAULT_POLICY))
     await owner.recover()
@@ -74,6 +85,47 @@ async def test_an_expensive_checkpoint_postpones_the_next_by_its_cost_over_the_s
     clocks.now = 20.0
     await feed(owner, posts[40:50])
     assert owner.checkpoints == 2 and ports.store.checkpoint.positions == {0: 50}
+
+
+async def test_the_compression_in_the_worker_thread_counts_towards_the_share() -> None:
+    # 0.25 s on the loop + 0.75 s compressing in the worker = 1 s: the next is due 20 s later, not 5 s.
+    ports, clocks = Ports(), Clocks(cost=0.25, compress_cost=0.75)
+    owner = await _owner(ports, clocks)
+    posts = story(40)
+    await feed(owner, posts[:10])
+    assert owner.checkpoints == 1
+    clocks.now = 19.0
+    await feed(owner, posts[10:20])
+    assert owner.checkpoints == 1
+    clocks.now = 20.0
+    await feed(owner, posts[20:30])
+    assert owner.checkpoints == 2 and ports.store.checkpoint is not None
+    assert ports.store.checkpoint.positions == {0: 30}
+
+
+async def test_a_live_tail_is_checkpointed_every_five_seconds_by_default() -> None:
+    # Small live-tail batches never reach 50 before the time rule: a kill -9 replays at most ~5 s of posts more.
+    ports, clocks = Ports(), Clocks(cost=0.001)
+    owner = EngineOwner(
+        ports.store,
+        ports.sink,
+        FakeAlertLog(ports.sink),
+        config=GraderConfig(),
+        cadence=CheckpointSettings(),
+        clock=lambda: datetime(2025, 6, 2, tzinfo=UTC),
+        monotonic=clocks.monotonic,
+        cpu_clock=clocks.cpu_clock,
+        compress_cpu_clock=clocks.compress_cpu_clock,
+    )
+    await owner.activate_configured(DEFAULT_TEXT, str(DEFAULT_POLICY))
+    await owner.recover()
+    posts = story(40)
+    for i in range(0, 40, 5):  # one batch every 1.25 s (a linger of 250 ms would make them smaller still)
+        clocks.now = i / 4
+        await feed(owner, posts[i : i + 5])
+    # at 5.0 s (posts 20-24) and never before: then positions 25; nothing since 5 s has passed again
+    assert owner.checkpoints == 1
+    assert ports.store.checkpoint is not None and ports.store.checkpoint.positions == {0: 25}
 
 
 async def test_a_crash_after_postponed_checkpoints_loses_and_repeats_no_alert() -> None:
