@@ -112,3 +112,21 @@ async def test_a_backlog_worked_off_is_checkpointed_with_the_next_batch() -> Non
     stop.set()
     await task
     assert owner.checkpoints == 2
+
+
+async def test_the_catch_up_log_gives_the_replay_posts_time_and_cpu(caplog: pytest.LogCaptureFixture) -> None:
+    # The replay's CPU depends far less than its time on what else runs: bench_grader_restart compares restarts by it.
+    reader = FakeReader.of(story(120))
+    owner = await started(Ports())
+    consumer = PostConsumer(owner, reader, FakeDeadLetters(), ConsumerSettings(batch_size=6, poll_timeout_ms=5,
+                                                                               linger_ms=0))  # fmt: skip
+    stop = asyncio.Event()
+    with caplog.at_level(logging.INFO, logger="services.grader.consumer"):
+        task = asyncio.create_task(consumer.run(stop))
+        await _until(lambda: consumer.posts == 120, task)
+        stop.set()
+        await task
+    [record] = [r for r in caplog.records if r.getMessage().startswith("caught up after seeking: ")]
+    assert record.posts >= 114  # the backlog, less than the last batch
+    assert 0 < record.cpu_s < 60 and 0 < record.seconds < 60
+    assert " CPU (" in record.getMessage() and " µs a post)" in record.getMessage()
