@@ -175,10 +175,12 @@ class Clusterer:
                 links.append(dup)
         # Posts too short to match on are not indexed by keyword either.
         top = top_keywords(keywords, self.df, self.docs, cfg) if textual else []
-        if cid is None and rich and len(top) >= cfg.keyword_min_shared:
+        engagement = post.reposts + post.comments
+        # A cascade's source shares keywords with other sources of its story, not their cascades (ClusteringConfig).
+        source = not cfg.sources_join_by_keywords and engagement >= cfg.anchor_min_engagement
+        if cid is None and rich and not source and len(top) >= cfg.keyword_min_shared:
             cid = keyword_match(top, ts, self.postings, self.clusters, self.resolve, cfg)
             via = "keywords" if cid else via
-        engagement = post.reposts + post.comments
         if cid is None and top and cfg.rare_window_seconds > 0 and not placed and cfg.originals_by_text:
             if engagement < cfg.anchor_min_engagement:  # an anchor is a cascade's source: it joins no other by terms
                 texts = self.anchor_texts

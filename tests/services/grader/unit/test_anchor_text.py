@@ -99,7 +99,7 @@ def test_two_unrelated_concurrent_cascades_with_source_texts_stay_apart():
 def test_a_term_both_sources_contain_links_to_neither_and_a_source_joins_no_other():
     c = _warmed()
     _sources(c)
-    shared = _post("c", 2, text="今天的新闻", keywords=("新闻", "网友", "评论", "今天"), simhash=7, reposts=50)
+    shared = _post("c", 2, text="今天的新闻", keywords=("新闻", "网友", "评论", "今天"), simhash=7, reposts=150)
     assert c.assign(shared, shared.created_at.timestamp()).event_id == "ev-c"
     # "韩国" is in TEXT_B only; a third source containing it too makes it no evidence for either.
     third = "韩国一家餐馆的菜单引发争议，网友热议"
@@ -110,7 +110,7 @@ def test_a_term_both_sources_contain_links_to_neither_and_a_source_joins_no_othe
     neither = c.assign(_reply("s", 5, "韩国", "可怕"), T0.timestamp() + 300)
     assert neither.via == "new"  # b and d contain 韩国 equally
     # A post others reposted is a source itself: it opens its own event even when it names a source's terms.
-    loud = _reply("t", 6, "猴脑", "餐馆", reposts=80)
+    loud = _reply("t", 6, "猴脑", "餐馆", reposts=180)
     assert (c.assign(loud, T0.timestamp() + 360).via, c.clusters["ev-t"].anchor) == ("new", True)
 
 

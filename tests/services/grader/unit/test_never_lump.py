@@ -126,7 +126,7 @@ def test_a_reply_joins_the_one_recent_cascade_owning_its_rare_term():
     restored = Clusterer.from_dict(c.to_dict(), c.config)  # the anchor survives a checkpoint
     assert restored.clusters["ev-s"].anchor and not restored.clusters["ev-w0"].anchor
     # A post others reposted is a cascade's source itself: it joins no other cascade by shared terms.
-    both = _post("o2", 4, keywords=("转基因", "导弹", "怎么", "回事"), simhash=FP_B ^ 0xFFFF_0000_FFFF, reposts=50)
+    both = _post("o2", 4, keywords=("转基因", "导弹", "怎么", "回事"), simhash=FP_B ^ 0xFFFF_0000_FFFF, reposts=150)
     assert c.assign(both, both.created_at.timestamp()).event_id == "ev-o2"
     # A term two recent cascades use as much links to neither (转基因: ev-s and ev-o2).
     mixed = _post("m", 5, keywords=("转基因", "看看", "评论", "大家"), simhash=FP_A ^ 0xF0F0_F0F0_F0F0)
@@ -160,3 +160,23 @@ def test_with_parents_rare_terms_link_nothing():
     c.assign(src, src.created_at.timestamp())
     reply = _post("r", 3, keywords=("不会", "转基因", "东西", "反正"), simhash=FP_A ^ 0xFFFF_0000_FFFF)
     assert c.assign(reply, reply.created_at.timestamp()).event_id == "ev-r"
+
+
+def test_a_source_joins_no_other_source_of_its_story_by_keywords():
+    """Two accounts post the same story anew (different words, so no near duplicate), each reposted: two cascades,
+    as with parents. A post nobody reacted to with the same keywords still joins by them."""
+    c = Clusterer(ClusteringConfig.for_lost_parents())
+    first = _post("s1", 0, keywords=STORY_A, simhash=FP_A, reposts=600)
+    again = _post("s2", 30, keywords=(*STORY_A[:6], "网友", "热议"), simhash=FP_B, reposts=400, comments=90)
+    plain = _post("p", 31, keywords=(*STORY_A[:6], "网友", "热议"), simhash=FP_B ^ 0xFFFF_0000_FFFF)
+    got = [c.assign(p, p.created_at.timestamp()) for p in (first, again, plain)]
+    assert [(a.event_id, a.via) for a in got] == [("ev-s1", "new"), ("ev-s2", "new"), ("ev-s2", "keywords")]
+    # Under 100 reposts and comments a post is no cascade's source: it joins by keywords as before.
+    c = Clusterer(ClusteringConfig.for_lost_parents())
+    c.assign(first, first.created_at.timestamp())
+    answer = replace(again, reposts=60, comments=20)
+    assert (c.assign(answer, answer.created_at.timestamp()).event_id, c.clusters["ev-s1"].anchor) == ("ev-s1", True)
+    # The default config (a stream with parents, where a post without one is rarely a source) keeps the link.
+    c = Clusterer(replace(ClusteringConfig(), originals_by_text=True))
+    c.assign(first, first.created_at.timestamp())
+    assert c.assign(again, again.created_at.timestamp()).via == "keywords"
