@@ -21,6 +21,8 @@ the project's paths (the code the services run, reused from ``_pipeline.py`` and
 - **indexer**: the ``PostIndexer`` consuming what the collector produced → documents → bulk (``create``, and
   ``update`` with ``doc_as_upsert`` for posts that exist), timed from its first batch (the consumer-group join is
   left out) to the last acknowledgement;
+  (``bench/bench_indexer.py`` runs this stage alone, in child processes, one code tree against another, with a
+  digest of the documents written);
 - **end to end, one process**: collector and indexer in one process, until every post is searchable;
 - **end to end via ImportPosts**: ``qingfeng import`` in a child process streams the file to the collector's
   ``ImportPosts`` (TLS off on loopback, signed credential verified), indexer in process, until all searchable;
