@@ -43,20 +43,23 @@ def snapshot_of(g: Grader, ev: EventRecord, metrics: tuple[WindowMetrics, ...]) 
     if cluster is not None:
         ev.title = cluster.title
         ev.keywords = g.clusterer.keywords(ev.id)
+    m = ev.metrics
+    grade = ev.grade
+    # Positional, in EventSnapshot's field order (keywords cost more per call): one snapshot per post.
     return EventSnapshot(
-        event_id=ev.id,
-        title=ev.title,
-        keywords=ev.keywords,
-        first_seen=ev.first_at,
-        last_seen=ev.last_at,
-        post_count=ev.posts,
-        late_posts=ev.metrics.late,
-        level=LEVELS[ev.level],
-        previous_level=LEVELS[ev.previous],
-        rising=ev.rising,
-        grade=ev.grade if ev.grade is not None else grade_of(g, ev),
-        metrics=metrics,
-        region_codes=ev.metrics.region_codes(),
-        representative_post_ids=tuple([pid for _, pid in ev.reps]),
-        version=ev.version,
+        ev.id,  # event_id
+        ev.title,
+        ev.keywords,
+        ev.first_at,  # first_seen
+        ev.last_at,  # last_seen
+        ev.posts,  # post_count
+        m.late,  # late_posts
+        LEVELS[ev.level],
+        LEVELS[ev.previous],  # previous_level
+        ev.rising,
+        grade if grade is not None else grade_of(g, ev),
+        metrics,
+        m.region_codes(),
+        tuple([pid for _, pid in ev.reps]),  # representative_post_ids
+        ev.version,
     )

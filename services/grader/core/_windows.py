@@ -79,11 +79,18 @@ class _Counts:
         # One unpacking instead of a field read per use: five sets (bucket, windows, lifetime) take every post.
         author, _, reposts, comments, likes, offline, planned, relevance, media, source, platform, codes = c
         self.posts += 1
-        self.reposts += reposts
-        self.comments += comments
-        self.likes += likes
-        self.offline_posts += offline
-        self.planned_posts += planned
+        # Zero adds nothing: skipped (most posts carry no offline signal; counts zeroed, none of the three).
+        if reposts:
+            self.reposts += reposts
+        if comments:
+            self.comments += comments
+        if likes:
+            self.likes += likes
+        if offline:  # planned is 0 without offline (Grader._contribution)
+            self.offline_posts += offline
+            self.planned_posts += planned
+        elif planned:
+            self.planned_posts += planned
         if relevance:
             self.relevance_sum += relevance
             self.relevance_posts += 1
@@ -124,13 +131,19 @@ class _Counts:
     def remove(self, other: _Counts) -> list[str]:
         """Subtract a bucket's counts; returns the authors that left."""
         self.posts -= other.posts
-        self.reposts -= other.reposts
-        self.comments -= other.comments
-        self.likes -= other.likes
-        self.offline_posts -= other.offline_posts
-        self.planned_posts -= other.planned_posts
-        self.relevance_sum -= other.relevance_sum
-        self.relevance_posts -= other.relevance_posts
+        # Zero takes nothing away: skipped (as in add).
+        if other.reposts:
+            self.reposts -= other.reposts
+        if other.comments:
+            self.comments -= other.comments
+        if other.likes:
+            self.likes -= other.likes
+        if other.offline_posts or other.planned_posts:
+            self.offline_posts -= other.offline_posts
+            self.planned_posts -= other.planned_posts
+        if other.relevance_posts:  # relevance_sum is 0 without posts with evidence
+            self.relevance_sum -= other.relevance_sum
+            self.relevance_posts -= other.relevance_posts
         if other.by_region:
             self.scope = -1
         gone: list[str] = []
@@ -144,12 +157,13 @@ class _Counts:
                 gone.append(key)
         for mine, theirs in ((self.by_media, other.by_media), (self.by_source, other.by_source),
                              (self.by_platform, other.by_platform), (self.by_region, other.by_region)):  # fmt: skip
-            for key, n in theirs.items():
-                left = mine[key] - n
-                if left:
-                    mine[key] = left
-                else:
-                    del mine[key]
+            if theirs:  # most buckets name no media and no region
+                for key, n in theirs.items():
+                    left = mine[key] - n
+                    if left:
+                        mine[key] = left
+                    else:
+                        del mine[key]
         return gone
 
     def _maps(self, other: _Counts) -> list[tuple[dict[str, int], dict[str, int]]]:

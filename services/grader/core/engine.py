@@ -31,6 +31,7 @@ from .grading import (
     compile_policy,
     explain,
     projected_rank,
+    rank_live,
     rank_of,
     step,
 )
@@ -303,7 +304,7 @@ class Grader:
         """Evaluate the policy on the event at the clock; queue its snapshot, append an alert on a change."""
         cp, clock = self.cp, self.clock
         windows = ev.metrics.live(clock)
-        raw, fired = rank_of(cp, windows)
+        raw, fired = rank_live(cp, windows)
         before = ev.state
         ev.state = state = step(before, raw, clock, self._cooldown)
         o = ev.override
@@ -313,7 +314,7 @@ class Grader:
         effective = LEVEL_RANK[o.level] if o is not None else state.rank
         rising = False
         if effective < cp.top_rank:
-            projected = projected_rank(cp, windows, effective)
+            projected = projected_rank(cp, windows, effective, live=True)
             rising = projected is not None and projected > effective
         assert self.clock_at is not None
         ev.evaluation = (raw, fired, self.clock_at, rising, effective)

@@ -5,11 +5,13 @@ Levels here are canonical ranks (model.LEVEL_RANK): 0 is "none", below the polic
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ._windows import OFFLINE_RISK_HALF, Window
 from .model import LEVELS, Reason
 from .policy import Criterion, Level, Policy
 
@@ -22,6 +24,7 @@ __all__ = [
     "evaluate",
     "explain",
     "projected_rank",
+    "rank_live",
     "rank_of",
     "reasons_for",
     "step",
@@ -44,6 +47,26 @@ SCALED_METRICS: frozenset[str] = frozenset(
 _Check = tuple[str, str, Callable[[float, float], bool], float, bool, Criterion, str]
 # The criteria that fired for the winning level, with their values; None when no level held.
 Fired = list[tuple[_Check, float]] | None
+# How rank_live reads a metric off a live window (_windows.Window) without its property (a Python call through
+# getattr per criterion, ~a dozen per evaluation, two evaluations per post): the same expressions as the properties.
+_GETATTR, _LEN, _VELOCITY, _OFFLINE_RISK = range(4)
+_LEN_OF = {"distinct_authors": "by_author", "sources": "by_source", "platforms": "by_platform",
+           "media_involved": "by_media"}  # fmt: skip
+# (window, how, attribute, is ">=", operator, threshold, scaled, the _Check) for rank_live.
+_LiveCheck = tuple[str, int, str, bool, Callable[[float, float], bool], float, bool, _Check]
+
+
+def _live(check: _Check) -> _LiveCheck:
+    metric, window, op, threshold, scaled = check[:5]
+    if metric in _LEN_OF:
+        how, attr = _LEN, _LEN_OF[metric]
+    elif metric == "velocity":
+        how, attr = _VELOCITY, metric
+    elif metric == "offline_risk":
+        how, attr = _OFFLINE_RISK, metric
+    else:  # a plain attribute, or a property worth its call (top_author_reach, regional_scope ...)
+        how, attr = _GETATTR, metric
+    return (window, how, attr, op is operator.ge, op, threshold, scaled, check)
 
 
 class Measures(Protocol):
@@ -66,6 +89,8 @@ class _Rule:
     require: tuple[_Check, ...]
     criteria: tuple[_Check, ...]
     needed: int  # how many of `criteria` must hold
+    live_require: tuple[_LiveCheck, ...] = ()  # the same checks, as rank_live reads them
+    live_criteria: tuple[_LiveCheck, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +109,16 @@ class CompiledPolicy:
     monotone: bool
     # rank -> reasons_for(rank, no fired criteria), filled as ranks are met (the values never change).
     fallback: dict[int, tuple[Reason, ...]] = field(default_factory=dict, compare=False)
+    # rank -> its rule (asked after most posts: a dict rather than a scan of the rules).
+    by_rank: dict[int, _Rule] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        for r in self.rules:
+            self.by_rank.setdefault(r.rank, r)
 
     def rule(self, rank: int) -> _Rule | None:
         """The rule of the level with this canonical rank."""
-        return next((r for r in self.rules if r.rank == rank), None)
+        return self.by_rank.get(rank)
 
 
 def compile_policy(policy: Policy) -> CompiledPolicy:
@@ -101,8 +132,9 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
     rules = []
     for lv in policy.levels:
         needed = {"all": len(lv.criteria), "any": min(1, len(lv.criteria)), "at_least": lv.at_least}[lv.match]
+        require, criteria = checks(lv.require, lv.warning_level), checks(lv.criteria, lv.warning_level)
         rules.append(
-            _Rule(lv.rank, lv, checks(lv.require, lv.warning_level), checks(lv.criteria, lv.warning_level), needed)
+            _Rule(lv.rank, lv, require, criteria, needed, tuple(map(_live, require)), tuple(map(_live, criteria)))
         )
     rules.sort(key=lambda r: -r.rank)
     decaying: dict[int, frozenset[str]] = {}
@@ -168,10 +200,66 @@ def rank_of(
     return max(floor, 0), None
 
 
+def rank_live(
+    cp: CompiledPolicy,
+    windows: Mapping[str, Window],
+    scale: Mapping[str, float] | None = None,
+    floor: int = -1,
+) -> tuple[int, Fired]:
+    """rank_of on the live windows of an event (EventMetrics.live): the same result, read without the windows'
+    properties (the engine's hot path: every post and every timed re-grade)."""
+    for rule in cp.rules:
+        if rule.rank <= floor:
+            return floor, None
+        fired: list[tuple[_Check, float]] = []
+        for window, how, attr, ge, op, threshold, scaled, check in rule.live_require:
+            w = windows[window]
+            if how == _GETATTR:
+                value: float = getattr(w, attr)
+            elif how == _LEN:
+                value = len(getattr(w, attr))
+            elif how == _VELOCITY:
+                value = w.posts / w.hours
+            else:
+                weighted = w.offline_posts + w.planned_posts
+                value = weighted / (weighted + OFFLINE_RISK_HALF)
+            if scaled and scale is not None:
+                value *= scale.get(window, 1.0)
+            if not (value >= threshold if ge else op(value, threshold)):
+                break
+            fired.append((check, value))
+        else:
+            # Give up on a rule as soon as it can no longer reach `needed` (its reasons are not wanted).
+            spare = len(rule.criteria) - rule.needed
+            for window, how, attr, ge, op, threshold, scaled, check in rule.live_criteria:
+                w = windows[window]  # the branches below are rank_of's getattr, without a property's call
+                if how == _GETATTR:
+                    value = getattr(w, attr)
+                elif how == _LEN:
+                    value = len(getattr(w, attr))
+                elif how == _VELOCITY:
+                    value = w.posts / w.hours
+                else:
+                    weighted = w.offline_posts + w.planned_posts
+                    value = weighted / (weighted + OFFLINE_RISK_HALF)
+                if scaled and scale is not None:
+                    value *= scale.get(window, 1.0)
+                if value >= threshold if ge else op(value, threshold):
+                    fired.append((check, value))
+                else:
+                    spare -= 1
+                    if spare < 0:
+                        break
+            else:
+                return rule.rank, fired
+    return max(floor, 0), None
+
+
 def reasons_for(cp: CompiledPolicy, rank: int, fired: Fired) -> tuple[Reason, ...]:
     """The reasons of a rank_of() result: the criteria that fired, or why no level applies."""
-    if fired:
-        return tuple([_reason(check, value) for check, value in fired])
+    if fired:  # _reason inlined: built for every snapshot of an event at a level, i.e. per post
+        return tuple([_new_reason(Reason, (check[0], float(value), check[3], check[5].op, check[6], check[1], ""))
+                      for check, value in fired])  # fmt: skip
     # Without fired criteria the reasons depend on the rank alone: built once per rank (most events, one or two
     # posts, sit below the lowest level and are graded on every post).
     reasons = cp.fallback.get(rank)
@@ -200,6 +288,9 @@ def _reason(check: _Check, value: float) -> Reason:
     return Reason(c.metric, float(value), c.threshold, c.op, check[6], c.window)
 
 
+_new_reason = tuple.__new__  # Reason(...) without its generated __new__ (all seven fields given, note "")
+
+
 def explain(cp: CompiledPolicy, metrics: Mapping[str, Measures]) -> tuple[tuple[Reason, bool], ...]:
     """Every criterion of every level (least severe first), with whether it holds now."""
     out: list[tuple[Reason, bool]] = []
@@ -210,22 +301,32 @@ def explain(cp: CompiledPolicy, metrics: Mapping[str, Measures]) -> tuple[tuple[
     return tuple(out)
 
 
-def projected_rank(cp: CompiledPolicy, metrics: Mapping[str, Measures], floor: int = -1) -> int | None:
+def projected_rank(
+    cp: CompiledPolicy, metrics: Mapping[str, Measures], floor: int = -1, live: bool = False
+) -> int | None:
     """The level the event would reach if its current growth held over the rising horizon.
 
     From the rising window's velocity v (posts/h) and acceleration a (posts/h²), over H hours: windows
     no longer than H are expected to hold max(0, v + aH) x length posts; longer ones (and "total") gain
     vH + aH²/2 posts. Volume metrics scale by the same factor as posts; others stay as they are. Only
     a growing event (a > 0, at least `min_posts` in the window) is projected; otherwise None. Levels
-    at or below `floor` are not tried.
+    at or below `floor` are not tried. `live`: `metrics` are an event's live windows (read by rank_live).
     """
     rule = cp.policy.rising
     base = metrics[rule.window]
-    a = base.acceleration
+    if live:  # Window.acceleration and .velocity without their calls (the same formulas), on every regrade
+        w: Window = base  # type: ignore[assignment]
+        if w.seconds == math.inf:
+            a = 0.0
+        else:
+            h = w.hours
+            a = (w.posts - w.prev_posts) / h / h
+    else:
+        a = base.acceleration
     if a <= 0 or base.posts < rule.min_posts:
         return None
     hours = rule.horizon_seconds / 3600.0
-    v = base.velocity
+    v = base.posts / base.hours if live else base.velocity  # type: ignore[attr-defined]
     # max(0.0, x) and max(1.0, x) written out (the bound wins ties, as with max()): this runs on every post of a
     # growing event.
     rate = v + a * hours
@@ -240,6 +341,8 @@ def projected_rank(cp: CompiledPolicy, metrics: Mapping[str, Measures], floor: i
             seconds = m.seconds
             factor = (rate * seconds / 3600.0 if seconds <= horizon else posts + gained) / posts
             scale[name] = factor if factor > 1.0 else 1.0
+    if live:
+        return rank_live(cp, metrics, scale, floor)[0]  # type: ignore[arg-type]  # Windows, as the caller says
     return rank_of(cp, metrics, scale, floor)[0]
 
 

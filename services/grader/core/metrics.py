@@ -24,13 +24,15 @@ from .model import WindowMetrics
 __all__ = ["OFFLINE_RISK_HALF", "Contribution", "EventMetrics", "Window", "regional_scope"]
 
 _INF = math.inf
+# Seconds before a bucket's due time at which advance() looks anyway (see EventMetrics._next_due).
+_MARGIN = 1.0
 
 
 class EventMetrics:
     """All the windowed counters of one event. Times are epoch seconds of event time."""
 
     __slots__ = (
-        "bucket_seconds", "buckets", "by_name", "first_ts", "followers", "late", "now", "order", "regions",
+        "bucket_seconds", "buckets", "by_name", "due", "first_ts", "followers", "late", "now", "order", "regions",
         "retention", "total", "windows",
     )  # fmt: skip
 
@@ -54,6 +56,8 @@ class EventMetrics:
         self.late = 0
         self.first_ts = _INF
         self.now = -_INF
+        # A clock value before which advance() has no bucket to move (see _next_due); -inf: look.
+        self.due = _INF
         # region_codes() as last sorted, None once a post with regions (or a merge) changed them: every snapshot
         # reads it and the regions change with a handful of posts.
         self.regions: tuple[str, ...] | None = None
@@ -95,13 +99,24 @@ class EventMetrics:
         if bucket is None:
             bucket = self.buckets[start] = Bucket(start, bs)
             insert_sorted(self.order, bucket)
+            end = bucket.end
+            due = end + self.retention
             for w in self.windows:
-                if bucket.end > now - w.seconds:
+                seconds = w.seconds
+                if end > now - seconds:
                     insert_sorted(w.dq, bucket)
-                elif bucket.end > now - 2 * w.seconds:
+                    leaves = end + seconds
+                elif end > now - 2 * seconds:
                     if w.prev is _NO_BUCKETS:  # shared and always empty until a bucket moves in (see Window)
                         w.prev = deque()
                     insert_sorted(w.prev, bucket)
+                    leaves = end + 2 * seconds
+                else:
+                    continue
+                if leaves < due:
+                    due = leaves
+            if due - _MARGIN < self.due:  # the new bucket may be the first to move (see _next_due)
+                self.due = due - _MARGIN
         bucket.add(c)
         end = bucket.end
         for w in self.windows:
@@ -117,6 +132,12 @@ class EventMetrics:
         if now == self.now:
             return
         self.now = now
+        if now < self.due:  # no bucket leaves any window yet: only the lifetime window's age moves (_age inlined)
+            first_ts = self.first_ts
+            age = now - first_ts if first_ts != _INF else 0.0
+            bs = self.bucket_seconds
+            self.total.hours = (bs if bs > age else age) / 3600.0
+            return
         for w in self.windows:
             cut = now - w.seconds
             dq = w.dq
@@ -135,7 +156,24 @@ class EventMetrics:
         order = self.order
         while order and order[0].end <= cut:
             del self.buckets[order.popleft().start]
+        self.due = self._next_due()
         self._age(now)
+
+    def _next_due(self) -> float:
+        """A clock value before which advance() moves no bucket: the earliest time a window's first bucket leaves it,
+        the window before it, or the retention, less a margin (advance compares `end <= now - seconds`, which
+        rounding may make true a hair before `now == end + seconds`; times are epoch seconds, far from 2**53)."""
+        due = self.order[0].end + self.retention if self.order else _INF
+        for w in self.windows:
+            if w.dq:
+                at = w.dq[0].end + w.seconds
+                if at < due:
+                    due = at
+            if w.prev:
+                at = w.prev[0].end + 2 * w.seconds
+                if at < due:
+                    due = at
+        return due - _MARGIN
 
     def _age(self, now: float) -> None:
         # The lifetime window's velocity is posts per hour of the event's age (at least one bucket).
@@ -221,6 +259,7 @@ class EventMetrics:
                     fresh.prev_posts += bucket.posts
         self._name_windows()
         self.now = -_INF
+        self.due = -_INF
         self.advance(now)
 
     def to_dict(self) -> dict[str, Any]:
