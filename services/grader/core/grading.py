@@ -49,7 +49,7 @@ _Check = tuple[str, str, Callable[[float, float], bool], float, bool, Criterion,
 Fired = list[tuple[_Check, float]] | None
 # How rank_live reads a metric off a live window (_windows.Window) without its property (a Python call through
 # getattr per criterion, ~a dozen per evaluation, two evaluations per post): the same expressions as the properties.
-_GETATTR, _LEN, _VELOCITY, _OFFLINE_RISK = range(4)
+_GETATTR, _LEN, _VELOCITY, _OFFLINE_RISK, _TOP, _SCOPE, _RELEVANCE = range(7)
 _LEN_OF = {"distinct_authors": "by_author", "sources": "by_source", "platforms": "by_platform",
            "media_involved": "by_media"}  # fmt: skip
 # (window, how, attribute, is ">=", operator, threshold, scaled, the _Check) for rank_live.
@@ -64,7 +64,13 @@ def _live(check: _Check) -> _LiveCheck:
         how, attr = _VELOCITY, metric
     elif metric == "offline_risk":
         how, attr = _OFFLINE_RISK, metric
-    else:  # a plain attribute, or a property worth its call (top_author_reach, regional_scope ...)
+    elif metric == "top_author_reach":
+        how, attr = _TOP, metric
+    elif metric == "regional_scope":
+        how, attr = _SCOPE, metric
+    elif metric == "relevance":
+        how, attr = _RELEVANCE, metric
+    else:  # a plain attribute, or a property read as such (acceleration)
         how, attr = _GETATTR, metric
     return (window, how, attr, op is operator.ge, op, threshold, scaled, check)
 
@@ -200,6 +206,22 @@ def rank_of(
     return max(floor, 0), None
 
 
+def _read(w: Window, how: int) -> float:
+    """The metrics rank_live reads off a live window's fields: Window's properties, the same formulas."""
+    if how == _TOP:
+        return w.top_total if w.top_valid else w.top_author_reach  # the property, only to recompute the list
+    if how == _SCOPE:
+        scope = w.scope
+        return scope if scope >= 0 else w.regional_scope
+    if how == _RELEVANCE:
+        n = w.relevance_posts
+        mean = w.relevance_sum / n if n else 0.0
+        source = w.source_relevance
+        return (source if source > mean else mean) / 1000.0
+    weighted = w.offline_posts + w.planned_posts  # _OFFLINE_RISK
+    return weighted / (weighted + OFFLINE_RISK_HALF)
+
+
 def rank_live(
     cp: CompiledPolicy,
     windows: Mapping[str, Window],
@@ -221,8 +243,7 @@ def rank_live(
             elif how == _VELOCITY:
                 value = w.posts / w.hours
             else:
-                weighted = w.offline_posts + w.planned_posts
-                value = weighted / (weighted + OFFLINE_RISK_HALF)
+                value = _read(w, how)
             if scaled and scale is not None:
                 value *= scale.get(window, 1.0)
             if not (value >= threshold if ge else op(value, threshold)):
@@ -240,8 +261,7 @@ def rank_live(
                 elif how == _VELOCITY:
                     value = w.posts / w.hours
                 else:
-                    weighted = w.offline_posts + w.planned_posts
-                    value = weighted / (weighted + OFFLINE_RISK_HALF)
+                    value = _read(w, how)
                 if scaled and scale is not None:
                     value *= scale.get(window, 1.0)
                 if value >= threshold if ge else op(value, threshold):
