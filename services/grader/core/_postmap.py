@@ -139,22 +139,7 @@ class PostMap:
         return event_id
 
     def __contains__(self, post_id: object) -> bool:
-        if not isinstance(post_id, str):
-            return False
-        # get() inlined: asked for every post (is it a redelivery?).
-        key, tag = self._memo[post_id]
-        keys, mask = self._keys, self._mask
-        i = key & mask
-        while True:
-            k = keys[i]
-            if k == key:
-                if self._tags[i] == tag:
-                    break
-            elif not k:
-                return False
-            i = (i + 1) & mask
-        slot = self._slots[i]
-        return slot != _TOMBSTONE and self._events[slot] is not None
+        return isinstance(post_id, str) and self.get(post_id) is not None
 
     def __len__(self) -> int:
         return self._live
