@@ -1,0 +1,217 @@
+"""CPU per post of the ImportPosts path, stage by stage, for two trees in turn, with a check that the outputs match.
+
+    .venv/bin/python bench/bench_import_cpu.py [--old DIR] [--limit 20000] [--rounds 3] [--gc service|default]
+
+Each round runs a child process per tree (``--old DIR``: a copy made with ``git archive <commit> | tar -x -C DIR``,
+run with ``PYTHONPATH=DIR/libs:DIR``; the current tree otherwise), trees alternating, and reads its own CPU time
+(``time.process_time``: the machine is shared, wall clock would measure the neighbours) of each stage over the first
+``--limit`` posts of the shared data:
+
+1. **parse**: every line through the collector's ImportPosts line parser (``server.jsonl_line_parser``);
+2. **ingest**: the parsed items through the collector's ``Pipeline`` (validation, enrichment, dedupe, protobuf
+   encode) into the real ``Producer`` and the local Kafka, acknowledged (``acks=all``), in chunks of 1,000 as
+   ImportPosts hands them over;
+3. **decode**: the records read back from Kafka turned into ``Record`` and ``Post`` as the indexer does
+   (``record_of`` + ``parse_batch``); the fetch itself (aiokafka) is not counted.
+
+Outputs: a SHA-256 of every record read back (topic, partition, key, value, headers, in offset order) and one of
+the decoded records (key, headers, decoded Post re-serialised deterministically). The two trees must agree on both
+(the run fails otherwise): the produced protobuf bytes and headers are the same before and after. Times are fixed
+(collected_at and the pipeline's clock), tracing is off (no SDK: no traceparent header); records are compared in (topic, partition, offset)
+order.
+
+``--gc service`` (default) applies the collector's garbage-collector settings (``qingfeng.gc_tuning``) in the child
+as ``python -m services.collector`` does; ``--gc default`` keeps CPython's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+_COLLECTED_AT = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
+_CHUNK = 1_000
+_STAGES = ("parse", "ingest", "decode")
+
+
+def _child(limit: int, data: Path, gc_mode: str) -> dict[str, Any]:
+    """One measurement in this process (whatever tree PYTHONPATH points to)."""
+    import services
+    from aiokafka import AIOKafkaConsumer
+    from qingfeng.kafka import Producer, ensure_topics
+    from qingfeng.kafka.records import parse_batch, record_of
+    from qingfeng.v1 import common_pb2, post_pb2, source_pb2
+
+    from services.collector.app import build_enricher, topic_specs_for
+    from services.collector.core import Deduper
+    from services.collector.pipeline import Pipeline
+    from services.collector.server import jsonl_line_parser
+    from qingfeng.settings import KafkaSettings
+
+    from services.collector.settings import CollectorSettings, CollectorTopics
+
+    run = f"cpu-{uuid.uuid4().hex[:8]}"
+    kafka = os.environ.get("QF_TEST_KAFKA", "127.0.0.1:19092")
+    settings = CollectorSettings(
+        kafka=KafkaSettings(bootstrap_servers=kafka, client_id=f"bench-{run}"),
+        topics=CollectorTopics(
+            posts=f"qfbench.{run}.posts.v1",
+            posts_deadletter=f"qfbench.{run}.posts.deadletter.v1",
+            deadletter=f"qfbench.{run}.deadletter.v1",
+        ),
+    )
+    if gc_mode == "service":
+        from qingfeng.gc_tuning import apply_gc_settings
+
+        apply_gc_settings(settings.gc)
+    with (data / "weibo_posts.jsonl").open(encoding="utf-8") as handle:
+        lines = [line.rstrip("\n") for _, line in zip(range(limit), handle, strict=False)]
+    source = source_pb2.Source(id="import", kind=common_pb2.SOURCE_KIND_JSONL_IMPORT)
+    enricher = build_enricher(settings)
+    cpu: dict[str, float] = {}
+
+    t0 = time.process_time()
+    items = [
+        jsonl_line_parser(line, source, line_number=i, collected_at=_COLLECTED_AT) for i, line in enumerate(lines, 1)
+    ]
+    cpu["parse"] = time.process_time() - t0
+
+    async def produce_and_read() -> tuple[str, str, int]:
+        specs = topic_specs_for(settings)
+        await ensure_topics(settings.kafka, specs)
+        try:
+            async with Producer(settings.kafka) as producer:
+                pipeline = Pipeline(
+                    producer,
+                    enricher=enricher,
+                    deduper=Deduper(),
+                    settings=settings.pipeline,
+                    topics=settings.topics,
+                    clock=lambda: _COLLECTED_AT,
+                )
+                started = time.process_time()
+                for i in range(0, len(items), _CHUNK):
+                    await pipeline.ingest(items[i : i + _CHUNK])
+                cpu["ingest"] = time.process_time() - started
+            topics = [settings.topics.posts, settings.topics.posts_deadletter]
+            consumer = AIOKafkaConsumer(
+                *topics, bootstrap_servers=kafka, auto_offset_reset="earliest", enable_auto_commit=False
+            )
+            await consumer.start()
+            raw = hashlib.sha256()
+            decoded = hashlib.sha256()
+            got: list[Any] = []
+            decode_s = 0.0
+            try:
+                deadline = time.monotonic() + 120
+                while len(got) < len(items) and time.monotonic() < deadline:
+                    fetched = await consumer.getmany(timeout_ms=1000, max_records=500)
+                    for msgs in fetched.values():
+                        started = time.process_time()
+                        records = [record_of(msg) for msg in msgs]
+                        parsed = parse_batch(records, post_pb2.Post)
+                        decode_s += time.process_time() - started
+                        got.extend(msgs)
+                        for record, post in parsed.good:
+                            decoded.update(repr((record.topic, record.key, record.headers)).encode())
+                            decoded.update(post.SerializeToString(deterministic=True))
+                        for bad in parsed.bad:
+                            decoded.update(repr((bad.record.topic, bad.record.key, bad.reason)).encode())
+            finally:
+                await consumer.stop()
+            cpu["decode"] = decode_s
+            for msg in sorted(got, key=lambda m: (m.topic.endswith("deadletter.v1"), m.partition, m.offset)):
+                name = "deadletter" if msg.topic == settings.topics.posts_deadletter else "posts"
+                raw.update(repr((name, msg.partition, msg.key, msg.headers)).encode())
+                raw.update(msg.value or b"")
+            return raw.hexdigest(), decoded.hexdigest(), len(got)
+        finally:
+            from aiokafka.admin import AIOKafkaAdminClient
+
+            admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+            await admin.start()
+            try:
+                await admin.delete_topics([s.name for s in specs])
+            except Exception:  # noqa: BLE001 - a leftover topic of a bench run is harmless
+                pass
+            finally:
+                await admin.close()
+
+    raw_digest, decoded_digest, records = asyncio.run(produce_and_read())
+    return {
+        "services": services.__file__,
+        "posts": len(lines),
+        "records": records,
+        "us_per_post": {stage: 1e6 * cpu[stage] / len(lines) for stage in _STAGES},
+        "raw_digest": raw_digest,
+        "decoded_digest": decoded_digest,
+    }
+
+
+def _run_child(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
+    env = dict(os.environ, PYTHONPATH=f"{tree / 'libs'}:{tree}")
+    cmd = [sys.executable, __file__, "--child", "--limit", str(args.limit), "--data", str(args.data), "--gc", args.gc]
+    out = subprocess.run(cmd, env=env, cwd=tree, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"child for {tree} failed:\n{out.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    expected = (tree / "services" / "__init__.py").resolve()
+    if Path(result["services"]).resolve() != expected:
+        raise SystemExit(f"child imported services from {result['services']}, expected {expected}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--old", type=Path, default=None, help="a copy of the tree to compare with (git archive)")
+    parser.add_argument("--limit", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--gc", choices=("service", "default"), default="service")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(_child(args.limit, args.data, args.gc)))
+        return 0
+    trees = {"new": ROOT} if args.old is None else {"old": args.old.resolve(), "new": ROOT}
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+    for round_ in range(args.rounds):
+        order = list(trees.items()) if round_ % 2 == 0 else list(reversed(trees.items()))
+        for name, tree in order:
+            load = os.getloadavg()[0]
+            result = _run_child(tree, args)
+            result["load"] = load
+            results[name].append(result)
+            cells = ", ".join(f"{stage} {result['us_per_post'][stage]:6.1f}" for stage in _STAGES)
+            print(f"round {round_ + 1} {name:3}: {cells} µs/post (load {load:.2f}); {result['records']} records")
+    print(f"\nCPU µs per post, median of {args.rounds} ({args.limit} posts, gc {args.gc}):")
+    for stage in (*_STAGES, "total"):
+        row = []
+        for name in trees:
+            values = [
+                sum(r["us_per_post"].values()) if stage == "total" else r["us_per_post"][stage] for r in results[name]
+            ]
+            row.append(f"{name} {statistics.median(values):6.1f}")
+        print(f"  {stage:7} " + "  ".join(row))
+    digests = {(r["raw_digest"], r["decoded_digest"]) for rs in results.values() for r in rs}
+    print(f"outputs: {len(digests)} distinct digest pair(s): {sorted(digests)}")
+    if len(digests) != 1:
+        print("FAIL: the trees produced different records or decoded them differently")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
