@@ -17,8 +17,8 @@ run with ``PYTHONPATH=DIR/libs:DIR``; the current tree otherwise), trees alterna
 Outputs: a SHA-256 of every record read back (topic, partition, key, value, headers, in offset order) and one of
 the decoded records (key, headers, decoded Post re-serialised deterministically). The two trees must agree on both
 (the run fails otherwise): the produced protobuf bytes and headers are the same before and after. Times are fixed
-(collected_at and the pipeline's clock), tracing is off (no SDK: no traceparent header); records are compared in (topic, partition, offset)
-order.
+(collected_at and the pipeline's clock), tracing is off (no SDK: no traceparent header); records are compared in
+(topic, partition, offset) order.
 
 ``--gc service`` (default) applies the collector's garbage-collector settings (``qingfeng.gc_tuning``) in the child
 as ``python -m services.collector`` does; ``--gc default`` keeps CPython's.
@@ -48,18 +48,17 @@ _STAGES = ("parse", "ingest", "decode")
 
 def _child(limit: int, data: Path, gc_mode: str) -> dict[str, Any]:
     """One measurement in this process (whatever tree PYTHONPATH points to)."""
-    import services
     from aiokafka import AIOKafkaConsumer
     from qingfeng.kafka import Producer, ensure_topics
     from qingfeng.kafka.records import parse_batch, record_of
+    from qingfeng.settings import KafkaSettings
     from qingfeng.v1 import common_pb2, post_pb2, source_pb2
 
+    import services
     from services.collector.app import build_enricher, topic_specs_for
     from services.collector.core import Deduper
     from services.collector.pipeline import Pipeline
     from services.collector.server import jsonl_line_parser
-    from qingfeng.settings import KafkaSettings
-
     from services.collector.settings import CollectorSettings, CollectorTopics
 
     run = f"cpu-{uuid.uuid4().hex[:8]}"
@@ -144,7 +143,7 @@ def _child(limit: int, data: Path, gc_mode: str) -> dict[str, Any]:
             await admin.start()
             try:
                 await admin.delete_topics([s.name for s in specs])
-            except Exception:  # noqa: BLE001 - a leftover topic of a bench run is harmless
+            except Exception:  # a leftover topic of a bench run is harmless
                 pass
             finally:
                 await admin.close()
