@@ -112,6 +112,7 @@ def _child(limit: int, data: Path, gc_mode: str) -> dict[str, Any]:
             raw = hashlib.sha256()
             decoded = hashlib.sha256()
             got: list[Any] = []
+            decoded_rows: list[tuple[str, int, int, str]] = []
             decode_s = 0.0
             try:
                 deadline = time.monotonic() + 120
@@ -124,13 +125,23 @@ def _child(limit: int, data: Path, gc_mode: str) -> dict[str, Any]:
                         decode_s += time.process_time() - started
                         got.extend(msgs)
                         for record, post in parsed.good:
-                            decoded.update(repr((record.topic, record.key, record.headers)).encode())
-                            decoded.update(post.SerializeToString(deterministic=True))
+                            seen = (
+                                record.topic,
+                                record.key,
+                                record.headers,
+                                post.SerializeToString(deterministic=True),
+                            )
+                            decoded_rows.append((record.topic, record.partition, record.offset, repr(seen)))
                         for bad in parsed.bad:
-                            decoded.update(repr((bad.record.topic, bad.record.key, bad.reason)).encode())
+                            seen_bad = (bad.record.topic, bad.record.key, bad.record.headers, bad.reason)
+                            decoded_rows.append(
+                                (bad.record.topic, bad.record.partition, bad.record.offset, repr(seen_bad))
+                            )
             finally:
                 await consumer.stop()
             cpu["decode"] = decode_s
+            for _, _, _, row in sorted(decoded_rows):
+                decoded.update(row.replace(run, "RUN").encode())  # the topic names differ per run
             for msg in sorted(got, key=lambda m: (m.topic.endswith("deadletter.v1"), m.partition, m.offset)):
                 name = "deadletter" if msg.topic == settings.topics.posts_deadletter else "posts"
                 raw.update(repr((name, msg.partition, msg.key, msg.headers)).encode())
