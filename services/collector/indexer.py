@@ -18,11 +18,19 @@ acknowledged every request of it.
   next poll. The lag is the gauge ``qingfeng_kafka_consumer_lag`` (``run_batches``) and ``qingfeng status``.
 
 Documents (``services.collector.documents``) are built straight into the JSON bytes of their bulk lines.
+
+Each post is indexed once with its event (issue 13): ``services.collector.event_ids`` follows the grader's
+post-events topic, and before a batch is written ``handle`` waits, while the grader is publishing, until every post
+of the batch has its assignment or its deadline passed (record timestamp + ``event_wait_s``). The documents then
+carry ``event_id``; the grader's index role writes only those still missing or different. The wait is inside
+``handle``, so the batch's offsets are still committed only after Elasticsearch acknowledged it. ``event_ids=false``
+turns the join off (documents without ``event_id``, the bytes of before).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -37,6 +45,7 @@ from qingfeng.v1 import post_pb2
 
 from services.collector.documents import DocumentBuilder, post_document
 from services.collector.errors import IndexingUnavailable
+from services.collector.event_ids import AssignmentTail
 from services.collector.settings import CollectorTopics, IndexerSettings
 
 __all__ = ["PostIndexer", "post_document"]
@@ -72,6 +81,18 @@ class PostIndexer:
         # Its own memos (not post_document's), so what other callers built beforehand never warms them.
         self._documents = DocumentBuilder(default_splitter())
         self.indexed = 0  # documents acknowledged since start, for logs and the benchmark
+        self.with_event = 0  # of those, documents written with their event id
+        self.event_ids: AssignmentTail | None = (
+            AssignmentTail(
+                kafka,
+                settings.post_events_topic,
+                lookback_s=settings.event_lookback_s,
+                max_posts=settings.event_ids_max,
+                active_s=settings.event_active_s,
+            )
+            if settings.event_ids
+            else None
+        )
 
     async def handle(self, records: list[Record]) -> None:
         """Index one batch; returns once Elasticsearch acknowledged it and every bad record is dead-lettered."""
@@ -86,12 +107,19 @@ class PostIndexer:
                 specs.append(self._refused(record, "post has no id"))
         line = self._documents.line
         if latest:
-            # merge: a post the grader already gave an event id keeps it when re-indexed (or indexed after it).
-            # The documents are built lazily, a request at a time, while the requests before are in flight.
+            event_of = self._event_of
+            if self.event_ids is not None:
+                wait = self._settings.event_wait_s
+                await self.event_ids.wait_for(
+                    [(post_id, record.timestamp_ms / 1000 + wait) for post_id, (record, _) in latest.items()]
+                )
+            # merge: a post the grader already gave an event id keeps it when re-indexed (or indexed after it), and
+            # one without an assignment yet is written without the field. The documents are built lazily, a
+            # request at a time, while the requests before are in flight.
             result = await bulk_index(
                 self._es,
                 self._alias,
-                ((post_id, line(post)) for post_id, (_, post) in latest.items()),
+                ((post_id, line(post, event_of(post_id))) for post_id, (_, post) in latest.items()),
                 chunk_docs=self._settings.bulk_docs,
                 concurrency=self._settings.bulk_concurrency,
                 merge=True,
@@ -111,6 +139,14 @@ class PostIndexer:
             await self._dead_letters.send(specs)
             _log.warning("dead-lettered %d post records", len(specs), extra={"topic": self._topics.deadletter})
 
+    def _event_of(self, post_id: str) -> str | None:
+        if self.event_ids is None:
+            return None
+        event_id = self.event_ids.known.get(post_id)
+        if event_id is not None:
+            self.with_event += 1
+        return event_id
+
     def _refused(self, record: Record, why: str) -> DeadLetterSpec:
         return DeadLetterSpec(
             topic=record.topic,
@@ -126,7 +162,18 @@ class PostIndexer:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop``; after a failure (Elasticsearch or Kafka down) wait, then resume from the commit."""
+        """Consume until ``stop``; after a failure (Elasticsearch or Kafka down) wait, then resume from the commit.
+        The post-events reader runs beside it for as long."""
+        reader = asyncio.create_task(self.event_ids.run(stop)) if self.event_ids is not None else None
+        try:
+            await self._consume(stop)
+        finally:
+            if reader is not None:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+
+    async def _consume(self, stop: asyncio.Event) -> None:
         await run_batches_resuming(
             self._kafka,
             [self._topics.posts],

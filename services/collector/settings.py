@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import NoDecode, SettingsConfigDict
 from qingfeng.gc_tuning import GcSettings
 from qingfeng.kafka import DEADLETTER, POSTS, POSTS_DEADLETTER
+from qingfeng.kafka.topics import POST_EVENTS
 from qingfeng.settings import (
     DatabaseSettings,
     GrpcSettings,
@@ -100,6 +101,19 @@ class IndexerSettings(_Group):
     # indexer resumed 13-22 s after Elasticsearch was back (soak, issue 13); with 5 s the loop still cannot spin.
     retry_backoff_s: float = Field(default=1.0, gt=0)
     retry_backoff_max_s: float = Field(default=5.0, gt=0)
+    # The grader's post -> event assignments joined into the documents (services/collector/event_ids.py), so each
+    # post is indexed once with its event_id instead of again by the grader's index role. False: not read.
+    event_ids: bool = True
+    # The topic the grader publishes them on (its QF_GRADER_TOPICS__POST_EVENTS; tests use their own).
+    post_events_topic: str = POST_EVENTS
+    # How long after its record's timestamp a post waits for its assignment, only while the grader is publishing
+    # (a record within event_active_s); the grader's index role applies assignments event_wait_s + ~1.5 s late.
+    event_wait_s: float = Field(default=2.0, ge=0, le=30)
+    event_active_s: float = Field(default=5.0, gt=0)
+    # At start the reader goes back this far on the topic; it keeps the newest event_ids_max assignments (about
+    # 200 bytes each: 300,000 are 2 minutes at 2,315 posts/s).
+    event_lookback_s: float = Field(default=120.0, ge=0)
+    event_ids_max: int = Field(default=300_000, ge=1)
 
 
 class FetchSettings(_Group):

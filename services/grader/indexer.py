@@ -7,9 +7,13 @@ the grade role writes:
   (``adapters/elastic.ElasticEventIndex``). Within a batch only the last snapshot of each event is written, as the
   compacted topic itself keeps it (a replay publishes the same snapshots again; the last one still wins).
 - ``qingfeng.post-events.v1`` (``PostEventAssignments``, one partition, in the grader's batch order): each post's
-  event id written onto its posts document (``adapters/post_events.ElasticPostEvents``). Records are applied in
-  offset order and a later assignment of a post replaces an earlier one in the same batch, so a post re-assigned
-  after a merge ends with the newer event.
+  event id written onto its posts document where it is not there already (``adapters/post_events.
+  ElasticPostEvents``: the collector's indexer reads the same topic and indexes most posts once with their event).
+  The batch's assignments are applied no earlier than ``assign_delay_s`` after the newest record's timestamp, to
+  give the indexer its chance; the batch's event snapshots are written at once, without waiting for them (a batch
+  read while the previous one still waits is read after it: snapshots lag by at most ``assign_delay_s`` while
+  posts are being graded). Records are applied in offset order and a later assignment of a post replaces an earlier
+  one in the same batch, so a post re-assigned after a merge ends with the newer event.
 
 Offsets are committed (``qingfeng.kafka.run_batches``) only after Elasticsearch acknowledged both writes of the
 batch; a crash in between re-delivers it, and both writes are idempotent. A record that does not decode (or an
@@ -68,8 +72,9 @@ class GraderIndexer:
         self._topics = topics
         self._group_id = group_id
         self._settings = settings
+        self._clock = clock
         self.events_indexed = 0  # event documents acknowledged since start (tests, logs)
-        self.posts_assigned = 0  # post event ids acknowledged since start
+        self.posts_assigned = 0  # post event ids handled since start (written, or found written by the indexer)
         self.dead_lettered = 0
         self.failures = 0  # batches Elasticsearch did not take (the consumer then backs off)
 
@@ -104,10 +109,23 @@ class GraderIndexer:
             _log.warning("dead-lettered %d records", len(specs), extra={"topic": self._topics.deadletter})
         writes = [self._events.index(list(latest.values()))]
         if self._post_events is not None and assignments:
-            writes.append(self._post_events.assign(assignments))
+            due = max(r.timestamp_ms for r in assigned) / 1000 + self._settings.assign_delay_s
+            writes.append(self._assign_at(due, self._post_events, assignments))
         await asyncio.gather(*writes)
         self.events_indexed += len(latest)
         self.posts_assigned += len(assignments)
+
+    @property
+    def posts_already_assigned(self) -> int:
+        """Assignments found on their documents already (the indexer wrote them): nothing written."""
+        return int(getattr(self._post_events, "already_assigned", 0))  # ElasticPostEvents counts them
+
+    async def _assign_at(self, due: float, post_events: PostEventIndex, assignments: dict[str, str]) -> None:
+        # The wait ends early for a batch read late (a role catching up): its records are due already.
+        left = due - self._clock().timestamp()
+        if left > 0:
+            await asyncio.sleep(left)
+        await post_events.assign(assignments)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop``; after a failure (Elasticsearch or Kafka down) wait, then resume from the commit."""

@@ -114,6 +114,10 @@ class IndexRoleSettings(_Group):
     # retries, and with 30 s the index role resumed long after Elasticsearch was back.
     retry_backoff_s: float = Field(default=1.0, gt=0)
     retry_backoff_max_s: float = Field(default=5.0, gt=0)
+    # Post event ids are written no earlier than this after the grade role published them: the collector's indexer
+    # waits up to its event_wait_s (2 s) to index each post once with its event, and most are then found done
+    # (a realtime get) instead of indexed a second time. Event snapshots are written at once.
+    assign_delay_s: float = Field(default=3.5, ge=0, le=60)
 
 
 class GraderSettings(ServiceSettings):

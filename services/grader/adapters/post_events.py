@@ -1,16 +1,22 @@
-"""Posts carry their event: the grader's index role writes ``event_id`` onto each graded post's document.
+"""Posts carry their event: the grader's index role writes ``event_id`` onto a graded post's document only when the
+document does not carry it already.
 
-The grade role publishes each batch's post -> event assignments on the post-events topic; the index role
-(``indexer.py``) hands them here. The collector's indexer owns the posts documents; the grader only adds one field.
-The two consume different topics, so either may come first:
+The grade role publishes each batch's post -> event assignments on the post-events topic. The collector's indexer
+reads that topic too and indexes each post once with its event id (``services/collector/event_ids.py``); the index
+role (``indexer.py``) hands the assignments here some seconds later (``assign_delay_s``), and per chunk of posts:
 
-- the post is indexed already: a partial ``update`` of its document in the index that holds it (looked up through
-  the read alias first, since after a rollover it may be an older index than the write index);
-- it is not indexed yet: an upsert of ``{id, event_id}`` into the write index, which the indexer's own
-  ``doc_as_upsert`` update then completes (it merges, so the event id stays; see ``services/collector/indexer.py``).
+- where each post is, and its ``event_id`` there: a **realtime** ``mget`` (``_source: event_id``) against the
+  concrete current write index (a search would only see refreshed documents: posts refresh every 5 s), then the ids
+  search over the read alias for those not found there (older indices after a rollover);
+- a post found with the same event id is skipped (``already_assigned``): the indexer wrote it, nothing to do;
+- one found without it or with another one (a re-assignment after a merge, or indexed before its assignment
+  arrived) gets a partial ``update`` in the index that holds it;
+- one not indexed yet (rare: the indexer far behind) gets an upsert of ``{id, event_id}`` into the write alias,
+  which the indexer's own ``doc_as_upsert`` update then completes (it merges, so the event id stays; see
+  ``services/collector/indexer.py``).
 
-A post that joins another event later (a merge, a re-assignment) is written again with the new id, and the write is
-idempotent, so a redelivery after a crash repeats it harmlessly. A vanished document is skipped, one the cluster
+A post that joins another event later is written again with the new id, and every write is idempotent, so a
+redelivery after a crash repeats it harmlessly (or finds it done). A vanished document is skipped, one the cluster
 refuses for good (400) is logged and skipped, as the events index does; other failures raise ``Unavailable``: the
 index role commits nothing, backs off and writes them again.
 """
@@ -22,7 +28,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
-from elasticsearch import ApiError, AsyncElasticsearch, TransportError
+from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, TransportError
 from elasticsearch.serializer import JsonSerializer
 from qingfeng.elastic import IndexNames
 
@@ -40,6 +46,7 @@ _REFUSED: Final = 400
 # (score …) were parsed for every post, a sizeable share of the grader's CPU per post.
 _BULK_FIELDS: Final = ["items.*._id", "items.*.status", "items.*.error.type"]
 _HIT_FIELDS: Final = ["hits.hits._id", "hits.hits._index"]
+_GET_FIELDS: Final = ["docs._id", "docs._index", "docs.found", "docs._source.event_id"]
 # What the client's own serializer makes of what orjson refuses (a lone surrogate in a hostile id).
 _JSON: Final = JsonSerializer()
 
@@ -53,16 +60,18 @@ def _dumps(value: dict[str, Any]) -> bytes:
 
 
 class ElasticPostEvents:
-    """Writes post id → event id assignments onto the posts documents of one index prefix."""
+    """Writes post id → event id assignments onto the posts documents of one index prefix (what is missing)."""
 
     def __init__(self, es: AsyncElasticsearch, posts: IndexNames, *, refresh: bool = False) -> None:
         self._es = es
         self._posts = posts
         self._refresh = refresh
-        self.written = 0
+        self.written = 0  # assignments written (updates and upserts)
+        self.already_assigned = 0  # assignments found on their documents already (nothing written)
 
     async def assign(self, assignments: Mapping[str, str]) -> None:
-        """Write each post's event id (see the module docstring); raises ``Unavailable`` when the cluster fails."""
+        """Write each post's event id where it differs (see the module docstring); raises ``Unavailable`` when the
+        cluster fails."""
         items = [(post_id, event_id) for post_id, event_id in assignments.items() if post_id and event_id]
         for start in range(0, len(items), _CHUNK):
             chunk = items[start : start + _CHUNK]
@@ -71,8 +80,36 @@ class ElasticPostEvents:
             except (ApiError, TransportError) as err:
                 raise Unavailable(f"posts index {self._posts.write_alias}: {type(err).__name__}: {err}") from err
 
+    async def _write_index(self) -> str | None:
+        """The concrete index the write alias writes to (None: no posts family yet)."""
+        try:
+            response = await self._es.indices.get_alias(name=self._posts.write_alias)
+        except NotFoundError:
+            return None
+        indices: dict[str, Any] = dict(response.body)
+        for index, entry in indices.items():
+            alias = entry.get("aliases", {}).get(self._posts.write_alias, {})
+            if alias.get("is_write_index") or len(indices) == 1:
+                return index
+        return None
+
+    async def _current(self, index: str, post_ids: list[str]) -> dict[str, tuple[str, str]]:
+        """Realtime: index and event id ("" when none) of every post in the write index, refreshed or not."""
+        response = await self._es.mget(
+            index=index,
+            ids=post_ids,
+            source=["event_id"],
+            realtime=True,
+            filter_path=_GET_FIELDS,
+        )
+        found: dict[str, tuple[str, str]] = {}
+        for doc in response.body.get("docs", []):
+            if doc.get("found"):
+                found[str(doc["_id"])] = (str(doc["_index"]), str((doc.get("_source") or {}).get("event_id") or ""))
+        return found
+
     async def _where(self, post_ids: list[str]) -> dict[str, str]:
-        """The concrete index of every post already indexed."""
+        """The concrete index of every post indexed and refreshed (older indices after a rollover)."""
         response = await self._es.search(
             index=self._posts.read_alias,
             query={"ids": {"values": post_ids}},
@@ -86,9 +123,18 @@ class ElasticPostEvents:
         return {str(hit["_id"]): str(hit["_index"]) for hit in hits}
 
     async def _write(self, chunk: list[tuple[str, str]]) -> None:
-        where = await self._where([post_id for post_id, _ in chunk])
+        write_index = await self._write_index()
+        current = await self._current(write_index, [post_id for post_id, _ in chunk]) if write_index else {}
+        where = {post_id: index for post_id, (index, _) in current.items()}
+        elsewhere = [post_id for post_id, _ in chunk if post_id not in current]
+        if elsewhere:
+            where.update(await self._where(elsewhere))
         operations: list[bytes] = []
         for post_id, event_id in chunk:
+            known = current.get(post_id)
+            if known is not None and known[1] == event_id:
+                self.already_assigned += 1
+                continue
             index = where.get(post_id)
             if index is not None:
                 operations.append(_dumps({"update": {"_index": index, "_id": post_id}}))
@@ -100,6 +146,8 @@ class ElasticPostEvents:
                     _dumps({"update": {"_index": self._posts.write_alias, "_id": post_id, "require_alias": True}})
                 )
                 operations.append(_dumps({"doc": {"id": post_id, "event_id": event_id}, "doc_as_upsert": True}))
+        if not operations:
+            return
         # the client sends bytes lines as they are (its NDJSON serializer only joins them)
         response = await self._es.bulk(
             operations=operations,  # type: ignore[arg-type]
@@ -116,5 +164,5 @@ class ElasticPostEvents:
             elif status >= 300 and status != _GONE:  # deleted meanwhile, or no posts family yet: nothing to mark
                 failed.append(why)
         if failed:
-            raise Unavailable(f"{len(failed)} of {len(chunk)} post event ids not written, first {failed[0]}")
-        self.written += len(chunk)
+            raise Unavailable(f"{len(failed)} of {len(operations) // 2} post event ids not written, first {failed[0]}")
+        self.written += len(operations) // 2

@@ -6,6 +6,7 @@ Every test gets unique topic names, an Elasticsearch index prefix and an indexer
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -31,7 +32,13 @@ async def settings(kafka_bootstrap: str, es_url: str) -> AsyncIterator[Collector
             posts_deadletter=f"qftest.{run}.posts.deadletter.v1",
             deadletter=f"qftest.{run}.deadletter.v1",
         ),
-        indexer=IndexerSettings(group_id=f"qftest-{run}-indexer", batch_size=500, retry_backoff_s=0.2),
+        indexer=IndexerSettings(
+            group_id=f"qftest-{run}-indexer",
+            batch_size=500,
+            retry_backoff_s=0.2,
+            # Its own (a test that needs it creates it): never the stack's, where a running grader publishes.
+            post_events_topic=f"qftest.{run}.post-events.v1",
+        ),
         grpc=GrpcSettings(port=0, plaintext=True),
     )
     await ensure_topics(value.kafka, topic_specs_for(value))
@@ -41,6 +48,8 @@ async def settings(kafka_bootstrap: str, es_url: str) -> AsyncIterator[Collector
     try:
         topics = value.topics
         await admin.delete_topics([topics.posts, topics.posts_deadletter, topics.deadletter])
+        with contextlib.suppress(Exception):  # only the tests of the event-id join create it
+            await admin.delete_topics([value.indexer.post_events_topic])
     finally:
         await admin.close()
 
