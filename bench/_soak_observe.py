@@ -25,7 +25,8 @@ from datetime import UTC
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from elasticsearch import Elasticsearch, helpers
 from qingfeng.kafka import ALERTS, POSTS
-from qingfeng.v1 import event_pb2, post_pb2
+from qingfeng.kafka.topics import POST_EVENTS
+from qingfeng.v1 import event_pb2, post_event_pb2, post_pb2
 
 __all__ = ["EsAudit", "Observer", "SeenAlert", "audit_elasticsearch"]
 
@@ -52,7 +53,10 @@ class Observer:
     bootstrap: str
     posts_topic: str = POSTS
     alerts_topic: str = ALERTS
+    post_events_topic: str = POST_EVENTS
     produced: Counter[str] = field(default_factory=Counter)
+    # post id -> the grader's last assignment on the post-events topic (what ES should hold after the drain).
+    last_event: dict[str, str] = field(default_factory=dict)
     alerts: list[SeenAlert] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     positions: dict[TopicPartition, int] = field(default_factory=dict)
@@ -74,8 +78,19 @@ class Observer:
 
     async def _main(self) -> None:
         await asyncio.gather(
-            self._consume(self.posts_topic, self._on_post), self._consume(self.alerts_topic, self._on_alert)
+            self._consume(self.posts_topic, self._on_post),
+            self._consume(self.alerts_topic, self._on_alert),
+            self._consume(self.post_events_topic, self._on_assignments),
         )
+
+    def _on_assignments(self, key: bytes | None, value: bytes | None, arrived: float, timestamp_ms: int = 0) -> None:
+        if value is None:
+            return
+        with contextlib.suppress(Exception):  # not ours: the index role dead-letters it
+            last = self.last_event
+            events: dict[str, str] = {}  # one string per event id, not one per post
+            for pair in post_event_pb2.PostEventAssignments.FromString(value).assignments:
+                last[pair.post_id] = events.setdefault(pair.event_id, pair.event_id)
 
     def _on_post(self, key: bytes | None, value: bytes | None, arrived: float, timestamp_ms: int = 0) -> None:
         if key is not None:
@@ -159,6 +174,8 @@ class EsAudit:
     events_sharing_posts: int
     shared_representatives: int
     shared_sample: list[tuple[str, list[str]]]
+    # post id -> the event_id its document holds (posts without one are absent)
+    post_event_ids: dict[str, str] = field(default_factory=dict)
 
 
 def audit_elasticsearch(url: str, prefix: str = "qingfeng") -> EsAudit:
@@ -167,9 +184,13 @@ def audit_elasticsearch(url: str, prefix: str = "qingfeng") -> EsAudit:
     try:
         es.indices.refresh(index=f"{prefix}-posts-*")
         copies: Counter[str] = Counter()
-        for hit in helpers.scan(es, index=f"{prefix}-posts-*", query={"query": {"match_all": {}}}, _source=False,
-                                size=5_000, scroll="5m"):  # fmt: skip
+        event_ids: dict[str, str] = {}
+        for hit in helpers.scan(es, index=f"{prefix}-posts-*", query={"query": {"match_all": {}}},
+                                _source=["event_id"], size=5_000, scroll="5m"):  # fmt: skip
             copies[hit["_id"]] += 1
+            event_id = (hit.get("_source") or {}).get("event_id")
+            if event_id:
+                event_ids[hit["_id"]] = event_id
         es.indices.refresh(index=f"{prefix}-events-*")
         owners: dict[str, set[str]] = {}
         events = 0
@@ -185,7 +206,7 @@ def audit_elasticsearch(url: str, prefix: str = "qingfeng") -> EsAudit:
         shared = {post_id: ids for post_id, ids in owners.items() if len(ids) > 1}
         sharing_events = {event_id for ids in shared.values() for event_id in ids}
         sample = [(post_id, sorted(ids)) for post_id, ids in sorted(shared.items())[:3]]
-        return EsAudit(copies, events, len(sharing_events), len(shared), sample)
+        return EsAudit(copies, events, len(sharing_events), len(shared), sample, event_ids)
     finally:
         es.close()
 

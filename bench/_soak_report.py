@@ -16,11 +16,13 @@ from dataclasses import dataclass, field, replace
 from _soak_observe import SeenAlert
 
 __all__ = [
+    "EventIdCheck",
     "Fault",
     "Memory",
     "Recovery",
     "Verdict",
     "back_under",
+    "event_id_check",
     "format_report",
     "from_kafka",
     "judge",
@@ -285,6 +287,43 @@ def judge(
         memory=memory,
         sample_lost=sorted(lost_ids)[:5],
     )
+
+
+@dataclass(frozen=True)
+class EventIdCheck:
+    """Posts' ``event_id`` in Elasticsearch against the grader's last assignment of each on the post-events topic."""
+
+    assigned: int  # posts the grader assigned (last assignment known)
+    matching: int  # of those, documents holding that event id
+    missing: int  # documents without event_id (or no document at all)
+    different: int  # documents with another event id
+    sample: tuple[tuple[str, str, str], ...] = ()  # (post id, last assignment, found) of the first mismatches
+
+    def line(self) -> str:
+        text = f"post event ids: {self.matching:,} of {self.assigned:,} as the grader's last assignment"
+        if self.matching < self.assigned:
+            text += f" ({self.missing:,} without one, {self.different:,} with another)"
+        if self.sample:
+            text += "; first: " + ", ".join(f"{p} {e} != {f or '-'}" for p, e, f in self.sample)
+        return text
+
+
+def event_id_check(last: Mapping[str, str], found: Mapping[str, str], sample: int = 3) -> EventIdCheck:
+    """Compare after the drain: every assigned post's document should hold its last assignment (issue 13: the
+    indexer writes it with the post, the grader's index role what is missing or changed)."""
+    missing = different = 0
+    first: list[tuple[str, str, str]] = []
+    for post_id, event_id in last.items():
+        held = found.get(post_id)
+        if held == event_id:
+            continue
+        if held:
+            different += 1
+        else:
+            missing += 1
+        if len(first) < sample:
+            first.append((post_id, event_id, held or ""))
+    return EventIdCheck(len(last), len(last) - missing - different, missing, different, tuple(sorted(first)))
 
 
 def _row(target: str, measured: str, met: bool | None, by: str = "") -> str:

@@ -49,6 +49,7 @@ from _soak_observe import Observer, audit_elasticsearch, es_post_count  # noqa: 
 from _soak_report import (  # noqa: E402
     Fault,
     Verdict,
+    event_id_check,
     first_copies,
     format_report,
     from_kafka,
@@ -337,6 +338,7 @@ def run_soak(options: SoakOptions) -> SoakResult:
             report += "\nevents sharing a representative post (first): " + "; ".join(
                 f"{post} in {', '.join(events)}" for post, events in audit.shared_sample
             )
+        report += "\n" + event_id_check(observer.last_event, audit.post_event_ids).line()
         print(report, flush=True)
         return SoakResult(verdict, feeder.stats, faults, report, drained)
     except BaseException:
