@@ -15,15 +15,21 @@ figures of node CPU µs per post: while feeding; feeding + the final refresh; an
 node's idle CPU over as long (measured before the round). Variants alternate within each round so that the load of
 the machine (printed beside every round) moves them alike.
 
-``--updates 1.0`` adds what the grader's index role does to the posts index in the suite: some time after a post is
-indexed, an ids search for its index and a partial update writing its ``event_id`` (a realtime get and a second
-indexing of the whole document inside Elasticsearch). Variants: ``code`` (the template as the code writes it),
+``--updates 1.0`` adds what the grader's index role did to the posts index in the suite before issue 13's change:
+some time after a post is indexed, an ids search for its index and a partial update writing its ``event_id`` (a
+realtime get and a second indexing of the whole document inside Elasticsearch). The variant ``joined`` is the shape
+since (``services/collector/event_ids.py``): the ``code`` template, each document indexed once WITH its
+``event_id``, then, ``--assign-delay`` s later, the index role's realtime ``mget`` (``_source: event_id``) of every
+post in the write index and a partial update for only ``--reassigned`` of them (the posts whose event the indexer did
+not know or that changed); ``--updates`` does not apply to it. Compare in one run:
+``--variants code,joined --updates 1.0``. Variants: ``code`` (the template as the code writes it),
 ``v2`` (template version 2: the original text indexed, Elasticsearch's default refresh), ``text_indexed``,
 ``text_unindexed``, ``refresh_1s|2s|5s|10s``, ``lean_keywords``, ``words_no_offsets`` (each one change to
 ``code``), ``node_tuned`` (``code`` on a second private node with ``NODE_SETTINGS["tuned"]``).
 
     .venv/bin/python bench/bench_es_cost.py                          # v2, code and single changes, 3 rounds, paced
     .venv/bin/python bench/bench_es_cost.py --variants v2,code --updates 1.0 --rounds 3
+    .venv/bin/python bench/bench_es_cost.py --variants code,joined --updates 1.0 --rounds 3   # issue 13: old vs new
     .venv/bin/python bench/bench_es_cost.py --variants v2,code --rate 0 --rounds 5     # flat out, as bench_limits
     .venv/bin/python bench/bench_es_cost.py --variants code --node-variants            # node settings
 """
@@ -75,6 +81,8 @@ class Variant:
     settings: Mapping[str, Any] = field(default_factory=dict)
     mapping: Callable[[Props], None] | None = None
     node: str = "default"
+    # Documents indexed with their event_id; the index role then only reads (mget) and updates --reassigned of them.
+    joined: bool = False
 
 
 def _set(path: str, value: Mapping[str, Any]) -> Callable[[Props], None]:
@@ -123,6 +131,7 @@ VARIANTS: Mapping[str, Variant] = {
         Variant("lean_keywords", mapping=_LEAN_KEYWORDS),
         Variant("words_no_offsets", mapping=_set("words", {"type": "text", "analyzer": "whitespace"})),
         Variant("node_tuned", node="tuned"),
+        Variant("joined", joined=True),
     )
 }
 # Node settings of the second private node (--node-variants): appended to its elasticsearch.yml.
@@ -170,14 +179,19 @@ def stop_node(node: Node) -> None:
     node.pid = None
 
 
-def bodies_of(docs: Sequence[tuple[str, dict[str, object]]], chunk: int) -> list[bytes]:
-    """NDJSON bulk bodies of ``index`` actions, as ``bench_limits.raw_es_bulk`` prepares them."""
+def _event_of(doc_id: str) -> str:
+    return f"e-{hash(doc_id) % 997}"
+
+
+def bodies_of(docs: Sequence[tuple[str, dict[str, object]]], chunk: int, joined: bool = False) -> list[bytes]:
+    """NDJSON bulk bodies of ``index`` actions, as ``bench_limits.raw_es_bulk`` prepares them (``joined``: each
+    document with its ``event_id``, as the indexer writes it since issue 13)."""
     out = []
     for start in range(0, len(docs), chunk):
         lines = []
         for doc_id, doc in docs[start : start + chunk]:
             lines.append(json.dumps({"index": {"_id": doc_id}}))
-            lines.append(json.dumps(doc, ensure_ascii=False))
+            lines.append(json.dumps({**doc, "event_id": _event_of(doc_id)} if joined else doc, ensure_ascii=False))
         out.append(("\n".join(lines) + "\n").encode("utf-8"))
     return out
 
@@ -244,13 +258,37 @@ async def measure(
                 if response.body.get("errors"):
                     raise RuntimeError(f"an event id update failed in variant {variant.name}")
 
+            async def check(ids: list[str], indexed: asyncio.Task[None]) -> None:
+                # The index role since issue 13: a realtime mget of the posts' event ids in the write index, then a
+                # partial update for the share whose event id differs (here: changed to another event).
+                await indexed
+                await asyncio.sleep(args.assign_delay)
+                found = await es.mget(index=names.first_index, ids=ids, source=["event_id"], realtime=True,
+                                      filter_path=["docs._id", "docs.found", "docs._source.event_id"])  # fmt: skip
+                docs_found = found.body.get("docs", [])
+                if sum(1 for d in docs_found if d.get("found")) != len(ids):
+                    raise RuntimeError(f"a realtime get missed a post in variant {variant.name}")
+                changed = ids[: round(len(ids) * args.reassigned)]
+                if not changed:
+                    return
+                lines = []
+                for doc_id in changed:
+                    lines.append(json.dumps({"update": {"_id": doc_id}}))
+                    lines.append(json.dumps({"doc": {"event_id": _event_of(doc_id) + "-merged"}}))
+                body = ("\n".join(lines) + "\n").encode("utf-8")
+                response = await es.bulk(index=names.write_alias, operations=body)  # type: ignore[arg-type]
+                if response.body.get("errors"):
+                    raise RuntimeError(f"an event id update failed in variant {variant.name}")
+
             tasks = []
             for i, chunk in enumerate(bodies):
                 await asyncio.sleep(max(0.0, started + i * PACED_CHUNK / args.rate - time.perf_counter()))
                 indexed = asyncio.create_task(send(chunk))
                 tasks.append(indexed)
-                if args.updates > 0:
-                    ids = [doc_id for doc_id, _ in docs[i * PACED_CHUNK : (i + 1) * PACED_CHUNK]]
+                ids = [doc_id for doc_id, _ in docs[i * PACED_CHUNK : (i + 1) * PACED_CHUNK]]
+                if variant.joined:
+                    tasks.append(asyncio.create_task(check(ids, indexed)))
+                elif args.updates > 0:
                     tasks.append(asyncio.create_task(mark(ids[: round(len(ids) * args.updates)], indexed)))
             await asyncio.gather(*tasks)
         else:
@@ -275,6 +313,7 @@ async def measure(
 async def run(args: Any, variants: Sequence[Variant], nodes: Mapping[str, Node], docs: Sequence[Any]) -> list[Result]:
     chunk = PACED_CHUNK if args.rate > 0 else ES_CHUNK
     bodies = bodies_of(docs, chunk)
+    joined_bodies = bodies_of(docs, chunk, joined=True) if any(v.joined for v in variants) else bodies
     clients = {name: AsyncElasticsearch(node.url, request_timeout=120) for name, node in nodes.items()}
     pids = {name: e2e.engine_pids(node.port) for name, node in nodes.items()}
     results: list[Result] = []
@@ -283,7 +322,12 @@ async def run(args: Any, variants: Sequence[Variant], nodes: Mapping[str, Node],
             order = list(variants) if round_ % 2 == 0 else list(reversed(variants))
             for variant in order:
                 feed_s, cpu_feed, cpu_refreshed, cpu_settled = await measure(
-                    clients[variant.node], pids[variant.node], variant, bodies, docs, args
+                    clients[variant.node],
+                    pids[variant.node],
+                    variant,
+                    joined_bodies if variant.joined else bodies,
+                    docs,
+                    args,
                 )
                 if round_ < args.warmup:
                     continue
@@ -339,6 +383,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "grader's index role writes them (ids search, then updates), --update-delay s after the request",
     )
     parser.add_argument("--update-delay", type=float, default=1.0)
+    parser.add_argument(
+        "--assign-delay",
+        type=float,
+        default=3.5,
+        help="joined: the index role's mget this long after the request (its assign_delay_s)",
+    )
+    parser.add_argument(
+        "--reassigned",
+        type=float,
+        default=0.02,
+        help="joined: the share of posts the index role still updates (event unknown or changed)",
+    )
     parser.add_argument("--settle", type=float, default=3.0, help="seconds after the refresh (and of idle baseline)")
     parser.add_argument("--es-port", type=int, default=39200, help="the private node's HTTP port (next: +1)")
     args = parser.parse_args(argv)
