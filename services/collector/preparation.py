@@ -120,6 +120,18 @@ class _Fresh:
     again: bool = False
 
 
+def _result_of(outcome: Outcome, post: post_pb2.Post) -> ItemResult:
+    """``ItemResult(outcome, post=post)``, equal to it, from one dict (a frozen dataclass's ``__init__`` sets each
+    field with ``object.__setattr__``; one result per post)."""
+    result = _new(ItemResult)
+    _set(result, "__dict__", {"outcome": outcome, "post": post, "rejected": None, "redelivered": False})
+    return result
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+
 def id_too_long(post_id: str) -> bool:
     """Whether ``post_id`` has more than ``MAX_ID_BYTES`` bytes in UTF-8 (encoded only when it could have)."""
     return len(post_id) > _SAFE_ID_CHARS and len(post_id.encode("utf-8")) > MAX_ID_BYTES
@@ -210,10 +222,10 @@ class SlicePreparer:
             )
             self._reject(work, too_large, post_id, max_request_size)
             return
-        work.records.append(OutgoingRecord(self._topics.posts, post_id, post, POST_EVENT_TYPE, post_id, encoded=value))
+        work.records.append(OutgoingRecord.of(self._topics.posts, post_id, post, POST_EVENT_TYPE, post_id, value))
         duplicate_of = post.dedupe.duplicate_of
         work.produced[post_id] = duplicate_of
-        work.results.append(ItemResult(Outcome.DUPLICATE if duplicate_of else Outcome.ACCEPTED, post=post))
+        work.results.append(_result_of(Outcome.DUPLICATE if duplicate_of else Outcome.ACCEPTED, post))
 
     def _validate(self, post: post_pb2.Post, latest: float) -> Rejected | None:
         """The first problem that keeps ``post`` from being produced, as a ``Rejected``; ``latest``: the latest
