@@ -111,9 +111,10 @@ class IndexerSettings(_Group):
     event_wait_s: float = Field(default=2.0, ge=0, le=30)
     event_active_s: float = Field(default=5.0, gt=0)
     # At start the reader goes back this far on the topic; it keeps the newest event_ids_max assignments (about
-    # 200 bytes each: 300,000 are 2 minutes at 2,315 posts/s).
-    event_lookback_s: float = Field(default=120.0, ge=0)
-    event_ids_max: int = Field(default=300_000, ge=1)
+    # 240 bytes each: 100,000 are 24 MB and the last 43 s at 2,315 posts/s, plenty for an indexer near the head;
+    # one further behind indexes its posts without, and the grader's index role writes them as before).
+    event_lookback_s: float = Field(default=60.0, ge=0)
+    event_ids_max: int = Field(default=100_000, ge=1)
 
 
 class FetchSettings(_Group):
