@@ -350,7 +350,9 @@ class Producer:
             elif isinstance(outcome, Exception):
                 settled[i] = outcome
             else:
-                settled[i] = Delivery(*outcome)
+                delivery = _new(Delivery)  # Delivery(*outcome), from one dict (one per record)
+                _set(delivery, "__dict__", {"topic": outcome[0], "partition": outcome[1], "offset": outcome[2]})
+                settled[i] = delivery
         return settled
 
     async def _live_client(self, generation: int) -> Any:
@@ -427,11 +429,20 @@ class Producer:
     def _encode(self, record: OutgoingRecord, span: Span) -> EncodedRecord:
         """The record as bytes with its headers: event type, event id, content type, extras, trace context."""
         value = record.encoded if record.encoded is not None else record.message.SerializeToString()
-        own = [
-            (hdr.EVENT_TYPE, record.event_type.encode("utf-8")),
-            (hdr.EVENT_ID, record.event_id.encode("utf-8")),
-            (hdr.CONTENT_TYPE, hdr.content_type_bytes(record.message)),
-        ]
+        # The event type and content type headers repeat (a handful of values): made once each, the same pairs.
+        event_type = _EVENT_TYPE_HEADERS.get(record.event_type)
+        if event_type is None:
+            event_type = (hdr.EVENT_TYPE, record.event_type.encode("utf-8"))
+            if len(_EVENT_TYPE_HEADERS) < _HEADERS_KEPT:
+                _EVENT_TYPE_HEADERS[record.event_type] = event_type
+        message_type = type(record.message)
+        content_type = _CONTENT_TYPE_HEADERS.get(message_type)
+        if content_type is None:
+            content_type = _CONTENT_TYPE_HEADERS[message_type] = (
+                hdr.CONTENT_TYPE,
+                hdr.content_type_bytes(record.message),
+            )
+        own = [event_type, (hdr.EVENT_ID, record.event_id.encode("utf-8")), content_type]
         if record.extra_headers:
             own.extend((k, v) for k, v in record.extra_headers if k not in _RESERVED)
         # inject_headers writes W3C trace context only, and nothing for a span without a valid context (tracing off).
@@ -454,3 +465,7 @@ class Producer:
 
 _RESERVED: Final = frozenset((hdr.EVENT_TYPE, hdr.EVENT_ID, hdr.CONTENT_TYPE))
 _NOOP_SPAN_NAME: Final = "send"
+# (name, value) header pairs per event type and per message class (``_encode``); event types are a handful.
+_EVENT_TYPE_HEADERS: dict[str, tuple[str, bytes]] = {}
+_CONTENT_TYPE_HEADERS: dict[type[Message], tuple[str, bytes]] = {}
+_HEADERS_KEPT: Final = 256

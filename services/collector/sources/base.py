@@ -181,15 +181,28 @@ def set_time(field: Timestamp, value: datetime) -> None:
     The seconds and nanos ``FromDatetime(value.astimezone(UTC))`` would set (floor seconds since the epoch, the
     microseconds), from one subtraction instead of a UTC conversion, a time tuple and ``calendar.timegm`` (every
     post's collection time goes through here). A naive time (local time to ``astimezone``) or one out of the
-    Timestamp's range takes the old way, with its errors."""
+    Timestamp's range takes the old way, with its errors. The last aware time converted is remembered: a batch's
+    posts share one collection time (the same object), converted once."""
+    global _last_time
+    last = _last_time
+    if value is last[0]:
+        field.seconds = last[1]
+        field.nanos = last[2]
+        return
     if value.utcoffset() is not None:
         delta = value - _EPOCH
         seconds = delta.days * 86_400 + delta.seconds
         if _MIN_SECONDS <= seconds <= _MAX_SECONDS:
+            nanos = delta.microseconds * 1_000
             field.seconds = seconds
-            field.nanos = delta.microseconds * 1_000
+            field.nanos = nanos
+            _last_time = (value, seconds, nanos)
             return
     field.FromDatetime(value.astimezone(UTC))
+
+
+# (aware datetime, its seconds, its nanos): what set_time converted last (datetimes are immutable).
+_last_time: tuple[datetime | None, int, int] = (None, 0, 0)
 
 
 def new_post(

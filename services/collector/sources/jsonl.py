@@ -155,28 +155,44 @@ def _parse_line(
     line: str | bytes, source: source_pb2.Source, collected_at: datetime, origin: str, fields: Mapping[str, str]
 ) -> Item:
     """``parse_jsonl_line`` with the field map already merged and checked (once per file, not per line)."""
-    raw = line if isinstance(line, bytes) else line.encode("utf-8", errors="surrogatepass")
-    if len(raw) > MAX_LINE_BYTES:
+    # A text line is encoded (its size in bytes, a rejection's payload) only when it could be over the limit (at most
+    # 4 bytes a character) or is rejected: most lines are neither.
+    raw = line if isinstance(line, bytes) or len(line) > _SAFE_LINE_CHARS else None
+    if raw is not None and not isinstance(raw, bytes):
+        raw = raw.encode("utf-8", errors="surrogatepass")
+    if raw is not None and len(raw) > MAX_LINE_BYTES:
         message = f"line of {len(raw)} bytes is over the {MAX_LINE_BYTES}-byte limit"
         return rejected(source, post_pb2.DEAD_LETTER_REASON_TOO_LARGE, message, raw, origin)
     try:
         text = line.decode("utf-8") if isinstance(line, bytes) else line
     except UnicodeDecodeError as err:
-        return rejected(source, post_pb2.DEAD_LETTER_REASON_ENCODING, f"not UTF-8: {err}", raw, origin)
+        return rejected(source, post_pb2.DEAD_LETTER_REASON_ENCODING, f"not UTF-8: {err}", _bytes(line, raw), origin)
     try:
         obj = loads(text)  # lone surrogates become U+FFFD; too deep a nesting is a ValueError
     except ValueError as err:
-        return rejected(source, post_pb2.DEAD_LETTER_REASON_MALFORMED, f"invalid JSON: {err}", raw, origin)
+        message = f"invalid JSON: {err}"
+        return rejected(source, post_pb2.DEAD_LETTER_REASON_MALFORMED, message, _bytes(line, raw), origin)
     if not isinstance(obj, dict):
         message = f"line is a JSON {type(obj).__name__}, expected an object"
-        return rejected(source, post_pb2.DEAD_LETTER_REASON_MALFORMED, message, raw, origin)
+        return rejected(source, post_pb2.DEAD_LETTER_REASON_MALFORMED, message, _bytes(line, raw), origin)
     try:
         return _to_post(obj, source, fields, collected_at)
     except ShapeError as err:
-        return rejected(source, post_pb2.DEAD_LETTER_REASON_INVALID, str(err), raw, origin)
+        return rejected(source, post_pb2.DEAD_LETTER_REASON_INVALID, str(err), _bytes(line, raw), origin)
     except (ValueError, OverflowError, TypeError) as err:  # one we did not foresee: this line only
         message = f"line could not be read: {type(err).__name__}: {err}"
-        return rejected(source, post_pb2.DEAD_LETTER_REASON_INVALID, message, raw, origin)
+        return rejected(source, post_pb2.DEAD_LETTER_REASON_INVALID, message, _bytes(line, raw), origin)
+
+
+# A str line of at most this many characters has at most MAX_LINE_BYTES bytes in UTF-8 (surrogatepass included).
+_SAFE_LINE_CHARS: Final = MAX_LINE_BYTES // 4
+
+
+def _bytes(line: str | bytes, raw: bytes | None) -> bytes:
+    """The line's bytes as a rejection carries them (``raw`` when they were made already)."""
+    if raw is not None:
+        return raw
+    return line if isinstance(line, bytes) else line.encode("utf-8", errors="surrogatepass")
 
 
 def _files(pattern: str) -> list[Path]:

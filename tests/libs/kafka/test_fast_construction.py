@@ -177,3 +177,32 @@ def test_spans_with_an_sdk_tracer_are_real_spans_with_their_attributes() -> None
     finally:
         for span in spans:
             span.end()
+
+
+def _old_encode_headers(record: OutgoingRecord) -> list[tuple[str, bytes]]:
+    """The headers ``Producer._encode`` wrote before its header pairs were remembered (frozen copy, no tracing)."""
+    own = [
+        ("event-type", record.event_type.encode("utf-8")),
+        ("event-id", record.event_id.encode("utf-8")),
+        ("content-type", content_type_for(record.message).encode("utf-8")),
+    ]
+    if record.extra_headers:
+        own.extend((k, v) for k, v in record.extra_headers if k not in {"event-type", "event-id", "content-type"})
+    return own
+
+
+def test_encoded_headers_are_the_ones_written_before() -> None:
+    producer = Producer(KafkaSettings(bootstrap_servers="127.0.0.1:1"), tracer_provider=trace.NoOpTracerProvider())
+    event = event_pb2.Event()
+    records = [
+        OutgoingRecord("qf.posts.v1", "p1", POST, "post.collected", "p1"),
+        OutgoingRecord("qf.posts.v1", "p2", POST, "post.collected", "p2", extra_headers=(("origin", b"x"),)),
+        OutgoingRecord("qf.events.v1", "e1", event, "event.graded", "e1", extra_headers=(("event-id", b"no"),)),
+        OutgoingRecord("qf.posts.v1", "p3", POST, "事件", "p3"),
+    ]
+    for _ in range(2):  # the second time from the remembered pairs
+        for record, span in zip(records, producer._start_spans(records), strict=True):
+            encoded = producer._encode(record, span)
+            assert encoded.headers == _old_encode_headers(record)
+            assert encoded.value == record.message.SerializeToString()
+            assert encoded.key == (record.key.encode() if isinstance(record.key, str) else record.key)
