@@ -196,7 +196,18 @@ def _numbered_lines(path: Path, skip: int, limit: int | None) -> Iterator[tuple[
 
 
 def _count_lines(path: Path, skip: int, limit: int | None) -> int:
-    return sum(1 for _ in _numbered_lines(path, skip, limit))
+    """How many lines ``_numbered_lines`` yields, without making them (whether a line is blank does not depend on
+    the U+FFFD replacement it gets when sent)."""
+    counted = 0
+    with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number <= skip:
+                continue
+            if limit is not None and counted >= limit:
+                break
+            if raw.rstrip("\r\n").strip():
+                counted += 1
+    return counted
 
 
 def _batches(lines: Sequence[tuple[int, str]], batch_lines: int) -> Iterator[list[str]]:

@@ -115,3 +115,13 @@ def test_an_advised_retry_sends_the_same_lines_in_the_same_batches(
     assert stub.lines[0] == stub.lines[1]
     assert slept == [2.0]
     assert (totals.accepted, totals.lines_sent, totals.advised_retries) == (5, 5, 1)
+
+
+@pytest.mark.parametrize(("skip", "limit"), [(0, None), (0, 3), (2, None), (2, 2), (9, None), (0, 0)])
+def test_count_lines_counts_what_numbered_lines_yields(tmp_path: Path, skip: int, limit: int | None) -> None:
+    from qingfeng.cli.import_posts import _count_lines, _numbered_lines
+
+    body = "a\r\n\n  \t\n\u3000\nb\rc\n\x1c\n\xff\xfe{}\nlast"
+    path = tmp_path / "lines.jsonl"
+    path.write_bytes(body.encode("utf-8").replace(b"\xc3\xbf\xc3\xbe", b"\xff\xfe"))
+    assert _count_lines(path, skip, limit) == len(list(_numbered_lines(path, skip, limit)))
