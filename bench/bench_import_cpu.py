@@ -20,6 +20,9 @@ the decoded records (key, headers, decoded Post re-serialised deterministically)
 (collected_at and the pipeline's clock), tracing is off (no SDK: no traceparent header); records are compared in
 (topic, partition, offset) order.
 
+``--client``: also the CPU of the tree's `qingfeng import` (a child process, start-up included, from
+``getrusage``) sending the same lines to a bare ImportPosts served by this process that only reads the stream.
+
 ``--gc service`` (default) applies the collector's garbage-collector settings (``qingfeng.gc_tuning``) in the child
 as ``python -m services.collector`` does; ``--gc default`` keeps CPython's.
 """
@@ -31,6 +34,7 @@ import asyncio
 import hashlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -183,6 +187,55 @@ def _run_child(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _client_cpu(tree: Path, args: argparse.Namespace) -> float:
+    """CPU seconds of `qingfeng import` (the tree's, start-up included) sending ``--limit`` lines to a bare
+    ImportPosts that only reads the stream (served here, on loopback, without TLS)."""
+    import tempfile
+
+    import grpc
+    from qingfeng.cli.pki import IMPORT_ISSUER, key_file, provision_identities
+    from qingfeng.v1 import source_pb2, source_pb2_grpc
+
+    class Reader(source_pb2_grpc.CollectorServiceServicer):  # type: ignore[misc]
+        async def ImportPosts(self, requests: Any, context: Any) -> source_pb2.ImportPostsResponse:
+            lines = 0
+            async for request in requests:
+                lines += len(request.jsonl_lines.lines) or 1
+            return source_pb2.ImportPostsResponse(summary=source_pb2.ImportSummary(accepted=lines))
+
+    async def run() -> float:
+        server = grpc.aio.server(options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)])
+        source_pb2_grpc.add_CollectorServiceServicer_to_server(Reader(), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            state = Path(tempfile.mkdtemp(prefix="qf-importcpu-"))
+            provision_identities(state)
+            env = dict(os.environ, PYTHONPATH=f"{tree / 'libs'}:{tree}")
+            cmd = [sys.executable, "-m", "qingfeng.cli.main", "import", str(args.data / "weibo_posts.jsonl")]
+            cmd += [
+                "--collector",
+                f"127.0.0.1:{port}",
+                "--plaintext",
+                "--key-file",
+                str(key_file(state, IMPORT_ISSUER)),
+            ]
+            cmd += ["--limit", str(args.limit)]
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            child = await asyncio.create_subprocess_exec(
+                *cmd, env=env, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+            _, err = await child.communicate()
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if child.returncode != 0:
+                raise SystemExit(f"qingfeng import of {tree} failed: {err.decode()[-2000:]}")
+            return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        finally:
+            await server.stop(None)
+
+    return asyncio.run(run())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--old", type=Path, default=None, help="a copy of the tree to compare with (git archive)")
@@ -190,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--gc", choices=("service", "default"), default="service")
+    parser.add_argument(
+        "--client", action="store_true", help="also the `qingfeng import` client's CPU per line (start-up included)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -204,10 +260,12 @@ def main(argv: list[str] | None = None) -> int:
             result = _run_child(tree, args)
             result["load"] = load
             results[name].append(result)
-            cells = ", ".join(f"{stage} {result['us_per_post'][stage]:6.1f}" for stage in _STAGES)
+            if args.client:
+                result["us_per_post"]["client"] = 1e6 * _client_cpu(tree, args) / args.limit
+            cells = ", ".join(f"{stage} {cpu:6.1f}" for stage, cpu in result["us_per_post"].items())
             print(f"round {round_ + 1} {name:3}: {cells} µs/post (load {load:.2f}); {result['records']} records")
     print(f"\nCPU µs per post, median of {args.rounds} ({args.limit} posts, gc {args.gc}):")
-    for stage in (*_STAGES, "total"):
+    for stage in (*_STAGES, *(("client",) if args.client else ()), "total"):
         row = []
         for name in trees:
             values = [
