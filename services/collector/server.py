@@ -99,6 +99,10 @@ def imported_post(item: post_pb2.Post, source: source_pb2.Source) -> post_pb2.Po
     return post
 
 
+# Column of each outcome in a source's [accepted, duplicate, rejected] counts.
+_COLUMN: Final = {Outcome.ACCEPTED: 0, Outcome.DUPLICATE: 1, Outcome.REJECTED: 2}
+
+
 @dataclass
 class _ImportTally:
     """What an import did, per source (for the source counters) and in total (for the reply)."""
@@ -107,8 +111,10 @@ class _ImportTally:
     rejections: list[source_pb2.ImportRejection] = field(default_factory=list)
 
     def add(self, source_id: str, index: int, outcome: Outcome, rejected: Rejected | None) -> None:
-        counts = self.per_source.setdefault(source_id, [0, 0, 0])
-        counts[(Outcome.ACCEPTED, Outcome.DUPLICATE, Outcome.REJECTED).index(outcome)] += 1
+        counts = self.per_source.get(source_id)
+        if counts is None:
+            counts = self.per_source[source_id] = [0, 0, 0]
+        counts[_COLUMN[outcome]] += 1
         if rejected is not None and len(self.rejections) < MAX_REPORTED_REJECTIONS:
             self.rejections.append(
                 source_pb2.ImportRejection(index=index, reason=rejected.reason, message=rejected.message)

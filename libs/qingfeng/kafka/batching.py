@@ -293,17 +293,28 @@ async def send_batches(
     if ours:
         await asyncio.wait(ours.values())
     out: list[tuple[str, int, int] | Exception] = []
+    # A batch's records follow each other in ``slots`` (mostly): its outcome is read once per run of them.
+    batch: Any = None
+    failed: Exception | None = None
+    topic, partition, base = "", 0, 0
     for slot in slots:
         if not isinstance(slot, BatchSlot):
             out.append(slot)
             continue
-        future = ours[id(slot.future)]
-        error = future.exception()
-        if error is not None:
-            out.append(error if isinstance(error, Exception) else RuntimeError(repr(error)))
-            continue
-        meta = future.result()  # the batch's RecordMetadata: its offset is the batch's base offset
-        out.append((meta.topic, meta.partition, meta.offset + slot.relative_offset))
+        if slot.future is not batch:
+            batch = slot.future
+            future = ours[id(batch)]
+            error = future.exception()
+            if error is not None:
+                failed = error if isinstance(error, Exception) else RuntimeError(repr(error))
+            else:
+                failed = None
+                meta = future.result()  # the batch's RecordMetadata: its offset is the batch's base offset
+                topic, partition, base = meta.topic, meta.partition, meta.offset
+        if failed is not None:
+            out.append(failed)
+        else:
+            out.append((topic, partition, base + slot.relative_offset))
     return out
 
 
