@@ -263,11 +263,23 @@ async def measure(
                 # partial update for the share whose event id differs (here: changed to another event).
                 await indexed
                 await asyncio.sleep(args.assign_delay)
-                found = await es.mget(index=names.first_index, ids=ids, source=["event_id"], realtime=True,
-                                      filter_path=["docs._id", "docs.found", "docs._source.event_id"])  # fmt: skip
-                docs_found = found.body.get("docs", [])
-                if sum(1 for d in docs_found if d.get("found")) != len(ids):
-                    raise RuntimeError(f"a realtime get missed a post in variant {variant.name}")
+                missing = [] if args.lookup == "none" else ids
+                if args.lookup == "search":
+                    # Refreshed documents: an ids search reading event_id from doc values (no _source), then the
+                    # realtime mget only for the posts not refreshed yet.
+                    hits = await es.search(index=names.read_alias, query={"ids": {"values": ids}}, size=len(ids),
+                                           source=False, docvalue_fields=["event_id"],
+                                           filter_path=["hits.hits._id", "hits.hits.fields"])  # fmt: skip
+                    seen = {h["_id"] for h in hits.body.get("hits", {}).get("hits", [])}
+                    missing = [doc_id for doc_id in ids if doc_id not in seen]
+                    check.searched += len(seen)  # type: ignore[attr-defined]
+                if missing:
+                    found = await es.mget(index=names.first_index, ids=missing, source=["event_id"],
+                                          realtime=args.realtime,
+                                          filter_path=["docs._id", "docs.found", "docs._source.event_id"])  # fmt: skip
+                    docs_found = found.body.get("docs", [])
+                    if args.realtime and sum(1 for d in docs_found if d.get("found")) != len(missing):
+                        raise RuntimeError(f"a realtime get missed a post in variant {variant.name}")
                 changed = ids[: round(len(ids) * args.reassigned)]
                 if not changed:
                     return
@@ -280,6 +292,7 @@ async def measure(
                 if response.body.get("errors"):
                     raise RuntimeError(f"an event id update failed in variant {variant.name}")
 
+            check.searched = 0  # type: ignore[attr-defined]
             tasks = []
             for i, chunk in enumerate(bodies):
                 await asyncio.sleep(max(0.0, started + i * PACED_CHUNK / args.rate - time.perf_counter()))
@@ -291,6 +304,8 @@ async def measure(
                 elif args.updates > 0:
                     tasks.append(asyncio.create_task(mark(ids[: round(len(ids) * args.updates)], indexed)))
             await asyncio.gather(*tasks)
+            if variant.joined and args.lookup == "search":
+                print(f"  joined: {check.searched / len(docs):.0%} of the posts found by the search", flush=True)  # type: ignore[attr-defined]
         else:
             for chunk in bodies:
                 response = await es.bulk(index=names.write_alias, operations=chunk)  # type: ignore[arg-type]
@@ -394,6 +409,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         default=0.02,
         help="joined: the share of posts the index role still updates (event unknown or changed)",
+    )
+    parser.add_argument(
+        "--lookup",
+        choices=("mget", "search", "none"),
+        default="mget",
+        help="joined: mget every post (realtime), or an ids search with doc values first and mget the rest, or "
+        "none (no lookup: what the documents and the updates alone cost)",
+    )
+    parser.add_argument(
+        "--no-realtime",
+        dest="realtime",
+        action="store_false",
+        help="joined: the mget reads the last refresh only (what realtime gets cost the node, not a correct shape)",
     )
     parser.add_argument("--settle", type=float, default=3.0, help="seconds after the refresh (and of idle baseline)")
     parser.add_argument("--es-port", type=int, default=39200, help="the private node's HTTP port (next: +1)")
