@@ -138,17 +138,17 @@ class AssignmentTail:
     async def wait_for(self, deadlines: Sequence[tuple[str, float]]) -> float:
         """Wait until every post has an assignment or ``wait_s`` says stop; returns the seconds waited."""
         started = self._clock()
-        missing = [(post_id, deadline) for post_id, deadline in deadlines if post_id not in self.known]
-        while missing:
+        missing = list(deadlines)
+        while True:
+            self._changed.clear()  # before looking: records read from here on wake the wait below
+            missing = [(post_id, deadline) for post_id, deadline in missing if post_id not in self.known]
             now = self._clock()
             left = wait_s(missing, self.known, now, self.publishing(now))
             if left <= 0:
                 break
-            self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 # Woken by every poll that read records; re-checked at least every 0.5 s (publishing may stop).
                 await asyncio.wait_for(self._changed.wait(), min(left, 0.5))
-            missing = [(post_id, deadline) for post_id, deadline in missing if post_id not in self.known]
         waited = max(0.0, self._clock() - started)
         self.waited_s += waited
         return waited

@@ -14,8 +14,9 @@ acknowledged every request of it.
   committed: the consumer stops, waits with backoff and resumes from the last commit. Collection is not affected;
   posts wait on Kafka (indexing lag) until Elasticsearch is back.
 - Memory stays bounded whatever Elasticsearch does: one batch (``batch_size`` records) is held while it is written,
-  plus aiokafka's prefetch (``max_partition_fetch_bytes``, 1 MB per partition); a slow bulk request just delays the
-  next poll. The lag is the gauge ``qingfeng_kafka_consumer_lag`` (``run_batches``) and ``qingfeng status``.
+  plus aiokafka's prefetch (``max_partition_fetch_bytes``, 1 MB per partition), plus the event ids of at most
+  ``event_ids_max`` posts (about 240 bytes each); a slow bulk request just delays the next poll. The lag is the
+  gauge ``qingfeng_kafka_consumer_lag`` (``run_batches``) and ``qingfeng status``.
 
 Documents (``services.collector.documents``) are built straight into the JSON bytes of their bulk lines.
 
