@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ._guard import Guard
 from .grading import Fired, LevelState, settled
 from .metrics import EventMetrics
 from .model import Grade, Override, Reason
@@ -21,8 +22,8 @@ class EventRecord:
     """Mutable state of one event (a plain class with slots: it changes on every post)."""
 
     __slots__ = (
-        "evaluation", "first_at", "grade", "id", "keywords", "last_at", "last_ts", "level", "metrics", "override",
-        "posts", "previous", "reps", "rising", "sequence", "state", "title", "version",
+        "evaluation", "first_at", "grade", "guard", "id", "keywords", "last_at", "last_ts", "level", "metrics",
+        "override", "posts", "previous", "reps", "rising", "sequence", "state", "title", "version",
     )  # fmt: skip
 
     def __init__(self, eid: str, metrics: EventMetrics, at: datetime) -> None:
@@ -43,6 +44,7 @@ class EventRecord:
         self.grade: Grade | None = None  # built from `evaluation` on demand
         self.title = ""  # as last shown, kept for the final snapshot after a merge
         self.keywords: tuple[str, ...] = ()
+        self.guard: Guard | None = None  # the rules above its level known to fail (_guard); not stored
 
 
 def _dt(value: datetime | None) -> str | None:

@@ -22,12 +22,14 @@ from datetime import datetime
 from typing import Any
 
 from . import _commands, _persist
+from ._guard import build_guard, guard_holds
 from ._horizon import hold_until
 from ._publish import grade_of, snapshot_of
 from ._record import STATE_FORMAT, EventRecord
 from .clustering import Clusterer, ClusteringConfig
 from .grading import (
     CompiledPolicy,
+    Fired,
     compile_policy,
     explain,
     projected_rank,
@@ -291,6 +293,7 @@ class Grader:
         self._schedule(gone_id, math.inf)
         dirty.pop(gone_id, None)
         keep.metrics.merge(gone.metrics, self.clock)
+        keep.guard = None  # the merged counters rose by more than any post
         keep.posts += gone.posts
         keep.first_at = min(keep.first_at, gone.first_at)
         if gone.last_ts > keep.last_ts:
@@ -303,8 +306,15 @@ class Grader:
     def _regrade(self, ev: EventRecord, out: list[Output], dirty: dict[str, None], emit: bool) -> None:
         """Evaluate the policy on the event at the clock; queue its snapshot, append an alert on a change."""
         cp, clock = self.cp, self.clock
-        windows = ev.metrics.live(clock)
-        raw, fired = rank_live(cp, windows)
+        m = ev.metrics
+        windows = m.live(clock)
+        guard = ev.guard
+        if guard is not None and guard_holds(guard, cp, m):  # the rules above its level still fail: start below
+            raw, fired = rank_live(cp, windows, start=guard.start)
+        else:
+            misses: Fired = []
+            raw, fired = rank_live(cp, windows, misses=misses)
+            ev.guard = build_guard(cp, m, windows, raw, misses)
         before = ev.state
         ev.state = state = step(before, raw, clock, self._cooldown)
         o = ev.override

@@ -227,13 +227,19 @@ def rank_live(
     windows: Mapping[str, Window],
     scale: Mapping[str, float] | None = None,
     floor: int = -1,
+    start: int = 0,
+    misses: list[tuple[_Check, float]] | None = None,
 ) -> tuple[int, Fired]:
     """rank_of on the live windows of an event (EventMetrics.live): the same result, read without the windows'
-    properties (the engine's hot path: every post and every timed re-grade)."""
-    for rule in cp.rules:
+    properties (the engine's hot path: every post and every timed re-grade).
+
+    `start`: the rules before cp.rules[start] are known to fail (see _guard), so the walk begins there. `misses`
+    collects, for every rule that failed, the checks that made it fail with their values (what _guard bounds)."""
+    for rule in cp.rules[start:] if start else cp.rules:
         if rule.rank <= floor:
             return floor, None
         fired: list[tuple[_Check, float]] = []
+        mark = len(misses) if misses is not None else 0
         for window, how, attr, ge, op, threshold, scaled, check in rule.live_require:
             w = windows[window]
             if how == _GETATTR:
@@ -247,6 +253,8 @@ def rank_live(
             if scaled and scale is not None:
                 value *= scale.get(window, 1.0)
             if not (value >= threshold if ge else op(value, threshold)):
+                if misses is not None:
+                    misses.append((check, value))
                 break
             fired.append((check, value))
         else:
@@ -267,10 +275,14 @@ def rank_live(
                 if value >= threshold if ge else op(value, threshold):
                     fired.append((check, value))
                 else:
+                    if misses is not None:
+                        misses.append((check, value))
                     spare -= 1
                     if spare < 0:
                         break
             else:
+                if misses is not None:
+                    del misses[mark:]  # the checks this rule missed while it held are no witnesses
                 return rule.rank, fired
     return max(floor, 0), None
 
