@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from datetime import datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from ._record import EventRecord
@@ -20,6 +21,7 @@ __all__ = ["grade_of", "snapshot_of"]
 # field). A grade and a snapshot are built per post, so they are built here from a bare instance through their slots'
 # own setters, in field order: the same objects (equal, same repr, still frozen), at about half the cost.
 _bare = object.__new__
+_second = itemgetter(1)
 _GRADE_SETTERS = tuple(getattr(Grade, f.name).__set__ for f in fields(Grade))
 _SNAPSHOT_SETTERS = tuple(getattr(EventSnapshot, f.name).__set__ for f in fields(EventSnapshot))
 
@@ -79,7 +81,7 @@ def snapshot_of(g: Grader, ev: EventRecord, metrics: tuple[WindowMetrics, ...]) 
     grade_(snap, grade if grade is not None else grade_of(g, ev))
     metrics_(snap, metrics)
     region_codes(snap, m.region_codes())
-    representative_post_ids(snap, tuple([pid for _, pid in ev.reps]))
+    representative_post_ids(snap, tuple(map(_second, ev.reps)))  # the post ids, without a comprehension's call
     version(snap, ev.version)
     merged_into(snap, None)
     return snap

@@ -290,8 +290,10 @@ def rank_live(
 def reasons_for(cp: CompiledPolicy, rank: int, fired: Fired) -> tuple[Reason, ...]:
     """The reasons of a rank_of() result: the criteria that fired, or why no level applies."""
     if fired:  # _reason inlined: built for every snapshot of an event at a level, i.e. per post
-        return tuple([_new_reason(Reason, (check[0], float(value), check[3], check[5].op, check[6], check[1], ""))
-                      for check, value in fired])  # fmt: skip
+        out = []  # a loop rather than a comprehension, which is a function call of its own here (CPython 3.11)
+        for check, value in fired:
+            out.append(_new_reason(Reason, (check[0], float(value), check[3], check[5].op, check[6], check[1], "")))
+        return tuple(out)
     # Without fired criteria the reasons depend on the rank alone: built once per rank (most events, one or two
     # posts, sit below the lowest level and are graded on every post).
     reasons = cp.fallback.get(rank)
