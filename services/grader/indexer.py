@@ -121,8 +121,9 @@ class GraderIndexer:
         return int(getattr(self._post_events, "already_assigned", 0))  # ElasticPostEvents counts them
 
     async def _assign_at(self, due: float, post_events: PostEventIndex, assignments: dict[str, str]) -> None:
-        # The wait ends early for a batch read late (a role catching up): its records are due already.
-        left = due - self._clock().timestamp()
+        # The wait ends early for a batch read late (a role catching up): its records are due already. Never longer
+        # than the delay itself, whatever the grade role's clock wrote into the records.
+        left = min(due - self._clock().timestamp(), self._settings.assign_delay_s)
         if left > 0:
             await asyncio.sleep(left)
         await post_events.assign(assignments)
