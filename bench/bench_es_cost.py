@@ -83,6 +83,7 @@ class Variant:
     node: str = "default"
     # Documents indexed with their event_id; the index role then only reads (mget) and updates --reassigned of them.
     joined: bool = False
+    lookup: str | None = None  # joined: --lookup for this variant only
 
 
 def _set(path: str, value: Mapping[str, Any]) -> Callable[[Props], None]:
@@ -132,6 +133,8 @@ VARIANTS: Mapping[str, Variant] = {
         Variant("words_no_offsets", mapping=_set("words", {"type": "text", "analyzer": "whitespace"})),
         Variant("node_tuned", node="tuned"),
         Variant("joined", joined=True),
+        # joined without the index role's lookup (not a correct shape: what the lookup costs, in the same run)
+        Variant("joined_nolookup", joined=True, lookup="none"),
     )
 }
 # Node settings of the second private node (--node-variants): appended to its elasticsearch.yml.
@@ -263,8 +266,9 @@ async def measure(
                 # partial update for the share whose event id differs (here: changed to another event).
                 await indexed
                 await asyncio.sleep(args.assign_delay)
-                missing = [] if args.lookup == "none" else ids
-                if args.lookup == "search":
+                lookup = variant.lookup or args.lookup
+                missing = [] if lookup == "none" else ids
+                if lookup == "search":
                     # Refreshed documents: an ids search reading event_id from doc values (no _source), then the
                     # realtime mget only for the posts not refreshed yet.
                     hits = await es.search(index=names.read_alias, query={"ids": {"values": ids}}, size=len(ids),
