@@ -89,7 +89,7 @@ class Clusterer:
 
     def seen(self, post_id: str) -> bool:
         """The post was already assigned (a redelivery): it must not be counted twice."""
-        if post_id in self.posts or post_id in self.unattached:
+        if self.posts.get(post_id) is not None or post_id in self.unattached:  # get: `in` is a call more
             return True
         self._fresh = post_id
         return False

@@ -307,7 +307,9 @@ class Grader:
         """Evaluate the policy on the event at the clock; queue its snapshot, append an alert on a change."""
         cp, clock = self.cp, self.clock
         m = ev.metrics
-        windows = m.live(clock)
+        if m.now != clock:  # m.live(clock) without its two calls when the post just advanced the windows
+            m.advance(clock)
+        windows = m.by_name
         guard = ev.guard
         if guard is not None and guard_holds(guard, cp, m):  # the rules above its level still fail: start below
             raw, fired = rank_live(cp, windows, start=guard.start)
@@ -316,7 +318,10 @@ class Grader:
             raw, fired = rank_live(cp, windows, misses=misses)
             ev.guard = build_guard(cp, m, windows, raw, misses)
         before = ev.state
-        ev.state = state = step(before, raw, clock, self._cooldown)
+        if raw == before.rank and before.below_since is None:
+            state = before  # step()'s first case, without its call: the level holds (most re-grades)
+        else:
+            ev.state = state = step(before, raw, clock, self._cooldown)
         o = ev.override
         if o is not None and o.expires_at and o.expires_at.timestamp() <= clock:
             ev.override = o = None
@@ -382,7 +387,8 @@ class Grader:
             ev = self.events.get(eid)
             if ev is not None:
                 ev.version += 1
-                out.append(snapshot_of(self, ev, ev.metrics.records(self._grade(ev).graded_at)))
+                grade = ev.grade if ev.grade is not None else grade_of(self, ev)  # _grade inlined: once per post
+                out.append(snapshot_of(self, ev, ev.metrics.records(grade.graded_at)))
 
     # -- persistence -------------------------------------------------------------------------------
 

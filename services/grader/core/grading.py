@@ -118,9 +118,20 @@ class CompiledPolicy:
     # rank -> its rule (asked after most posts: a dict rather than a scan of the rules).
     by_rank: dict[int, _Rule] = field(default_factory=dict, compare=False)
 
+    # floor -> the windows whose volume metrics the rules above it read (what a projection scales), filled on use.
+    scaled_above: dict[int, tuple[str, ...]] = field(default_factory=dict, compare=False)
+
     def __post_init__(self) -> None:
         for r in self.rules:
             self.by_rank.setdefault(r.rank, r)
+
+    def scaled_windows(self, floor: int) -> tuple[str, ...]:
+        """The windows whose scaled metrics the rules above `floor` read: the only factors a projection needs."""
+        names = self.scaled_above.get(floor)
+        if names is None:
+            read = {c[1]: None for r in self.rules if r.rank > floor for c in (*r.require, *r.criteria) if c[4]}
+            names = self.scaled_above[floor] = tuple(read)
+        return names
 
     def rule(self, rank: int) -> _Rule | None:
         """The rule of the level with this canonical rank."""
@@ -369,7 +380,8 @@ def projected_rank(
     gained = gained if gained > 0.0 else 0.0
     horizon = rule.horizon_seconds
     scale: dict[str, float] = {}
-    for name, m in metrics.items():
+    for name in cp.scaled_windows(floor):  # the other windows' factors would never be read
+        m = metrics[name]
         posts = m.posts
         if posts:
             seconds = m.seconds
