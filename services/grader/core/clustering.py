@@ -32,7 +32,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ._anchor_text import AnchorTexts
@@ -54,6 +54,10 @@ class Assignment:
     created: bool
     via: str
     absorbed: tuple[str, ...] = ()
+
+
+_bare = object.__new__
+_ASSIGNMENT_SETTERS = tuple(getattr(Assignment, f.name).__set__ for f in fields(Assignment))
 
 
 class Clusterer:
@@ -215,7 +219,14 @@ class Clusterer:
             absorbed.append(gone)
             cid = keep
         self._index(self.clusters[cid], post, ts, keywords, top, textual, known)
-        return Assignment(cid, created, via, tuple(absorbed))
+        # One per post: built through the slots' setters, not the frozen __init__'s object.__setattr__ (same object).
+        a = _bare(Assignment)
+        set_event_id, set_created, set_via, set_absorbed = _ASSIGNMENT_SETTERS
+        set_event_id(a, cid)
+        set_created(a, created)
+        set_via(a, via)
+        set_absorbed(a, tuple(absorbed))
+        return a
 
     # -- indexing --------------------------------------------------------------------------------
 

@@ -121,9 +121,13 @@ class CompiledPolicy:
     # floor -> the windows whose volume metrics the rules above it read (what a projection scales), filled on use.
     scaled_above: dict[int, tuple[str, ...]] = field(default_factory=dict, compare=False)
 
+    # start -> cp.rules[start:], sliced once (rank_live walks from the guard's start on every re-grade).
+    rules_from: list[tuple[_Rule, ...]] = field(default_factory=list, compare=False)
+
     def __post_init__(self) -> None:
         for r in self.rules:
             self.by_rank.setdefault(r.rank, r)
+        self.rules_from.extend(self.rules[i:] for i in range(len(self.rules) + 1))
 
     def scaled_windows(self, floor: int) -> tuple[str, ...]:
         """The windows whose scaled metrics the rules above `floor` read: the only factors a projection needs."""
@@ -246,7 +250,7 @@ def rank_live(
 
     `start`: the rules before cp.rules[start] are known to fail (see _guard), so the walk begins there. `misses`
     collects, for every rule that failed, the checks that made it fail with their values (what _guard bounds)."""
-    for rule in cp.rules[start:] if start else cp.rules:
+    for rule in cp.rules_from[start]:
         if rule.rank <= floor:
             return floor, None
         fired: list[tuple[_Check, float]] = []
