@@ -118,7 +118,7 @@ class GraderIndexer:
     @property
     def posts_already_assigned(self) -> int:
         """Assignments found on their documents already (the indexer wrote them): nothing written."""
-        return int(getattr(self._post_events, "already_assigned", 0))  # ElasticPostEvents counts them
+        return 0 if self._post_events is None else self._post_events.already_assigned
 
     async def _assign_at(self, due: float, post_events: PostEventIndex, assignments: dict[str, str]) -> None:
         # The wait ends early for a batch read late (a role catching up): its records are due already. Never longer

@@ -139,6 +139,9 @@ class EventIndex(Protocol):
 class PostEventIndex(Protocol):
     """The posts documents' ``event_id`` field (written by the index role)."""
 
+    already_assigned: int
+    """Assignments found on their documents already (the collector's indexer wrote them): nothing written."""
+
     async def assign(self, assignments: Mapping[str, str]) -> None:
         """Write each post's event id; raises ``Unavailable`` when Elasticsearch did not take them."""
         ...

@@ -47,6 +47,7 @@ class FakePostEvents:
     docs: dict[str, str] = field(default_factory=dict)
     calls: list[list[tuple[str, str]]] = field(default_factory=list)
     fail: bool = False
+    already_assigned: int = 0
 
     async def assign(self, assignments: Mapping[str, str]) -> None:
         if self.fail:
