@@ -165,7 +165,10 @@ def back_under(
     def at(alert: SeenAlert) -> float:
         return alert.arrived - alert.latency_s if by_entry else alert.arrived
 
-    after = [a for a in alerts if fault.healthy <= at(a) < until]
+    # By entry, a post that entered within the target of the next fault may have been held by it: that fault's
+    # "during the fault" counts it. One that entered earlier and was still unanswered when it began was slow already.
+    end = until - LATENCY_TARGET_S if by_entry else until
+    after = [a for a in alerts if fault.healthy <= at(a) < end]
     if not after:
         return None
     buckets: dict[int, list[float]] = {}
@@ -205,8 +208,9 @@ def recovery(fault: Fault, until: float, entered: Sequence[SeenAlert], firsts: S
         held_p99_s=_pct(held, 0.99),
         held_max_s=max(held, default=None),
         first_alert_s=min(after) - fault.healthy if after else None,
-        first_p99=p99(fault.healthy, min(until, fault.healthy + RECOVERY_TARGET_S)),
-        later_p99=p99(fault.healthy + RECOVERY_TARGET_S, until),
+        # By entry, up to the target before the next fault began (see ``back_under``).
+        first_p99=p99(fault.healthy, min(until - LATENCY_TARGET_S, fault.healthy + RECOVERY_TARGET_S)),
+        later_p99=p99(fault.healthy + RECOVERY_TARGET_S, until - LATENCY_TARGET_S),
         back_under_s=back_under(fault, until, entered, by_entry=True),
         back_under_feed_s=back_under(fault, until, firsts),
     )

@@ -168,7 +168,8 @@ def suite_processes(
             f"{prefix}KAFKA__PARTITIONS": str(partitions),
             f"{prefix}ELASTICSEARCH__URL": es_url,
             f"{prefix}GRPC__PORT": str(port),
-            f"{prefix}LOG__LEVEL": "WARNING",
+            # QF_SOAK_LOG_LEVEL=INFO keeps the step logs (checkpoints, recoveries) for --logs; costs a little CPU.
+            f"{prefix}LOG__LEVEL": os.environ.get("QF_SOAK_LOG_LEVEL", "WARNING"),
         }
 
     specs = {

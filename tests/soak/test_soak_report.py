@@ -160,3 +160,18 @@ def test_posts_into_kafka_after_the_first_30_s_still_slow_miss_the_target() -> N
     r = recovery(fault, 300.0, [_entered(200.0, 4.0, 1)], [])
     assert r.later_p99 == 4.0
     assert "MISSED" in _recovery_lines([r])[0] and "+2.00 s" in _recovery_lines([r])[0]
+
+
+def test_a_post_the_next_fault_held_counts_for_that_fault_not_for_the_recovery_before_it() -> None:
+    fault = Fault("kill -9 grader", 100.0, 110.0)
+    entered = [
+        _entered(150.0, 0.5, 1),  # into Kafka at 149.5 s, after the first 30 s: within the target
+        _entered(209.0, 10.0, 2),  # into Kafka at 199 s, 1 s before the next fault (at 200 s) held it
+        _entered(206.0, 7.0, 3),  # into Kafka at 199 s too: held by the next fault, counted there
+    ]
+    r = recovery(fault, 200.0, entered, entered)
+    assert r.later_p99 == 0.5
+    assert back_under(fault, 200.0, entered, by_entry=True) == 40.0  # the window 145-150 s
+    # Into Kafka at 197 s: already waiting 3 s, over the target, when the next fault began.
+    slow = recovery(fault, 200.0, [*entered, _entered(203.0, 6.0, 4)], entered)
+    assert slow.later_p99 == 6.0
