@@ -5,9 +5,11 @@ converts protobuf to `PostView`, feeds `Grader.process`, and publishes the `Even
 `Alert`s it returns.
 """
 
+from ._cooldown import LevelState, step
+from ._projection import projected_rank
 from .clustering import Assignment, Clusterer, ClusteringConfig
 from .engine import STATE_FORMAT, Grader, GraderConfig
-from .grading import CompiledPolicy, LevelState, compile_policy, evaluate, explain, projected_rank, step
+from .grading import CompiledPolicy, compile_policy, evaluate, explain
 from .metrics import Contribution, EventMetrics, regional_scope
 from .model import (
     LEVEL_RANK,

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from .grading import LevelState, compile_policy, rank_of
+from ._cooldown import LevelState
+from .grading import compile_policy, rank_of
 from .metrics import EventMetrics
 from .model import LEVEL_RANK, LEVELS, DryRunRow, Output, Override
 from .policy import Policy

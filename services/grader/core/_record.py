@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from ._cooldown import LevelState, settled
 from ._guard import Guard
-from .grading import Fired, LevelState, settled
+from .grading import Fired
 from .metrics import EventMetrics
 from .model import Grade, Override, Reason
 

@@ -37,6 +37,7 @@ from typing import Any
 
 from ._anchor_text import AnchorTexts
 from ._cluster import NO_PLACEHOLDERS, Cluster
+from ._clusterer_state import load_state, state_of
 from ._clustering_config import ClusteringConfig
 from ._lsh import BandIndex
 from ._matching import keyword_match, rare_match, top_keywords, weak_match
@@ -373,43 +374,14 @@ class Clusterer:
             self.authors.popitem(last=False)
         return gone
 
-    # -- persistence -----------------------------------------------------------------------------
+    # -- persistence (_clusterer_state.py) --------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-able state; from_dict(to_dict()) continues identically."""
-        return {
-            "clusters": [c.to_list() for c in self.clusters.values()],
-            "bands": self.near.to_list(),
-            "postings": [[kw, list(map(list, p.items()))] for kw, p in self.postings.items()],
-            "df": self.df,
-            "docs": self.docs,
-            "authors": [[a, cid, at] for a, (cid, at) in self.authors.items()],
-            "redirects": [[k, v, at] for k, (v, at) in self.redirects.items()],
-            "unattached": list(map(list, self.unattached.items())),
-            "posts": self.posts.to_data(),
-        } | ({"anchor_texts": self.anchor_texts.to_list()} if self.anchor_texts else {})  # only without parents
+        return state_of(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], config: ClusteringConfig | None = None) -> Clusterer:
         self = cls(config)
-        for row in data["clusters"]:
-            c = Cluster.from_list(row)
-            self.clusters[c.id] = c
-            if "posts" not in data:  # a state of before the post map: its events listed their posts
-                for pid in c.members:
-                    self.posts[pid] = c.id
-                c.members = []
-            for pid in c.placeholders:
-                self.placeholders[pid] = c.id
-        if "posts" in data:
-            self.posts = PostMap.from_data(data["posts"])
-        self.near.load(data["bands"])
-        self.postings = {kw: {cid: at for cid, at in items} for kw, items in data["postings"]}
-        self.df = dict(data["df"])
-        self.docs = data["docs"]
-        self.authors = OrderedDict((a, (cid, at)) for a, cid, at in data["authors"])
-        self.redirects = OrderedDict((k, (v, at)) for k, v, at in data["redirects"])
-        # "closed" (expired event ids, kept for the redirect TTL and never read) in states of before is ignored.
-        self.unattached = OrderedDict((k, at) for k, at in data.get("unattached", ()))  # absent from states of before
-        self.anchor_texts.load(data.get("anchor_texts", []))
+        load_state(self, data)
         return self

@@ -22,21 +22,14 @@ from datetime import datetime
 from typing import Any
 
 from . import _commands, _persist
+from ._cooldown import step
 from ._guard import build_guard, guard_holds
 from ._horizon import hold_until
+from ._projection import projected_rank
 from ._publish import grade_of, snapshot_of
 from ._record import STATE_FORMAT, EventRecord
 from .clustering import Clusterer, ClusteringConfig
-from .grading import (
-    CompiledPolicy,
-    Fired,
-    compile_policy,
-    explain,
-    projected_rank,
-    rank_live,
-    rank_of,
-    step,
-)
+from .grading import CompiledPolicy, Fired, compile_policy, explain, rank_live, rank_of
 from .metrics import Contribution, EventMetrics
 from .model import (
     LEVEL_RANK,
