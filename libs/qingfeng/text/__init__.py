@@ -16,7 +16,7 @@ from qingfeng.text.conversion import (
     to_simplified,
 )
 from qingfeng.text.enrichment import STAGE_BATCH, STAGED_MIN_CHARS, Enricher, Enrichment, default_enricher, enrich
-from qingfeng.text.fingerprint import MAX_FINGERPRINT_CHARS, SimhashIndex, hamming, simhash64
+from qingfeng.text.fingerprint import MAX_FINGERPRINT_CHARS, SimhashIndex, hamming, simhash64, simhash64_many
 from qingfeng.text.lexicon import (
     Category,
     LexiconError,
@@ -62,6 +62,7 @@ __all__ = [
     "normalize_width",
     "prepare",
     "simhash64",
+    "simhash64_many",
     "strip_noise",
     "to_simplified",
 ]

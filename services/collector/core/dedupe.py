@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import enum
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from qingfeng.text import SimhashIndex, content_hash, normalize_for_hash, simhash64
+from qingfeng.text import SimhashIndex, content_hash, normalize_for_hash, simhash64, simhash64_many
 
 __all__ = ["DedupeConfig", "DedupeKind", "DedupeResult", "Deduper"]
 
@@ -129,8 +130,61 @@ class Deduper:
         known = self._answers.get(post_id)
         if known is not None:
             return known
+        canonical = normalize_for_hash(text, simplified=simplified)
+        return self._settle(post_id, canonical, content_hash(canonical), self._too_short(canonical), created_at, {})
+
+    def check_canonical_many(self, posts: Sequence[tuple[str, str, datetime]]) -> list[DedupeResult]:
+        """``check`` of each ``(post_id, canonical, created_at)`` in order, ``canonical`` being the text's
+        :func:`qingfeng.text.normalize_for_hash` (the caller normalises each text while the text is at hand): the
+        same answers and the same window afterwards as those calls one by one.
+
+        Each post is still classified against the window as the posts before it left it; only the fingerprints are
+        computed first, together (``simhash64_many``: a short text's fingerprint alone is mostly fixed cost), for
+        every text that may need one: long enough, of a post not remembered, whose content hash names no original
+        when the call starts. A text that turns out an exact copy of an earlier post of the same call had its
+        fingerprint made for nothing; one whose original is evicted during the call gets its own, as before.
+        """
+        answers, by_hash = self._answers, self._by_hash
+        digests = [content_hash(canonical) for _, canonical, _ in posts]
+        short = [self._too_short(canonical) for _, canonical, _ in posts]
+        wanted: dict[str, None] = {}
+        for (post_id, canonical, _), digest, too_short in zip(posts, digests, short, strict=True):
+            if not too_short and digest not in by_hash and post_id not in answers:
+                wanted[canonical] = None
+        texts = list(wanted)
+        fingerprints = dict(zip(texts, simhash64_many(texts, self.config.shingle_size), strict=True))
+        results: list[DedupeResult] = []
+        for (post_id, canonical, created_at), digest, too_short in zip(posts, digests, short, strict=True):
+            if created_at.tzinfo is None:
+                raise ValueError(f"created_at of post {post_id} must be timezone-aware")
+            known = answers.get(post_id)
+            results.append(
+                known
+                if known is not None
+                else self._settle(post_id, canonical, digest, too_short, created_at, fingerprints)
+            )
+        return results
+
+    def _too_short(self, canonical: str) -> bool:
+        cfg = self.config
+        # The distinct-character count of a long text's head nearly always settles it: a set of the whole text
+        # (one entry per character of a 5,000-character article) is built only when the head falls short.
+        return len(canonical) < cfg.min_chars or (
+            len(set(canonical[:64])) < cfg.min_distinct_chars and len(set(canonical)) < cfg.min_distinct_chars
+        )
+
+    def _settle(
+        self,
+        post_id: str,
+        canonical: str,
+        digest: str,
+        too_short: bool,
+        created_at: datetime,
+        fingerprints: Mapping[str, int],
+    ) -> DedupeResult:
+        """The rest of ``check`` (its answer not remembered): classify, remember, sweep."""
         ts = created_at.timestamp()
-        result = self._classify(post_id, text, ts, simplified)
+        result = self._classify(post_id, canonical, digest, too_short, ts, fingerprints)
         self._remember(post_id, result)
         if ts > self._newest:
             self._newest = ts
@@ -140,15 +194,17 @@ class Deduper:
             self._evict()
         return result
 
-    def _classify(self, post_id: str, text: str, ts: float, simplified: bool) -> DedupeResult:
+    def _classify(
+        self,
+        post_id: str,
+        canonical: str,
+        digest: str,
+        too_short: bool,
+        ts: float,
+        fingerprints: Mapping[str, int],
+    ) -> DedupeResult:
         cfg = self.config
-        canonical = normalize_for_hash(text, simplified=simplified)
-        digest = content_hash(canonical)
-        # The distinct-character count of a long text's head nearly always settles it: a set of the whole text
-        # (one entry per character of a 5,000-character article) is built only when the head falls short.
-        if len(canonical) < cfg.min_chars or (
-            len(set(canonical[:64])) < cfg.min_distinct_chars and len(set(canonical)) < cfg.min_distinct_chars
-        ):
+        if too_short:
             return DedupeResult(DedupeKind.TOO_SHORT, None, digest, None)
 
         own = self._originals.get(post_id)
@@ -163,7 +219,9 @@ class Deduper:
             original = self._touch(original_id, ts)
             return DedupeResult(DedupeKind.EXACT, original_id, digest, original.simhash, 0)
 
-        fingerprint = simhash64(canonical, cfg.shingle_size)
+        fingerprint = fingerprints.get(canonical)
+        if fingerprint is None:
+            fingerprint = simhash64(canonical, cfg.shingle_size)
         candidates = self._index.query(fingerprint, cfg.max_distance)
         if candidates:
             # nearest, then the earliest posted: the original of the story

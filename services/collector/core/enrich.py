@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from qingfeng.text import STAGE_BATCH, STAGED_MIN_CHARS, Enricher, Enrichment, prepare
+from qingfeng.text import STAGE_BATCH, STAGED_MIN_CHARS, Enricher, Enrichment, normalize_for_hash, prepare
 
 from services.collector.core.dedupe import Deduper, DedupeResult
 
@@ -59,24 +59,35 @@ def enrich_posts(posts: Sequence[RawPost], *, enricher: Enricher, deduper: Dedup
     """``[enrich_post(...) for each post]``, with equal results, the enrichment done a batch at a time.
 
     The enricher takes each stage over ``STAGE_BATCH`` posts before the next (see
-    :meth:`qingfeng.text.Enricher.enrich_prepared_many`: the stages keep their tables in the CPU caches), then the
-    posts are deduped one by one in order, so each sees exactly the window it would have seen alone.
+    :meth:`qingfeng.text.Enricher.enrich_prepared_many`: the stages keep their tables in the CPU caches); each
+    batch's texts are normalised for hashing while they are at hand, then all the posts are deduped in order
+    (``Deduper.check_canonical_many``: each sees exactly the window it would have seen alone, the fingerprints
+    computed together).
     """
-    out: list[EnrichedPost] = []
+    titles: list[str] = []
+    texts: list[str] = []
+    enrichments: list[Enrichment] = []
+    canonical: list[str] = []
+    enrich_prepared = enricher.enrich_prepared
     for start in range(0, len(posts), STAGE_BATCH):
         batch = posts[start : start + STAGE_BATCH]
+        batch_texts = [prepare(post.text) for post in batch]
+        batch_titles = [prepare(post.title) if post.title else "" for post in batch]
+        # The title often carries the place and the accused's title for news articles: tag and hash it with the body.
+        both = [f"{title}\n{text}" if title else text for title, text in zip(batch_titles, batch_texts, strict=True)]
         if sum(len(post.text) + len(post.title) >= STAGED_MIN_CHARS for post in batch) < 2:
             # nothing to stage (most microblog posts): one by one, without the batch's lists
-            out += [
-                enrich_post(p.post_id, p.text, p.created_at, title=p.title, enricher=enricher, deduper=deduper)
-                for p in batch
-            ]
-            continue
-        texts = [prepare(post.text) for post in batch]
-        titles = [prepare(post.title) if post.title else "" for post in batch]
-        combined = [f"{title}\n{text}" if title else text for title, text in zip(titles, texts, strict=True)]
-        enrichments = enricher.enrich_prepared_many(combined)
-        for post, title, text, both, enrichment in zip(batch, titles, texts, combined, enrichments, strict=True):
-            dedupe = deduper.check(post.post_id, both, post.created_at, simplified=True)
-            out.append(EnrichedPost(title, text, enrichment, dedupe))
-    return out
+            enrichments += [enrich_prepared(text) for text in both]
+        else:
+            enrichments += enricher.enrich_prepared_many(both)
+        # normalised now: the noise the enrichment stripped from these texts is still remembered (strip_noise)
+        canonical += [normalize_for_hash(text, simplified=True) for text in both]
+        titles += batch_titles
+        texts += batch_texts
+    dedupes = deduper.check_canonical_many(
+        [(post.post_id, text, post.created_at) for post, text in zip(posts, canonical, strict=True)]
+    )
+    return [
+        EnrichedPost(title, text, enrichment, dedupe)
+        for title, text, enrichment, dedupe in zip(titles, texts, enrichments, dedupes, strict=True)
+    ]
