@@ -12,16 +12,27 @@ run with ``PYTHONPATH=DIR/libs:DIR``; the current tree otherwise), trees alterna
    encode) into the real ``Producer`` and the local Kafka, acknowledged (``acks=all``), in chunks of 1,000 as
    ImportPosts hands them over;
 3. **decode**: the records read back from Kafka turned into ``Record`` and ``Post`` as the indexer does
-   (``record_of`` + ``parse_batch``); the fetch itself (aiokafka) is not counted.
+   (``record_of`` + ``parse_batch``); the fetch itself (aiokafka) is not counted;
+4. **index**: the posts topic's records, in (partition, offset) order and batches of the indexer's ``batch_size``,
+   through the collector's ``PostIndexer.handle`` as its consumer hands them over: its own decode (``parse_batch``),
+   the event-id join against an ``AssignmentMap`` holding an assignment for every post (as when the grader keeps
+   up; the reader task is not run), the documents and the bulk request bodies, sent to a stand-in client that
+   answers every document ``created`` (Elasticsearch's own work, HTTP and the response parsing are not counted).
 
-Outputs: a SHA-256 of every record read back (topic, partition, key, value, headers, in offset order) and one of
-the decoded records (key, headers, decoded Post re-serialised deterministically). The two trees must agree on both
-(the run fails otherwise): the produced protobuf bytes and headers are the same before and after. Times are fixed
+Outputs: a SHA-256 of every record read back (topic, partition, key, value, headers, in offset order), one of
+the decoded records (key, headers, decoded Post re-serialised deterministically) and one of the bulk request bodies
+the indexer made (every byte, in request order). The trees must agree on all three (the run fails otherwise): the
+produced protobuf bytes and headers and the documents sent are the same before and after. Times are fixed
 (collected_at and the pipeline's clock), tracing is off (no SDK: no traceparent header); records are compared in
 (topic, partition, offset) order.
 
 ``--client``: also the CPU of the tree's `qingfeng import` (a child process, start-up included, from
 ``getrusage``) sending the same lines to a bare ImportPosts served by this process that only reads the stream.
+
+``--callgrind 400,2400``: instead of CPU time, instructions per post of the whole child (every stage, start-up,
+Kafka client and the digests included) under ``valgrind --tool=callgrind``, as the difference of a run over the
+larger and one over the smaller number of posts divided by the difference (start-up cancels), per tree, trees
+alternating. Instruction counts hardly depend on the machine's load; the digests must still agree.
 
 ``--gc service`` (default) applies the collector's garbage-collector settings (``qingfeng.gc_tuning``) in the child
 as ``python -m services.collector`` does; ``--gc default`` keeps CPython's.
@@ -47,7 +58,30 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 _COLLECTED_AT = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
 _CHUNK = 1_000
-_STAGES = ("parse", "ingest", "decode")
+_STAGES = ("parse", "ingest", "decode", "index")
+
+
+class _BulkSink:
+    """A stand-in for ``AsyncElasticsearch`` in the index stage: keeps a digest of every bulk body and answers each
+    document ``created``, as Elasticsearch does for a new post (the answers made once per request size)."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.requests = 0
+        self._answers: dict[int, Any] = {}
+
+    async def bulk(self, *, index: str, operations: bytes, refresh: Any = False, filter_path: Any = None) -> Any:
+        self.digest.update(operations)
+        self.requests += 1
+        items = operations.count(b"\n") // 2
+        answer = self._answers.get(items)
+        if answer is None:
+            from types import SimpleNamespace
+
+            answer = self._answers[items] = SimpleNamespace(
+                body={"items": [{"create": {"status": 201, "result": "created"}}] * items}
+            )
+        return answer
 
 
 def _child(limit: int, data: Path, gc_mode: str) -> dict[str, Any]:
@@ -61,6 +95,7 @@ def _child(limit: int, data: Path, gc_mode: str) -> dict[str, Any]:
     import services
     from services.collector.app import build_enricher, topic_specs_for
     from services.collector.core import Deduper
+    from services.collector.indexer import PostIndexer
     from services.collector.pipeline import Pipeline
     from services.collector.server import jsonl_line_parser
     from services.collector.settings import CollectorSettings, CollectorTopics
@@ -116,6 +151,7 @@ def _child(limit: int, data: Path, gc_mode: str) -> dict[str, Any]:
             raw = hashlib.sha256()
             decoded = hashlib.sha256()
             got: list[Any] = []
+            consumed: list[Any] = []  # the Records of the posts topic, for the index stage
             decoded_rows: list[tuple[str, int, int, str]] = []
             decode_s = 0.0
             try:
@@ -128,6 +164,7 @@ def _child(limit: int, data: Path, gc_mode: str) -> dict[str, Any]:
                         parsed = parse_batch(records, post_pb2.Post)
                         decode_s += time.process_time() - started
                         got.extend(msgs)
+                        consumed.extend(r for r in records if r.topic == settings.topics.posts)
                         for record, post in parsed.good:
                             seen = (
                                 record.topic,
@@ -144,13 +181,14 @@ def _child(limit: int, data: Path, gc_mode: str) -> dict[str, Any]:
             finally:
                 await consumer.stop()
             cpu["decode"] = decode_s
+            indexed, bodies = await index(consumed)
             for _, _, _, row in sorted(decoded_rows):
                 decoded.update(row.replace(run, "RUN").encode())  # the topic names differ per run
             for msg in sorted(got, key=lambda m: (m.topic.endswith("deadletter.v1"), m.partition, m.offset)):
                 name = "deadletter" if msg.topic == settings.topics.posts_deadletter else "posts"
                 raw.update(repr((name, msg.partition, msg.key, msg.headers)).encode())
                 raw.update(msg.value or b"")
-            return raw.hexdigest(), decoded.hexdigest(), len(got)
+            return raw.hexdigest(), decoded.hexdigest(), len(got), indexed, bodies
         finally:
             from aiokafka.admin import AIOKafkaAdminClient
 
@@ -163,14 +201,40 @@ def _child(limit: int, data: Path, gc_mode: str) -> dict[str, Any]:
             finally:
                 await admin.close()
 
-    raw_digest, decoded_digest, records = asyncio.run(produce_and_read())
+    async def index(consumed: list[Any]) -> tuple[int, str]:
+        """The index stage (see the module docstring): documents indexed and the digest of the request bodies."""
+        consumed.sort(key=lambda r: (r.partition, r.offset))
+        sink = _BulkSink()
+        indexer = PostIndexer(
+            sink,  # type: ignore[arg-type]
+            "qfbench-posts-write",
+            Producer(settings.kafka),  # for dead letters; none are expected (every record is a Post)
+            kafka=settings.kafka,
+            topics=settings.topics,
+            settings=settings.indexer,
+            clock=lambda: _COLLECTED_AT,
+        )
+        assert indexer.event_ids is not None
+        for record in consumed:  # every post has its event (a deterministic id per post)
+            key = record.key.decode()
+            indexer.event_ids.known.put(key, f"ev-{hashlib.blake2b(record.key, digest_size=6).hexdigest()}")
+        size = settings.indexer.batch_size
+        started = time.process_time()
+        for i in range(0, len(consumed), size):
+            await indexer.handle(consumed[i : i + size])
+        cpu["index"] = time.process_time() - started
+        return indexer.indexed, sink.digest.hexdigest()
+
+    raw_digest, decoded_digest, records, indexed, bodies_digest = asyncio.run(produce_and_read())
     return {
         "services": services.__file__,
         "posts": len(lines),
         "records": records,
+        "indexed": indexed,
         "us_per_post": {stage: 1e6 * cpu[stage] / len(lines) for stage in _STAGES},
         "raw_digest": raw_digest,
         "decoded_digest": decoded_digest,
+        "bodies_digest": bodies_digest,
     }
 
 
@@ -185,6 +249,49 @@ def _run_child(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
     if Path(result["services"]).resolve() != expected:
         raise SystemExit(f"child imported services from {result['services']}, expected {expected}")
     return result
+
+
+def _callgrind_ir(tree: Path, args: argparse.Namespace, limit: int) -> tuple[int, dict[str, Any]]:
+    """Instructions (Ir) of one child run over ``limit`` posts under callgrind, and its result."""
+    import tempfile
+
+    env = dict(os.environ, PYTHONPATH=f"{tree / 'libs'}:{tree}", PYTHONHASHSEED="0")
+    with tempfile.TemporaryDirectory(prefix="qf-callgrind-") as tmp:
+        out_file = Path(tmp) / "callgrind.out"
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", sys.executable, __file__]
+        cmd += ["--child", "--limit", str(limit), "--data", str(args.data), "--gc", args.gc]
+        out = subprocess.run(cmd, env=env, cwd=tree, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            raise SystemExit(f"callgrind child for {tree} failed:\n{out.stderr[-4000:]}")
+        totals = [line for line in out_file.read_text().splitlines() if line.startswith(("summary:", "totals:"))]
+        if not totals:
+            raise SystemExit(f"no instruction total in the callgrind output of {tree}")
+        result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return int(totals[-1].split()[1]), result
+
+
+def _callgrind(trees: dict[str, Path], args: argparse.Namespace) -> int:
+    small, large = (int(n) for n in args.callgrind.split(","))
+    if not 0 < small < large:
+        raise SystemExit("--callgrind SMALL,LARGE with 0 < SMALL < LARGE")
+    per_post: dict[str, list[float]] = {name: [] for name in trees}
+    digests: set[tuple[str, str, str]] = set()
+    for round_ in range(args.rounds):
+        order = list(trees.items()) if round_ % 2 == 0 else list(reversed(trees.items()))
+        for name, tree in order:
+            ir_small, _ = _callgrind_ir(tree, args, small)
+            ir_large, result = _callgrind_ir(tree, args, large)
+            digests.add((result["raw_digest"], result["decoded_digest"], result["bodies_digest"]))
+            value = (ir_large - ir_small) / (large - small)
+            per_post[name].append(value)
+            print(f"round {round_ + 1} {name:3}: {value:,.0f} instructions/post ({ir_small:,} / {ir_large:,})")
+    print(f"\ninstructions per post ({large} - {small} posts), median of {args.rounds}:")
+    print("  " + "  ".join(f"{name} {statistics.median(values):,.0f}" for name, values in per_post.items()))
+    if len(per_post) == 2:
+        old, new = (statistics.median(v) for v in per_post.values())
+        print(f"  new/old {new / old:.3f} ({100 * (new - old) / old:+.1f} %)")
+    print(f"outputs ({large} posts): {len(digests)} distinct digest triple(s): {sorted(digests)}")
+    return 0 if len(digests) == 1 else 1
 
 
 def _client_cpu(tree: Path, args: argparse.Namespace) -> float:
@@ -246,12 +353,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--client", action="store_true", help="also the `qingfeng import` client's CPU per line (start-up included)"
     )
+    parser.add_argument(
+        "--callgrind", default=None, metavar="SMALL,LARGE", help="instructions per post under callgrind instead"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(_child(args.limit, args.data, args.gc)))
         return 0
     trees = {"new": ROOT} if args.old is None else {"old": args.old.resolve(), "new": ROOT}
+    if args.callgrind:
+        return _callgrind(trees, args)
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
     for round_ in range(args.rounds):
         order = list(trees.items()) if round_ % 2 == 0 else list(reversed(trees.items()))
@@ -263,7 +375,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.client:
                 result["us_per_post"]["client"] = 1e6 * _client_cpu(tree, args) / args.limit
             cells = ", ".join(f"{stage} {cpu:6.1f}" for stage, cpu in result["us_per_post"].items())
-            print(f"round {round_ + 1} {name:3}: {cells} µs/post (load {load:.2f}); {result['records']} records")
+            print(
+                f"round {round_ + 1} {name:3}: {cells} µs/post (load {load:.2f}); {result['records']} records, "
+                f"{result['indexed']} indexed"
+            )
     print(f"\nCPU µs per post, median of {args.rounds} ({args.limit} posts, gc {args.gc}):")
     for stage in (*_STAGES, *(("client",) if args.client else ()), "total"):
         row = []
@@ -273,8 +388,8 @@ def main(argv: list[str] | None = None) -> int:
             ]
             row.append(f"{name} {statistics.median(values):6.1f}")
         print(f"  {stage:7} " + "  ".join(row))
-    digests = {(r["raw_digest"], r["decoded_digest"]) for rs in results.values() for r in rs}
-    print(f"outputs: {len(digests)} distinct digest pair(s): {sorted(digests)}")
+    digests = {(r["raw_digest"], r["decoded_digest"], r["bodies_digest"]) for rs in results.values() for r in rs}
+    print(f"outputs (produced, decoded, bulk bodies): {len(digests)} distinct digest triple(s): {sorted(digests)}")
     if len(digests) != 1:
         print("FAIL: the trees produced different records or decoded them differently")
         return 1

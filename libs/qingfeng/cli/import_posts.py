@@ -179,35 +179,33 @@ class _Progress:
             self._out.flush()
 
 
-def _numbered_lines(path: Path, skip: int, limit: int | None) -> Iterator[tuple[int, str]]:
-    """(line number, line) of the non-blank lines after the first ``skip`` lines, at most ``limit``."""
-    sent = 0
+def _blank_free_lines(path: Path, skip: int, limit: int | None) -> Iterator[tuple[int, str]]:
+    """(line number, line without its line break) of the non-blank lines after the first ``skip`` lines, at most
+    ``limit``, as read (undecodable bytes as surrogate escapes): what both the sender and the line count walk."""
+    taken = 0
     with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as handle:
         for number, raw in enumerate(handle, start=1):
             if number <= skip:
                 continue
-            if limit is not None and sent >= limit:
+            if limit is not None and taken >= limit:
                 return
             line = raw.rstrip("\r\n")
             if line.strip():
-                sent += 1
-                # Undecodable bytes travel as U+FFFD: the collector dead-letters what it cannot parse.
-                yield number, line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                taken += 1
+                yield number, line
+
+
+def _numbered_lines(path: Path, skip: int, limit: int | None) -> Iterator[tuple[int, str]]:
+    """(line number, line) of the non-blank lines after the first ``skip`` lines, at most ``limit``."""
+    for number, line in _blank_free_lines(path, skip, limit):
+        # Undecodable bytes travel as U+FFFD: the collector dead-letters what it cannot parse.
+        yield number, line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _count_lines(path: Path, skip: int, limit: int | None) -> int:
     """How many lines ``_numbered_lines`` yields, without making them (whether a line is blank does not depend on
     the U+FFFD replacement it gets when sent)."""
-    counted = 0
-    with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if number <= skip:
-                continue
-            if limit is not None and counted >= limit:
-                break
-            if raw.rstrip("\r\n").strip():
-                counted += 1
-    return counted
+    return sum(1 for _ in _blank_free_lines(path, skip, limit))
 
 
 def _batches(lines: Sequence[tuple[int, str]], batch_lines: int) -> Iterator[list[str]]:

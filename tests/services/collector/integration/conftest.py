@@ -19,6 +19,7 @@ from qingfeng.settings import ElasticsearchSettings, GrpcSettings, KafkaSettings
 
 from services.collector.app import topic_specs_for
 from services.collector.settings import CollectorSettings, CollectorTopics, IndexerSettings
+from tests.services.collector.integration.helpers import IndexerKit
 
 
 @pytest.fixture
@@ -62,3 +63,9 @@ async def es(settings: CollectorSettings) -> AsyncIterator[AsyncElasticsearch]:
     finally:
         await delete_family(client, IndexNames(settings.elasticsearch.index_prefix, "posts"))
         await client.close()
+
+
+@pytest.fixture
+def indexer_kit(settings: CollectorSettings) -> IndexerKit:
+    """Posts, records and a ``PostIndexer`` for the indexer's tests, on this test's settings."""
+    return IndexerKit(settings)

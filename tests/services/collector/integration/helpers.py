@@ -1,15 +1,18 @@
 """Helpers of the collector's integration tests: numbered import posts, read a topic from the beginning, wait for
-Elasticsearch."""
+Elasticsearch, the indexer tests' posts and indexer (``IndexerKit``, the ``indexer_kit`` fixture)."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+import time
+from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from elasticsearch import AsyncElasticsearch
+from qingfeng.kafka import Producer, Record
 from qingfeng.v1 import common_pb2, post_pb2
 
+from services.collector.indexer import PostIndexer
 from services.collector.settings import CollectorSettings
 
 
@@ -72,3 +75,38 @@ async def wait_for_count(es: AsyncElasticsearch, index: str, expected: int, time
             return count
         await asyncio.sleep(0.3)
     return count
+
+
+class IndexerKit:
+    """What the indexer's tests (``test_indexer_merge.py``, ``test_indexer_event_ids.py``) build: small enriched
+    posts, the records the consumer would hand over for them, and a ``PostIndexer`` on the test's settings."""
+
+    def __init__(self, settings: CollectorSettings) -> None:
+        self.settings = settings
+
+    @staticmethod
+    def post(n: int) -> post_pb2.Post:
+        p = post_pb2.Post(
+            id=f"weibo:idx:{n}",
+            source_id="idx",
+            source_kind=common_pb2.SOURCE_KIND_WEIBO_API,
+            native_id=str(n),
+            text=f"某局长涉嫌受贿{n}",
+            text_simplified=f"某局长涉嫌受贿{n}",
+            keywords=["受贿"],
+        )
+        p.created_at.FromDatetime(datetime(2025, 3, 1, 8, n, tzinfo=UTC).replace(tzinfo=None))
+        p.enrichment.relevance = 0.5
+        p.enrichment.lexicon_version = "v1"
+        return p
+
+    @staticmethod
+    def records(posts: list[post_pb2.Post], *, now: bool = False) -> list[Record]:
+        """Records at offsets 0.. of one partition; ``now``: stamped with the current time (an event-id wait's
+        deadline is then ahead), else with 0."""
+        stamp = int(time.time() * 1000) if now else 0
+        return [Record("t", 0, n, p.id.encode(), p.SerializeToString(), (), stamp) for n, p in enumerate(posts)]
+
+    def indexer(self, es: AsyncElasticsearch, alias: str, producer: Producer) -> PostIndexer:
+        s = self.settings
+        return PostIndexer(es, alias, producer, kafka=s.kafka, topics=s.topics, settings=s.indexer)

@@ -18,16 +18,15 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
 from elasticsearch import AsyncElasticsearch
 from qingfeng.elastic import IndexNames, delete_family, ensure_index
 from qingfeng.kafka import OutgoingRecord, Producer, Record, ensure_topics
 from qingfeng.kafka.topics import TopicSpec
-from qingfeng.v1 import common_pb2, post_event_pb2, post_pb2
+from qingfeng.v1 import post_event_pb2, post_pb2
 
-from services.collector.indexer import PostIndexer, post_document
+from services.collector.indexer import post_document
 from services.collector.settings import CollectorSettings
 from services.grader.adapters.elastic import ElasticEventIndex
 from services.grader.adapters.kafka import POST_EVENTS_EVENT_TYPE, POST_EVENTS_KEY
@@ -35,29 +34,17 @@ from services.grader.adapters.post_events import ElasticPostEvents
 from services.grader.app import POST_EVENTS_PARTITIONS
 from services.grader.indexer import GraderIndexer
 from services.grader.settings import GraderTopics, IndexRoleSettings
+from tests.services.collector.integration.helpers import IndexerKit
 
 pytestmark = pytest.mark.integration
 
 
 def _post(n: int) -> post_pb2.Post:
-    p = post_pb2.Post(
-        id=f"weibo:join:{n}",
-        source_id="join",
-        source_kind=common_pb2.SOURCE_KIND_WEIBO_API,
-        native_id=str(n),
-        text=f"某局长涉嫌受贿{n}",
-        text_simplified=f"某局长涉嫌受贿{n}",
-        keywords=["受贿"],
-    )
-    p.created_at.FromDatetime(datetime(2025, 3, 1, 8, n, tzinfo=UTC).replace(tzinfo=None))
-    p.enrichment.relevance = 0.5
-    p.enrichment.lexicon_version = "v1"
-    return p
+    return IndexerKit.post(n)
 
 
 def _records(posts: list[post_pb2.Post]) -> list[Record]:
-    now_ms = int(time.time() * 1000)  # collected just now: the deadline is ahead
-    return [Record("t", 0, n, p.id.encode(), p.SerializeToString(), (), now_ms) for n, p in enumerate(posts)]
+    return IndexerKit.records(posts, now=True)  # collected just now: the deadline is ahead
 
 
 async def _publish(settings: CollectorSettings, pairs: list[tuple[str, str]], n: int = 0) -> None:
@@ -81,10 +68,7 @@ class Joined:
     async def __aenter__(self) -> Joined:
         self.producer = Producer(self.settings.kafka)
         await self.producer.start()
-        self.indexer = PostIndexer(
-            self.es, self.names.write_alias, self.producer,
-            kafka=self.settings.kafka, topics=self.settings.topics, settings=self.settings.indexer,
-        )  # fmt: skip
+        self.indexer = IndexerKit(self.settings).indexer(self.es, self.names.write_alias, self.producer)
         assert self.indexer.event_ids is not None
         self.reader = asyncio.create_task(self.indexer.event_ids.run(self.stop))
         self.post_events = ElasticPostEvents(self.es, self.names, refresh=True)
@@ -181,8 +165,8 @@ async def test_the_wait_is_bounded_by_the_deadline_and_skipped_without_a_grader(
         assert time.monotonic() - started < wait_s / 2
         assert joined.indexer.with_event == 0
         # The grader publishes, but not this post: the batch waits for it until its deadline, then goes without.
-        await _publish(settings, [("weibo:join:other", "ev-x")])
-        await joined.known("weibo:join:other", "ev-x")
+        await _publish(settings, [("weibo:idx:other", "ev-x")])
+        await joined.known("weibo:idx:other", "ev-x")
         started = time.monotonic()
         await joined.indexer.handle(_records([_post(1)]))
         waited = time.monotonic() - started
