@@ -9,8 +9,8 @@ the end-to-end rate.
 
 The indexer sends the bytes (``DocumentBuilder.line``): ``orjson`` over a mapping whose parts that repeat across
 posts are shared rather than rebuilt. Nineteen posts in twenty have no tags, no regions and no relevance reasons,
-so their ``enrichment`` object is one ``orjson.Fragment`` (its JSON, made once per relevance and lexicon version)
-and their flattened fields one shared mapping of empty tuples (``orjson`` writes a tuple as an array). Before, each
+so their ``enrichment`` object is one ``orjson.Fragment`` (its JSON, made once per serialised enrichment: one per
+relevance and lexicon version for them) and their flattened fields one shared mapping of empty lists. Before, each
 document was a tree of about twenty fresh dicts and lists, and building them cost the indexer more than
 serialising them and most of its garbage collector's work (issue 12). The bytes are those ``orjson.dumps`` made of
 the former dicts, key order included (tests/services/collector/unit/test_document_line.py, and every shared post by
@@ -51,8 +51,8 @@ _MAX_SECONDS: Final = 253_402_300_799
 _EPOCH: Final = datetime(1970, 1, 1)
 _DAY: Final = 86_400
 # Memo bounds, each cleared when full so memory stays bounded whatever the input: the words of texts seen recently
-# (reposts and copies repeat; about 16 MB of text at most), the "YYYY-MM-DDT" of days, the enrichment of untagged
-# posts per (relevance, lexicon version).
+# (reposts and copies repeat; about 16 MB of text at most), the "YYYY-MM-DDT" of days, the enrichments seen
+# recently (per serialised Enrichment).
 _WORDS_MAX_CHARS: Final = 4_000_000
 _DAYS_MAX: Final = 8192
 _PLAIN_MAX: Final = 4096
@@ -81,8 +81,8 @@ def _fraction(nanos: int) -> str:
 
 
 class DocumentBuilder:
-    """Builds documents with memos: the words of a text seen recently, the date of a day, the enrichment of
-    untagged posts. Each is a pure function of its key (one splitter per builder), so a hit gives what a miss would.
+    """Builds documents with memos: the words of a text seen recently, the date of a day, the JSON of an
+    enrichment. Each is a pure function of its key (one splitter per builder), so a hit gives what a miss would.
     """
 
     __slots__ = ("_days", "_last", "_last_nanos", "_last_seconds", "_plain", "_splitter", "_words", "_words_chars")
@@ -92,7 +92,7 @@ class DocumentBuilder:
         self._words: dict[str, str] = {}
         self._words_chars = 0
         self._days: dict[int, str] = {}
-        self._plain: dict[tuple[float | str, str], tuple[orjson.Fragment, dict[str, Any]]] = {}
+        self._plain: dict[bytes, tuple[orjson.Fragment, dict[str, Any]]] = {}
         # The last time written: a batch's posts share their collected_at.
         self._last_seconds = self._last_nanos = 0
         self._last = ""
@@ -144,8 +144,6 @@ class DocumentBuilder:
         simhash = d.simhash
         duplicate_of = d.duplicate_of
         text_simplified = post.text_simplified
-        keywords = post.keywords
-        media_urls = post.media_urls
         enrichment, flat = self._enrichment(post.enrichment)
         doc: dict[str, Any] = {
             "id": post.id,
@@ -158,7 +156,8 @@ class DocumentBuilder:
             "text": post.text,
             "text_simplified": text_simplified,
             "words": self.words(text_simplified),
-            "keywords": tuple(keywords) if keywords else _EMPTY,
+            # a slice of a repeated field is a list (what orjson writes for a tuple too), made in one call
+            "keywords": post.keywords[:],
             "reposts": post.reposts,
             "comments": post.comments,
             "likes": post.likes,
@@ -166,7 +165,7 @@ class DocumentBuilder:
             "parent_id": post.parent_id,
             "root_id": post.root_id,
             "language": post.language,
-            "media_urls": tuple(media_urls) if media_urls else _EMPTY,
+            "media_urls": post.media_urls[:],
             "enrichment": enrichment,
             "dedupe": {
                 "content_hash": content_hash,
@@ -197,26 +196,20 @@ class DocumentBuilder:
         return doc
 
     def _enrichment(self, e: post_pb2.Enrichment) -> tuple[Any, dict[str, Any]]:
-        """The enrichment as proto-JSON (an ``orjson.Fragment`` for untagged posts) and its flattened fields."""
-        terms = e.corruption_terms
-        titles = e.official_titles
-        regions = e.regions
-        signals = e.offline_signals
-        reasons = e.relevance_reasons
-        relevance = e.relevance
-        lexicon_version = e.lexicon_version
-        if not (terms or titles or regions or signals or reasons):
-            # -0.0 == 0.0 as a key, but they are written differently: zeros are keyed by their text.
-            key = (relevance if relevance else str(relevance), lexicon_version)
-            plain = self._plain.get(key)
-            if plain is None:
-                nested, flat = _tagged(e, relevance, lexicon_version)
-                plain = (orjson.Fragment(orjson.dumps(nested)), flat)
-                if len(self._plain) >= _PLAIN_MAX:
-                    self._plain.clear()
-                self._plain[key] = plain
-            return plain
-        return _tagged(e, relevance, lexicon_version)
+        """The enrichment as proto-JSON (an ``orjson.Fragment``) and its flattened fields, remembered per the
+        enrichment's serialised bytes: a pure function of the message, and equal messages serialise alike (no map
+        fields), so a hit gives what building it would. Most posts share a handful of enrichments (untagged, one
+        relevance and lexicon version), and the key is one call where testing the five repeated fields for
+        emptiness made a container object each."""
+        key = e.SerializeToString()
+        known = self._plain.get(key)
+        if known is None:
+            nested, flat = _tagged(e, e.relevance, e.lexicon_version)
+            known = (orjson.Fragment(orjson.dumps(nested)), flat)
+            if len(self._plain) >= _PLAIN_MAX:
+                self._plain.clear()
+            self._plain[key] = known
+        return known
 
 
 def _tagged(e: post_pb2.Enrichment, relevance: float, lexicon_version: str) -> tuple[dict[str, Any], dict[str, Any]]:
