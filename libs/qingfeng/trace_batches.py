@@ -105,6 +105,16 @@ def traces_per_record(
     roots: list[Span] = []
     out: list[OutgoingRecord] = []
     small = len(records) <= SMALL_BATCH and trace.get_current_span().get_span_context().is_valid
+    # Tracing off (no SDK: the API's no-op tracer, directly or behind the ProxyTracer until an SDK is set): a root
+    # started under an empty context is always the invalid span, so every record gets the same parent, made once,
+    # without a start_span and a context per record (the same parents, so the same send spans and headers).
+    actual = tracer._tracer if isinstance(tracer, trace.ProxyTracer) else tracer
+    if isinstance(actual, trace.NoOpTracer) and not small:
+        invalid_root = trace.set_span_in_context(actual.start_span(_ROOT_NAME, context=otel_context.Context()))
+        records_out = [record if record.parent is not None else record.with_parent(invalid_root) for record in records]
+        with _batch_span(tracer, name, records, []):
+            yield records_out
+        return
     for record in records:
         if small or record.parent is not None:
             out.append(record)
@@ -121,6 +131,19 @@ def traces_per_record(
         )
         roots.append(root)
         out.append(record.with_parent(trace.set_span_in_context(root)))
+    with _batch_span(tracer, name, records, roots):
+        yield out
+
+
+_ROOT_NAME: Final = "collect"
+
+
+@contextmanager
+def _batch_span(
+    tracer: trace.Tracer, name: str, records: Sequence[OutgoingRecord], roots: list[Span]
+) -> Iterator[None]:
+    """The batch's span in the current trace, linking to ``roots`` (the records' traces), current in the block; the
+    roots and the batch span end with it, with an error status if it raised."""
     links, dropped = _links((root.get_span_context() for root in roots), MAX_LINKS)
     topics = sorted({record.topic for record in records})
     batch = tracer.start_span(
@@ -135,7 +158,7 @@ def traces_per_record(
     error: BaseException | None = None
     try:
         with trace.use_span(batch, end_on_exit=False, record_exception=True, set_status_on_exception=True):
-            yield out
+            yield
     except BaseException as err:
         error = err
         raise

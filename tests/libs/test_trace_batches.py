@@ -242,3 +242,33 @@ def test_drop_mode_records_nothing_unsampled_and_so_cannot_keep_errors(exporter:
         assert [s.name for s in exporter.get_finished_spans()] == ["alert"]
     finally:
         provider.shutdown()
+
+
+@pytest.mark.parametrize("provider", [trace.NoOpTracerProvider(), None])
+def test_without_an_sdk_every_record_gets_what_its_own_root_would_give(provider: trace.TracerProvider | None) -> None:
+    """Tracing off: one parent for all (the invalid span in the caller's context), as a no-op root per record gave,
+    so the producer's send span is the invalid one and no traceparent is written; an answering record keeps its own;
+    an error still goes through. ``None``: the global provider, a proxy to the no-op tracer in this test process."""
+    if provider is None and not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        pytest.skip("a global SDK provider is installed in this process")
+    remote = trace.NonRecordingSpan(trace.SpanContext(1, 2, is_remote=True, trace_flags=trace.TraceFlags(1)))
+    answered = trace.set_span_in_context(remote)
+    records = [
+        *_outgoing(SMALL_BATCH + 3),
+        OutgoingRecord("posts", "x", post_pb2.Post(), "post.collected", "x", parent=answered),
+    ]
+    key = otel_context.create_key("caller")
+    token = otel_context.attach(otel_context.set_value(key, "v", trace.set_span_in_context(remote)))
+    try:
+        with traces_per_record("collector send slice", records, tracer_provider=provider) as sent:
+            for record in sent[:-1]:
+                assert record.parent is not None
+                assert trace.get_current_span(record.parent) is trace.INVALID_SPAN
+                assert otel_context.get_value(key, record.parent) == "v"  # the caller's context, as before
+                assert inject_headers([], ctx=record.parent) == []
+                assert record.with_parent(None) == records[sent.index(record)].with_parent(None)
+            assert sent[-1] is records[-1]
+        with pytest.raises(RuntimeError), traces_per_record("s", records, tracer_provider=provider):
+            raise RuntimeError("send failed")
+    finally:
+        otel_context.detach(token)
