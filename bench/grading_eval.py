@@ -51,6 +51,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _eval_baselines import BASELINES, baseline
+from _eval_candidates import halves, print_candidates, print_profile, probe_policy
+from _eval_candidates import record as record_metrics
+from _eval_candidates import score as score_candidate
 from _eval_explain import explain_early, missed_top, print_explain
 from _eval_red import red_demo
 from _eval_relevance import event_labels, event_relevance, first_posts, print_event_relevance
@@ -229,7 +232,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="for each top event of the first replay missing an early orange/red alert: which orange criteria held",
     )
+    ap.add_argument(
+        "--candidates",
+        type=Path,
+        nargs="*",
+        default=None,
+        metavar="POLICY",
+        help="with --split and --report calibration: score these policy files (and the given one) on the calibration "
+        "part from one recorded replay of the first variant (bench/_eval_candidates.py)",
+    )
+    ap.add_argument(
+        "--profile-top",
+        action="store_true",
+        help="with --report calibration: the top events' metrics at 25 %% and 50 %% of their 24 h size",
+    )
     args = ap.parse_args(argv)
+    if (args.candidates is not None or args.profile_top) and not (args.split and args.report == "calibration"):
+        print("--candidates and --profile-top choose on the calibration part: pass --split and --report calibration",
+              file=sys.stderr)  # fmt: skip
+        return 2
     if not args.data.is_file():
         print(f"no data file {args.data} (set QF_SHARED_DATA or pass --data)", file=sys.stderr)
         return 2
@@ -333,7 +354,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{variant.name}, grader, on the {len(calib)} calibration events:")
         print_explain(explain_early(views, policy, config, first_replay, missed, calib), orange.at_least)
         print()
-    print("levels reached (ground-truth events, via their majority event):")
+    if args.candidates is not None or args.profile_top:
+        candidates = [(path.name, load_policy_file(path)) for path in args.candidates or ()]
+        probe = probe_policy(policy, [c for _, c in candidates])
+        named = [(f"{policy.version} (as run above)", policy), *candidates]
+        for variant in variants:
+            views = to_views(variant_posts(collected.posts, variant), convert)
+            rec = record_metrics(views, probe, grader_config(variant.parents), native_of, truth_post, calib)
+            print(f"{variant.name}, grader, on the {len(calib)} calibration events (recorded once, no replay each):")
+            if args.profile_top and variant is variants[0]:
+                print_profile(rec, policy, calib, args.top_share)
+            print_candidates(
+                [score_candidate(n, rec, c, calib, args.top_share) for n, c in named],
+                [[score_candidate(n, rec, c, h, args.top_share) for n, c in named] for h in halves(calib, args.seed)],
+            )
+            print()
     for s in scores:
         print(f"  {s.variant:34} {s.method:16} " + " ".join(f"{k}={v}" for k, v in s.levels.items()))
     for name, er in relevance_rows:
