@@ -107,7 +107,7 @@ async def test_stream_yields_alerts_events_and_dead_letters(make_settings: MakeS
         assert set(hits) == {eid for eid in orange_or_more if final[eid].level >= W.WARNING_LEVEL_ORANGE}
         for eid, event in hits.items():
             assert event.level == final[eid].level
-            assert event.grade.reasons and event.grade.policy_version == "four-level.v3"
+            assert event.grade.reasons and event.grade.policy_version == "four-level.v4"
             assert event.metrics and event.title
         text = await searcher.search_events(search_pb2.SearchEventsRequest(query="征地补偿"))
         assert red in {h.event.id for h in text.hits}

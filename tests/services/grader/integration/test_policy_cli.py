@@ -23,7 +23,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("policy", "expected"),
     [
-        (DEFAULT_POLICY, "OK four_color four-level.v3: 4 levels"),
+        (DEFAULT_POLICY, "OK four_color four-level.v4: 4 levels"),
         (THREE_TIER_POLICY, "OK three_tier three-tier.v1: 3 levels"),
     ],
 )

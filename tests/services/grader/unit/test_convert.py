@@ -203,7 +203,7 @@ def test_the_index_document_reads_back_as_the_same_event_in_the_gateway() -> Non
     )
     assert parsed == event
     assert doc["level"] == "WARNING_LEVEL_RED" and doc["scheme"] == "LEVEL_SCHEME_FOUR_COLOR"
-    assert doc["policy_version"] == "four-level.v3" and doc["reasons"][0].startswith("人工调整")
+    assert doc["policy_version"] == "four-level.v4" and doc["reasons"][0].startswith("人工调整")
     assert set(doc["region_codes"]) == {"330100", "330200"}
     assert doc["velocity"] == event.metrics[0].velocity and doc["comments"] == event.metrics[-1].comments
     assert "merged_into" not in doc

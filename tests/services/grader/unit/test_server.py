@@ -132,18 +132,18 @@ async def test_invalid_update_changes_nothing(service: Service) -> None:
     assert not response.applied and response.errors
     assert response.errors[0].line == 10
     active = await service.stub.GetPolicy(event_pb2.GetPolicyRequest())
-    assert active.policy.version == "four-level.v3"
+    assert active.policy.version == "four-level.v4"
     assert active.policy.yaml == DEFAULT_POLICY.read_text(encoding="utf-8")
     assert active.policy.activated_by.id.startswith("config:")
     event = await service.stub.GetEvent(event_pb2.GetEventRequest(id="ev-p0"))
-    assert event.event.grade.policy_version == "four-level.v3"
+    assert event.event.grade.policy_version == "four-level.v4"
 
 
 async def test_the_active_version_cannot_be_reused(service: Service) -> None:
     text = DEFAULT_POLICY.read_text(encoding="utf-8").replace("threshold: 3}", "threshold: 4}")
     response = await service.stub.UpdatePolicy(event_pb2.UpdatePolicyRequest(yaml=text))
     assert not response.applied
-    line = DEFAULT_POLICY.read_text(encoding="utf-8").splitlines().index('version: "four-level.v3"') + 1
+    line = DEFAULT_POLICY.read_text(encoding="utf-8").splitlines().index('version: "four-level.v4"') + 1
     assert [(e.field, e.line) for e in response.errors] == [("version", line)]
 
 
@@ -151,7 +151,7 @@ async def test_dry_run_then_apply_a_policy(service: Service) -> None:
     text = THREE_TIER_POLICY.read_text(encoding="utf-8")
     dry = await service.stub.UpdatePolicy(event_pb2.UpdatePolicyRequest(yaml=text, dry_run=True))
     assert not dry.applied and not dry.errors and dry.policy.version == "three-tier.v1"
-    assert (await service.stub.GetPolicy(event_pb2.GetPolicyRequest())).policy.version == "four-level.v3"
+    assert (await service.stub.GetPolicy(event_pb2.GetPolicyRequest())).policy.version == "four-level.v4"
 
     stale = event_pb2.UpdatePolicyRequest(yaml=text, expected_active_version="nope")
     with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -159,13 +159,13 @@ async def test_dry_run_then_apply_a_policy(service: Service) -> None:
     assert err.value.code() == grpc.StatusCode.ABORTED
 
     applied = await service.stub.UpdatePolicy(
-        event_pb2.UpdatePolicyRequest(yaml=text, expected_active_version="four-level.v3")
+        event_pb2.UpdatePolicyRequest(yaml=text, expected_active_version="four-level.v4")
     )
     assert applied.applied and applied.policy.activated_by.id == "alice"
     assert applied.policy.activated_by.agency == common_pb2.AGENCY_OPINION_OFFICE
     active = await service.stub.GetPolicy(event_pb2.GetPolicyRequest())
     assert active.policy.version == "three-tier.v1"
-    old = await service.stub.GetPolicy(event_pb2.GetPolicyRequest(version="four-level.v3"))
+    old = await service.stub.GetPolicy(event_pb2.GetPolicyRequest(version="four-level.v4"))
     assert old.policy.yaml == DEFAULT_POLICY.read_text(encoding="utf-8")
     event = await service.stub.GetEvent(event_pb2.GetEventRequest(id="ev-p0"))
     assert event.event.grade.scheme == common_pb2.LEVEL_SCHEME_THREE_TIER and event.event.grade.label

@@ -113,7 +113,7 @@ def test_restore_under_a_new_policy_then_regrade(four_level, three_level):
     g = Grader(four_level)
     feed(g, stream(300), 50)
     restored = Grader.restore(json.loads(json.dumps(g.snapshot())), three_level)
-    assert restored.state_policy_version == "four-level.v3"  # grades kept until set_policy
+    assert restored.state_policy_version == "four-level.v4"  # grades kept until set_policy
     assert [s.level for s in restored.snapshots()] == [s.level for s in g.snapshots()]
     out = restored.set_policy(three_level)
     assert restored.state_policy_version == "three-tier.v1"

@@ -341,7 +341,7 @@ async def test_command_errors_leave_the_engine_unchanged() -> None:
 async def test_configured_policy_is_activated_once_and_a_later_update_survives_restart() -> None:
     ports = Ports()
     await started(ports)
-    assert ports.store.active == "four-level.v3"
+    assert ports.store.active == "four-level.v4"
     assert [a.action for a in ports.store.audit] == ["policy.activate"]
     text = THREE_TIER_POLICY.read_text(encoding="utf-8")
     ports.store.policies["three-tier.v1"] = PolicyRecord("three-tier.v1", text, "x", "three_tier", T0, "bob")
