@@ -188,7 +188,7 @@ class SlicePreparer:
             else:
                 first = fresh[post_id] = _Fresh(_stamped(item, now))
                 plan.append(first)
-        self._enrich([first.post for first in fresh.values()])
+        duplicates = dict(zip(fresh, self._enrich([first.post for first in fresh.values()]), strict=True))
         work = PreparedSlice([], [], {})
         limit = max_request_size - _HEADER_RESERVE_BYTES
         for step in plan:
@@ -203,11 +203,15 @@ class SlicePreparer:
                 post = step.post
                 if step.again:
                     post = _stamped(post, now)
-                    self._enrich([post])
-                self._accept(work, post, limit, max_request_size)
+                    duplicate_of = self._enrich([post])[0]
+                else:
+                    duplicate_of = duplicates[post.id]
+                self._accept(work, post, duplicate_of, limit, max_request_size)
         return work
 
-    def _accept(self, work: PreparedSlice, post: post_pb2.Post, limit: int, max_request_size: int) -> None:
+    def _accept(
+        self, work: PreparedSlice, post: post_pb2.Post, duplicate_of: str, limit: int, max_request_size: int
+    ) -> None:
         # ByteSize() serialises the post to count its bytes: serialised once here, the bytes are what gets sent.
         value = post.SerializeToString()
         size = len(value)
@@ -223,7 +227,6 @@ class SlicePreparer:
             self._reject(work, too_large, post_id, max_request_size)
             return
         work.records.append(OutgoingRecord.of(self._topics.posts, post_id, post, POST_EVENT_TYPE, post_id, value))
-        duplicate_of = post.dedupe.duplicate_of
         work.produced[post_id] = duplicate_of
         work.results.append(_result_of(Outcome.DUPLICATE if duplicate_of else Outcome.ACCEPTED, post))
 
@@ -253,8 +256,9 @@ class SlicePreparer:
             # An unset Timestamp reads as 0 s, 0 ns (valid, and not in the future): no HasField needed.
             created = post.created_at
             seconds = created.seconds
+            collected = post.collected_at  # a submessage read makes a wrapper object: once, not per field
             bad_time = _bad_time("created_at", seconds, created.nanos) or _bad_time(
-                "collected_at", post.collected_at.seconds, post.collected_at.nanos
+                "collected_at", collected.seconds, collected.nanos
             )
             if bad_time:
                 # Out of Timestamp's range (years 1-9999) or bad nanos: converting it would raise for the whole batch.
@@ -271,8 +275,9 @@ class SlicePreparer:
             origin=post.url or post_id,
         )
 
-    def _enrich(self, posts: list[post_pb2.Post]) -> None:
-        """Enrich and dedupe ``posts`` in place, in order (``enrich_posts``)."""
+    def _enrich(self, posts: list[post_pb2.Post]) -> list[str]:
+        """Enrich and dedupe ``posts`` in place, in order (``enrich_posts``); each one's ``dedupe.duplicate_of``
+        as written (so it is not read back through a wrapper of the submessage)."""
         raw = []
         for post in posts:
             created = post.created_at  # validated: seconds in range, nanos in [0, 1e9)
@@ -282,6 +287,7 @@ class SlicePreparer:
         regions = self._regions
         for post, result in zip(posts, enriched, strict=True):
             fill_post(post, result, regions)
+        return [result.dedupe.duplicate_of or "" for result in enriched]
 
     def _reject(self, work: PreparedSlice, rejected: Rejected, key: str, max_request_size: int) -> None:
         work.results.append(ItemResult(Outcome.REJECTED, rejected=rejected))
