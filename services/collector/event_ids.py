@@ -72,6 +72,12 @@ class AssignmentMap:
     def get(self, post_id: str) -> str | None:
         return self._events.get(post_id)
 
+    @property
+    def lookup(self) -> Callable[[str], str | None]:
+        """``get`` as the underlying dict's own method: no Python call per look-up (the indexer looks up every post
+        of every batch). Event ids are never empty, so ``lookup(p) is None`` is ``p not in self``."""
+        return self._events.get
+
     def __contains__(self, post_id: object) -> bool:
         return post_id in self._events
 
@@ -141,7 +147,8 @@ class AssignmentTail:
         missing = list(deadlines)
         while True:
             self._changed.clear()  # before looking: records read from here on wake the wait below
-            missing = [(post_id, deadline) for post_id, deadline in missing if post_id not in self.known]
+            lookup = self.known.lookup
+            missing = [(post_id, deadline) for post_id, deadline in missing if lookup(post_id) is None]
             now = self._clock()
             left = wait_s(missing, self.known, now, self.publishing(now))
             if left <= 0:
