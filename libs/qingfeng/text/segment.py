@@ -73,8 +73,7 @@ class Segmenter:
                     counts[token] = counts.get(token, 0) + 1
             if len(counts) <= 1:
                 return tuple(counts)
-            ranked = sorted(counts, key=lambda t: -(counts[t] * 16 + (8 if t in boost else 0) + min(len(t), 4)))
-            return tuple(ranked[:limit])
+            return self._ranked(counts, limit, boost)
         # A long token list is counted first (Counter, in C) and each distinct token judged once: a long text repeats
         # its tokens and punctuation many times. The bonuses add at most 12 < 16, so frequency decides first: only
         # tokens at least as frequent as the limit-th kept one can rank. From _WALK_MIN_DISTINCT distinct tokens on,
@@ -123,7 +122,9 @@ class Segmenter:
             return tuple(counts)
         # one int per token: frequency dominates, then lexicon membership, then length (capped at 4);
         # sorted() is stable, so the order of ``counts`` breaks the remaining ties
-        ranked = sorted(counts, key=lambda t: -(counts[t] * 16 + (8 if t in boost else 0) + min(len(t), 4)))
+        # the keys made in one comprehension and read back by the dict's own method: no Python call per token
+        rank = {t: -(n * 16 + (8 if t in boost else 0) + min(len(t), 4)) for t, n in counts.items()}
+        ranked = sorted(counts, key=rank.__getitem__)
         return tuple(ranked[:limit])
 
     def _verdict(self, token: str) -> bool:
