@@ -73,8 +73,8 @@ class PostMap:
     """A mapping post id -> event id (``get``, ``in``, ``[]``, ``pop``, ``len``) with ``merge`` and ``drop`` of
     whole events; see the module docstring. Not thread-safe."""
 
-    __slots__ = ("_counts", "_dead", "_events", "_keys", "_live", "_mask", "_memo", "_own", "_slots", "_tags",
-                 "_used")  # fmt: skip
+    __slots__ = ("_absent", "_absent_at", "_counts", "_dead", "_events", "_keys", "_live", "_mask", "_memo", "_own",
+                 "_slots", "_tags", "_used")  # fmt: skip
 
     def __init__(self, capacity: int = _MIN_CAPACITY) -> None:
         cap = _MIN_CAPACITY
@@ -89,6 +89,13 @@ class PostMap:
         self._used = 0  # positions taken: live entries, tombstones, entries of expired events
         self._dead = 0  # entries of expired events (freed at the next rehash)
         self._memo: Memo[str, tuple[int, int]] = Memo(_digest, _MEMO_LIMIT)
+        self._forget_absent()
+
+    def _forget_absent(self) -> None:
+        # The last id get() found no entry for, and the free position its probe ended at: where __setitem__ puts that
+        # id (a new post is looked up, then added) without probing again, while no entry was added since.
+        self._absent: str | None = None
+        self._absent_at = -1
 
     def _alloc(self, capacity: int) -> None:
         self._keys: array[int] = _zeros("Q", capacity)
@@ -124,6 +131,7 @@ class PostMap:
                 if self._tags[i] == tag:
                     break
             elif not k:
+                self._absent, self._absent_at = post_id, i
                 return default
             i = (i + 1) & mask
         slot = self._slots[i]
@@ -152,21 +160,25 @@ class PostMap:
 
     def __setitem__(self, post_id: str, event_id: str) -> None:
         key, tag = self._key(post_id)
-        slot = self._slot_for(event_id)
-        i = self._find(key, tag)
-        if i >= 0:  # known (or popped, or of an expired event): it now stands for event_id
+        slot = self._slot_for(event_id)  # (may rehash, which forgets the absent id)
+        i = self._absent_at if post_id is self._absent else self._find(key, tag)
+        self._absent = None
+        if i >= 0 and self._keys[i]:  # known (or popped, or of an expired event): it now stands for event_id
             self._release(self._slots[i])
             self._slots[i] = slot
             self._counts[slot] += 1
             self._live += 1
             return
+        keys, mask = self._keys, self._mask
         if (self._used + 1) * 4 > (self._mask + 1) * 3:
             self._rehash()
             slot = self._own[event_id][0]  # renumbered
-        keys, mask = self._keys, self._mask
-        i = key & mask
-        while keys[i]:
-            i = (i + 1) & mask
+            keys, mask = self._keys, self._mask
+            i = -1
+        if i < 0:  # the first free position of its probe
+            i = key & mask
+            while keys[i]:
+                i = (i + 1) & mask
         keys[i] = key
         self._tags[i] = tag
         self._slots[i] = slot
@@ -270,6 +282,7 @@ class PostMap:
         self._own = {eid: [renumber[s] for s in owned] for eid, owned in self._own.items()}
         self._live = self._used = used
         self._dead = 0
+        self._forget_absent()
 
     # -- persistence --------------------------------------------------------------------------------------------
 
@@ -308,6 +321,7 @@ class PostMap:
         self._own = {eid: list(slots) for eid, slots in zip(data["owners"], data["own"], strict=True)}
         self._live, self._used, self._dead = int(data["live"]), int(data["used"]), int(data["dead"])
         self._memo = Memo(_digest, _MEMO_LIMIT)
+        self._forget_absent()
         return self
 
     @classmethod

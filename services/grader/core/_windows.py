@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-__all__ = ["OFFLINE_RISK_HALF", "Bucket", "Contribution", "Window", "insert_sorted", "regional_scope"]
+__all__ = ["OFFLINE_RISK_HALF", "Bucket", "Contribution", "Window", "add_post", "insert_sorted", "regional_scope"]
 
 # offline_risk = w / (w + OFFLINE_RISK_HALF), w = posts with offline signals + those with planned ones:
 # five signalling posts make an even chance, and it saturates rather than growing with volume.
@@ -328,6 +328,57 @@ class Window(_Counts):
         mean = self.relevance_sum / n if n else 0.0
         source = self.source_relevance
         return (source if source > mean else mean) / 1000.0  # max(mean, source) without the call
+
+
+def add_post(c: Contribution, followers: int, bucket: Bucket, windows: list[Window]) -> None:
+    """Count one post in its bucket and in the windows it falls in: what `_Counts.add` does to each, with the post
+    unpacked once and the fields most posts leave at zero tested once, not per set (five sets take every post); a
+    window's top-k list is told of an author new there who can enter it. `followers`: the author's, as the event
+    knows them."""
+    author, _, reposts, comments, likes, offline, planned, relevance, media, source, platform, codes = c
+    sets = (bucket, *windows)
+    for s in sets:
+        s.posts += 1
+        if reposts:
+            s.reposts += reposts
+        if comments:
+            s.comments += comments
+        if likes:
+            s.likes += likes
+        if source:
+            d = s.by_source
+            d[source] = d.get(source, 0) + 1
+        if platform:
+            d = s.by_platform
+            d[platform] = d.get(platform, 0) + 1
+    if offline or planned:  # planned is 0 without offline (Grader._contribution); adding 0 changes nothing
+        for s in sets:
+            s.offline_posts += offline
+            s.planned_posts += planned
+    if relevance:
+        for s in sets:
+            s.relevance_sum += relevance
+            s.relevance_posts += 1
+    if media:
+        for s in sets:
+            d = s.by_media
+            d[author] = d.get(author, 0) + 1
+    if codes:
+        for s in sets:
+            regions = s.by_region
+            for code in codes:
+                had = regions.get(code, 0)
+                regions[code] = had + 1
+                if not had:
+                    s.scope = -1
+    d = bucket.by_author
+    d[author] = d.get(author, 0) + 1
+    for w in windows:
+        d = w.by_author
+        n = d.get(author, 0)
+        d[author] = n + 1
+        if not n and w.top_valid and (len(w.top) < w.top_k or followers > w.top[0][0]):
+            w.note_author(author, followers)
 
 
 def insert_sorted(dq: deque[Bucket], bucket: Bucket) -> None:

@@ -18,7 +18,16 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from ._windows import _NO_BUCKETS, OFFLINE_RISK_HALF, Bucket, Contribution, Window, insert_sorted, regional_scope
+from ._windows import (
+    _NO_BUCKETS,
+    OFFLINE_RISK_HALF,
+    Bucket,
+    Contribution,
+    Window,
+    add_post,
+    insert_sorted,
+    regional_scope,
+)
 from .model import WindowMetrics
 
 __all__ = ["OFFLINE_RISK_HALF", "Contribution", "EventMetrics", "Window", "regional_scope"]
@@ -98,9 +107,9 @@ class EventMetrics:
         self.reach_added += f
         # note_author only when the author can enter the top-k list (a call per window per post otherwise).
         total = self.total
-        if total.add(c) and total.top_valid and (len(total.top) < total.top_k or f > total.top[0][0]):
-            total.note_author(author, f)
-        if ts < watermark:
+        if ts < watermark:  # only the lifetime window counts it
+            if total.add(c) and total.top_valid and (len(total.top) < total.top_k or f > total.top[0][0]):
+                total.note_author(author, f)
             self.late += 1
             return False
         bs = self.bucket_seconds
@@ -127,14 +136,14 @@ class EventMetrics:
                     due = leaves
             if due - _MARGIN < self.due:  # the new bucket may be the first to move (see _next_due)
                 self.due = due - _MARGIN
-        bucket.add(c)
         end = bucket.end
+        into = [total]  # the windows the post falls in
         for w in self.windows:
             if end > now - w.seconds:
-                if w.add(c) and w.top_valid and (len(w.top) < w.top_k or f > w.top[0][0]):
-                    w.note_author(author, f)
+                into.append(w)
             elif end > now - 2 * w.seconds:
                 w.prev_posts += 1
+        add_post(c, f, bucket, into)
         return True
 
     def advance(self, now: float) -> None:

@@ -157,3 +157,59 @@ async def test_a_checkpoint_written_before_the_post_map_recovers_and_grades_on_i
     assert all(second.engine.clusterer.seen(p.id) for p in posts[:60])
     await feed(second, posts[60:])
     assert ids(ports.sink.alerts) == ids(reference.sink.alerts)
+
+
+def test_an_id_looked_up_then_added_lands_where_a_plain_insert_puts_it() -> None:
+    # get() remembers where the probe of an absent id ended and __setitem__ puts that id there without probing again
+    # (a new post is looked up, then added): the table must be the one plain inserts build (`plain` is never asked
+    # before an insert), through rehashes, other lookups in between, pops, merges, expiries and ids looked up but
+    # never added.
+    rng = random.Random(11)
+    looked, plain, ref = PostMap(), PostMap(), Reference()
+    events = [f"ev-{i}" for i in range(30)]
+    ids = [f"weibo:{i}" for i in range(15_000)]  # the same str objects again and again, as a post's id is
+    for step in range(20_000):
+        pid = rng.choice(ids)
+        roll = rng.random()
+        if roll < 0.3:  # added without a lookup: a position remembered for this id earlier must not be used
+            looked[pid] = plain[pid] = ref.posts[pid] = rng.choice(events)
+        elif roll < 0.75:
+            eid = rng.choice(events)
+            assert looked.get(pid) == ref.posts.get(pid)
+            if rng.random() < 0.3:  # another id's lookup in between: the first one's position is not used
+                other = rng.choice(ids)
+                assert looked.get(other) == ref.posts.get(other)
+            looked[pid] = plain[pid] = ref.posts[pid] = eid
+        elif roll < 0.85:
+            assert looked.get(pid) == ref.posts.get(pid)  # looked up, not added
+        elif roll < 0.93:
+            assert looked.pop(pid) == plain.pop(pid) == ref.posts.pop(pid, None)
+        elif roll < 0.99:
+            gone, keep = rng.sample(events, 2)
+            looked.merge(gone, keep)
+            plain.merge(gone, keep)
+            ref.merge(gone, keep)
+        else:
+            gone = rng.choice(events)
+            looked.drop(gone)
+            plain.drop(gone)
+            ref.drop(gone)
+            events[events.index(gone)] = f"ev-{step}"
+        if step % 2_000 == 0:
+            assert looked.to_data() == plain.to_data()
+    assert looked.to_data() == plain.to_data()
+    assert len(looked) == len(ref.posts) > 1_000
+
+
+def test_a_remembered_position_taken_by_another_id_is_not_used() -> None:
+    # get(A) misses and remembers where A would go; another id whose probe starts there is then added (without a
+    # lookup) and takes that very position; A added then must probe again, not overwrite the other id.
+    m = PostMap()
+    a = "weibo:A"
+    assert m.get(a) is None
+    hole = m._absent_at
+    other = next(pid for n in range(100_000) if m._key(pid := f"weibo:{n}")[0] & m._mask == hole)
+    m[other] = "ev-other"
+    assert m._keys[hole]  # it took A's remembered position
+    m[a] = "ev-a"
+    assert (m.get(a), m.get(other), len(m)) == ("ev-a", "ev-other", 2)
