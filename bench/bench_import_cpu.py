@@ -126,7 +126,7 @@ def _child(limit: int, data: Path, gc_mode: str) -> dict[str, Any]:
     ]
     cpu["parse"] = time.process_time() - t0
 
-    async def produce_and_read() -> tuple[str, str, int]:
+    async def produce_and_read() -> tuple[str, str, int, int, str]:
         specs = topic_specs_for(settings)
         await ensure_topics(settings.kafka, specs)
         try:
