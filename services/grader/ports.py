@@ -96,6 +96,9 @@ class Checkpoint:
     policy_version: str
     saved_at: datetime
     pending: Outputs = Outputs()
+    # The order log's last entry this state reflects (``OrderLog.order_mark``): a checkpoint encoded in the
+    # background leaves the batches logged after it. None: the state reflects every entry.
+    order_through: int | None = None
 
 
 class StateStore(Protocol):

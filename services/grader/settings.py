@@ -100,6 +100,14 @@ class CheckpointSettings(_Group):
     # postponed until the time since the last one is at least that one's encoding CPU divided by this share
     # (0.05: one that took 1 s is next due 20 s later at the earliest). Recovery then replays a little more.
     max_cpu_share: float = Field(default=0.05, gt=0, le=1)
+    # Encode the periodic checkpoints in a forked child (checkpoint_fork.py) once the last one's encoding took at
+    # least fork_min_cpu_s: a full horizon's state held the loop 0.9-1.2 s of CPU, and every alert behind it waited.
+    # The child runs at fork_nice, below the alert path. Linux/Unix only (ignored where os.fork is missing); needs
+    # memory headroom of up to the state's size while the child runs. Commands, shutdown and regrades still
+    # checkpoint on the loop (they must be durable before they return).
+    fork: bool = True
+    fork_min_cpu_s: float = Field(default=0.05, ge=0)
+    fork_nice: int = Field(default=10, ge=0, le=19)
 
 
 class IndexRoleSettings(_Group):

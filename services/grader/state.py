@@ -49,6 +49,7 @@ from qingfeng.v1 import event_pb2
 
 from services.grader.adapters.policy_yaml import load_policy
 from services.grader.admission import feed
+from services.grader.checkpoint_fork import ChildEncoding, EncodingFailed, fork_available, start_encoding
 from services.grader.convert import RegionNames, alert_proto, event_proto
 from services.grader.core import Alert, EventSnapshot, Grader, GraderConfig, Output, Policy, PostView
 from services.grader.errors import Unavailable
@@ -145,6 +146,10 @@ class OrderLog(Protocol):
 
     async def order_log(self) -> list[tuple[int, int, int]]: ...
 
+    async def order_mark(self) -> int:
+        """The newest entry's mark (0: none): a checkpoint storing ``order_through`` = mark leaves later entries."""
+        ...
+
 
 class ActivePolicy:
     """The active policy: the parsed form for the engine and the record (YAML, who, when) for GetPolicy."""
@@ -216,6 +221,9 @@ class EngineOwner:
         self._batches_since = 0
         self._last_checkpoint = monotonic()
         self._checkpoint_cpu = 0.0  # CPU seconds the last checkpoint spent encoding the state (see _checkpoint_due)
+        # Periodic checkpoints encoded by a forked child once they cost (checkpoint_fork.py); one at a time.
+        self._fork = cadence.fork and fork_available()
+        self._background: asyncio.Task[None] | None = None
         self.checkpoints = 0  # taken since start (tests, logs)
         self.suppressed = 0  # replayed alerts not published again (tests, logs)
         self.dropped: dict[str, int] = {"duplicate": 0, "late": 0}  # posts not applied, by reason (since start)
@@ -254,6 +262,7 @@ class EngineOwner:
 
     async def _recover(self) -> None:
         assert self.active is not None, "activate_configured() first"
+        await self._settled()  # a checkpoint still being stored is the one to recover from
         # Each step's wall time is logged: how long a restart holds alerts is read from them (bench_grader_restart).
         steps: dict[str, float] = {}
         mark = time.perf_counter()
@@ -348,7 +357,7 @@ class EngineOwner:
             self.positions.update(positions)
             self._batches_since += 1
             if self._checkpoint_due():
-                await self._checkpoint()
+                await self._periodic_checkpoint()
             return published
 
     async def tick(self, now: datetime) -> int:
@@ -357,8 +366,8 @@ class EngineOwner:
             self._require_fresh()
             outputs = self._render(self._pacer.pace(self.engine.tick(now), self._live))
             published = await self._effect(outputs)
-            if outputs:
-                await self._checkpoint()
+            if outputs and (self._background is None or self._background.done()):
+                await self._periodic_checkpoint()
             return published
 
     async def flush_held(self) -> int:
@@ -513,6 +522,8 @@ class EngineOwner:
             await self.history.record(alerts)
 
     def _checkpoint_due(self) -> bool:
+        if self._background is not None and not self._background.done():
+            return False  # the one being encoded and stored comes first
         cadence = self._cadence
         elapsed = self._monotonic() - self._last_checkpoint
         if self._checkpoint_cpu >= _CHEAP_CHECKPOINT_S and elapsed < self._checkpoint_cpu / cadence.max_cpu_share:
@@ -521,9 +532,76 @@ class EngineOwner:
             return False
         return self._batches_since >= cadence.every_batches or elapsed >= cadence.every_s
 
+    async def _periodic_checkpoint(self) -> None:
+        """The cadence's checkpoint: by a forked child once encoding costs (``fork_min_cpu_s``), else on the loop."""
+        if self._fork and self._checkpoint_cpu >= self._cadence.fork_min_cpu_s:
+            await self._checkpoint_in_child()
+        else:
+            await self._checkpoint()
+
+    async def _settled(self) -> None:
+        """Wait until the checkpoint in the background is stored or failed: a later one must not be overwritten by
+        it, and a recovery loads the newest."""
+        task, self._background = self._background, None
+        if task is not None:
+            await asyncio.wait([task])  # it logs its own failure
+
+    async def _checkpoint_in_child(self) -> None:
+        """Fix the checkpoint's content here, under ``lock`` (positions, alert bound, order mark), and fork a child
+        that encodes the engine as it is now; it is stored in the background while batches go on."""
+        await self._settled()
+        held = self._pacer.take_all()
+        if held:  # as in _checkpoint: the state must not cover a post whose snapshot is still held back
+            await self._effect(self._render(list(held)))
+        mark = await self._order_log.order_mark() if self._order_log is not None else None
+        engine = self.engine
+        try:
+            child = start_encoding(
+                lambda: zlib.compress(state_text(engine.snapshot()), 1), nice=self._cadence.fork_nice
+            )
+        except OSError as err:
+            _log.warning("checkpoint child not started (%s): checkpoints stay on the loop", err)
+            self._fork = False
+            await self._checkpoint()
+            return
+        meta = Checkpoint(
+            positions=dict(self.positions),
+            alert_offsets=dict(self._alert_offsets),
+            state=b"",
+            policy_version=engine.state_policy_version,
+            saved_at=self._clock(),
+            order_through=mark,
+        )
+        self._batches_since = 0
+        self._last_checkpoint = self._monotonic()
+        self._background = asyncio.create_task(self._store_from_child(child, meta), name="grader checkpoint")
+
+    async def _store_from_child(self, child: ChildEncoding, meta: Checkpoint) -> None:
+        started = time.perf_counter()
+        try:
+            encoded = await asyncio.to_thread(child.collect)
+            encoded_s = time.perf_counter() - started
+            await self._store.save(replace(meta, state=encoded.state))
+        except asyncio.CancelledError:
+            child.kill()
+            raise
+        except EncodingFailed as err:
+            _log.warning("%s: checkpoints go back to the loop", err)
+            self._fork = False
+            return
+        except Exception as err:  # the database: the previous checkpoint and the whole order log stay valid
+            _log.warning("checkpoint not stored: %s: %s", type(err).__name__, err)
+            return
+        self._checkpoint_cpu = encoded.cpu_s
+        self.has_checkpoint = True
+        self.checkpoints += 1
+        _log.info("checkpoint: %d bytes, encoded in %.2fs CPU by a child in %.2fs, stored in %.2fs",
+                  len(encoded.state), encoded.cpu_s, encoded_s, time.perf_counter() - started - encoded_s)  # fmt: skip
+
     async def _checkpoint(
         self, *, pending: Outputs | None = None, policy: PolicyRecord | None = None, audit: Sequence[AuditEntry] = ()
     ) -> None:
+        await self._settled()
         held = self._pacer.take_all()
         if held:  # a checkpoint must not cover a post whose event snapshot is still held back
             await self._effect(self._render(list(held)))

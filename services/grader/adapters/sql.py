@@ -39,6 +39,7 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    func,
     insert,
     select,
     update,
@@ -177,10 +178,19 @@ class SqlStateStore:
             rows = (await session.execute(query)).all()
         return [(int(p), int(first), int(count)) for row in rows for p, first, count in json.loads(row.runs)]
 
+    async def order_mark(self) -> int:
+        """The newest run's sequence number (0: none logged)."""
+        query = select(func.max(_order.c.seq)).where(_order.c.topic == self._posts_topic)
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(query)).scalar() or 0)
+
     async def _write_checkpoint(self, session: AsyncSession, cp: Checkpoint) -> None:
         await session.execute(delete(_state).where(_state.c.name == _ROW))
-        # The checkpoint reflects every batch logged so far: a recovery starts from it, not from the log.
-        await session.execute(delete(_order).where(_order.c.topic == self._posts_topic))
+        # The checkpoint reflects every batch logged up to its mark: a recovery starts from it, then follows the rest.
+        covered = _order.c.topic == self._posts_topic
+        if cp.order_through is not None:
+            covered = covered & (_order.c.seq <= cp.order_through)
+        await session.execute(delete(_order).where(covered))
         await session.execute(
             insert(_state).values(
                 name=_ROW,

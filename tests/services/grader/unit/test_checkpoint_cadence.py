@@ -54,7 +54,8 @@ async def _owner(ports: Ports, clocks: Clocks, *, share: float = 0.05) -> Engine
         ports.sink,
         FakeAlertLog(ports.sink),
         config=GraderConfig(),
-        cadence=CheckpointSettings(every_batches=1, every_s=3600, max_cpu_share=share),
+        # On the loop: the cadence rule with the CPU clocks the test moves (a child's CPU: test_checkpoint_fork.py).
+        cadence=CheckpointSettings(every_batches=1, every_s=3600, max_cpu_share=share, fork=False),
         clock=lambda: datetime(2025, 6, 2, tzinfo=UTC),
         monotonic=clocks.monotonic,
         cpu_clock=clocks.cpu_clock,

@@ -1,0 +1,146 @@
+"""Periodic checkpoints encoded by a forked child (``checkpoint_fork.py``): the batches go on while the child encodes
+and the store writes, what is stored is the engine and the positions as they were at the fork, a later batch's
+order-log entries survive that checkpoint, and a child that fails sends checkpoints back to the loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from qingfeng.storage import build_engine, run_migrations
+
+import services.grader.state as state_module
+from services.grader.adapters.sql import SqlStateStore
+from services.grader.app import MIGRATIONS, VERSION_TABLE
+from services.grader.checkpoint_fork import ChildEncoding, EncodingFailed, start_encoding
+from services.grader.core import GraderConfig
+from services.grader.ports import Checkpoint, Outputs
+from services.grader.settings import CheckpointSettings
+from services.grader.state import EngineOwner, decode_state, encode_state
+from tests.services.grader.unit.test_state import (
+    DEFAULT_POLICY,
+    DEFAULT_TEXT,
+    T0,
+    FakeAlertLog,
+    FakeStore,
+    Ports,
+    feed,
+    ids,
+    story,
+)
+
+
+@dataclass
+class HeldStore(FakeStore):
+    """Saves only once ``release`` is set (the database slow or busy)."""
+
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def save(self, checkpoint: Checkpoint | None, **kwargs: object) -> None:
+        await self.release.wait()
+        await super().save(checkpoint, **kwargs)  # type: ignore[arg-type]
+
+
+async def forking_owner(ports: Ports, *, every_batches: int = 2) -> EngineOwner:
+    owner = EngineOwner(
+        ports.store,
+        ports.sink,
+        FakeAlertLog(ports.sink),
+        config=GraderConfig(),
+        cadence=CheckpointSettings(every_batches=every_batches, fork=True, fork_min_cpu_s=0.0, fork_nice=0),
+        clock=lambda: datetime(2025, 6, 2, tzinfo=UTC),
+    )
+    await owner.activate_configured(DEFAULT_TEXT, str(DEFAULT_POLICY))
+    await owner.recover()
+    return owner
+
+
+async def test_the_child_stores_the_engine_as_it_was_at_the_fork_while_batches_go_on() -> None:
+    ports = Ports(store=HeldStore())
+    ports.store.release.set()  # the policy's activation is stored at start
+    owner = await forking_owner(ports)
+    ports.store.release.clear()
+    posts = story(60)
+    await feed(owner, posts[:20])  # the second batch is due: the child forks, the store holds the save
+    at_fork = decode_state(encode_state(owner.engine.snapshot()))
+    assert ports.store.checkpoint is None
+    await feed(owner, posts[20:40])  # two more batches go on meanwhile (no second checkpoint while one is out)
+    assert owner.positions == {0: 40} and owner.checkpoints == 0
+    ports.store.release.set()
+    await owner._settled()
+    stored = ports.store.checkpoint
+    assert stored is not None and stored.positions == {0: 20}
+    assert decode_state(stored.state) == at_fork  # not the engine of 40 posts
+    assert owner.checkpoints == 1
+
+
+async def test_a_kill_after_checkpoints_by_the_child_recovers_to_the_uninterrupted_state() -> None:
+    posts = story(200, every_s=3.0)
+    reference = Ports()
+    whole = await forking_owner(reference, every_batches=4)
+    await feed(whole, posts)
+
+    ports = Ports()
+    first = await forking_owner(ports, every_batches=4)
+    for i in range(0, 130, 10):
+        await feed(first, posts[i : i + 10])
+        await first._settled()  # each child's checkpoint stored before the next batch, so the kill point is known
+    stored = ports.store.checkpoint
+    assert first.checkpoints == 3 and stored is not None and stored.positions == {0: 120}
+    second = await forking_owner(ports, every_batches=4)  # kill -9 at 130: recovered from the child's checkpoint
+    assert second.positions == {0: 120}
+    await feed(second, posts[120:])
+    assert second.engine.snapshot() == whole.engine.snapshot()
+    assert ids(ports.sink.alerts) == ids(reference.sink.alerts)
+
+
+async def test_a_failing_child_sends_checkpoints_back_to_the_loop(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(encode: Callable[[], bytes], *, nice: int = 0) -> ChildEncoding:
+        def fail() -> bytes:
+            raise MemoryError("the child ran out of memory")
+
+        return start_encoding(fail, nice=nice)
+
+    monkeypatch.setattr(state_module, "start_encoding", broken)
+    ports = Ports()
+    owner = await forking_owner(ports)
+    await feed(owner, story(40)[:20])
+    await owner._settled()
+    assert ports.store.checkpoint is None and "exited with 1: checkpoints go back to the loop" in caplog.text
+    await feed(owner, story(40)[20:40])  # due again: on the loop now
+    assert ports.store.checkpoint is not None and ports.store.checkpoint.positions == {0: 40}
+
+
+def test_a_child_killed_early_reports_a_failure() -> None:
+    child = start_encoding(lambda: (__import__("time").sleep(30), b"never")[1])
+    child.kill()
+    with pytest.raises(EncodingFailed, match="exited with -9"):
+        child.collect()
+
+
+async def test_a_checkpoint_with_an_order_mark_leaves_the_later_entries(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'grader.db'}"
+    await run_migrations(url, MIGRATIONS, VERSION_TABLE)
+    engine = build_engine(url)
+    try:
+        store = SqlStateStore(engine, posts_topic="posts", alerts_topic="alerts")
+        assert await store.order_mark() == 0
+        await store.log_order([(0, 0, 3)], T0)
+        await store.log_order([(1, 0, 2)], T0)
+        mark = await store.order_mark()
+        await store.log_order([(0, 3, 4)], T0)  # a batch fed after the fork
+        checkpoint = Checkpoint(
+            positions={0: 3, 1: 2}, alert_offsets={}, state=b"x", policy_version="v", saved_at=T0, pending=Outputs()
+        )
+        await store.save(Checkpoint(**{**checkpoint.__dict__, "order_through": mark}))
+        assert await store.order_log() == [(0, 3, 4)]
+        await store.save(checkpoint)  # no mark: the state reflects every entry
+        assert await store.order_log() == []
+    finally:
+        await engine.dispose()
