@@ -10,20 +10,64 @@ from typing import TYPE_CHECKING
 
 from ._record import EventRecord
 from .grading import reasons_for
-from .model import LEVELS, EventSnapshot, Grade, Reason, WindowMetrics
+from .model import LEVELS, EventSnapshot, Grade, Override, Reason, WindowMetrics
 
 if TYPE_CHECKING:
     from .engine import Grader
 
 __all__ = ["grade_of", "snapshot_of"]
 
-# A frozen dataclass's __init__ sets each field through object.__setattr__ (a generic attribute lookup and a call per
-# field). A grade and a snapshot are built per post, so they are built here from a bare instance through their slots'
-# own setters, in field order: the same objects (equal, same repr, still frozen), at about half the cost.
+# A frozen dataclass's __init__ sets each field through object.__setattr__, a call per field; so did the slots' own
+# setters used here before (each a C call through a method wrapper). A grade and a snapshot are built per post, so they
+# are filled as a *draft*: a plain class with exactly their slots, whose fields are set by ordinary (specialised)
+# attribute stores, then turned into the frozen class by assigning __class__ (CPython allows it between classes of
+# the same slots layout). The result is the same object as the frozen class's own constructor makes (its type,
+# equality, repr, hash, immutability): about a sixth of the setters' cost.
 _bare = object.__new__
 _second = itemgetter(1)
-_GRADE_SETTERS = tuple(getattr(Grade, f.name).__set__ for f in fields(Grade))
-_SNAPSHOT_SETTERS = tuple(getattr(EventSnapshot, f.name).__set__ for f in fields(EventSnapshot))
+
+
+class _GradeDraft:
+    """Grade's slots, writable (see above)."""
+
+    __slots__ = Grade.__slots__
+    level: str
+    label: str
+    scheme: str
+    policy_version: str
+    reasons: tuple[Reason, ...]
+    graded_at: datetime
+    policy_level: str
+    rising: bool
+    override: Override | None
+    hold_until: datetime | None
+
+
+class _SnapshotDraft:
+    """EventSnapshot's slots, writable (see above)."""
+
+    __slots__ = EventSnapshot.__slots__
+    event_id: str
+    title: str
+    keywords: tuple[str, ...]
+    first_seen: datetime
+    last_seen: datetime
+    post_count: int
+    late_posts: int
+    level: str
+    previous_level: str
+    rising: bool
+    grade: Grade
+    metrics: tuple[WindowMetrics, ...]
+    region_codes: tuple[str, ...]
+    representative_post_ids: tuple[str, ...]
+    version: int
+    merged_into: str | None
+
+
+# Every field set, none else: a field added to Grade or EventSnapshot must be added to its draft and set below.
+assert [f.name for f in fields(Grade)] == list(Grade.__slots__) == list(_GradeDraft.__annotations__)
+assert [f.name for f in fields(EventSnapshot)] == list(EventSnapshot.__slots__) == list(_SnapshotDraft.__annotations__)
 
 
 def grade_of(g: Grader, ev: EventRecord) -> Grade:
@@ -42,18 +86,20 @@ def grade_of(g: Grader, ev: EventRecord) -> Grade:
     if o is not None:
         note = f"人工调整为{labels[effective] or '无'}({o.by}): {o.reason}"
         reasons = (Reason("override", float(effective), float(raw), "", o.level, note=note), *reasons)
-    grade = ev.grade = _bare(Grade)
-    level, label, scheme, version, reasons_, graded_at, policy_level, rising_, override, hold = _GRADE_SETTERS
-    level(grade, LEVELS[effective])
-    label(grade, labels[effective])
-    scheme(grade, p.scheme)
-    version(grade, p.version)
-    reasons_(grade, reasons)
-    graded_at(grade, at)
-    policy_level(grade, LEVELS[raw])
-    rising_(grade, rising)
-    override(grade, o)
-    hold(grade, hold_until)
+    d = _bare(_GradeDraft)
+    d.level = LEVELS[effective]
+    d.label = labels[effective]
+    d.scheme = p.scheme
+    d.policy_version = p.version
+    d.reasons = reasons
+    d.graded_at = at
+    d.policy_level = LEVELS[raw]
+    d.rising = rising
+    d.override = o
+    d.hold_until = hold_until
+    d.__class__ = Grade  # type: ignore[assignment]  # the draft becomes the frozen Grade
+    grade: Grade = d  # type: ignore[assignment]
+    ev.grade = grade
     return grade
 
 
@@ -65,23 +111,23 @@ def snapshot_of(g: Grader, ev: EventRecord, metrics: tuple[WindowMetrics, ...]) 
         ev.keywords = g.clusterer.keywords(ev.id)
     m = ev.metrics
     grade = ev.grade
-    snap = _bare(EventSnapshot)
-    (event_id, title, keywords, first_seen, last_seen, post_count, late_posts, level, previous_level, rising, grade_,
-     metrics_, region_codes, representative_post_ids, version, merged_into) = _SNAPSHOT_SETTERS  # fmt: skip
-    event_id(snap, ev.id)
-    title(snap, ev.title)
-    keywords(snap, ev.keywords)
-    first_seen(snap, ev.first_at)
-    last_seen(snap, ev.last_at)
-    post_count(snap, ev.posts)
-    late_posts(snap, m.late)
-    level(snap, LEVELS[ev.level])
-    previous_level(snap, LEVELS[ev.previous])
-    rising(snap, ev.rising)
-    grade_(snap, grade if grade is not None else grade_of(g, ev))
-    metrics_(snap, metrics)
-    region_codes(snap, m.region_codes())
-    representative_post_ids(snap, tuple(map(_second, ev.reps)))  # the post ids, without a comprehension's call
-    version(snap, ev.version)
-    merged_into(snap, None)
+    d = _bare(_SnapshotDraft)
+    d.event_id = ev.id
+    d.title = ev.title
+    d.keywords = ev.keywords
+    d.first_seen = ev.first_at
+    d.last_seen = ev.last_at
+    d.post_count = ev.posts
+    d.late_posts = m.late
+    d.level = LEVELS[ev.level]
+    d.previous_level = LEVELS[ev.previous]
+    d.rising = ev.rising
+    d.grade = grade if grade is not None else grade_of(g, ev)
+    d.metrics = metrics
+    d.region_codes = m.region_codes()
+    d.representative_post_ids = tuple(map(_second, ev.reps))  # the post ids, without a comprehension's call
+    d.version = ev.version
+    d.merged_into = None
+    d.__class__ = EventSnapshot  # type: ignore[assignment]  # the draft becomes the frozen EventSnapshot
+    snap: EventSnapshot = d  # type: ignore[assignment]
     return snap

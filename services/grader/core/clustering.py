@@ -57,8 +57,18 @@ class Assignment:
     absorbed: tuple[str, ...] = ()
 
 
+class _AssignmentDraft:
+    """Assignment's slots, writable: filled, then made an Assignment by assigning __class__ (see _publish.py)."""
+
+    __slots__ = Assignment.__slots__
+    event_id: str
+    created: bool
+    via: str
+    absorbed: tuple[str, ...]
+
+
+assert [f.name for f in fields(Assignment)] == list(Assignment.__slots__) == list(_AssignmentDraft.__annotations__)
 _bare = object.__new__
-_ASSIGNMENT_SETTERS = tuple(getattr(Assignment, f.name).__set__ for f in fields(Assignment))
 
 
 class Clusterer:
@@ -220,13 +230,14 @@ class Clusterer:
             absorbed.append(gone)
             cid = keep
         self._index(self.clusters[cid], post, ts, keywords, top, textual, known)
-        # One per post: built through the slots' setters, not the frozen __init__'s object.__setattr__ (same object).
-        a = _bare(Assignment)
-        set_event_id, set_created, set_via, set_absorbed = _ASSIGNMENT_SETTERS
-        set_event_id(a, cid)
-        set_created(a, created)
-        set_via(a, via)
-        set_absorbed(a, tuple(absorbed))
+        # One per post: filled as a draft, not through the frozen __init__'s object.__setattr__ (the same object).
+        d = _bare(_AssignmentDraft)
+        d.event_id = cid
+        d.created = created
+        d.via = via
+        d.absorbed = tuple(absorbed)
+        d.__class__ = Assignment  # type: ignore[assignment]
+        a: Assignment = d  # type: ignore[assignment]
         return a
 
     # -- indexing --------------------------------------------------------------------------------
