@@ -38,6 +38,14 @@ def projected_rank(
         a = base.acceleration
     if a <= 0 or base.posts < rule.min_posts:
         return None
+    gate = cp.projection_gate(floor) if live else None
+    if gate is not None:  # every rule above fails on a metric no scale changes: rank_live's answer without the scale
+        codes, result = gate
+        for code in codes:
+            if code(metrics, None, None) is not None:
+                break
+        else:
+            return result
     hours = rule.horizon_seconds / 3600.0
     v = base.posts / base.hours if live else base.velocity  # type: ignore[attr-defined]
     # max(0.0, x) and max(1.0, x) written out (the bound wins ties, as with max()): this runs on every post of a

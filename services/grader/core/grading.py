@@ -93,6 +93,8 @@ class CompiledPolicy:
 
     # floor -> the windows whose volume metrics the rules above it read (what a projection scales), filled on use.
     scaled_above: dict[int, tuple[str, ...]] = field(default_factory=dict, compare=False)
+    # floor -> (the unscaled require checks of each rule above it, as code; what a projection then gives) or None.
+    gates: dict[int, tuple[tuple[RuleCode, ...], int] | None] = field(default_factory=dict, compare=False)
 
     # start -> cp.rules[start:], sliced once (rank_live walks from the guard's start on every re-grade).
     rules_from: list[tuple[_Rule, ...]] = field(default_factory=list, compare=False)
@@ -109,6 +111,21 @@ class CompiledPolicy:
             read = {c[1]: None for r in self.rules if r.rank > floor for c in (*r.require, *r.criteria) if c[4]}
             names = self.scaled_above[floor] = tuple(read)
         return names
+
+    def projection_gate(self, floor: int) -> tuple[tuple[RuleCode, ...], int] | None:
+        """When every rule above `floor` has `require` checks on metrics no projection scales (red's offline risk):
+        those checks as code, one function per rule (None back when they fail), and the rank a projection gives when
+        all fail (what rank_live returns after failing every rule above). A scale cannot make such a check hold, so
+        the projection need not be computed. None when some rule above has no such check."""
+        if floor not in self.gates:
+            above = [r for r in self.rules if r.rank > floor]
+            fixed = [tuple(c for c in r.require if not c[4]) for r in above]
+            gate = None
+            if above and all(fixed):
+                result = floor if any(r.rank <= floor for r in self.rules) else max(floor, 0)
+                gate = (tuple(compile_rule(checks, (), 0)[0] for checks in fixed), result)
+            self.gates[floor] = gate
+        return self.gates[floor]
 
     def rule(self, rank: int) -> _Rule | None:
         """The rule of the level with this canonical rank."""
