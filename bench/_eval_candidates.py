@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from _eval_scores import TruthEvent, half_size_time, spearman
-from _pipeline import majority
+from _eval_search import replay_series
 
 from services.grader.core import LEVEL_RANK, LEVELS, Grader, GraderConfig, Policy, PostView
 from services.grader.core.model import WindowMetrics
@@ -75,27 +75,11 @@ def record(
     events: Mapping[str, TruthEvent],
 ) -> Recorded:
     """Replay once, keeping every window's record of each post's event after the post."""
-    grader = Grader(policy, config)
-    posts = grader.clusterer.posts
-    raw: list[tuple[str, float, dict[str, WindowMetrics]]] = []
-    assigned: dict[str, str] = {}
-    for v in views:
-        grader.process(v)
-        eid = posts.get(v.id)
-        if eid is None:
-            continue
-        assigned[native_of[v.id]] = eid
-        raw.append((eid, v.created_at.timestamp(), {m.window: m for m in grader.explain(eid).metrics}))
-    final = {eid: grader.resolve(eid) or eid for eid in {e for e, _, _ in raw}}
-    predicted = {p: final[e] for p, e in assigned.items()}
-    truth = {p: e for p, e in truth_post.items() if e in events}
-    majority_of, _ = majority(truth, predicted)
-    wanted = set(majority_of.values())
-    series: dict[str, list[tuple[float, dict[str, WindowMetrics]]]] = {}
-    for eid, ts, values in raw:
-        if final[eid] in wanted:
-            series.setdefault(final[eid], []).append((ts, values))
-    return Recorded(majority_of, series)
+
+    def windows(grader: Grader, eid: str) -> dict[str, WindowMetrics]:
+        return {m.window: m for m in grader.explain(eid).metrics}
+
+    return Recorded(*replay_series(views, policy, config, native_of, truth_post, events, windows))
 
 
 def rank_at(policy: Policy, metrics: Mapping[str, WindowMetrics]) -> int:

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from _eval_scores import TruthEvent, half_size_time, spearman
 from _pipeline import majority
@@ -54,9 +55,30 @@ def record(
     events: Mapping[str, TruthEvent],
 ) -> Recorded:
     """Replay once, reading every criterion's value on each post's event after the post."""
+
+    def values(grader: Grader, eid: str) -> dict[Key, float]:
+        return {(r.level, f"{r.criterion}@{r.window}"): r.value for r, _ in grader.explain(eid).evaluations}
+
+    return Recorded(*replay_series(views, policy, config, native_of, truth_post, events, values))
+
+
+V = TypeVar("V")
+
+
+def replay_series(
+    views: Sequence[PostView],
+    policy: Policy,
+    config: GraderConfig,
+    native_of: Mapping[str, str],
+    truth_post: Mapping[str, str],
+    events: Mapping[str, TruthEvent],
+    read: Callable[[Grader, str], V],
+) -> tuple[dict[str, str], dict[str, list[tuple[float, V]]]]:
+    """Replay once; after each post, ``read`` its event. Returns each calibration event's majority event and, per
+    majority event (merges followed to the end), the (time, read value) series."""
     grader = Grader(policy, config)
     posts = grader.clusterer.posts
-    raw: list[tuple[str, float, dict[Key, float]]] = []
+    raw: list[tuple[str, float, V]] = []
     assigned: dict[str, str] = {}
     for v in views:
         grader.process(v)
@@ -64,18 +86,17 @@ def record(
         if eid is None:
             continue
         assigned[native_of[v.id]] = eid
-        values = {(r.level, f"{r.criterion}@{r.window}"): r.value for r, _ in grader.explain(eid).evaluations}
-        raw.append((eid, v.created_at.timestamp(), values))
+        raw.append((eid, v.created_at.timestamp(), read(grader, eid)))
     final = {eid: grader.resolve(eid) or eid for eid in {e for e, _, _ in raw}}
     predicted = {p: final[e] for p, e in assigned.items()}
     truth = {p: e for p, e in truth_post.items() if e in events}
     majority_of, _ = majority(truth, predicted)
     wanted = set(majority_of.values())
-    series: dict[str, list[tuple[float, dict[Key, float]]]] = {}
-    for eid, ts, values in raw:
+    series: dict[str, list[tuple[float, V]]] = {}
+    for eid, ts, value in raw:
         if final[eid] in wanted:
-            series.setdefault(final[eid], []).append((ts, values))
-    return Recorded(majority_of, series)
+            series.setdefault(final[eid], []).append((ts, value))
+    return majority_of, series
 
 
 # (rank, needed, require, criteria): criteria as (key, threshold); every policy op here is >= (checked by caller).
