@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from _eval_scores import TruthEvent, half_size_time, spearman
-from _eval_search import replay_series
+from _eval_search import levels_over_time, replay_series
 
 from services.grader.core import LEVEL_RANK, LEVELS, Grader, GraderConfig, Policy, PostView
 from services.grader.core.model import WindowMetrics
@@ -116,16 +116,7 @@ def score(
     if any(c.op not in (">=", ">") for lv in policy.levels for c in (*lv.criteria, *lv.require)):
         raise ValueError(f"{name}: --candidates handles policies whose criteria are lower bounds (>= or >)")
     orange = LEVEL_RANK["orange"]
-    highest: dict[str, int] = {}
-    first: dict[str, float] = {}
-    for eid, rows in rec.series.items():
-        h = 0
-        for ts, metrics in rows:
-            rank = rank_at(policy, metrics)
-            h = max(h, rank)
-            if rank >= orange and eid not in first:
-                first[eid] = ts
-        highest[eid] = h
+    highest, first = levels_over_time(rec.series, lambda metrics: rank_at(policy, metrics))
     ids = sorted(events)
     level = {e: highest.get(rec.majority_of[e], 0) for e in ids}
     rho = spearman([level[e] for e in ids], [events[e].size24 for e in ids])

@@ -126,18 +126,26 @@ def _level(values: Mapping[Key, float], rules: list[_Rule]) -> int:
     return 0
 
 
-def _objective(rec: Recorded, rules: list[_Rule], events: Mapping[str, TruthEvent], top_share: float) -> float:
+def levels_over_time(
+    series: Mapping[str, list[tuple[float, V]]], rank: Callable[[V], int]
+) -> tuple[dict[str, int], dict[str, float]]:
+    """Per event of ``series``: the highest rank ``rank`` gives its values, and when it first reached orange or red."""
     orange = LEVEL_RANK["orange"]
     highest: dict[str, int] = {}
     first: dict[str, float] = {}
-    for eid, rows in rec.series.items():
+    for eid, rows in series.items():
         h = 0
         for ts, values in rows:
-            rank = _level(values, rules)
-            h = max(h, rank)
-            if rank >= orange and eid not in first:
+            r = rank(values)
+            h = max(h, r)
+            if r >= orange and eid not in first:
                 first[eid] = ts
         highest[eid] = h
+    return highest, first
+
+
+def _objective(rec: Recorded, rules: list[_Rule], events: Mapping[str, TruthEvent], top_share: float) -> float:
+    highest, first = levels_over_time(rec.series, lambda values: _level(values, rules))
     ids = sorted(events)
     rho = spearman([highest.get(rec.majority_of[e], 0) for e in ids], [events[e].size24 for e in ids])
     n_top = max(1, math.ceil(top_share * len(ids)))
