@@ -368,7 +368,7 @@ class EngineOwner:
             self._require_fresh()
             outputs = self._render(self._pacer.pace(self.engine.tick(now), self._live))
             published = await self._effect(outputs)
-            if outputs and (self._background is None or self._background.done()):
+            if outputs and not self._checkpoint_in_flight():
                 await self._periodic_checkpoint()
             return published
 
@@ -523,8 +523,12 @@ class EngineOwner:
         if self.history is not None and alerts:
             await self.history.record(alerts)
 
+    def _checkpoint_in_flight(self) -> bool:
+        """A child's checkpoint is still being encoded or stored (the next one waits for it)."""
+        return self._background is not None and not self._background.done()
+
     def _checkpoint_due(self) -> bool:
-        if self._background is not None and not self._background.done():
+        if self._checkpoint_in_flight():
             return False  # the one being encoded and stored comes first
         cadence = self._cadence
         elapsed = self._monotonic() - self._last_checkpoint
@@ -548,13 +552,18 @@ class EngineOwner:
         if task is not None:
             await asyncio.wait([task])  # it logs its own failure
 
+    async def _before_checkpoint(self) -> None:
+        """What every checkpoint waits for: the one in the background, and the held event snapshots published (a
+        checkpoint must not cover a post whose event snapshot is still held back)."""
+        await self._settled()
+        held = self._pacer.take_all()
+        if held:
+            await self._effect(self._render(list(held)))
+
     async def _checkpoint_in_child(self) -> None:
         """Fix the checkpoint's content here, under ``lock`` (positions, alert bound, order mark), and fork a child
         that encodes the engine as it is now; it is stored in the background while batches go on."""
-        await self._settled()
-        held = self._pacer.take_all()
-        if held:  # as in _checkpoint: the state must not cover a post whose snapshot is still held back
-            await self._effect(self._render(list(held)))
+        await self._before_checkpoint()
         mark = await self._order_log.order_mark() if self._order_log is not None else None
         engine = self.engine
         forking = time.perf_counter()
@@ -606,10 +615,7 @@ class EngineOwner:
     async def _checkpoint(
         self, *, pending: Outputs | None = None, policy: PolicyRecord | None = None, audit: Sequence[AuditEntry] = ()
     ) -> None:
-        await self._settled()
-        held = self._pacer.take_all()
-        if held:  # a checkpoint must not cover a post whose event snapshot is still held back
-            await self._effect(self._render(list(held)))
+        await self._before_checkpoint()
         # What the checkpoint says is fixed here, on the loop: the state as JSON bytes and the positions with it. The
         # callers hold ``lock``, so no batch moves the engine while the text is compressed in a worker thread.
         started = self._cpu_clock()
