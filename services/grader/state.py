@@ -4,11 +4,8 @@ Exactly-once alerts across restarts (at-least-once in, exactly-once effect):
 
 - A **checkpoint** stores, in one SQL transaction, the engine state (``Grader.snapshot()`` as compressed JSON),
   the next offset of every posts partition that state reflects, and a lower bound of the alerts topic's end. It is
-  taken every N batches or T seconds (whichever first), after every command (override, policy change) and on
-  shutdown, always when every output of the batches before it is acknowledged. A periodic one whose encoding costs
-  (a full horizon) is encoded by a forked child (``checkpoint_fork.py``) and stored in the background while the loop
-  grades on; it records the order log's mark, so the batches fed after the fork stay logged. Others are encoded on
-  the loop and compressed in a worker thread (zlib releases the GIL).
+  taken on a cadence (``checkpointing.py``: by a forked child once encoding costs), after every command (override,
+  policy change) and on shutdown, always when every output of the batches before it is acknowledged.
 - A **recovery** (start, or after Kafka or the database failed) restores the last checkpoint, reads the
   alerts topic from the stored bound to its end (``AlertLog``) to learn which alert ids ("<event_id>:<sequence>")
   are already out, and re-reads the posts from the stored offsets, first in the order logged since the checkpoint
@@ -36,97 +33,40 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import time
-import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-import orjson
 from opentelemetry.context import Context
 from qingfeng.v1 import event_pb2
 
 from services.grader.adapters.policy_yaml import load_policy
 from services.grader.admission import feed
-from services.grader.checkpoint_fork import ChildEncoding, EncodingFailed, fork_available, start_encoding
+from services.grader.checkpointing import Checkpointer, Content, OrderLog
 from services.grader.convert import RegionNames, alert_proto, event_proto
 from services.grader.core import Alert, EventSnapshot, Grader, GraderConfig, Output, Policy, PostView
 from services.grader.errors import Unavailable
 from services.grader.history import GradeHistory
 from services.grader.pacing import SnapshotPacer
-from services.grader.ports import (
-    AlertLog,
-    AuditEntry,
-    Checkpoint,
-    Outputs,
-    OutputSink,
-    PolicyRecord,
-    StateStore,
-)
+from services.grader.ports import AlertLog, AuditEntry, Outputs, OutputSink, PolicyRecord, StateStore
 from services.grader.settings import CheckpointSettings
+from services.grader.state_codec import decode_state
 
 __all__ = [
     "ActivePolicy",
     "EngineOwner",
     "OrderLog",
-    "decode_state",
-    "encode_state",
     "policy_record",
-    "state_text",
     "with_activation",
 ]
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# A checkpoint whose encoding took less CPU than this is never postponed (small states: tests, a fresh grader).
-_CHEAP_CHECKPOINT_S = 0.05
 _RECOVERY_STEPS = ("load_s", "decode_s", "restore_s", "alert_log_s", "order_log_s", "pending_s")
-
-
-def encode_state(data: dict[str, Any]) -> bytes:
-    """The engine state as stored: compact JSON in UTF-8, zlib level 1 (fast; the state is mostly ids and numbers).
-
-    orjson writes the UTF-8 bytes in one go. ``json.dumps`` built a list of chunks, joined them into a str (two bytes a
-    character as soon as one Chinese title is in it) and then encoded that: for a 60 s horizon at 2,315 posts/s
-    (150,000 posts, 2,300 events: an 8.5 MiB blob) every checkpoint peaked at +208 MiB over the live state (orjson:
-    +121 MiB, and 0.8 instead of 1.2 s of CPU), a high-water mark of the grader's resident memory. The state holds no
-    infinity or NaN (the windows write them as null themselves); orjson would write null where json wrote
-    ``Infinity``.
-    """
-    return zlib.compress(state_text(data), 1)
-
-
-def state_text(data: dict[str, Any]) -> bytes:
-    """The state as compact UTF-8 JSON, before compression (``encode_state`` = this, then zlib level 1)."""
-    try:
-        return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:  # orjson refuses an int beyond 64 bits: the standard encoder takes it
-        # check_circular off: the snapshot is a tree of plain values, and the check tracked every list and dict.
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False, check_circular=False).encode("utf-8")
-
-
-def _compressed(text: bytes, cpu_clock: Callable[[], float]) -> tuple[bytes, float]:
-    """``text`` compressed as ``encode_state`` does, with the CPU seconds it took (run in a worker thread).
-
-    zlib releases the GIL while it compresses, and for a full horizon it is two thirds of a checkpoint's CPU (250,000
-    posts: snapshot 0.04 s, JSON 0.09 s, zlib 0.23 s): in a worker thread the loop keeps grading meanwhile.
-    """
-    started = cpu_clock()
-    blob = zlib.compress(text, 1)
-    return blob, cpu_clock() - started
-
-
-def decode_state(blob: bytes) -> dict[str, Any]:
-    raw = zlib.decompress(blob)
-    try:
-        data: dict[str, Any] = orjson.loads(raw)  # from the bytes: no str copy of the whole text first
-    except orjson.JSONDecodeError:  # what only json reads (``Infinity`` in a state written before)
-        data = json.loads(raw)
-    return data
 
 
 def _lap(steps: dict[str, float], name: str, since: float) -> float:
@@ -139,18 +79,6 @@ def policy_record(text: str, policy: Policy, **activation: Any) -> PolicyRecord:
     """The record of a policy version and its YAML text (``activation``: activated_at, activated_by, agency)."""
     sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return PolicyRecord(version=policy.version, yaml=text, sha256=sha, scheme=policy.scheme, **activation)
-
-
-class OrderLog(Protocol):
-    """Where each batch's feeding order is logged until the next checkpoint (``SqlStateStore``)."""
-
-    async def log_order(self, runs: Sequence[tuple[int, int, int]], at: datetime) -> None: ...
-
-    async def order_log(self) -> list[tuple[int, int, int]]: ...
-
-    async def order_mark(self) -> int:
-        """The newest entry's mark (0: none): a checkpoint storing ``order_through`` = mark leaves later entries."""
-        ...
 
 
 class ActivePolicy:
@@ -190,6 +118,15 @@ class EngineOwner:
         snapshot_interval_s: float = 0.0,
     ) -> None:
         self._store = store
+        self.checkpointer = Checkpointer(
+            store,
+            order_log,
+            cadence,
+            clock=clock,
+            monotonic=monotonic,
+            cpu_clock=cpu_clock,
+            compress_cpu_clock=compress_cpu_clock,
+        )
         # Each event's level changes with their reasons (history.py), recorded with the alerts that announce them.
         self.history = history
         # Snapshots of events changing without a level change, published at most every interval (pacing.py).
@@ -203,33 +140,30 @@ class EngineOwner:
         self._sink = sink
         self._alert_log = alert_log
         self._config = config
-        self._cadence = cadence
         self._clock = clock
-        self._monotonic = monotonic
-        self._cpu_clock = cpu_clock  # the loop thread's CPU (a checkpoint's snapshot and JSON)
-        self._compress_cpu_clock = compress_cpu_clock  # read in the worker thread that compresses it
         self.lock = asyncio.Lock()
         self.names = RegionNames()
         self.active: ActivePolicy | None = None
         self.engine = Grader(_placeholder_policy(), config)
         # Next offset per posts partition that the engine reflects (and whose effects are durable).
         self.positions: dict[int, int] = {}
-        self.has_checkpoint = False
         self._alert_offsets: dict[int, int] = {}
         self._emitted: set[str] = set()
         # True until a recovery succeeded, and again after an effect failed: the engine is then ahead of what is
         # durable, so nothing may be published from it until it is rebuilt from the checkpoint.
         self.stale = True
-        self._batches_since = 0
-        self._last_checkpoint = monotonic()
-        self._checkpoint_cpu = 0.0  # CPU seconds the last checkpoint spent encoding the state (see _checkpoint_due)
-        # Periodic checkpoints encoded by a forked child once they cost (checkpoint_fork.py); one at a time.
-        self._fork = cadence.fork and fork_available()
-        self._background: asyncio.Task[None] | None = None
-        self.checkpoints = 0  # taken since start (tests, logs)
         self.suppressed = 0  # replayed alerts not published again (tests, logs)
         self.dropped: dict[str, int] = {"duplicate": 0, "late": 0}  # posts not applied, by reason (since start)
         self.late_attached = 0  # posts older than the horizon applied because they joined a live event
+
+    @property
+    def checkpoints(self) -> int:
+        """Checkpoints taken since start (tests, logs)."""
+        return self.checkpointer.count
+
+    @property
+    def has_checkpoint(self) -> bool:
+        return self.checkpointer.stored
 
     # -- start and recovery ------------------------------------------------------------------------------------
 
@@ -264,7 +198,7 @@ class EngineOwner:
 
     async def _recover(self) -> None:
         assert self.active is not None, "activate_configured() first"
-        await self._settled()  # a checkpoint still being stored is the one to recover from
+        await self.checkpointer.settled()  # a checkpoint still being stored is the one to recover from
         # Each step's wall time is logged: how long a restart holds alerts is read from them (bench_grader_restart).
         steps: dict[str, float] = {}
         mark = time.perf_counter()
@@ -295,7 +229,7 @@ class EngineOwner:
             pending = Outputs(pending.alerts + changes.alerts, pending.events + changes.events)
         self.engine = engine
         self.positions = positions
-        self.has_checkpoint = checkpoint is not None
+        self.checkpointer.stored = checkpoint is not None
         self._alert_offsets = alert_offsets
         self._emitted = emitted
         self.script = script
@@ -357,8 +291,8 @@ class EngineOwner:
                     outputs = replace(outputs, assignments=assigned)
             published = await self._effect(outputs)
             self.positions.update(positions)
-            self._batches_since += 1
-            if self._checkpoint_due():
+            self.checkpointer.batch_done()
+            if self.checkpointer.due():
                 await self._periodic_checkpoint()
             return published
 
@@ -368,7 +302,7 @@ class EngineOwner:
             self._require_fresh()
             outputs = self._render(self._pacer.pace(self.engine.tick(now), self._live))
             published = await self._effect(outputs)
-            if outputs and not self._checkpoint_in_flight():
+            if outputs and not self.checkpointer.in_flight():
                 await self._periodic_checkpoint()
             return published
 
@@ -385,7 +319,7 @@ class EngineOwner:
         """Take the checkpoint with the next batch (the CPU-share rule still applies). The consumer calls it once a
         replay caught up: a second failure soon after (the broker restarting after a kill) then replays from here
         instead of working off the same backlog again."""
-        self._batches_since = max(self._batches_since, self._cadence.every_batches)
+        self.checkpointer.soon()
 
     def _live(self, event_id: str) -> bool:
         return self.engine.clusterer.resolve(event_id) == event_id
@@ -523,126 +457,22 @@ class EngineOwner:
         if self.history is not None and alerts:
             await self.history.record(alerts)
 
-    def _checkpoint_in_flight(self) -> bool:
-        """A child's checkpoint is still being encoded or stored (the next one waits for it)."""
-        return self._background is not None and not self._background.done()
-
-    def _checkpoint_due(self) -> bool:
-        if self._checkpoint_in_flight():
-            return False  # the one being encoded and stored comes first
-        cadence = self._cadence
-        elapsed = self._monotonic() - self._last_checkpoint
-        if self._checkpoint_cpu >= _CHEAP_CHECKPOINT_S and elapsed < self._checkpoint_cpu / cadence.max_cpu_share:
-            # The state is the whole horizon's posts, and encoding it blocks the loop: a checkpoint that cost 1.5 s
-            # every 50 (small, live-tail) batches took a tenth of the grader's CPU and stalled alerts meanwhile.
-            return False
-        return self._batches_since >= cadence.every_batches or elapsed >= cadence.every_s
-
-    async def _periodic_checkpoint(self) -> None:
-        """The cadence's checkpoint: by a forked child once encoding costs (``fork_min_cpu_s``), else on the loop."""
-        if self._fork and self._checkpoint_cpu >= self._cadence.fork_min_cpu_s:
-            await self._checkpoint_in_child()
-        else:
-            await self._checkpoint()
-
-    async def _settled(self) -> None:
-        """Wait until the checkpoint in the background is stored or failed: a later one must not be overwritten by
-        it, and a recovery loads the newest."""
-        task, self._background = self._background, None
-        if task is not None:
-            await asyncio.wait([task])  # it logs its own failure
-
-    async def _before_checkpoint(self) -> None:
+    async def _before_checkpoint(self) -> Content:
         """What every checkpoint waits for: the one in the background, and the held event snapshots published (a
-        checkpoint must not cover a post whose event snapshot is still held back)."""
-        await self._settled()
+        checkpoint must not cover a post whose event snapshot is still held back). Returns what it will say."""
+        await self.checkpointer.settled()
         held = self._pacer.take_all()
         if held:
             await self._effect(self._render(list(held)))
+        return Content(self.engine, dict(self.positions), dict(self._alert_offsets))
 
-    async def _checkpoint_in_child(self) -> None:
-        """Fix the checkpoint's content here, under ``lock`` (positions, alert bound, order mark), and fork a child
-        that encodes the engine as it is now; it is stored in the background while batches go on."""
-        await self._before_checkpoint()
-        mark = await self._order_log.order_mark() if self._order_log is not None else None
-        engine = self.engine
-        forking = time.perf_counter()
-        try:
-            child = start_encoding(
-                lambda: zlib.compress(state_text(engine.snapshot()), 1), nice=self._cadence.fork_nice
-            )
-        except OSError as err:
-            _log.warning("checkpoint child not started (%s): checkpoints stay on the loop", err)
-            self._fork = False
-            await self._checkpoint()
-            return
-        meta = Checkpoint(
-            positions=dict(self.positions),
-            alert_offsets=dict(self._alert_offsets),
-            state=b"",
-            policy_version=engine.state_policy_version,
-            saved_at=self._clock(),
-            order_through=mark,
-        )
-        self._batches_since = 0
-        self._last_checkpoint = self._monotonic()
-        fork_s = time.perf_counter() - forking  # what the loop paid: the page tables' copy
-        self._background = asyncio.create_task(self._store_from_child(child, meta, fork_s), name="grader checkpoint")
-
-    async def _store_from_child(self, child: ChildEncoding, meta: Checkpoint, fork_s: float) -> None:
-        started = time.perf_counter()
-        try:
-            encoded = await asyncio.to_thread(child.collect)
-            encoded_s = time.perf_counter() - started
-            await self._store.save(replace(meta, state=encoded.state))
-        except asyncio.CancelledError:
-            child.kill()
-            raise
-        except EncodingFailed as err:
-            _log.warning("%s: checkpoints go back to the loop", err)
-            self._fork = False
-            return
-        except Exception as err:  # the database: the previous checkpoint and the whole order log stay valid
-            _log.warning("checkpoint not stored: %s: %s", type(err).__name__, err)
-            return
-        self._checkpoint_cpu = encoded.cpu_s
-        self.has_checkpoint = True
-        self.checkpoints += 1
-        _log.info("checkpoint: %d bytes, forked in %.3fs, encoded in %.2fs CPU by a child in %.2fs, stored in %.2fs",
-                  len(encoded.state), fork_s, encoded.cpu_s, encoded_s,
-                  time.perf_counter() - started - encoded_s)  # fmt: skip
+    async def _periodic_checkpoint(self) -> None:
+        await self.checkpointer.periodic(await self._before_checkpoint())
 
     async def _checkpoint(
         self, *, pending: Outputs | None = None, policy: PolicyRecord | None = None, audit: Sequence[AuditEntry] = ()
     ) -> None:
-        await self._before_checkpoint()
-        # What the checkpoint says is fixed here, on the loop: the state as JSON bytes and the positions with it. The
-        # callers hold ``lock``, so no batch moves the engine while the text is compressed in a worker thread.
-        started = self._cpu_clock()
-        text = state_text(self.engine.snapshot())
-        loop_cpu = self._cpu_clock() - started
-        positions, alert_offsets = dict(self.positions), dict(self._alert_offsets)
-        policy_version = self.engine.state_policy_version
-        state, zip_cpu = await asyncio.to_thread(_compressed, text, self._compress_cpu_clock)
-        del text
-        # Both halves count towards the CPU share (_checkpoint_due): the worker's CPU is the machine's all the same.
-        self._checkpoint_cpu = loop_cpu + zip_cpu
-        checkpoint = Checkpoint(
-            positions=positions,
-            alert_offsets=alert_offsets,
-            state=state,
-            policy_version=policy_version,
-            saved_at=self._clock(),
-            pending=pending or Outputs(),
-        )
-        stored = time.perf_counter()
-        await self._store.save(checkpoint, policy=policy, audit=audit)
-        _log.info("checkpoint: %d bytes, encoded in %.2fs CPU (%.2fs on the loop), stored in %.2fs", len(state),
-                  self._checkpoint_cpu, loop_cpu, time.perf_counter() - stored)  # fmt: skip
-        self.has_checkpoint = True
-        self.checkpoints += 1
-        self._batches_since = 0
-        self._last_checkpoint = self._monotonic()
+        await self.checkpointer.take(await self._before_checkpoint(), pending=pending, policy=policy, audit=audit)
 
 
 def _placeholder_policy() -> Policy:

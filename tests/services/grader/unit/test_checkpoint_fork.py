@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 from qingfeng.storage import build_engine, run_migrations
 
-import services.grader.state as state_module
+import services.grader.checkpointing as checkpointing
 from services.grader.adapters.sql import SqlStateStore
 from services.grader.app import MIGRATIONS, VERSION_TABLE
 from services.grader.checkpoint_fork import ChildEncoding, EncodingFailed, start_encoding
 from services.grader.core import GraderConfig
 from services.grader.ports import Checkpoint, Outputs
 from services.grader.settings import CheckpointSettings
-from services.grader.state import EngineOwner, decode_state, encode_state
+from services.grader.state import EngineOwner
+from services.grader.state_codec import decode_state, encode_state
 from tests.services.grader.unit.test_state import (
     DEFAULT_POLICY,
     DEFAULT_TEXT,
@@ -71,7 +72,7 @@ async def test_the_child_stores_the_engine_as_it_was_at_the_fork_while_batches_g
     await feed(owner, posts[20:40])  # two more batches go on meanwhile (no second checkpoint while one is out)
     assert owner.positions == {0: 40} and owner.checkpoints == 0
     ports.store.release.set()
-    await owner._settled()
+    await owner.checkpointer.settled()
     stored = ports.store.checkpoint
     assert stored is not None and stored.positions == {0: 20}
     assert decode_state(stored.state) == at_fork  # not the engine of 40 posts
@@ -88,7 +89,9 @@ async def test_a_kill_after_checkpoints_by_the_child_recovers_to_the_uninterrupt
     first = await forking_owner(ports, every_batches=4)
     for i in range(0, 130, 10):
         await feed(first, posts[i : i + 10])
-        await first._settled()  # each child's checkpoint stored before the next batch, so the kill point is known
+        await (
+            first.checkpointer.settled()
+        )  # each child's checkpoint stored before the next batch, so the kill point is known
     stored = ports.store.checkpoint
     assert first.checkpoints == 3 and stored is not None and stored.positions == {0: 120}
     second = await forking_owner(ports, every_batches=4)  # kill -9 at 130: recovered from the child's checkpoint
@@ -107,11 +110,11 @@ async def test_a_failing_child_sends_checkpoints_back_to_the_loop(
 
         return start_encoding(fail, nice=nice)
 
-    monkeypatch.setattr(state_module, "start_encoding", broken)
+    monkeypatch.setattr(checkpointing, "start_encoding", broken)
     ports = Ports()
     owner = await forking_owner(ports)
     await feed(owner, story(40)[:20])
-    await owner._settled()
+    await owner.checkpointer.settled()
     assert ports.store.checkpoint is None and "exited with 1: checkpoints go back to the loop" in caplog.text
     await feed(owner, story(40)[20:40])  # due again: on the loop now
     assert ports.store.checkpoint is not None and ports.store.checkpoint.positions == {0: 40}

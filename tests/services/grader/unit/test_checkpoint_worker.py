@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-import services.grader.state as state_module
+import services.grader.checkpointing as checkpointing
 from services.grader.core import GraderConfig
 from services.grader.settings import CheckpointSettings
-from services.grader.state import EngineOwner, decode_state, encode_state
+from services.grader.state import EngineOwner
+from services.grader.state_codec import decode_state, encode_state
 from tests.services.grader.unit.test_state import (
     DEFAULT_POLICY,
     DEFAULT_TEXT,
@@ -32,14 +33,14 @@ async def test_a_batch_waits_while_the_checkpoint_is_compressed(monkeypatch: pyt
     posts = story(40)
     await feed(owner, posts[:10])  # one batch: no checkpoint yet
     compressing, release = threading.Event(), threading.Event()
-    real = state_module._compressed
+    real = checkpointing.compressed
 
     def held(text: bytes, cpu_clock: Callable[[], float]) -> tuple[bytes, float]:
         compressing.set()
         release.wait(10)
         return real(text, cpu_clock)
 
-    monkeypatch.setattr(state_module, "_compressed", held)
+    monkeypatch.setattr(checkpointing, "compressed", held)
     second = asyncio.create_task(feed(owner, posts[10:20]))  # the second batch: due, its checkpoint held
     assert await asyncio.to_thread(compressing.wait, 10)
     expected = decode_state(encode_state(owner.engine.snapshot()))  # as JSON gives it back (lists, not tuples)

@@ -131,7 +131,7 @@ def test_a_clusterer_state_from_before_the_post_map_restores_every_post() -> Non
 async def test_a_checkpoint_written_before_the_post_map_recovers_and_grades_on_identically() -> None:
     from dataclasses import replace
 
-    from services.grader.state import decode_state, encode_state
+    from services.grader.state_codec import decode_state, encode_state
     from tests.services.grader.unit.test_state import Ports, feed, ids, started, story
 
     posts = story(150)

@@ -23,7 +23,8 @@ from services.grader.core import GraderConfig, PostView
 from services.grader.errors import Unavailable
 from services.grader.ports import AuditEntry, Checkpoint, Outputs, PolicyRecord
 from services.grader.settings import CheckpointSettings, ConsumerSettings
-from services.grader.state import EngineOwner, decode_state, encode_state
+from services.grader.state import EngineOwner
+from services.grader.state_codec import decode_state, encode_state
 
 T0 = datetime(2025, 6, 1, 8, 0, tzinfo=UTC)
 W = common_pb2.WarningLevel

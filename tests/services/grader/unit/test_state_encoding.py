@@ -1,7 +1,7 @@
 """A checkpoint's encoding: the same state back, and a transient memory peak bounded by the size of what it writes.
 
 Every checkpoint encodes the whole clustering horizon; its peak is a high-water mark of the grader's resident memory
-(see ``services/grader/state.py`` ``encode_state``).
+(see ``services/grader/state_codec.py`` ``encode_state``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from services.grader.core import Grader, Policy
-from services.grader.state import decode_state, encode_state
+from services.grader.state_codec import decode_state, encode_state
 from tests.services.grader.unit.test_state import T0, story
 
 
