@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_memory_growth.py [--target grader|collector] [--duration 180] [--rate 2315]
         [--warmup 60] [--horizon 120] [--rows 10000] [--tracemalloc FRAMES] [--types] [--top 25]
-        [--role grade|index|both] [--kill-at S]
+        [--role grade|index|both] [--kill-at S] [--es-outage AT,SECONDS]
 
 Needs the local stack (Kafka 127.0.0.1:19092, Elasticsearch 127.0.0.1:19200). Starts the real service as a
 subprocess with TLS and signed identities (``bench/_soak_suite.py``, as the soak does) on topics, an index prefix, a
@@ -20,6 +20,12 @@ median of the last 20 s), then deletes its topics and indices.
 - ``--kill-at S``: S seconds into the feed the grade role is killed -9 and started again (as the soak does), so its
   last incarnation starts by restoring its checkpoint and replaying; warm-up and growth are then counted from that
   restart (``memory_growth`` on the last incarnation, the soak's measure).
+- ``--es-outage AT,SECONDS``: the measured grader processes reach Elasticsearch through a loopback proxy
+  (``bench/_fault_proxy.py``) that is taken down AT s into the feed for SECONDS s (open connections cut, new ones
+  refused) and brought back, the soak's Elasticsearch restart for those processes only (the shared Elasticsearch
+  itself is never touched). The index role's group then falls behind and works off a backlog; its lag over the
+  events and post-events topics is printed at the outage's end and every 10 s until it is back under 1,000.
+  Warm-up is counted from the start as usual, so AT should come after ``--warmup`` + 20 s.
 - ``--target collector``: the collector (role fetch) gets the shared lines through ``ImportPosts`` with fresh ids
   (``bench/_soak_feed.Feeder``, the soak's feeder); nothing consumes its posts topic.
 
@@ -72,6 +78,7 @@ def _child() -> None:
             meta["traced_before"] = tracemalloc.get_traced_memory()[0]
         meta["collected"] = gc.collect()
         meta["rss_kib_after"] = _rss_kib()
+        meta["allocators"] = _allocators(out / f"pymalloc-{n}.txt")
         if tracemalloc.is_tracing():
             meta["traced_after"] = tracemalloc.get_traced_memory()[0]
         (out / f"meta-{n}.json").write_text(json.dumps(meta))
@@ -86,6 +93,49 @@ def _child() -> None:
 
     signal.signal(signal.SIGUSR1, dump)
     runpy.run_module(os.environ[_CHILD], run_name="__main__", alter_sys=True)
+
+
+def _allocators(stats_file: Any) -> dict[str, int]:
+    """Where the resident memory sits by allocator (KiB): glibc's heaps (``mallinfo2``: main arena and the threads'
+    arenas, with the free bytes they hold) and pymalloc's arenas (``sys._debugmallocstats``, which writes to fd 2:
+    redirected into ``stats_file`` for the moment)."""
+    import ctypes
+    import re
+
+    found: dict[str, int] = {}
+    try:
+        libc = ctypes.CDLL(None)
+        fields = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                  "keepcost")  # fmt: skip
+
+        class Mallinfo2(ctypes.Structure):
+            _fields_ = [(f, ctypes.c_size_t) for f in fields]
+
+        libc.mallinfo2.restype = Mallinfo2
+        info = libc.mallinfo2()
+        # arena: bytes glibc took with brk/its heaps; hblkhd: in its own mmaps; uordblks: in use; fordblks: free
+        found |= {f"glibc_{f}": getattr(info, f) // 1024 for f in ("arena", "hblkhd", "uordblks", "fordblks")}
+    except (OSError, AttributeError):
+        pass
+    saved = os.dup(2)
+    try:
+        with open(stats_file, "w") as target:
+            os.dup2(target.fileno(), 2)
+            sys._debugmallocstats()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    with open(stats_file) as written:
+        text = written.read()
+    for key, pattern in (("pymalloc_arenas", r"# arenas allocated current\s*=\s*([\d,]+)"),
+                         ("pymalloc_used", r"# bytes in allocated blocks\s*=\s*([\d,]+)"),
+                         ("pymalloc_free", r"# bytes in available blocks\s*=\s*([\d,]+)"),
+                         ("pymalloc_total", r"Total\s*=\s*([\d,]+)")):  # fmt: skip
+        match = re.search(pattern, text)
+        if match:
+            value = int(match.group(1).replace(",", ""))
+            found[key] = value if key == "pymalloc_arenas" else value // 1024
+    return found
 
 
 def _rss_kib() -> int:
@@ -156,11 +206,11 @@ for _path in (str(ROOT), str(BENCH)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+from _fault_proxy import FaultProxy  # noqa: E402
 from _paced import produce_paced  # noqa: E402
 from _soak_feed import Feeder, load_rows  # noqa: E402
 from _soak_report import memory_growth  # noqa: E402
-from _soak_suite import RssSampler, SuiteProcess, suite_processes  # noqa: E402
-from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
+from _soak_suite import RssSampler, SuiteProcess, group_offsets, suite_processes  # noqa: E402
 from qingfeng.settings import KafkaSettings  # noqa: E402
 from qingfeng.v1 import post_pb2  # noqa: E402
 
@@ -215,30 +265,19 @@ def _enriched(rows: int) -> list[post_pb2.Post]:
     return collected.posts
 
 
-async def _lag(kafka: KafkaSettings, topic: str, group: str) -> int | None:
-    """Records of ``topic`` after the group's committed offsets (None when unknown)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap_servers)
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-        partitions = consumer.partitions_for_topic(topic) or set()
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-        done = {tp.partition: meta.offset for tp, meta in committed.items() if tp.topic == topic}
-        return int(sum(end - max(done.get(tp.partition, 0), 0) for tp, end in ends.items()))
-    except Exception as err:
-        _say(f"lag unknown: {type(err).__name__}: {err}")
+async def _lag(kafka: KafkaSettings, topics: str | list[str], group: str) -> int | None:
+    """Records of ``topics`` after the group's committed offsets (None when unknown). Through ``group_offsets``,
+    which asks for every topic's metadata: a fresh consumer knows no topic's partitions, and the lag read here
+    before that was 0 whatever the group's position."""
+    offsets = await group_offsets(kafka.bootstrap_servers, group, [topics] if isinstance(topics, str) else topics)
+    if offsets is None:
+        _say("lag unknown: no answer from Kafka, or no partitions")
         return None
-    finally:
-        await consumer.stop()
-        await admin.close()
+    return max(0, offsets[0] - offsets[1])
 
 
 def _process(
-    args: argparse.Namespace, state: Path, run: str
+    args: argparse.Namespace, state: Path, run: str, es_proxy: str | None = None
 ) -> tuple[dict[str, SuiteProcess], dict[str, str], list[str]]:
     """The target as the soak configures it (TLS, identities), on topics, an index prefix and a group of its own:
     the processes to start (in order), the topics, and the names of those measured. With ``--role index`` or
@@ -267,6 +306,8 @@ def _process(
                 "QF_MEMBENCH_DIR": str(out),
             }
         )
+        if es_proxy is not None and name in measured:
+            proc.env[f"{prefix}ELASTICSEARCH__URL"] = es_proxy
         proc.module = "bench.bench_memory_growth"  # the child side of this file runs the service (tracemalloc)
         chosen[name] = proc
     return chosen, topics, measured
@@ -325,6 +366,10 @@ def _diff(state: Path, top: int) -> None:
                   f"objects -> RSS {m['rss_kib_after'] / 1024:.0f} MiB{traced}; tracked by generation "
                   f"{m['tracked']}, frozen {m['frozen']}, counts {m['gc_count']}, "
                   f"collections {[g['collections'] for g in m['gc_stats']]}")  # fmt: skip
+            if m.get("allocators"):
+                print(f"dump {n} allocators (MiB): "
+                      + ", ".join(f"{k} {v if k == 'pymalloc_arenas' else round(v / 1024, 1)}"
+                                  for k, v in m["allocators"].items()))  # fmt: skip
     engine = [state / f"engine-{n}.json" for n in (1, 2)]
     if all(t.exists() for t in engine):
         before, after = (json.loads(t.read_text()) for t in engine)
@@ -347,10 +392,44 @@ def _series(sampler: RssSampler, name: str, started: float, every_s: float = 30.
     return ", ".join(f"{k * every_s:.0f}s {statistics.median(v) / 1024:.0f}" for k, v in sorted(points.items()))
 
 
+async def _index_lag(args: argparse.Namespace, topics: dict[str, str], run: str) -> int | None:
+    """The index role's lag over both its topics (records after its group's commits; None when unknown)."""
+    from services.grader.settings import GraderTopics
+
+    kafka = KafkaSettings(bootstrap_servers=args.kafka)
+    names = GraderTopics(events=topics["events"])
+    return await _lag(kafka, [names.events, names.post_events_topic], f"qfmem-{run}-grader-index")
+
+
+async def _outage(args: argparse.Namespace, proxy: FaultProxy, topics: dict[str, str], run: str, t0: float) -> None:
+    """Elasticsearch down for the measured processes from ``t0 + AT`` for SECONDS; then the index role's backlog
+    every 10 s until it is worked off (or the feed ends)."""
+    at, seconds = args.es_outage
+    await asyncio.sleep(max(0.0, t0 + at - time.monotonic()))
+    proxy.down()
+    _say(f"Elasticsearch down for the measured process(es) at {time.monotonic() - t0:.0f}s for {seconds:.0f}s")
+    await asyncio.sleep(seconds)
+    proxy.up()
+    back = time.monotonic()
+    while True:
+        lag = await _index_lag(args, topics, run)
+        _say(f"index role lag {lag} records at {time.monotonic() - t0:.0f}s ({time.monotonic() - back:.0f}s after "
+             f"Elasticsearch came back; {proxy.connections} connections through the proxy so far)")  # fmt: skip
+        if lag is not None and lag < 1000:
+            return
+        await asyncio.sleep(10)
+
+
 def main(args: argparse.Namespace) -> int:
     run = uuid.uuid4().hex[:8]
     state = Path(tempfile.mkdtemp(prefix=f"qfmem-{run}-"))
-    procs, topics, measured = _process(args, state, run)
+    proxy: FaultProxy | None = None
+    if args.es_outage is not None:
+        upstream = args.es.split("://", 1)[-1].rstrip("/")
+        host, _, port = upstream.rpartition(":")
+        proxy = FaultProxy(host, int(port))
+        proxy.start()
+    procs, topics, measured = _process(args, state, run, f"http://127.0.0.1:{proxy.port}" if proxy else None)
     posts = _enriched(args.rows) if args.target == "grader" else None
     rows = load_rows(Path(args.data) / "weibo_posts.jsonl", args.rows) if args.target == "collector" else None
     sampler = RssSampler(procs)
@@ -383,6 +462,9 @@ def main(args: argparse.Namespace) -> int:
         async def until(t: float) -> None:
             await asyncio.sleep(max(0.0, t - time.monotonic()))
 
+        outage = None
+        if proxy is not None:
+            outage = loop.create_task(_outage(args, proxy, topics, run, started))
         born = started
         if args.kill_at is not None:  # the soak's grader fault: kill -9, start again, restore and replay
             loop.run_until_complete(until(started + args.kill_at))
@@ -403,6 +485,9 @@ def main(args: argparse.Namespace) -> int:
             for name in measured:
                 loop.run_until_complete(asyncio.to_thread(_snapshot, procs[name], state, 1))
         loop.run_until_complete(until(stop))
+        if outage is not None and not outage.done():
+            _say("the index role's backlog was not worked off before the feed ended")
+            outage.cancel()
         loads.append(_load())
         sent = loop.run_until_complete(producing)[0] if producing is not None else 0
         if feeder is not None:
@@ -422,6 +507,8 @@ def main(args: argparse.Namespace) -> int:
                  for name in measured}  # fmt: skip
         memories = memory_growth(sampler.samples, lives, args.warmup)
         kill = f", grader killed -9 at {args.kill_at:.0f}s" if args.kill_at is not None else ""
+        if args.es_outage is not None:
+            kill += f", Elasticsearch down at {args.es_outage[0]:.0f}s for {args.es_outage[1]:.0f}s"
         print(f"\n{args.target}: {sent} posts in {args.duration:.0f}s ({sent / args.duration:.0f}/s), "
               f"horizon {args.horizon}s, tracemalloc {args.tracemalloc or 'off'}{kill}")  # fmt: skip
         for memory in memories:
@@ -442,6 +529,8 @@ def main(args: argparse.Namespace) -> int:
         sampler.stop()
         for proc in reversed(procs.values()):
             proc.stop()
+        if proxy is not None:
+            proxy.stop()
         asyncio.run(_cleanup(args, run))
         if args.keep:
             _say(f"kept {state}")
@@ -467,6 +556,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kill-at", type=float, default=None, metavar="S",
                         help="grader: kill -9 the grade role S s into the feed and start it again; measure that "
                              "incarnation from its restart (the soak's measure)")  # fmt: skip
+    parser.add_argument("--es-outage", type=_outage_arg, default=None, metavar="AT,SECONDS",
+                        help="grader: Elasticsearch unreachable for the measured process(es) from AT s into the "
+                             "feed for SECONDS s (a loopback proxy, bench/_fault_proxy.py)")  # fmt: skip
     parser.add_argument("--top", type=int, default=25, help="allocation sites printed (default 25)")
     parser.add_argument("--data", default=str(Path(os.environ.get("QF_SHARED_DATA", ROOT.parent / "shared" / "data"))))
     parser.add_argument("--kafka", default=os.environ.get("QF_TEST_KAFKA", "127.0.0.1:19092"))
@@ -475,9 +567,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.duration < args.warmup + 40 + (args.kill_at or 0.0):
         parser.error("--duration must exceed --kill-at + --warmup by at least 40 s (two 20 s medians)")
-    if args.target != "grader" and (args.role != "grade" or args.kill_at is not None):
-        parser.error("--role and --kill-at are for --target grader")
+    if args.target != "grader" and (args.role != "grade" or args.kill_at is not None or args.es_outage):
+        parser.error("--role, --kill-at and --es-outage are for --target grader")
+    if args.es_outage is not None and args.es_outage[0] + args.es_outage[1] >= args.duration:
+        parser.error("--es-outage must end before --duration")
     return args
+
+
+def _outage_arg(text: str) -> tuple[float, float]:
+    at, _, seconds = text.partition(",")
+    try:
+        pair = (float(at), float(seconds))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"AT,SECONDS expected, not {text!r}") from None
+    if pair[0] < 0 or pair[1] <= 0:
+        raise argparse.ArgumentTypeError(f"AT >= 0 and SECONDS > 0 expected, not {text!r}")
+    return pair
 
 
 if __name__ == "__main__":
