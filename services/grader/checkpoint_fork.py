@@ -6,10 +6,10 @@ machine: every alert behind it waited (p99 post -> alert 3-4 s in the soak once 
 child sees the process as it was at the fork (copy-on-write pages), so it can snapshot, encode and compress the
 engine while the parent grades on; the parent only pays the fork itself (page tables: milliseconds).
 
-The child runs pure Python and zlib on its copy, writes the bytes to a pipe and leaves with ``os._exit`` (no atexit
-handlers, no buffered output of the parent's flushed twice, nothing of gRPC or Kafka touched). Its garbage collector
-is off: a collection would touch every object and copy every page. Memory: while it runs, the pages it reads (their
-reference counts change) and the pages the parent changes are copied, up to the state's size again.
+The child runs pure Python and the compressor on its copy, writes the bytes to a pipe and leaves with ``os._exit``
+(no atexit handlers, no buffered output of the parent's flushed twice, nothing of gRPC or Kafka touched). Its garbage
+collector is off: a collection would touch every object and copy every page. Memory: while it runs, the pages it reads
+(their reference counts change) and the pages the parent changes are copied, up to the state's size again.
 """
 
 from __future__ import annotations

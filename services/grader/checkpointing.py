@@ -4,9 +4,9 @@ A checkpoint is due every ``every_batches`` batches or ``every_s`` seconds, whic
 the CPU share (``max_cpu_share``) its last encoding allows once it costs (a full horizon). A periodic one whose last
 encoding took at least ``fork_min_cpu_s`` is encoded by a forked child (``checkpoint_fork.py``) and stored in the
 background while batches go on; it records the order log's mark, so the batches fed after the fork stay logged.
-Others are encoded on the loop and compressed in a worker thread (zlib releases the GIL). One checkpoint at a time:
-every checkpoint first waits for the one in the background (``settled``). The owner (``state.py``) decides what a
-checkpoint holds and when its content is final; this module only takes and stores it.
+Others are encoded on the loop and compressed in a worker thread (the compressor releases the GIL). One
+checkpoint at a time: every checkpoint first waits for the one in the background (``settled``). The owner
+(``state.py``) decides what a checkpoint holds and when its content is final; this module only takes and stores it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -24,7 +23,7 @@ from services.grader.checkpoint_fork import ChildEncoding, EncodingFailed, fork_
 from services.grader.core import Grader
 from services.grader.ports import AuditEntry, Checkpoint, Outputs, PolicyRecord, StateStore
 from services.grader.settings import CheckpointSettings
-from services.grader.state_codec import compressed, state_text
+from services.grader.state_codec import compress_text, compressed, state_text
 
 __all__ = ["Checkpointer", "Content", "OrderLog"]
 
@@ -168,9 +167,7 @@ class Checkpointer:
         engine = content.engine
         forking = time.perf_counter()
         try:
-            child = start_encoding(
-                lambda: zlib.compress(state_text(engine.snapshot()), 1), nice=self._cadence.fork_nice
-            )
+            child = start_encoding(lambda: compress_text(state_text(engine.snapshot())), nice=self._cadence.fork_nice)
         except OSError as err:
             _log.warning("checkpoint child not started (%s): checkpoints stay on the loop", err)
             self._fork = False

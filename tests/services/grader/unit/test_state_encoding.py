@@ -14,6 +14,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import orjson
+
 from services.grader.core import Grader, Policy
 from services.grader.state_codec import decode_state, encode_state
 from tests.services.grader.unit.test_state import T0, story
@@ -39,6 +41,14 @@ def test_a_state_written_by_the_standard_encoder_still_reads() -> None:
     data = {"format": "x", "clock": float("inf"), "title": "某局长违规", "n": [1, 2.5, None]}
     blob = zlib.compress(json.dumps(data, ensure_ascii=False).encode("utf-8"), 1)  # as checkpoints were written
     assert decode_state(blob) == data
+
+
+def test_states_are_written_as_zstd_and_the_zlib_states_of_before_still_read(four_level: Policy) -> None:
+    data = _grader(four_level).snapshot()
+    blob = encode_state(data)
+    assert blob[:4] == b"\x28\xb5\x2f\xfd"  # a zstd frame
+    before = zlib.compress(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS), 1)  # checkpoints up to 2026-12-01
+    assert decode_state(before) == decode_state(blob) == json.loads(json.dumps(data))
 
 
 def _peak(encode: Callable[[dict[str, Any]], bytes], g: Grader) -> int:
