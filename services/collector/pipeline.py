@@ -151,8 +151,11 @@ class Pipeline:
     async def __call__(self, items: Sequence[post_pb2.Post | Rejected]) -> IngestSummary:
         return (await self.ingest(items)).summary
 
-    async def ingest(self, items: Sequence[post_pb2.Post | Rejected]) -> IngestReport:
-        """Process ``items`` and return each one's result once Kafka acknowledged all records (or raise)."""
+    async def ingest(self, items: Sequence[post_pb2.Post | Rejected], *, owned: bool = False) -> IngestReport:
+        """Process ``items`` and return each one's result once Kafka acknowledged all records (or raise).
+
+        ``owned``: the items are distinct messages the caller never reads again, enriched in place rather than in
+        copies (``SlicePreparer.prepare``)."""
         results: list[ItemResult] = []
         pending: list[asyncio.Task[None]] = []
         in_call: dict[str, str] = {}  # ids produced by earlier slices of this call, not acknowledged yet
@@ -175,7 +178,11 @@ class Pipeline:
                 # claim one of them in between.
                 try:
                     work = self._preparer.prepare(
-                        chunk, self._clock(), lambda post_id: self._seen(post_id, in_call), self._sink.max_request_size
+                        chunk,
+                        self._clock(),
+                        lambda post_id: self._seen(post_id, in_call),
+                        self._sink.max_request_size,
+                        owned=owned,
                     )
                 except BaseException:
                     await budget.release(len(chunk), acknowledged=False)

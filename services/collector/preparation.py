@@ -162,8 +162,14 @@ class SlicePreparer:
         now: datetime,
         seen: Callable[[str], bool],
         max_request_size: int,
+        *,
+        owned: bool = False,
     ) -> PreparedSlice:
         """Validate, enrich and dedupe a slice into records and one result per item, in the items' order.
+
+        ``owned``: each item is a distinct message the caller hands over and never reads again (ImportPosts parses
+        each line into its own): a post is stamped and enriched in place instead of in a copy (a ``CopyFrom`` per
+        post). Otherwise the items are left as they were: a caller may hand the same ones again (a retry).
 
         ``seen(post_id)``: whether the post was produced already (by an earlier call or slice). The valid posts are
         enriched together (``enrich_posts``: long texts a stage at a time over a batch, which keeps each stage's
@@ -186,7 +192,7 @@ class SlicePreparer:
             elif seen(post_id):
                 plan.append(ItemResult(Outcome.DUPLICATE, post=item, redelivered=True))
             else:
-                first = fresh[post_id] = _Fresh(_stamped(item, now))
+                first = fresh[post_id] = _Fresh(_stamp(item, now) if owned else _stamped(item, now))
                 plan.append(first)
         duplicates = dict(zip(fresh, self._enrich([first.post for first in fresh.values()]), strict=True))
         work = PreparedSlice([], [], {})
@@ -281,7 +287,7 @@ class SlicePreparer:
         raw = []
         for post in posts:
             created = post.created_at  # validated: seconds in range, nanos in [0, 1e9)
-            at = _EPOCH + timedelta(seconds=created.seconds, microseconds=created.nanos // 1000)  # ToDatetime(UTC)
+            at = _EPOCH + timedelta(0, created.seconds, created.nanos // 1000)  # ToDatetime(UTC)
             raw.append(RawPost(post.id, post.text, at, post.title))
         enriched = enrich_posts(raw, enricher=self._enricher, deduper=self._deduper)
         regions = self._regions
@@ -315,9 +321,14 @@ class SlicePreparer:
 
 
 def _stamped(item: post_pb2.Post, now: datetime) -> post_pb2.Post:
-    """A copy of the item to enrich, with collected_at (now) and created_at (collected_at) when missing."""
+    """A copy of the item to enrich, stamped (``_stamp``)."""
     post = post_pb2.Post()
     post.CopyFrom(item)
+    return _stamp(post, now)
+
+
+def _stamp(post: post_pb2.Post, now: datetime) -> post_pb2.Post:
+    """``post`` with collected_at (now) and created_at (collected_at) set when missing."""
     if not post.HasField("collected_at"):
         post.collected_at.FromDatetime(now)
     if not post.HasField("created_at"):

@@ -72,7 +72,7 @@ def jsonl_line_parser(
 
 
 class ImportIngest(Protocol):
-    async def ingest(self, items: Sequence[post_pb2.Post | Rejected]) -> IngestReport: ...
+    async def ingest(self, items: Sequence[post_pb2.Post | Rejected], *, owned: bool = False) -> IngestReport: ...
 
 
 def imported_post(item: post_pb2.Post, source: source_pb2.Source) -> post_pb2.Post | Rejected:
@@ -282,9 +282,10 @@ class CollectorServicer(source_pb2_grpc.CollectorServiceServicer):
                 # A stream names one source nearly always: known ones are taken without a coroutine per item.
                 source = sources.get(source_id) or await self._import_source(source_id, sources)
                 # A jsonl_lines batch is its lines one after the other: each line is an item with its own index.
+                attributed = source.id  # read once per message, not per line (a protobuf string read makes a str)
                 for item in self._import_items(request, source, index):
                     index += 1
-                    chunk.append((index, source.id, item))
+                    chunk.append((index, attributed, item))
                     if len(chunk) >= self._import_chunk:
                         if in_flight is not None:
                             await in_flight
@@ -365,7 +366,8 @@ class CollectorServicer(source_pb2_grpc.CollectorServiceServicer):
     async def _ingest_chunk(self, chunk: list[tuple[int, str, post_pb2.Post | Rejected]], tally: _ImportTally) -> None:
         if not chunk:
             return
-        report = await self._pipeline.ingest([item for _, _, item in chunk])
+        # Each item was parsed here from its own line (or copied from its request): nothing reads it afterwards.
+        report = await self._pipeline.ingest([item for _, _, item in chunk], owned=True)
         for (index, source_id, _), result in zip(chunk, report.results, strict=True):
             tally.add(source_id, index, result.outcome, result.rejected)
 

@@ -27,8 +27,7 @@ import asyncio
 import functools
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 from aiokafka.errors import MessageSizeTooLargeError
@@ -53,9 +52,9 @@ _MASK: Final = 0xFFFFFFFF
 _VECTOR_MIN: Final = 16
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedRecord:
-    """A record as bytes, ready to append to a batch."""
+class EncodedRecord(NamedTuple):
+    """A record as bytes, ready to append to a batch. (Tuples: one of each per produced record, built in one C call
+    where a frozen dataclass sets its fields one ``object.__setattr__`` at a time.)"""
 
     topic: str
     key: bytes | None
@@ -63,8 +62,7 @@ class EncodedRecord:
     headers: list[tuple[str, bytes]]
 
 
-@dataclass(frozen=True, slots=True)
-class BatchSlot:
+class BatchSlot(NamedTuple):
     """Where a record went: its batch's settlement future (resolved with the batch's ``RecordMetadata``) and its
     offset relative to the batch's base offset."""
 
