@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_memory_growth.py [--target grader|collector] [--duration 180] [--rate 2315]
         [--warmup 60] [--horizon 120] [--rows 10000] [--tracemalloc FRAMES] [--types] [--top 25]
-        [--role grade|index|both] [--kill-at S] [--es-outage AT,SECONDS]
+        [--role grade|index|both] [--kill-at S] [--es-outage AT,SECONDS] [--trim-at-dump]
 
 Needs the local stack (Kafka 127.0.0.1:19092, Elasticsearch 127.0.0.1:19200). Starts the real service as a
 subprocess with TLS and signed identities (``bench/_soak_suite.py``, as the soak does) on topics, an index prefix, a
@@ -79,6 +79,13 @@ def _child() -> None:
         meta["collected"] = gc.collect()
         meta["rss_kib_after"] = _rss_kib()
         meta["allocators"] = _allocators(out / f"pymalloc-{n}.txt")
+        if os.environ.get("QF_MEMBENCH_TRIM") == "1":
+            # What glibc would give back now (free pages inside its heaps): the most a malloc_trim(0) after a
+            # catch-up could save. It lowers the RSS sampled after it (half the baseline's 20 s for dump 1).
+            import ctypes
+
+            meta["trimmed"] = ctypes.CDLL(None).malloc_trim(0)
+            meta["rss_kib_after_trim"] = _rss_kib()
         if tracemalloc.is_tracing():
             meta["traced_after"] = tracemalloc.get_traced_memory()[0]
         (out / f"meta-{n}.json").write_text(json.dumps(meta))
@@ -304,6 +311,7 @@ def _process(
                 _CHILD: proc.module,
                 "QF_MEMBENCH_TRACEMALLOC": str(args.tracemalloc if name in measured else 0),
                 "QF_MEMBENCH_DIR": str(out),
+                "QF_MEMBENCH_TRIM": "1" if args.trim_at_dump else "0",
             }
         )
         if es_proxy is not None and name in measured:
@@ -366,6 +374,8 @@ def _diff(state: Path, top: int) -> None:
                   f"objects -> RSS {m['rss_kib_after'] / 1024:.0f} MiB{traced}; tracked by generation "
                   f"{m['tracked']}, frozen {m['frozen']}, counts {m['gc_count']}, "
                   f"collections {[g['collections'] for g in m['gc_stats']]}")  # fmt: skip
+            if "rss_kib_after_trim" in m:
+                print(f"dump {n}: after malloc_trim(0) RSS {m['rss_kib_after_trim'] / 1024:.0f} MiB")
             if m.get("allocators"):
                 print(f"dump {n} allocators (MiB): "
                       + ", ".join(f"{k} {v if k == 'pymalloc_arenas' else round(v / 1024, 1)}"
@@ -559,6 +569,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--es-outage", type=_outage_arg, default=None, metavar="AT,SECONDS",
                         help="grader: Elasticsearch unreachable for the measured process(es) from AT s into the "
                              "feed for SECONDS s (a loopback proxy, bench/_fault_proxy.py)")  # fmt: skip
+    parser.add_argument("--trim-at-dump", action="store_true",
+                        help="with --types/--tracemalloc: call malloc_trim(0) in each dump and print the RSS after "
+                             "it (what glibc holds free; the warm-up dump's trim lowers the baseline's later samples, "
+                             "so compare the RSS after the two trims, not the growth)")  # fmt: skip
     parser.add_argument("--top", type=int, default=25, help="allocation sites printed (default 25)")
     parser.add_argument("--data", default=str(Path(os.environ.get("QF_SHARED_DATA", ROOT.parent / "shared" / "data"))))
     parser.add_argument("--kafka", default=os.environ.get("QF_TEST_KAFKA", "127.0.0.1:19092"))
