@@ -13,16 +13,15 @@ from services.collector.ports import Rejected
 from services.collector.server import jsonl_line_parser
 from tests.services.collector.unit.test_pipeline import NOW, STORY, FakeSink, make_pipeline, post
 
-_DATA = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "weibo_posts.jsonl"
 _SOURCE = source_pb2.Source(id="import", kind=common_pb2.SOURCE_KIND_JSONL_IMPORT)
 
 
-def _items() -> list[post_pb2.Post | Rejected]:
+def _items(shared_data: Path) -> list[post_pb2.Post | Rejected]:
     """Posts of every kind the preparation tells apart: shared lines (copies and near copies among them), a post with
     the source's regions and without times, an invalid one, a second copy of an id in the slice, one too large once
     enriched, and an unparsable line."""
     at = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
-    with _DATA.open(encoding="utf-8") as handle:
+    with (shared_data / "weibo_posts.jsonl").open(encoding="utf-8") as handle:
         lines = [line.rstrip("\n") for _, line in zip(range(1_200), handle, strict=False)]
     items = [jsonl_line_parser(line, _SOURCE, line_number=i, collected_at=at) for i, line in enumerate(lines, 1)]
     regional = post_pb2.Post(id="r1", source_id="src", text=STORY)
@@ -42,8 +41,8 @@ def _copies(items: list[post_pb2.Post | Rejected]) -> list[post_pb2.Post | Rejec
     return [post_pb2.Post.FromString(i.SerializeToString()) if isinstance(i, post_pb2.Post) else i for i in items]
 
 
-async def test_owned_items_give_the_records_and_results_copies_give() -> None:
-    items = _items()
+async def test_owned_items_give_the_records_and_results_copies_give(shared_data: Path) -> None:
+    items = _items(shared_data)
     copied_sink, owned_sink = FakeSink(max_request_size=8_000), FakeSink(max_request_size=8_000)
     given = _copies(items)
     copied = await make_pipeline(copied_sink, slice_size=500).ingest(given)
