@@ -5,7 +5,6 @@ import asyncio
 
 from qingfeng.gc_tuning import apply_gc_settings
 from qingfeng.logs import setup_logging
-from qingfeng.malloc_tuning import apply_malloc_settings
 from qingfeng.telemetry import setup_tracing
 
 from services.collector.app import run
@@ -14,7 +13,6 @@ from services.collector.settings import CollectorSettings
 
 def main() -> None:
     settings = CollectorSettings()
-    apply_malloc_settings(settings.malloc)  # before any thread (tracing's exporter) makes an arena
     setup_logging("collector", settings.log.level)
     setup_tracing(settings.telemetry, process="collector")
     apply_gc_settings(settings.gc)

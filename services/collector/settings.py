@@ -14,7 +14,6 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from qingfeng.gc_tuning import GcSettings
 from qingfeng.kafka import DEADLETTER, POSTS, POSTS_DEADLETTER
 from qingfeng.kafka.topics import POST_EVENTS
-from qingfeng.malloc_tuning import MallocSettings
 from qingfeng.settings import (
     DatabaseSettings,
     GrpcSettings,
@@ -154,8 +153,6 @@ class CollectorSettings(ServiceSettings):
     grpc: GrpcSettings = GrpcSettings(port=50061)
     # The garbage collector's thresholds and start-up freeze (qingfeng.gc_tuning: a hot path's CPU per post).
     gc: GcSettings = GcSettings()
-    # glibc's malloc arenas (qingfeng.malloc_tuning: threads' allocation bursts kept resident otherwise).
-    malloc: MallocSettings = MallocSettings()
     # Source registry, tip registry and audit log. SQLite by default; postgresql+asyncpg://… is supported.
     database: DatabaseSettings = DatabaseSettings(url=SecretStr("sqlite+aiosqlite:///./.qingfeng/collector.db"))
     role: Role = "all"

@@ -10,7 +10,6 @@ import logging  # noqa: E402
 
 from qingfeng.gc_tuning import apply_gc_settings  # noqa: E402
 from qingfeng.logs import setup_logging  # noqa: E402
-from qingfeng.malloc_tuning import apply_malloc_settings  # noqa: E402
 from qingfeng.telemetry import setup_tracing  # noqa: E402
 
 from services.grader.app import run  # noqa: E402
@@ -19,7 +18,6 @@ from services.grader.settings import GraderSettings  # noqa: E402
 
 def main() -> None:
     settings = GraderSettings()
-    apply_malloc_settings(settings.malloc)  # before any thread (tracing's exporter) makes an arena
     setup_logging("grader", settings.log.level)
     setup_tracing(settings.telemetry, process="grader")
     apply_gc_settings(settings.gc)

@@ -14,7 +14,6 @@ from pydantic_settings import SettingsConfigDict
 from qingfeng.gc_tuning import GcSettings
 from qingfeng.kafka import ALERTS, DEADLETTER, EVENTS, POSTS
 from qingfeng.kafka.topics import POST_EVENTS
-from qingfeng.malloc_tuning import MallocSettings
 from qingfeng.settings import (
     DatabaseSettings,
     GrpcSettings,
@@ -140,8 +139,6 @@ class GraderSettings(ServiceSettings):
     index: IndexRoleSettings = IndexRoleSettings()
     # The garbage collector's thresholds and start-up freeze (qingfeng.gc_tuning: a hot path's CPU per post).
     gc: GcSettings = GcSettings()
-    # glibc's malloc arenas (qingfeng.malloc_tuning: threads' allocation bursts kept resident otherwise).
-    malloc: MallocSettings = MallocSettings()
     # Engine checkpoints, policy versions and the audit log. SQLite by default; postgresql+asyncpg://… is supported.
     database: DatabaseSettings = DatabaseSettings(url=SecretStr("sqlite+aiosqlite:///./.qingfeng/grader.db"))
     topics: GraderTopics = GraderTopics()
