@@ -30,7 +30,7 @@ from ._windows import Window
 from .grading import CompiledPolicy, Fired, _Check
 from .metrics import EventMetrics
 
-__all__ = ["Guard", "build_guard", "guard_holds"]
+__all__ = ["NO_LIMIT", "Guard", "build_guard", "guard_holds"]
 
 _INF = math.inf
 # Room left under a threshold is taken this much smaller: float rounding.
@@ -39,56 +39,72 @@ _BY_POSTS = frozenset({"posts", "distinct_authors", "sources", "platforms"})  # 
 
 
 class Guard:
-    """The lifetime sums when the rules above were last walked, and how far each may grow before one of those
-    rules could hold (inf: no failing check depends on it)."""
+    """How far the lifetime sums may grow, from where they stood when the rules above were last walked, before one
+    of those rules could hold: for each sum the smallest value at which a failing check might pass (`NO_LIMIT`: no
+    failing check depends on it).
+
+    Integer ceilings rather than the sums and their float room: every sum here counts posts or adds their integer
+    counts (PostView's), and for an integer rise n and room r, n < r exactly when n < ceil(r). So `guard_holds`
+    compares two ints per sum (CPython's fast path) instead of subtracting and comparing an int with a float (its
+    generic path, ten times on every re-grade of an event with a guard)."""
 
     __slots__ = (
-        "comments", "cp", "evidence", "first_ts", "likes", "lim_comments", "lim_evidence", "lim_likes", "lim_media",
-        "lim_offline", "lim_posts", "lim_reach", "lim_regions", "lim_reposts", "media", "offline", "posts", "reach",
-        "regions", "reposts", "start",
+        "comments", "cp", "evidence", "first_ts", "likes", "media", "offline", "posts", "reach", "regions", "reposts",
+        "start",
     )  # fmt: skip
 
     def __init__(self, cp: CompiledPolicy, m: EventMetrics, start: int) -> None:
         self.cp = cp
         self.start = start  # index in cp.rules of the first rule not known to fail
-        t = m.total
-        self.posts, self.reposts, self.comments, self.likes = t.posts, t.reposts, t.comments, t.likes
-        self.offline = t.offline_posts + t.planned_posts
-        self.evidence = t.relevance_posts
-        self.regions, self.reach, self.media, self.first_ts = m.region_posts, m.reach_added, m.media_posts, m.first_ts
-        self.lim_posts = self.lim_reposts = self.lim_comments = self.lim_likes = self.lim_media = _INF
-        self.lim_offline = self.lim_evidence = self.lim_regions = self.lim_reach = _INF
+        self.first_ts = m.first_ts
+        self.posts = self.reposts = self.comments = self.likes = self.media = NO_LIMIT
+        self.offline = self.evidence = self.regions = self.reach = NO_LIMIT
 
-    def bound(self, metric: str, window: str, gap: float, hours: float) -> bool:
+    def bound(self, metric: str, window: str, gap: float, hours: float, m: EventMetrics) -> bool:
         """Keep the check on `metric` over `window` failing while it rises by less than `gap` (> 0, in its own
-        units); False when no sum bounds that metric."""
+        units) from `m`'s sums now; False when no sum bounds that metric."""
         if gap <= 0:
             return False
+        t = m.total
         if metric in _BY_POSTS:
-            self.lim_posts = min(self.lim_posts, gap)
+            self.posts = _lower(self.posts, t.posts, gap)
         elif metric == "velocity":  # posts / hours, and a window's hours never shrink
-            self.lim_posts = min(self.lim_posts, gap * hours - _MARGIN)
+            self.posts = _lower(self.posts, t.posts, gap * hours - _MARGIN)
         elif metric == "reposts":
-            self.lim_reposts = min(self.lim_reposts, gap)
+            self.reposts = _lower(self.reposts, t.reposts, gap)
         elif metric == "comments":
-            self.lim_comments = min(self.lim_comments, gap)
+            self.comments = _lower(self.comments, t.comments, gap)
         elif metric == "likes":
-            self.lim_likes = min(self.lim_likes, gap)
+            self.likes = _lower(self.likes, t.likes, gap)
         elif metric == "top_author_reach":
-            self.lim_reach = min(self.lim_reach, gap)
+            self.reach = _lower(self.reach, m.reach_added, gap)
         elif metric == "media_involved":
-            self.lim_media = min(self.lim_media, gap)
+            self.media = _lower(self.media, m.media_posts, gap)
         elif metric == "offline_posts":
-            self.lim_offline = min(self.lim_offline, gap)
+            self.offline = _lower(self.offline, t.offline_posts + t.planned_posts, gap)
         elif metric == "offline_risk":  # rises with any offline or planned signal
-            self.lim_offline = min(self.lim_offline, 1.0)
+            self.offline = _lower(self.offline, t.offline_posts + t.planned_posts, 1.0)
         elif metric == "regional_scope":  # rises only with a post naming regions
-            self.lim_regions = 1.0
+            self.regions = m.region_posts + 1
         elif metric == "relevance" and window == "total":  # a post with evidence, or an earlier source post
-            self.lim_evidence = 1.0
+            self.evidence = t.relevance_posts + 1
         else:
             return False
         return True
+
+
+# "No limit": no sum of counts gets near it; one that did would only make the guard give way to a full walk.
+NO_LIMIT = 1 << 62
+
+
+def _lower(ceiling: int, now: int, room: float) -> int:
+    """The ceiling a sum at `now` may not reach while it rises by less than `room`, if lower than `ceiling`: the
+    same as min(lim, room) on the rise, as integers (room inf or nan bounded nothing then either)."""
+    if room < _INF:
+        at = now + math.ceil(room)
+        if at < ceiling:
+            return at
+    return ceiling
 
 
 def guard_holds(g: Guard, cp: CompiledPolicy, m: EventMetrics) -> bool:
@@ -96,15 +112,15 @@ def guard_holds(g: Guard, cp: CompiledPolicy, m: EventMetrics) -> bool:
     t = m.total
     return (
         g.cp is cp
-        and t.posts - g.posts < g.lim_posts
-        and t.reposts - g.reposts < g.lim_reposts
-        and t.comments - g.comments < g.lim_comments
-        and t.likes - g.likes < g.lim_likes
-        and m.reach_added - g.reach < g.lim_reach
-        and m.media_posts - g.media < g.lim_media
-        and t.offline_posts + t.planned_posts - g.offline < g.lim_offline
-        and t.relevance_posts - g.evidence < g.lim_evidence
-        and m.region_posts - g.regions < g.lim_regions
+        and t.posts < g.posts
+        and t.reposts < g.reposts
+        and t.comments < g.comments
+        and t.likes < g.likes
+        and m.reach_added < g.reach
+        and m.media_posts < g.media
+        and t.offline_posts + t.planned_posts < g.offline
+        and t.relevance_posts < g.evidence
+        and m.region_posts < g.regions
         and m.first_ts == g.first_ts
     )
 
@@ -131,6 +147,6 @@ def build_guard(
     g = Guard(cp, m, start)
     for check, value in misses or ():
         window = check[1]
-        if not g.bound(check[0], window, _gap(check, value), windows[window].hours):
+        if not g.bound(check[0], window, _gap(check, value), windows[window].hours, m):
             return None
     return g
