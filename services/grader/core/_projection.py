@@ -38,7 +38,7 @@ def projected_rank(
         a = base.acceleration
     if a <= 0 or base.posts < rule.min_posts:
         return None
-    gate = cp.projection_gate(floor) if live else None
+    gate = cp.gates[floor] if live else None  # cp.projection_gate(floor) without its call
     if gate is not None:  # every rule above fails on a metric no scale changes: rank_live's answer without the scale
         codes, result = gate
         for code in codes:
@@ -56,7 +56,7 @@ def projected_rank(
     gained = gained if gained > 0.0 else 0.0
     horizon = rule.horizon_seconds
     scale: dict[str, float] = {}
-    for name in cp.scaled_windows(floor):  # the other windows' factors would never be read
+    for name in cp.scaled_above[floor]:  # cp.scaled_windows(floor): the other windows' factors are never read
         m = metrics[name]
         posts = m.posts
         if posts:

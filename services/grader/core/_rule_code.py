@@ -45,14 +45,23 @@ _READ: dict[str, tuple[str, ...]] = {
     # The property only to recompute the top-k list after an author in it left.
     "top_author_reach": ("v = {w}.top_total if {w}.top_valid else {w}.top_author_reach",),
     "regional_scope": ("v = {w}.scope", "if v < 0:", "    v = {w}.regional_scope"),
-    "offline_risk": ("x = {w}.offline_posts + {w}.planned_posts", "v = x / (x + OFFLINE_RISK_HALF)"),
+    # These two with their zero cases apart, as metrics._records reads them (the same values).
+    "offline_risk": ("x = {w}.offline_posts + {w}.planned_posts", "v = x / (x + OFFLINE_RISK_HALF) if x else 0.0"),
     "relevance": (
         "n = {w}.relevance_posts",
-        "x = {w}.relevance_sum / n if n else 0.0",
         "s = {w}.source_relevance",
-        "v = (s if s > x else x) / 1000.0",
+        "if n:",
+        "    x = {w}.relevance_sum / n",
+        "    v = (s if s > x else x) / 1000.0",
+        "else:",
+        "    v = s / 1000.0 if s > 0 else 0.0",
     ),
 }
+# The metrics whose live value is an int (counts, distinct counts, follower sums, the scope's rank).
+_INT_METRICS = frozenset({
+    "posts", "reposts", "comments", "likes", "offline_posts", "distinct_authors", "sources", "platforms",
+    "media_involved", "top_author_reach", "regional_scope",
+})  # fmt: skip
 # The operators written out: `a >= b` is operator.ge(a, b), and so on.
 _OPS: dict[Callable[[float, float], bool], str] = {
     operator.ge: ">=",
@@ -105,6 +114,10 @@ def rule_source(
         lines.extend(f"    {line.format(w=w)}" for line in _READ[metric])
         if scaled and is_scaled:
             lines.append(f"    v *= scale.get(W{w[1:]}, 1.0)")
+        elif metric in _INT_METRICS and isinstance(threshold, float) and threshold.is_integer():
+            # The same number as an int: an int metric compared with an int takes CPython's fast path, with a float
+            # its generic one (a scaled value is a float: its threshold stays one).
+            threshold = int(threshold)
         env[f"K{i}"], env[f"T{i}"] = check, threshold
         symbol = _OPS.get(op)
         if symbol is None:  # an operator of no known symbol: called, as the loop did

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from qingfeng.memo import Memo
+
 from ._rule_code import RuleCode, compile_rule
 from ._windows import Window
 from .model import Reason
@@ -37,13 +39,37 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
 }
+# Floors a compiled policy remembers its projection's windows and gate for at once (ranks -1 … 4: plenty).
+_FLOORS = 64
 # Metrics that grow with volume: the rising projection scales these and leaves the others alone.
 SCALED_METRICS: frozenset[str] = frozenset(
     {"posts", "reposts", "comments", "likes", "distinct_authors", "velocity", "offline_posts"}
 )
 
-# (metric, window, operator, threshold, scaled by projection, criterion, level) flat for the hot loop.
-_Check = tuple[str, str, Callable[[float, float], bool], float, bool, Criterion, str]
+# A fired check's Reason at a value, made once per check and value (in the check, `_Reasons`): the values recur (most
+# posts leave most of an event's counts as they were: 92 % of the reasons of a replay with parents were made before),
+# and a Reason is built through tuple.__new__, a C call with three temporary tuples. Emptied whole when full (Memo).
+_REASONS_PER_CHECK = 512
+
+
+class _Reasons(Memo[float, "Reason"]):
+    """value -> a check's Reason at that value (see above). A cache inside the check tuple: it never makes two checks
+    differ (any two compare equal and hash alike, whatever they hold)."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reasons)
+
+    def __ne__(self, other: object) -> bool:
+        return not isinstance(other, _Reasons)
+
+    def __hash__(self) -> int:  # type: ignore[override]  # (a dict's is None)
+        return 0
+
+
+# (metric, window, operator, threshold, scaled by projection, criterion, level, reasons) flat for the hot loop.
+_Check = tuple[str, str, Callable[[float, float], bool], float, bool, Criterion, str, _Reasons]
 # The criteria that fired for the winning level, with their values; None when no level held.
 Fired = list[tuple[_Check, float]] | None
 
@@ -91,10 +117,10 @@ class CompiledPolicy:
     # rank -> its rule (asked after most posts: a dict rather than a scan of the rules).
     by_rank: dict[int, _Rule] = field(default_factory=dict, compare=False)
 
-    # floor -> the windows whose volume metrics the rules above it read (what a projection scales), filled on use.
-    scaled_above: dict[int, tuple[str, ...]] = field(default_factory=dict, compare=False)
-    # floor -> (the unscaled require checks of each rule above it, as code; what a projection then gives) or None.
-    gates: dict[int, tuple[tuple[RuleCode, ...], int] | None] = field(default_factory=dict, compare=False)
+    # floor -> scaled_windows(floor) and projection_gate(floor), computed on first use (Memo: a plain lookup after
+    # that, no call; read on every projection).
+    scaled_above: Memo[int, tuple[str, ...]] = field(init=False, compare=False, repr=False)
+    gates: Memo[int, tuple[tuple[RuleCode, ...], int] | None] = field(init=False, compare=False, repr=False)
 
     # start -> cp.rules[start:], sliced once (rank_live walks from the guard's start on every re-grade).
     rules_from: list[tuple[_Rule, ...]] = field(default_factory=list, compare=False)
@@ -103,29 +129,31 @@ class CompiledPolicy:
         for r in self.rules:
             self.by_rank.setdefault(r.rank, r)
         self.rules_from.extend(self.rules[i:] for i in range(len(self.rules) + 1))
+        object.__setattr__(self, "scaled_above", Memo(self._scaled_windows, _FLOORS))  # (a frozen dataclass)
+        object.__setattr__(self, "gates", Memo(self._projection_gate, _FLOORS))
 
     def scaled_windows(self, floor: int) -> tuple[str, ...]:
         """The windows whose scaled metrics the rules above `floor` read: the only factors a projection needs."""
-        names = self.scaled_above.get(floor)
-        if names is None:
-            read = {c[1]: None for r in self.rules if r.rank > floor for c in (*r.require, *r.criteria) if c[4]}
-            names = self.scaled_above[floor] = tuple(read)
-        return names
+        return self.scaled_above[floor]
+
+    def _scaled_windows(self, floor: int) -> tuple[str, ...]:
+        read = {c[1]: None for r in self.rules if r.rank > floor for c in (*r.require, *r.criteria) if c[4]}
+        return tuple(read)
 
     def projection_gate(self, floor: int) -> tuple[tuple[RuleCode, ...], int] | None:
         """When every rule above `floor` has `require` checks on metrics no projection scales (red's offline risk):
         those checks as code, one function per rule (None back when they fail), and the rank a projection gives when
         all fail (what rank_live returns after failing every rule above). A scale cannot make such a check hold, so
         the projection need not be computed. None when some rule above has no such check."""
-        if floor not in self.gates:
-            above = [r for r in self.rules if r.rank > floor]
-            fixed = [tuple(c for c in r.require if not c[4]) for r in above]
-            gate = None
-            if above and all(fixed):
-                result = floor if any(r.rank <= floor for r in self.rules) else max(floor, 0)
-                gate = (tuple(compile_rule(checks, (), 0)[0] for checks in fixed), result)
-            self.gates[floor] = gate
         return self.gates[floor]
+
+    def _projection_gate(self, floor: int) -> tuple[tuple[RuleCode, ...], int] | None:
+        above = [r for r in self.rules if r.rank > floor]
+        fixed = [tuple(c for c in r.require if not c[4]) for r in above]
+        if above and all(fixed):
+            result = floor if any(r.rank <= floor for r in self.rules) else max(floor, 0)
+            return (tuple(compile_rule(checks, (), 0)[0] for checks in fixed), result)
+        return None
 
     def rule(self, rank: int) -> _Rule | None:
         """The rule of the level with this canonical rank."""
@@ -137,7 +165,8 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
 
     def checks(criteria: tuple[Criterion, ...], level: str) -> tuple[_Check, ...]:
         return tuple(
-            (c.metric, c.window, _OPS[c.op], c.threshold, c.metric in SCALED_METRICS, c, level) for c in criteria
+            (c.metric, c.window, _OPS[c.op], c.threshold, c.metric in SCALED_METRICS, c, level, _reasons(c, level))
+            for c in criteria
         )
 
     rules = []
@@ -182,7 +211,7 @@ def rank_of(
             return floor, None
         fired: list[tuple[_Check, float]] = []
         for check in rule.require:
-            metric, window, op, threshold, scaled, _, _ = check  # one unpacking instead of four subscripts
+            metric, window, op, threshold, scaled, _, _, _ = check  # one unpacking instead of four subscripts
             value = getattr(metrics[window], metric)
             if scaled and scale is not None:
                 value *= scale.get(window, 1.0)
@@ -194,7 +223,7 @@ def rank_of(
             # Give up on a rule as soon as it can no longer reach `needed` (its reasons are not wanted).
             spare = len(rule.criteria) - needed
             for check in rule.criteria:
-                metric, window, op, threshold, scaled, _, _ = check
+                metric, window, op, threshold, scaled, _, _, _ = check
                 value = getattr(metrics[window], metric)
                 if scaled and scale is not None:
                     value *= scale.get(window, 1.0)
@@ -238,7 +267,8 @@ def reasons_for(cp: CompiledPolicy, rank: int, fired: Fired) -> tuple[Reason, ..
     if fired:  # _reason inlined: built for every snapshot of an event at a level, i.e. per post
         out = []  # a loop rather than a comprehension, which is a function call of its own here (CPython 3.11)
         for check, value in fired:
-            out.append(_new_reason(Reason, (check[0], float(value), check[3], check[5].op, check[6], check[1], "")))
+            # The check's memo; a zero made anew (0 and -0.0 are one key, with two reprs).
+            out.append(check[7][value] if value else _reason_at(check[5], check[6], value))
         return tuple(out)
     # Without fired criteria the reasons depend on the rank alone: built once per rank (most events, one or two
     # posts, sit below the lowest level and are graded on every post).
@@ -269,6 +299,15 @@ def _reason(check: _Check, value: float) -> Reason:
 
 
 _new_reason = tuple.__new__  # Reason(...) without its generated __new__ (all seven fields given, note "")
+
+
+def _reason_at(c: Criterion, level: str, value: float) -> Reason:
+    """The Reason of a fired criterion `c` of `level` at `value` (what reasons_for returns for it)."""
+    return _new_reason(Reason, (c.metric, float(value), c.threshold, c.op, level, c.window, ""))
+
+
+def _reasons(c: Criterion, level: str) -> _Reasons:
+    return _Reasons(lambda value: _reason_at(c, level, value), _REASONS_PER_CHECK)
 
 
 def explain(cp: CompiledPolicy, metrics: Mapping[str, Measures]) -> tuple[tuple[Reason, bool], ...]:
