@@ -10,7 +10,7 @@ import heapq
 import math
 from bisect import insort
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any, NamedTuple
 
 __all__ = ["OFFLINE_RISK_HALF", "Bucket", "Contribution", "Window", "add_post", "insert_sorted", "regional_scope"]
@@ -155,15 +155,26 @@ class _Counts:
             else:
                 del mine[key]
                 gone.append(key)
-        for mine, theirs in ((self.by_media, other.by_media), (self.by_source, other.by_source),
-                             (self.by_platform, other.by_platform), (self.by_region, other.by_region)):  # fmt: skip
-            if theirs:  # most buckets name no media and no region
-                for key, n in theirs.items():
-                    left = mine[key] - n
-                    if left:
-                        mine[key] = left
-                    else:
-                        del mine[key]
+        # Source and platform (every bucket names them) written out, then media and regions (most buckets name none):
+        # no tuple of the four pairs built per bucket leaving per window, no call for the common ones.
+        mine = self.by_source
+        for key, n in other.by_source.items():
+            left = mine[key] - n
+            if left:
+                mine[key] = left
+            else:
+                del mine[key]
+        mine = self.by_platform
+        for key, n in other.by_platform.items():
+            left = mine[key] - n
+            if left:
+                mine[key] = left
+            else:
+                del mine[key]
+        if other.by_media:
+            _subtract(self.by_media, other.by_media)
+        if other.by_region:
+            _subtract(self.by_region, other.by_region)
         return gone
 
     def _maps(self, other: _Counts) -> list[tuple[dict[str, int], dict[str, int]]]:
@@ -192,6 +203,16 @@ class _Counts:
         self.by_author, self.by_media, self.by_source, self.by_platform, self.by_region = (dict(m) for m in data[7:12])
         self.relevance_posts = data[12] if len(data) > 12 else (self.posts if self.relevance_sum else 0)
         self.scope = -1
+
+
+def _subtract(mine: dict[str, int], theirs: dict[str, int]) -> None:
+    """Take a bucket's distinct-value counts from a window's, dropping the values that reach zero."""
+    for key, n in theirs.items():
+        left = mine[key] - n
+        if left:
+            mine[key] = left
+        else:
+            del mine[key]
 
 
 class Bucket(_Counts):
@@ -330,27 +351,40 @@ class Window(_Counts):
         return (source if source > mean else mean) / 1000.0  # max(mean, source) without the call
 
 
-def add_post(c: Contribution, followers: int, bucket: Bucket, windows: list[Window]) -> None:
+def add_post(c: Contribution, followers: int, bucket: Bucket, windows: Collection[Window]) -> None:
     """Count one post in its bucket and in the windows it falls in: what `_Counts.add` does to each, with the post
     unpacked once and the fields most posts leave at zero tested once, not per set (five sets take every post); a
     window's top-k list is told of an author new there who can enter it. `followers`: the author's, as the event
     knows them."""
     author, _, reposts, comments, likes, offline, planned, relevance, media, source, platform, codes = c
     sets = (bucket, *windows)
-    for s in sets:
-        s.posts += 1
-        if reposts:
-            s.reposts += reposts
-        if comments:
-            s.comments += comments
-        if likes:
-            s.likes += likes
-        if source:
+    # Each field tested once, not once per set: a loop of its own for the counts, which most posts leave at zero,
+    # and none for source and platform, which every post of the collector names.
+    if source and platform:
+        for s in sets:
+            s.posts += 1
             d = s.by_source
             d[source] = d.get(source, 0) + 1
-        if platform:
             d = s.by_platform
             d[platform] = d.get(platform, 0) + 1
+    else:
+        for s in sets:
+            s.posts += 1
+            if source:
+                d = s.by_source
+                d[source] = d.get(source, 0) + 1
+            if platform:
+                d = s.by_platform
+                d[platform] = d.get(platform, 0) + 1
+    if reposts:
+        for s in sets:
+            s.reposts += reposts
+    if comments:
+        for s in sets:
+            s.comments += comments
+    if likes:
+        for s in sets:
+            s.likes += likes
     if offline or planned:  # planned is 0 without offline (Grader._contribution); adding 0 changes nothing
         for s in sets:
             s.offline_posts += offline

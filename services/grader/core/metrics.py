@@ -42,7 +42,7 @@ class EventMetrics:
 
     __slots__ = (
         "bucket_seconds", "buckets", "by_name", "due", "first_ts", "followers", "late", "media_posts", "now", "order",
-        "reach_added", "region_posts", "regions", "retention", "total", "windows",
+        "reach_added", "region_posts", "regions", "retention", "shortest", "total", "windows",
     )  # fmt: skip
 
     def __init__(
@@ -80,6 +80,7 @@ class EventMetrics:
     def _name_windows(self) -> None:
         self.by_name = {w.name: w for w in self.windows}
         self.by_name["total"] = self.total
+        self.shortest = min((w.seconds for w in self.windows), default=_INF)
 
     def add(self, c: Contribution, ts: float, now: float, watermark: float) -> bool:
         """Count one post at event time `ts` with the clock at `now`; False when it was late."""
@@ -137,12 +138,15 @@ class EventMetrics:
             if due - _MARGIN < self.due:  # the new bucket may be the first to move (see _next_due)
                 self.due = due - _MARGIN
         end = bucket.end
-        into = [total]  # the windows the post falls in
-        for w in self.windows:
-            if end > now - w.seconds:
-                into.append(w)
-            elif end > now - 2 * w.seconds:
-                w.prev_posts += 1
+        if end > now - self.shortest:  # in the shortest window, so in each (now - seconds is monotone in seconds)
+            into: Collection[Window] = self.by_name.values()  # every window and "total" (the order counts for nothing)
+        else:
+            into = [total]  # the windows the post falls in
+            for w in self.windows:
+                if end > now - w.seconds:
+                    into.append(w)
+                elif end > now - 2 * w.seconds:
+                    w.prev_posts += 1
         add_post(c, f, bucket, into)
         return True
 
@@ -335,10 +339,18 @@ def _records(windows: Iterable[Window], at: datetime) -> list[WindowMetrics]:
         scope = w.scope
         if scope < 0:
             scope = w.regional_scope
+        # Offline risk and relevance with their zero cases apart (most windows: no offline signal, no post with
+        # evidence): the same values without int/float arithmetic, CPython's slow path. 0 / (0 + H) is 0.0, and
+        # max(source, 0.0) / 1000 is source / 1000 for a positive source, else 0.0.
         offline = w.offline_posts + w.planned_posts
+        risk = offline / (offline + OFFLINE_RISK_HALF) if offline else 0.0
         evidence = w.relevance_posts
-        relevance = w.relevance_sum / evidence if evidence else 0.0
         source = w.source_relevance
+        if evidence:
+            mean = w.relevance_sum / evidence
+            relevance = (source if source > mean else mean) / 1000.0  # max(), the first wins ties
+        else:
+            relevance = source / 1000.0 if source > 0 else 0.0
         append(
             _new_record(
                 WindowMetrics,
@@ -359,8 +371,8 @@ def _records(windows: Iterable[Window], at: datetime) -> list[WindowMetrics]:
                     len(w.by_media),
                     scope,
                     w.offline_posts,
-                    offline / (offline + OFFLINE_RISK_HALF),
-                    (source if source > relevance else relevance) / 1000.0,  # max(), the first wins ties
+                    risk,
+                    relevance,
                 ),
             )
         )
