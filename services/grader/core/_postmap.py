@@ -159,8 +159,9 @@ class PostMap:
     # -- changes ------------------------------------------------------------------------------------------------
 
     def __setitem__(self, post_id: str, event_id: str) -> None:
-        key, tag = self._key(post_id)
-        slot = self._slot_for(event_id)  # (may rehash, which forgets the absent id)
+        key, tag = self._memo[post_id]  # self._key(post_id) without its call (once per post, as get())
+        owned = self._own.get(event_id)  # _slot_for's first case (an event with posts) without its call
+        slot = owned[0] if owned is not None else self._slot_for(event_id)  # (may rehash: forgets the absent id)
         i = self._absent_at if post_id is self._absent else self._find(key, tag)
         self._absent = None
         if i >= 0 and self._keys[i]:  # known (or popped, or of an expired event): it now stands for event_id

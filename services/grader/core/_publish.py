@@ -108,8 +108,15 @@ def snapshot_of(g: Grader, ev: EventRecord, metrics: tuple[WindowMetrics, ...]) 
     cluster = g.clusterer.clusters.get(ev.id)
     if cluster is not None:
         ev.title = cluster.title
-        ev.keywords = g.clusterer.keywords(ev.id)
+        # Clusterer.keywords only when its refresh is due (the same test): its call and lookup on every snapshot
+        # otherwise return the keywords the cluster holds.
+        size, last = cluster.size, cluster.keywords_size
+        if size != last and (size >= 2 * last or size - last >= 16):
+            ev.keywords = g.clusterer.keywords(ev.id)
+        else:
+            ev.keywords = cluster.keywords
     m = ev.metrics
+    regions = m.regions  # m.region_codes() without its call while the regions are unchanged (most snapshots)
     grade = ev.grade
     d = _bare(_SnapshotDraft)
     d.event_id = ev.id
@@ -124,7 +131,7 @@ def snapshot_of(g: Grader, ev: EventRecord, metrics: tuple[WindowMetrics, ...]) 
     d.rising = ev.rising
     d.grade = grade if grade is not None else grade_of(g, ev)
     d.metrics = metrics
-    d.region_codes = m.region_codes()
+    d.region_codes = regions if regions is not None else m.region_codes()
     d.representative_post_ids = tuple(map(_second, ev.reps))  # the post ids, without a comprehension's call
     d.version = ev.version
     d.merged_into = None

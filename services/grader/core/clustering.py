@@ -99,6 +99,9 @@ class Clusterer:
         # The id seen() last found absent from `posts`: nothing adds it before assign() indexes it (expiry only
         # removes), so assign() need not look it up again (a post map lookup is a hash and a probe).
         self._fresh: str | None = None
+        # Whether the weak signals are on, and the author one (read for every post; the config is frozen).
+        self._by_author = cfg.author_window_seconds > 0
+        self._weak = self._by_author or cfg.activity_window_seconds > 0
 
     # -- queries ---------------------------------------------------------------------------------
 
@@ -130,7 +133,8 @@ class Clusterer:
         return self.clusters[event_id].title
 
     def keywords(self, event_id: str, n: int = 10) -> tuple[str, ...]:
-        """Most salient keywords (count x idf), refreshed as the event doubles or every 16 posts."""
+        """Most salient keywords (count x idf), refreshed as the event doubles or every 16 posts (_publish.snapshot_of
+        makes the same test before calling)."""
         c = self.clusters[event_id]
         if c.size != c.keywords_size and (c.size >= 2 * c.keywords_size or c.size - c.keywords_size >= 16):
             df, docs1, log = self.df, self.docs + 1, math.log  # _idf inlined (same formula): one call per term
@@ -147,7 +151,9 @@ class Clusterer:
 
         A post that joins no event gets an Assignment with an empty event id (via "unattached")."""
         cfg = self.config
-        keywords = list(dict.fromkeys(post.keywords))[: cfg.max_keywords]
+        given = post.keywords
+        # Most posts (reposts) carry none: no dict, list and slice made for nothing.
+        keywords = list(dict.fromkeys(given))[: cfg.max_keywords] if given else []
         textual = len(keywords) >= cfg.min_text_keywords
         cid: str | None = None
         via = ""
@@ -156,7 +162,7 @@ class Clusterer:
         # A duplicate the collector found is text evidence (below), not a repost link.
         dup_of = post.duplicate_of
         refs = ((post.parent_id, "parent"), (post.root_id, "root"), (post.id, "child"))
-        posts, fresh = self.posts, self._fresh
+        posts, fresh, clusters = self.posts, self._fresh, self.clusters
         known: list[str] = []  # refs found in `posts`, which _index would otherwise look up again
         for ref, how in refs:
             if ref:
@@ -165,63 +171,69 @@ class Clusterer:
                     known.append(ref)
                 else:
                     found = self.placeholders.get(ref)
-                found = self.resolve(found) if found else None
+                if found and found not in clusters:  # resolve() only for a merged or expired event (its call)
+                    found = self.resolve(found)
                 if found and cid is None:
                     cid, via = found, how
                 elif found and found != cid:
                     links.append(found)
         placed = cid is not None
-        rich = len(keywords) >= cfg.near_dup_min_keywords and (placed or cfg.originals_by_text)
-        if dup_of and rich and (not placed or cfg.merge_on_text):
-            found = self.posts.get(dup_of)
-            found = self.resolve(found) if found else None
-            if found and self.clusters[found].last_ts >= ts - cfg.text_window_seconds:
-                if cid is None:
-                    cid, via = found, "duplicate"
-                elif found != cid:
-                    links.append(found)
-        if post.simhash is not None and textual and (cfg.originals_by_text if not placed else cfg.merge_on_text):
-            dup = self.near.lookup(post.simhash, lambda k: self.clusters[k].last_ts)
-            if dup is not None and self.clusters[dup].last_ts < ts - cfg.text_window_seconds:
-                dup = None
-            if dup and cid is None and rich:
-                cid, via = dup, "near_duplicate"
-            elif dup and dup != cid and placed and len(keywords) >= cfg.merge_min_keywords:
-                links.append(dup)
         # Posts too short to match on are not indexed by keyword either.
         top = top_keywords(keywords, self.df, self.docs, cfg) if textual else []
-        engagement = post.reposts + post.comments
-        # A cascade's source shares keywords with other sources of its story, not their cascades (ClusteringConfig).
-        source = not cfg.sources_join_by_keywords and engagement >= cfg.anchor_min_engagement
-        if cid is None and rich and not source and len(top) >= cfg.keyword_min_shared:
-            cid = keyword_match(top, ts, self.postings, self.clusters, self.resolve, cfg)
-            via = "keywords" if cid else via
-        if cid is None and top and cfg.rare_window_seconds > 0 and not placed and cfg.originals_by_text:
-            if engagement < cfg.anchor_min_engagement:  # an anchor is a cascade's source: it joins no other by terms
-                texts = self.anchor_texts
-                cid = rare_match(top, ts, self.postings, self.df, self.docs, self.clusters, self.resolve, cfg, texts)
-            via = "rare_terms" if cid else via
-        weak = cfg.author_window_seconds > 0 or cfg.activity_window_seconds > 0
-        if cid is None and weak and (not textual or len(keywords) < cfg.seed_min_keywords):
-            cid = weak_match(post.author_id, ts, self.authors, self.clusters, self.resolve, cfg)
-            via = "weak" if cid else via
-        # A wordless post that others reposted or answered is a cascade of its own: it opens its own event
-        # (with its own counts), never another's.
-        engaged = post.reposts > 0 or post.comments > 0
-        wordless_alone = not textual and not engaged and not post.parent_id and not post.root_id
-        if cid is None and wordless_alone and not cfg.attach_wordless:
-            self.unattached[post.id] = ts
-            return Assignment("", False, "unattached")
-        created = cid is None
-        if cid is None:
-            cid, via = f"ev-{post.id}", "new"
-            c = self.clusters[cid] = Cluster(cid, ts)
-            c.seed = len(keywords) >= cfg.seed_min_keywords
-            c.anchor = cfg.rare_window_seconds > 0 and engagement >= cfg.anchor_min_engagement
-            if c.anchor:
-                self.anchor_texts.add(cid, post.text, ts)
+        created = False
+        # Text evidence. For a post parent links placed every test below fails unless merge_on_text: skipped (nearly
+        # every post of a stream with parents).
+        if not placed or cfg.merge_on_text:
+            rich = len(keywords) >= cfg.near_dup_min_keywords and (placed or cfg.originals_by_text)
+            if dup_of and rich:
+                found = self.posts.get(dup_of)
+                found = self.resolve(found) if found else None
+                if found and self.clusters[found].last_ts >= ts - cfg.text_window_seconds:
+                    if cid is None:
+                        cid, via = found, "duplicate"
+                    elif found != cid:
+                        links.append(found)
+            if post.simhash is not None and textual and (cfg.originals_by_text if not placed else cfg.merge_on_text):
+                dup = self.near.lookup(post.simhash, lambda k: self.clusters[k].last_ts)
+                if dup is not None and self.clusters[dup].last_ts < ts - cfg.text_window_seconds:
+                    dup = None
+                if dup and cid is None and rich:
+                    cid, via = dup, "near_duplicate"
+                elif dup and dup != cid and placed and len(keywords) >= cfg.merge_min_keywords:
+                    links.append(dup)
+            engagement = post.reposts + post.comments
+            # A cascade's source shares keywords with other sources of its story, not their cascades (see the config).
+            source = not cfg.sources_join_by_keywords and engagement >= cfg.anchor_min_engagement
+            if cid is None and rich and not source and len(top) >= cfg.keyword_min_shared:
+                cid = keyword_match(top, ts, self.postings, self.clusters, self.resolve, cfg)
+                via = "keywords" if cid else via
+            if cid is None and top and cfg.rare_window_seconds > 0 and not placed and cfg.originals_by_text:
+                # An anchor is a cascade's source: it joins no other by terms.
+                if engagement < cfg.anchor_min_engagement:
+                    texts, postings = self.anchor_texts, self.postings
+                    cid = rare_match(top, ts, postings, self.df, self.docs, self.clusters, self.resolve, cfg, texts)
+                via = "rare_terms" if cid else via
+            if cid is None and self._weak and (not textual or len(keywords) < cfg.seed_min_keywords):
+                cid = weak_match(post.author_id, ts, self.authors, self.clusters, self.resolve, cfg)
+                via = "weak" if cid else via
+            # A wordless post that others reposted or answered is a cascade of its own: it opens its own event
+            # (with its own counts), never another's.
+            engaged = post.reposts > 0 or post.comments > 0
+            wordless_alone = not textual and not engaged and not post.parent_id and not post.root_id
+            if cid is None and wordless_alone and not cfg.attach_wordless:
+                self.unattached[post.id] = ts
+                return Assignment("", False, "unattached")
+            created = cid is None
+            if cid is None:
+                cid, via = f"ev-{post.id}", "new"
+                c = self.clusters[cid] = Cluster(cid, ts)
+                c.seed = len(keywords) >= cfg.seed_min_keywords
+                c.anchor = cfg.rare_window_seconds > 0 and engagement >= cfg.anchor_min_engagement
+                if c.anchor:
+                    self.anchor_texts.add(cid, post.text, ts)
+        assert cid is not None  # placed by a parent link, or by text, or opened above
         absorbed: list[str] = []
-        for other in dict.fromkeys(links):
+        for other in dict.fromkeys(links) if links else ():  # (most posts link no other event)
             survivor = self.resolve(other)
             if survivor is None or survivor == cid:
                 continue
@@ -311,7 +323,7 @@ class Clusterer:
             text = " ".join(post.text.split())
             c.title = text if len(text) <= cfg.title_chars else text[: cfg.title_chars - 1] + "…"
             c.title_score = score
-        if cfg.author_window_seconds > 0 and post.author_id:
+        if self._by_author and post.author_id:
             self.authors[post.author_id] = (cid, ts)
             self.authors.move_to_end(post.author_id)
 

@@ -310,7 +310,14 @@ class Grader:
         windows = m.by_name
         guard = ev.guard
         if guard is not None and guard_holds(guard, cp, m):  # the rules above its level still fail: start below
-            raw, fired = rank_live(cp, windows, start=guard.start)
+            # rank_live(cp, windows, start=guard.start) written out, without its call (on most re-grades): each rule
+            # from the guard's start by its code without scale or misses, until one holds; rank 0 when none does.
+            raw, fired = 0, None
+            for rule in cp.rules_from[guard.start]:
+                fired = rule.code[0](windows, None, None)
+                if fired is not None:
+                    raw = rule.rank
+                    break
         else:
             misses: Fired = []
             raw, fired = rank_live(cp, windows, misses=misses)
@@ -344,7 +351,9 @@ class Grader:
             regions = ev.metrics.region_codes()
             out.append(Alert(ev.id, LEVELS[ev.previous], LEVELS[effective], grade.reasons, grade.graded_at,
                              ev.sequence, title, grade, regions))  # fmt: skip
-        self._schedule(ev.id, self._due(ev, rising, thorough=not emit))
+        due = self._due(ev, rising, thorough=not emit)
+        if self.live.get(ev.id) != due:  # _schedule's own first test (most re-grades keep their due time): its call
+            self._schedule(ev.id, due)  # only for a change (a due time at or before the clock is never in `live`)
 
     def _grade(self, ev: EventRecord) -> Grade:
         """The event's grade at its last evaluation (built on demand: most are never looked at)."""
