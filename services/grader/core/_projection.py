@@ -36,7 +36,7 @@ def projected_rank(
             a = (w.posts - w.prev_posts) / h / h
     else:
         a = base.acceleration
-    if a <= 0 or base.posts < rule.min_posts:
+    if a <= 0.0 or base.posts < rule.min_posts:  # 0.0: a float compared with a float (CPython's fast path)
         return None
     gate = cp.gates[floor] if live else None  # cp.projection_gate(floor) without its call
     if gate is not None:  # every rule above fails on a metric no scale changes: rank_live's answer without the scale

@@ -271,7 +271,7 @@ class Grader:
                 post.likes,
                 offline,
                 offline if post.offline_planned else 0,  # planned
-                round(post.relevance * 1000),  # relevance, thousandths
+                round(post.relevance * 1000) if post.relevance else 0,  # thousandths; most posts: no call
                 post.author_is_media or post.source_kind in self.config.media_source_kinds,  # media
                 post.source_kind,  # source
                 post.platform,
