@@ -26,7 +26,6 @@ the gauge ``qingfeng_kafka_consumer_lag`` of this group and shows in ``qingfeng 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
@@ -147,8 +146,7 @@ class GraderIndexer:
         )
 
     def _failed(self, err: Exception) -> None:
-        self.failures += 1
-        _release()
+        self.failures += 1  # the runner frees the failed batch before it retries (qingfeng.kafka.consumer)
 
 
 async def _all_or_none(writes: list[Coroutine[object, object, None]]) -> None:
@@ -169,26 +167,6 @@ async def _all_or_none(writes: list[Coroutine[object, object, None]]) -> None:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-
-
-def _release() -> None:
-    """Free what a failed batch held once the runner has let go of its error, rather than at the cyclic collector's
-    next old-generation pass.
-
-    A failure's exceptions reference the frames they passed through, the frames hold the batch (records, snapshots,
-    documents, request bodies), and asyncio's tasks and their exceptions reference each other: all of it is cyclic
-    garbage, which reference counting never frees and ``qingfeng.gc_tuning``'s thresholds collect rarely (the index
-    role allocates little: 27 middle-generation passes in a 6-minute run). During an Elasticsearch outage every failed
-    attempt (one every 1-5 s) added its batch: ``bench/bench_memory_growth.py --role index --es-outage 150,60`` showed
-    the role at 346 MiB after the outage against 203 before, 165,079 objects waiting, and a full collection brought
-    it to 263 MiB. Scheduled for the loop's next turn: the runner (``run_batches_resuming``) still holds the error
-    while it calls ``on_failure``, and drops it before it waits to retry. A collection takes milliseconds, once per
-    failure.
-    """
-    try:
-        asyncio.get_running_loop().call_soon(gc.collect)
-    except RuntimeError:  # called outside a loop (a test): nothing holds the error for long
-        gc.collect()
 
 
 def _invalid(record: Record, why: str) -> DeadLetterSpec:

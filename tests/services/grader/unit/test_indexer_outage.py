@@ -5,8 +5,6 @@ next batches fail too, and landing later than the same documents' newer writes).
 from __future__ import annotations
 
 import asyncio
-import gc
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -87,45 +85,3 @@ async def test_the_writes_still_run_at_once() -> None:
     await role.handle([_event("ev-a", 1), _assigned(("p1", "ev-a"))])
     assert order[:2] == ["events start", "posts start"]
     assert role.events_indexed == role.posts_assigned == 1
-
-
-class Held:
-    """Stands for a batch's data (records, documents, request bodies) that a failed write's frames reference."""
-
-
-@dataclass
-class CyclicFailure:
-    """Fails as a bulk write against a cluster that is down does: its error and the frame holding the batch reference
-    each other (as asyncio's tasks and their exceptions do), so reference counting alone never frees them."""
-
-    held: list[weakref.ref[Held]] = field(default_factory=list)
-    already_assigned: int = 0
-
-    async def index(self, events: Sequence[event_pb2.Event]) -> None:
-        batch = Held()
-        self.held.append(weakref.ref(batch))
-        err = Unavailable("elasticsearch down")
-        cycle = [batch, err]
-        err.args = (*err.args, cycle)
-        raise err
-
-    async def assign(self, assignments: Mapping[str, str]) -> None:
-        return None
-
-
-async def test_a_failed_batch_is_freed_before_the_retry_not_at_the_collectors_next_old_generation_pass() -> None:
-    events = CyclicFailure()
-    role = GraderIndexer(events, None, FakeProducer(), kafka=KafkaSettings(), topics=TOPICS, group_id="g",  # type: ignore[arg-type]
-                         settings=IndexRoleSettings())  # fmt: skip
-    gc.disable()  # as with qingfeng.gc_tuning's thresholds: no collection would come by itself in this test
-    try:
-        for _ in range(3):  # as run_batches_resuming does: on_failure with the error, then it waits to retry
-            try:
-                await role.handle([_event("ev-a", 1)])
-            except Unavailable as err:
-                role._failed(err)
-            await asyncio.sleep(0)
-            assert events.held[-1]() is None, "the failed batch is still held"
-    finally:
-        gc.enable()
-    assert role.failures == 3
