@@ -49,6 +49,26 @@ def load_state(c: Clusterer, data: dict[str, Any]) -> None:
     c.docs = data["docs"]
     c.authors = OrderedDict((a, (cid, at)) for a, cid, at in data["authors"])
     c.redirects = OrderedDict((k, (v, at)) for k, v, at in data["redirects"])
+    _index_merges(c)
     # "closed" (expired event ids, kept for the redirect TTL and never read) in states of before is ignored.
     c.unattached = OrderedDict((k, at) for k, at in data.get("unattached", ()))  # absent from states of before
     c.anchor_texts.load(data.get("anchor_texts", []))
+
+
+def _index_merges(c: Clusterer) -> None:
+    """``c.merged`` from the redirects; a redirect whose survivor is gone (kept by states of before) is dropped."""
+    merged: dict[str, list[str]] = {}
+    dead: list[str] = []
+    for gone_id, (target, _) in c.redirects.items():
+        for _ in range(64):  # as resolve(): merge chains are short
+            step = c.redirects.get(target)
+            if step is None:
+                break
+            target = step[0]
+        if target in c.clusters:
+            merged.setdefault(target, []).append(gone_id)
+        else:
+            dead.append(gone_id)
+    for gone_id in dead:
+        del c.redirects[gone_id]
+    c.merged = merged

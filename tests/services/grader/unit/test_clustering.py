@@ -110,18 +110,18 @@ def test_boilerplate_fingerprint_shared_by_many_events_is_not_evidence():
     assert got.via != "near_duplicate"  # (shared keywords may still link it; common words lose weight with df)
 
 
-def test_idle_events_expire_but_redirects_stay_for_a_while():
+def test_idle_events_expire_and_their_merged_ids_with_them():
     cfg = ClusteringConfig(horizon_seconds=3600, redirect_ttl_seconds=7200, merge_on_text=True)
     c = Clusterer(cfg)
     run(c, post("a", 0, keywords=STORY_A, simhash=FP_A), post("b", 1, keywords=STORY_B, simhash=FP_B))
     run(c, post("r", 2, parent_id="a", keywords=STORY_B, simhash=FP_B))
     assert c.expire((T0 + timedelta(minutes=30)).timestamp()) == []
+    assert c.redirect_of("ev-b") == "ev-a" and c.resolve("ev-b") == "ev-a"  # while the survivor lives
     assert c.expire((T0 + timedelta(minutes=90)).timestamp()) == ["ev-a"]
     assert not c.posts and not c.postings and c.near.empty()
-    assert c.redirect_of("ev-b") == "ev-a"
-    assert "ev-a" not in json.dumps(c.to_dict()["clusters"])  # nothing of the expired event is kept
-    c.expire((T0 + timedelta(hours=5)).timestamp())
-    assert c.redirect_of("ev-b") is None and not c.redirects
+    # The redirect resolved to nothing once its survivor was gone: it goes with it, not after its 2 h TTL.
+    assert c.redirect_of("ev-b") is None and not c.redirects and not c.merged
+    assert "ev-a" not in json.dumps(c.to_dict())  # nothing of the expired event is kept
     # A late repost of the expired event's post opens a new event.
     (late,) = run(c, post("r3", 400, parent_id="a"))
     assert late.created

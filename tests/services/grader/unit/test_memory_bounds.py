@@ -67,18 +67,32 @@ def test_event_detection_levels_off_at_one_horizon() -> None:
     assert "closed" not in c.to_dict()  # expired events leave no trace (was: one id per event for 30 days)
 
 
-def test_a_merge_redirect_lives_for_its_ttl_only() -> None:
-    c = Clusterer(ClusteringConfig(horizon_seconds=HORIZON_S, redirect_ttl_seconds=600))
+def _merged_pair(ttl_s: float) -> tuple[Clusterer, PostView]:
+    """Two stories merged by a post that names both (the younger absorbed); returns the survivor's original."""
+    c = Clusterer(ClusteringConfig(horizon_seconds=HORIZON_S, redirect_ttl_seconds=ttl_s))
     a, b = _posts(1)[0], _posts(1, start=STORY_S)[0]  # the originals of two stories
     for p in (a, b):
         c.assign(p, p.created_at.timestamp())
     link = replace(_posts(1, start=STORY_S + 1)[1], id="link", parent_id=a.id, root_id=b.id)
     assert c.assign(link, link.created_at.timestamp()).absorbed  # one post names both: one event absorbed
     assert len(c.redirects) == 1
-    c.expire((T0 + timedelta(seconds=STORY_S + 300)).timestamp())
-    assert len(c.redirects) == 1  # the merged id still resolves for the TTL
-    c.expire((T0 + timedelta(seconds=STORY_S + 700)).timestamp())
-    assert not c.redirects and not c.clusters
+    return c, a
+
+
+def test_a_merge_redirect_lives_for_its_ttl_at_most_while_the_survivor_lives() -> None:
+    c, a = _merged_pair(ttl_s=600)
+    for second in range(STORY_S + 60, STORY_S + 800, 60):  # the survivor stays active past the TTL
+        repost = replace(_posts(1, start=second)[1], id=f"keep-{second}", parent_id=a.id, root_id=a.id)
+        c.assign(repost, repost.created_at.timestamp())
+        c.expire(repost.created_at.timestamp())
+        assert (len(c.redirects) == 1) == (second < STORY_S + 1 + 600), second
+    assert len(c.clusters) == 1
+
+
+def test_a_merge_redirect_leaves_with_its_survivor() -> None:
+    c, _ = _merged_pair(ttl_s=30 * 86400)
+    c.expire((T0 + timedelta(seconds=STORY_S + HORIZON_S + 10)).timestamp())
+    assert not c.clusters and not c.redirects and not c.merged  # not kept for the 30 days of its TTL
 
 
 def _engine_sizes(g: Grader) -> tuple[int, int, int]:
@@ -97,3 +111,11 @@ def test_engine_state_levels_off_at_one_horizon(four_level: Policy) -> None:
     assert posts <= (HORIZON_S * 9 / 8 + STORY_S) * RATE, sizes
     assert events <= HORIZON_S * 9 / 8 / STORY_S + 2, sizes
     assert heap <= 2 * len(g.live) + 1024, sizes
+
+
+def test_a_state_of_before_drops_the_redirects_whose_survivor_is_gone() -> None:
+    c, _ = _merged_pair(ttl_s=30 * 86400)
+    data = c.to_dict()
+    data["redirects"].insert(0, ["ev-old", "ev-gone", 0.0])  # states of before kept them for the TTL
+    restored = Clusterer.from_dict(data, c.config)
+    assert list(restored.redirects) == list(c.redirects) and restored.merged == c.merged
