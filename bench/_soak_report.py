@@ -238,6 +238,16 @@ def memory_growth(
     return out
 
 
+def rss_series(samples: Sequence[tuple[float, str, int, int]], name: str, started: float, every_s: float = 30.0) -> str:
+    """A process's RSS (MiB, median of its samples) every ``every_s`` seconds since ``started``, all incarnations:
+    what a growth figure from two points cannot show (a state that rises and falls with the stream, a restart)."""
+    points: dict[int, list[int]] = {}
+    for t, n, _, kib in samples:
+        if n == name:
+            points.setdefault(int((t - started) // every_s), []).append(kib)
+    return ", ".join(f"{k * every_s:.0f}s {statistics.median(v) / 1024:.0f}" for k, v in sorted(points.items()))
+
+
 def judge(
     accepted_ids: set[str],
     produced: Counter[str],

@@ -199,7 +199,6 @@ import asyncio  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
-import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
@@ -216,7 +215,7 @@ for _path in (str(ROOT), str(BENCH)):
 from _fault_proxy import FaultProxy  # noqa: E402
 from _paced import produce_paced  # noqa: E402
 from _soak_feed import Feeder, load_rows  # noqa: E402
-from _soak_report import memory_growth  # noqa: E402
+from _soak_report import memory_growth, rss_series  # noqa: E402
 from _soak_suite import RssSampler, SuiteProcess, group_offsets, suite_processes  # noqa: E402
 from qingfeng.settings import KafkaSettings  # noqa: E402
 from qingfeng.v1 import post_pb2  # noqa: E402
@@ -393,15 +392,6 @@ async def _cleanup(args: argparse.Namespace, run: str) -> None:
         await drop_run_async(args.kafka, args.es, prefix)
 
 
-def _series(sampler: RssSampler, name: str, started: float, every_s: float = 30.0) -> str:
-    """RSS (MiB) every ``every_s`` seconds of the run."""
-    points: dict[int, list[int]] = {}
-    for t, n, _, kib in sampler.samples:
-        if n == name:
-            points.setdefault(int((t - started) // every_s), []).append(kib)
-    return ", ".join(f"{k * every_s:.0f}s {statistics.median(v) / 1024:.0f}" for k, v in sorted(points.items()))
-
-
 async def _index_lag(args: argparse.Namespace, topics: dict[str, str], run: str) -> int | None:
     """The index role's lag over both its topics (records after its group's commits; None when unknown)."""
     from services.grader.settings import GraderTopics
@@ -522,7 +512,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"\n{args.target}: {sent} posts in {args.duration:.0f}s ({sent / args.duration:.0f}/s), "
               f"horizon {args.horizon}s, tracemalloc {args.tracemalloc or 'off'}{kill}")  # fmt: skip
         for memory in memories:
-            print(f"{memory.process} RSS MiB every 30 s of the feed: {_series(sampler, memory.process, started)}")
+            series = rss_series(sampler.samples, memory.process, started)
+            print(f"{memory.process} RSS MiB every 30 s of the feed: {series}")
             if memory.baseline_kib and memory.end_kib:
                 growth = memory.growth or 0.0
                 print(f"{memory.process} RSS {args.warmup:.0f}s after start {memory.baseline_kib / 1024:.0f} MiB -> "

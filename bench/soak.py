@@ -56,6 +56,7 @@ from _soak_report import (  # noqa: E402
     judge,
     latency_windows,
     memory_growth,
+    rss_series,
 )
 from _soak_stack import DEFAULT_ES_PORT, DEFAULT_KAFKA_PORT, SoakStack, soak_stack  # noqa: E402
 from _soak_suite import RssSampler, SuiteProcess, grader_index_lag, group_offsets, suite_processes  # noqa: E402
@@ -339,6 +340,9 @@ def run_soak(options: SoakOptions) -> SoakResult:
                 f"{post} in {', '.join(events)}" for post, events in audit.shared_sample
             )
         report += "\n" + event_id_check(observer.last_event, audit.post_event_ids).line()
+        report += "\nRSS MiB every 60 s from the feed's start (every incarnation):\n" + "\n".join(
+            f"  {name}: {rss_series(sampler.samples, name, began_mono, 60.0)}" for name in procs
+        )
         print(report, flush=True)
         return SoakResult(verdict, feeder.stats, faults, report, drained)
     except BaseException:

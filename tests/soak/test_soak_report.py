@@ -24,6 +24,7 @@ from _soak_report import (  # noqa: E402
     latency_windows,
     memory_growth,
     recovery,
+    rss_series,
 )
 
 NONE, BLUE, YELLOW = 1, 2, 3
@@ -175,3 +176,9 @@ def test_a_post_the_next_fault_held_counts_for_that_fault_not_for_the_recovery_b
     # Into Kafka at 197 s: already waiting 3 s, over the target, when the next fault began.
     slow = recovery(fault, 200.0, [*entered, _entered(203.0, 6.0, 4)], entered)
     assert slow.later_p99 == 6.0
+
+
+def test_rss_series_gives_each_interval_median_across_incarnations() -> None:
+    samples = [(100.0, "grader", 7, 1024 * 500), (110.0, "grader", 7, 1024 * 520), (130.0, "grader", 7, 1024 * 600),
+               (161.0, "grader", 9, 1024 * 400), (105.0, "collector", 8, 1024 * 300)]  # fmt: skip
+    assert rss_series(samples, "grader", 100.0, every_s=30.0) == "0s 510, 30s 600, 60s 400"
