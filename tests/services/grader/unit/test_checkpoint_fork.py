@@ -5,6 +5,7 @@ order-log entries survive that checkpoint, and a child that fails sends checkpoi
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,8 +53,14 @@ async def forking_owner(ports: Ports, *, every_batches: int = 2) -> EngineOwner:
         ports.sink,
         FakeAlertLog(ports.sink),
         config=GraderConfig(),
-        cadence=CheckpointSettings(every_batches=every_batches, fork=True, fork_min_cpu_s=0.0, fork_nice=0),
+        # Due by batches alone: the clock moves 10 s a reading (every_s out of reach) and any CPU share is allowed. A
+        # child of a large process (the whole suite in one pytest run) spends more than the cheap threshold just
+        # leaving, and the CPU-share rule then postponed checkpoints in real time (test_checkpoint_cadence covers it).
+        cadence=CheckpointSettings(
+            every_batches=every_batches, every_s=1e9, max_cpu_share=1.0, fork=True, fork_min_cpu_s=0.0, fork_nice=0
+        ),
         clock=lambda: datetime(2025, 6, 2, tzinfo=UTC),
+        monotonic=itertools.count(step=10.0).__next__,
     )
     await owner.activate_configured(DEFAULT_TEXT, str(DEFAULT_POLICY))
     await owner.recover()
@@ -89,9 +96,8 @@ async def test_a_kill_after_checkpoints_by_the_child_recovers_to_the_uninterrupt
     first = await forking_owner(ports, every_batches=4)
     for i in range(0, 130, 10):
         await feed(first, posts[i : i + 10])
-        await (
-            first.checkpointer.settled()
-        )  # each child's checkpoint stored before the next batch, so the kill point is known
+        # Each child's checkpoint stored before the next batch, so the kill point is known.
+        await first.checkpointer.settled()
     stored = ports.store.checkpoint
     assert first.checkpoints == 3 and stored is not None and stored.positions == {0: 120}
     second = await forking_owner(ports, every_batches=4)  # kill -9 at 130: recovered from the child's checkpoint
