@@ -48,6 +48,9 @@ from qingfeng.trace_batches import start_consumer_batch
 
 __all__ = ["BatchHandler", "run_batches", "run_batches_resuming"]
 
+# After a failure, the garbage collector runs before a wait at least this long (see run_batches_resuming).
+_COLLECT_BEFORE_WAIT_S = 0.1
+
 _log = logging.getLogger(__name__)
 _TRACER_NAME = "qingfeng.kafka"
 
@@ -173,8 +176,8 @@ async def run_batches_resuming(
     Between attempts it waits ``backoff_s`` doubling to ``backoff_max_s``, back to ``backoff_s`` when ``progress()``
     (e.g. documents written) moved since the last failure. ``prepare`` (creating an index, say) runs before the first
     batch inside the same retry, until it succeeded once, so a process can start while its store is still down.
-    ``on_failure`` is told of every failure (counters, tests). After a failure the garbage collector runs before the
-    wait, so the failed batch is not held through an outage.
+    ``on_failure`` is told of every failure (counters, tests). After a failure the garbage collector runs before a
+    wait of 0.1 s or more, so the failed batch is not held through an outage.
     """
     delay = backoff_s
     prepared = prepare is None
@@ -196,8 +199,11 @@ async def run_batches_resuming(
         # request bodies; asyncio's tasks and their exceptions reference each other): freed here, not at
         # qingfeng.gc_tuning's rare old-generation pass. A store down for a minute fails a batch every few seconds:
         # the grader's index role stood at 346 MiB after a 60 s Elasticsearch outage against 203 before
-        # (``bench/bench_memory_growth.py --role index --es-outage 150,60``). Milliseconds, once per failure.
-        gc.collect()
+        # (``bench/bench_memory_growth.py --role index --es-outage 150,60``). Milliseconds in a service (its start-up
+        # objects frozen), but not free: skipped before a wait shorter than _COLLECT_BEFORE_WAIT_S (a retry at once;
+        # tests), where it would dominate. The defaults back off from 1 s.
+        if delay >= _COLLECT_BEFORE_WAIT_S:
+            gc.collect()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)
         delay = min(delay * 2, backoff_max_s)

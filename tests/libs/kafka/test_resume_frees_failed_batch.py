@@ -45,7 +45,7 @@ async def test_a_failed_batch_is_freed_before_the_retry(
     try:
         await consumer.run_batches_resuming(
             KafkaSettings(), ["t"], "g", lambda records: asyncio.sleep(0), stop,
-            max_records=10, backoff_s=0.001, backoff_max_s=0.001, progress=lambda: 0, name="test",
+            max_records=10, backoff_s=0.1, backoff_max_s=0.1, progress=lambda: 0, name="test",
         )  # fmt: skip
     finally:
         gc.enable()
