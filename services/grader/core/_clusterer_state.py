@@ -59,14 +59,10 @@ def _index_merges(c: Clusterer) -> None:
     """``c.merged`` from the redirects; a redirect whose survivor is gone (kept by states of before) is dropped."""
     merged: dict[str, list[str]] = {}
     dead: list[str] = []
-    for gone_id, (target, _) in c.redirects.items():
-        for _ in range(64):  # as resolve(): merge chains are short
-            step = c.redirects.get(target)
-            if step is None:
-                break
-            target = step[0]
-        if target in c.clusters:
-            merged.setdefault(target, []).append(gone_id)
+    for gone_id in c.redirects:
+        survivor = c.resolve(gone_id)  # the live event its merges led to, None once that expired
+        if survivor is not None:
+            merged.setdefault(survivor, []).append(gone_id)
         else:
             dead.append(gone_id)
     for gone_id in dead:
