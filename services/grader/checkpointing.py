@@ -47,7 +47,8 @@ class OrderLog(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Content:
-    """What a checkpoint says besides the state, fixed when it is taken (the caller holds the owner's lock)."""
+    """What a checkpoint says besides the state, fixed when it is taken (the caller holds the owner's lock); the
+    dicts are the caller's copies, stored as they are."""
 
     engine: Grader
     positions: dict[int, int]  # next offset per posts partition the engine reflects
@@ -140,8 +141,8 @@ class Checkpointer:
         # Both halves count towards the CPU share (``due``): the worker's CPU is the machine's all the same.
         self._cpu = loop_cpu + zip_cpu
         checkpoint = Checkpoint(
-            positions=dict(content.positions),
-            alert_offsets=dict(content.alert_offsets),
+            positions=content.positions,
+            alert_offsets=content.alert_offsets,
             state=state,
             policy_version=policy_version,
             saved_at=self._clock(),
@@ -174,8 +175,8 @@ class Checkpointer:
             await self.take(content)
             return
         meta = Checkpoint(
-            positions=dict(content.positions),
-            alert_offsets=dict(content.alert_offsets),
+            positions=content.positions,
+            alert_offsets=content.alert_offsets,
             state=b"",
             policy_version=engine.state_policy_version,
             saved_at=self._clock(),
