@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Cluster"]
+__all__ = ["Cluster", "keywords_due"]
 
 # Shared by every cluster that has no placeholder (all of them without parent links): never appended to (Clusterer
 # gives a cluster its own list first), one object less per event for the garbage collector's full collections.
@@ -67,3 +67,10 @@ class Cluster:
         c.activity, c.seed = row[12], row[13]
         c.anchor = bool(row[14]) if len(row) > 14 else False  # absent from states of before
         return c
+
+
+def keywords_due(c: Cluster) -> bool:
+    """The event's keywords are refreshed as it doubles or every 16 posts (Clusterer.keywords; snapshots ask first,
+    so most of them take the keywords the cluster holds without that call)."""
+    size, last = c.size, c.keywords_size
+    return size != last and (size >= 2 * last or size - last >= 16)

@@ -8,6 +8,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
+from ._cluster import keywords_due
 from ._record import EventRecord
 from .grading import reasons_for
 from .model import LEVELS, EventSnapshot, Grade, Override, Reason, WindowMetrics
@@ -108,13 +109,8 @@ def snapshot_of(g: Grader, ev: EventRecord, metrics: tuple[WindowMetrics, ...]) 
     cluster = g.clusterer.clusters.get(ev.id)
     if cluster is not None:
         ev.title = cluster.title
-        # Clusterer.keywords only when its refresh is due (the same test): its call and lookup on every snapshot
-        # otherwise return the keywords the cluster holds.
-        size, last = cluster.size, cluster.keywords_size
-        if size != last and (size >= 2 * last or size - last >= 16):
-            ev.keywords = g.clusterer.keywords(ev.id)
-        else:
-            ev.keywords = cluster.keywords
+        # Clusterer.keywords only when its refresh is due: otherwise it would return the keywords the cluster holds.
+        ev.keywords = g.clusterer.keywords(ev.id) if keywords_due(cluster) else cluster.keywords
     m = ev.metrics
     regions = m.regions  # m.region_codes() without its call while the regions are unchanged (most snapshots)
     grade = ev.grade

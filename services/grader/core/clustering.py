@@ -37,7 +37,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ._anchor_text import AnchorTexts
-from ._cluster import NO_PLACEHOLDERS, Cluster
+from ._cluster import NO_PLACEHOLDERS, Cluster, keywords_due
 from ._clusterer_state import load_state, state_of
 from ._clustering_config import ClusteringConfig
 from ._lsh import BandIndex
@@ -137,10 +137,9 @@ class Clusterer:
         return self.clusters[event_id].title
 
     def keywords(self, event_id: str, n: int = 10) -> tuple[str, ...]:
-        """Most salient keywords (count x idf), refreshed as the event doubles or every 16 posts (_publish.snapshot_of
-        makes the same test before calling)."""
+        """Most salient keywords (count x idf), refreshed when ``keywords_due``."""
         c = self.clusters[event_id]
-        if c.size != c.keywords_size and (c.size >= 2 * c.keywords_size or c.size - c.keywords_size >= 16):
+        if keywords_due(c):
             df, docs1, log = self.df, self.docs + 1, math.log  # _idf inlined (same formula): one call per term
             scored = [(-count * (log(docs1 / (df.get(kw, 0) + 1)) + 1.0), kw) for kw, count in c.profile.items()]
             # nsmallest(n) is sorted()[:n] without sorting the whole profile (up to 400 terms); keys are distinct.
