@@ -35,8 +35,6 @@ import grpc
 
 from qingfeng.cli._console import CliError
 from qingfeng.cli.paths import state_dir
-from qingfeng.cli.pki import IMPORT_ISSUER, ca_file, key_file
-from qingfeng.rpc.credentials import TrustConfigError, load_signer
 from qingfeng.rpc.errors import retry_delay_of
 from qingfeng.rpc.tls import sync_channel
 from qingfeng.settings import ClientTlsSettings
@@ -58,6 +56,9 @@ _SHOWN_REJECTIONS: Final = 10
 _PROGRESS_EVERY_S: Final = 0.2
 _MAX_MESSAGE_BYTES: Final = 8 * 1024 * 1024
 _IMPORT_METHOD: Final = "/qingfeng.v1.CollectorService/ImportPosts"
+# `qingfeng.cli.pki.IMPORT_ISSUER` (tested equal): the PKI module and the credentials it needs (JWT, YAML, pydantic,
+# X.509) are imported only by the paths that use them, not at every start of this short-lived client.
+IMPORT_ISSUER: Final = "ops-import"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -356,6 +357,8 @@ def import_file(
 
 def _signed(key_file: Path) -> Callable[[], Sequence[tuple[str, str]]]:
     """Fresh ``ops-import`` credentials for direct calls to the collector, which audits them under that name."""
+    from qingfeng.rpc.credentials import TrustConfigError, load_signer
+
     try:
         signer = load_signer(IMPORT_ISSUER, key_file)
     except TrustConfigError as err:
@@ -365,6 +368,8 @@ def _signed(key_file: Path) -> Callable[[], Sequence[tuple[str, str]]]:
 
 def _metadata(args: argparse.Namespace) -> Sequence[tuple[str, str]] | Callable[[], Sequence[tuple[str, str]]]:
     if args.collector:
+        from qingfeng.cli.pki import key_file
+
         return _signed(args.key_file or key_file(state_dir(), IMPORT_ISSUER))
     token_file: Path = args.token_file or state_dir() / "tokens" / DEFAULT_IDENTITY
     try:
@@ -393,6 +398,12 @@ def _print_summary(totals: ImportTotals, out: IO[str]) -> None:
         print(f"  … and {hidden:,} more rejections (all are on the dead-letter topic with their reasons)", file=out)
 
 
+def _local_ca() -> Path:
+    from qingfeng.cli.pki import ca_file
+
+    return ca_file(state_dir())
+
+
 def run(args: argparse.Namespace) -> int:
     """Import the file; returns the exit code."""
     path: Path = args.file
@@ -406,9 +417,7 @@ def run(args: argparse.Namespace) -> int:
     metadata = _metadata(args)
     address = args.collector or args.gateway or DEFAULT_GATEWAY
     options = [("grpc.max_send_message_length", _MAX_MESSAGE_BYTES)]
-    tls = ClientTlsSettings(
-        ca_file=None if args.plaintext else args.ca_file or ca_file(state_dir()), plaintext=args.plaintext
-    )
+    tls = ClientTlsSettings(ca_file=None if args.plaintext else args.ca_file or _local_ca(), plaintext=args.plaintext)
     with sync_channel(address, tls, options=options) as channel:
         stub = source_pb2_grpc.CollectorServiceStub(channel)
         totals = import_file(
