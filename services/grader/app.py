@@ -42,8 +42,10 @@ from services.grader.adapters.sql import SqlStateStore
 from services.grader.consumer import PostConsumer
 from services.grader.core import ClusteringConfig, GraderConfig
 from services.grader.history import SqlGradeHistory
+from services.grader.lease import lease_for
 from services.grader.server import GraderServicer
 from services.grader.settings import GraderSettings
+from services.grader.standby import Follower
 from services.grader.state import EngineOwner
 
 if TYPE_CHECKING:
@@ -124,6 +126,8 @@ class GraderApp:
     consumer: PostConsumer
     servicer: GraderServicer
     indexer: GraderIndexer | None = None
+    # The warm standby's follower and lease watch (None: an in-memory database, one process by construction).
+    follower: Follower | None = None
     readiness: list[ReadinessCheck] = field(default_factory=list)
     cleanups: list[Cleanup] = field(default_factory=list)
 
@@ -131,6 +135,8 @@ class GraderApp:
     def loops(self) -> list[Loop]:
         """The background loops: the posts consumer, and the index role's when it runs here."""
         loops: list[Loop] = [self.consumer.run]
+        if self.follower is not None:
+            loops.append(self.follower.watch)
         if self.indexer is not None:
             loops.append(self.indexer.run)
         return loops
@@ -218,10 +224,17 @@ async def _build(settings: GraderSettings, cleanups: list[Cleanup]) -> GraderApp
             except Exception as err:
                 raise ConnectionError(f"{check.name}: {type(err).__name__}: {err}") from err
 
+    lease = lease_for(settings.database.url.get_secret_value(), engine, topics.posts)
+    follower = None
+    if lease is not None:
+        follower = Follower(owner, reader, store, lease, settings.standby, batch_limit=settings.consumer.batch_size)
+        cleanups.append(lease.release)
     consumer = PostConsumer(owner, reader, dead_letters, settings.consumer, idle_tick_s=settings.idle_tick_s,
-                            stores_answer=stores_answer)  # fmt: skip
+                            stores_answer=stores_answer, follow=follower.run if follower else None)  # fmt: skip
 
     async def recovered() -> None:
+        if owner.following is not None or (follower is not None and not follower.leading):
+            raise RuntimeError("standby: another grader leads; this one follows it")
         if owner.stale:
             raise RuntimeError("the engine is recovering from its checkpoint")
 
@@ -235,6 +248,7 @@ async def _build(settings: GraderSettings, cleanups: list[Cleanup]) -> GraderApp
         settings=settings,
         owner=owner,
         consumer=consumer,
+        follower=follower,
         servicer=GraderServicer(owner, store),
         indexer=indexer,
         readiness=readiness,

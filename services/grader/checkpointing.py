@@ -53,6 +53,7 @@ class Content:
     engine: Grader
     positions: dict[int, int]  # next offset per posts partition the engine reflects
     alert_offsets: dict[int, int]  # a lower bound of the alerts topic's end
+    generation: int = 0  # non-replayable changes in the state (``Checkpoint.generation``)
 
 
 class Checkpointer:
@@ -147,6 +148,7 @@ class Checkpointer:
             policy_version=policy_version,
             saved_at=self._clock(),
             pending=pending or Outputs(),
+            generation=content.generation,
         )
         stored = time.perf_counter()
         await self._store.save(checkpoint, policy=policy, audit=audit)
@@ -181,6 +183,7 @@ class Checkpointer:
             policy_version=engine.state_policy_version,
             saved_at=self._clock(),
             order_through=mark,
+            generation=content.generation,
         )
         # Counted from the fork: the cadence measures the state's age, not when the store finished.
         self._batches_since = 0

@@ -284,6 +284,7 @@ class PostConsumer:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         stores_answer: Callable[[], Awaitable[None]] | None = None,
         probe_interval_s: float = 1.0,
+        follow: Callable[[asyncio.Event], Awaitable[bool]] | None = None,
     ) -> None:
         self._owner = owner
         self._reader = reader
@@ -292,6 +293,8 @@ class PostConsumer:
         self._idle_tick_s = idle_tick_s
         self._clock = clock
         self._stores_answer = stores_answer  # raises while Kafka, Elasticsearch or the database does not answer
+        # Until this process leads (standby.py): True once it does, False when stopped while following.
+        self._follow = follow
         self._failed = False  # the last step failed: the stores must answer before the next recovery
         self._retry = RetrySchedule(settings.retry_backoff_s, settings.retry_backoff_max_s, probe_interval_s)
         self._failed_at: float | None = None  # loop time of the failure the loop is recovering from
@@ -315,6 +318,9 @@ class PostConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; recover from the last checkpoint after any failure."""
+        if self._follow is not None and not await self._follow(stop):
+            _log.info("standby stopped")
+            return
         loop = asyncio.get_running_loop()
         self._idle_since = loop.time()
         while not stop.is_set():

@@ -20,6 +20,7 @@ __all__ = [
     "AlertLog",
     "AuditEntry",
     "Checkpoint",
+    "CheckpointInfo",
     "DeadLetterSink",
     "EventIndex",
     "OutputSink",
@@ -99,6 +100,18 @@ class Checkpoint:
     # The order log's last entry this state reflects (``OrderLog.order_mark``): a checkpoint encoded in the
     # background leaves the batches logged after it. None: the state reflects every entry.
     order_through: int | None = None
+    # Changes the state holds that no replay of the posts reproduces (commands, idle ticks, a regrade), counted over
+    # the state's life: a standby that sees it move reloads the state instead of following the order log (standby.py).
+    generation: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointInfo:
+    """What a standby polls: the last checkpoint without its state."""
+
+    positions: Mapping[int, int]
+    generation: int
+    saved_at: datetime
 
 
 class StateStore(Protocol):
@@ -112,6 +125,14 @@ class StateStore(Protocol):
         self, checkpoint: Checkpoint | None, *, policy: PolicyRecord | None = None, audit: Sequence[AuditEntry] = ()
     ) -> None:
         """Store the checkpoint (when given), and activate ``policy`` and append ``audit`` in the same transaction."""
+        ...
+
+    async def checkpoint_info(self) -> CheckpointInfo | None:
+        """The last checkpoint's positions and generation, without reading its state."""
+        ...
+
+    async def order_batches(self) -> list[list[tuple[int, int, int]]]:
+        """The order log since the last checkpoint, one list of runs per batch logged, oldest first."""
         ...
 
     async def active_policy(self) -> PolicyRecord | None:
@@ -185,4 +206,9 @@ class PostReader(Protocol):
 
     async def commit(self, positions: Mapping[int, int]) -> None:
         """Record the positions in the consumer group (lag monitoring); failures are logged, not raised."""
+        ...
+
+    async def committed(self) -> dict[int, int]:
+        """The positions last committed to the consumer group (a standby reads the leader's: effects durable up to
+        there); partitions never committed are missing."""
         ...

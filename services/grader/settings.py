@@ -23,7 +23,15 @@ from qingfeng.settings import (
 
 from services.grader.adapters.policy_yaml import DEFAULT_POLICY
 
-__all__ = ["CheckpointSettings", "ConsumerSettings", "GraderSettings", "GraderTopics", "IndexRoleSettings", "Role"]
+__all__ = [
+    "CheckpointSettings",
+    "ConsumerSettings",
+    "GraderSettings",
+    "GraderTopics",
+    "IndexRoleSettings",
+    "Role",
+    "StandbySettings",
+]
 
 # grade: the consumer of the posts, the engine and the gRPC API (Kafka and SQL only); index: writes what the grade
 # role published into Elasticsearch (the events index, the posts' event ids); all: both in one process.
@@ -110,6 +118,22 @@ class CheckpointSettings(_Group):
     fork_nice: int = Field(default=10, ge=0, le=19)
 
 
+class StandbySettings(_Group):
+    """A second grade process over the same database and topics follows the leader and takes over when it dies
+    (standby.py); the lease (lease.py) says who leads. One process alone leads at once and never follows."""
+
+    # How often a standby reads the leader's order log, checkpoint and committed positions, and tries the lease.
+    poll_s: float = Field(default=0.2, gt=0, le=10)
+    # After taking the lease, wait this long before reading the alerts topic: produce requests the dead leader sent
+    # just before it died are written first, so their alerts are known as out and not published twice.
+    takeover_grace_s: float = Field(default=0.3, ge=0, le=10)
+    # The standby's CPU priority while it follows (0..19). Restored on takeover, which needs CAP_SYS_NICE to lower it
+    # again: leave 0 unless the process may (the soak, as root, uses 10: the standby then yields to the leader).
+    nice: int = Field(default=0, ge=0, le=19)
+    # How often the leader checks it still holds the lease (a PostgreSQL session can be lost); it exits if not.
+    lease_check_s: float = Field(default=1.0, gt=0)
+
+
 class IndexRoleSettings(_Group):
     """The index role: a consumer group over the events and post-events topics that writes Elasticsearch."""
 
@@ -144,6 +168,7 @@ class GraderSettings(ServiceSettings):
     topics: GraderTopics = GraderTopics()
     consumer: ConsumerSettings = ConsumerSettings()
     checkpoint: CheckpointSettings = CheckpointSettings()
+    standby: StandbySettings = StandbySettings()
     # The policy activated at start when its version is not recorded yet; a policy activated later over gRPC
     # stays active across restarts until a file with a new version is deployed.
     policy_file: Path = DEFAULT_POLICY

@@ -51,7 +51,7 @@ from services.grader.core import Alert, EventSnapshot, Grader, GraderConfig, Out
 from services.grader.errors import Unavailable
 from services.grader.history import GradeHistory
 from services.grader.pacing import SnapshotPacer
-from services.grader.ports import AlertLog, AuditEntry, Outputs, OutputSink, PolicyRecord, StateStore
+from services.grader.ports import AlertLog, AuditEntry, Checkpoint, Outputs, OutputSink, PolicyRecord, StateStore
 from services.grader.settings import CheckpointSettings
 from services.grader.state_codec import decode_state
 
@@ -152,6 +152,10 @@ class EngineOwner:
         # True until a recovery succeeded, and again after an effect failed: the engine is then ahead of what is
         # durable, so nothing may be published from it until it is rebuilt from the checkpoint.
         self.stale = True
+        # Changes in the state that no replay reproduces (``Checkpoint.generation``): commands, idle ticks, regrades.
+        self.generation = 0
+        # The checkpoint a standby restored and follows the leader from (None: not following).
+        self.following: Checkpoint | None = None
         self.suppressed = 0  # replayed alerts not published again (tests, logs)
         self.dropped: dict[str, int] = {"duplicate": 0, "late": 0}  # posts not applied, by reason (since start)
         self.late_attached = 0  # posts older than the horizon applied because they joined a live event
@@ -222,12 +226,16 @@ class EngineOwner:
         mark = _lap(steps, "alert_log_s", mark)
         script = await self._order_log.order_log() if self._order_log is not None else []
         mark = _lap(steps, "order_log_s", mark)
+        generation = checkpoint.generation if checkpoint is not None else 0
         regraded = engine.state_policy_version != policy.version
         if regraded:
+            generation += 1
             # Graded under another policy (changed while the grader was down): regrade now and announce it.
             changes = self._render(engine.set_policy(policy))
             pending = Outputs(pending.alerts + changes.alerts, pending.events + changes.events)
         self.engine = engine
+        self.generation = generation
+        self.following = None
         self.positions = positions
         self.checkpointer.stored = checkpoint is not None
         self._alert_offsets = alert_offsets
@@ -253,6 +261,58 @@ class EngineOwner:
                 "order_log_runs": len(script),
             },
         )
+
+    # -- a warm standby (standby.py) ------------------------------------------------------------------------------
+
+    async def load_to_follow(self) -> Checkpoint | None:
+        """Restore the last checkpoint (and the active policy) to follow the leader from: the alert log is not read,
+        nothing is published, and the owner stays stale (no command, no batch) until ``take_over``."""
+        async with self.lock:
+            record = await self._store.active_policy()
+            if record is not None and (self.active is None or record.version != self.active.record.version):
+                self.active = ActivePolicy.of(record)  # the leader activated another policy
+            assert self.active is not None, "activate_configured() first"
+            checkpoint = await self._store.load()
+            policy = self.active.policy
+            if checkpoint is None:
+                self.engine, self.positions, self._alert_offsets = Grader(policy, self._config), {}, {}
+                self.generation = 0
+            else:
+                self.engine = Grader.restore(decode_state(checkpoint.state), policy, self._config)
+                self.positions, self._alert_offsets = dict(checkpoint.positions), dict(checkpoint.alert_offsets)
+                self.generation = checkpoint.generation
+                if self.engine.state_policy_version != policy.version:
+                    self.engine.set_policy(policy)  # as the leader's recovery does; its checkpoint will say so
+            self.following = checkpoint
+            self.stale = True
+            self._pacer.reset()
+            return checkpoint
+
+    def follow_batch(self, posts: Sequence[PostView], positions: Mapping[int, int], watermark: datetime | None) -> None:
+        """Feed one of the leader's durable batches as it fed it, without any effect (the leader had them)."""
+        fed = feed(self.engine, posts)
+        outs = fed.outputs
+        if watermark is not None:
+            outs += self.engine.tick(watermark)
+        # The pacer mirrors the leader's: the snapshots it still held when it died go out at the takeover.
+        self._pacer.pace(outs, self._live)
+        self.positions.update(positions)
+
+    async def take_over(self, script: list[tuple[int, int, int]]) -> None:
+        """Become the leader: learn the alerts already out since the followed checkpoint, publish what the leader
+        may have left unpublished (a command's pending outputs, the snapshots it held), then grade from
+        ``positions``, following ``script`` (the order log) first, as a recovery does."""
+        async with self.lock:
+            checkpoint, self.following = self.following, None
+            self._emitted = await self._alert_log.emitted(checkpoint.alert_offsets if checkpoint else {})
+            self.script = script
+            self.checkpointer.stored = checkpoint is not None
+            self.stale = False
+            if checkpoint is not None and checkpoint.pending:
+                await self._effect(checkpoint.pending)
+            held = self._pacer.take_all()
+            if held:
+                await self._effect(self._render(list(held)))
 
     # -- the stream ----------------------------------------------------------------------------------------------
 
@@ -300,7 +360,10 @@ class EngineOwner:
         """Advance event time with the wall clock (``idle_tick_s``); checkpoint when it changed anything."""
         async with self.lock:
             self._require_fresh()
-            outputs = self._render(self._pacer.pace(self.engine.tick(now), self._live))
+            outs = self.engine.tick(now)
+            if outs:
+                self.generation += 1  # event time moved by the clock: no replay of the posts reproduces it
+            outputs = self._render(self._pacer.pace(outs, self._live))
             published = await self._effect(outputs)
             if outputs and not self.checkpointer.in_flight():
                 await self._periodic_checkpoint()
@@ -370,6 +433,7 @@ class EngineOwner:
         async with self.lock:
             self._require_fresh()
             outputs = self._render(mutate(self.engine))
+            self.generation += 1
             # Not stored, the engine holds a command nobody will see again: it is rebuilt without it.
             await self._durable(
                 self._checkpoint(pending=outputs, policy=policy.record if policy else None, audit=[audit]),
@@ -464,7 +528,7 @@ class EngineOwner:
         held = self._pacer.take_all()
         if held:
             await self._effect(self._render(list(held)))
-        return Content(self.engine, dict(self.positions), dict(self._alert_offsets))
+        return Content(self.engine, dict(self.positions), dict(self._alert_offsets), self.generation)
 
     async def _periodic_checkpoint(self) -> None:
         await self.checkpointer.periodic(await self._before_checkpoint())

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -155,6 +156,12 @@ class KafkaPostReader:
             await self._require().commit({TopicPartition(self._topic, p): o for p, o in positions.items()})
         except KafkaError as err:  # informational only: the checkpoint, not the group, says where to resume
             _log.warning("offset commit to group %s failed: %s", self._group_id, err)
+
+    async def committed(self) -> dict[int, int]:
+        consumer = self._require()
+        tps = [TopicPartition(self._topic, p) for p in self._partitions]
+        offsets = await asyncio.gather(*(consumer.committed(tp) for tp in tps))
+        return {tp.partition: int(o) for tp, o in zip(tps, offsets, strict=True) if o is not None and o >= 0}
 
     def _require(self) -> Any:
         if self._consumer is None:

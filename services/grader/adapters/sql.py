@@ -46,7 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from services.grader.ports import AuditEntry, Checkpoint, Outputs, PolicyRecord
+from services.grader.ports import AuditEntry, Checkpoint, CheckpointInfo, Outputs, PolicyRecord
 
 __all__ = ["SqlStateStore", "decode_pending", "encode_pending"]
 
@@ -61,6 +61,7 @@ _state = Table(
     Column("policy_version", String(255), nullable=False),
     Column("pending", LargeBinary(), nullable=False),
     Column("saved_at", DateTime(timezone=True), nullable=False),
+    Column("generation", BigInteger(), nullable=False, server_default="0"),
 )
 _offsets = Table(
     "grader_offsets",
@@ -142,7 +143,19 @@ class SqlStateStore:
             policy_version=row.policy_version,
             saved_at=_utc(row.saved_at),
             pending=decode_pending(bytes(row.pending)),
+            generation=int(row.generation),
         )
+
+    async def checkpoint_info(self) -> CheckpointInfo | None:
+        """The last checkpoint's positions and generation (a standby polls it: the state blob is not read)."""
+        query = select(_state.c.generation, _state.c.saved_at).where(_state.c.name == _ROW)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).one_or_none()
+            if row is None:
+                return None
+            offsets = (await conn.execute(select(_offsets).where(_offsets.c.topic == self._posts_topic))).all()
+        positions = {int(o.kafka_partition): int(o.next_offset) for o in offsets}
+        return CheckpointInfo(positions=positions, generation=int(row.generation), saved_at=_utc(row.saved_at))
 
     async def save(
         self, checkpoint: Checkpoint | None, *, policy: PolicyRecord | None = None, audit: Sequence[AuditEntry] = ()
@@ -173,10 +186,14 @@ class SqlStateStore:
 
     async def order_log(self) -> list[tuple[int, int, int]]:
         """Every run logged since the last checkpoint, oldest first (a replay may have logged runs twice)."""
+        return [run for batch in await self.order_batches() for run in batch]
+
+    async def order_batches(self) -> list[list[tuple[int, int, int]]]:
+        """The runs logged since the last checkpoint, one list per batch, oldest first."""
         query = select(_order.c.runs).where(_order.c.topic == self._posts_topic).order_by(_order.c.seq)
-        async with self._sessions() as session:
-            rows = (await session.execute(query)).all()
-        return [(int(p), int(first), int(count)) for row in rows for p, first, count in json.loads(row.runs)]
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [[(int(p), int(first), int(count)) for p, first, count in json.loads(row.runs)] for row in rows]
 
     async def order_mark(self) -> int:
         """The newest run's sequence number (0: none logged)."""
@@ -198,6 +215,7 @@ class SqlStateStore:
                 policy_version=cp.policy_version,
                 pending=encode_pending(cp.pending),
                 saved_at=cp.saved_at,
+                generation=cp.generation,
             )
         )
         for topic, offsets in ((self._posts_topic, cp.positions), (self._alerts_topic, cp.alert_offsets)):

@@ -1,0 +1,256 @@
+"""A warm standby: a second grade process that follows the leader and takes over when it dies (issue 13).
+
+A restarted grader holds every alert while it starts, restores its checkpoint and replays the posts since (10-14 s
+after a kill -9 in the soak). A standby has done all of that already: it restored the last checkpoint and feeds its
+engine the leader's batches as the leader fed them, so when the leader's lease (``lease.py``) is released it has at
+most a second of posts to grade before it publishes.
+
+Following. The leader logs each batch's order before its effects (``OrderLog``) and commits its positions to the
+consumer group after them, so the posts up to the committed positions, in the logged order, are exactly what the
+leader made durable. The standby reads the log (one entry per batch), the committed positions and the posts, and
+feeds each logged batch up to the committed positions through ``EngineOwner.follow_batch``: no effects, the same
+state. It never merges partitions itself.
+
+Staying in step. The standby reloads the state from the checkpoint (a few seconds of CPU) when following could
+diverge: the checkpoint's generation moved (a command, an idle tick or a regrade changed the state outside the
+posts), a checkpoint covers batches whose order the standby never read (the leader empties the log with every
+checkpoint), or a post the log does not cover shows up (entries missed).
+
+Taking over. Once the lease is acquired, after ``takeover_grace_s`` (the dead leader's last produce requests land
+first) the standby becomes the leader as a recovery would, without the restore: it reads the alerts already out
+since its checkpoint, publishes what the leader may have left (a command's pending outputs, held snapshots) and
+grades from its positions, following the rest of the order log first (``EngineOwner.take_over``). If a newer
+checkpoint covers more than it applied, it recovers from that checkpoint instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import deque
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from services.grader.consumer import Item, to_item
+from services.grader.lease import Lease
+from services.grader.ports import CheckpointInfo, PostReader, StateStore
+from services.grader.settings import StandbySettings
+from services.grader.state import EngineOwner
+
+__all__ = ["Follower"]
+
+_log = logging.getLogger(__name__)
+
+Run = list[int]  # [partition, next offset to feed, end offset]
+
+
+class _Diverged(Exception):
+    """Following can no longer reproduce the leader's state: reload from the checkpoint."""
+
+
+class Follower:
+    """Follows the leader until this process holds the lease (see the module docstring)."""
+
+    def __init__(
+        self,
+        owner: EngineOwner,
+        reader: PostReader,
+        store: StateStore,
+        lease: Lease,
+        settings: StandbySettings,
+        *,
+        batch_limit: int,
+    ) -> None:
+        self._owner = owner
+        self._reader = reader
+        self._store = store
+        self._lease = lease
+        self._settings = settings
+        self._limit = batch_limit
+        self._loaded = False
+        self._generation = 0
+        self._pending: deque[list[Run]] = deque()  # logged batches not fed yet, clipped to what was fed
+        self._frontier: dict[int, int] = {}  # per partition, the end of the order known from the log
+        self._buffers: dict[int, deque[Item]] = {}
+        self.leading = False
+        # Counters for logs, tests and the soak.
+        self.posts = 0
+        self.batches = 0
+        self.reloads = 0
+
+    async def run(self, stop: asyncio.Event) -> bool:
+        """Follow until the lease is this process's (True: lead from here) or ``stop`` is set (False)."""
+        if await self._lease.try_acquire():
+            self.leading = True
+            return True
+        _log.warning("standby: %s is held by another grader; following it", self._lease.where)
+        original_nice = _set_nice(self._settings.nice)
+        while not stop.is_set():
+            if await self._lease.try_acquire():
+                _set_nice(original_nice)
+                await self._take_over()
+                self.leading = True
+                return True
+            try:
+                progressed = await self._step()
+            except _Diverged as err:
+                _log.warning("standby: %s; reloading the checkpoint", err)
+                self._loaded = False
+                progressed = True
+            except Exception as err:  # Kafka or the database: try again at the next poll
+                _log.warning("standby: following failed (%s: %s); retrying", type(err).__name__, err)
+                progressed = False
+            if not progressed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self._settings.poll_s)
+        return False
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """While leading, check the lease every ``lease_check_s``; a leader that lost it stops at once (fail-stop)."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._settings.lease_check_s)
+            if self.leading and not stop.is_set() and not await self._lease.holding():
+                _log.critical("lost %s: another grader may lead now; exiting", self._lease.where)
+                os._exit(75)  # EX_TEMPFAIL: the supervisor starts it again, as a standby
+
+    # -- following -------------------------------------------------------------------------------------------------
+
+    async def _load(self) -> bool:
+        """Restore the checkpoint to follow from; False while the leader has not stored one yet."""
+        if await self._store.checkpoint_info() is None:
+            return False
+        checkpoint = await self._owner.load_to_follow()
+        if checkpoint is None:
+            return False
+        self._generation = checkpoint.generation
+        positions = await self._reader.seek(self._owner.positions, default="earliest")
+        self._owner.positions.update(positions)
+        self._frontier = dict(positions)
+        self._pending.clear()
+        self._buffers = {p: deque() for p in positions}
+        self._loaded = True
+        self.reloads += 1
+        _log.info("standby: following from the checkpoint of %s at %s", checkpoint.saved_at.isoformat(),
+                  positions)  # fmt: skip
+        return True
+
+    async def _step(self) -> bool:
+        if not self._loaded:
+            return await self._load()
+        for batch in await self._store.order_batches():
+            self._read(batch)
+        # After reading: a checkpoint stored since then may have emptied entries never read, and covers them.
+        self._check(await self._store.checkpoint_info())
+        durable = await self._reader.committed()
+        return await self._feed(durable)
+
+    def _check(self, info: CheckpointInfo | None) -> None:
+        if info is None:
+            raise _Diverged("the checkpoint is gone")
+        if info.generation != self._generation:
+            raise _Diverged(f"the state changed outside the posts (generation {self._generation} -> {info.generation})")
+        for partition, position in info.positions.items():
+            if position > self._frontier.get(partition, 0):
+                raise _Diverged(f"a checkpoint covers batches never read (partition {partition}: {position})")
+
+    def _read(self, batch: Sequence[tuple[int, int, int]]) -> None:
+        """Queue the part of a logged batch beyond what is known (a recovering leader logs its replay again)."""
+        runs: list[Run] = []
+        for partition, first, count in batch:
+            start, end = max(first, self._frontier.get(partition, 0)), first + count
+            if start < end:
+                runs.append([partition, start, end])
+                self._frontier[partition] = end
+        if runs:
+            self._pending.append(runs)
+
+    async def _feed(self, durable: Mapping[int, int]) -> bool:
+        """Feed the logged batches up to the durable positions; fetch the posts they need."""
+        fed = False
+        while self._pending:
+            runs = self._pending[0]
+            items, missing = self._take(runs, durable)
+            if items:
+                self._apply(items)
+                fed = True
+            if not runs:
+                self._pending.popleft()
+                continue
+            if missing is None:
+                break  # the rest is not durable yet
+            await self._fetch(missing)
+            if not self._buffers.get(missing):
+                break  # not fetched yet: next poll
+        return fed
+
+    def _take(self, runs: list[Run], durable: Mapping[int, int]) -> tuple[list[Item], int | None]:
+        """The durable records of ``runs`` in order (finished runs are removed); and the partition whose records
+        must be fetched first, or None when the next record is not durable yet."""
+        items: list[Item] = []
+        while runs:
+            partition, offset, end = runs[0]
+            limit = min(end, durable.get(partition, 0))
+            buffer = self._buffers.setdefault(partition, deque())
+            while offset < limit and buffer:
+                head = buffer[0].record.offset
+                if head < offset:
+                    raise _Diverged(f"partition {partition} offset {head} is in no logged batch (entries missed)")
+                if head >= end:
+                    break
+                items.append(buffer.popleft())
+                offset = head + 1
+            runs[0][1] = offset
+            if offset >= end or (buffer and buffer[0].record.offset >= end):
+                runs.pop(0)
+                continue
+            return items, (partition if offset < limit else None)
+        return items, None
+
+    def _apply(self, items: list[Item]) -> None:
+        views = [i.view for i in items if i.view is not None]
+        names = self._owner.names
+        positions: dict[int, int] = {}
+        for item in items:
+            positions[item.record.partition] = item.record.offset + 1
+            if item.regions:
+                names.note(item.regions)
+        watermark: datetime | None = max((v.created_at for v in views), default=None)
+        self._owner.follow_batch(views, positions, watermark)
+        self.posts += len(views)
+        self.batches += 1
+
+    async def _fetch(self, partition: int) -> None:
+        fetched = await self._reader.fetch([partition], int(self._settings.poll_s * 1000), self._limit)
+        for p, records in fetched.items():
+            self._buffers.setdefault(p, deque()).extend(to_item(r) for r in records)
+
+    # -- taking over -----------------------------------------------------------------------------------------------
+
+    async def _take_over(self) -> None:
+        await asyncio.sleep(self._settings.takeover_grace_s)
+        info = await self._store.checkpoint_info()
+        owner = self._owner
+        behind = info is not None and any(o > owner.positions.get(p, 0) for p, o in info.positions.items())
+        if not self._loaded or info is None or info.generation != self._generation or behind:
+            _log.warning("standby: took %s; the followed state is not current: recovering from the checkpoint",
+                         self._lease.where)  # fmt: skip
+            owner.stale = True  # the consumer loop recovers
+            return
+        script = [run for batch in await self._store.order_batches() for run in batch]
+        await owner.take_over(script)
+        _log.warning("standby: took %s; leading from %s (followed %d posts in %d batches, %d loads)",
+                     self._lease.where, owner.positions, self.posts, self.batches, self.reloads)  # fmt: skip
+
+
+def _set_nice(nice: int) -> int:
+    """Set this thread's nice value (the loop's; threads started later inherit it); returns the previous one."""
+    previous = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice != previous:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+        except OSError as err:  # raising priority back needs CAP_SYS_NICE
+            _log.warning("standby: nice %d not set (%s): running at %d", nice, err, previous)
+    return previous
