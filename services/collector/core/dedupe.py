@@ -97,6 +97,12 @@ class _Original:
     last_seen: float
 
 
+# Canonical texts up to this long have their digest and, when too short, their (immutable) answer kept per Deduper:
+# three posts in four of the shared data are too short to fingerprint (empty reposts, 转发微博, 哈哈…), and the same
+# few hundred short texts recur, each costing a BLAKE2b digest, the distinct-character test and a new answer.
+_FORMS_MAX_CHARS = 24
+_FORMS_KEPT = 8192  # distinct texts kept, all forgotten when full (bounded memory)
+
 # The age sweep walks from the least recently matched entry; doing it on every post would cost more than the
 # memory it frees between two sweeps. The size bound is enforced on every post.
 _SWEEP_EVERY = 1024
@@ -114,6 +120,9 @@ class Deduper:
         self._max_age = self.config.max_age.total_seconds()
         self._newest = float("-inf")
         self._until_sweep = _SWEEP_EVERY
+        # canonical text (short) -> its content hash and, when too short, its TOO_SHORT answer (a pure function of
+        # the text and this deduper's config)
+        self._forms: dict[str, tuple[str, DedupeResult | None]] = {}
 
     def __len__(self) -> int:
         """Number of originals in the window."""
@@ -131,7 +140,8 @@ class Deduper:
         if known is not None:
             return known
         canonical = normalize_for_hash(text, simplified=simplified)
-        return self._settle(post_id, canonical, content_hash(canonical), self._too_short(canonical), created_at, {})
+        digest, too_short = self._forms_of(canonical)
+        return self._settle(post_id, canonical, digest, too_short, created_at, {})
 
     def check_canonical_many(self, posts: Sequence[tuple[str, str, datetime]]) -> list[DedupeResult]:
         """``check`` of each ``(post_id, canonical, created_at)`` in order, ``canonical`` being the text's
@@ -145,16 +155,16 @@ class Deduper:
         fingerprint made for nothing; one whose original is evicted during the call gets its own, as before.
         """
         answers, by_hash = self._answers, self._by_hash
-        digests = [content_hash(canonical) for _, canonical, _ in posts]
-        short = [self._too_short(canonical) for _, canonical, _ in posts]
+        forms_of = self._forms_of
+        forms = [forms_of(canonical) for _, canonical, _ in posts]
         wanted: dict[str, None] = {}
-        for (post_id, canonical, _), digest, too_short in zip(posts, digests, short, strict=True):
-            if not too_short and digest not in by_hash and post_id not in answers:
+        for (post_id, canonical, _), (digest, too_short) in zip(posts, forms, strict=True):
+            if too_short is None and digest not in by_hash and post_id not in answers:
                 wanted[canonical] = None
         texts = list(wanted)
         fingerprints = dict(zip(texts, simhash64_many(texts, self.config.shingle_size), strict=True))
         results: list[DedupeResult] = []
-        for (post_id, canonical, created_at), digest, too_short in zip(posts, digests, short, strict=True):
+        for (post_id, canonical, created_at), (digest, too_short) in zip(posts, forms, strict=True):
             if created_at.tzinfo is None:
                 raise ValueError(f"created_at of post {post_id} must be timezone-aware")
             known = answers.get(post_id)
@@ -164,6 +174,20 @@ class Deduper:
                 else self._settle(post_id, canonical, digest, too_short, created_at, fingerprints)
             )
         return results
+
+    def _forms_of(self, canonical: str) -> tuple[str, DedupeResult | None]:
+        """The content hash of ``canonical`` and, when it is too short to match, its TOO_SHORT answer."""
+        forms = self._forms
+        known = forms.get(canonical)
+        if known is not None:
+            return known
+        digest = content_hash(canonical)
+        made = (digest, DedupeResult(DedupeKind.TOO_SHORT, None, digest, None) if self._too_short(canonical) else None)
+        if len(canonical) <= _FORMS_MAX_CHARS:
+            if len(forms) >= _FORMS_KEPT:
+                forms.clear()
+            forms[canonical] = made
+        return made
 
     def _too_short(self, canonical: str) -> bool:
         cfg = self.config
@@ -178,7 +202,7 @@ class Deduper:
         post_id: str,
         canonical: str,
         digest: str,
-        too_short: bool,
+        too_short: DedupeResult | None,
         created_at: datetime,
         fingerprints: Mapping[str, int],
     ) -> DedupeResult:
@@ -199,13 +223,13 @@ class Deduper:
         post_id: str,
         canonical: str,
         digest: str,
-        too_short: bool,
+        too_short: DedupeResult | None,
         ts: float,
         fingerprints: Mapping[str, int],
     ) -> DedupeResult:
         cfg = self.config
-        if too_short:
-            return DedupeResult(DedupeKind.TOO_SHORT, None, digest, None)
+        if too_short is not None:
+            return too_short  # immutable, equal to a new one
 
         own = self._originals.get(post_id)
         if own is not None:
