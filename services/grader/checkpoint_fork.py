@@ -21,6 +21,8 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from services.grader.state_codec import pin_mmap_threshold
+
 __all__ = ["ChildEncoding", "Encoded", "EncodingFailed", "fork_available", "start_encoding"]
 
 
@@ -40,6 +42,7 @@ def fork_available() -> bool:
 
 def start_encoding(encode: Callable[[], bytes], *, nice: int = 0) -> ChildEncoding:
     """Fork; the child writes ``encode()`` (run on its copy of the process) to a pipe and exits."""
+    pin_mmap_threshold()  # the parent reads the child's output (the blob) in a worker thread: mapped, given back
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child: coverage does not follow it, the parent's tests check its output

@@ -5,11 +5,22 @@ zstd level 1 compresses in 0.12 s to 15.9 MB where zlib level 1 took 0.49 s for 
 against 0.18-0.21 s. Both are a checkpoint's CPU (the CPU-share rule spaces checkpoints by it, so a cheaper one comes
 sooner and a restart replays less) and a restart's wait. Checkpoints written with zlib before are still read: the
 two formats are told apart by their first bytes.
+
+The buffers here are the process's largest (the blob 17-24 MB, its JSON 70 MB), and they are allocated in worker
+threads. glibc serves a block above its mmap threshold with its own mapping and gives it back when freed, but then
+raises the threshold to that block's size (up to 32 MiB) and the trim threshold to twice it: after the first blob
+freed, every later one, the checkpoint child's output and SQLite's copy were cut from the arenas of whichever
+threads allocated them, which kept the space. In the soak's grade role that was the growth after a restart (thread
+arenas 186 -> 254 MiB resident in 6 minutes while Python's own memory stayed level, bench_memory_growth.py).
+``pin_mmap_threshold`` fixes both thresholds at glibc's defaults before the codec's first large buffer.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
+import os
 import zlib
 from collections.abc import Callable
 from typing import Any, Final
@@ -17,9 +28,37 @@ from typing import Any, Final
 import orjson
 import zstandard
 
-__all__ = ["compress_text", "compressed", "decode_state", "encode_state", "state_text"]
+__all__ = ["compress_text", "compressed", "decode_state", "encode_state", "pin_mmap_threshold", "state_text"]
 
 _ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"  # every zstd frame starts so; a zlib stream starts with 0x78
+
+# mallopt's parameters (malloc.h) and glibc's defaults for them: a fresh process's behaviour, kept.
+_M_TRIM_THRESHOLD: Final = -1
+_M_MMAP_THRESHOLD: Final = -3
+_DEFAULT_THRESHOLD: Final = 128 * 1024
+# What an operator sets to choose the thresholds (or the allocator's tunables) themselves: left alone then.
+_OPERATOR_SETTINGS: Final = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
+
+
+@functools.cache
+def pin_mmap_threshold() -> bool:
+    """Fix glibc's mmap and trim thresholds at their defaults (see the module docstring), once per process; True
+    when done. A no-op without glibc's ``mallopt`` (another C library) or when the environment already sets them.
+
+    Setting the mmap threshold turns off its raising: a block of 128 KiB or more is mapped on its own and unmapped
+    when freed, whatever was freed before, at the cost of a system call pair for each (a few per checkpoint)."""
+    if any(name in os.environ for name in _OPERATOR_SETTINGS):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    # Both: setting the mmap threshold alone leaves the trim threshold where a raise put it. 1 is success.
+    trim: int = mallopt(_M_TRIM_THRESHOLD, _DEFAULT_THRESHOLD)
+    mapped: int = mallopt(_M_MMAP_THRESHOLD, _DEFAULT_THRESHOLD)
+    return trim == 1 and mapped == 1
 
 
 def encode_state(data: dict[str, Any]) -> bytes:
@@ -46,6 +85,7 @@ def state_text(data: dict[str, Any]) -> bytes:
 
 def compress_text(text: bytes) -> bytes:
     """One zstd frame at level 1 with the content size in its header (decompression allocates once)."""
+    pin_mmap_threshold()
     return zstandard.ZstdCompressor(level=1).compress(text)
 
 
@@ -59,6 +99,7 @@ def compressed(text: bytes, cpu_clock: Callable[[], float]) -> tuple[bytes, floa
 
 def decode_state(blob: bytes) -> dict[str, Any]:
     """A stored state back as plain data: zstd, or zlib as checkpoints were written before."""
+    pin_mmap_threshold()  # before the blob read from the store is freed (a restart's first large free)
     raw = zstandard.ZstdDecompressor().decompress(blob) if blob[:4] == _ZSTD_MAGIC else zlib.decompress(blob)
     try:
         data: dict[str, Any] = orjson.loads(raw)  # from the bytes: no str copy of the whole text first
