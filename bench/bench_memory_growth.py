@@ -79,6 +79,9 @@ def _child() -> None:
         meta["collected"] = gc.collect()
         meta["rss_kib_after"] = _rss_kib()
         meta["allocators"] = _allocators(out / f"pymalloc-{n}.txt")
+        meta["glibc_arenas"] = _malloc_info(out / f"malloc-info-{n}.xml")
+        meta["smaps"] = _smaps()
+        meta["threads"] = len(os.listdir("/proc/self/task"))
         if os.environ.get("QF_MEMBENCH_TRIM") == "1":
             # What glibc would give back now (free pages inside its heaps): the most a malloc_trim(0) after a
             # catch-up could save. It lowers the RSS sampled after it (half the baseline's 20 s for dump 1).
@@ -142,6 +145,64 @@ def _allocators(stats_file: Any) -> dict[str, int]:
         if match:
             value = int(match.group(1).replace(",", ""))
             found[key] = value if key == "pymalloc_arenas" else value // 1024
+    return found
+
+
+def _malloc_info(xml_file: Any) -> dict[str, int]:
+    """glibc's arenas from ``malloc_info`` (KiB): how many, the memory they took from the system and the free bytes
+    inside them, and the chunks it mmapped on its own. ``mallinfo2`` sums the arenas; this tells the main arena
+    (the loop thread's) from the arenas of the worker threads, which hold what those threads allocated."""
+    import ctypes
+    import xml.etree.ElementTree as ET
+
+    try:
+        libc = ctypes.CDLL(None)
+        libc.fopen.restype = ctypes.c_void_p
+        libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+        libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+        libc.fclose.argtypes = [ctypes.c_void_p]
+        stream = libc.fopen(str(xml_file).encode(), b"w")
+        libc.malloc_info(0, stream)
+        libc.fclose(stream)
+        root = ET.parse(xml_file).getroot()
+    except (OSError, AttributeError, ET.ParseError):
+        return {}
+    found = {"arenas": 0, "main_system": 0, "main_free": 0, "threads_system": 0, "threads_free": 0}
+    for heap in root.findall("heap"):
+        found["arenas"] += 1
+        where = "main" if heap.get("nr") == "0" else "threads"
+        system = heap.find("system[@type='current']")
+        found[f"{where}_system"] += int(system.get("size", 0)) // 1024 if system is not None else 0
+        found[f"{where}_free"] += sum(int(t.get("size", 0)) for t in heap.findall("total")) // 1024
+    mmap = root.find("total[@type='mmap']")
+    if mmap is not None:
+        found["mmapped_chunks"] = int(mmap.get("count", 0))
+        found["mmapped"] = int(mmap.get("size", 0)) // 1024
+    return found
+
+
+def _smaps() -> dict[str, int]:
+    """Resident KiB by kind of mapping: the brk heap (glibc's main arena), anonymous mappings starting on a 64 MiB
+    boundary and no larger (glibc's thread-arena heaps), other anonymous ones (pymalloc's arenas, glibc's mmapped
+    chunks, libraries' own), and file-backed."""
+    found = {"heap": 0, "thread_arena_heaps": 0, "other_anon": 0, "file": 0}
+    kind = "file"
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            head = line.split()
+            if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+                start, end = (int(x, 16) for x in head[0].split("-"))
+                name = head[5] if len(head) > 5 else ""
+                if name == "[heap]":
+                    kind = "heap"
+                elif name and not name.startswith("["):
+                    kind = "file"
+                elif start % (64 << 20) == 0 and end - start <= 64 << 20:
+                    kind = "thread_arena_heaps"
+                else:
+                    kind = "other_anon"
+            elif head[0] == "Rss:":
+                found[kind] += int(head[1])
     return found
 
 
@@ -313,6 +374,8 @@ def _process(
                 "QF_MEMBENCH_TRIM": "1" if args.trim_at_dump else "0",
             }
         )
+        if name in measured:
+            proc.env.update(dict(pair.split("=", 1) for pair in args.env))
         if es_proxy is not None and name in measured:
             proc.env[f"{prefix}ELASTICSEARCH__URL"] = es_proxy
         proc.module = "bench.bench_memory_growth"  # the child side of this file runs the service (tracemalloc)
@@ -375,6 +438,13 @@ def _diff(state: Path, top: int) -> None:
                   f"collections {[g['collections'] for g in m['gc_stats']]}")  # fmt: skip
             if "rss_kib_after_trim" in m:
                 print(f"dump {n}: after malloc_trim(0) RSS {m['rss_kib_after_trim'] / 1024:.0f} MiB")
+            if m.get("glibc_arenas"):
+                print(f"dump {n} glibc arenas (MiB): " + ", ".join(
+                    f"{k} {v if k in ('arenas', 'mmapped_chunks') else round(v / 1024, 1)}"
+                    for k, v in m["glibc_arenas"].items()))  # fmt: skip
+            if m.get("smaps"):
+                mapped = ", ".join(f"{k} {v / 1024:.1f}" for k, v in m["smaps"].items())
+                print(f"dump {n} resident by mapping (MiB): {mapped}; threads {m.get('threads')}")
             if m.get("allocators"):
                 print(f"dump {n} allocators (MiB): "
                       + ", ".join(f"{k} {v if k == 'pymalloc_arenas' else round(v / 1024, 1)}"
@@ -564,6 +634,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="with --types/--tracemalloc: call malloc_trim(0) in each dump and print the RSS after "
                              "it (what glibc holds free; the warm-up dump's trim lowers the baseline's later samples, "
                              "so compare the RSS after the two trims, not the growth)")  # fmt: skip
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable for the measured process(es), e.g. an allocator setting "
+                             "(repeatable)")  # fmt: skip
     parser.add_argument("--top", type=int, default=25, help="allocation sites printed (default 25)")
     parser.add_argument("--data", default=str(Path(os.environ.get("QF_SHARED_DATA", ROOT.parent / "shared" / "data"))))
     parser.add_argument("--kafka", default=os.environ.get("QF_TEST_KAFKA", "127.0.0.1:19092"))
