@@ -32,6 +32,7 @@ from qingfeng.kafka.topics import POST_EVENTS
 
 __all__ = [
     "GRADER_INDEX_GROUP",
+    "STANDBY",
     "Incarnation",
     "RssSampler",
     "SuiteProcess",
@@ -42,6 +43,8 @@ __all__ = [
 
 # The grader's index role's consumer group (its default: "<grader group>-index").
 GRADER_INDEX_GROUP = "grader-index"
+# The warm standby grader's process name (``standby=True``).
+STANDBY = "grader-standby"
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -138,6 +141,10 @@ class SuiteProcess:
         return logs[-1].read_text(errors="replace")[-chars:] if logs else ""
 
 
+def _database_of(name: str) -> str:
+    return "grader" if name == STANDBY else name
+
+
 def suite_processes(
     state: Path,
     bootstrap: str,
@@ -146,10 +153,12 @@ def suite_processes(
     partitions: int = 3,
     grader_horizon_s: float | None = None,
     nices: Mapping[str, int] | None = None,
+    standby: bool = False,
 ) -> dict[str, SuiteProcess]:
     """collector (fetch), indexer (index), grader (grade) and grader-index, configured for the soak's stack; not
     started yet.
 
+    ``standby``: also a warm standby grader (``STANDBY``) over the grader's database, not started here (see soak.py).
     ``nices``: each process's nice value by name (default: the roles' defaults, the indexer 10, the others 0);
     grader-index takes the indexer's unless named.
     """
@@ -183,6 +192,12 @@ def suite_processes(
         ),
         "grader-index": ("services.grader", "QF_GRADER_", {"QF_GRADER_ROLE": "index"}),
     }
+    if standby:
+        # The grader's twin over the same database (so the same lease) and topics. It follows at nice 10 and, as
+        # root, takes nice 0 back when it leads; the grader, restarted after its kill, follows the same way.
+        grader = specs["grader"]
+        specs[STANDBY] = (grader[0], grader[1], {**grader[2], "QF_GRADER_STANDBY__NICE": "10"})
+        specs["grader"] = (grader[0], grader[1], {**grader[2], "QF_GRADER_STANDBY__NICE": "10"})
     if "grader-index" not in nices:
         nices = {**nices, "grader-index": nices.get("indexer", 0)}
     processes = {}
@@ -191,7 +206,7 @@ def suite_processes(
         env = {
             **base,
             **shared(prefix, port),
-            f"{prefix}DATABASE__URL": f"sqlite+aiosqlite:///{state / f'{name}.db'}",
+            f"{prefix}DATABASE__URL": f"sqlite+aiosqlite:///{state / f'{_database_of(name)}.db'}",
             **extra,
         }
         processes[name] = SuiteProcess(name, module, port, env, log_dir, ca, nice=nices.get(name, 0))

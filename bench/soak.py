@@ -59,7 +59,14 @@ from _soak_report import (  # noqa: E402
     rss_series,
 )
 from _soak_stack import DEFAULT_ES_PORT, DEFAULT_KAFKA_PORT, SoakStack, soak_stack  # noqa: E402
-from _soak_suite import RssSampler, SuiteProcess, grader_index_lag, group_offsets, suite_processes  # noqa: E402
+from _soak_suite import (  # noqa: E402
+    STANDBY,
+    RssSampler,
+    SuiteProcess,
+    grader_index_lag,
+    group_offsets,
+    suite_processes,
+)
 from qingfeng.cli._console import CliError  # noqa: E402
 from qingfeng.cli._process import stop_group  # noqa: E402
 from qingfeng.cli.priority import DEFAULT_NICE, parse_nice  # noqa: E402
@@ -70,6 +77,8 @@ __all__ = ["FAULTS", "SoakOptions", "SoakResult", "run_soak"]
 # The order of the faults; each starts at its share of the duration (the later ones wait for the earlier).
 FAULTS = ("kill -9 collector", "kill -9 indexer", "kill -9 grader", "restart kafka", "restart elasticsearch")
 # Short names for --faults, in FAULTS' order.
+# The processes whose event loop the report shows (running, waiting for a CPU, asleep).
+LOOPS = ("collector", "indexer", "grader", STANDBY)
 FAULT_NAMES = {"collector": FAULTS[0], "indexer": FAULTS[1], "grader": FAULTS[2], "kafka": FAULTS[3], "es": FAULTS[4]}
 
 
@@ -106,6 +115,11 @@ class SoakOptions:
     # than the clients' request timeout (30 s), an outage fails what waits on it: the grader recovers from its
     # checkpoint, the collector answers UNAVAILABLE.
     down_s: float = 0.0
+    # A warm standby grader (services/grader/standby.py) beside the grader, started at this share of the duration
+    # (after a 120 s horizon has filled, so its memory baseline is a full state's); None: no standby. With one, the
+    # grader's kill -9 hands over to the standby (healed when it serves), and the killed grader comes back as the
+    # next standby.
+    standby_at: float | None = 0.20
 
     def __post_init__(self) -> None:
         if len(self.fault_at) != len(self.faults):
@@ -144,6 +158,17 @@ def _stack_home(tag: str) -> Path:
 
 def _fault(name: str, stack: SoakStack, procs: dict[str, SuiteProcess], pause_s: float, down_s: float = 0.0) -> Fault:
     began = time.time()
+    standby = procs.get(STANDBY)
+    if name == "kill -9 grader" and standby is not None and standby.pid is not None:
+        # The standby takes the lease the moment the leader dies: healed when it serves; the killed grader comes
+        # back after the pause as the next standby (it follows, so it never answers SERVING).
+        procs["grader"].kill9()
+        standby.wait_serving()
+        healed = time.time()
+        _say(f"{name}: the standby leads after {healed - began:.1f} s")
+        time.sleep(pause_s)
+        _start_standby(procs["grader"])  # the next fault waits until it follows, as it waits for a restart
+        return Fault(name, began, healed)
     if name.startswith("kill -9 "):
         process = procs[name.removeprefix("kill -9 ")]
         process.kill9()
@@ -165,11 +190,30 @@ def _fault(name: str, stack: SoakStack, procs: dict[str, SuiteProcess], pause_s:
     return fault
 
 
+def _start_standby(process: SuiteProcess, timeout_s: float = 120.0) -> None:
+    """Start the standby and wait until it follows the grader (its log says so), or fail with its log."""
+    process.start()
+    started = time.monotonic()
+    while "standby: following from" not in process.log_tail(20_000):
+        if process.pid is None or time.monotonic() - started > timeout_s:
+            raise RuntimeError(f"the standby grader does not follow:\n{process.log_tail()}")
+        time.sleep(0.3)
+    _say(f"{process.name} follows the grader after {time.monotonic() - started:.1f} s (pid {process.pid})")
+
+
 def _inject(
     options: SoakOptions, stack: SoakStack, procs: dict[str, SuiteProcess], began: float, out: list[Fault]
 ) -> None:
-    """The faults in order, each at its share of the duration or when the one before has healed, whichever is later."""
-    for name, share in zip(options.faults, options.fault_at, strict=True):
+    """The faults in order, each at its share of the duration or when the one before has healed, whichever is later;
+    the standby started at its share."""
+    steps = list(zip(options.faults, options.fault_at, strict=True))
+    if options.standby_at is not None and STANDBY in procs:
+        steps = sorted([*steps, (STANDBY, options.standby_at)], key=lambda step: step[1])
+    for name, share in steps:
+        time.sleep(max(0.0, began + share * options.duration_s - time.monotonic()))
+        if name == STANDBY:
+            _start_standby(procs[STANDBY])
+            continue
         time.sleep(max(0.0, began + share * options.duration_s - time.monotonic()))
         out.append(_fault(name, stack, procs, options.kill_pause_s, options.down_s))
 
@@ -276,10 +320,12 @@ def run_soak(options: SoakOptions) -> SoakResult:
             partitions=options.partitions,
             grader_horizon_s=options.grader_horizon_s,
             nices={"indexer": options.indexer_nice},
+            standby=options.standby_at is not None,
         )
-        for process in procs.values():
+        serving = {name: p for name, p in procs.items() if name != STANDBY}
+        for process in serving.values():
             process.start()
-        for process in procs.values():
+        for process in serving.values():
             _say(
                 f"{process.name} SERVING after {process.wait_serving():.1f} s (pid {process.pid}, nice {process.nice})"
             )
@@ -409,10 +455,9 @@ def _cpu_report(cpu: CpuSampler, lag: LagSampler, began: tuple[float, float], fe
             f"while feeding: {lag.rates(began[0], fed_until[0])}",
             f"CPU cores while feeding: {format_cores(feed, cpus)}",
             f"CPU cores after the feed (draining): {format_cores(after, cpus)}",
-            "main thread (event loop) while feeding: "
-            + format_loops(cpu.loop_shares(began[1], fed_until[1]), ("collector", "indexer", "grader")),
+            "main thread (event loop) while feeding: " + format_loops(cpu.loop_shares(began[1], fed_until[1]), LOOPS),
             "main thread (event loop) while draining: "
-            + format_loops(cpu.loop_shares(fed_until[1], time.monotonic()), ("collector", "indexer", "grader")),
+            + format_loops(cpu.loop_shares(fed_until[1], time.monotonic()), LOOPS),
         ]
     )
 
@@ -501,6 +546,7 @@ def parse_args(argv: list[str] | None = None) -> SoakOptions:
     )
     parser.add_argument("--down", type=float, help="seconds a restarted server stays down (default 0)")
     parser.add_argument("--logs", type=Path, help="copy the processes' and servers' logs into this directory")
+    parser.add_argument("--no-standby", action="store_true", help="no warm standby grader (a kill waits for restart)")
     args = parser.parse_args(argv)
     chosen = {
         key: value
@@ -516,6 +562,8 @@ def parse_args(argv: list[str] | None = None) -> SoakOptions:
         }.items()
         if value is not None
     }  # fmt: skip
+    if args.no_standby:
+        chosen["standby_at"] = None
     if args.faults is not None and args.faults != FAULTS:
         chosen["faults"], chosen["fault_at"] = args.faults, spread(len(args.faults))
     return SoakOptions.short(**chosen) if args.short else SoakOptions(**chosen)  # type: ignore[arg-type,unused-ignore]

@@ -23,6 +23,7 @@ from qingfeng.rpc import Caller, current_caller
 from qingfeng.rpc.errors import abort, status_of
 from qingfeng.v1 import common_pb2, event_pb2, event_pb2_grpc
 
+from services.grader.active_policy import ActivePolicy, policy_record
 from services.grader.adapters.policy_yaml import PolicyError, PolicyLoadError, load_policy
 from services.grader.convert import grade_proto, level_enum, level_name, metrics_proto, reason_proto, scheme_enum
 from services.grader.convert import timestamp as ts_proto
@@ -37,7 +38,7 @@ from services.grader.errors import (
 from services.grader.history import list_changes
 from services.grader.listing import EventPageTokens, list_events
 from services.grader.ports import AuditEntry, PolicyRecord, StateStore
-from services.grader.state import ActivePolicy, EngineOwner, policy_record
+from services.grader.state import EngineOwner
 
 __all__ = ["GraderServicer", "status_of"]
 

@@ -32,22 +32,22 @@ durability of its effects, so a command never sees a half-published batch.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from opentelemetry.context import Context
 from qingfeng.v1 import event_pb2
 
+from services.grader.active_policy import ActivePolicy, placeholder_policy, policy_record
 from services.grader.adapters.policy_yaml import load_policy
 from services.grader.admission import feed
 from services.grader.checkpointing import Checkpointer, Content, OrderLog
 from services.grader.convert import RegionNames, alert_proto, event_proto
-from services.grader.core import Alert, EventSnapshot, Grader, GraderConfig, Output, Policy, PostView
+from services.grader.core import Alert, EventSnapshot, Grader, GraderConfig, Output, PostView
 from services.grader.errors import Unavailable
 from services.grader.history import GradeHistory
 from services.grader.pacing import SnapshotPacer
@@ -55,13 +55,7 @@ from services.grader.ports import AlertLog, AuditEntry, Checkpoint, Outputs, Out
 from services.grader.settings import CheckpointSettings
 from services.grader.state_codec import decode_state
 
-__all__ = [
-    "ActivePolicy",
-    "EngineOwner",
-    "OrderLog",
-    "policy_record",
-    "with_activation",
-]
+__all__ = ["EngineOwner", "OrderLog"]
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,24 +67,6 @@ def _lap(steps: dict[str, float], name: str, since: float) -> float:
     now = time.perf_counter()
     steps[name] = round(now - since, 3)
     return now
-
-
-def policy_record(text: str, policy: Policy, **activation: Any) -> PolicyRecord:
-    """The record of a policy version and its YAML text (``activation``: activated_at, activated_by, agency)."""
-    sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return PolicyRecord(version=policy.version, yaml=text, sha256=sha, scheme=policy.scheme, **activation)
-
-
-class ActivePolicy:
-    """The active policy: the parsed form for the engine and the record (YAML, who, when) for GetPolicy."""
-
-    def __init__(self, record: PolicyRecord, policy: Policy) -> None:
-        self.record = record
-        self.policy = policy
-
-    @classmethod
-    def of(cls, record: PolicyRecord) -> ActivePolicy:
-        return cls(record, load_policy(record.yaml, f"policy {record.version}"))
 
 
 def _now() -> datetime:
@@ -144,7 +120,7 @@ class EngineOwner:
         self.lock = asyncio.Lock()
         self.names = RegionNames()
         self.active: ActivePolicy | None = None
-        self.engine = Grader(_placeholder_policy(), config)
+        self.engine = Grader(placeholder_policy(), config)
         # Next offset per posts partition that the engine reflects (and whose effects are durable).
         self.positions: dict[int, int] = {}
         self._alert_offsets: dict[int, int] = {}
@@ -537,15 +513,3 @@ class EngineOwner:
         self, *, pending: Outputs | None = None, policy: PolicyRecord | None = None, audit: Sequence[AuditEntry] = ()
     ) -> None:
         await self.checkpointer.take(await self._before_checkpoint(), pending=pending, policy=policy, audit=audit)
-
-
-def _placeholder_policy() -> Policy:
-    """A minimal valid policy for the engine object before the real one is settled (never graded with)."""
-    text = "kind: grading-policy\nname: none\nversion: '0'\nscheme: four_color\nwindows: [1h]\n"
-    text += "levels:\n  - {name: blue, warning_level: blue}\n"
-    return load_policy(text)
-
-
-def with_activation(record: PolicyRecord, *, at: datetime, by: str, agency: str | None) -> PolicyRecord:
-    """The record as activated now by a caller."""
-    return replace(record, activated_at=at, activated_by=by, agency=agency)

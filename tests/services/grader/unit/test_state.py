@@ -21,7 +21,7 @@ from services.grader.adapters.policy_yaml import DEFAULT_POLICY, THREE_TIER_POLI
 from services.grader.consumer import EventTimeMerge, Item, PostConsumer
 from services.grader.core import GraderConfig, PostView
 from services.grader.errors import Unavailable
-from services.grader.ports import AuditEntry, Checkpoint, Outputs, PolicyRecord
+from services.grader.ports import AuditEntry, Checkpoint, CheckpointInfo, Outputs, PolicyRecord
 from services.grader.settings import CheckpointSettings, ConsumerSettings
 from services.grader.state import EngineOwner
 from services.grader.state_codec import decode_state, encode_state
@@ -60,6 +60,13 @@ class FakeStore:
 
     async def policy(self, version: str) -> PolicyRecord | None:
         return self.policies.get(version)
+
+    async def checkpoint_info(self) -> CheckpointInfo | None:
+        cp = self.checkpoint
+        return None if cp is None else CheckpointInfo(cp.positions, cp.generation, cp.saved_at)
+
+    async def order_batches(self) -> list[list[tuple[int, int, int]]]:
+        return []  # no order log here (the owner is built without one)
 
 
 @dataclass
@@ -504,6 +511,9 @@ class FakeReader:
 
     async def commit(self, positions: Mapping[int, int]) -> None:
         self.commits.append(dict(positions))
+
+    async def committed(self) -> dict[int, int]:
+        return dict(self.commits[-1]) if self.commits else {}
 
 
 @dataclass
