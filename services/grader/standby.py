@@ -90,7 +90,13 @@ class Follower:
         while not stop.is_set():
             if await self._lease.try_acquire():
                 _set_nice(original_nice)
-                await self._take_over()
+                try:
+                    await self._take_over()
+                except Exception as err:  # Kafka or the database at that moment: the loop recovers with its backoff
+                    _log.warning("standby: took the lease but not the state (%s: %s); recovering from the checkpoint",
+                                 type(err).__name__, err)  # fmt: skip
+                    self._owner.stale = True
+                    self._owner.following = None
                 self.leading = True
                 return True
             try:

@@ -17,6 +17,7 @@ from qingfeng.kafka import Producer, ensure_topics
 from qingfeng.v1 import event_pb2
 
 from services.grader.app import topic_specs_for
+from services.grader.ports import AuditEntry
 from services.grader.settings import CheckpointSettings, GraderSettings, StandbySettings
 from tests.services.grader.integration.conftest import MakeSettings, Running
 from tests.services.grader.integration.helpers import produce_posts, read_alerts, synthetic_stream
@@ -99,3 +100,32 @@ async def test_standby_takes_over_without_repeating_or_losing_alerts(make_settin
     assert out_at_crash < len(expected), "the crash must leave alerts for the standby to publish"
     assert followed >= 100, f"the standby followed {followed} posts"
     assert loads >= 1
+
+
+async def test_standby_reloads_after_a_command_and_leads_with_it(make_settings: MakeSettings) -> None:
+    # An override changes the state outside the posts: following the order log cannot reproduce it, so the standby
+    # must reload the checkpoint the command stored (its generation moved) and lead with the override in place.
+    settings = make_settings(standby=StandbySettings(poll_s=0.05, takeover_grace_s=0.1))
+    stream = synthetic_stream()
+    await _produce(settings, stream[:300])
+    a = await Running.start(settings)
+    await a.wait_posts(300)
+    b = await Running.start(settings)
+    follower = b.app.follower
+    assert follower is not None
+    await _until(lambda: follower.reloads >= 1, "the standby restored the leader's checkpoint")
+
+    event = a.app.owner.engine.snapshots()[0]
+    level = "red" if event.level != "red" else "blue"
+    at = a.app.owner.engine.clock_at
+    assert at is not None
+    await a.app.owner.command(
+        lambda engine: engine.override(event.event_id, level, "test", "tester", at),
+        AuditEntry(actor="tester", action="event.override", target=event.event_id),
+    )
+    await _until(lambda: follower.reloads >= 2, "the standby reloads the checkpoint after the command")
+    await a.crash()
+    await _until(lambda: follower.leading and not b.app.owner.stale, "the standby took over")
+    taken = b.app.owner.engine.event(event.event_id)
+    assert taken is not None and taken.level == level, "the new leader lost the override"
+    await b.graceful()
