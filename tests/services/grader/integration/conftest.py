@@ -24,13 +24,33 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
 from qingfeng.elastic import IndexNames, create_client, delete_family
+from qingfeng.kafka import Producer, ensure_topics
 from qingfeng.settings import DatabaseSettings, ElasticsearchSettings, GrpcSettings, KafkaSettings
+from qingfeng.v1 import event_pb2, post_pb2
 
 from services.grader.adapters.kafka import topic_partitions
-from services.grader.app import GraderApp, build
+from services.grader.app import GraderApp, build, topic_specs_for
 from services.grader.settings import CheckpointSettings, ConsumerSettings, GraderSettings, GraderTopics
+from tests.services.grader.integration.helpers import produce_posts
 
 MakeSettings = Callable[..., GraderSettings]
+AlertKey = tuple[str, int, int]
+
+
+def alert_keys(alerts: list[event_pb2.Alert]) -> list[AlertKey]:
+    """What two runs' alerts must agree on: id and level change, sorted."""
+    return sorted((a.id, a.from_level, a.to_level) for a in alerts)
+
+
+async def produce_stream(settings: GraderSettings, posts: list[post_pb2.Post]) -> None:
+    """Produce ``posts`` to the settings' posts topic (its topics created first: posts may come before the grader)."""
+    await ensure_topics(settings.kafka, topic_specs_for(settings))
+    producer = Producer(settings.kafka)
+    await producer.start()
+    try:
+        await produce_posts(producer, settings.topics.posts, posts)
+    finally:
+        await producer.stop()
 
 
 @pytest.fixture

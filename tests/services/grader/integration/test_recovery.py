@@ -14,40 +14,21 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from qingfeng.kafka import Producer, ensure_topics
-from qingfeng.v1 import event_pb2
 
-from services.grader.app import topic_specs_for
 from services.grader.settings import CheckpointSettings, GraderSettings
-from tests.services.grader.integration.conftest import MakeSettings, Running
-from tests.services.grader.integration.helpers import produce_posts, read_alerts, synthetic_stream
+from tests.services.grader.integration.conftest import AlertKey, MakeSettings, Running, alert_keys, produce_stream
+from tests.services.grader.integration.helpers import read_alerts, synthetic_stream
 
 pytestmark = pytest.mark.integration
 
-AlertKey = tuple[str, int, int]
-
-
-def _keys(alerts: list[event_pb2.Alert]) -> list[AlertKey]:
-    return sorted((a.id, a.from_level, a.to_level) for a in alerts)
-
-
-async def _produce(settings: GraderSettings, posts: list) -> None:  # type: ignore[type-arg]
-    await ensure_topics(settings.kafka, topic_specs_for(settings))  # before the grader: posts come first here
-    producer = Producer(settings.kafka)
-    await producer.start()
-    try:
-        await produce_posts(producer, settings.topics.posts, posts)
-    finally:
-        await producer.stop()
-
 
 async def _reference(settings: GraderSettings, stream: list) -> tuple[list[AlertKey], dict[str, str]]:  # type: ignore[type-arg]
-    await _produce(settings, stream)
+    await produce_stream(settings, stream)
     running = await Running.start(settings)
     await running.wait_posts(len(stream))
     levels = {s.event_id: s.level for s in running.app.owner.engine.snapshots()}
     await running.graceful()
-    return _keys(await read_alerts(settings.kafka, settings.topics.alerts)), levels
+    return alert_keys(await read_alerts(settings.kafka, settings.topics.alerts)), levels
 
 
 @pytest.mark.parametrize("every_batches", [10_000, 3], ids=["checkpoint-at-stop-only", "checkpoint-every-3-batches"])
@@ -61,20 +42,20 @@ async def test_graceful_stop_and_crash_neither_repeat_nor_lose_alerts(
     settings = make_settings(checkpoint=CheckpointSettings(every_batches=every_batches, every_s=3600))
     part1, part2, part3 = stream[:180], stream[180:380], stream[380:]
 
-    await _produce(settings, part1)
+    await produce_stream(settings, part1)
     a = await Running.start(settings)
     await a.wait_posts(len(part1))
     await a.graceful()
     after_a = len(await read_alerts(settings.kafka, settings.topics.alerts))
 
-    await _produce(settings, part2)
+    await produce_stream(settings, part2)
     b = await Running.start(settings)
     await b.wait_posts(150)
     await b.crash()
     after_b = len(await read_alerts(settings.kafka, settings.topics.alerts))
     assert after_b > after_a, "the crash must come after some alerts were published, to test their suppression"
 
-    await _produce(settings, part3)
+    await produce_stream(settings, part3)
     c = await Running.start(settings)
     await _wait_all(c, len(stream))
     levels = {s.event_id: s.level for s in c.app.owner.engine.snapshots()}
@@ -88,9 +69,9 @@ async def test_graceful_stop_and_crash_neither_repeat_nor_lose_alerts(
     alerts = await read_alerts(settings.kafka, settings.topics.alerts, expect=len(expected))
     ids = [a.id for a in alerts]
     assert len(ids) == len(set(ids)), "an alert was published twice"
-    assert _keys(alerts) == expected
+    assert alert_keys(alerts) == expected
     assert levels == expected_levels
-    assert _keys(kept) == expected, "the level history holds every change once, across the stop and the crash"
+    assert alert_keys(kept) == expected, "the level history holds every change once, across the stop and the crash"
     assert all(change.reasons for change in kept)
     if every_batches > 100:
         assert suppressed > 0, "run C must have regenerated (and suppressed) the alerts B published"

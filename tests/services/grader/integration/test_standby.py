@@ -13,32 +13,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from qingfeng.kafka import Producer, ensure_topics
-from qingfeng.v1 import event_pb2
 
-from services.grader.app import topic_specs_for
 from services.grader.ports import AuditEntry
-from services.grader.settings import CheckpointSettings, GraderSettings, StandbySettings
-from tests.services.grader.integration.conftest import MakeSettings, Running
-from tests.services.grader.integration.helpers import produce_posts, read_alerts, synthetic_stream
+from services.grader.settings import CheckpointSettings, StandbySettings
+from tests.services.grader.integration.conftest import MakeSettings, Running, alert_keys, produce_stream
+from tests.services.grader.integration.helpers import read_alerts, synthetic_stream
 
 pytestmark = pytest.mark.integration
-
-AlertKey = tuple[str, int, int]
-
-
-def _keys(alerts: list[event_pb2.Alert]) -> list[AlertKey]:
-    return sorted((a.id, a.from_level, a.to_level) for a in alerts)
-
-
-async def _produce(settings: GraderSettings, posts: list) -> None:  # type: ignore[type-arg]
-    await ensure_topics(settings.kafka, topic_specs_for(settings))
-    producer = Producer(settings.kafka)
-    await producer.start()
-    try:
-        await produce_posts(producer, settings.topics.posts, posts)
-    finally:
-        await producer.stop()
 
 
 async def _until(check: object, what: str, timeout_s: float = 60.0) -> None:
@@ -52,12 +33,12 @@ async def _until(check: object, what: str, timeout_s: float = 60.0) -> None:
 async def test_standby_takes_over_without_repeating_or_losing_alerts(make_settings: MakeSettings) -> None:
     stream = synthetic_stream()
     reference = make_settings()
-    await _produce(reference, stream)
+    await produce_stream(reference, stream)
     ref = await Running.start(reference)
     await _until(lambda: sum(ref.app.owner.positions.values()) >= len(stream), "the reference graded everything")
     expected_levels = {s.event_id: s.level for s in ref.app.owner.engine.snapshots()}
     await ref.graceful()
-    expected = _keys(await read_alerts(reference.kafka, reference.topics.alerts))
+    expected = alert_keys(await read_alerts(reference.kafka, reference.topics.alerts))
     assert len(expected) >= 6
 
     # A checkpoint every 12 batches (of 25 posts): none while part 2 is followed, one or more in part 3 and 4, so the
@@ -67,7 +48,7 @@ async def test_standby_takes_over_without_repeating_or_losing_alerts(make_settin
         standby=StandbySettings(poll_s=0.05, takeover_grace_s=0.1),
     )
     part1, part2, part3, part4 = stream[:180], stream[180:300], stream[300:420], stream[420:]
-    await _produce(settings, part1)
+    await produce_stream(settings, part1)
     a = await Running.start(settings)
     await a.wait_posts(len(part1))
     assert a.app.follower is not None and a.app.follower.leading
@@ -76,16 +57,16 @@ async def test_standby_takes_over_without_repeating_or_losing_alerts(make_settin
     follower = b.app.follower
     assert follower is not None
     await _until(lambda: follower.reloads >= 1, "the standby restored the leader's checkpoint")
-    await _produce(settings, part2)
+    await produce_stream(settings, part2)
     await _until(lambda: follower.posts >= 100, "the standby follows the leader's durable batches")
     assert not follower.leading and b.app.owner.stale, "a standby serves nothing while it follows"
 
-    await _produce(settings, part3)
+    await produce_stream(settings, part3)
     await a.wait_posts(len(part1) + len(part2) + 60)
     await a.crash()
     out_at_crash = len(await read_alerts(settings.kafka, settings.topics.alerts))
 
-    await _produce(settings, part4)
+    await produce_stream(settings, part4)
     await _until(lambda: follower.leading, "the standby took the lease")
     await _until(lambda: sum(b.app.owner.positions.values()) >= len(stream), "the standby graded the rest")
     levels = {s.event_id: s.level for s in b.app.owner.engine.snapshots()}
@@ -95,7 +76,7 @@ async def test_standby_takes_over_without_repeating_or_losing_alerts(make_settin
     alerts = await read_alerts(settings.kafka, settings.topics.alerts, expect=len(expected))
     ids = [alert.id for alert in alerts]
     assert len(ids) == len(set(ids)), "an alert was published twice"
-    assert _keys(alerts) == expected
+    assert alert_keys(alerts) == expected
     assert levels == expected_levels
     assert out_at_crash < len(expected), "the crash must leave alerts for the standby to publish"
     assert followed >= 100, f"the standby followed {followed} posts"
@@ -107,7 +88,7 @@ async def test_standby_reloads_after_a_command_and_leads_with_it(make_settings: 
     # must reload the checkpoint the command stored (its generation moved) and lead with the override in place.
     settings = make_settings(standby=StandbySettings(poll_s=0.05, takeover_grace_s=0.1))
     stream = synthetic_stream()
-    await _produce(settings, stream[:300])
+    await produce_stream(settings, stream[:300])
     a = await Running.start(settings)
     await a.wait_posts(300)
     b = await Running.start(settings)
