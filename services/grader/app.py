@@ -7,9 +7,11 @@ written from those topics. ``all`` (default) runs both in one process as separat
 as two processes, the index role at the indexers' CPU priority.
 
 Start: topics (and, for the index role, the events index) are ensured, the database migrated, the active policy
-settled (the configured file when its version is new, else the one activated last), then the consumer loop
-recovers the engine from its last checkpoint and reads on; health reports SERVING once the role's stores answer
-(grade: Kafka and the database; index: Kafka and Elasticsearch) and the engine has recovered.
+settled (the configured file when its version is new, else the one activated last), then the grade role takes the
+lease (``lease.py``) or, while another process holds it, follows that leader as a warm standby (``standby.py``),
+then the consumer loop recovers the engine from its last checkpoint (or the standby's followed state) and reads on;
+health reports SERVING once the role's stores answer (grade: Kafka and the database; index: Kafka and
+Elasticsearch) and the engine has recovered (never while a standby follows).
 
 Shutdown (STYLE §4.2, driven by ``run_until_stopped``): health NOT_SERVING, the gRPC server stops taking calls
 and lets running ones finish, the loops finish their batch (effects acknowledged; the grade role takes the final
