@@ -230,7 +230,7 @@ async def _build(settings: GraderSettings, cleanups: list[Cleanup]) -> GraderApp
     follower = None
     if lease is not None:
         follower = Follower(owner, reader, store, lease, settings.standby, batch_limit=settings.consumer.batch_size)
-        cleanups.append(lease.release)
+        cleanups.insert(0, lease.release)  # released last: after the final checkpoint, the commit and the flush
     consumer = PostConsumer(owner, reader, dead_letters, settings.consumer, idle_tick_s=settings.idle_tick_s,
                             stores_answer=stores_answer, follow=follower.run if follower else None)  # fmt: skip
 

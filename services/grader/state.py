@@ -341,7 +341,9 @@ class EngineOwner:
                 self.generation += 1  # event time moved by the clock: no replay of the posts reproduces it
             outputs = self._render(self._pacer.pace(outs, self._live))
             published = await self._effect(outputs)
-            if outputs and not self.checkpointer.in_flight():
+            if outs:
+                # At once (after the one in flight): no replay reproduces the tick, so a recovery or a standby
+                # must start from a state that holds it.
                 await self._periodic_checkpoint()
             return published
 

@@ -589,6 +589,9 @@ async def test_idle_tick_lets_a_quiet_event_cool_down_with_the_wall_clock() -> N
     await task
     assert ports.sink.alerts[-1].to_level < ports.sink.alerts[-1].from_level
     assert owner.engine.clock_at == later
+    # No replay reproduces a tick: the checkpoint after it holds it, and says so (a standby reloads on it).
+    stored = ports.store.checkpoint
+    assert stored is not None and stored.generation >= 1 and stored.generation == owner.generation
 
 
 __all__ = ["FakeAlertLog", "FakeIndex", "FakeSink", "FakeStore", "Ports", "feed", "started", "story"]
