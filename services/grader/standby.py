@@ -33,6 +33,8 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from prometheus_client import Counter, Gauge
+
 from services.grader.consumer import Item, to_item
 from services.grader.lease import Lease
 from services.grader.ports import CheckpointInfo, PostReader, StateStore
@@ -42,6 +44,14 @@ from services.grader.state import EngineOwner
 __all__ = ["Follower"]
 
 _log = logging.getLogger(__name__)
+
+# Served on the grader's /metrics (``METRICS_PORT``): which process leads, and how far behind its leader a standby is.
+LEADING = Gauge("qingfeng_grader_leading", "1 while this grade process holds the lease and grades, 0 while it follows")
+BEHIND = Gauge(
+    "qingfeng_grader_standby_behind_records",
+    "Posts the leader made durable (committed) that this standby has not fed yet; what a takeover would replay",
+)
+RELOADS = Counter("qingfeng_grader_standby_reloads", "Checkpoints a standby restored to follow from (start included)")
 
 Run = list[int]  # [partition, next offset to feed, end offset]
 
@@ -84,7 +94,9 @@ class Follower:
         """Follow until the lease is this process's (True: lead from here) or ``stop`` is set (False)."""
         if await self._lease.try_acquire():
             self.leading = True
+            LEADING.set(1)
             return True
+        LEADING.set(0)
         _log.warning("standby: %s is held by another grader; following it", self._lease.where)
         original_nice = _set_nice(self._settings.nice)
         while not stop.is_set():
@@ -98,6 +110,8 @@ class Follower:
                     self._owner.stale = True
                     self._owner.following = None
                 self.leading = True
+                LEADING.set(1)
+                BEHIND.set(0)
                 return True
             try:
                 progressed = await self._step()
@@ -139,6 +153,7 @@ class Follower:
         self._buffers = {p: deque() for p in positions}
         self._loaded = True
         self.reloads += 1
+        RELOADS.inc()
         _log.info("standby: following from the checkpoint of %s at %s", checkpoint.saved_at.isoformat(),
                   positions)  # fmt: skip
         return True
@@ -151,7 +166,10 @@ class Follower:
         # After reading: a checkpoint stored since then may have emptied entries never read, and covers them.
         self._check(await self._store.checkpoint_info())
         durable = await self._reader.committed()
-        return await self._feed(durable)
+        fed = await self._feed(durable)
+        positions = self._owner.positions
+        BEHIND.set(sum(max(0, o - positions.get(p, 0)) for p, o in durable.items()))
+        return fed
 
     def _check(self, info: CheckpointInfo | None) -> None:
         if info is None:
