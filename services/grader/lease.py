@@ -110,6 +110,12 @@ class FileLease:
                 os.close(fd)
 
 
+_HELD = text(
+    "SELECT count(*) > 0 FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' "
+    "AND classid = 0 AND objid = :k AND granted"
+)
+
+
 class PostgresLease:
     """A session advisory lock named after ``name``, on a connection of its own; see the module docstring."""
 
@@ -145,8 +151,11 @@ class PostgresLease:
         if conn is None:
             return False
         try:
-            await conn.execute(text("SELECT 1"))
+            # The lock itself, not only the session: a session replaced under us (a pooler) answers but holds nothing.
+            held = (await conn.execute(_HELD, {"k": self._key})).scalar()
             await conn.commit()
+            if not held:
+                raise RuntimeError("the advisory lock is no longer held by this session")
         except Exception as err:
             _log.error("the lease's database session is lost (%s: %s): this process no longer leads",
                        type(err).__name__, err)  # fmt: skip

@@ -56,3 +56,15 @@ async def test_one_session_holds_it_and_a_lost_session_frees_it(engines: tuple[A
     assert await first.try_acquire(), "released: free again"
     await first.release()
     await other_topic.release()
+
+
+async def test_a_session_that_no_longer_holds_the_lock_is_no_leader(engines: tuple[AsyncEngine, AsyncEngine]) -> None:
+    lease = PostgresLease(engines[0], "posts")
+    assert await lease.try_acquire()
+    conn = lease._conn
+    assert conn is not None
+    # The session answers but the lock is gone (as after a pooler swapped the session): holding must say so.
+    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lease._key})
+    await conn.commit()
+    assert not await lease.holding()
+    assert await PostgresLease(engines[1], "posts").try_acquire()
