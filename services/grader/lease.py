@@ -161,6 +161,7 @@ class PostgresLease:
                        type(err).__name__, err)  # fmt: skip
             self._conn = None
             with contextlib.suppress(Exception):
+                await conn.invalidate()  # never back into the pool: end the session itself
                 await conn.close()
             return False
         return True

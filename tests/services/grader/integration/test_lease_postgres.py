@@ -67,4 +67,6 @@ async def test_a_session_that_no_longer_holds_the_lock_is_no_leader(engines: tup
     await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lease._key})
     await conn.commit()
     assert not await lease.holding()
-    assert await PostgresLease(engines[1], "posts").try_acquire()
+    other = PostgresLease(engines[1], "posts")
+    assert await other.try_acquire()
+    await other.release()
