@@ -242,9 +242,63 @@ def _child(limit: int, data: Path, gc_mode: str) -> dict[str, Any]:
     }
 
 
+def _child_no_kafka(limit: int, data: Path, gc_mode: str) -> dict[str, Any]:
+    """``--no-kafka``: parse, then the collector's ``SlicePreparer`` (validation, enrichment, dedupe, encoding) over
+    slices of 500 owned items, then ``DocumentBuilder.line`` of every post record, all in this process; digests of
+    the records, of the item results and of the document lines."""
+    from qingfeng.elastic.words import default_splitter
+    from qingfeng.v1 import common_pb2, post_pb2, source_pb2
+
+    import services
+    from services.collector.app import build_enricher
+    from services.collector.core import Deduper
+    from services.collector.documents import builder
+    from services.collector.preparation import SlicePreparer
+    from services.collector.server import jsonl_line_parser
+    from services.collector.settings import CollectorSettings
+
+    settings = CollectorSettings()
+    if gc_mode == "service":
+        from qingfeng.gc_tuning import apply_gc_settings
+
+        apply_gc_settings(settings.gc)
+    with (data / "weibo_posts.jsonl").open(encoding="utf-8") as handle:
+        lines = [line.rstrip("\n") for _, line in zip(range(limit), handle, strict=False)]
+    source = source_pb2.Source(id="import", kind=common_pb2.SOURCE_KIND_JSONL_IMPORT)
+    preparer = SlicePreparer(enricher=build_enricher(settings), deduper=Deduper(), settings=settings.pipeline,
+                             topics=settings.topics, clock=lambda: _COLLECTED_AT)  # fmt: skip
+    documents = builder(default_splitter())
+    cpu: dict[str, float] = {}
+    t0 = time.process_time()
+    items = [jsonl_line_parser(x, source, line_number=i, collected_at=_COLLECTED_AT) for i, x in enumerate(lines, 1)]
+    t1 = time.process_time()
+    slices = [preparer.prepare(items[i : i + 500], _COLLECTED_AT, lambda _: False, 1 << 20, owned=True)
+              for i in range(0, len(items), 500)]  # fmt: skip
+    t2 = time.process_time()
+    records = [r for s in slices for r in s.records]
+    bodies = [documents.line(r.message, "ev") for r in records if isinstance(r.message, post_pb2.Post)]
+    cpu = {"parse": t1 - t0, "prepare": t2 - t1, "documents": time.process_time() - t2}
+    digests = [hashlib.sha256() for _ in range(3)]
+    for r in records:
+        digests[0].update(repr((r.topic, r.key, r.event_type, r.event_id, r.message.SerializeToString())).encode())
+    for x in (x for s in slices for x in s.results):
+        digests[1].update(repr((x.outcome, x.duplicate_of, x.redelivered, x.rejected and x.rejected.reason)).encode())
+    for body in bodies:
+        digests[2].update(body)
+    raw, decoded, made = (d.hexdigest() for d in digests)
+    return {"services": services.__file__, "posts": len(lines), "records": len(records), "indexed": len(bodies),
+            "us_per_post": {k: 1e6 * v / len(lines) for k, v in cpu.items()},
+            "raw_digest": raw, "decoded_digest": decoded, "bodies_digest": made}  # fmt: skip
+
+
+def _child_args(args: argparse.Namespace, limit: int) -> list[str]:
+    extra = ["--no-kafka"] if args.no_kafka else []
+    return [__file__, "--child", "--limit", str(limit), "--data", str(args.data), "--gc", args.gc, *extra]
+
+
 def _run_child(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=f"{tree / 'libs'}:{tree}")
-    cmd = [sys.executable, __file__, "--child", "--limit", str(args.limit), "--data", str(args.data), "--gc", args.gc]
+    cmd = [sys.executable, *_child_args(args, args.limit)]
     out = subprocess.run(cmd, env=env, cwd=tree, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SystemExit(f"child for {tree} failed:\n{out.stderr[-4000:]}")
@@ -262,8 +316,8 @@ def _callgrind_ir(tree: Path, args: argparse.Namespace, limit: int) -> tuple[int
     env = dict(os.environ, PYTHONPATH=f"{tree / 'libs'}:{tree}", PYTHONHASHSEED="0")
     with tempfile.TemporaryDirectory(prefix="qf-callgrind-") as tmp:
         out_file = Path(tmp) / "callgrind.out"
-        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", sys.executable, __file__]
-        cmd += ["--child", "--limit", str(limit), "--data", str(args.data), "--gc", args.gc]
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", sys.executable]
+        cmd += _child_args(args, limit)
         out = subprocess.run(cmd, env=env, cwd=tree, capture_output=True, text=True, check=False)
         if out.returncode != 0:
             raise SystemExit(f"callgrind child for {tree} failed:\n{out.stderr[-4000:]}")
@@ -361,10 +415,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--callgrind", default=None, metavar="SMALL,LARGE", help="instructions per post under callgrind instead"
     )
+    parser.add_argument(
+        "--no-kafka",
+        action="store_true",
+        help="the CPU stages alone in one process: parse, prepare (SlicePreparer), documents; digests of each",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(_child(args.limit, args.data, args.gc)))
+        print(json.dumps((_child_no_kafka if args.no_kafka else _child)(args.limit, args.data, args.gc)))
         return 0
     trees = {"new": ROOT} if args.old is None else {"old": args.old.resolve(), "new": ROOT}
     if args.callgrind:
@@ -385,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{result['indexed']} indexed"
             )
     print(f"\nCPU µs per post, median of {args.rounds} ({args.limit} posts, gc {args.gc}):")
-    for stage in (*_STAGES, *(("client",) if args.client else ()), "total"):
+    stages = ("parse", "prepare", "documents") if args.no_kafka else _STAGES
+    for stage in (*stages, *(("client",) if args.client else ()), "total"):
         row = []
         for name in trees:
             values = [
