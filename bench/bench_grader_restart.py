@@ -1,7 +1,7 @@
 """The grader killed (SIGKILL) under load and restarted: when do alerts come again, and when are they back under 2 s?
 
     .venv/bin/python bench/bench_grader_restart.py [--rate 1000] [--duration 110] [--kill-at 60] [--pause 5]
-                                                    [--horizon 120]
+                                                    [--horizon 120] [--standby AT]
 
 Needs the local stack (Kafka at 127.0.0.1:19092; the grade role needs no Elasticsearch). Starts the grader
 (``python -m services.grader``, role ``grade``, INFO logs, clustering horizon ``--horizon`` s) on topics and a SQLite
@@ -12,7 +12,10 @@ replay has to work off besides the time down), a timeline from the restarted gra
 checkpoint load/decode/restore, alert log, order log, caught up with the replay's posts and CPU), the first alert
 the restarted grader published, the post -> alert latency per ``--window`` s of alert arrival since the kill, and the
 p99 of the posts produced while it was down and in the 30 s after it was healthy (recovered), as the soak reports
-it. Everything it created is deleted.
+it. With ``--standby AT`` a second grade process over the same database and topics starts ``AT`` s after producing
+began and follows the grader (``services/grader/standby.py``); the kill then hands over to it (healthy: it took the
+lease) and the grader is not restarted: the same figures, for a warm standby instead of a restart. Everything it
+created is deleted.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ _MILESTONES = (
     "grader starting",
     "caught up after seeking",
     "checkpoint:",
+    "standby: following from",
+    "standby: took",
 )
 
 
@@ -134,6 +139,7 @@ async def main(args: argparse.Namespace) -> int:
     env.pop("QF_GRADER_CONSUMER__BATCH_SIZE", None)  # the grader's own default
     logs = [workdir / "grader-1.log", workdir / "grader-2.log"]
     process = _spawn(env, logs[0])
+    standby: subprocess.Popen[bytes] | None = None
     try:
         await lat._wait_serving(settings.grpc.port)
         alerts: list[tuple[float, event_pb2.Alert]] = []
@@ -147,14 +153,22 @@ async def main(args: argparse.Namespace) -> int:
         producing = asyncio.create_task(
             produce_paced(settings.kafka, settings.topics.posts, args.rate, args.duration, stream.post, tick_s=0.005)
         )
-        await asyncio.sleep(args.kill_at)
+        began = time.monotonic()
+        if args.standby is not None:
+            await asyncio.sleep(args.standby)
+            standby_env = {**env, "QF_GRADER_GRPC__PORT": str(lat._free_port())}
+            standby = _spawn(standby_env, logs[1])
+        await asyncio.sleep(max(0.0, began + args.kill_at - time.monotonic()))
         process.kill()
         killed = time.time()
         process.wait()
         load_at_kill = os.getloadavg()[0]
-        await asyncio.sleep(args.pause)
-        restarted = time.time()
-        process = _spawn(env, logs[1])
+        if args.standby is None:
+            await asyncio.sleep(args.pause)
+            restarted = time.time()
+            process = _spawn(env, logs[1])
+        else:
+            restarted, process = killed, standby  # it takes over: nothing is restarted
         profiler = _profile(process.pid, args.profile, args.profile_s) if args.profile else None
         sent, _ = await producing
         deadline = time.monotonic() + 300
@@ -172,11 +186,13 @@ async def main(args: argparse.Namespace) -> int:
         await collector
         load_end = os.getloadavg()[0]
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        for child in {process, standby} - {None}:
+            assert child is not None
+            child.terminate()
+            try:
+                child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
         await lat._cleanup(settings)
 
     before = [a for a in alerts if a[0] < killed]
@@ -189,7 +205,7 @@ async def main(args: argparse.Namespace) -> int:
     print(f"last checkpoint before the kill: {killed - taken[-1]:.1f}s old ({len(taken)} taken in {args.kill_at:.0f}s)"
           if taken else "no checkpoint before the kill")  # fmt: skip
     print("timeline (seconds since the kill -9):")
-    print(f"  +{restarted - killed:6.1f}s  grader started again")
+    print(f"  +{restarted - killed:6.1f}s  " + ("grader started again" if args.standby is None else "(standby)"))
     print("\n".join(_timeline(logs[1], killed, drained - killed + 5)))
     if after:
         print(f"  +{after[0][0] - killed:6.1f}s  first alert after the kill")
@@ -199,7 +215,7 @@ async def main(args: argparse.Namespace) -> int:
     print(f"  +{drained - killed:6.1f}s  every post committed (the group's offsets at the end of the topic)")
     print(f"post -> alert latency by arrival, {args.window:.0f} s windows since the kill:")
     print("\n".join(_windows(alerts, killed, args.window)))
-    healthy = _log_times(logs[1], "recovered")
+    healthy = _log_times(logs[1], "recovered" if args.standby is None else "standby: took")
     if healthy:
         n_down, p99_down = _p99_of_posts(alerts, killed, healthy[0])
         n_next, p99_next = _p99_of_posts(alerts, healthy[0], healthy[0] + 30)
@@ -240,6 +256,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=110.0, help="seconds of producing (default 110)")
     parser.add_argument("--kill-at", type=float, default=60.0)
     parser.add_argument("--pause", type=float, default=5.0)
+    parser.add_argument("--standby", type=float, metavar="AT", help="start a warm standby AT s in; no restart")
     parser.add_argument("--horizon", type=float, default=120.0, help="the grader's QF_GRADER_HORIZON_S")
     parser.add_argument("--window", type=float, default=5.0)
     parser.add_argument("--partitions", type=int, default=3)
