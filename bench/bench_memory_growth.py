@@ -182,27 +182,33 @@ def _malloc_info(xml_file: Any) -> dict[str, int]:
 
 
 def _smaps() -> dict[str, int]:
-    """Resident KiB by kind of mapping: the brk heap (glibc's main arena), anonymous mappings starting on a 64 MiB
-    boundary and no larger (glibc's thread-arena heaps), other anonymous ones (pymalloc's arenas, glibc's mmapped
-    chunks, libraries' own), and file-backed."""
-    found = {"heap": 0, "thread_arena_heaps": 0, "other_anon": 0, "file": 0}
-    kind = "file"
+    """Resident KiB by kind of mapping: the brk heap (glibc's main arena), glibc's thread-arena heaps (a read-write
+    anonymous mapping on a 64 MiB boundary followed by the inaccessible rest of its 64 MiB reservation), other
+    anonymous ones (pymalloc's arenas, glibc's mmapped chunks, libraries' own), and file-backed. A thread-arena heap
+    grown to the whole 64 MiB has no such rest and counts as other anonymous memory (malloc_info tells it exactly)."""
+    regions: list[tuple[int, int, str, str, int]] = []  # start, end, permissions, name, resident KiB
     with open("/proc/self/smaps") as smaps:
         for line in smaps:
             head = line.split()
             if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
                 start, end = (int(x, 16) for x in head[0].split("-"))
-                name = head[5] if len(head) > 5 else ""
-                if name == "[heap]":
-                    kind = "heap"
-                elif name and not name.startswith("["):
-                    kind = "file"
-                elif start % (64 << 20) == 0 and end - start <= 64 << 20:
-                    kind = "thread_arena_heaps"
-                else:
-                    kind = "other_anon"
-            elif head[0] == "Rss:":
-                found[kind] += int(head[1])
+                regions.append((start, end, head[1], head[5] if len(head) > 5 else "", 0))
+            elif head[0] == "Rss:" and regions:
+                regions[-1] = (*regions[-1][:4], int(head[1]))
+    found = {"heap": 0, "thread_arena_heaps": 0, "other_anon": 0, "file": 0}
+    block = 64 << 20
+    for i, (start, end, perms, name, rss) in enumerate(regions):
+        rest = regions[i + 1] if i + 1 < len(regions) else None
+        if name == "[heap]":
+            kind = "heap"
+        elif name and not name.startswith("["):
+            kind = "file"
+        elif (start % block == 0 and perms.startswith("rw") and rest is not None and rest[0] == end
+              and rest[2].startswith("---") and not rest[3] and rest[1] <= start + block):  # fmt: skip
+            kind = "thread_arena_heaps"
+        else:
+            kind = "other_anon"
+        found[kind] += rss
     return found
 
 
