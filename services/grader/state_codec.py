@@ -10,8 +10,9 @@ The buffers here are the process's largest (the blob 17-24 MB, its JSON 70 MB), 
 threads. glibc serves a block above its mmap threshold with its own mapping and gives it back when freed, but then
 raises the threshold to that block's size (up to 32 MiB) and the trim threshold to twice it: after the first blob
 freed, every later one, the checkpoint child's output and SQLite's copy were cut from the arenas of whichever
-threads allocated them, which kept the space. In the soak's grade role that was the growth after a restart (thread
-arenas 186 -> 254 MiB resident in 6 minutes while Python's own memory stayed level, bench_memory_growth.py).
+threads allocated them, which kept the space. In the soak's grade role that was the growth after a restart (worker
+threads' arenas 74 -> 157 MiB, 95 MiB of it free, in 6 minutes while pymalloc's arenas did not move;
+bench_memory_growth.py --kill-at 150, 2026-12-01).
 ``pin_mmap_threshold`` fixes both thresholds at glibc's defaults before the codec's first large buffer.
 """
 
