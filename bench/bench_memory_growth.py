@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_memory_growth.py [--target grader|collector] [--duration 180] [--rate 2315]
         [--warmup 60] [--horizon 120] [--rows 10000] [--tracemalloc FRAMES] [--types] [--top 25]
-        [--role grade|index|both] [--kill-at S] [--es-outage AT,SECONDS] [--trim-at-dump]
+        [--role grade|index|both] [--kill-at S] [--es-outage AT,SECONDS] [--trim-at-dump] [--env NAME=VALUE]
 
 Needs the local stack (Kafka 127.0.0.1:19092, Elasticsearch 127.0.0.1:19200). Starts the real service as a
 subprocess with TLS and signed identities (``bench/_soak_suite.py``, as the soak does) on topics, an index prefix, a
@@ -34,6 +34,10 @@ own memory to the RSS, so compare RSS figures only between runs with the same fl
 warm-up and at the end of the run (the child dumps it on SIGUSR1), and the allocation sites that grew most between
 the two are printed, with the gc-tracked object counts by type that grew most. ``--types`` takes only the
 gc-tracked object counts (and the sizes of the grade role's engine state, ``_engine_sizes``) without tracemalloc.
+Every dump also records the allocators: glibc's (``mallinfo2``, and ``malloc_info`` per arena: the main one against
+the worker threads', with the free bytes they keep), pymalloc's, the resident memory by kind of mapping and the
+thread count. ``--env`` sets an allocator's environment for the measured process(es) (the grade role's growth
+after a restart was glibc's worker-thread arenas: ``services/grader/state_codec.py``).
 
 The child side: run with ``QF_MEMBENCH_CHILD=<module>`` in its environment, this file starts tracemalloc when
 ``QF_MEMBENCH_TRACEMALLOC`` > 0, dumps a snapshot into ``QF_MEMBENCH_DIR`` on each SIGUSR1, then runs the module as
