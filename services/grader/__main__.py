@@ -14,6 +14,7 @@ from qingfeng.telemetry import setup_tracing  # noqa: E402
 
 from services.grader.app import run  # noqa: E402
 from services.grader.settings import GraderSettings  # noqa: E402
+from services.grader.state_codec import pin_mmap_threshold  # noqa: E402
 
 
 def main() -> None:
@@ -21,6 +22,7 @@ def main() -> None:
     setup_logging("grader", settings.log.level)
     setup_tracing(settings.telemetry, process="grader")
     apply_gc_settings(settings.gc)
+    pin_mmap_threshold()  # before any large block is freed: Kafka's and gRPC's buffers too (state_codec.py)
     logging.getLogger("services.grader").info("process started: imports and settings took %.2fs",
                                               time.perf_counter() - _STARTED)  # fmt: skip
     asyncio.run(run(settings))
