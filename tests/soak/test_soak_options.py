@@ -49,8 +49,9 @@ def test_unknown_faults_are_refused_with_the_names_to_choose_from() -> None:
         SoakOptions(faults=("reboot",), fault_at=(0.1,))
 
 
-def test_a_standby_grader_by_default_started_before_the_grader_kill() -> None:
-    for options in (parse_args([]), parse_args(["--short"])):
+def test_a_standby_grader_in_the_ci_form_started_before_the_grader_kill() -> None:
+    for options in (parse_args(["--short"]), parse_args(["--standby"])):
         grader_kill = options.fault_at[options.faults.index("kill -9 grader")]
         assert options.standby_at is not None and options.standby_at < grader_kill
-    assert parse_args(["--no-standby"]).standby_at is None
+    assert parse_args([]).standby_at is None
+    assert parse_args(["--short", "--no-standby"]).standby_at is None
