@@ -139,23 +139,32 @@ class Follower:
     # -- following -------------------------------------------------------------------------------------------------
 
     async def _load(self) -> bool:
-        """Restore the checkpoint to follow from; False while the leader has not stored one yet."""
-        if await self._store.checkpoint_info() is None:
-            return False
-        checkpoint = await self._owner.load_to_follow()
+        """Restore the checkpoint to follow from; False while the leader has not stored one yet (or stored a newer one
+        while this one was read: tried again at the next poll)."""
+        checkpoint = await self._store.load()
         if checkpoint is None:
             return False
+        # The order log at once, before the slow restore: a checkpoint stored meanwhile would empty entries this
+        # state needs. One stored between the two reads is seen by its time, and the load starts over.
+        batches = await self._store.order_batches()
+        info = await self._store.checkpoint_info()
+        if info is None or info.saved_at != checkpoint.saved_at:
+            return False
+        await self._owner.load_to_follow(checkpoint)
         self._generation = checkpoint.generation
         positions = await self._reader.seek(self._owner.positions, default="earliest")
         self._owner.positions.update(positions)
         self._frontier = dict(positions)
         self._pending.clear()
         self._buffers = {p: deque() for p in positions}
+        for batch in batches:
+            self._read(batch)
         self._loaded = True
         self.reloads += 1
         RELOADS.inc()
-        _log.info("standby: following from the checkpoint of %s at %s", checkpoint.saved_at.isoformat(),
-                  positions)  # fmt: skip
+        # At WARNING, as the reloads are: an operator (and the soak) sees when a standby follows.
+        _log.warning("standby: following from the checkpoint of %s at %s", checkpoint.saved_at.isoformat(),
+                     positions)  # fmt: skip
         return True
 
     async def _step(self) -> bool:

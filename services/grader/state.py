@@ -240,15 +240,15 @@ class EngineOwner:
 
     # -- a warm standby (standby.py) ------------------------------------------------------------------------------
 
-    async def load_to_follow(self) -> Checkpoint | None:
-        """Restore the last checkpoint (and the active policy) to follow the leader from: the alert log is not read,
-        nothing is published, and the owner stays stale (no command, no batch) until ``take_over``."""
+    async def load_to_follow(self, checkpoint: Checkpoint | None) -> None:
+        """Restore ``checkpoint`` (the last one, or None: a fresh engine) and the active policy to follow the leader
+        from: the alert log is not read, nothing is published, and the owner stays stale (no command, no batch)
+        until ``take_over``."""
         async with self.lock:
             record = await self._store.active_policy()
             if record is not None and (self.active is None or record.version != self.active.record.version):
                 self.active = ActivePolicy.of(record)  # the leader activated another policy
             assert self.active is not None, "activate_configured() first"
-            checkpoint = await self._store.load()
             policy = self.active.policy
             if checkpoint is None:
                 self.engine, self.positions, self._alert_offsets = Grader(policy, self._config), {}, {}
@@ -262,7 +262,6 @@ class EngineOwner:
             self.following = checkpoint
             self.stale = True
             self._pacer.reset()
-            return checkpoint
 
     def follow_batch(self, posts: Sequence[PostView], positions: Mapping[int, int], watermark: datetime | None) -> None:
         """Feed one of the leader's durable batches as it fed it, without any effect (the leader had them)."""
