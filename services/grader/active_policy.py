@@ -35,4 +35,3 @@ def placeholder_policy() -> Policy:
     text = "kind: grading-policy\nname: none\nversion: '0'\nscheme: four_color\nwindows: [1h]\n"
     text += "levels:\n  - {name: blue, warning_level: blue}\n"
     return load_policy(text)
-
