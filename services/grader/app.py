@@ -235,7 +235,7 @@ async def _build(settings: GraderSettings, cleanups: list[Cleanup]) -> GraderApp
                             stores_answer=stores_answer, follow=follower.run if follower else None)  # fmt: skip
 
     async def recovered() -> None:
-        if owner.following is not None or (follower is not None and not follower.leading):
+        if follower is not None and not follower.leading:
             raise RuntimeError("standby: another grader leads; this one follows it")
         if owner.stale:
             raise RuntimeError("the engine is recovering from its checkpoint")

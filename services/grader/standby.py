@@ -37,7 +37,7 @@ from prometheus_client import Counter, Gauge
 
 from services.grader.consumer import Item, to_item
 from services.grader.lease import Lease
-from services.grader.ports import CheckpointInfo, PostReader, StateStore
+from services.grader.ports import Checkpoint, CheckpointInfo, PostReader, StateStore
 from services.grader.settings import StandbySettings
 from services.grader.state import EngineOwner
 
@@ -79,8 +79,7 @@ class Follower:
         self._lease = lease
         self._settings = settings
         self._limit = batch_limit
-        self._loaded = False
-        self._generation = 0
+        self._followed: Checkpoint | None = None  # the checkpoint restored to follow from (None: not loaded)
         self._pending: deque[list[Run]] = deque()  # logged batches not fed yet, clipped to what was fed
         self._frontier: dict[int, int] = {}  # per partition, the end of the order known from the log
         self._buffers: dict[int, deque[Item]] = {}
@@ -108,7 +107,6 @@ class Follower:
                     _log.warning("standby: took the lease but not the state (%s: %s); recovering from the checkpoint",
                                  type(err).__name__, err)  # fmt: skip
                     self._owner.stale = True
-                    self._owner.following = None
                 self.leading = True
                 LEADING.set(1)
                 BEHIND.set(0)
@@ -117,7 +115,7 @@ class Follower:
                 progressed = await self._step()
             except _Diverged as err:
                 _log.warning("standby: %s; reloading the checkpoint", err)
-                self._loaded = False
+                self._followed = None
                 progressed = True
             except Exception as err:  # Kafka or the database: try again at the next poll
                 _log.warning("standby: following failed (%s: %s); retrying", type(err).__name__, err)
@@ -151,7 +149,6 @@ class Follower:
         if info is None or info.saved_at != checkpoint.saved_at:
             return False
         await self._owner.load_to_follow(checkpoint)
-        self._generation = checkpoint.generation
         positions = await self._reader.seek(self._owner.positions, default="earliest")
         self._owner.positions.update(positions)
         self._frontier = dict(positions)
@@ -159,7 +156,7 @@ class Follower:
         self._buffers = {p: deque() for p in positions}
         for batch in batches:
             self._read(batch)
-        self._loaded = True
+        self._followed = checkpoint
         self.reloads += 1
         RELOADS.inc()
         # At WARNING, as the reloads are: an operator (and the soak) sees when a standby follows.
@@ -168,7 +165,7 @@ class Follower:
         return True
 
     async def _step(self) -> bool:
-        if not self._loaded:
+        if self._followed is None:
             return await self._load()
         for batch in await self._store.order_batches():
             self._read(batch)
@@ -183,8 +180,10 @@ class Follower:
     def _check(self, info: CheckpointInfo | None) -> None:
         if info is None:
             raise _Diverged("the checkpoint is gone")
-        if info.generation != self._generation:
-            raise _Diverged(f"the state changed outside the posts (generation {self._generation} -> {info.generation})")
+        if info.generation != self._owner.generation:
+            raise _Diverged(
+                f"the state changed outside the posts (generation {self._owner.generation} -> {info.generation})"
+            )
         for partition, position in info.positions.items():
             if position > self._frontier.get(partition, 0):
                 raise _Diverged(f"a checkpoint covers batches never read (partition {partition}: {position})")
@@ -267,13 +266,14 @@ class Follower:
         info = await self._store.checkpoint_info()
         owner = self._owner
         behind = info is not None and any(o > owner.positions.get(p, 0) for p, o in info.positions.items())
-        if not self._loaded or info is None or info.generation != self._generation or behind:
+        checkpoint = self._followed
+        if checkpoint is None or info is None or info.generation != owner.generation or behind:
             _log.warning("standby: took %s; the followed state is not current: recovering from the checkpoint",
                          self._lease.where)  # fmt: skip
             owner.stale = True  # the consumer loop recovers
             return
         script = [run for batch in await self._store.order_batches() for run in batch]
-        await owner.take_over(script)
+        await owner.take_over(checkpoint, script)
         _log.warning("standby: took %s; leading from %s (followed %d posts in %d batches, %d loads)",
                      self._lease.where, owner.positions, self.posts, self.batches, self.reloads)  # fmt: skip
 

@@ -130,8 +130,6 @@ class EngineOwner:
         self.stale = True
         # Changes in the state that no replay reproduces (``Checkpoint.generation``): commands, idle ticks, regrades.
         self.generation = 0
-        # The checkpoint a standby restored and follows the leader from (None: not following).
-        self.following: Checkpoint | None = None
         self.suppressed = 0  # replayed alerts not published again (tests, logs)
         self.dropped: dict[str, int] = {"duplicate": 0, "late": 0}  # posts not applied, by reason (since start)
         self.late_attached = 0  # posts older than the horizon applied because they joined a live event
@@ -211,7 +209,6 @@ class EngineOwner:
             pending = Outputs(pending.alerts + changes.alerts, pending.events + changes.events)
         self.engine = engine
         self.generation = generation
-        self.following = None
         self.positions = positions
         self.checkpointer.stored = checkpoint is not None
         self._alert_offsets = alert_offsets
@@ -259,7 +256,6 @@ class EngineOwner:
                 self.generation = checkpoint.generation
                 if self.engine.state_policy_version != policy.version:
                     self.engine.set_policy(policy)  # as the leader's recovery does; its checkpoint will say so
-            self.following = checkpoint
             self.stale = True
             self._pacer.reset()
 
@@ -273,17 +269,16 @@ class EngineOwner:
         self._pacer.pace(outs, self._live)
         self.positions.update(positions)
 
-    async def take_over(self, script: list[tuple[int, int, int]]) -> None:
-        """Become the leader: learn the alerts already out since the followed checkpoint, publish what the leader
-        may have left unpublished (a command's pending outputs, the snapshots it held), then grade from
+    async def take_over(self, checkpoint: Checkpoint, script: list[tuple[int, int, int]]) -> None:
+        """Become the leader: learn the alerts already out since ``checkpoint`` (the one followed from), publish what
+        the leader may have left unpublished (a command's pending outputs, the snapshots it held), then grade from
         ``positions``, following ``script`` (the order log) first, as a recovery does."""
         async with self.lock:
-            checkpoint, self.following = self.following, None
-            self._emitted = await self._alert_log.emitted(checkpoint.alert_offsets if checkpoint else {})
+            self._emitted = await self._alert_log.emitted(checkpoint.alert_offsets)
             self.script = script
-            self.checkpointer.stored = checkpoint is not None
+            self.checkpointer.stored = True
             self.stale = False
-            if checkpoint is not None and checkpoint.pending:
+            if checkpoint.pending:
                 await self._effect(checkpoint.pending)
             held = self._pacer.take_all()
             if held:
