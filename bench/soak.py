@@ -77,9 +77,11 @@ __all__ = ["FAULTS", "SoakOptions", "SoakResult", "run_soak"]
 # The order of the faults; each starts at its share of the duration (the later ones wait for the earlier).
 FAULTS = ("kill -9 collector", "kill -9 indexer", "kill -9 grader", "restart kafka", "restart elasticsearch")
 # Short names for --faults, in FAULTS' order.
+FAULT_NAMES = {"collector": FAULTS[0], "indexer": FAULTS[1], "grader": FAULTS[2], "kafka": FAULTS[3], "es": FAULTS[4]}
 # The processes whose event loop the report shows (running, waiting for a CPU, asleep).
 LOOPS = ("collector", "indexer", "grader", STANDBY)
-FAULT_NAMES = {"collector": FAULTS[0], "indexer": FAULTS[1], "grader": FAULTS[2], "kafka": FAULTS[3], "es": FAULTS[4]}
+# When a standby grader starts (--standby, the CI form), as a share of the duration: before the grader's kill.
+STANDBY_AT = 0.20
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,7 @@ class SoakOptions:
         """The CI form: one minute at a rate two shared cores carry, one fault of each kind."""
         base: dict[str, object] = {
             "duration_s": 60.0, "rate": 400.0, "warmup_s": 15.0, "fault_at": (0.05, 0.15, 0.25, 0.35, 0.5),
-            "window_s": 10.0, "drain_s": 150.0, "kill_pause_s": 2.0, "standby_at": 0.20,
+            "window_s": 10.0, "drain_s": 150.0, "kill_pause_s": 2.0, "standby_at": STANDBY_AT,
         }  # fmt: skip
         return cls(**{**base, **overrides})  # type: ignore[arg-type]
 
@@ -216,7 +218,6 @@ def _inject(
         if name == STANDBY:
             _start_standby(procs[STANDBY])
             continue
-        time.sleep(max(0.0, began + share * options.duration_s - time.monotonic()))
         out.append(_fault(name, stack, procs, options.kill_pause_s, options.down_s))
 
 
@@ -566,7 +567,7 @@ def parse_args(argv: list[str] | None = None) -> SoakOptions:
         if value is not None
     }  # fmt: skip
     if args.standby:
-        chosen["standby_at"] = 0.20
+        chosen["standby_at"] = STANDBY_AT
     if args.no_standby:
         chosen["standby_at"] = None
     if args.faults is not None and args.faults != FAULTS:
