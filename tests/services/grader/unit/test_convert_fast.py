@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.grader.convert import _event_time, _ts, reason_proto, timestamp
+from services.grader.convert import _event_time, reason_proto, timestamp
 from services.grader.core import Reason
+from services.grader.events_index import _ts
 
 EDGES = [
     datetime(1, 1, 1, tzinfo=UTC),
