@@ -1,14 +1,7 @@
 """The loop over qingfeng.posts.v1: records in event-time order -> engine -> durable effects -> commit.
 
-Order. The engine is one fold over every post, so the order in which the partitions' records reach it decides
-which post opens an event (its id) and when levels change. The loop merges the partitions by event time
-(``EventTimeMerge``): a record is handed on only when every partition either has a later record buffered or has
-been read to its end. With the stream already in Kafka (a replay, a restart after downtime) the order is a pure
-function of the partitions' contents, independent of how fetches happened to split them, so a replay grades
-exactly like the first run and regenerates the same alert ids, which is what recovery relies on (state.py). On a
-live tail a partition read to its end does not hold the others back, so the order then depends on arrival: each
-batch's order is logged (``OrderLog``, runs of partition offsets) before its effects, and a recovery follows the
-log (``EventTimeMerge.follow``) before merging again, so the replay feeds the engine exactly as the lost run did.
+Order. The partitions' records reach the engine merged by event time, or first in the order a lost run logged
+(``event_time_merge.py``: why and how); records become posts or dead letters in ``post_items.py``.
 
 A batch: decode (bad payload -> dead letter UNDECODABLE; no id/time, a time or a record timestamp out of range,
 or a time more than a day after the record was written -> dead letter INVALID), dead letters acknowledged, the
@@ -39,19 +32,15 @@ import contextlib
 import logging
 import math
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Final
 
 from opentelemetry import trace
-from qingfeng.kafka import BadRecord, DeadLetterSpec, Record, parse
 from qingfeng.trace_batches import start_consumer_batch
-from qingfeng.v1 import common_pb2, post_pb2
 
-from services.grader.convert import InvalidPost, post_view
-from services.grader.core import PostView
+from services.grader.event_time_merge import EventTimeMerge, order_runs
 from services.grader.ports import DeadLetterSink, PostReader
+from services.grader.post_items import Item, to_item
 from services.grader.settings import ConsumerSettings
 from services.grader.state import EngineOwner
 
@@ -59,12 +48,6 @@ __all__ = ["EventTimeMerge", "Item", "PostConsumer", "RetrySchedule", "to_item"]
 
 _log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
-
-_SOURCE: Final = "grader"
-_FUTURE_TOLERANCE_S: Final = 86400.0  # a day
-# What a datetime holds (years 1-9999), as epoch seconds.
-_MIN_RECORD_S: Final = datetime(1, 1, 1, tzinfo=UTC).timestamp()
-_MAX_RECORD_S: Final = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 
 
 class _StoresDown(Exception):
@@ -92,182 +75,6 @@ class RetrySchedule:
 
     def progressed(self) -> None:
         self._next = self._first
-
-
-class Item:
-    """One consumed record: the post view to grade, or the dead letter to send instead.
-
-    A plain class with slots, not a frozen dataclass: one is built per consumed record, and a frozen dataclass's
-    ``__init__`` cost several times as much.
-    """
-
-    __slots__ = ("dead", "key", "record", "regions", "view")
-
-    def __init__(
-        self,
-        record: Record,
-        key: float,  # event time (epoch seconds); -inf for dead letters, which go first
-        view: PostView | None = None,
-        dead: DeadLetterSpec | None = None,
-        regions: Sequence[common_pb2.Region] = (),
-    ) -> None:
-        self.record = record
-        self.key = key
-        self.view = view
-        self.dead = dead
-        self.regions = regions  # those with a name (RegionNames): the core keeps codes only
-
-
-def _dead(record: Record, reason: post_pb2.DeadLetterReason.ValueType, message: str) -> Item:
-    bad = BadRecord(record, reason, message)
-    return Item(record, -math.inf, dead=DeadLetterSpec.from_bad_record(bad, source=_SOURCE))
-
-
-def to_item(record: Record) -> Item:
-    """Decode and convert one record; every problem becomes a dead letter, never an exception."""
-    parsed = parse(record, post_pb2.Post)
-    if isinstance(parsed, BadRecord):
-        return Item(record, -math.inf, dead=DeadLetterSpec.from_bad_record(parsed, source=_SOURCE))
-    try:
-        view = post_view(parsed)
-        key = view.created_at.timestamp()
-        written_s = _record_seconds(record)
-        if key > written_s + _FUTURE_TOLERANCE_S:
-            # One post from the future would move event time past every window and cool every event down.
-            raise InvalidPost(f"created_at {view.created_at.isoformat()} is after the record time {record.timestamp}")
-    except InvalidPost as err:
-        return _dead(record, post_pb2.DEAD_LETTER_REASON_INVALID, str(err))
-    except Exception as err:  # whatever a record holds, it costs only itself (issue 13)
-        # An exception here would fail the batch, and the recovery would read the same record again, forever.
-        return _dead(record, post_pb2.DEAD_LETTER_REASON_INVALID, f"unreadable post: {type(err).__name__}: {err}")
-    regions = parsed.enrichment.regions if view.region_codes else ()
-    named = [r for r in regions if r.name] if regions else ()
-    return Item(record, key, view=view, regions=named)
-
-
-def _record_seconds(record: Record) -> float:
-    """The record's timestamp in epoch seconds; ``InvalidPost`` when it is outside what a datetime holds (years
-    1-9999).
-
-    A producer sets CreateTime freely: a timestamp past year 9999 (or before year 1) raised from the property and
-    made the batch fail, and the recovery re-read the same record forever.
-    """
-    seconds = record.timestamp_ms / 1000
-    if _MIN_RECORD_S <= seconds <= _MAX_RECORD_S:
-        return seconds
-    raise InvalidPost(f"record timestamp {record.timestamp_ms} ms is not a valid time (outside years 1-9999)")
-
-
-def _runs(items: Iterable[Item]) -> list[tuple[int, int, int]]:
-    """The order of ``items`` as runs of consecutive offsets of one partition: (partition, first offset, count)."""
-    runs: list[list[int]] = []
-    for item in items:
-        partition, offset = item.record.partition, item.record.offset
-        last = runs[-1] if runs else None
-        if last is not None and last[0] == partition and last[1] + last[2] == offset:
-            last[2] += 1
-        else:
-            runs.append([partition, offset, 1])
-    return [(p, first, count) for p, first, count in runs]
-
-
-class EventTimeMerge:
-    """Per-partition buffers released as a k-way merge on (event time, partition): see the module docstring."""
-
-    def __init__(self) -> None:
-        self._buffers: dict[int, deque[Item]] = {}
-        self._fetched: dict[int, int] = {}  # next offset after what was fetched, per partition
-        self._script: deque[list[int]] = deque()  # [partition, next offset, end offset] to release first
-
-    def reset(self, positions: dict[int, int]) -> None:
-        """Start over from these positions (after a seek): buffered records are dropped and fetched again."""
-        self._buffers = {p: deque() for p in positions}
-        self._fetched = dict(positions)
-        self._script = deque()
-
-    def follow(self, runs: Iterable[tuple[int, int, int]], positions: Mapping[int, int]) -> None:
-        """Release the records of ``runs`` ((partition, first offset, count), in order) before merging again.
-
-        Offsets before ``positions`` (the checkpoint's) and offsets a run repeats (a replay logs its order again)
-        are skipped, so the script is exactly the order of the records after the positions, as first fed.
-        """
-        nxt = dict(positions)
-        for partition, first, count in runs:
-            start, end = max(first, nxt.get(partition, 0)), first + count
-            if start < end:
-                self._script.append([partition, start, end])
-                nxt[partition] = end
-
-    def scripted(self) -> int:
-        """Records still to release in the logged order."""
-        return sum(end - start for _, start, end in self._script)
-
-    def add(self, partition: int, items: Iterable[Item]) -> None:
-        buffer = self._buffers.setdefault(partition, deque())
-        for item in items:
-            buffer.append(item)
-            self._fetched[partition] = item.record.offset + 1
-
-    def buffered(self) -> int:
-        return sum(len(b) for b in self._buffers.values())
-
-    def backlog(self, lag: Callable[[int, int], int]) -> int:
-        """Records buffered here plus those after what was fetched, to each partition's end as last seen."""
-        return self.buffered() + sum(lag(p, self._fetched.get(p, 0)) for p in self._buffers)
-
-    def needy(self, limit: int) -> list[int]:
-        """Partitions worth fetching: those with fewer than ``limit`` records buffered."""
-        return [p for p, b in self._buffers.items() if len(b) < limit]
-
-    def release(self, limit: int, caught_up: Callable[[int, int], bool]) -> list[Item]:
-        """Up to ``limit`` items in merge order; stops where a partition that is not at its end runs dry."""
-        out: list[Item] = []
-        buffers = self._buffers
-        if not self._release_script(out, limit, caught_up):
-            return out
-        while len(out) < limit:
-            best: tuple[float, int] | None = None
-            for p, buffer in buffers.items():
-                if buffer:
-                    head = (buffer[0].key, p)
-                    if best is None or head < best:
-                        best = head
-                elif not caught_up(p, self._fetched.get(p, 0)):
-                    return out  # its next record may come first: wait for it
-            if best is None:
-                return out
-            out.append(buffers[best[1]].popleft())
-        return out
-
-    def _release_script(self, out: list[Item], limit: int, caught_up: Callable[[int, int], bool]) -> bool:
-        """Release in the logged order; True once the script is done (merging may go on)."""
-        script = self._script
-        while script and len(out) < limit:
-            run = script[0]
-            partition, offset, end = run
-            buffer = self._buffers.setdefault(partition, deque())
-            if not buffer:
-                if caught_up(partition, self._fetched.get(partition, 0)):
-                    script.popleft()  # the logged records are gone (retention): nothing left to follow there
-                    continue
-                return False  # fetch it first
-            head = buffer[0].record.offset
-            if head < offset:
-                # The log does not cover this record (it skips a range): it cannot say the order any more.
-                _log.warning("order log skips offsets of partition %d (%d < %d): merging instead", partition,
-                             head, offset)  # fmt: skip
-                script.clear()
-                break
-            # A record missing from the log's range (retention, a transaction marker) is skipped over.
-            run[1] = offset = max(offset, head)
-            if offset >= end:
-                script.popleft()
-                continue
-            out.append(buffer.popleft())
-            run[1] = offset + 1
-            if run[1] >= end:
-                script.popleft()
-        return not script
 
 
 class PostConsumer:
@@ -458,7 +265,7 @@ class PostConsumer:
                 _log.warning("dead-lettered %d post records", len(dead))
             watermark = max((v.created_at for v in views), default=None)
             contexts = {i.view.id: i.record.trace_context for i in items if i.view is not None}
-            published = await self._owner.run_batch(views, positions, watermark, contexts, order=_runs(items))
+            published = await self._owner.run_batch(views, positions, watermark, contexts, order=order_runs(items))
             span.set_attribute("qingfeng.alerts", published)
         self.posts += len(views)
         self.alerts += published
