@@ -290,7 +290,9 @@ async def _index_role(settings: GraderSettings, producer: Producer, cleanups: li
     indexer = GraderIndexer(
         ElasticEventIndex(es, names.write_alias),
         # The posts family is the collector's; the grader only adds event_id to its documents.
-        ElasticPostEvents(es, IndexNames(prefix, "posts")) if settings.post_event_ids else None,
+        ElasticPostEvents(es, IndexNames(prefix, "posts"), poll_s=settings.index.missing_poll_s)
+        if settings.post_event_ids
+        else None,
         producer,
         kafka=settings.kafka,
         topics=settings.topics,

@@ -10,7 +10,9 @@ the grade role writes:
   event id written onto its posts document where it is not there already (``adapters/post_events.
   ElasticPostEvents``: the collector's indexer reads the same topic and indexes most posts once with their event).
   The batch's assignments are applied no earlier than ``assign_delay_s`` after the newest record's timestamp, to
-  give the indexer its chance; the batch's event snapshots are written at once, without waiting for them (a batch
+  give the indexer its chance, and a post it has not indexed yet is waited for up to ``missing_wait_s`` after that
+  timestamp (the indexer behind: it will write the post with its event; a stub written now would make it write
+  twice); the batch's event snapshots are written at once, without waiting for them (a batch
   read while the previous one still waits is read after it: snapshots lag by at most ``assign_delay_s`` while
   posts are being graded). Records are applied in offset order and a later assignment of a post replaces an earlier
   one in the same batch, so a post re-assigned after a merge ends with the newer event.
@@ -123,10 +125,15 @@ class GraderIndexer:
     async def _assign_at(self, due: float, post_events: PostEventIndex, assignments: dict[str, str]) -> None:
         # The wait ends early for a batch read late (a role catching up): its records are due already. Never longer
         # than the delay itself, whatever the grade role's clock wrote into the records.
-        left = min(due - self._clock().timestamp(), self._settings.assign_delay_s)
+        now = self._clock().timestamp()
+        left = min(due - now, self._settings.assign_delay_s)
         if left > 0:
             await asyncio.sleep(left)
-        await post_events.assign(assignments)
+        # Posts the collector's indexer has not written yet are waited for up to missing_wait_s after publication
+        # (by the same clock-skew guard, never longer than that from now).
+        published = due - self._settings.assign_delay_s
+        wait_until = min(published, now) + self._settings.missing_wait_s
+        await post_events.assign(assignments, wait_until=wait_until)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop``; after a failure (Elasticsearch or Kafka down) wait, then resume from the commit."""

@@ -166,8 +166,9 @@ class PostEventIndex(Protocol):
     already_assigned: int
     """Assignments found on their documents already (the collector's indexer wrote them): nothing written."""
 
-    async def assign(self, assignments: Mapping[str, str]) -> None:
-        """Write each post's event id; raises ``Unavailable`` when Elasticsearch did not take them."""
+    async def assign(self, assignments: Mapping[str, str], *, wait_until: float | None = None) -> None:
+        """Write each post's event id, waiting until ``wait_until`` (epoch seconds) for posts not indexed yet;
+        raises ``Unavailable`` when Elasticsearch did not take them."""
         ...
 
 

@@ -5,15 +5,23 @@ The grade role publishes each batch's post -> event assignments on the post-even
 reads that topic too and indexes each post once with its event id (``services/collector/event_ids.py``); the index
 role (``indexer.py``) hands the assignments here some seconds later (``assign_delay_s``), and per chunk of posts:
 
-- where each post is, and its ``event_id`` there: a **realtime** ``mget`` (``_source: event_id``) against the
-  concrete current write index (a search would only see refreshed documents: posts refresh every 5 s), then the ids
-  search over the read alias for those not found there (older indices after a rollover);
+- where each post is, and its ``event_id`` there: an ``mget`` (``_source: event_id``) against the concrete current
+  write index, then the ids search over the read alias for those not found there (older indices after a rollover);
 - a post found with the same event id is skipped (``already_assigned``): the indexer wrote it, nothing to do;
 - one found without it or with another one (a re-assignment after a merge, or indexed before its assignment
   arrived) gets a partial ``update`` in the index that holds it;
-- one not indexed yet (rare: the indexer far behind) gets an upsert of ``{id, event_id}`` into the write alias,
-  which the indexer's own ``doc_as_upsert`` update then completes (it merges, so the event id stays; see
+- one **not indexed yet** is looked up again every ``poll_s`` until ``wait_until`` (the index role passes the
+  batch's publication time + ``missing_wait_s``): the indexer is behind, and will index it with its event id.
+  Only past that time does it get a stub, an upsert of ``{id, event_id}`` into the write alias, which the
+  indexer's own ``doc_as_upsert`` update then completes (it merges, so the event id stays; see
   ``services/collector/indexer.py``).
+
+Why wait rather than write the stub at once: a stub turns the indexer's later ``create`` into a conflict and a
+second write, an ``update`` whose realtime get makes Elasticsearch refresh on the spot. Once the indexer was a few
+seconds behind, every post went that way, Elasticsearch's CPU per post rose, and the indexer fell further behind
+(the soak, 2026-12-01: 5,810 gets/s at 2,315 posts/s). The look-ups are not realtime (``realtime=False``) for the
+same reason: a document not refreshed yet reads as not indexed, and the next look-up, after the next refresh, finds
+it.
 
 A post that joins another event later is written again with the new id, and every write is idempotent, so a
 redelivery after a crash repeats it harmlessly (or finds it done). A vanished document is skipped, one the cluster
@@ -23,8 +31,10 @@ index role commits nothing, backs off and writes them again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import orjson
@@ -62,23 +72,52 @@ def _dumps(value: dict[str, Any]) -> bytes:
 class ElasticPostEvents:
     """Writes post id → event id assignments onto the posts documents of one index prefix (what is missing)."""
 
-    def __init__(self, es: AsyncElasticsearch, posts: IndexNames, *, refresh: bool = False) -> None:
+    def __init__(
+        self,
+        es: AsyncElasticsearch,
+        posts: IndexNames,
+        *,
+        refresh: bool = False,
+        realtime: bool = False,
+        poll_s: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._es = es
         self._posts = posts
         self._refresh = refresh
-        self.written = 0  # assignments written (updates and upserts)
+        self._realtime = realtime
+        self._poll_s = poll_s
+        self._clock = clock
+        self.written = 0  # assignments written (updates and stubs)
         self.already_assigned = 0  # assignments found on their documents already (nothing written)
+        self.stubs = 0  # posts written before their document existed (not indexed by wait_until)
+        self.waited = 0  # posts not indexed at the first look-up (looked up again)
 
-    async def assign(self, assignments: Mapping[str, str]) -> None:
-        """Write each post's event id where it differs (see the module docstring); raises ``Unavailable`` when the
-        cluster fails."""
+    async def assign(self, assignments: Mapping[str, str], *, wait_until: float | None = None) -> None:
+        """Write each post's event id where it differs (see the module docstring); a post not indexed yet is waited
+        for until ``wait_until`` (epoch seconds; None: not at all). Raises ``Unavailable`` when the cluster fails."""
         items = [(post_id, event_id) for post_id, event_id in assignments.items() if post_id and event_id]
         for start in range(0, len(items), _CHUNK):
             chunk = items[start : start + _CHUNK]
             try:
-                await self._write(chunk)
+                await self._write(chunk, wait_until)
             except (ApiError, TransportError) as err:
                 raise Unavailable(f"posts index {self._posts.write_alias}: {type(err).__name__}: {err}") from err
+
+    async def _write(self, chunk: list[tuple[str, str]], wait_until: float | None) -> None:
+        pending = chunk
+        while True:
+            missing = await self._write_found(pending)
+            if not missing:
+                return
+            left = 0.0 if wait_until is None else wait_until - self._clock()
+            if left <= 0:
+                await self._write_stubs(missing)
+                return
+            if pending is chunk:
+                self.waited += len(missing)
+            await asyncio.sleep(min(self._poll_s, left))
+            pending = missing
 
     async def _write_index(self) -> str | None:
         """The concrete index the write alias writes to (None: no posts family yet)."""
@@ -94,12 +133,12 @@ class ElasticPostEvents:
         return None
 
     async def _current(self, index: str, post_ids: list[str]) -> dict[str, tuple[str, str]]:
-        """Realtime: index and event id ("" when none) of every post in the write index, refreshed or not."""
+        """Index and event id ("" when none) of every post in the write index (refreshed only, unless realtime)."""
         response = await self._es.mget(
             index=index,
             ids=post_ids,
             source=["event_id"],
-            realtime=True,
+            realtime=self._realtime,
             filter_path=_GET_FIELDS,
         )
         found: dict[str, tuple[str, str]] = {}
@@ -122,7 +161,8 @@ class ElasticPostEvents:
         hits: list[dict[str, Any]] = response.body.get("hits", {}).get("hits", [])
         return {str(hit["_id"]): str(hit["_index"]) for hit in hits}
 
-    async def _write(self, chunk: list[tuple[str, str]]) -> None:
+    async def _write_found(self, chunk: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Update the posts found whose event id differs; return those not indexed (or not refreshed) yet."""
         write_index = await self._write_index()
         current = await self._current(write_index, [post_id for post_id, _ in chunk]) if write_index else {}
         where = {post_id: index for post_id, (index, _) in current.items()}
@@ -130,22 +170,34 @@ class ElasticPostEvents:
         if elsewhere:
             where.update(await self._where(elsewhere))
         operations: list[bytes] = []
+        missing: list[tuple[str, str]] = []
         for post_id, event_id in chunk:
             known = current.get(post_id)
             if known is not None and known[1] == event_id:
                 self.already_assigned += 1
                 continue
             index = where.get(post_id)
-            if index is not None:
-                operations.append(_dumps({"update": {"_index": index, "_id": post_id}}))
-                operations.append(_dumps({"doc": {"event_id": event_id}}))
-            else:
-                # require_alias: a posts family nobody created yet must not be auto-created as a plain index named
-                # like the write alias (the collector's ensure_index would then refuse to start); skipped as gone.
-                operations.append(
-                    _dumps({"update": {"_index": self._posts.write_alias, "_id": post_id, "require_alias": True}})
-                )
-                operations.append(_dumps({"doc": {"id": post_id, "event_id": event_id}, "doc_as_upsert": True}))
+            if index is None:
+                missing.append((post_id, event_id))
+                continue
+            operations.append(_dumps({"update": {"_index": index, "_id": post_id}}))
+            operations.append(_dumps({"doc": {"event_id": event_id}}))
+        await self._bulk(operations)
+        return missing
+
+    async def _write_stubs(self, missing: list[tuple[str, str]]) -> None:
+        operations: list[bytes] = []
+        for post_id, event_id in missing:
+            # require_alias: a posts family nobody created yet must not be auto-created as a plain index named
+            # like the write alias (the collector's ensure_index would then refuse to start); skipped as gone.
+            operations.append(
+                _dumps({"update": {"_index": self._posts.write_alias, "_id": post_id, "require_alias": True}})
+            )
+            operations.append(_dumps({"doc": {"id": post_id, "event_id": event_id}, "doc_as_upsert": True}))
+        await self._bulk(operations)
+        self.stubs += len(missing)
+
+    async def _bulk(self, operations: list[bytes]) -> None:
         if not operations:
             return
         # the client sends bytes lines as they are (its NDJSON serializer only joins them)

@@ -30,7 +30,13 @@ from qingfeng.v1 import event_pb2, post_pb2
 
 from services.grader.adapters.kafka import topic_partitions
 from services.grader.app import GraderApp, build, topic_specs_for
-from services.grader.settings import CheckpointSettings, ConsumerSettings, GraderSettings, GraderTopics
+from services.grader.settings import (
+    CheckpointSettings,
+    ConsumerSettings,
+    GraderSettings,
+    GraderTopics,
+    IndexRoleSettings,
+)
 from tests.services.grader.integration.helpers import produce_posts
 
 MakeSettings = Callable[..., GraderSettings]
@@ -74,6 +80,9 @@ async def make_settings(kafka_bootstrap: str, es_url: str, tmp_path: Path) -> As
             "consumer": ConsumerSettings(group_id=f"qftest-{run}-grader", batch_size=25, retry_backoff_s=0.2),
             "checkpoint": CheckpointSettings(every_batches=10_000, every_s=3600),
             "grpc": GrpcSettings(port=0, plaintext=True),
+            # No collector's indexer runs here, so the posts never get indexed: stubs at once instead of waiting
+            # for them (the wait itself: test_post_event_wait.py).
+            "index": IndexRoleSettings(missing_wait_s=0),
         }
         values.update(overrides)
         settings = GraderSettings(**values)

@@ -49,7 +49,7 @@ class FakePostEvents:
     fail: bool = False
     already_assigned: int = 0
 
-    async def assign(self, assignments: Mapping[str, str]) -> None:
+    async def assign(self, assignments: Mapping[str, str], *, wait_until: float | None = None) -> None:
         if self.fail:
             raise Unavailable("elasticsearch down")
         self.calls.append(list(assignments.items()))

@@ -30,10 +30,12 @@ class TimedIndex:
 @dataclass
 class TimedPostEvents:
     at: list[float] = field(default_factory=list)
+    wait_until: list[float | None] = field(default_factory=list)
     already_assigned: int = 0
 
-    async def assign(self, assignments: Mapping[str, str]) -> None:
+    async def assign(self, assignments: Mapping[str, str], *, wait_until: float | None = None) -> None:
         self.at.append(time.monotonic())
+        self.wait_until.append(wait_until)
         self.already_assigned += len(assignments)  # as if the indexer had written every one
 
 
@@ -48,9 +50,9 @@ def _records(published_ms: int) -> list[Record]:
     ]
 
 
-def _role(events: TimedIndex, posts: TimedPostEvents, delay_s: float) -> GraderIndexer:
+def _role(events: TimedIndex, posts: TimedPostEvents, delay_s: float, wait_s: float = 120.0) -> GraderIndexer:
     return GraderIndexer(events, posts, FakeProducer(), kafka=KafkaSettings(), topics=TOPICS, group_id="g",  # type: ignore[arg-type]
-                         settings=IndexRoleSettings(assign_delay_s=delay_s))  # fmt: skip
+                         settings=IndexRoleSettings(assign_delay_s=delay_s, missing_wait_s=wait_s))  # fmt: skip
 
 
 async def test_assignments_wait_for_their_delay_and_snapshots_do_not() -> None:
@@ -69,3 +71,17 @@ async def test_a_batch_read_late_is_not_delayed_again() -> None:
     started = time.monotonic()
     await asyncio.wait_for(role.handle(_records(int((time.time() - 6.0) * 1000))), 2)  # published 6 s ago
     assert posts.at[0] - started < 0.5
+
+
+async def test_posts_not_indexed_yet_are_waited_for_until_publication_plus_missing_wait() -> None:
+    published = time.time() - 1.0
+    posts = TimedPostEvents()
+    await _role(TimedIndex(), posts, 0.0, wait_s=30.0).handle(_records(int(published * 1000)))
+    assert posts.wait_until[0] is not None and abs(posts.wait_until[0] - (published + 30.0)) < 0.01
+
+
+async def test_a_publication_time_ahead_of_the_clock_never_stretches_the_wait() -> None:
+    posts = TimedPostEvents()
+    before = time.time()
+    await _role(TimedIndex(), posts, 0.0, wait_s=30.0).handle(_records(int((before + 3600) * 1000)))
+    assert posts.wait_until[0] is not None and posts.wait_until[0] <= time.time() + 30.0

@@ -44,7 +44,7 @@ class Write:
     async def index(self, events: Sequence[event_pb2.Event]) -> None:
         await self._run(len(events))
 
-    async def assign(self, assignments: Mapping[str, str]) -> None:
+    async def assign(self, assignments: Mapping[str, str], *, wait_until: float | None = None) -> None:
         await self._run(len(assignments))
 
 
@@ -77,7 +77,7 @@ async def test_the_writes_still_run_at_once() -> None:
             await asyncio.sleep(0.05)
             order.append(f"{self.name} end")
 
-        async def assign(self, assignments: Mapping[str, str]) -> None:
+        async def assign(self, assignments: Mapping[str, str], *, wait_until: float | None = None) -> None:
             await self.index([])
 
     role = GraderIndexer(Slow("events"), Slow("posts"), FakeProducer(), kafka=KafkaSettings(), topics=TOPICS,  # type: ignore[arg-type]
