@@ -42,31 +42,23 @@ from typing import TypeVar
 from opentelemetry.context import Context
 from qingfeng.v1 import event_pb2
 
-from services.grader.active_policy import ActivePolicy, placeholder_policy, policy_record
-from services.grader.adapters.policy_yaml import load_policy
+from services.grader.active_policy import ActivePolicy, placeholder_policy
 from services.grader.admission import feed
+from services.grader.batch_outputs import causes, events_of, render
 from services.grader.checkpointing import Checkpointer, Content, OrderLog
-from services.grader.convert import RegionNames, alert_proto, event_proto
-from services.grader.core import Alert, EventSnapshot, Grader, GraderConfig, Output, PostView
+from services.grader.convert import RegionNames, event_proto
+from services.grader.core import EventSnapshot, Grader, GraderConfig, Output, PostView
 from services.grader.errors import Unavailable
 from services.grader.history import GradeHistory
 from services.grader.pacing import SnapshotPacer
 from services.grader.ports import AlertLog, AuditEntry, Checkpoint, Outputs, OutputSink, PolicyRecord, StateStore
+from services.grader.recovery import log_recovered, restore_last, restore_to_follow, settle_policy
 from services.grader.settings import CheckpointSettings
-from services.grader.state_codec import decode_state
 
 __all__ = ["EngineOwner", "OrderLog"]
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-_RECOVERY_STEPS = ("load_s", "decode_s", "restore_s", "alert_log_s", "order_log_s", "pending_s")
-
-
-def _lap(steps: dict[str, float], name: str, since: float) -> float:
-    now = time.perf_counter()
-    steps[name] = round(now - since, 3)
-    return now
 
 
 def _now() -> datetime:
@@ -150,24 +142,7 @@ class EngineOwner:
 
         Raises ``PolicyLoadError`` when the file is invalid (the process must not start on a broken policy).
         """
-        configured = load_policy(text, source)
-        active = await self._store.active_policy()
-        if active is None or await self._store.policy(configured.version) is None:
-            record = policy_record(text, configured, activated_at=self._clock(), activated_by=f"config:{source}")
-            audit = AuditEntry(
-                actor=record.activated_by,
-                action="policy.activate",
-                target=record.version,
-                details={"sha256": record.sha256, "previous": active.version if active else None, "source": source},
-            )
-            await self._store.save(None, policy=record, audit=[audit])
-            self.active = ActivePolicy(record, configured)
-            _log.info("activated configured policy %s", record.version, extra={"source": source})
-            return
-        if active.version != configured.version:
-            _log.info("policy %s stays active (activated by %s); %s is older", active.version, active.activated_by,
-                      configured.version)  # fmt: skip
-        self.active = ActivePolicy.of(active)
+        self.active = await settle_policy(self._store, text, source, self._clock)
 
     async def recover(self) -> None:
         """Rebuild the engine from the last checkpoint and publish what a crash may have left unpublished."""
@@ -177,29 +152,10 @@ class EngineOwner:
     async def _recover(self) -> None:
         assert self.active is not None, "activate_configured() first"
         await self.checkpointer.settled()  # a checkpoint still being stored is the one to recover from
-        # Each step's wall time is logged: how long a restart holds alerts is read from them (bench_grader_restart).
-        steps: dict[str, float] = {}
-        mark = time.perf_counter()
-        checkpoint = await self._store.load()
-        mark = _lap(steps, "load_s", mark)
         policy = self.active.policy
-        if checkpoint is None:
-            engine = Grader(policy, self._config)
-            positions: dict[int, int] = {}
-            alert_offsets: dict[int, int] = {}
-            pending = Outputs()
-        else:
-            data = decode_state(checkpoint.state)
-            mark = _lap(steps, "decode_s", mark)
-            engine = Grader.restore(data, policy, self._config)
-            del data
-            mark = _lap(steps, "restore_s", mark)
-            positions, alert_offsets = dict(checkpoint.positions), dict(checkpoint.alert_offsets)
-            pending = checkpoint.pending
-        emitted = await self._alert_log.emitted(alert_offsets)
-        mark = _lap(steps, "alert_log_s", mark)
-        script = await self._order_log.order_log() if self._order_log is not None else []
-        mark = _lap(steps, "order_log_s", mark)
+        # Each step's wall time is logged: how long a restart holds alerts is read from them (bench_grader_restart).
+        restored = await restore_last(self._store, self._alert_log, self._order_log, policy, self._config)
+        checkpoint, engine, pending = restored.checkpoint, restored.engine, restored.pending
         generation = checkpoint.generation if checkpoint is not None else 0
         regraded = engine.state_policy_version != policy.version
         if regraded:
@@ -209,31 +165,18 @@ class EngineOwner:
             pending = Outputs(pending.alerts + changes.alerts, pending.events + changes.events)
         self.engine = engine
         self.generation = generation
-        self.positions = positions
+        self.positions = restored.positions
         self.checkpointer.stored = checkpoint is not None
-        self._alert_offsets = alert_offsets
-        self._emitted = emitted
-        self.script = script
+        self._alert_offsets = restored.alert_offsets
+        self._emitted = restored.emitted
+        self.script = restored.script
         self.stale = False
         self._pacer.reset()
         if pending:
             await self._effect(pending)
         if regraded:
             await self._checkpoint()  # the regrade is now durable: a later recovery does not redo it
-        _lap(steps, "pending_s", mark)
-        _log.info(
-            "recovered: load %.2fs, decode %.2fs, restore %.2fs, alert log %.2fs, order log %.2fs, pending %.2fs",
-            *(steps.get(k, 0.0) for k in _RECOVERY_STEPS),
-            extra={
-                **steps,
-                "state_bytes": len(checkpoint.state) if checkpoint else 0,
-                "checkpoint_at": checkpoint.saved_at.isoformat() if checkpoint else None,
-                "events": len(engine.events),
-                "positions": positions,
-                "alerts_already_emitted": len(emitted),
-                "order_log_runs": len(script),
-            },
-        )
+        log_recovered(restored)
 
     # -- a warm standby (standby.py) ------------------------------------------------------------------------------
 
@@ -251,11 +194,9 @@ class EngineOwner:
                 self.engine, self.positions, self._alert_offsets = Grader(policy, self._config), {}, {}
                 self.generation = 0
             else:
-                self.engine = Grader.restore(decode_state(checkpoint.state), policy, self._config)
+                self.engine = restore_to_follow(checkpoint, policy, self._config)
                 self.positions, self._alert_offsets = dict(checkpoint.positions), dict(checkpoint.alert_offsets)
                 self.generation = checkpoint.generation
-                if self.engine.state_policy_version != policy.version:
-                    self.engine.set_policy(policy)  # as the leader's recovery does; its checkpoint will say so
             self.stale = True
             self._pacer.reset()
 
@@ -312,9 +253,9 @@ class EngineOwner:
                 outs += self.engine.tick(watermark)
             outputs = self._render(self._pacer.pace(outs, self._live))
             # Each applied post's live event (merges followed), looked up once for the traces and the posts index.
-            events = self._events_of(posts)
+            events = events_of(self.engine, posts)
             if contexts and outputs:
-                outputs = replace(outputs, causes=self._causes(events, contexts))
+                outputs = replace(outputs, causes=causes(events, contexts))
             if self._post_event_ids:
                 assigned = {post_id: event_id for post_id, event_id in events.items() if event_id}
                 if assigned:
@@ -431,22 +372,6 @@ class EngineOwner:
         if self.stale:
             raise Unavailable("the grader is recovering from its last checkpoint; retry shortly")
 
-    def _events_of(self, posts: Sequence[PostView]) -> dict[str, str]:
-        """Post id -> its live event (merges followed; "" when it joined none), in the batch's order."""
-        clusterer = self.engine.clusterer
-        get, resolve = clusterer.posts.get, clusterer.resolve
-        return {p.id: resolve(get(p.id) or "") or "" for p in posts}
-
-    @staticmethod
-    def _causes(events: Mapping[str, str], contexts: Mapping[str, Context]) -> dict[str, Context]:
-        """Event id -> context of the last post of this batch that went to it (merges followed)."""
-        causes: dict[str, Context] = {}
-        for post_id, event_id in events.items():
-            ctx = contexts.get(post_id)
-            if ctx is not None and event_id:
-                causes[event_id] = ctx
-        return causes
-
     async def _durable(self, step: Awaitable[T], what: str) -> T:
         """Await a step the next checkpoint relies on. If it fails, the engine is ahead of what is durable: the
         owner turns stale (rebuilt from the checkpoint, the batches since are replayed) and raises ``Unavailable``."""
@@ -457,18 +382,7 @@ class EngineOwner:
             raise Unavailable(f"{what}: {type(err).__name__}: {err}") from err
 
     def _render(self, outs: list[Output]) -> Outputs:
-        now = self._clock()
-        # A level change comes with the snapshot of its event: its whole-life relevance goes with the alert.
-        relevance = {
-            o.event_id: total.relevance
-            for o in outs
-            if isinstance(o, EventSnapshot) and (total := o.window("total")) is not None
-        }
-        alerts = [
-            alert_proto(o, self.names, now, relevance=relevance.get(o.event_id)) for o in outs if isinstance(o, Alert)
-        ]
-        events = [event_proto(o, self.names, now) for o in outs if isinstance(o, EventSnapshot)]
-        return Outputs(tuple(alerts), tuple(events))
+        return render(outs, self.names, self._clock())
 
     async def _effect(self, outputs: Outputs) -> int:
         """Publish (minus the alerts already on the topic) and record the level history; returns the alerts
