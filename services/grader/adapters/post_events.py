@@ -61,6 +61,10 @@ _GET_FIELDS: Final = ["docs._id", "docs._index", "docs.found", "docs._source.eve
 _JSON: Final = JsonSerializer()
 
 
+def _chunks(items: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    return [items[start : start + _CHUNK] for start in range(0, len(items), _CHUNK)]
+
+
 def _dumps(value: dict[str, Any]) -> bytes:
     """One NDJSON line: ``orjson`` (the same bytes as the client's serializer, in a fraction of the time)."""
     try:
@@ -96,28 +100,25 @@ class ElasticPostEvents:
     async def assign(self, assignments: Mapping[str, str], *, wait_until: float | None = None) -> None:
         """Write each post's event id where it differs (see the module docstring); a post not indexed yet is waited
         for until ``wait_until`` (epoch seconds; None: not at all). Raises ``Unavailable`` when the cluster fails."""
-        items = [(post_id, event_id) for post_id, event_id in assignments.items() if post_id and event_id]
-        for start in range(0, len(items), _CHUNK):
-            chunk = items[start : start + _CHUNK]
-            try:
-                await self._write(chunk, wait_until)
-            except (ApiError, TransportError) as err:
-                raise Unavailable(f"posts index {self._posts.write_alias}: {type(err).__name__}: {err}") from err
-
-    async def _write(self, chunk: list[tuple[str, str]], wait_until: float | None) -> None:
-        pending = chunk
-        while True:
-            missing = await self._write_found(pending)
-            if not missing:
-                return
-            left = 0.0 if wait_until is None else wait_until - self._clock()
-            if left <= 0:
-                await self._write_stubs(missing)
-                return
-            if pending is chunk:
-                self.waited += len(missing)
-            await asyncio.sleep(min(self._poll_s, left))
-            pending = missing
+        pending = [(post_id, event_id) for post_id, event_id in assignments.items() if post_id and event_id]
+        first = True
+        try:
+            while pending:
+                # One wait for the whole batch: waiting chunk by chunk made each chunk wait for its own refresh.
+                missing = [m for chunk in _chunks(pending) for m in await self._write_found(chunk)]
+                if first:
+                    self.waited += len(missing)
+                    first = False
+                left = 0.0 if wait_until is None else wait_until - self._clock()
+                if missing and left <= 0:
+                    for chunk in _chunks(missing):
+                        await self._write_stubs(chunk)
+                    return
+                if missing:
+                    await asyncio.sleep(min(self._poll_s, left))
+                pending = missing
+        except (ApiError, TransportError) as err:
+            raise Unavailable(f"posts index {self._posts.write_alias}: {type(err).__name__}: {err}") from err
 
     async def _write_index(self) -> str | None:
         """The concrete index the write alias writes to (None: no posts family yet)."""
