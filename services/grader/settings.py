@@ -150,11 +150,13 @@ class IndexRoleSettings(_Group):
     # waits up to its event_wait_s (2 s) to index each post once with its event, and most are then found done
     # (a realtime get) instead of indexed a second time. Event snapshots are written at once.
     assign_delay_s: float = Field(default=3.5, ge=0, le=60)
-    # A post not indexed yet when its assignment is applied (the collector's indexer behind) is looked up again every
-    # missing_poll_s, up to this long after the grade role published it, before a stub is written for it: a stub
-    # makes the indexer's own write a conflict and a second, costlier write (adapters/post_events.py). Under
+    # A post not indexed yet when its assignment is applied (the collector's indexer behind) is looked up again (every
+    # missing_poll_s, less often while none turns up), up to this long after the grade role published it, before a
+    # stub is written for it: a stub makes the indexer's own write a conflict and a second write
+    # (adapters/post_events.py). Waiting longer than the indexer's own look-back for assignments (its
+    # event_lookback_s, 60 s) saves nothing: a post it indexes that late goes without its event anyway. Under
     # aiokafka's max.poll.interval (300 s), as a batch waits this long at most.
-    missing_wait_s: float = Field(default=120.0, ge=0, le=240)
+    missing_wait_s: float = Field(default=60.0, ge=0, le=240)
     missing_poll_s: float = Field(default=1.0, gt=0, le=30)
 
 

@@ -40,6 +40,7 @@ from typing import Any, Final
 import orjson
 from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError, TransportError
 from elasticsearch.serializer import JsonSerializer
+from prometheus_client import Counter
 from qingfeng.elastic import IndexNames
 
 from services.grader.errors import Unavailable
@@ -50,6 +51,7 @@ _log = logging.getLogger(__name__)
 
 # Ids per lookup and bulk request: well under index.max_result_window and the terms limit.
 _CHUNK: Final = 2000
+_POLL_BACKOFF: Final = 16  # a poll that found none of its posts doubles the wait, up to 16 x poll_s
 _GONE: Final = 404
 _REFUSED: Final = 400
 # Only what is read back: the full bulk response (index, version, shards, seq_no … per item) and search hits
@@ -57,6 +59,14 @@ _REFUSED: Final = 400
 _BULK_FIELDS: Final = ["items.*._id", "items.*.status", "items.*.error.type"]
 _HIT_FIELDS: Final = ["hits.hits._id", "hits.hits._index"]
 _GET_FIELDS: Final = ["docs._id", "docs._index", "docs.found", "docs._source.event_id"]
+# On the index role's /metrics: how the assignments ended, and how many posts the collector's indexer had not written
+# yet when first looked up (a rising rate of stubs: the indexer is further behind than missing_wait_s).
+ASSIGNED = Counter(
+    "qingfeng_grader_post_event_ids",
+    "Post event id assignments by outcome: already (the indexer wrote it), updated, stub (written before the post)",
+    ["outcome"],
+)
+WAITED = Counter("qingfeng_grader_post_event_ids_waited", "Posts not indexed yet when their assignment was applied")
 # What the client's own serializer makes of what orjson refuses (a lone surrogate in a hostile id).
 _JSON: Final = JsonSerializer()
 
@@ -101,24 +111,34 @@ class ElasticPostEvents:
         """Write each post's event id where it differs (see the module docstring); a post not indexed yet is waited
         for until ``wait_until`` (epoch seconds; None: not at all). Raises ``Unavailable`` when the cluster fails."""
         pending = [(post_id, event_id) for post_id, event_id in assignments.items() if post_id and event_id]
-        first = True
         try:
-            while pending:
-                # One wait for the whole batch: waiting chunk by chunk made each chunk wait for its own refresh.
-                missing = [m for chunk in _chunks(pending) for m in await self._write_found(chunk)]
-                if first:
-                    self.waited += len(missing)
-                    first = False
+            # One wait for the whole batch: waiting chunk by chunk made each chunk wait for its own refresh.
+            missing = await self._look(pending, elsewhere=True)
+            self.waited += len(missing)
+            WAITED.inc(len(missing))
+            interval = self._poll_s
+            while missing:
                 left = 0.0 if wait_until is None else wait_until - self._clock()
-                if missing and left <= 0:
+                if left <= 0:
                     for chunk in _chunks(missing):
                         await self._write_stubs(chunk)
                     return
-                if missing:
-                    await asyncio.sleep(min(self._poll_s, left))
-                pending = missing
+                await asyncio.sleep(min(interval, left))
+                # Only the oldest chunk until the indexer reached some of it, less often while it does not: looking
+                # up every missing post of a long lag every second was itself a load on the cluster the indexer
+                # waited for (the soak's indexer fell further behind after the Elasticsearch restart).
+                probe = missing[:_CHUNK]
+                still = await self._write_found(probe, elsewhere=False)
+                if len(still) == len(probe):
+                    interval = min(interval * 2, self._poll_s * _POLL_BACKOFF)
+                    continue
+                interval = self._poll_s
+                missing = still + await self._look(missing[_CHUNK:], elsewhere=False)
         except (ApiError, TransportError) as err:
             raise Unavailable(f"posts index {self._posts.write_alias}: {type(err).__name__}: {err}") from err
+
+    async def _look(self, items: list[tuple[str, str]], *, elsewhere: bool) -> list[tuple[str, str]]:
+        return [m for chunk in _chunks(items) for m in await self._write_found(chunk, elsewhere=elsewhere)]
 
     async def _write_index(self) -> str | None:
         """The concrete index the write alias writes to (None: no posts family yet)."""
@@ -162,20 +182,22 @@ class ElasticPostEvents:
         hits: list[dict[str, Any]] = response.body.get("hits", {}).get("hits", [])
         return {str(hit["_id"]): str(hit["_index"]) for hit in hits}
 
-    async def _write_found(self, chunk: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """Update the posts found whose event id differs; return those not indexed (or not refreshed) yet."""
+    async def _write_found(self, chunk: list[tuple[str, str]], *, elsewhere: bool) -> list[tuple[str, str]]:
+        """Update the posts found whose event id differs; return those not indexed (or not refreshed) yet.
+        ``elsewhere``: look in the older indices too (a post waited for is not written there later)."""
         write_index = await self._write_index()
         current = await self._current(write_index, [post_id for post_id, _ in chunk]) if write_index else {}
         where = {post_id: index for post_id, (index, _) in current.items()}
-        elsewhere = [post_id for post_id, _ in chunk if post_id not in current]
-        if elsewhere:
-            where.update(await self._where(elsewhere))
+        others = [post_id for post_id, _ in chunk if post_id not in current] if elsewhere else []
+        if others:
+            where.update(await self._where(others))
         operations: list[bytes] = []
         missing: list[tuple[str, str]] = []
         for post_id, event_id in chunk:
             known = current.get(post_id)
             if known is not None and known[1] == event_id:
                 self.already_assigned += 1
+                ASSIGNED.labels("already").inc()
                 continue
             index = where.get(post_id)
             if index is None:
@@ -184,6 +206,7 @@ class ElasticPostEvents:
             operations.append(_dumps({"update": {"_index": index, "_id": post_id}}))
             operations.append(_dumps({"doc": {"event_id": event_id}}))
         await self._bulk(operations)
+        ASSIGNED.labels("updated").inc(len(operations) // 2)
         return missing
 
     async def _write_stubs(self, missing: list[tuple[str, str]]) -> None:
@@ -197,6 +220,7 @@ class ElasticPostEvents:
             operations.append(_dumps({"doc": {"id": post_id, "event_id": event_id}, "doc_as_upsert": True}))
         await self._bulk(operations)
         self.stubs += len(missing)
+        ASSIGNED.labels("stub").inc(len(missing))
 
     async def _bulk(self, operations: list[bytes]) -> None:
         if not operations:

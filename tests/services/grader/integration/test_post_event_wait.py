@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from elasticsearch import AsyncElasticsearch, ConflictError
+from prometheus_client import REGISTRY
 from qingfeng.elastic import IndexNames, create_client, delete_family, ensure_index
 from qingfeng.settings import ElasticsearchSettings
 
@@ -32,6 +33,10 @@ async def posts(es_url: str) -> AsyncIterator[tuple[AsyncElasticsearch, IndexNam
     finally:
         await delete_family(es, IndexNames(prefix, "posts"))
         await es.close()
+
+
+def _metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 async def _indexer_creates(es: AsyncElasticsearch, names: IndexNames, post_id: str, event_id: str) -> None:
@@ -61,10 +66,12 @@ async def test_past_its_time_a_post_gets_a_stub_and_the_indexer_then_conflicts(
 ) -> None:
     es, names = posts
     writer = ElasticPostEvents(es, names, poll_s=0.2)
+    stubs_before = _metric("qingfeng_grader_post_event_ids_total", outcome="stub")
     started = time.monotonic()
     await writer.assign({"never": "ev-2"}, wait_until=time.time() + 0.6)
     assert 0.5 <= time.monotonic() - started < 10, "waited until its time, then wrote"
     assert (writer.waited, writer.stubs, writer.written) == (1, 1, 1)
+    assert _metric("qingfeng_grader_post_event_ids_total", outcome="stub") == stubs_before + 1, "on /metrics"
     stub = (await es.get(index=names.write_alias, id="never")).body["_source"]
     assert stub == {"id": "never", "event_id": "ev-2"}
     with pytest.raises(ConflictError):  # what waiting avoids: the indexer's create now needs a second write
