@@ -13,6 +13,13 @@ different (``services/grader/adapters/post_events.py``).
   by count, oldest assignments out first. A topic that does not exist yet (no grader) is looked up again every few
   seconds; a broker error restarts the reader with backoff. It never stops the indexer: at worst posts are indexed
   without their event id and the index role writes it, as before.
+- **Following the indexer's position.** The indexer tells the reader where it is (``follow``: its batch's newest
+  record time). While the indexer is behind, the reader reads no further than ``ahead_s`` past that position (so
+  the bounded map holds the assignments of the posts the indexer is about to write, not the newest ones), and when
+  the indexer is older than anything the map was filled from (started far behind, or fell behind beyond it) the
+  reader seeks back to ``RESYNC_MARGIN_S`` before it and the batch waits up to ``resync_wait_s`` for it. Before, the
+  reader followed the live end: an indexer more than the map's ~43 s behind (after an Elasticsearch restart, the
+  soak) indexed every post without its event, and the grader's index role wrote each one a second time.
 - ``wait_s`` is the pure rule of the indexer's wait: while the grader is publishing (its newest record is at most
   ``active_s`` old), a batch waits for the missing assignments until the newest deadline of its missing posts
   (each post's record timestamp + ``event_wait_s``). A grader that is down, absent or far behind costs each batch at
@@ -27,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -47,6 +55,13 @@ _MAX_RECORDS: Final = 2_000  # per getmany: one poll's decoding stays short on t
 _POLL_MS: Final = 200
 _TOPIC_RETRY_S: Final = 5.0  # how often a missing topic (no grader yet) is looked up again
 _BACKOFF_MAX_S: Final = 30.0
+# How far before an indexer's position the reader seeks back, and how far past it the re-read must get before the
+# batch is written: assignments are published a little after their posts' records (the grader's latency).
+RESYNC_MARGIN_S: Final = 30.0
+# An indexer further behind than this is not followed (a record stamped 0 must not send the reader to the topic's
+# start); its posts go without their events and the grader's index role writes them, as before.
+_MAX_BEHIND_S: Final = 3600.0
+_CAUGHT_UP_S: Final = 3.0
 
 
 class AssignmentMap:
@@ -71,6 +86,9 @@ class AssignmentMap:
 
     def get(self, post_id: str) -> str | None:
         return self._events.get(post_id)
+
+    def clear(self) -> None:
+        self._events.clear()
 
     @property
     def lookup(self) -> Callable[[str], str | None]:
@@ -105,14 +123,25 @@ class AssignmentTail:
         lookback_s: float,
         max_posts: int,
         active_s: float,
+        ahead_s: float = 20.0,
+        resync_wait_s: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._kafka = kafka
         self._topic = topic
         self._lookback_s = lookback_s
         self._active_s = active_s
+        self._ahead_s = ahead_s
+        self._resync_wait_s = resync_wait_s
         self._clock = clock
         self.known = AssignmentMap(max_posts)
+        self._position_s: float | None = None  # the newest record time of the indexer's latest batch
+        self._sought_s = math.inf  # where the reader last sought to: the map was filled from nothing older
+        self._resync_to_s: float | None = None
+        self._moved = asyncio.Event()  # the indexer's position moved: a paused reader looks again
+        self._caught_up = asyncio.Event()  # cleared while a seek back has not re-read up to the position
+        self._caught_up.set()
+        self.resyncs = 0  # seeks back to an indexer's position (logs, tests)
         self._newest_s = 0.0  # the newest record's timestamp (the grader's clock when it published)
         self._changed = asyncio.Event()
         self.records = 0  # assignment records read since start (tests, logs)
@@ -124,10 +153,32 @@ class AssignmentTail:
         """Whether the grader published an assignment within ``active_s`` (else nothing is waited for)."""
         return (self._clock() if now is None else now) - self._newest_s <= self._active_s
 
-    def take(self, records: Iterable[Any]) -> None:
-        """Read consumed records (``value``, ``timestamp`` in ms) into the map, in order."""
+    def follow(self, position_s: float) -> None:
+        """The indexer is writing posts whose records are up to ``position_s`` (epoch seconds) old."""
+        if position_s < self._clock() - _MAX_BEHIND_S:
+            self._position_s = None
+            return
+        self._position_s = position_s
+        self._moved.set()
+        if position_s < self._sought_s and self._resync_to_s is None:
+            self._resync_to_s = position_s - RESYNC_MARGIN_S
+            self._caught_up.clear()
+
+    def paused(self) -> bool:
+        """Whether the reader is ahead_s past the indexer's position (it reads on when the indexer moves)."""
+        return self._position_s is not None and self._newest_s > self._position_s + self._ahead_s
+
+    def take(self, records: Sequence[Any]) -> int:
+        """Read consumed records (``value``, ``timestamp`` in ms) into the map, in order, up to the first one more
+        than ``ahead_s`` past the indexer's position; returns how many were read (the caller seeks back to the
+        rest: a poll holds many records, and reading past the position would push out what the indexer needs)."""
         put = self.known.put
+        limit_ms = math.inf if self._position_s is None else (self._position_s + self._ahead_s) * 1000
+        taken = 0
         for record in records:
+            if record.timestamp > limit_ms:
+                break
+            taken += 1
             message = post_event_pb2.PostEventAssignments()
             try:
                 message.ParseFromString(record.value or b"")
@@ -139,11 +190,17 @@ class AssignmentTail:
                     put(pair.post_id, pair.event_id)
             self.records += 1
             self._newest_s = max(self._newest_s, record.timestamp / 1000)
+        if taken < len(records):
+            self._newest_s = max(self._newest_s, records[taken].timestamp / 1000)  # paused until the indexer moves
         self._changed.set()
+        return taken
 
     async def wait_for(self, deadlines: Sequence[tuple[str, float]]) -> float:
         """Wait until every post has an assignment or ``wait_s`` says stop; returns the seconds waited."""
         started = self._clock()
+        if self.ready.is_set() and not self._caught_up.is_set():  # a seek back for this batch: re-read up to it
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._caught_up.wait(), self._resync_wait_s)
         missing = list(deadlines)
         while True:
             self._changed.clear()  # before looking: records read from here on wake the wait below
@@ -196,17 +253,38 @@ class AssignmentTail:
         try:
             tps = [TopicPartition(self._topic, p) for p in partitions]
             consumer.assign(tps)
-            since_ms = int((self._clock() - self._lookback_s) * 1000)
-            found = await consumer.offsets_for_times({tp: since_ms for tp in tps})
-            ends = await consumer.end_offsets(tps)
-            for tp in tps:
-                at = found.get(tp)
-                consumer.seek(tp, at.offset if at is not None else ends[tp])
+            await self._seek(consumer, tps, self._clock() - self._lookback_s)
             self.ready.set()
             while not stop.is_set():
+                if self._resync_to_s is not None:
+                    await self._seek(consumer, tps, self._resync_to_s)
+                    self.known.clear()  # an older assignment read again must not stand over a newer one
+                    self._newest_s = 0.0
+                    self._resync_to_s = None
+                    self.resyncs += 1
+                if self.paused():
+                    self._moved.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._moved.wait(), _POLL_MS / 1000)
+                    continue
                 fetched = await consumer.getmany(timeout_ms=_POLL_MS, max_records=_MAX_RECORDS)
-                for messages in fetched.values():
-                    self.take(messages)
+                for tp, messages in fetched.items():
+                    taken = self.take(messages)
+                    if taken < len(messages):
+                        consumer.seek(tp, messages[taken].offset)  # read again once the indexer moved on
+                position = self._position_s
+                if self._resync_to_s is not None:
+                    continue  # a seek back was asked while this poll ran: not caught up with it yet
+                if not fetched or position is None or self._newest_s >= position + _CAUGHT_UP_S or self.paused():
+                    self._caught_up.set()
         finally:
             await consumer.stop()
         return True
+
+    async def _seek(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition], since_s: float) -> None:
+        found = await consumer.offsets_for_times({tp: max(0, int(since_s * 1000)) for tp in tps})
+        ends = await consumer.end_offsets(tps)
+        for tp in tps:
+            at = found.get(tp)
+            consumer.seek(tp, at.offset if at is not None else ends[tp])
+        self._sought_s = since_s

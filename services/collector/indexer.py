@@ -109,6 +109,7 @@ class PostIndexer:
         if latest:
             if self.event_ids is not None:
                 wait = self._settings.event_wait_s
+                self.event_ids.follow(max(record.timestamp_ms for record, _ in latest.values()) / 1000)
                 await self.event_ids.wait_for(
                     [(post_id, record.timestamp_ms / 1000 + wait) for post_id, (record, _) in latest.items()]
                 )

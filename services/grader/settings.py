@@ -153,10 +153,10 @@ class IndexRoleSettings(_Group):
     # A post not indexed yet when its assignment is applied (the collector's indexer behind) is looked up again (every
     # missing_poll_s, less often while none turns up), up to this long after the grade role published it, before a
     # stub is written for it: a stub makes the indexer's own write a conflict and a second write
-    # (adapters/post_events.py). Waiting longer than the indexer's own look-back for assignments (its
-    # event_lookback_s, 60 s) saves nothing: a post it indexes that late goes without its event anyway. Under
-    # aiokafka's max.poll.interval (300 s), as a batch waits this long at most.
-    missing_wait_s: float = Field(default=60.0, ge=0, le=240)
+    # (adapters/post_events.py). The indexer joins assignments at its own position (up to an hour behind, see
+    # services/collector/event_ids.py), so a post it writes late still gets its event from it. Under aiokafka's
+    # max.poll.interval (300 s), as a batch waits this long at most.
+    missing_wait_s: float = Field(default=180.0, ge=0, le=240)
     missing_poll_s: float = Field(default=1.0, gt=0, le=30)
 
 

@@ -2,12 +2,14 @@
 index role then writes only what is missing or different.
 
 - an assignment on the topic before the post is indexed: the document is written once (``_version`` 1, one
-  ``_seq_no``) with its ``event_id``, and the index role's realtime lookup finds it done (``posts_already_assigned``)
-  without writing it again;
+  ``_seq_no``) with its ``event_id``, and the index role's lookup (once refreshed) finds it done
+  (``posts_already_assigned``) without writing it again;
 - the grader publishing, but no assignment for a post: the batch waits until the post's deadline, not longer;
 - no grader publishing: the batch does not wait;
 - a re-assignment after the post was indexed: the index role updates it, the last assignment wins;
-- the grader ahead of the indexer (its stub first): the final document has the post's text and its event id.
+- the grader ahead of the indexer (its stub first): the final document has the post's text and its event id;
+- an indexer far behind (its posts older than the reader's look-back): the reader seeks back to the indexer's
+  position and the posts are indexed with their events.
 
 Real Kafka and Elasticsearch: topics, posts family and events family are the test's own, deleted afterwards.
 """
@@ -20,9 +22,11 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from elasticsearch import AsyncElasticsearch
 from qingfeng.elastic import IndexNames, delete_family, ensure_index
 from qingfeng.kafka import OutgoingRecord, Producer, Record, ensure_topics
+from qingfeng.kafka.security import client_kwargs
 from qingfeng.kafka.topics import TopicSpec
 from qingfeng.v1 import post_event_pb2, post_pb2
 
@@ -59,7 +63,10 @@ async def _publish(settings: CollectorSettings, pairs: list[tuple[str, str]], n:
 class Joined:
     """The indexer with its post-events reader running, and the grader's index role (its ``handle`` only)."""
 
-    def __init__(self, settings: CollectorSettings, es: AsyncElasticsearch, names: IndexNames) -> None:
+    def __init__(
+        self, settings: CollectorSettings, es: AsyncElasticsearch, names: IndexNames, *, missing_wait_s: float = 60.0
+    ) -> None:
+        self.missing_wait_s = missing_wait_s
         self.settings = settings
         self.es = es
         self.names = names
@@ -71,7 +78,7 @@ class Joined:
         self.indexer = IndexerKit(self.settings).indexer(self.es, self.names.write_alias, self.producer)
         assert self.indexer.event_ids is not None
         self.reader = asyncio.create_task(self.indexer.event_ids.run(self.stop))
-        self.post_events = ElasticPostEvents(self.es, self.names, refresh=True)
+        self.post_events = ElasticPostEvents(self.es, self.names, refresh=True, poll_s=0.2)
         prefix = self.settings.elasticsearch.index_prefix
         self.role = GraderIndexer(
             ElasticEventIndex(self.es, IndexNames(prefix, "events").write_alias),
@@ -84,7 +91,7 @@ class Joined:
                 deadletter=self.settings.topics.deadletter,
             ),
             group_id=f"{prefix}-index",
-            settings=IndexRoleSettings(assign_delay_s=0.0),
+            settings=IndexRoleSettings(assign_delay_s=0.0, missing_wait_s=self.missing_wait_s),
         )
         return self
 
@@ -207,7 +214,7 @@ async def test_a_stub_written_first_is_completed_by_the_indexer(
     settings: CollectorSettings, es: AsyncElasticsearch, names: IndexNames
 ) -> None:
     post = _post(4)
-    async with Joined(settings, es, names) as joined:
+    async with Joined(settings, es, names, missing_wait_s=0.0) as joined:  # no wait for the post: a stub at once
         await joined.ready()
         # The grader's index role ahead of the indexer: the post is nowhere yet, so a stub {id, event_id}.
         await joined.role_handles([(post.id, "ev-s")])
@@ -216,3 +223,44 @@ async def test_a_stub_written_first_is_completed_by_the_indexer(
         source = (await _doc(es, names, post.id))["_source"]
         assert isinstance(source, dict) and source.pop("event_id") == "ev-s"
         assert source == post_document(post)
+
+
+async def test_an_indexer_far_behind_gets_the_assignments_of_its_own_position(
+    settings: CollectorSettings, es: AsyncElasticsearch, names: IndexNames
+) -> None:
+    """Assignments published 10 minutes ago (past the 60 s look-back, and 300 newer ones beyond the map's 200): the
+    reader seeks back to the indexer's position and the old batch's posts are indexed with their events."""
+    settings = settings.model_copy(update={"indexer": settings.indexer.model_copy(update={"event_ids_max": 200})})
+    topic = settings.indexer.post_events_topic
+    old_s = time.time() - 600
+    old_posts = [IndexerKit.post(n) for n in range(20, 25)]
+    producer = AIOKafkaProducer(**client_kwargs(settings.kafka))  # CreateTime set by hand: published long ago
+    await producer.start()
+    try:
+        for n, post in enumerate(old_posts):
+            value = _pairs([(post.id, f"ev-old-{n}")]).SerializeToString()
+            await producer.send_and_wait(
+                topic, value, key=POST_EVENTS_KEY.encode(), timestamp_ms=int(old_s * 1000) + 500
+            )
+        newer = _pairs([(f"weibo:idx:new{n}", "ev-new") for n in range(300)]).SerializeToString()
+        await producer.send_and_wait(topic, newer, key=POST_EVENTS_KEY.encode())
+    finally:
+        await producer.stop()
+    async with Joined(settings, es, names) as joined:
+        await joined.ready()
+        tail = joined.indexer.event_ids
+        assert tail is not None and old_posts[0].id not in tail.known
+        stamp = int(old_s * 1000)
+        batch = [Record("t", 0, n, p.id.encode(), p.SerializeToString(), (), stamp) for n, p in enumerate(old_posts)]
+        await joined.indexer.handle(batch)
+        assert tail.resyncs == 1
+        for n, post in enumerate(old_posts):
+            source = (await _doc(es, names, post.id))["_source"]
+            assert isinstance(source, dict) and source.get("event_id") == f"ev-old-{n}", post.id
+        assert tail.paused(), "read no further than ahead_s past the old position"
+
+
+def _pairs(pairs: list[tuple[str, str]]) -> post_event_pb2.PostEventAssignments:
+    return post_event_pb2.PostEventAssignments(
+        assignments=[post_event_pb2.PostEventAssignment(post_id=p, event_id=e) for p, e in pairs]
+    )

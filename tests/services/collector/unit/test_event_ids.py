@@ -14,7 +14,7 @@ from qingfeng.settings import KafkaSettings
 from qingfeng.v1 import post_event_pb2, post_pb2
 
 from services.collector.documents import DocumentBuilder
-from services.collector.event_ids import AssignmentMap, AssignmentTail, wait_s
+from services.collector.event_ids import RESYNC_MARGIN_S, AssignmentMap, AssignmentTail, wait_s
 
 
 @dataclass
@@ -102,6 +102,33 @@ async def test_a_wait_ends_at_once_when_nobody_publishes_or_every_post_is_known(
     assert await asyncio.wait_for(tail.wait_for([("p1", 1_030.0)]), 1) == 0.0  # nothing ever published
     tail.take([_msg([("p1", "e1")], 999.0)])
     assert await asyncio.wait_for(tail.wait_for([("p1", 1_030.0)]), 1) == 0.0  # known
+
+
+def test_behind_the_indexer_the_reader_reads_no_further_than_ahead_s_past_its_position() -> None:
+    clock = Clock(1_000.0)
+    tail = AssignmentTail(KafkaSettings(), "t", lookback_s=60, max_posts=10, active_s=5.0, ahead_s=20.0, clock=clock)
+    records = [_msg([("p1", "e1")], 905.0), _msg([("p2", "e2")], 915.0), _msg([("p3", "e3")], 925.0)]
+    assert tail.take(records[:1]) == 1 and not tail.paused()  # no position yet: everything is read
+    tail.follow(900.0)  # the indexer 100 s behind
+    assert tail.take(records[1:]) == 1, "p3 is 25 s past the position: left for later (the caller seeks back)"
+    assert tail.known.get("p2") == "e2" and "p3" not in tail.known
+    assert tail.paused()
+    tail.follow(910.0)
+    assert not tail.paused() and tail.take(records[2:]) == 1 and tail.known.get("p3") == "e3"
+
+
+def test_an_indexer_older_than_what_the_map_was_filled_from_asks_a_seek_back_and_a_stamp_of_0_does_not() -> None:
+    clock = Clock(10_000.0)
+    tail = AssignmentTail(KafkaSettings(), "t", lookback_s=60, max_posts=10, active_s=5.0, clock=clock)
+    tail._sought_s = 9_940.0  # as the reader's start leaves it: now - lookback
+    tail.follow(9_950.0)
+    assert tail._resync_to_s is None and tail._caught_up.is_set(), "within what the map was filled from"
+    tail.follow(9_000.0)
+    assert tail._resync_to_s == 9_000.0 - RESYNC_MARGIN_S and not tail._caught_up.is_set()
+    fresh = AssignmentTail(KafkaSettings(), "t", lookback_s=60, max_posts=10, active_s=5.0, clock=clock)
+    fresh._sought_s = 9_940.0
+    fresh.follow(0.0)  # a record stamped 0: not followed to the topic's start
+    assert fresh._resync_to_s is None and not fresh.paused()
 
 
 def test_a_document_with_its_event_id_is_the_same_bytes_plus_the_field() -> None:

@@ -50,7 +50,7 @@ def _records(published_ms: int) -> list[Record]:
     ]
 
 
-def _role(events: TimedIndex, posts: TimedPostEvents, delay_s: float, wait_s: float = 60.0) -> GraderIndexer:
+def _role(events: TimedIndex, posts: TimedPostEvents, delay_s: float, wait_s: float = 180.0) -> GraderIndexer:
     return GraderIndexer(events, posts, FakeProducer(), kafka=KafkaSettings(), topics=TOPICS, group_id="g",  # type: ignore[arg-type]
                          settings=IndexRoleSettings(assign_delay_s=delay_s, missing_wait_s=wait_s))  # fmt: skip
 
