@@ -111,8 +111,8 @@ class GraderIndexer:
             _log.warning("dead-lettered %d records", len(specs), extra={"topic": self._topics.deadletter})
         writes = [self._events.index(list(latest.values()))]
         if self._post_events is not None and assignments:
-            due = max(r.timestamp_ms for r in assigned) / 1000 + self._settings.assign_delay_s
-            writes.append(self._assign_at(due, self._post_events, assignments))
+            published = max(r.timestamp_ms for r in assigned) / 1000
+            writes.append(self._assign_at(published, self._post_events, assignments))
         await _all_or_none(writes)
         self.events_indexed += len(latest)
         self.posts_assigned += len(assignments)
@@ -122,18 +122,15 @@ class GraderIndexer:
         """Assignments found on their documents already (the indexer wrote them): nothing written."""
         return 0 if self._post_events is None else self._post_events.already_assigned
 
-    async def _assign_at(self, due: float, post_events: PostEventIndex, assignments: dict[str, str]) -> None:
-        # The wait ends early for a batch read late (a role catching up): its records are due already. Never longer
-        # than the delay itself, whatever the grade role's clock wrote into the records.
+    async def _assign_at(self, published: float, post_events: PostEventIndex, assignments: dict[str, str]) -> None:
+        # The wait ends early for a batch read late (a role catching up): its records are due already. Neither wait
+        # is ever longer than its setting from now, whatever the grade role's clock wrote into the records.
         now = self._clock().timestamp()
-        left = min(due - now, self._settings.assign_delay_s)
+        left = min(published + self._settings.assign_delay_s - now, self._settings.assign_delay_s)
         if left > 0:
             await asyncio.sleep(left)
-        # Posts the collector's indexer has not written yet are waited for up to missing_wait_s after publication
-        # (by the same clock-skew guard, never longer than that from now).
-        published = due - self._settings.assign_delay_s
-        wait_until = min(published, now) + self._settings.missing_wait_s
-        await post_events.assign(assignments, wait_until=wait_until)
+        # Posts the collector's indexer has not written yet are waited for up to missing_wait_s after publication.
+        await post_events.assign(assignments, wait_until=min(published, now) + self._settings.missing_wait_s)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop``; after a failure (Elasticsearch or Kafka down) wait, then resume from the commit."""

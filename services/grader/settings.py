@@ -148,7 +148,7 @@ class IndexRoleSettings(_Group):
     retry_backoff_max_s: float = Field(default=5.0, gt=0)
     # Post event ids are written no earlier than this after the grade role published them: the collector's indexer
     # waits up to its event_wait_s (2 s) to index each post once with its event, and most are then found done
-    # (a realtime get) instead of indexed a second time. Event snapshots are written at once.
+    # (a look-up) instead of indexed a second time. Event snapshots are written at once.
     assign_delay_s: float = Field(default=3.5, ge=0, le=60)
     # A post not indexed yet when its assignment is applied (the collector's indexer behind) is looked up again (every
     # missing_poll_s, less often while none turns up), up to this long after the grade role published it, before a

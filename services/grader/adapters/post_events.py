@@ -10,18 +10,18 @@ role (``indexer.py``) hands the assignments here some seconds later (``assign_de
 - a post found with the same event id is skipped (``already_assigned``): the indexer wrote it, nothing to do;
 - one found without it or with another one (a re-assignment after a merge, or indexed before its assignment
   arrived) gets a partial ``update`` in the index that holds it;
-- one **not indexed yet** is looked up again every ``poll_s`` until ``wait_until`` (the index role passes the
-  batch's publication time + ``missing_wait_s``): the indexer is behind, and will index it with its event id.
-  Only past that time does it get a stub, an upsert of ``{id, event_id}`` into the write alias, which the
+- one **not indexed yet** is looked up again until ``wait_until`` (the index role passes the batch's publication
+  time + ``missing_wait_s``): the indexer is behind, and will index it with its event id. Only the oldest chunk is
+  looked up, every ``poll_s``, doubling up to 16 times that while none of it turns up, and the rest once some of it
+  did. Only past that time does it get a stub, an upsert of ``{id, event_id}`` into the write alias, which the
   indexer's own ``doc_as_upsert`` update then completes (it merges, so the event id stays; see
   ``services/collector/indexer.py``).
 
 Why wait rather than write the stub at once: a stub turns the indexer's later ``create`` into a conflict and a
 second write, an ``update`` whose realtime get makes Elasticsearch refresh on the spot. Once the indexer was a few
 seconds behind, every post went that way, Elasticsearch's CPU per post rose, and the indexer fell further behind
-(the soak, 2026-12-01: 5,810 gets/s at 2,315 posts/s). The look-ups are not realtime (``realtime=False``) for the
-same reason: a document not refreshed yet reads as not indexed, and the next look-up, after the next refresh, finds
-it.
+(the soak, 2026-12-01: 5,810 gets/s at 2,315 posts/s). The look-ups are not realtime for the same reason: a
+document not refreshed yet reads as not indexed, and the next look-up, after the next refresh, finds it.
 
 A post that joins another event later is written again with the new id, and every write is idempotent, so a
 redelivery after a crash repeats it harmlessly (or finds it done). A vanished document is skipped, one the cluster
@@ -92,14 +92,12 @@ class ElasticPostEvents:
         posts: IndexNames,
         *,
         refresh: bool = False,
-        realtime: bool = False,
         poll_s: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._es = es
         self._posts = posts
         self._refresh = refresh
-        self._realtime = realtime
         self._poll_s = poll_s
         self._clock = clock
         self.written = 0  # assignments written (updates and stubs)
@@ -154,12 +152,13 @@ class ElasticPostEvents:
         return None
 
     async def _current(self, index: str, post_ids: list[str]) -> dict[str, tuple[str, str]]:
-        """Index and event id ("" when none) of every post in the write index (refreshed only, unless realtime)."""
+        """Index and event id ("" when none) of every post in the write index, refreshed ones only (not realtime:
+        see the module docstring)."""
         response = await self._es.mget(
             index=index,
             ids=post_ids,
             source=["event_id"],
-            realtime=self._realtime,
+            realtime=False,
             filter_path=_GET_FIELDS,
         )
         found: dict[str, tuple[str, str]] = {}
