@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_collector_e2e.py [--data DIR] [--limit N] [--via pipeline|grpc]
                                                   [--indexer inprocess|process [--indexers N]] [--skip-pipeline]
-                                                  [--keep] [--per-record-produce]
+                                                  [--keep] [--per-record-produce] [--gc service|default]
                                                   [--tracing off|default|full [--tracing-drop] [--otlp-endpoint URL]]
 
 Needs `qingfeng stack up` (Kafka 127.0.0.1:19092, Elasticsearch http://127.0.0.1:19200; override with QF_TEST_KAFKA,
@@ -20,6 +20,9 @@ Two measurements, each with a fresh pipeline (empty dedupe window):
 
 ``--per-record-produce``: the producer as it was before batch-level produce (one aiokafka ``send`` per record,
 16 KiB batches), to compare the two in one run.
+
+``--gc service`` (default): this process (the collector, and the indexer when in process) runs its garbage
+collector as ``python -m services.collector`` does (``qingfeng.gc_tuning``); ``--gc default`` keeps CPython's.
 
 ``--tracing`` (issue 12): ``off`` (no SDK, the API's no-op), ``default`` (the SDK at the default sample ratio) or
 ``full`` (ratio 1.0), as the collector sets it up (``qingfeng.telemetry``); spans go to ``--otlp-endpoint`` (the
@@ -42,7 +45,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,12 +57,14 @@ from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 from elasticsearch import AsyncElasticsearch  # noqa: E402
 from qingfeng.cli.pki import provision_identities  # noqa: E402
 from qingfeng.elastic import IndexNames, create_client, delete_family, ensure_index  # noqa: E402
+from qingfeng.gc_tuning import GcSettings, apply_gc_settings  # noqa: E402
 from qingfeng.kafka import Producer, ensure_topics  # noqa: E402
 from qingfeng.settings import ElasticsearchSettings, GrpcSettings, KafkaSettings  # noqa: E402
 from qingfeng.v1 import common_pb2, post_pb2, source_pb2  # noqa: E402
 
-from services.collector.app import build_enricher, build_pipeline, topic_specs_for  # noqa: E402
+from services.collector.app import build_pipeline, topic_specs_for  # noqa: E402
 from services.collector.indexer import PostIndexer  # noqa: E402
+from services.collector.pipeline import Pipeline  # noqa: E402
 from services.collector.ports import Rejected  # noqa: E402
 from services.collector.settings import CollectorSettings, CollectorTopics, IndexerSettings  # noqa: E402
 from services.collector.sources import parse_jsonl_line  # noqa: E402
@@ -142,28 +147,28 @@ async def bench_pipeline(
     return len(items), elapsed
 
 
-async def _produce_in_process(settings: CollectorSettings, producer: Producer, lines: list[str]) -> None:
-    pipeline = build_pipeline(settings, producer)
+async def _produce_in_process(pipeline: Pipeline, lines: list[str]) -> None:
+    """Every line parsed and through ``pipeline`` (built beforehand, as a collector builds it at start-up), acked."""
     for i in range(0, len(lines), CHUNK):
         await pipeline(_parse(lines[i : i + CHUNK], i))
 
 
-async def _produce_via_grpc(settings: CollectorSettings, producer: Producer, data: Path, limit: int | None) -> None:
-    """The collector's ImportPosts served here; the client streams the file from a child process."""
-    from qingfeng.cli.pki import IMPORT_ISSUER, key_file
+@contextlib.asynccontextmanager
+async def _import_server(pipeline: Pipeline) -> AsyncIterator[tuple[int, Path]]:
+    """The collector's ImportPosts over ``pipeline``, served here (its port, and the PKI state whose ops-import key
+    signs the import), started before the clock as a running collector is."""
     from qingfeng.rpc import CredentialInterceptor, TrustFile, build_server
     from qingfeng.v1 import source_pb2_grpc
 
     from services.collector.server import CollectorServicer
 
-    store = _BenchStore()
-    pipeline = build_pipeline(settings, producer)
-    servicer = CollectorServicer(store, pipeline, tips=None)  # type: ignore[arg-type]
+    servicer = CollectorServicer(_BenchStore(), pipeline, tips=None)  # type: ignore[arg-type]
     # As in production, the import is signed by the ops-import identity and verified (on loopback, without TLS).
     state = Path(tempfile.mkdtemp(prefix="qfbench-"))
     trust = provision_identities(state)
+    settings = _settings("import").grpc
     server = build_server(
-        settings.grpc,
+        settings,
         interceptors=[CredentialInterceptor(TrustFile(trust))],
         services=[
             (
@@ -174,27 +179,35 @@ async def _produce_via_grpc(settings: CollectorSettings, producer: Producer, dat
     )
     await server.server.start()
     try:
-        file = data / "weibo_posts.jsonl"
-        args = [
-            sys.executable,
-            "-m",
-            "qingfeng.cli.main",
-            "import",
-            str(file),
-            "--collector",
-            f"127.0.0.1:{server.port}",
-            "--plaintext",
-            "--key-file",
-            str(key_file(state, IMPORT_ISSUER)),
-        ]
-        if limit:
-            args += ["--limit", str(limit)]
-        process = await asyncio.create_subprocess_exec(*args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        out, _ = await process.communicate()
-        if process.returncode != 0:
-            raise RuntimeError(f"qingfeng import failed ({process.returncode}): {out.decode()}")
+        yield server.port, state
     finally:
         await server.server.stop(1)
+
+
+async def _produce_via_grpc(port: int, state: Path, data: Path, limit: int | None) -> None:
+    """The file streamed to the ImportPosts on ``port`` by `qingfeng import` in a child process (its start-up
+    included, as an operator's import pays it)."""
+    from qingfeng.cli.pki import IMPORT_ISSUER, key_file
+
+    file = data / "weibo_posts.jsonl"
+    args = [
+        sys.executable,
+        "-m",
+        "qingfeng.cli.main",
+        "import",
+        str(file),
+        "--collector",
+        f"127.0.0.1:{port}",
+        "--plaintext",
+        "--key-file",
+        str(key_file(state, IMPORT_ISSUER)),
+    ]
+    if limit:
+        args += ["--limit", str(limit)]
+    process = await asyncio.create_subprocess_exec(*args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"qingfeng import failed ({process.returncode}): {out.decode()}")
 
 
 def schedstat(pid: int | str = "self") -> tuple[float, float]:
@@ -374,10 +387,14 @@ async def bench_end_to_end(
     lines = _lines(data, limit)
     expected = len(lines)
     stop = asyncio.Event()
-    build_enricher(settings)  # warm the lexicon/segmenter caches outside the measurement
     children: list[asyncio.subprocess.Process] = []
     try:
-        async with Producer(settings.kafka, **(producer_options or {})) as producer:
+        async with contextlib.AsyncExitStack() as stack:
+            producer = await stack.enter_async_context(Producer(settings.kafka, **(producer_options or {})))
+            # Built before the clock, as a collector builds its pipeline (lexicons, automata) at start-up.
+            pipeline = build_pipeline(settings, producer)
+            if via == "grpc":
+                port, state = await stack.enter_async_context(_import_server(pipeline))
             if indexer_mode == "process":
                 # QF_COLLECTOR_ROLE=index in processes of their own (one consumer group), as `qingfeng up --indexers
                 # N` runs them; started, and the group joined by all, before the clock starts (long-running indexers).
@@ -408,9 +425,9 @@ async def bench_end_to_end(
                 run0, wait0 = run0 + child_run, wait0 + child_wait
             client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
             if via == "grpc":
-                await _produce_via_grpc(settings, producer, data, limit)
+                await _produce_via_grpc(port, state, data, limit)
             else:
-                await _produce_in_process(settings, producer, lines)
+                await _produce_in_process(pipeline, lines)
             produced = time.perf_counter() - started
             client_after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the import client, once it exited
             client_cpu = (client_after.ru_utime + client_after.ru_stime) - (
@@ -485,6 +502,9 @@ async def main() -> int:
     parser.add_argument(
         "--per-record-produce", action="store_true", help="one producer send per record, as before batch produce"
     )
+    parser.add_argument(
+        "--gc", choices=("service", "default"), default="service", help="this process's GC: the services' or CPython's"
+    )
     parser.add_argument("--tracing", choices=("off", "default", "full"), default="off")
     parser.add_argument("--tracing-drop", action="store_true", help="DROP unsampled spans instead of RECORD_ONLY")
     parser.add_argument("--otlp-endpoint", default=None, help="export spans over OTLP, e.g. http://127.0.0.1:4317")
@@ -501,7 +521,9 @@ async def main() -> int:
     if not (args.data / "weibo_posts.jsonl").is_file():
         print(f"no weibo_posts.jsonl in {args.data} (set QF_SHARED_DATA)", file=sys.stderr)
         return 2
-    print(f"collector end-to-end benchmark, {os.cpu_count()} CPUs, data {args.data}")
+    print(f"collector end-to-end benchmark, {os.cpu_count()} CPUs, data {args.data}, GC {args.gc}")
+    if args.gc == "service":
+        apply_gc_settings(GcSettings())
     if not args.skip_pipeline:
         options = PER_RECORD if args.per_record_produce else None
         n, elapsed = await bench_pipeline(args.data, args.limit, args.keep, options)
@@ -521,6 +543,10 @@ async def main() -> int:
     print(f"end to end via {args.via}, indexer {args.indexer} (collector -> Kafka -> ES): {n} posts")
     print(f"  all produced and acked after {e2e['produced_s']:6.2f} s = {n / e2e['produced_s']:8.0f} posts/s")
     print(f"  all searchable in ES after  {e2e['searchable_s']:6.2f} s = {rate:8.0f} posts/s sustained")
+    print(
+        f"  CPU per post: ours {e2e['cpu_s'] / n * 1e6:.0f} µs (this process, indexer children, import client), "
+        f"local Kafka + Elasticsearch {e2e['engines_cpu_s'] / n * 1e6:.0f} µs"
+    )
     print(f"  search check: {int(e2e['phrase_hits'])} posts match the phrase 谣言")
     verdict = "meets" if rate >= TARGET else "MISSES"
     print(f"target >= {TARGET} posts/s end to end: {verdict} ({rate / TARGET:.1f}x)")

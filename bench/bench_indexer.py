@@ -164,13 +164,13 @@ async def produce(topic_run: str, data: Path, limit: int | None) -> int:
     import bench_collector_e2e as e2e
     from qingfeng.kafka import Producer, ensure_topics
 
-    from services.collector.app import topic_specs_for
+    from services.collector.app import build_pipeline, topic_specs_for
 
     settings = _settings(topic_run, topic_run)
     lines = e2e._lines(data, limit)
     await ensure_topics(settings.kafka, topic_specs_for(settings))
     async with Producer(settings.kafka) as producer:
-        await e2e._produce_in_process(settings, producer, lines)
+        await e2e._produce_in_process(build_pipeline(settings, producer), lines)
     return len(lines)
 
 

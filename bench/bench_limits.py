@@ -1,7 +1,8 @@
 """The engines' limits and the project's ingest paths, measured in one run, each path as a ratio of its limit.
 
     .venv/bin/python bench/bench_limits.py [--data DIR] [--limit N] [--skip-grpc] [--indexers 1,2]
-                                           [--compare-produce] [--gc-compare]
+                                           [--compare-produce] [--gc service|default] [--gc-compare]
+                                           [--warmup N]
 
 On the shared data (DIR/weibo_posts.jsonl, default $QF_SHARED_DATA else ../shared/data; 57,576 posts), against the
 local stack on loopback (Kafka 127.0.0.1:19092, Elasticsearch http://127.0.0.1:19200; QF_TEST_KAFKA / QF_TEST_ES):
@@ -42,10 +43,18 @@ is also run with the producer as it was before batch-level produce (one aiokafka
 batches: ``bench_collector_e2e.PER_RECORD``), just before the same path with today's producer, so both sides of the
 comparison share the run's load and its raw limits.
 
-``--gc-compare``: the same one-process paths once more with this process's garbage collector tuned as the collector
-and grader processes tune theirs at start-up (``qingfeng.gc_tuning`` with its defaults: start-up objects frozen,
-thresholds 20,000/50/100 against CPython's 700/10/10), rows marked "GC tuned". The one-process rows without it run
-with CPython's defaults; the rows with collector or indexer processes run the services' own start-up (tuned).
+``--gc service`` (default): this process's garbage collector is tuned as the collector and grader processes tune
+theirs at start-up (``qingfeng.gc_tuning`` with its defaults: start-up objects frozen, thresholds 20,000/50/100),
+before anything is measured, so the collector (and the in-process indexer) in this process run as ``python -m
+services.collector`` and ``qingfeng up`` run them; the indexer processes run the services' own start-up anyway.
+``--gc default`` keeps CPython's (700/10/10, nothing frozen), as every row did before 2026-12-01 (stop 18): the
+bench process then walked its own 57,576 prepared posts, documents and records in every old-generation collection,
+which a collector process does not hold. ``--gc-compare``: the one-process paths once more with the other setting,
+rows marked with it.
+
+Elasticsearch is warmed up first (``--warmup`` documents, default 20,000, bulk-indexed into a throwaway index, not
+timed): on a node started minutes before, the first raw bulk ran at half the rate of the last one (its JIT still
+compiling), which lowered the limit and so flattered every ratio.
 
 Paths that end in Elasticsearch are divided by the ES bulk limit, paths that end in a produce by the Kafka produce
 limit (enrichment, which ends in neither, is shown against ES bulk: the rate it would have to sustain). Every topic
@@ -80,7 +89,7 @@ from qingfeng.kafka import Producer, Record, ensure_topics
 from qingfeng.text import Enricher
 from qingfeng.v1 import post_pb2
 
-from services.collector.app import topic_specs_for
+from services.collector.app import build_pipeline, topic_specs_for
 from services.collector.core import Deduper, enrich_post
 from services.collector.indexer import PostIndexer, post_document
 from services.collector.settings import CollectorSettings
@@ -90,22 +99,28 @@ ES_CHUNK = 1_000
 
 ES_LIMIT, PRODUCE_LIMIT = "ES bulk", "Kafka produce"
 _BEFORE = "send() per record (before)"
-_GC = "GC tuned as the services are"
+_GC = {"service": "GC tuned as the services are", "default": "CPython's default GC"}
 
 
 @contextlib.contextmanager
-def gc_tuned(on: bool = True) -> Iterator[None]:
-    """Run the block with this process's collector tuned as the services tune theirs, then restore it."""
-    if not on:
-        yield
-        return
+def gc_mode(mode: str) -> Iterator[None]:
+    """Run the block with this process's collector as ``mode`` says ("service": tuned as the services tune theirs;
+    "default": CPython's own), then restore it as it was."""
     before = gc.get_threshold()
-    apply_gc_settings(GcSettings())
+    frozen = gc.get_freeze_count()
+    if mode == "service":
+        apply_gc_settings(GcSettings())
+    else:
+        gc.unfreeze()
+        gc.set_threshold(700, 10, 10)
     try:
         yield
     finally:
-        gc.unfreeze()
         gc.set_threshold(*before)
+        if frozen and not gc.get_freeze_count():
+            gc.freeze()
+        elif not frozen:
+            gc.unfreeze()
 
 
 @dataclass(frozen=True)
@@ -242,8 +257,9 @@ async def collector_and_indexer(
     try:
         names = await ensure_index(es, settings.elasticsearch.index_prefix, "posts")
         async with Producer(settings.kafka, **(producer_options or {})) as producer:
+            pipeline = build_pipeline(settings, producer)  # before the clock, as a collector builds it at start-up
             started, cpu0, engines0 = time.perf_counter(), e2e.schedstat()[0], e2e.engines_cpu()
-            await e2e._produce_in_process(settings, producer, lines)
+            await e2e._produce_in_process(pipeline, lines)
             produced, collector_cpu = time.perf_counter() - started, e2e.schedstat()[0] - cpu0
             collector_engines = e2e.engines_cpu() - engines0
             if not index:
@@ -318,9 +334,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also run the one-process paths with one producer send per record (the produce path before batching)",
     )
     parser.add_argument(
+        "--gc",
+        choices=("service", "default"),
+        default="service",
+        help="this process's garbage collector: tuned as the services run it (default) or CPython's own",
+    )
+    parser.add_argument(
         "--gc-compare",
         action="store_true",
-        help="also run the one-process paths with the garbage collector tuned (a proposal for the services)",
+        help="also run the one-process paths with the other --gc setting",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=20_000,
+        help="documents bulk-indexed, untimed, into a throwaway index before the first raw limit (0: none)",
     )
     parser.add_argument(
         "--indexers",
@@ -343,7 +371,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     docs = [(p.id, post_document(p)) for p in posts]
     records = [(p.id.encode(), p.SerializeToString()) for p in posts]
     print(f"{len(lines)} lines, {len(posts)} posts; {sum(len(v) for _, v in records) / len(records):.0f} B/record")
-    table = asyncio.run(_measure(args, lines, enricher, posts, docs, records))
+    print(f"garbage collector of this process: {_GC[args.gc]}")
+    with gc_mode(args.gc):
+        table = asyncio.run(_measure(args, lines, enricher, posts, docs, records))
     print()
     print(_table(table))
     print(f"\nload average after: {_load()}")
@@ -363,6 +393,9 @@ async def _measure(
 ) -> list[Row]:
 
     run = uuid.uuid4().hex[:8]
+    other = "default" if args.gc == "service" else "service"
+    if args.warmup > 0:
+        await _raw_es(run, "warmup", docs[: args.warmup])
     es_before, es_before_cpu = await _raw_es(run, "raw", docs)
     produce_s, consume_s, produce_engines, consume_engines = await raw_kafka(e2e._settings(f"{run}-raw"), records)
     cpu0 = e2e.schedstat()[0]
@@ -384,12 +417,12 @@ async def _measure(
         (collector_cpu, indexer_cpu, collector_engines, indexer_engines),
     ) = await collector_and_indexer(e2e._settings(f"{run}-path"), lines)
     if args.gc_compare:
-        with gc_tuned():
+        with gc_mode(other):
             collector_s1, _, _, (collector_cpu1, _, collector_engines1, _) = await collector_and_indexer(
                 e2e._settings(f"{run}-path1"), lines, index=False
             )
         before.append(
-            Row(f"collector in process, {_GC}", len(lines), collector_s1, PRODUCE_LIMIT, cpu_s=collector_cpu1,
+            Row(f"collector in process, {_GC[other]}", len(lines), collector_s1, PRODUCE_LIMIT, cpu_s=collector_cpu1,
                 engines_cpu_s=collector_engines1)
         )  # fmt: skip
     n = len(docs)
@@ -414,9 +447,9 @@ async def _measure(
         mode: str,
         n: int = 1,
         producer_options: Mapping[str, Any] | None = None,
-        tuned: bool = False,
+        gc_setting: str | None = None,
     ) -> None:
-        with gc_tuned(tuned):
+        with gc_mode(gc_setting) if gc_setting else contextlib.nullcontext():
             result = await e2e.bench_end_to_end(args.data, args.limit, via, mode, False, n, producer_options)
         table.append(
             Row(
@@ -433,7 +466,7 @@ async def _measure(
         await end_to_end(f"end to end, one process, {_BEFORE}", "pipeline", "inprocess", 1, e2e.PER_RECORD)
     await end_to_end("end to end, one process (collector→Kafka→ES)", "pipeline", "inprocess")
     if args.gc_compare:
-        await end_to_end(f"end to end, one process, {_GC}", "pipeline", "inprocess", tuned=True)
+        await end_to_end(f"end to end, one process, {_GC[other]}", "pipeline", "inprocess", gc_setting=other)
     for n in args.indexers:
         await end_to_end(
             f"end to end, collector + {n} indexer process{'es' if n > 1 else ''}", "pipeline", "process", n
@@ -444,7 +477,9 @@ async def _measure(
                              e2e.PER_RECORD)  # fmt: skip
         await end_to_end("end to end via ImportPosts, one process", "grpc", "inprocess")
         if args.gc_compare:
-            await end_to_end(f"end to end via ImportPosts, one process, {_GC}", "grpc", "inprocess", tuned=True)
+            await end_to_end(
+                f"end to end via ImportPosts, one process, {_GC[other]}", "grpc", "inprocess", gc_setting=other
+            )
         for n in args.indexers:
             label = f"end to end via ImportPosts + {n} indexer process{'es' if n > 1 else ''} (qingfeng up)"
             await end_to_end(label, "grpc", "process", n)

@@ -82,3 +82,19 @@ def test_the_engines_are_found_by_their_listening_port(bench: ModuleType) -> Non
         assert os.getpid() in pids
         assert e2e.cpu_seconds(pids) > 0
     assert os.getpid() not in e2e.engine_pids(port)  # closed: nobody listens there any more
+
+
+def test_the_paths_run_with_the_services_gc_or_cpythons_and_it_is_restored(bench: ModuleType) -> None:
+    import gc
+
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    with bench.gc_mode("service"):
+        assert gc.get_threshold() == (20_000, 50, 100)
+        assert gc.get_freeze_count() > 0  # what the process held at start is out of the scans, as in a service
+        with bench.gc_mode("default"):
+            assert gc.get_threshold() == (700, 10, 10)
+            assert gc.get_freeze_count() == 0
+        assert gc.get_threshold() == (20_000, 50, 100)
+        assert gc.get_freeze_count() > 0
+    assert gc.get_threshold() == before
+    assert (gc.get_freeze_count() > 0) == (frozen > 0)
