@@ -98,3 +98,23 @@ def test_the_paths_run_with_the_services_gc_or_cpythons_and_it_is_restored(bench
         assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == before
     assert (gc.get_freeze_count() > 0) == (frozen > 0)
+
+
+def test_the_summary_gives_each_run_its_own_limit_and_counts_the_runs_that_met_the_target(
+    bench: ModuleType,
+) -> None:
+    def run(limit_rate: int, import_rate: int, inprocess_rate: int) -> list:
+        return [
+            bench.Row("raw ES bulk", limit_rate, 1.0, limit=bench.ES_LIMIT),
+            bench.Row("end to end via ImportPosts + 1 indexer process", import_rate, 1.0, bench.ES_LIMIT),
+            bench.Row("end to end, collector + 1 indexer process", inprocess_rate, 1.0, bench.ES_LIMIT),
+            bench.Row("indexer (consume→document→bulk create)", 9_000, 1.0, bench.ES_LIMIT),
+        ]
+
+    text = bench.summary([run(20_000, 8_000, 9_000), run(10_000, 3_900, 6_000), run(16_000, 7_200, 7_200)])
+    lines = text.splitlines()
+    assert lines[0].startswith("ratios over 3 runs")
+    assert "0.40 0.39 0.45 (median 0.40; >= 0.4x in 2 of 3)" in lines[1]
+    assert "0.45 0.60 0.45 (median 0.45; >= 0.5x in 1 of 3)" in lines[2]
+    assert lines[3].endswith("(median 0.56)")  # a stage has no target
+    assert bench.target_of("raw ES bulk") is None
