@@ -1,5 +1,9 @@
 # Qingfeng developer entry points. Everything a fresh machine needs is installed by these targets.
-PY      ?= python3
+# The venv's interpreter: the distribution's Python 3.11 where there is one. Debian builds it with PGO and LTO, as
+# the deploy image's (python:3.11-slim) is built; pyenv's and python.org's default builds are neither, and ran the
+# collector and indexer 10-20 % slower per post (bench/bench_collector_e2e.py, 2026-12-01). `make install PY=python3`
+# (after `make clean`) takes whatever python3 is on the PATH.
+PY      ?= $(firstword $(wildcard /usr/bin/python3.11) python3)
 VENV    := .venv
 BIN     := $(VENV)/bin
 PROTOS  := $(wildcard protos/qingfeng/v1/*.proto)
