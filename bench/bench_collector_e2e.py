@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_collector_e2e.py [--data DIR] [--limit N] [--via pipeline|grpc]
                                                   [--indexer inprocess|process [--indexers N]] [--skip-pipeline]
                                                   [--keep] [--per-record-produce] [--gc service|default]
+                                                  [--indexer-nice N] [--refresh-every S]
                                                   [--tracing off|default|full [--tracing-drop] [--otlp-endpoint URL]]
 
 Needs `qingfeng stack up` (Kafka 127.0.0.1:19092, Elasticsearch http://127.0.0.1:19200; override with QF_TEST_KAFKA,
@@ -56,6 +57,7 @@ sys.path.insert(0, str(REPO))  # so that `services` imports when run as a script
 from aiokafka.admin import AIOKafkaAdminClient  # noqa: E402
 from elasticsearch import AsyncElasticsearch  # noqa: E402
 from qingfeng.cli.pki import provision_identities  # noqa: E402
+from qingfeng.cli.priority import niced  # noqa: E402
 from qingfeng.elastic import IndexNames, create_client, delete_family, ensure_index  # noqa: E402
 from qingfeng.gc_tuning import GcSettings, apply_gc_settings  # noqa: E402
 from qingfeng.kafka import Producer, ensure_topics  # noqa: E402
@@ -384,6 +386,7 @@ async def bench_end_to_end(
     indexers: int = 1,
     producer_options: Mapping[str, Any] | None = None,
     refresh_every_s: float = 0.0,
+    indexer_nice: int = 0,
 ) -> dict[str, float]:
     """Seconds until every post is produced and searchable (``indexers`` children with ``indexer_mode`` process);
     ``producer_options`` for the collector's ``Producer`` (e.g. ``PER_RECORD``).
@@ -392,7 +395,9 @@ async def bench_end_to_end(
     reaches the number of posts, one refresh makes them searchable and the count of searchable documents must agree.
     Elasticsearch refreshes on the posts template's own interval meanwhile (5 s), as in the suite.
     ``refresh_every_s`` > 0 forces a refresh that often as well (1.0: the measure of the rows before 2026-12-01,
-    stop 18, which kept Elasticsearch's 1 s default and cost the node ~10 % more CPU)."""
+    stop 18, which kept Elasticsearch's 1 s default and cost the node ~10 % more CPU). ``indexer_nice``: the indexer
+    processes' nice value (`qingfeng up` starts them at QF_SUITE_NICE_INDEXER, 10 by default; the rows run them at 0,
+    this process's own)."""
     settings = _settings(uuid.uuid4().hex[:10])
     await ensure_topics(settings.kafka, topic_specs_for(settings))
     es = create_client(settings.elasticsearch)
@@ -415,7 +420,7 @@ async def bench_end_to_end(
                 for _ in range(indexers):
                     children.append(
                         await asyncio.create_subprocess_exec(
-                            sys.executable, "-m", "services.collector", env=env, cwd=str(REPO)
+                            *niced([sys.executable, "-m", "services.collector"], indexer_nice), env=env, cwd=str(REPO)
                         )
                     )
                 consuming = asyncio.ensure_future(asyncio.gather(*(_watch(child) for child in children)))
@@ -517,6 +522,12 @@ async def main() -> int:
         "--per-record-produce", action="store_true", help="one producer send per record, as before batch produce"
     )
     parser.add_argument(
+        "--indexer-nice",
+        type=int,
+        default=0,
+        help="nice value of the indexer processes (qingfeng up: QF_SUITE_NICE_INDEXER, 10 by default); default 0",
+    )
+    parser.add_argument(
         "--refresh-every",
         type=float,
         default=0.0,
@@ -558,6 +569,7 @@ async def main() -> int:
         args.indexers,
         PER_RECORD if args.per_record_produce else None,
         args.refresh_every,
+        args.indexer_nice,
     )
     n = int(e2e["posts"])
     rate = n / e2e["searchable_s"]
