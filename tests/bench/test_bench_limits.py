@@ -118,3 +118,11 @@ def test_the_summary_gives_each_run_its_own_limit_and_counts_the_runs_that_met_t
     assert "0.45 0.60 0.45 (median 0.45; >= 0.5x in 1 of 3)" in lines[2]
     assert lines[3].endswith("(median 0.56)")  # a stage has no target
     assert bench.target_of("raw ES bulk") is None
+
+
+def test_the_warm_up_ends_once_two_rounds_agree(bench: ModuleType) -> None:
+    assert not bench.warmed_up([])
+    assert not bench.warmed_up([9_000.0])
+    assert not bench.warmed_up([9_000.0, 16_000.0])  # still compiling
+    assert bench.warmed_up([9_000.0, 16_000.0, 17_500.0])
+    assert bench.warmed_up([20_000.0, 17_500.0])
