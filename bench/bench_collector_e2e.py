@@ -126,6 +126,10 @@ async def _delete_topics(settings: CollectorSettings) -> None:
         await admin.close()
 
 
+# How often the end-to-end measure reads the index's progress while it waits for the last post.
+_POLL_S = 0.25
+
+
 async def _count(es: AsyncElasticsearch, index: str) -> int:
     return int((await es.count(index=index)).body["count"])
 
@@ -162,7 +166,7 @@ async def _produce_in_process(pipeline: Pipeline, lines: list[str]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _import_server(pipeline: Pipeline) -> AsyncIterator[tuple[int, Path]]:
+async def _import_server(pipeline: Pipeline, grpc: GrpcSettings) -> AsyncIterator[tuple[int, Path]]:
     """The collector's ImportPosts over ``pipeline``, served here (its port, and the PKI state whose ops-import key
     signs the import), started before the clock as a running collector is."""
     from qingfeng.rpc import CredentialInterceptor, TrustFile, build_server
@@ -174,9 +178,8 @@ async def _import_server(pipeline: Pipeline) -> AsyncIterator[tuple[int, Path]]:
     # As in production, the import is signed by the ops-import identity and verified (on loopback, without TLS).
     state = Path(tempfile.mkdtemp(prefix="qfbench-"))
     trust = provision_identities(state)
-    settings = _settings("import").grpc
     server = build_server(
-        settings,
+        grpc,
         interceptors=[CredentialInterceptor(TrustFile(trust))],
         services=[
             (
@@ -412,7 +415,7 @@ async def bench_end_to_end(
             # Built before the clock, as a collector builds its pipeline (lexicons, automata) at start-up.
             pipeline = build_pipeline(settings, producer)
             if via == "grpc":
-                port, state = await stack.enter_async_context(_import_server(pipeline))
+                port, state = await stack.enter_async_context(_import_server(pipeline, settings.grpc))
             if indexer_mode == "process":
                 # QF_COLLECTOR_ROLE=index in processes of their own (one consumer group), as `qingfeng up --indexers
                 # N` runs them; started, and the group joined by all, before the clock starts (long-running indexers).
@@ -453,12 +456,12 @@ async def bench_end_to_end(
             )
             searchable = 0
             polls = 0
-            every = max(1, round(refresh_every_s / 0.25)) if refresh_every_s > 0 else 0
+            every = max(1, round(refresh_every_s / _POLL_S)) if refresh_every_s > 0 else 0
             while searchable < expected:
                 if consuming.done():
                     consuming.result()  # raises what stopped the indexer
                     raise RuntimeError("indexer stopped early")
-                await asyncio.sleep(0.25)
+                await asyncio.sleep(_POLL_S)
                 polls += 1
                 if every and polls % every == 0:
                     await es.indices.refresh(index=names.read_alias)
