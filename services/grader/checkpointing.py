@@ -96,6 +96,17 @@ class Checkpointer:
         """A child's checkpoint is still being encoded or stored (the next one waits for it)."""
         return self._background is not None and not self._background.done()
 
+    @property
+    def uncovered_batches(self) -> int:
+        """Batches applied since the last checkpoint (fixed), which a recovery would replay."""
+        return self._batches_since
+
+    def due_while_quiet(self) -> bool:
+        """Due although no batch comes to take it: batches since the last checkpoint and the cadence (or ``soon``) says
+        so. A stream that went quiet right after a replay caught up would otherwise keep the replay's backlog (and a
+        standby, which follows from a checkpoint, would wait for one) until the next post."""
+        return self._batches_since > 0 and self.due()
+
     def due(self) -> bool:
         if self.in_flight():
             return False  # the one being encoded and stored comes first

@@ -147,9 +147,10 @@ class PostConsumer:
                     self._retry.progressed()
                     self._idle_since = loop.time()
                     continue
-                # A quiet stream: event snapshots the owner held back (pacing.py) go out once due, and the group
-                # gets the offsets a commit interval held back.
+                # A quiet stream: event snapshots the owner held back (pacing.py) go out once due, the checkpoint
+                # the last batches made due is taken, and the group gets the offsets a commit interval held back.
                 await self._owner.flush_held()
+                await self._owner.checkpoint_if_due()
                 await self._commit(force=True)
                 if self._idle_tick_s > 0 and loop.time() - self._idle_since >= self._idle_tick_s:
                     self._idle_since = loop.time()

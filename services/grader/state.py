@@ -291,6 +291,16 @@ class EngineOwner:
                 return 0
             return await self._effect(self._render(list(self._pacer.due())))
 
+    async def checkpoint_if_due(self) -> bool:
+        """The checkpoint the last batches made due, on a quiet stream (the consumer calls it while idle)."""
+        if self.stale or not self.checkpointer.due_while_quiet():
+            return False
+        async with self.lock:
+            if self.stale or not self.checkpointer.due_while_quiet():
+                return False
+            await self._periodic_checkpoint()
+            return True
+
     def checkpoint_soon(self) -> None:
         """Take the checkpoint with the next batch (the CPU-share rule still applies). The consumer calls it once a
         replay caught up: a second failure soon after (the broker restarting after a kill) then replays from here

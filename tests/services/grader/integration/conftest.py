@@ -90,6 +90,11 @@ async def make_settings(kafka_bootstrap: str, es_url: str, tmp_path: Path) -> As
         return settings
 
     yield make
+    # A test that failed half-way leaves its graders running: crashed here, their clients closed, so the failure is
+    # reported once and not again as unclosed sockets at some later test's teardown.
+    for left in list(_LIVE):
+        with contextlib.suppress(Exception):
+            await left.crash()
     es_urls = {s.elasticsearch.url for s in made}
     for url in es_urls:
         client = create_client(ElasticsearchSettings(url=url))
@@ -109,6 +114,9 @@ async def make_settings(kafka_bootstrap: str, es_url: str, tmp_path: Path) -> As
         await admin.close()
 
 
+_LIVE: list[Running] = []  # started and neither stopped nor crashed yet
+
+
 @dataclass
 class Running:
     """One grader instance with its consumer loop (``task``) and its index role (role ``all``) running as tasks."""
@@ -125,7 +133,9 @@ class Running:
         stop, index_stop = asyncio.Event(), asyncio.Event()
         task = asyncio.create_task(app.consumer.run(stop))
         indexer = asyncio.create_task(app.indexer.run(index_stop)) if app.indexer is not None else None
-        return cls(app, stop, task, indexer, index_stop)
+        running = cls(app, stop, task, indexer, index_stop)
+        _LIVE.append(running)
+        return running
 
     async def wait_indexed(self, timeout_s: float = 60.0) -> None:
         """Until the index role has committed everything on the events and post-events topics."""
@@ -153,6 +163,8 @@ class Running:
             await asyncio.sleep(0.001)
 
     async def graceful(self) -> None:
+        if self in _LIVE:
+            _LIVE.remove(self)
         self.stop.set()
         await asyncio.wait_for(self.task, 30)
         if self.indexer_task is not None and self.index_stop is not None:
@@ -162,6 +174,8 @@ class Running:
         await self.app.close()
 
     async def crash(self) -> None:
+        if self in _LIVE:
+            _LIVE.remove(self)
         for task in (self.task, self.indexer_task):
             if task is not None:
                 task.cancel()

@@ -110,3 +110,31 @@ async def test_standby_reloads_after_a_command_and_leads_with_it(make_settings: 
     taken = b.app.owner.engine.event(event.event_id)
     assert taken is not None and taken.level == level, "the new leader lost the override"
     await b.graceful()
+
+
+async def test_a_standby_joining_a_quiet_leader_gets_a_checkpoint_to_follow(make_settings: MakeSettings) -> None:
+    # Two batches of ten posts, the second one well within the time rule of the first, and then the stream is quiet:
+    # the leader takes the checkpoint the time rule makes due while idle. Before, a quiet stream kept its last batches
+    # uncovered until the next post, and a standby that joined found nothing to follow from (a CI run waited 60 s).
+    settings = make_settings(
+        checkpoint=CheckpointSettings(every_batches=1000, every_s=2.0),
+        standby=StandbySettings(poll_s=0.05, takeover_grace_s=0.1),
+    )
+    stream = synthetic_stream()
+    await produce_stream(settings, stream[:10])
+    a = await Running.start(settings)
+    await a.wait_posts(10)
+    await produce_stream(settings, stream[10:20])
+    await a.wait_posts(20)
+    checkpointer = a.app.owner.checkpointer
+    await _until(lambda: checkpointer.uncovered_batches == 0, "the quiet leader checkpointed its last batch", 15)
+    taken = a.app.owner.checkpoints
+    b = await Running.start(settings)
+    follower = b.app.follower
+    assert follower is not None
+    await _until(lambda: follower.reloads >= 1, "the standby restored the quiet leader's checkpoint", 15)
+    await asyncio.sleep(2.5)  # past the time rule again: an unchanged state is not stored again
+    assert a.app.owner.checkpoints == taken
+    assert not follower.leading
+    await a.graceful()
+    await b.graceful()

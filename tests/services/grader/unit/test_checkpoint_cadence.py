@@ -88,6 +88,28 @@ async def test_an_expensive_checkpoint_postpones_the_next_by_its_cost_over_the_s
     assert owner.checkpoints == 2 and ports.store.checkpoint.positions == {0: 50}
 
 
+async def test_a_quiet_stream_takes_the_postponed_checkpoint_once_it_is_due() -> None:
+    # The last batches before the stream went quiet are checkpointed without waiting for another post (a standby
+    # follows from a checkpoint; a replay that just caught up is not worked off again), once and only when due.
+    ports, clocks = Ports(), Clocks(cost=1.0)  # the next is due 20 s after the first
+    owner = await _owner(ports, clocks)
+    posts = story(20)
+    await feed(owner, posts[:10])
+    assert owner.checkpoints == 1
+    assert not await owner.checkpoint_if_due()  # nothing fed since
+    clocks.now = 5.0
+    await feed(owner, posts[10:20])
+    assert owner.checkpoints == 1
+    assert not await owner.checkpoint_if_due()  # postponed by the CPU share
+    clocks.now = 20.0
+    assert await owner.checkpoint_if_due()
+    assert owner.checkpoints == 2 and ports.store.checkpoint is not None
+    assert ports.store.checkpoint.positions == {0: 20}
+    clocks.now = 60.0
+    assert not await owner.checkpoint_if_due()  # the state has not moved: no second copy of it
+    assert owner.checkpoints == 2
+
+
 async def test_the_compression_in_the_worker_thread_counts_towards_the_share() -> None:
     # 0.25 s on the loop + 0.75 s compressing in the worker = 1 s: the next is due 20 s later, not 5 s.
     ports, clocks = Ports(), Clocks(cost=0.25, compress_cost=0.75)
