@@ -42,6 +42,10 @@ for path in (str(ROOT), str(BENCH)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
+# First, before a module below imports grpc: grpcio's fork handlers off (libs/qingfeng/__init__.py). With them on, the
+# Elasticsearch the soak restarts (started as another user: a fork, not a vfork) once aborted before its exec.
+import qingfeng  # noqa: E402, F401, I001
+
 from _periodic import PeriodicSampler  # noqa: E402
 from _soak_cpu import CpuSampler, format_cores, format_loops  # noqa: E402
 from _soak_feed import Feeder, FeedStats, load_rows  # noqa: E402

@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import qingfeng  # noqa: F401 - before any test module imports grpc: its fork handlers off (libs/qingfeng/__init__.py)
 
 pytest_plugins = ["tests.unclosed_sessions"]  # every aiohttp session closed by the test that made it
 
