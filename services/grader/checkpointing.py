@@ -31,6 +31,8 @@ _log = logging.getLogger(__name__)
 
 # A checkpoint whose encoding took less CPU than this is never postponed (small states: tests, a fresh grader).
 _CHEAP_CHECKPOINT_S = 0.05
+# Checkpoint children failing in a row before checkpoints go back to the event loop for the rest of the process.
+_FORK_FAILURES_MAX = 3
 
 
 class OrderLog(Protocol):
@@ -82,6 +84,7 @@ class Checkpointer:
         self._cpu = 0.0  # CPU seconds the last checkpoint spent encoding the state (see ``due``)
         self._fork = cadence.fork and fork_available()
         self._background: asyncio.Task[None] | None = None
+        self._fork_failures = 0  # children that failed in a row
         self.count = 0  # taken since start
         self.stored = False  # a checkpoint exists (recovered from one, or stored one since)
 
@@ -212,13 +215,22 @@ class Checkpointer:
             child.kill()
             raise
         except EncodingFailed as err:
-            _log.warning("%s: checkpoints go back to the loop", err)
-            self._fork = False
+            # One child can die of something passing (the OOM killer, a signal); the state it did not store is covered
+            # by the next batch's checkpoint. Only children failing in a row send the checkpoints back to the loop.
+            self._fork_failures += 1
+            self.soon()
+            if self._fork_failures >= _FORK_FAILURES_MAX:
+                _log.warning("%s (%d in a row): checkpoints go back to the loop", err, self._fork_failures)
+                self._fork = False
+            else:
+                _log.warning("%s: the next checkpoint forks again (%d of %d failures in a row)", err,
+                             self._fork_failures, _FORK_FAILURES_MAX)  # fmt: skip
             return
         except Exception as err:  # the database: the previous checkpoint and the whole order log stay valid
             _log.warning("checkpoint not stored: %s: %s", type(err).__name__, err)
             return
         self._cpu = encoded.cpu_s
+        self._fork_failures = 0
         self.stored = True
         self.count += 1
         _log.info("checkpoint: %d bytes, forked in %.3fs, encoded in %.2fs CPU by a child in %.2fs, stored in %.2fs",

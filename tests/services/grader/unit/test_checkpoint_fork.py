@@ -1,6 +1,6 @@
 """Periodic checkpoints encoded by a forked child (``checkpoint_fork.py``): the batches go on while the child encodes
 and the store writes, what is stored is the engine and the positions as they were at the fork, a later batch's
-order-log entries survive that checkpoint, and a child that fails sends checkpoints back to the loop."""
+order-log entries survive that checkpoint, and children that fail in a row send checkpoints back to the loop."""
 
 from __future__ import annotations
 
@@ -107,23 +107,57 @@ async def test_a_kill_after_checkpoints_by_the_child_recovers_to_the_uninterrupt
     assert ids(ports.sink.alerts) == ids(reference.sink.alerts)
 
 
-async def test_a_failing_child_sends_checkpoints_back_to_the_loop(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    def broken(encode: Callable[[], bytes], *, nice: int = 0) -> ChildEncoding:
+def _failing_children(monkeypatch: pytest.MonkeyPatch, failures: int | None) -> list[int]:
+    """The next ``failures`` children (all when None) die before they write; returns the list of those started."""
+    started: list[int] = []
+
+    def maybe_broken(encode: Callable[[], bytes], *, nice: int = 0) -> ChildEncoding:
+        started.append(1)
+        if failures is not None and len(started) > failures:
+            return start_encoding(encode, nice=nice)
+
         def fail() -> bytes:
             raise MemoryError("the child ran out of memory")
 
         return start_encoding(fail, nice=nice)
 
-    monkeypatch.setattr(checkpointing, "start_encoding", broken)
+    monkeypatch.setattr(checkpointing, "start_encoding", maybe_broken)
+    return started
+
+
+async def test_children_failing_in_a_row_send_checkpoints_back_to_the_loop(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    started = _failing_children(monkeypatch, None)
     ports = Ports()
     owner = await forking_owner(ports)
-    await feed(owner, story(40)[:20])
+    posts = story(60)
+    await feed(owner, posts[:20])  # two batches: the first child
     await owner.checkpointer.settled()
-    assert ports.store.checkpoint is None and "exited with 1: checkpoints go back to the loop" in caplog.text
-    await feed(owner, story(40)[20:40])  # due again: on the loop now
-    assert ports.store.checkpoint is not None and ports.store.checkpoint.positions == {0: 40}
+    for at in (20, 30):  # each failure makes the next batch's checkpoint due: a child each
+        await feed(owner, posts[at : at + 10])
+        await owner.checkpointer.settled()
+    assert ports.store.checkpoint is None and len(started) == 3
+    assert "exited with 1 (3 in a row): checkpoints go back to the loop" in caplog.text
+    await feed(owner, posts[40:50])  # due at once: on the loop now, no fourth child
+    assert len(started) == 3
+    assert ports.store.checkpoint is not None and ports.store.checkpoint.positions == {0: 50}
+
+
+async def test_one_failing_child_leaves_checkpoints_forked(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    started = _failing_children(monkeypatch, 1)
+    ports = Ports()
+    owner = await forking_owner(ports)
+    posts = story(40)
+    await feed(owner, posts[:20])
+    await owner.checkpointer.settled()
+    assert ports.store.checkpoint is None and "the next checkpoint forks again (1 of 3" in caplog.text
+    await feed(owner, posts[20:30])  # one batch: due again at once, since the failed one covered nothing
+    await owner.checkpointer.settled()
+    assert len(started) == 2, "the retry was encoded by a child"
+    assert ports.store.checkpoint is not None and ports.store.checkpoint.positions == {0: 30}
 
 
 def test_a_child_killed_early_reports_a_failure() -> None:
