@@ -330,6 +330,27 @@ def _table(rows: Sequence[Row]) -> str:
     return "\n".join(out)
 
 
+def ceilings(rows: Sequence[Row], cpus: int) -> str:
+    """Per end-to-end path with both CPU figures: the rate the machine's cores allow at its CPU per post (ours and the
+    engines'), the share of that ceiling the run reached, and the CPU per post of ours that would meet the target at
+    that share. A path under its target with a high share needs less CPU per post; one with a low share waits."""
+    limits = limits_of(rows)
+    out = [f"CPU ceilings ({cpus} CPUs; every process of the path and the engines on them):"]
+    for r in rows:
+        target = target_of(r.path)
+        ours, engines = r.cpu_us_per_item, r.engines_us_per_item
+        if target is None or r.bound is None or ours is None or engines is None or ours + engines <= 0:
+            continue
+        ceiling = cpus * 1e6 / (ours + engines)
+        share = r.rate / ceiling
+        wanted = target * limits[r.bound]
+        budget = share * cpus * 1e6 / wanted - engines
+        out.append(f"  {r.path}: {ours:,.0f} + {engines:,.0f} µs a post -> ceiling {ceiling:,.0f}/s, reached "
+                   f"{share:.0%}; {target}x ({wanted:,.0f}/s) at that share needs ours <= {budget:,.0f} "
+                   "µs a post")  # fmt: skip
+    return "\n".join(out) if len(out) > 1 else ""
+
+
 # Issue 12's targets: end to end through ImportPosts >= 0.4x the raw bulk rate, fed in process >= 0.5x.
 TARGETS: Final = (("end to end via ImportPosts", 0.4), ("end to end, ", 0.5))
 
@@ -414,6 +435,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         tables.append(table)
         print(f"\nrun {run} of {args.repeat}, ended {datetime.now(UTC):%H:%M:%S} UTC, load average {_load()}")
         print(_table(table), flush=True)
+        if lines_of_ceilings := ceilings(table, os.cpu_count() or 1):
+            print(lines_of_ceilings, flush=True)
     if len(tables) > 1:
         print()
         print(summary(tables))

@@ -126,3 +126,21 @@ def test_the_warm_up_ends_once_two_rounds_agree(bench: ModuleType) -> None:
     assert not bench.warmed_up([9_000.0, 16_000.0])  # still compiling
     assert bench.warmed_up([9_000.0, 16_000.0, 17_500.0])
     assert bench.warmed_up([20_000.0, 17_500.0])
+
+
+def test_ceilings_say_what_the_cores_allow_and_what_the_target_needs(bench: ModuleType) -> None:
+    rows = [
+        bench.Row("es", 20_000, 1.0, limit=bench.ES_LIMIT),
+        # 100 + 100 µs a post on 2 CPUs: a ceiling of 10,000/s, of which 8,000/s is 80 %
+        bench.Row(
+            "end to end, collector + 1 indexer process", 8_000, 1.0, bench.ES_LIMIT, cpu_s=0.8, engines_cpu_s=0.8
+        ),
+        bench.Row("indexer", 8_000, 1.0, bench.ES_LIMIT, cpu_s=0.8, engines_cpu_s=0.8),  # a stage: no target
+        bench.Row("end to end via ImportPosts, one process", 8_000, 1.0, bench.ES_LIMIT, cpu_s=0.8),  # engines unknown
+    ]
+    lines = bench.ceilings(rows, 2).splitlines()
+    assert len(lines) == 2
+    # 0.5x of 20,000 = 10,000/s at 80 % of the ceiling: 2e6 * 0.8 / 10,000 - 100 = 60 µs of ours
+    assert "100 + 100 µs a post -> ceiling 10,000/s, reached 80%" in lines[1]
+    assert "0.5x (10,000/s) at that share needs ours <= 60 µs a post" in lines[1]
+    assert bench.ceilings(rows[:1], 2) == ""
