@@ -35,7 +35,12 @@ $(CONSOLE_VENDOR)/echarts.min.js: node_modules/.installed
 	mkdir -p $(CONSOLE_VENDOR)
 	cp node_modules/echarts/dist/echarts.min.js node_modules/echarts/LICENSE $(CONSOLE_VENDOR)/
 
-install: $(VENV)/.installed node_modules/.installed protos $(CONSOLE_VENDOR)/echarts.min.js
+# The stub every service preloads instead of protobuf's periodic malloc_trim(0) (libs/qingfeng/malloc_trim.py).
+NO_TRIM := $(VENV)/lib/libqingfeng-no-malloc-trim.so
+$(NO_TRIM): libs/qingfeng/native/no_malloc_trim.c | $(BIN)/python
+	cc -shared -fPIC -O2 -o $@ $<
+
+install: $(VENV)/.installed node_modules/.installed protos $(CONSOLE_VENDOR)/echarts.min.js $(NO_TRIM)
 
 lint: install
 	$(BIN)/ruff check .

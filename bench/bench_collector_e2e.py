@@ -590,4 +590,9 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
+    # As the services run: without protobuf's periodic malloc_trim (qingfeng.malloc_trim); QF_NO_MALLOC_TRIM=0 runs
+    # with it, as before 2026-12-01 (stop 20).
+    from qingfeng.malloc_trim import exec_without_malloc_trim
+
+    exec_without_malloc_trim()
     sys.exit(asyncio.run(main()))

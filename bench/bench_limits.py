@@ -584,4 +584,9 @@ async def _raw_es(run: str, name: str, docs: Sequence[tuple[str, dict[str, objec
 
 
 if __name__ == "__main__":
+    # As the services run: without protobuf's periodic malloc_trim (qingfeng.malloc_trim); QF_NO_MALLOC_TRIM=0 runs
+    # with it, as before 2026-12-01 (stop 20).
+    from qingfeng.malloc_trim import exec_without_malloc_trim
+
+    exec_without_malloc_trim()
     sys.exit(main())

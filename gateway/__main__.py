@@ -1,14 +1,20 @@
 """`python -m gateway`: settings, then logging and tracing, then the app until SIGTERM."""
 
-import asyncio
-import logging
-import sys
+from qingfeng.malloc_trim import exec_without_malloc_trim
 
-from qingfeng.logs import setup_logging
-from qingfeng.telemetry import setup_tracing
+# First of all: the process starts again with protobuf's malloc_trim stubbed out (qingfeng.malloc_trim), before
+# the imports below are paid for.
+exec_without_malloc_trim()
 
-from gateway.app import run
-from gateway.settings import GatewayConfigError, load_settings
+import asyncio  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+
+from qingfeng.logs import setup_logging  # noqa: E402
+from qingfeng.telemetry import setup_tracing  # noqa: E402
+
+from gateway.app import run  # noqa: E402
+from gateway.settings import GatewayConfigError, load_settings  # noqa: E402
 
 
 def main() -> None:

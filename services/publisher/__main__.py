@@ -1,12 +1,18 @@
 """`python -m services.publisher`: settings, then logging and tracing, then the app until SIGTERM."""
 
-import asyncio
+from qingfeng.malloc_trim import exec_without_malloc_trim
 
-from qingfeng.logs import setup_logging
-from qingfeng.telemetry import setup_tracing
+# First of all: the process starts again with protobuf's malloc_trim stubbed out (qingfeng.malloc_trim), before
+# the imports below are paid for.
+exec_without_malloc_trim()
 
-from services.publisher.app import run
-from services.publisher.settings import PublisherSettings
+import asyncio  # noqa: E402
+
+from qingfeng.logs import setup_logging  # noqa: E402
+from qingfeng.telemetry import setup_tracing  # noqa: E402
+
+from services.publisher.app import run  # noqa: E402
+from services.publisher.settings import PublisherSettings  # noqa: E402
 
 
 def main() -> None:
