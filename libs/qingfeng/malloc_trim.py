@@ -3,8 +3,9 @@
 upb (protobuf's runtime) calls glibc's ``malloc_trim(0)`` after every 10,000 arena frees, and each of our posts is one
 or more messages. Every trim gives all free heap pages back to the kernel, and the next allocations fault them in again:
 measured on the shared posts, 2.9 page faults a post in the indexer and 1.35 in the collector, about 4 µs each on the
-2-core benchmark machine. With the trims stubbed out the indexer stage went from 54-60 to 42 µs a post, and the
-collector fed in process with an indexer process from a median 116 to 102 µs a post of our CPU (issue 12).
+2-core benchmark machine. With the trims stubbed out the indexer stage took 34-44 µs a post instead of 43-55, and the
+collector fed in process with an indexer process a median 118 µs a post of our CPU instead of 128 (interleaved runs,
+README "Engine limits", issue 12).
 
 A library cannot replace a libc function the process already resolved, so the stub is preloaded: an entry point
 calls :func:`exec_without_malloc_trim` first, which starts the same command again with ``LD_PRELOAD`` naming the stub
