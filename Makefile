@@ -37,8 +37,10 @@ $(CONSOLE_VENDOR)/echarts.min.js: node_modules/.installed
 
 # The stub every service preloads instead of protobuf's periodic malloc_trim(0) (libs/qingfeng/malloc_trim.py).
 NO_TRIM := $(VENV)/lib/libqingfeng-no-malloc-trim.so
+# Without a C compiler it is left out (said once per install): the services then run with protobuf's trims.
 $(NO_TRIM): libs/qingfeng/native/no_malloc_trim.c | $(BIN)/python
-	cc -shared -fPIC -O2 -o $@ $<
+	@if command -v cc >/dev/null 2>&1; then echo "cc -shared -fPIC -O2 -o $@ $<"; cc -shared -fPIC -O2 -o $@ $<; \
+	else echo "no C compiler (cc): $@ not built, the services keep protobuf's malloc_trim (README, Configuration)"; fi
 
 install: $(VENV)/.installed node_modules/.installed protos $(CONSOLE_VENDOR)/echarts.min.js $(NO_TRIM)
 
