@@ -16,15 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.libs.entry_points import SERVICE_MAINS
+
 ROOT = Path(__file__).resolve().parents[2]
-ENTRY_POINTS = [
-    "services.collector.__main__",
-    "services.grader.__main__",
-    "services.coordinator.__main__",
-    "services.publisher.__main__",
-    "gateway.__main__",
-    "qingfeng.cli.main",
-]
+ENTRY_POINTS = [*SERVICE_MAINS, "qingfeng.cli.main"]
 
 # Prints the variable as it is when ``grpc`` starts being imported (nothing if the module never imports it).
 _WATCH = """

@@ -13,14 +13,10 @@ from pathlib import Path
 import pytest
 from qingfeng.malloc_trim import SHIM_NAME, SWITCH, preload_env, shim_path, wanted
 
+from tests.libs.entry_points import SERVICE_MAINS
+
 ROOT = Path(__file__).resolve().parents[2]
-ENTRY_POINTS = [
-    ROOT / "services" / "collector" / "__main__.py",
-    ROOT / "services" / "grader" / "__main__.py",
-    ROOT / "services" / "coordinator" / "__main__.py",
-    ROOT / "services" / "publisher" / "__main__.py",
-    ROOT / "gateway" / "__main__.py",
-]
+ENTRY_POINTS = [ROOT / Path(*module.split(".")).with_suffix(".py") for module in SERVICE_MAINS]
 
 
 def _built() -> Path:
