@@ -13,10 +13,12 @@ acknowledged every request of it.
 - When Elasticsearch cannot take the batch at all (unreachable, 429/5xx after the bulk writer's retries), nothing is
   committed: the consumer stops, waits with backoff and resumes from the last commit. Collection is not affected;
   posts wait on Kafka (indexing lag) until Elasticsearch is back.
-- Memory stays bounded whatever Elasticsearch does: one batch (``batch_size`` records) is held while it is written,
-  plus aiokafka's prefetch (``max_partition_fetch_bytes``, 1 MB per partition), plus the event ids of at most
-  ``event_ids_max`` posts (about 240 bytes each); a slow bulk request just delays the next poll. The lag is the
-  gauge ``qingfeng_kafka_consumer_lag`` (``run_batches``) and ``qingfeng status``.
+- Memory stays bounded whatever Elasticsearch does: at most ``batches_in_flight`` batches (``batch_size`` records
+  each) are held while they are written (``qingfeng.kafka.BatchWindow``: the next batch is decoded and sent while
+  the last requests of the one before are indexed; commits stay in order), plus aiokafka's prefetch
+  (``max_partition_fetch_bytes``, 1 MB per partition), plus the event ids of at most ``event_ids_max`` posts (about
+  240 bytes each); a slow bulk request just delays the next poll. The lag is the gauge
+  ``qingfeng_kafka_consumer_lag`` (``run_batches``) and ``qingfeng status``.
 
 Documents (``services.collector.documents``) are built straight into the JSON bytes of their bulk lines.
 
@@ -189,6 +191,7 @@ class PostIndexer:
             self.handle,
             stop,
             max_records=self._settings.batch_size,
+            batches_in_flight=self._settings.batches_in_flight,
             backoff_s=self._settings.retry_backoff_s,
             backoff_max_s=self._settings.retry_backoff_max_s,
             progress=lambda: self.indexed,

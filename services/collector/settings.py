@@ -96,6 +96,9 @@ class IndexerSettings(_Group):
     # of them in flight: the next request's documents are built while Elasticsearch indexes the previous ones.
     bulk_docs: int = Field(default=500, ge=1, le=20_000)
     bulk_concurrency: int = Field(default=3, ge=1, le=16)
+    # Batches handled at once (qingfeng.kafka.BatchWindow): the next batch is fetched, decoded and sent while the
+    # last requests of the one before are indexed; offsets are still committed in order, each after its batch.
+    batches_in_flight: int = Field(default=2, ge=1, le=8)
     # Waits before restarting the consumer after Elasticsearch or Kafka failed (doubles up to the maximum). The
     # maximum is short because a failed attempt already spends ~20 s in the bulk writer's own retries: with 30 s the
     # indexer resumed 13-22 s after Elasticsearch was back (soak, issue 13); with 5 s the loop still cannot spin.

@@ -4,6 +4,7 @@ Records carry protobuf payloads with ``event-type``, ``event-id``, ``content-typ
 Producers are idempotent with ``acks=all``; consumers commit only after their handler's effect is durable.
 """
 
+from qingfeng.kafka.batch_window import BatchWindow
 from qingfeng.kafka.consumer import BatchHandler, run_batches, run_batches_resuming
 from qingfeng.kafka.deadletter import (
     DEADLETTER_EVENT_TYPE,
@@ -57,6 +58,7 @@ __all__ = [
     "TASKS",
     "BadRecord",
     "BatchHandler",
+    "BatchWindow",
     "DeadLetterSender",
     "DeadLetterSpec",
     "Delivery",

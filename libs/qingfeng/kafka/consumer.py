@@ -13,10 +13,9 @@ effect. If the handler raises, nothing of the batch is committed and the runner 
 the in-memory position is already past the batch, so carrying on would skip it. The process (or its supervisor)
 restarts the runner, which resumes from the last commit.
 
-Rebalances: a ``ConsumerRebalanceListener`` waits, in ``on_partitions_revoked``, for the batch in flight to finish
-and commit before the partitions go to another member. The lock it waits for is held around handler + commit only,
-never around ``getmany()``: ``getmany()`` can wait on the rebalance, which waits on the listener, so holding the lock
-there would deadlock.
+Rebalances: a ``ConsumerRebalanceListener`` waits, in ``on_partitions_revoked``, for the batches in flight to finish
+and commit before the partitions go to another member. It waits on the handlers' tasks only, never on ``getmany()``:
+``getmany()`` can wait on the rebalance, which waits on the listener, so waiting for it there would deadlock.
 
 Tracing (one span per batch, ``qingfeng.trace_batches``): the handler runs under one CONSUMER span ``<group> process
 batch``, a root linked to the producer span of each record (at most 128 links); records get no span of their own.
@@ -37,14 +36,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, IllegalStateError
 from opentelemetry import trace
 
-from qingfeng.kafka.records import Record, record_of
+from qingfeng.kafka.batch_window import BatchHandler, BatchWindow
 from qingfeng.kafka.security import client_kwargs
 from qingfeng.metrics import ConsumerLag
 from qingfeng.settings import KafkaSettings
-from qingfeng.trace_batches import start_consumer_batch
 
 __all__ = ["BatchHandler", "run_batches", "run_batches_resuming"]
 
@@ -54,22 +51,21 @@ _COLLECT_BEFORE_WAIT_S = 0.1
 _log = logging.getLogger(__name__)
 _TRACER_NAME = "qingfeng.kafka"
 
-BatchHandler = Callable[[list[Record]], Awaitable[None]]
 
+class _FinishBatchesBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type hints
+    """Makes a rebalance wait until the batches in flight have run their handlers and committed (or failed)."""
 
-class _FinishBatchBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no type hints
-    """Makes a rebalance wait until the batch in flight has run its handler and committed."""
-
-    def __init__(self, in_flight: asyncio.Lock, group_id: str, consumer: Any, lag: ConsumerLag) -> None:
-        self._in_flight = in_flight
+    def __init__(self, group_id: str, consumer: Any, lag: ConsumerLag) -> None:
+        self.window: BatchWindow | None = None  # set once the consumer exists
         self._group_id = group_id
         self._consumer = consumer
         self._lag = lag
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        async with self._in_flight:
-            _log.info("partitions revoked", extra={"group_id": self._group_id, "partitions": sorted(map(str, revoked))})
-            self._lag.revoked(revoked)
+        if self.window is not None:
+            await self.window.settle()
+        _log.info("partitions revoked", extra={"group_id": self._group_id, "partitions": sorted(map(str, revoked))})
+        self._lag.revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         _log.info("partitions assigned", extra={"group_id": self._group_id, "partitions": sorted(map(str, assigned))})
@@ -94,13 +90,19 @@ async def run_batches(
     poll_timeout_ms: int = 500,
     auto_offset_reset: str = "earliest",
     tracer_provider: trace.TracerProvider | None = None,
+    batches_in_flight: int = 1,
 ) -> None:
     """Consume ``topics`` as group ``group_id`` in batches until ``stop`` is set.
 
     ``handler`` receives the records of one ``getmany()`` (at most ``max_records``, in offset order per partition)
-    and must return only once its effect is durable. The batch in flight when ``stop`` is set is finished and
+    and must return only once its effect is durable. The batches in flight when ``stop`` is set are finished and
     committed before the consumer closes. An exception from ``handler`` stops the runner without committing that
-    batch and propagates.
+    batch (nor any fetched after it) and propagates.
+
+    ``batches_in_flight`` > 1 lets that many handlers run at once (``qingfeng.kafka.batch_window``): the next batch
+    is fetched and handled while the last ones finish, commits stay in fetch order, and a batch with a key still in
+    flight waits for it. Handlers must then tolerate running concurrently (on different keys). With 1 the next
+    ``getmany()`` overlaps the handler, but the next handler starts only after the one before committed.
     """
     tracer = trace.get_tracer(_TRACER_NAME, tracer_provider=tracer_provider)
     consumer = AIOKafkaConsumer(
@@ -114,45 +116,33 @@ async def run_batches(
         request_timeout_ms=int(settings.request_timeout_s * 1000),
         max_poll_records=max_records,
     )
-    in_flight = asyncio.Lock()
     lag = ConsumerLag(group_id)
-    consumer.subscribe(topics=list(topics), listener=_FinishBatchBeforeRevoke(in_flight, group_id, consumer, lag))
+    listener = _FinishBatchesBeforeRevoke(group_id, consumer, lag)
+    window = listener.window = BatchWindow(
+        consumer, handler, size=batches_in_flight, group_id=group_id, tracer=tracer, lag=lag
+    )
+    consumer.subscribe(topics=list(topics), listener=listener)
     await consumer.start()
     try:
         while not stop.is_set():
             fetched = await consumer.getmany(timeout_ms=poll_timeout_ms, max_records=max_records)
+            window.raise_failed()
             if not fetched:
                 lag.observe(consumer)
                 continue
-            async with in_flight:
-                # Partitions revoked between getmany() and here belong to another member now: it re-reads them.
-                assigned = consumer.assignment()
-                batch = {tp: msgs for tp, msgs in fetched.items() if msgs and tp in assigned}
-                if batch:
-                    await _process(consumer, tracer, group_id, batch, handler)
-                    lag.committed({tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})
-                    lag.observe(consumer)
+            await window.make_room(fetched)
+            if stop.is_set():  # set while the batches before ran: these records are not handled, nor committed
+                break
+            window.start(fetched)
+        await window.drain()  # the batches in flight when stop was set are finished and committed
+    except asyncio.CancelledError:
+        await window.abandon(cancel=True)
+        raise
+    except BaseException:
+        await window.abandon()
+        raise
     finally:
         await consumer.stop()
-
-
-async def _process(
-    consumer: Any, tracer: trace.Tracer, group_id: str, batch: dict[Any, list[Any]], handler: BatchHandler
-) -> None:
-    records = [record_of(msg) for msgs in batch.values() for msg in msgs]
-    batch_span = start_consumer_batch(group_id, records, tracer=tracer)
-    try:
-        with trace.use_span(batch_span, end_on_exit=False, record_exception=True, set_status_on_exception=True):
-            await handler(records)
-            offsets = {tp: msgs[-1].offset + 1 for tp, msgs in batch.items()}
-            try:
-                await consumer.commit(offsets)
-            except (CommitFailedError, IllegalStateError) as err:
-                # The group rebalanced under us; the effect is done and the new owner re-delivers these records to an
-                # idempotent handler. Not an error of this process.
-                _log.warning("commit skipped after rebalance: %s", err, extra={"group_id": group_id})
-    finally:
-        batch_span.end()
 
 
 async def run_batches_resuming(
@@ -169,6 +159,7 @@ async def run_batches_resuming(
     name: str,
     prepare: Callable[[], Awaitable[object]] | None = None,
     on_failure: Callable[[Exception], object] | None = None,
+    batches_in_flight: int = 1,
 ) -> None:
     """``run_batches`` until ``stop``, resumed from the last commit after every failure (the handler's store or Kafka
     down: nothing of the failed batch was committed).
@@ -187,7 +178,15 @@ async def run_batches_resuming(
             if prepare is not None and not prepared:
                 await prepare()
                 prepared = True
-            await run_batches(settings, topics, group_id, handler, stop, max_records=max_records)
+            await run_batches(
+                settings,
+                topics,
+                group_id,
+                handler,
+                stop,
+                max_records=max_records,
+                batches_in_flight=batches_in_flight,
+            )
             return
         except Exception as err:
             if on_failure is not None:
