@@ -120,6 +120,23 @@ def test_the_summary_gives_each_run_its_own_limit_and_counts_the_runs_that_met_t
     assert bench.target_of("raw ES bulk") is None
 
 
+def test_the_summary_also_gives_the_ratios_against_the_limit_until_acknowledged(bench: ModuleType) -> None:
+    """The limit is timed until searchable, as the paths are; the ratios against the raw bulk without its refresh
+    (the measure until stop 20) are listed after, for the target rows only."""
+    rows = [
+        bench.Row("raw ES bulk", 10_000, 1.0, limit=bench.ES_LIMIT),
+        bench.Row("  the same until acknowledged", 10_000, 0.8, limit=bench.ES_ACKED),  # 12,500/s
+        bench.Row("end to end, collector + 1 indexer process", 5_500, 1.0, bench.ES_LIMIT),
+        bench.Row("indexer (consume→document→bulk create)", 9_000, 1.0, bench.ES_LIMIT),
+    ]
+    lines = bench.summary([rows]).splitlines()
+    assert "0.55 (median 0.55; >= 0.5x in 1 of 1)" in lines[1]
+    assert lines[3].startswith("the same against the raw bulk until acknowledged")
+    assert lines[4] == "  end to end, collector + 1 indexer process: 0.44 (median 0.44; >= 0.5x in 0 of 1)"
+    assert len(lines) == 5  # the indexer stage has no target: not repeated
+    assert "x" not in bench._table(rows).splitlines()[3].split("|")[5]  # the acknowledged limit bounds no path
+
+
 def test_the_warm_up_ends_once_two_rounds_agree(bench: ModuleType) -> None:
     assert not bench.warmed_up([])
     assert not bench.warmed_up([9_000.0])
