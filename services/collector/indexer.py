@@ -14,8 +14,9 @@ acknowledged every request of it.
   committed: the consumer stops, waits with backoff and resumes from the last commit. Collection is not affected;
   posts wait on Kafka (indexing lag) until Elasticsearch is back.
 - Memory stays bounded whatever Elasticsearch does: at most ``batches_in_flight`` batches (``batch_size`` records
-  each) are held while they are written (``qingfeng.kafka.BatchWindow``: the next batch is decoded and sent while
-  the last requests of the one before are indexed; commits stay in order), plus aiokafka's prefetch
+  each, default one) are held while they are written (``qingfeng.kafka.BatchWindow``: with two, while behind, the
+  next batch is decoded and sent while the last requests of the one before are indexed; commits stay in order), plus
+  aiokafka's prefetch
   (``max_partition_fetch_bytes``, 1 MB per partition), plus the event ids of at most ``event_ids_max`` posts (about
   240 bytes each); a slow bulk request just delays the next poll. The lag is the gauge
   ``qingfeng_kafka_consumer_lag`` (``run_batches``) and ``qingfeng status``.

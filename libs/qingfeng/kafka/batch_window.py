@@ -10,6 +10,11 @@ documents are built), and keeps every guarantee of one batch at a time:
 - **Per-key order.** A batch with a key still in flight in an earlier batch (or a record without a key) starts only
   after the earlier batches committed, so two versions of one post are never written concurrently.
 - **Bounded.** At most ``size`` batches are held; ``make_room`` waits for room.
+- **Only when behind.** The next batch is fetched beside the ones in flight only when the last one was full (the
+  consumer is behind the log): at its head a batch fetched at once would be a few records, where waiting lets it
+  grow. With two batches of 2,000 always in flight, the indexer and Elasticsearch spent more CPU a post at the head
+  and the end-to-end path was slower (``bench/bench_collector_e2e.py --skip-pipeline --indexer process``, four
+  interleaved pairs on 2026-12-02: 6.05 / 7.21 / 5.84 / 6.50 s one at a time, 6.82 / 6.92 / 6.36 / 7.36 s two).
 - **Rebalances.** ``settle`` waits (without raising) until every batch in flight committed or failed: the rebalance
   listener calls it before the partitions go to another member.
 """
@@ -49,6 +54,7 @@ class BatchWindow:
         handler: BatchHandler,
         *,
         size: int,
+        full_at: int,
         group_id: str,
         tracer: trace.Tracer,
         lag: ConsumerLag,
@@ -58,6 +64,8 @@ class BatchWindow:
         self._consumer = consumer
         self._handler = handler
         self._size = size
+        self._full_at = full_at  # a fetch of this many records (getmany's max_records) means the consumer is behind
+        self._last_full = False
         self._group_id = group_id
         self._tracer = tracer
         self._lag = lag
@@ -66,6 +74,13 @@ class BatchWindow:
 
     def __len__(self) -> int:
         return len(self._flight)
+
+    async def wait_to_fetch(self) -> None:
+        """Wait until the next ``getmany()`` may run: fewer than ``size`` batches in flight, and none unless the last
+        batch started was full. Raises the failure of an earlier batch."""
+        while self._flight and (len(self._flight) >= self._size or not self._last_full):
+            await self._finish_oldest()
+        self.raise_failed()
 
     async def make_room(self, fetched: dict[Any, list[Any]]) -> None:
         """Wait until a ``getmany()`` result may start: there is room, and no earlier batch holds one of its keys.
@@ -82,6 +97,7 @@ class BatchWindow:
         """Start handling a ``getmany()`` result (after ``make_room``, with no await between)."""
         # Partitions revoked meanwhile belong to another member now: it re-reads them.
         assigned = self._consumer.assignment()
+        self._last_full = sum(len(msgs) for msgs in fetched.values()) >= self._full_at
         batch = {tp: msgs for tp, msgs in fetched.items() if msgs and tp in assigned}
         if not batch:
             return

@@ -99,10 +99,10 @@ async def run_batches(
     committed before the consumer closes. An exception from ``handler`` stops the runner without committing that
     batch (nor any fetched after it) and propagates.
 
-    ``batches_in_flight`` > 1 lets that many handlers run at once (``qingfeng.kafka.batch_window``): the next batch
-    is fetched and handled while the last ones finish, commits stay in fetch order, and a batch with a key still in
-    flight waits for it. Handlers must then tolerate running concurrently (on different keys). With 1 the next
-    ``getmany()`` overlaps the handler, but the next handler starts only after the one before committed.
+    ``batches_in_flight`` > 1 lets that many handlers run at once (``qingfeng.kafka.batch_window``) while the
+    consumer is behind (the last batch was full): the next batch is fetched and handled while the last ones finish,
+    commits stay in fetch order, and a batch with a key still in flight waits for it. Handlers must then tolerate
+    running concurrently (on different keys). With 1, one batch at a time: fetched after the one before committed.
     """
     tracer = trace.get_tracer(_TRACER_NAME, tracer_provider=tracer_provider)
     consumer = AIOKafkaConsumer(
@@ -119,12 +119,15 @@ async def run_batches(
     lag = ConsumerLag(group_id)
     listener = _FinishBatchesBeforeRevoke(group_id, consumer, lag)
     window = listener.window = BatchWindow(
-        consumer, handler, size=batches_in_flight, group_id=group_id, tracer=tracer, lag=lag
+        consumer, handler, size=batches_in_flight, full_at=max_records, group_id=group_id, tracer=tracer, lag=lag
     )
     consumer.subscribe(topics=list(topics), listener=listener)
     await consumer.start()
     try:
         while not stop.is_set():
+            await window.wait_to_fetch()
+            if stop.is_set():  # set while the batches before ran
+                break
             fetched = await consumer.getmany(timeout_ms=poll_timeout_ms, max_records=max_records)
             window.raise_failed()
             if not fetched:

@@ -81,9 +81,17 @@ class Gate:
             self.running -= 1
 
 
-def window(consumer: Consumer, handler: Callable[[list[Record]], Awaitable[None]], size: int) -> BatchWindow:
+def window(
+    consumer: Consumer, handler: Callable[[list[Record]], Awaitable[None]], size: int, full_at: int = 2
+) -> BatchWindow:
     return BatchWindow(
-        consumer, handler, size=size, group_id="g", tracer=trace.get_tracer("test"), lag=ConsumerLag("g-test")
+        consumer,
+        handler,
+        size=size,
+        full_at=full_at,
+        group_id="g",
+        tracer=trace.get_tracer("test"),
+        lag=ConsumerLag("g-test"),
     )
 
 
@@ -202,6 +210,35 @@ async def test_cancelling_abandons_the_handlers_in_flight() -> None:
     await settle_loop()
     await w.abandon(cancel=True)
     assert gate.running == 0 and consumer.commits == [] and len(w) == 0
+
+
+async def test_the_next_fetch_runs_beside_a_batch_only_when_that_batch_was_full() -> None:
+    consumer, gate = Consumer(), Gate()
+    w = window(consumer, gate, size=2, full_at=2)
+    await submit(w, batch(0, "a", "b"))  # full: the consumer is behind, fetch the next one at once
+    await asyncio.wait_for(w.wait_to_fetch(), 1)
+    await submit(w, batch(2, "c"))  # a partial batch: at the head of the log
+    fetching = asyncio.create_task(w.wait_to_fetch())
+    await settle_loop()
+    assert not fetching.done()  # full window
+    gate.release(0)
+    await settle_loop()
+    assert not fetching.done()  # room, but the last batch was partial: let the next one grow until it is done
+    gate.release(2)
+    await asyncio.wait_for(fetching, 1)
+    assert len(w) == 0 and consumer.commits == [{TP("t", 0): 2}, {TP("t", 0): 3}]
+
+
+async def test_one_batch_at_a_time_fetches_only_after_the_one_before_committed() -> None:
+    consumer, gate = Consumer(), Gate()
+    w = window(consumer, gate, size=1, full_at=1)
+    await submit(w, batch(0, "a"))  # full, yet a window of one never fetches beside it
+    fetching = asyncio.create_task(w.wait_to_fetch())
+    await settle_loop()
+    assert not fetching.done()
+    gate.release(0)
+    await asyncio.wait_for(fetching, 1)
+    assert consumer.commits == [{TP("t", 0): 1}]
 
 
 def test_a_window_holds_at_least_one_batch() -> None:
