@@ -2,8 +2,8 @@
 
 A handler that writes to a store spends the end of each batch waiting for its last request, then the runner waits
 for the commit and the next fetch: the store and the process take turns. The window lets up to ``size`` batches run
-their handlers at once (the indexer: 2, so Elasticsearch indexes the end of one batch while the next batch's
-documents are built), and keeps every guarantee of one batch at a time:
+their handlers at once (the indexer with ``batches_in_flight`` 2: Elasticsearch indexes the end of one batch while
+the next batch's documents are built), and keeps every guarantee of one batch at a time:
 
 - **Commits in fetch order.** A batch's offsets are committed only after its handler returned and the batch before
   it committed; a failed batch commits nothing, nor does any batch after it.
@@ -82,19 +82,24 @@ class BatchWindow:
             await self._finish_oldest()
         self.raise_failed()
 
-    async def make_room(self, fetched: dict[Any, list[Any]]) -> None:
+    async def make_room(self, fetched: dict[Any, list[Any]]) -> frozenset[bytes | None]:
         """Wait until a ``getmany()`` result may start: there is room, and no earlier batch holds one of its keys.
+        Returns those keys, for ``start``.
 
         Raises the failure of an earlier batch (nothing of it, nor of any batch after it, is committed)."""
-        keys = _keys(fetched)
+        # With one slot, any batch in flight leaves no room whatever its keys: none are collected (every consumer's
+        # default, on every batch).
+        keys = _keys(fetched) if self._size > 1 else frozenset()
         if any(task.done() and not task.cancelled() and task.exception() for task, _ in self._flight):
             await self.drain()  # a batch failed: raised here, in fetch order, and nothing more is started
         while self._flight and (len(self._flight) >= self._size or self._conflicts(keys)):
             await self._finish_oldest()
         self.raise_failed()
+        return keys
 
-    def start(self, fetched: dict[Any, list[Any]]) -> None:
-        """Start handling a ``getmany()`` result (after ``make_room``, with no await between)."""
+    def start(self, fetched: dict[Any, list[Any]], keys: frozenset[bytes | None]) -> None:
+        """Start handling a ``getmany()`` result with the keys ``make_room`` returned for it (right after it, with no
+        await between; they may include records of partitions revoked meanwhile, which only makes them wait more)."""
         # Partitions revoked meanwhile belong to another member now: it re-reads them.
         assigned = self._consumer.assignment()
         self._last_full = sum(len(msgs) for msgs in fetched.values()) >= self._full_at
@@ -102,7 +107,7 @@ class BatchWindow:
         if not batch:
             return
         before = self._flight[-1][0] if self._flight else None
-        self._flight.append((asyncio.create_task(self._run(batch, before)), _keys(batch)))
+        self._flight.append((asyncio.create_task(self._run(batch, before)), keys))
 
     def raise_failed(self) -> None:
         """Raise the failure of the oldest batches that already ended (done ones are dropped from the window)."""

@@ -133,10 +133,10 @@ async def run_batches(
             if not fetched:
                 lag.observe(consumer)
                 continue
-            await window.make_room(fetched)
+            keys = await window.make_room(fetched)
             if stop.is_set():  # set while the batches before ran: these records are not handled, nor committed
                 break
-            window.start(fetched)
+            window.start(fetched, keys)
         await window.drain()  # the batches in flight when stop was set are finished and committed
     except asyncio.CancelledError:
         await window.abandon(cancel=True)

@@ -96,8 +96,7 @@ def window(
 
 
 async def submit(w: BatchWindow, fetched: dict[Any, list[Any]]) -> None:
-    await w.make_room(fetched)
-    w.start(fetched)
+    w.start(fetched, await w.make_room(fetched))
 
 
 async def settle_loop() -> None:
